@@ -1,0 +1,41 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Assembles entry.S, exceptions.S and exceptions_panic.S into libvmbase_entry.a (what Soong's
+//! `libvmbase_entry` is) and hands sections.ld to the binaries that depend on vmbase.
+
+use std::env;
+use std::path::PathBuf;
+
+const ASSEMBLY: [&str; 3] = ["entry.S", "exceptions.S", "exceptions_panic.S"];
+
+fn main() {
+    for file in ASSEMBLY.iter().chain(&["sections.ld"]) {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    // Host builds (unit tests) have no entry point to assemble.
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("aarch64") {
+        return;
+    }
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+
+    let mut build = cc::Build::new();
+    // The .S files are written for clang's integrated assembler, whatever CC says.
+    if env::var_os("CC_aarch64_unknown_none").is_none() && env::var_os("CC").is_none() {
+        build.compiler("clang");
+    }
+    if env::var_os("AR_aarch64_unknown_none").is_none() && env::var_os("AR").is_none() {
+        build.archiver("llvm-ar");
+    }
+    build
+        .files(ASSEMBLY)
+        .cargo_metadata(false)
+        .compile("vmbase_entry");
+    println!("cargo:rustc-link-search=native={}", out_dir.display());
+    // Whole archive: the entry point and vectors are reached from the linker script and from
+    // each other, not from Rust, so nothing would pull them in otherwise.
+    println!("cargo:rustc-link-lib=static:+whole-archive=vmbase_entry");
+
+    // Dependent binaries link with `-Tsections.ld`, found through the search path above.
+    std::fs::copy("sections.ld", out_dir.join("sections.ld")).expect("copy sections.ld to OUT_DIR");
+}

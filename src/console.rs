@@ -1,0 +1,303 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The VM's console: which UART it is, and the locked and lock-free ways of writing to it.
+//!
+//! [`init`] picks the UART once, from the FDT the VMM passed if it names a supported one, or the
+//! 8250 at [`BASE_ADDRESS`] otherwise. [`println!`](crate::println) then writes through a
+//! spin-locked driver, while [`emergency_write_str`] and [`eprintln!`](crate::eprintln) build a
+//! driver afresh for every call, so they work even when the lock is held or was never set up.
+
+use crate::fdt::{self, Fdt};
+use crate::uart;
+use core::fmt::{self, Write};
+use core::num::NonZeroUsize;
+use core::ptr::NonNull;
+use safe_mmio::UniqueMmioPointer;
+use spin::{mutex::SpinMutex, Once};
+
+/// Base address of the first 8250 UART that crosvm emulates: the console when the FDT names
+/// none that vmbase supports.
+pub const BASE_ADDRESS: usize = 0x3f8;
+
+/// The MMIO range where a console may live: crosvm's first GiB, which the example's idmap maps
+/// as device memory. A UART the FDT places anywhere else is ignored.
+pub const MMIO_RANGE: core::ops::Range<usize> = 0..0x4000_0000;
+
+/// A UART vmbase can drive, with its base address.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ConsoleDevice {
+    /// An 8250/16550 UART (crosvm's console).
+    Ns16550(NonZeroUsize),
+    /// An Arm PL011 UART (QEMU virt's console).
+    Pl011(NonZeroUsize),
+}
+
+/// Why [`ConsoleDevice::from_fdt`] fell back to the default console.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ConsoleError {
+    /// The FDT could not be read or names no console node.
+    Fdt(fdt::FdtError),
+    /// The console node is not compatible with a driver vmbase has.
+    UnsupportedDevice,
+    /// The console's registers are outside [`MMIO_RANGE`].
+    OutsideMmio(u64),
+}
+
+impl fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fdt(e) => write!(f, "{e}"),
+            Self::UnsupportedDevice => write!(f, "the stdout-path device has no vmbase driver"),
+            Self::OutsideMmio(address) => write!(f, "console address {address:#x} is not MMIO"),
+        }
+    }
+}
+
+impl From<fdt::FdtError> for ConsoleError {
+    fn from(e: fdt::FdtError) -> Self {
+        Self::Fdt(e)
+    }
+}
+
+impl ConsoleDevice {
+    /// The console when the FDT does not name one.
+    pub const DEFAULT: Self = Self::Ns16550(NonZeroUsize::new(BASE_ADDRESS).unwrap());
+
+    /// The console that `/chosen/stdout-path` of FDT `blob` names.
+    pub fn from_fdt(blob: &[u8]) -> Result<Self, ConsoleError> {
+        let node = Fdt::new(blob)?.stdout()?;
+        let (device, size): (fn(NonZeroUsize) -> Self, usize) = if ["ns16550a", "ns16550", "ns8250"]
+            .iter()
+            .any(|c| node.is_compatible(c))
+        {
+            (Self::Ns16550, uart::REGISTERS_SIZE)
+        } else if node.is_compatible("arm,pl011") {
+            (
+                Self::Pl011,
+                core::mem::size_of::<arm_pl011_uart::PL011Registers>(),
+            )
+        } else {
+            return Err(ConsoleError::UnsupportedDevice);
+        };
+        let outside = ConsoleError::OutsideMmio(node.address);
+        let base = usize::try_from(node.address).map_err(|_| outside)?;
+        let end = base.checked_add(size).ok_or(outside)?;
+        if base < MMIO_RANGE.start || end > MMIO_RANGE.end {
+            return Err(outside);
+        }
+        Ok(device(NonZeroUsize::new(base).ok_or(outside)?))
+    }
+}
+
+/// The driver for a [`ConsoleDevice`].
+enum Uart {
+    Ns16550(uart::Uart<'static>),
+    Pl011(arm_pl011_uart::Uart<'static>),
+}
+
+impl Uart {
+    /// # Safety
+    ///
+    /// `device` must be the address of such a UART, mapped as device memory for the rest of the
+    /// program. Other instances may exist only as the emergency console does it: writes from
+    /// several instances then interleave, which is all that can go wrong for transmit-only MMIO.
+    unsafe fn new(device: ConsoleDevice) -> Self {
+        match device {
+            ConsoleDevice::Ns16550(base) => {
+                let registers = NonNull::without_provenance(base);
+                // SAFETY: The caller promises that base is this UART's mapped MMIO address.
+                Self::Ns16550(uart::Uart::new(unsafe {
+                    UniqueMmioPointer::new(registers)
+                }))
+            }
+            ConsoleDevice::Pl011(base) => {
+                let registers = NonNull::without_provenance(base);
+                // SAFETY: The caller promises that base is this UART's mapped MMIO address.
+                Self::Pl011(arm_pl011_uart::Uart::new(unsafe {
+                    UniqueMmioPointer::new(registers)
+                }))
+            }
+        }
+    }
+}
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self {
+            Self::Ns16550(uart) => uart.write_str(s),
+            Self::Pl011(uart) => uart.write_str(s),
+        }
+    }
+}
+
+/// The device chosen by [`init`].
+static DEVICE: Once<ConsoleDevice> = Once::new();
+/// The driver behind `print!` and `println!`.
+static CONSOLE: SpinMutex<Option<Uart>> = SpinMutex::new(None);
+
+/// The console device: the one [`init`] chose, or [`ConsoleDevice::DEFAULT`] before that.
+pub fn device() -> ConsoleDevice {
+    DEVICE.get().copied().unwrap_or(ConsoleDevice::DEFAULT)
+}
+
+/// Sets up the console, once; vmbase calls it before `main`.
+///
+/// `fdt` is the device tree the VMM passed, if it looks like one. Returns why the FDT's console
+/// was not used, if it was not, so the caller can report it once the console works.
+///
+/// # Safety
+///
+/// The device the FDT names (or the 8250 at [`BASE_ADDRESS`]) must be mapped as device memory for
+/// the rest of the program, and nothing else may use its registers.
+pub unsafe fn init(fdt: Option<&[u8]>) -> Result<ConsoleDevice, ConsoleError> {
+    let chosen = match fdt {
+        Some(blob) => ConsoleDevice::from_fdt(blob),
+        None => Err(ConsoleError::Fdt(fdt::FdtError::Truncated)),
+    };
+    let device = *DEVICE.call_once(|| chosen.unwrap_or(ConsoleDevice::DEFAULT));
+    // SAFETY: The caller promises that the device is mapped and otherwise unused.
+    *CONSOLE.lock() = Some(unsafe { Uart::new(device) });
+    chosen
+}
+
+/// Writes `args` and a newline while holding the console lock once, or through the emergency
+/// console if [`init`] has not run. Used by [`println!`](crate::println).
+pub fn write_line(args: fmt::Arguments) {
+    write_locked(args, "\n");
+}
+
+/// Writes `args` while holding the console lock. Used by [`print!`](crate::print).
+pub fn write_args(args: fmt::Arguments) {
+    write_locked(args, "");
+}
+
+fn write_locked(args: fmt::Arguments, end: &str) {
+    let mut console = CONSOLE.lock();
+    match console.as_mut() {
+        // Console output has nowhere to report its own failure; the UARTs never fail anyway.
+        Some(uart) => {
+            let _ = uart.write_fmt(args).and_then(|()| uart.write_str(end));
+        }
+        None => {
+            drop(console);
+            emergency_write_args(args);
+            emergency_write_str(end);
+        }
+    }
+}
+
+fn emergency_uart() -> Uart {
+    // SAFETY: device() is either what init chose (mapped, as init's caller promised) or the
+    // default crosvm UART; this deliberately aliases the locked driver, which for transmit-only
+    // registers can at worst interleave output.
+    unsafe { Uart::new(device()) }
+}
+
+/// Writes `s` to the console without taking any lock or allocating, so it works in exception
+/// handlers and panics, even if the console lock is held. Output may interleave with `println!`.
+pub fn emergency_write_str(s: &str) {
+    let _ = emergency_uart().write_str(s);
+}
+
+/// Formats `args` to the console like [`emergency_write_str`]. Used by
+/// [`eprint!`](crate::eprint) and [`eprintln!`](crate::eprintln).
+pub fn emergency_write_args(args: fmt::Arguments) {
+    let _ = emergency_uart().write_fmt(args);
+}
+
+/// Prints to the console, holding its lock for the whole line.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => ($crate::console::write_args(format_args!($($arg)*)));
+}
+
+/// Prints a line to the console, holding its lock for the whole line.
+///
+/// Do not use it in exception handlers: the interrupted code may hold the lock. Use
+/// [`eprintln!`] there.
+#[macro_export]
+macro_rules! println {
+    () => ($crate::console::write_line(format_args!("")));
+    ($($arg:tt)*) => ($crate::console::write_line(format_args!($($arg)*)));
+}
+
+/// Prints to the console without locking; safe in exception handlers and panics.
+#[macro_export]
+macro_rules! eprint {
+    ($($arg:tt)*) => ($crate::console::emergency_write_args(format_args!($($arg)*)));
+}
+
+/// Prints a line to the console without locking; safe in exception handlers and panics.
+#[macro_export]
+macro_rules! eprintln {
+    () => ($crate::console::emergency_write_str("\n"));
+    ($($arg:tt)*) => ({
+        $crate::console::emergency_write_args(format_args!($($arg)*));
+        $crate::console::emergency_write_str("\n");
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdt::tests::{crosvm_like, FdtBuilder};
+
+    #[test]
+    fn qemu_dtb_selects_pl011() {
+        let blob = include_bytes!("../tests/data/qemu-virt.dtb");
+        assert_eq!(
+            ConsoleDevice::from_fdt(blob),
+            Ok(ConsoleDevice::Pl011(NonZeroUsize::new(0x900_0000).unwrap()))
+        );
+    }
+
+    #[test]
+    fn crosvm_dtb_selects_8250() {
+        assert_eq!(
+            ConsoleDevice::from_fdt(&crosvm_like()),
+            Ok(ConsoleDevice::DEFAULT)
+        );
+    }
+
+    fn tree_with_console(compatible: &[u8], reg: &[u32]) -> Vec<u8> {
+        FdtBuilder::new()
+            .begin("")
+            .begin("chosen")
+            .prop("stdout-path", b"/serial\0")
+            .end()
+            .begin("serial")
+            .prop("compatible", compatible)
+            .prop_u32s("reg", reg)
+            .end()
+            .end()
+            .build()
+    }
+
+    #[test]
+    fn unsupported_or_misplaced_devices_fall_back() {
+        let virtio = tree_with_console(b"virtio,console\0", &[0, 0x1000]);
+        assert_eq!(
+            ConsoleDevice::from_fdt(&virtio),
+            Err(ConsoleError::UnsupportedDevice)
+        );
+
+        let in_ram = tree_with_console(b"arm,pl011\0", &[0, 0x8020_0000]);
+        assert_eq!(
+            ConsoleDevice::from_fdt(&in_ram),
+            Err(ConsoleError::OutsideMmio(0x8020_0000))
+        );
+
+        let straddling = tree_with_console(b"ns16550a\0", &[0, 0x3fff_fffc]);
+        assert_eq!(
+            ConsoleDevice::from_fdt(&straddling),
+            Err(ConsoleError::OutsideMmio(0x3fff_fffc))
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(ConsoleDevice::from_fdt(&[0xd0, 0x0d, 0xfe, 0xed]).is_err());
+        assert!(ConsoleDevice::from_fdt(&[0xff; 4096]).is_err());
+    }
+}

@@ -1,0 +1,124 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! From entry.S to the binary's `main`, and the ways out: panics and stack-protector failures.
+
+use crate::console;
+use crate::layout::Layout;
+use crate::power;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+extern "Rust" {
+    /// The binary's main function, exported by [`main!`](crate::main).
+    fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64);
+}
+
+/// The FDT the VMM passed in `x0`, if `x0` points at a plausible one inside the FDT region.
+fn boot_fdt(x0: u64, layout: &Layout) -> Option<&'static [u8]> {
+    let start = usize::try_from(x0).ok()?;
+    let region = &layout.dtb;
+    let header_end = start.checked_add(crate::fdt::HEADER_SIZE)?;
+    if !region.contains(&start) || header_end > region.end {
+        return None;
+    }
+    // SAFETY: The header lies within the FDT region, which the initial idmap maps read-only
+    // and which nothing in the binary writes.
+    let header =
+        unsafe { core::slice::from_raw_parts(start as *const u8, crate::fdt::HEADER_SIZE) };
+    let size = crate::fdt::total_size(header).ok()?;
+    if size > region.end - start {
+        return None;
+    }
+    // SAFETY: As above, for the whole blob, which the check above keeps inside the region.
+    Some(unsafe { core::slice::from_raw_parts(start as *const u8, size) })
+}
+
+/// Called by entry.S with the registers the VMM set, on the boot stack, MMU and caches on.
+#[unsafe(no_mangle)]
+extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
+    let layout = Layout::current();
+    let fdt = boot_fdt(x0, &layout);
+    // SAFETY: The binary's idmap maps crosvm's MMIO GiB as device memory (vmbase's linker and
+    // idmap contract), and only the console driver uses the UART.
+    let console = unsafe { console::init(fdt) };
+    if fdt.is_none() {
+        crate::println!(
+            "vmbase: no valid FDT at x0 = {x0:#x}; console is the 8250 at {:#x}",
+            console::BASE_ADDRESS
+        );
+    } else if let Err(error) = console {
+        crate::println!(
+            "vmbase: console from FDT unusable ({error}); using the 8250 at {:#x}",
+            console::BASE_ADDRESS
+        );
+    }
+    if let Err(error) = layout.check() {
+        crate::println!("vmbase: inconsistent memory layout: {error:?}");
+        power::reboot();
+    }
+    // SAFETY: main! exported the binary's main with this signature.
+    unsafe { main(x0, x1, x2, x3) };
+    power::shutdown()
+}
+
+/// Defines the function vmbase calls once the console is ready, with the four registers the VMM
+/// passed (`x0` is the FDT address). When it returns, the VM shuts down.
+///
+/// ```ignore
+/// vmbase::main!(main);
+/// pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) { vmbase::println!("Hello world"); }
+/// ```
+#[macro_export]
+macro_rules! main {
+    ($name:path) => {
+        /// Called by vmbase's rust_entry.
+        #[unsafe(export_name = "main")]
+        pub fn __vmbase_main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
+            // Check the signature of the given function.
+            const MAIN: fn(u64, u64, u64, u64) = $name;
+            MAIN(arg0, arg1, arg2, arg3)
+        }
+    };
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    static PANICKING: AtomicBool = AtomicBool::new(false);
+    if PANICKING.swap(true, Ordering::Relaxed) {
+        console::emergency_write_str("vmbase: panicked while panicking\n");
+    } else {
+        console::emergency_write_str("vmbase: panic\n");
+        crate::eprintln!("{info}");
+    }
+    power::reboot()
+}
+
+/// The stack protector's reference value. entry.S copies it into Bionic's TLS slot, where code
+/// compiled for Android reads it; code compiled for bare metal reads this symbol directly.
+#[unsafe(no_mangle)]
+static __stack_chk_guard: u64 = 0x5f76_6d62_6173_655f;
+
+/// Called by code compiled with a stack protector when a function's guard was overwritten.
+#[unsafe(no_mangle)]
+extern "C" fn __stack_chk_fail() -> ! {
+    console::emergency_write_str("vmbase: stack corruption detected (stack protector)\n");
+    power::reboot()
+}
+
+/// The address of the Bionic-style TLS block entry.S set up, and the guard it holds.
+pub fn stack_guard() -> (u64, u64) {
+    let tls: u64;
+    // SAFETY: Reading TPIDR_EL0 has no side effects.
+    unsafe {
+        core::arch::asm!("mrs {}, tpidr_el0", out(reg) tls, options(nomem, nostack, preserves_flags))
+    };
+    // SAFETY: entry.S points TPIDR_EL0 at __bionic_tls, 16 slots in .bss; slot 5 is the guard.
+    let guard = unsafe { core::ptr::read_volatile((tls as *const u64).add(5)) };
+    (tls, guard)
+}
+
+/// The value [`stack_guard`] must find: `__stack_chk_guard`.
+pub fn expected_stack_guard() -> u64 {
+    __stack_chk_guard
+}

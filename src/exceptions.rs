@@ -1,0 +1,533 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Exception reports: decoding `ESR_EL1`, and what happens when the binary does not handle an
+//! exception itself.
+//!
+//! exceptions.S calls the C-ABI handlers named in vmbase's README (`sync_exception_current`,
+//! `irq_current`, ... `serr_lower`) as `extern "C" fn(elr: u64, spsr: u64)`. A binary may define
+//! any of them; those it does not define are weak defaults that print a [`report`] and reboot.
+//! A fault inside a handler goes to a separate path that reports it and reboots too.
+
+use core::fmt;
+
+/// The vector an exception arrived through.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Vector {
+    /// Synchronous exception from the current EL (`sync_exception_current`).
+    SyncCurrent,
+    /// IRQ at the current EL (`irq_current`).
+    IrqCurrent,
+    /// FIQ at the current EL (`fiq_current`).
+    FiqCurrent,
+    /// SError at the current EL (`serr_current`).
+    SErrorCurrent,
+    /// Synchronous exception from a lower EL (`sync_lower`).
+    SyncLower,
+    /// IRQ from a lower EL (`irq_lower`).
+    IrqLower,
+    /// FIQ from a lower EL (`fiq_lower`).
+    FiqLower,
+    /// SError from a lower EL (`serr_lower`).
+    SErrorLower,
+}
+
+impl Vector {
+    /// The vector with number `index` in the order exceptions.S numbers them (0 to 7).
+    pub fn from_index(index: u64) -> Option<Self> {
+        const ALL: [Vector; 8] = [
+            Vector::SyncCurrent,
+            Vector::IrqCurrent,
+            Vector::FiqCurrent,
+            Vector::SErrorCurrent,
+            Vector::SyncLower,
+            Vector::IrqLower,
+            Vector::FiqLower,
+            Vector::SErrorLower,
+        ];
+        ALL.get(usize::try_from(index).ok()?).copied()
+    }
+
+    /// Whether `ESR_EL1` and `FAR_EL1` describe this exception (they do not for interrupts).
+    pub fn has_syndrome(self) -> bool {
+        matches!(
+            self,
+            Self::SyncCurrent | Self::SyncLower | Self::SErrorCurrent | Self::SErrorLower
+        )
+    }
+}
+
+impl fmt::Display for Vector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::SyncCurrent => "synchronous exception at the current EL",
+            Self::IrqCurrent => "IRQ at the current EL",
+            Self::FiqCurrent => "FIQ at the current EL",
+            Self::SErrorCurrent => "SError at the current EL",
+            Self::SyncLower => "synchronous exception from a lower EL",
+            Self::IrqLower => "IRQ from a lower EL",
+            Self::FiqLower => "FIQ from a lower EL",
+            Self::SErrorLower => "SError from a lower EL",
+        })
+    }
+}
+
+/// `ESR_EL1.EC`, bits [31:26]: the exception class, named for those vmbase can run into.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ExceptionClass {
+    /// 0x00: unknown reason, typically an undefined instruction.
+    Unknown,
+    /// 0x01: trapped WFI or WFE.
+    WfiWfe,
+    /// 0x07: trapped FP or SIMD access.
+    FpAccess,
+    /// 0x0d: branch target identification failure.
+    BranchTarget,
+    /// 0x0e: illegal execution state.
+    IllegalState,
+    /// 0x15: SVC in AArch64.
+    Svc,
+    /// 0x16: HVC in AArch64.
+    Hvc,
+    /// 0x17: SMC in AArch64.
+    Smc,
+    /// 0x18: trapped system register access.
+    SystemRegister,
+    /// 0x1c: pointer authentication failure.
+    PointerAuthentication,
+    /// 0x20: instruction abort from a lower EL.
+    InstructionAbortLower,
+    /// 0x21: instruction abort at the same EL.
+    InstructionAbort,
+    /// 0x22: PC alignment fault.
+    PcAlignment,
+    /// 0x24: data abort from a lower EL.
+    DataAbortLower,
+    /// 0x25: data abort at the same EL.
+    DataAbort,
+    /// 0x26: SP alignment fault.
+    SpAlignment,
+    /// 0x2c: trapped floating-point exception.
+    FpException,
+    /// 0x2f: SError interrupt.
+    SError,
+    /// 0x30, 0x31: breakpoint.
+    Breakpoint,
+    /// 0x32, 0x33: software step.
+    SoftwareStep,
+    /// 0x34, 0x35: watchpoint.
+    Watchpoint,
+    /// 0x3c: BRK instruction (as `core::intrinsics::abort` and `udf`-less traps produce).
+    Brk,
+    /// Any other class; holds EC.
+    Other(u8),
+}
+
+impl ExceptionClass {
+    /// Decodes EC.
+    pub fn from_ec(ec: u8) -> Self {
+        match ec {
+            0x00 => Self::Unknown,
+            0x01 => Self::WfiWfe,
+            0x07 => Self::FpAccess,
+            0x0d => Self::BranchTarget,
+            0x0e => Self::IllegalState,
+            0x15 => Self::Svc,
+            0x16 => Self::Hvc,
+            0x17 => Self::Smc,
+            0x18 => Self::SystemRegister,
+            0x1c => Self::PointerAuthentication,
+            0x20 => Self::InstructionAbortLower,
+            0x21 => Self::InstructionAbort,
+            0x22 => Self::PcAlignment,
+            0x24 => Self::DataAbortLower,
+            0x25 => Self::DataAbort,
+            0x26 => Self::SpAlignment,
+            0x2c => Self::FpException,
+            0x2f => Self::SError,
+            0x30 | 0x31 => Self::Breakpoint,
+            0x32 | 0x33 => Self::SoftwareStep,
+            0x34 | 0x35 => Self::Watchpoint,
+            0x3c => Self::Brk,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl fmt::Display for ExceptionClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unknown => f.write_str("undefined instruction (unknown reason)"),
+            Self::WfiWfe => f.write_str("trapped WFI/WFE"),
+            Self::FpAccess => f.write_str("trapped FP/SIMD access"),
+            Self::BranchTarget => f.write_str("branch target identification failure"),
+            Self::IllegalState => f.write_str("illegal execution state"),
+            Self::Svc => f.write_str("SVC"),
+            Self::Hvc => f.write_str("HVC"),
+            Self::Smc => f.write_str("SMC"),
+            Self::SystemRegister => f.write_str("trapped system register access"),
+            Self::PointerAuthentication => f.write_str("pointer authentication failure"),
+            Self::InstructionAbortLower => f.write_str("instruction abort from a lower EL"),
+            Self::InstructionAbort => f.write_str("instruction abort"),
+            Self::PcAlignment => f.write_str("PC alignment fault"),
+            Self::DataAbortLower => f.write_str("data abort from a lower EL"),
+            Self::DataAbort => f.write_str("data abort"),
+            Self::SpAlignment => f.write_str("SP alignment fault"),
+            Self::FpException => f.write_str("floating-point exception"),
+            Self::SError => f.write_str("SError"),
+            Self::Breakpoint => f.write_str("breakpoint"),
+            Self::SoftwareStep => f.write_str("software step"),
+            Self::Watchpoint => f.write_str("watchpoint"),
+            Self::Brk => f.write_str("BRK instruction"),
+            Self::Other(ec) => write!(f, "exception class {ec:#04x}"),
+        }
+    }
+}
+
+/// The fault status code of an abort (`DFSC`/`IFSC`, ESR bits [5:0]).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum FaultStatus {
+    /// Address size fault at a translation level.
+    AddressSize(u8),
+    /// Translation fault (nothing mapped) at a translation level.
+    Translation(u8),
+    /// Access flag fault at a translation level.
+    AccessFlag(u8),
+    /// Permission fault at a translation level.
+    Permission(u8),
+    /// Synchronous external abort, not on a table walk.
+    External,
+    /// Synchronous external abort on a table walk at a translation level.
+    ExternalOnWalk(u8),
+    /// Alignment fault.
+    Alignment,
+    /// TLB conflict abort.
+    TlbConflict,
+    /// Any other code.
+    Other(u8),
+}
+
+impl FaultStatus {
+    /// Decodes a 6-bit fault status code.
+    pub fn from_code(code: u8) -> Self {
+        let level = code & 0b11;
+        match code & 0b11_1111 {
+            0b00_0000..=0b00_0011 => Self::AddressSize(level),
+            0b00_0100..=0b00_0111 => Self::Translation(level),
+            0b00_1000..=0b00_1011 => Self::AccessFlag(level),
+            0b00_1100..=0b00_1111 => Self::Permission(level),
+            0b01_0000 => Self::External,
+            0b01_0100..=0b01_0111 => Self::ExternalOnWalk(level),
+            0b10_0001 => Self::Alignment,
+            0b11_0000 => Self::TlbConflict,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl fmt::Display for FaultStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AddressSize(level) => write!(f, "address size fault, level {level}"),
+            Self::Translation(level) => write!(f, "translation fault, level {level}"),
+            Self::AccessFlag(level) => write!(f, "access flag fault, level {level}"),
+            Self::Permission(level) => write!(f, "permission fault, level {level}"),
+            Self::External => f.write_str("synchronous external abort"),
+            Self::ExternalOnWalk(level) => write!(f, "external abort on table walk, level {level}"),
+            Self::Alignment => f.write_str("alignment fault"),
+            Self::TlbConflict => f.write_str("TLB conflict"),
+            Self::Other(code) => write!(f, "fault status {code:#04x}"),
+        }
+    }
+}
+
+/// A decoded `ESR_EL1` value. Its `Display` is one line, such as
+/// "data abort: translation fault, level 3, on write".
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Esr(pub u64);
+
+impl Esr {
+    /// The exception class.
+    pub fn class(self) -> ExceptionClass {
+        ExceptionClass::from_ec(((self.0 >> 26) & 0x3f) as u8)
+    }
+
+    /// The fault status, for instruction and data aborts.
+    pub fn fault_status(self) -> Option<FaultStatus> {
+        match self.class() {
+            ExceptionClass::DataAbort
+            | ExceptionClass::DataAbortLower
+            | ExceptionClass::InstructionAbort
+            | ExceptionClass::InstructionAbortLower => {
+                Some(FaultStatus::from_code((self.0 & 0x3f) as u8))
+            }
+            _ => None,
+        }
+    }
+
+    /// For data aborts: whether the access was a write (ISS.WnR, bit 6).
+    pub fn is_write(self) -> Option<bool> {
+        matches!(
+            self.class(),
+            ExceptionClass::DataAbort | ExceptionClass::DataAbortLower
+        )
+        .then_some(self.0 & (1 << 6) != 0)
+    }
+
+    /// Whether `FAR_EL1` holds the faulting address: aborts where ISS.FnV (bit 10) is clear,
+    /// and PC alignment faults.
+    pub fn far_is_valid(self) -> bool {
+        match self.class() {
+            ExceptionClass::PcAlignment | ExceptionClass::Watchpoint => true,
+            _ => self.fault_status().is_some() && self.0 & (1 << 10) == 0,
+        }
+    }
+}
+
+impl fmt::Display for Esr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.class())?;
+        if let Some(status) = self.fault_status() {
+            write!(f, ": {status}")?;
+        }
+        match self.is_write() {
+            Some(true) => f.write_str(", on write"),
+            Some(false) => f.write_str(", on read"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Everything known about an exception, printed by [`report`].
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct ExceptionInfo {
+    /// The vector it arrived through.
+    pub vector: Vector,
+    /// `ESR_EL1`, if the vector has a syndrome.
+    pub esr: Option<Esr>,
+    /// `FAR_EL1`, if ESR says it is valid.
+    pub far: Option<u64>,
+    /// `ELR_EL1`: where the exception was taken.
+    pub elr: u64,
+    /// `SPSR_EL1`: the interrupted PSTATE.
+    pub spsr: u64,
+    /// Which stack overflowed, if FAR is in a stack guard page.
+    pub stack_overflow: Option<crate::layout::StackGuard>,
+}
+
+impl fmt::Display for ExceptionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(stack) = self.stack_overflow {
+            let name = match stack {
+                crate::layout::StackGuard::Boot => "boot",
+                crate::layout::StackGuard::Exception => "exception",
+            };
+            writeln!(
+                f,
+                "vmbase: stack overflow: the {name} stack ran into its guard page"
+            )?;
+        }
+        write!(f, "vmbase: unhandled {}", self.vector)?;
+        if let Some(esr) = self.esr {
+            write!(f, ": {esr} (ESR={:#010x})", esr.0)?;
+        }
+        writeln!(f)?;
+        if let Some(far) = self.far {
+            write!(f, "vmbase: FAR={far:#018x} ")?;
+        } else {
+            f.write_str("vmbase: ")?;
+        }
+        write!(f, "ELR={:#018x} SPSR={:#010x}", self.elr, self.spsr)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod registers {
+    /// Reads a system register.
+    macro_rules! read_sysreg {
+        ($name:literal) => {{
+            let value: u64;
+            // SAFETY: Reading this system register has no side effects.
+            unsafe {
+                core::arch::asm!(concat!("mrs {}, ", $name), out(reg) value, options(nomem, nostack, preserves_flags));
+            }
+            value
+        }};
+    }
+
+    pub fn esr_el1() -> u64 {
+        read_sysreg!("esr_el1")
+    }
+
+    pub fn far_el1() -> u64 {
+        read_sysreg!("far_el1")
+    }
+}
+
+/// What the current exception's registers say: call it first thing in a handler, before
+/// anything else can fault and overwrite `ESR_EL1` and `FAR_EL1`.
+#[cfg(all(target_arch = "aarch64", not(test)))]
+pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
+    let esr = vector.has_syndrome().then(|| Esr(registers::esr_el1()));
+    let far = esr
+        .filter(|esr| esr.far_is_valid())
+        .map(|_| registers::far_el1());
+    let layout = crate::layout::Layout::current();
+    let stack_overflow = far.and_then(|far| layout.stack_guard_hit(far as usize));
+    ExceptionInfo {
+        vector,
+        esr,
+        far,
+        elr,
+        spsr,
+        stack_overflow,
+    }
+}
+
+/// Prints what is known about the current exception on the emergency console: the vector, the
+/// decoded syndrome, the fault address and the return state. Lock- and allocation-free.
+#[cfg(all(target_arch = "aarch64", not(test)))]
+pub fn report(vector: Vector, elr: u64, spsr: u64) {
+    crate::eprintln!("{}", current_exception(vector, elr, spsr));
+}
+
+/// The default of every handler the binary does not define (see exceptions.S): report, reboot.
+#[cfg(all(target_arch = "aarch64", not(test)))]
+#[unsafe(no_mangle)]
+extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
+    match Vector::from_index(vector) {
+        Some(vector) => report(vector, elr, spsr),
+        None => crate::console::emergency_write_str("vmbase: exception from an unknown vector\n"),
+    }
+    crate::power::reboot()
+}
+
+/// Called by exceptions.S, on a fresh exception stack, for a synchronous exception or SError
+/// taken while an exception handler was running. Never returns.
+#[cfg(all(target_arch = "aarch64", not(test)))]
+#[unsafe(no_mangle)]
+extern "C" fn vmbase_nested_exception(elr: u64, spsr: u64, kind: u64) -> ! {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static REPORTING: AtomicBool = AtomicBool::new(false);
+    // If reporting faults too, do not try again: reset at once.
+    if !REPORTING.swap(true, Ordering::Relaxed) {
+        crate::console::emergency_write_str("vmbase: exception inside an exception handler\n");
+        let vector = if kind == 0 {
+            Vector::SyncCurrent
+        } else {
+            Vector::SErrorCurrent
+        };
+        report(vector, elr, spsr);
+    }
+    crate::power::reboot()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::StackGuard;
+
+    #[test]
+    fn data_abort_on_unmapped_write() {
+        // EC 0x25, IL, WnR, DFSC translation fault level 3.
+        let esr = Esr(0x9600_0047);
+        assert_eq!(esr.class(), ExceptionClass::DataAbort);
+        assert_eq!(esr.fault_status(), Some(FaultStatus::Translation(3)));
+        assert_eq!(esr.is_write(), Some(true));
+        assert!(esr.far_is_valid());
+        assert_eq!(
+            esr.to_string(),
+            "data abort: translation fault, level 3, on write"
+        );
+    }
+
+    #[test]
+    fn permission_fault_on_read_only_data() {
+        let esr = Esr(0x9600_004f);
+        assert_eq!(
+            esr.to_string(),
+            "data abort: permission fault, level 3, on write"
+        );
+    }
+
+    #[test]
+    fn instruction_abort_and_others() {
+        assert_eq!(
+            Esr(0x8600_000f).to_string(),
+            "instruction abort: permission fault, level 3"
+        );
+        assert_eq!(Esr(0x8600_000f).is_write(), None);
+        assert_eq!(
+            Esr(0x0200_0000).to_string(),
+            "undefined instruction (unknown reason)"
+        );
+        assert_eq!(Esr(0x9a00_0000).to_string(), "SP alignment fault");
+        assert_eq!(Esr(0xf200_0001).class(), ExceptionClass::Brk);
+        assert_eq!(
+            Esr(0x9600_0021).fault_status(),
+            Some(FaultStatus::Alignment)
+        );
+        assert_eq!(Esr(0x9600_0010).fault_status(), Some(FaultStatus::External));
+        assert_eq!(Esr(0xfc00_0000).class(), ExceptionClass::Other(0x3f));
+        // FnV set: FAR is not valid.
+        assert!(!Esr(0x9600_0410).far_is_valid());
+        assert!(!Esr(0x0200_0000).far_is_valid());
+    }
+
+    #[test]
+    fn every_fault_status_decodes() {
+        assert_eq!(
+            FaultStatus::from_code(0b00_1001),
+            FaultStatus::AccessFlag(1)
+        );
+        assert_eq!(
+            FaultStatus::from_code(0b00_0010),
+            FaultStatus::AddressSize(2)
+        );
+        assert_eq!(
+            FaultStatus::from_code(0b01_0101),
+            FaultStatus::ExternalOnWalk(1)
+        );
+        assert_eq!(FaultStatus::from_code(0b11_0000), FaultStatus::TlbConflict);
+        assert_eq!(FaultStatus::from_code(0b11_1111), FaultStatus::Other(0x3f));
+    }
+
+    #[test]
+    fn vectors_in_assembly_order() {
+        assert_eq!(Vector::from_index(0), Some(Vector::SyncCurrent));
+        assert_eq!(Vector::from_index(1), Some(Vector::IrqCurrent));
+        assert_eq!(Vector::from_index(7), Some(Vector::SErrorLower));
+        assert_eq!(Vector::from_index(8), None);
+        assert!(!Vector::IrqCurrent.has_syndrome());
+    }
+
+    #[test]
+    fn report_text() {
+        let info = ExceptionInfo {
+            vector: Vector::SyncCurrent,
+            esr: Some(Esr(0x9600_0047)),
+            far: Some(0x8042_5ff0),
+            elr: 0x8020_1234,
+            spsr: 0x3c4,
+            stack_overflow: Some(StackGuard::Boot),
+        };
+        assert_eq!(
+            info.to_string(),
+            "vmbase: stack overflow: the boot stack ran into its guard page\n\
+             vmbase: unhandled synchronous exception at the current EL: data abort: \
+             translation fault, level 3, on write (ESR=0x96000047)\n\
+             vmbase: FAR=0x0000000080425ff0 ELR=0x0000000080201234 SPSR=0x000003c4"
+        );
+        let irq = ExceptionInfo {
+            vector: Vector::IrqCurrent,
+            esr: None,
+            far: None,
+            stack_overflow: None,
+            ..info
+        };
+        assert_eq!(
+            irq.to_string(),
+            "vmbase: unhandled IRQ at the current EL\nvmbase: ELR=0x0000000080201234 SPSR=0x000003c4"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Identity-mapped page tables with the memory types entry.S configures, on `aarch64-paging`.
+//!
+//! entry.S sets `MAIR_EL1` index 0 to Device-nGnRE and index 1 to Normal write-back memory, and
+//! `TCR_EL1` to a 39-bit address space walked from level 1; tables built here match that.
+
+use crate::layout::{Layout, StackGuard, PAGE_SIZE};
+use aarch64_paging::descriptor::El1Attributes as Attributes;
+use aarch64_paging::idmap::IdMap;
+use aarch64_paging::paging::{El1And0, MemoryRegion};
+use aarch64_paging::MapError;
+use alloc::boxed::Box;
+use core::ops::Range;
+
+/// The level translation starts at; with 4 KiB granules it covers 512 GiB (TCR_EL1.T0SZ = 25).
+const ROOT_LEVEL: usize = 1;
+/// The ASID of vmbase's page tables; the boot idmap is global (ASID-less).
+const ASID: usize = 1;
+
+const BASE: Attributes = Attributes::VALID.union(Attributes::ACCESSED);
+const NORMAL: Attributes = BASE
+    .union(Attributes::ATTRIBUTE_INDEX_1)
+    .union(Attributes::INNER_SHAREABLE);
+const NEVER_EXECUTE: Attributes = Attributes::UXN.union(Attributes::PXN);
+
+/// MMIO: Device-nGnRE, never executable.
+pub const DEVICE: Attributes = BASE
+    .union(Attributes::ATTRIBUTE_INDEX_0)
+    .union(NEVER_EXECUTE);
+/// Code: read-only, executable at EL1.
+pub const CODE: Attributes = NORMAL.union(Attributes::READ_ONLY).union(Attributes::UXN);
+/// Constants: read-only, never executable.
+pub const RODATA: Attributes = NORMAL.union(Attributes::READ_ONLY).union(NEVER_EXECUTE);
+/// Data, heap and stacks: writable, never executable.
+pub const DATA: Attributes = NORMAL.union(NEVER_EXECUTE);
+
+/// A mapping that is both writable and executable, found by [`PageTable::find_writable_executable`].
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct WritableExecutable {
+    /// The addresses it covers.
+    pub range: Range<usize>,
+    /// Its attributes.
+    pub attributes: Attributes,
+}
+
+/// An identity map for EL1, with vmbase's attributes.
+#[derive(Debug)]
+pub struct PageTable {
+    idmap: IdMap<El1And0>,
+}
+
+impl Default for PageTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn region(range: &Range<usize>) -> MemoryRegion {
+    MemoryRegion::new(range.start, range.end)
+}
+
+fn page_align_up(address: usize) -> usize {
+    address.next_multiple_of(PAGE_SIZE)
+}
+
+impl PageTable {
+    /// An empty page table.
+    pub fn new() -> Self {
+        Self {
+            idmap: IdMap::with_asid(ASID, ROOT_LEVEL, El1And0),
+        }
+    }
+
+    /// Maps `range` with `attributes`.
+    pub fn map(&mut self, range: &Range<usize>, attributes: Attributes) -> Result<(), MapError> {
+        self.idmap.map_range(&region(range), attributes)
+    }
+
+    /// Maps `range` as MMIO.
+    pub fn map_device(&mut self, range: &Range<usize>) -> Result<(), MapError> {
+        self.map(range, DEVICE)
+    }
+
+    /// Maps the binary itself: code, read-only data, the initial values of `.data`, `.data` and
+    /// `.bss`, both stacks (leaving their guard pages unmapped, so an overflow faults), and the
+    /// FDT region (read-only). The caller maps MMIO and any other memory it uses.
+    pub fn map_image(&mut self, layout: &Layout) -> Result<(), MapError> {
+        self.map(&(layout.text.start..layout.rodata.start), CODE)?;
+        self.map(
+            &(layout.rodata.start..page_align_up(layout.image_end)),
+            RODATA,
+        )?;
+        self.map(&(layout.data.start..page_align_up(layout.bss.end)), DATA)?;
+        self.map(&layout.exception_stack, DATA)?;
+        self.map(&layout.boot_stack, DATA)?;
+        debug_assert!(!layout
+            .boot_stack
+            .contains(&layout.guard_page(StackGuard::Boot).start));
+        self.map(&layout.dtb, RODATA)
+    }
+
+    /// The first mapping in `range` that is both writable and executable at EL1, if any.
+    pub fn find_writable_executable(
+        &self,
+        range: &Range<usize>,
+    ) -> Result<Option<WritableExecutable>, MapError> {
+        let mut found = None;
+        self.idmap
+            .walk_range(&region(range), &mut |mapped, descriptor, level| {
+                let attributes = descriptor.flags();
+                let is_leaf = attributes.contains(Attributes::VALID)
+                    && (level == 3 || !attributes.contains(Attributes::TABLE_OR_PAGE));
+                let writable = !attributes.contains(Attributes::READ_ONLY);
+                let executable = !attributes.contains(Attributes::PXN);
+                if found.is_none() && is_leaf && writable && executable {
+                    found = Some(WritableExecutable {
+                        range: mapped.start().0..mapped.end().0,
+                        attributes,
+                    });
+                }
+                Ok(())
+            })?;
+        Ok(found)
+    }
+
+    /// Switches to this page table for good (it is leaked, never freed), and discards
+    /// translations cached from the previous one.
+    ///
+    /// # Safety
+    ///
+    /// Everything the program touches from now on (code, data, stacks, heap, MMIO) must be
+    /// mapped, with the access it needs, and nothing may alias memory in a way Rust forbids.
+    pub unsafe fn activate(self) {
+        let table = Box::leak(Box::new(self));
+        // SAFETY: The caller promises that the table maps all the memory in use; it is leaked,
+        // so it outlives its use.
+        unsafe { table.idmap.activate() };
+        #[cfg(all(target_arch = "aarch64", not(test)))]
+        // SAFETY: TLB maintenance only drops cached translations of the previous page table,
+        // which includes global ones that changing the ASID does not hide.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi vmalle1",
+                "dsb ish",
+                "isb",
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example_layout() -> Layout {
+        Layout {
+            dtb: 0x8000_0000..0x8020_0000,
+            text: 0x8020_0000..0x8020_5000,
+            rodata: 0x8020_6000..0x8020_8000,
+            data: 0x8040_0000..0x8040_0020,
+            data_load_address: 0x8020_8000,
+            bss: 0x8040_0020..0x8042_0000,
+            exception_stack: 0x8042_1000..0x8042_5000,
+            boot_stack: 0x8042_6000..0x8044_e000,
+            image_end: 0x8020_8020,
+        }
+    }
+
+    #[test]
+    fn image_mapping_has_no_writable_executable_memory() {
+        let mut table = PageTable::new();
+        table.map_device(&(0..0x4000_0000)).unwrap();
+        table.map_image(&example_layout()).unwrap();
+        assert_eq!(
+            table.find_writable_executable(&(0..0x1_0000_0000)),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn writable_executable_memory_is_found() {
+        let mut table = PageTable::new();
+        table.map(&(0x8060_0000..0x8060_1000), NORMAL).unwrap();
+        let found = table
+            .find_writable_executable(&(0..0x1_0000_0000))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.range, 0x8060_0000..0x8060_1000);
+    }
+}
