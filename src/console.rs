@@ -83,7 +83,7 @@ impl ConsoleDevice {
         let outside = ConsoleError::OutsideMmio(node.address);
         let base = usize::try_from(node.address).map_err(|_| outside)?;
         let end = base.checked_add(size).ok_or(outside)?;
-        if base < MMIO_RANGE.start || end > MMIO_RANGE.end {
+        if !MMIO_RANGE.contains(&base) || end > MMIO_RANGE.end {
             return Err(outside);
         }
         Ok(device(NonZeroUsize::new(base).ok_or(outside)?))

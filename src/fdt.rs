@@ -434,9 +434,7 @@ pub(crate) mod tests {
             self.token(FDT_BEGIN_NODE);
             self.structure.extend_from_slice(name.as_bytes());
             self.structure.push(0);
-            while self.structure.len() % 4 != 0 {
-                self.structure.push(0);
-            }
+            self.structure.resize(self.structure.len().next_multiple_of(4), 0);
             self
         }
 
@@ -453,9 +451,7 @@ pub(crate) mod tests {
                 .extend_from_slice(&(value.len() as u32).to_be_bytes());
             self.structure.extend_from_slice(&name_offset.to_be_bytes());
             self.structure.extend_from_slice(value);
-            while self.structure.len() % 4 != 0 {
-                self.structure.push(0);
-            }
+            self.structure.resize(self.structure.len().next_multiple_of(4), 0);
             self
         }
 

@@ -162,6 +162,7 @@ impl<const SIZE: usize> StaticRegion<SIZE> {
     }
 
     /// The region, the first time; `None` after that.
+    #[allow(clippy::mut_from_ref, reason = "the flag makes the &mut unique")]
     pub fn take(&'static self) -> Option<&'static mut [u8]> {
         if self.taken.swap(true, Ordering::AcqRel) {
             return None;
