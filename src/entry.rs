@@ -8,37 +8,28 @@ use crate::layout::Layout;
 use crate::power;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
+use spin::Once;
 
 extern "Rust" {
     /// The binary's main function, exported by [`main!`](crate::main).
     fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64);
 }
 
-/// The FDT the VMM passed in `x0`, if `x0` points at a plausible one inside the FDT region.
-fn boot_fdt(x0: u64, layout: &Layout) -> Option<&'static [u8]> {
-    let start = usize::try_from(x0).ok()?;
-    let region = &layout.dtb;
-    let header_end = start.checked_add(crate::fdt::HEADER_SIZE)?;
-    if !region.contains(&start) || header_end > region.end {
-        return None;
-    }
-    // SAFETY: The header lies within the FDT region, which the initial idmap maps read-only
-    // and which nothing in the binary writes.
-    let header =
-        unsafe { core::slice::from_raw_parts(start as *const u8, crate::fdt::HEADER_SIZE) };
-    let size = crate::fdt::total_size(header).ok()?;
-    if size > region.end - start {
-        return None;
-    }
-    // SAFETY: As above, for the whole blob, which the check above keeps inside the region.
-    Some(unsafe { core::slice::from_raw_parts(start as *const u8, size) })
+/// The FDT the VMM passed, as found at boot.
+static BOOT_FDT: Once<Option<&'static [u8]>> = Once::new();
+
+/// The FDT the VMM passed in `x0`, if `x0` pointed at a plausible one in the FDT region
+/// (`dtb_region` in the binary's image.ld).
+pub fn boot_fdt() -> Option<&'static [u8]> {
+    BOOT_FDT.get().copied().flatten()
 }
 
 /// Called by entry.S with the registers the VMM set, on the boot stack, MMU and caches on.
 #[unsafe(no_mangle)]
 extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
     let layout = Layout::current();
-    let fdt = boot_fdt(x0, &layout);
+    // SAFETY: The binary's idmap maps dtb_region read-only and nothing writes it.
+    let fdt = *BOOT_FDT.call_once(|| unsafe { crate::fdt::from_region(x0, layout.dtb.clone()) });
     // SAFETY: The binary's idmap maps crosvm's MMIO GiB as device memory (vmbase's linker and
     // idmap contract), and only the console driver uses the UART.
     let console = unsafe { console::init(fdt) };

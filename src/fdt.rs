@@ -9,6 +9,7 @@
 //! hostile input; this reader is fuzzed for it, see `fuzz/`.)
 
 use core::fmt;
+use core::ops::Range;
 
 /// The magic number at the start of every FDT.
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
@@ -131,6 +132,28 @@ pub fn total_size(header: &[u8]) -> Result<usize, FdtError> {
     }
     let size = be32(header, 4).ok_or(FdtError::Truncated)?;
     usize::try_from(size).map_err(|_| FdtError::BadLayout)
+}
+
+/// The FDT a VMM passed at `address`, if its header and the size it claims lie inside `region`.
+/// Nothing outside `region` is read, whatever `address` is.
+///
+/// # Safety
+///
+/// `region` must be memory that is readable, and not written, for the rest of the program.
+pub unsafe fn from_region(address: u64, region: Range<usize>) -> Option<&'static [u8]> {
+    let start = usize::try_from(address).ok()?;
+    let header_end = start.checked_add(HEADER_SIZE)?;
+    if !region.contains(&start) || header_end > region.end {
+        return None;
+    }
+    // SAFETY: The header lies within region, which the caller promises is readable and stable.
+    let header = unsafe { core::slice::from_raw_parts(start as *const u8, HEADER_SIZE) };
+    let size = total_size(header).ok()?;
+    if size > region.end - start {
+        return None;
+    }
+    // SAFETY: As above, for the whole blob, which the check above keeps inside region.
+    Some(unsafe { core::slice::from_raw_parts(start as *const u8, size) })
 }
 
 impl<'a> Fdt<'a> {
@@ -434,7 +457,8 @@ pub(crate) mod tests {
             self.token(FDT_BEGIN_NODE);
             self.structure.extend_from_slice(name.as_bytes());
             self.structure.push(0);
-            self.structure.resize(self.structure.len().next_multiple_of(4), 0);
+            self.structure
+                .resize(self.structure.len().next_multiple_of(4), 0);
             self
         }
 
@@ -451,7 +475,8 @@ pub(crate) mod tests {
                 .extend_from_slice(&(value.len() as u32).to_be_bytes());
             self.structure.extend_from_slice(&name_offset.to_be_bytes());
             self.structure.extend_from_slice(value);
-            self.structure.resize(self.structure.len().next_multiple_of(4), 0);
+            self.structure
+                .resize(self.structure.len().next_multiple_of(4), 0);
             self
         }
 
@@ -657,6 +682,35 @@ pub(crate) mod tests {
         // And every truncation of a valid tree whose header still claims the full size.
         for len in 0..good.len() {
             assert!(Fdt::new(&good[..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn blobs_are_only_taken_from_inside_the_region() {
+        let mut memory = vec![0u8; 4096];
+        let tree = crosvm_like();
+        memory[256..256 + tree.len()].copy_from_slice(&tree);
+        let base = memory.as_ptr() as usize;
+        let region = base..base + memory.len();
+        let at = |offset: usize| (base + offset) as u64;
+        // SAFETY: memory is readable and not written while these slices are used.
+        unsafe {
+            assert_eq!(
+                from_region(at(256), region.clone()),
+                Some(&memory[256..256 + tree.len()])
+            );
+            assert_eq!(from_region(at(0), region.clone()), None, "no FDT magic");
+            assert_eq!(from_region(0xdead_beef, region.clone()), None);
+            assert_eq!(from_region(u64::MAX, region.clone()), None);
+            assert_eq!(
+                from_region(at(4096 - 8), region.clone()),
+                None,
+                "header crosses the end"
+            );
+            // A header claiming more than the region holds.
+            memory[4096 - 64..4096 - 60].copy_from_slice(&FDT_MAGIC.to_be_bytes());
+            memory[4096 - 60..4096 - 56].copy_from_slice(&0x1000u32.to_be_bytes());
+            assert_eq!(from_region(at(4096 - 64), region.clone()), None);
         }
     }
 

@@ -1,0 +1,270 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! vmbase_faults: boots like the example, then injects the fault that `/chosen/bootargs` names
+//! (`fault=NAME`), so a host test can check that vmbase reports it and ends the VM.
+
+#![no_main]
+#![no_std]
+
+mod gic;
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::hint::black_box;
+use core::sync::atomic::{AtomicU8, Ordering};
+use vmbase::console::ConsoleDevice;
+use vmbase::entry::boot_fdt;
+use vmbase::exceptions::{report, Vector};
+use vmbase::fdt::Fdt;
+use vmbase::layout::Layout;
+use vmbase::paging::PageTable;
+use vmbase::{configure_heap, main, power, println};
+
+const MMIO: core::ops::Range<usize> = 0..0x4000_0000;
+/// Unmapped in both the idmap and the page table built here.
+const UNMAPPED_ADDRESS: usize = 0x4000_0000;
+const HEAP_SIZE: usize = 16 * 4096;
+
+/// Read-only data, for the write-to-read-only case.
+static READ_ONLY: u64 = 0x1234;
+
+/// What this guest's `sync_exception_current` does, beyond vmbase's report.
+#[derive(Clone, Copy, Eq, PartialEq)]
+#[repr(u8)]
+enum HandlerMode {
+    Report = 0,
+    Panic = 1,
+    Fault = 2,
+}
+
+static HANDLER_MODE: AtomicU8 = AtomicU8::new(HandlerMode::Report as u8);
+
+/// `sync_exception_current` for this guest: vmbase's report, or a failure of its own.
+#[unsafe(no_mangle)]
+extern "C" fn sync_exception_current(elr: u64, spsr: u64) {
+    match HANDLER_MODE.load(Ordering::Relaxed) {
+        mode if mode == HandlerMode::Panic as u8 => {
+            panic!("injected panic in sync_exception_current")
+        }
+        mode if mode == HandlerMode::Fault as u8 => {
+            vmbase::eprintln!("fault guest: faulting inside sync_exception_current");
+            read_unmapped();
+        }
+        _ => {}
+    }
+    report(Vector::SyncCurrent, elr, spsr);
+    power::reboot();
+}
+
+main!(main);
+
+/// Runs the case named in the boot arguments.
+pub fn main(_: u64, _: u64, _: u64, _: u64) {
+    let case = boot_fdt()
+        .and_then(|blob| {
+            Fdt::new(blob)
+                .ok()?
+                .property(b"/chosen", b"bootargs")
+                .ok()?
+        })
+        .and_then(fault_from_bootargs)
+        .unwrap_or("none");
+    println!("fault guest: injecting {case}");
+    if case == "alloc-before-init" {
+        let early: Vec<u64> = Vec::with_capacity(1);
+        println!(
+            "fault guest: allocated {:p} before heap init",
+            black_box(early.as_ptr())
+        );
+        return;
+    }
+    configure_heap!(HEAP_SIZE).unwrap();
+    activate_page_table();
+    inject(case);
+    println!("fault guest: {case} did not end the VM");
+    power::reboot();
+}
+
+/// The `NAME` of the first `fault=NAME` in the NUL-terminated `bootargs`.
+fn fault_from_bootargs(bootargs: &[u8]) -> Option<&str> {
+    let text = core::str::from_utf8(bootargs.split(|&b| b == 0).next()?).ok()?;
+    text.split_ascii_whitespace()
+        .find_map(|arg| arg.strip_prefix("fault="))
+}
+
+/// Maps the image like the example does, with guard pages below the stacks.
+fn activate_page_table() {
+    let layout = Layout::current();
+    let mut page_table = PageTable::new();
+    page_table.map_device(&MMIO).unwrap();
+    page_table.map_image(&layout).unwrap();
+    // SAFETY: The table maps everything this guest touches but UNMAPPED_ADDRESS and the
+    // guard pages, whose faults are the point.
+    unsafe { page_table.activate() };
+}
+
+fn inject(case: &str) {
+    match case {
+        "none" => power::shutdown(),
+        "reboot" => power::reboot(),
+        "undefined-instruction" => {
+            // SAFETY: Deliberately undefined; the exception handler never returns here.
+            unsafe { core::arch::asm!("udf #0") }
+        }
+        "unmapped-read" => read_unmapped(),
+        "read-only-write" => {
+            let target = (&raw const READ_ONLY).cast_mut();
+            // SAFETY: Deliberately writes read-only memory: a permission fault, never a write.
+            unsafe { target.write_volatile(0) }
+        }
+        "execute-data" => {
+            // `ret`, on the heap: writable, hence never executable.
+            let code = Vec::from([0xd65f_03c0u32]);
+            // SAFETY: Deliberately jumps to data: the instruction fetch faults before anything
+            // there runs.
+            unsafe {
+                let function: extern "C" fn() = core::mem::transmute(code.as_ptr());
+                function();
+            }
+        }
+        "stack-overflow" => {
+            println!("fault guest: recursed {} times", recurse(0));
+        }
+        "heap-exhaustion" => {
+            let huge: Vec<u8> = Vec::with_capacity(1 << 30);
+            println!("fault guest: got 1 GiB at {:p}", black_box(huge.as_ptr()));
+        }
+        "panic" => panic!("injected panic"),
+        "double-panic" => panic!("{}", PanicsWhenFormatted),
+        "panic-holding-console" => println!("{}", PanicsWhenFormatted),
+        "panic-in-handler" => {
+            HANDLER_MODE.store(HandlerMode::Panic as u8, Ordering::Relaxed);
+            read_unmapped();
+        }
+        "fault-in-handler" => {
+            HANDLER_MODE.store(HandlerMode::Fault as u8, Ordering::Relaxed);
+            read_unmapped();
+        }
+        "misaligned-sp" => {
+            // SAFETY: Deliberately loads through a misaligned SP: an SP alignment fault, handled
+            // on the exception stack. A CPU that does not check SP alignment (QEMU's TCG does
+            // not) just loads a stack word; SP is then restored.
+            unsafe {
+                core::arch::asm!(
+                    "sub sp, sp, #4",
+                    "ldr {scratch}, [sp]",
+                    "add sp, sp, #4",
+                    scratch = out(reg) _,
+                )
+            }
+            println!("fault guest: this CPU does not check SP alignment");
+            power::reboot();
+        }
+        "irq" => unexpected_irq(),
+        "corrupt-fdt" => corrupt_fdts(),
+        "garbage-x0" => garbage_x0(),
+        other => {
+            println!("fault guest: unknown case {other}");
+            power::reboot();
+        }
+    }
+}
+
+fn read_unmapped() -> ! {
+    // SAFETY: Deliberately reads an unmapped address: a translation fault, never a read.
+    let value = unsafe { (UNMAPPED_ADDRESS as *const u64).read_volatile() };
+    println!("fault guest: read {value:#x} from an unmapped address");
+    power::reboot()
+}
+
+/// Recurses until the boot stack overflows into its guard page.
+#[inline(never)]
+#[allow(unconditional_recursion, reason = "the guard page ends it")]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[depth as usize % 64]
+}
+
+/// Formatting it panics: for panics inside println! and inside the panic message.
+struct PanicsWhenFormatted;
+
+impl fmt::Display for PanicsWhenFormatted {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        panic!("panic while formatting")
+    }
+}
+
+/// Fires the virtual timer with IRQs unmasked and no handler defined for them.
+fn unexpected_irq() {
+    if !gic::init() {
+        println!("fault guest: GIC redistributor did not wake up");
+        power::reboot();
+    }
+    gic::enable_private_interrupt(gic::VIRTUAL_TIMER_INTID);
+    gic::enable_cpu_interface();
+    gic::start_virtual_timer(1000);
+    // SAFETY: Unmasks IRQs; the pending timer interrupt goes to vmbase's default irq_current.
+    unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
+    for _ in 0..1_000_000 {
+        core::hint::spin_loop();
+    }
+    println!("fault guest: no IRQ arrived");
+}
+
+/// Corrupted copies of the real FDT, given to the console selection vmbase ran at boot.
+fn corrupt_fdts() {
+    let original = boot_fdt().expect("the launcher passes an FDT");
+    let corruptions: [(&str, fn(&mut Vec<u8>)); 5] = [
+        ("bad magic", |blob| blob[0] ^= 0xff),
+        ("size beyond blob", |blob| {
+            blob[4..8].copy_from_slice(&u32::MAX.to_be_bytes())
+        }),
+        ("structure outside blob", |blob| {
+            blob[8..12].copy_from_slice(&0x7fff_0000u32.to_be_bytes())
+        }),
+        ("truncated", |blob| {
+            let half = blob.len() / 2;
+            blob.truncate(half);
+        }),
+        ("garbage tokens", |blob| {
+            let structure = u32::from_be_bytes(blob[8..12].try_into().unwrap()) as usize;
+            blob[structure..structure + 64].fill(0xa5);
+        }),
+    ];
+    for (name, corrupt) in corruptions {
+        let mut blob = original.to_vec();
+        corrupt(&mut blob);
+        match ConsoleDevice::from_fdt(&blob) {
+            Ok(device) => println!("fault guest: corrupt FDT ({name}): console {device:?}"),
+            Err(error) => println!("fault guest: corrupt FDT ({name}): falls back ({error})"),
+        }
+    }
+    power::shutdown();
+}
+
+/// Garbage FDT addresses, checked the way vmbase checks `x0` at boot.
+fn garbage_x0() {
+    let region = Layout::current().dtb;
+    for x0 in [
+        0,
+        0xdead_beef,
+        u64::MAX,
+        region.end as u64 - 8,
+        region.start as u64 + 1,
+    ] {
+        // SAFETY: dtb_region is mapped read-only and nothing writes it.
+        let found = unsafe { vmbase::fdt::from_region(x0, region.clone()) };
+        println!(
+            "fault guest: x0 = {x0:#x}: {}",
+            if found.is_some() {
+                "FDT"
+            } else {
+                "no FDT, ignored"
+            }
+        );
+    }
+    power::shutdown();
+}
