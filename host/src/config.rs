@@ -1,0 +1,557 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! VM configuration: the library's `VirtualMachineRawConfig` and AOSP's `vm run` JSON format.
+
+use crate::error::Error;
+use crate::layout::{IMAGE_ADDRESS, MAX_MEMORY_MIB, MIB, MIN_MEMORY_MIB, RAM_START};
+use serde::Deserialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// RAM given to a VM whose config does not say, in MiB: crosvm's default `--mem`.
+pub const DEFAULT_MEMORY_MIB: u32 = 256;
+
+/// The platform version this host provides; `platform_version` must accept it.
+pub const SUPPORTED_PLATFORM_VERSION: &str = "1.0.0";
+
+/// The platform version requirement used when a config does not give one.
+const DEFAULT_PLATFORM_VERSION: &str = "~1.0";
+
+/// The largest `-icount` shift QEMU accepts.
+const MAX_ICOUNT_SHIFT: u32 = 10;
+
+/// A VM to boot, named after AOSP's `VirtualMachineRawConfig`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualMachineRawConfig {
+    /// Name of the VM, shown in the host's process list (QEMU's `-name`).
+    pub name: String,
+    /// Raw aarch64 image loaded at `0x8020_0000` and entered at its first byte.
+    pub bootloader: Option<PathBuf>,
+    /// A Linux kernel to boot directly: not implemented, refused by [`crate::VmInstance::create`].
+    pub kernel: Option<PathBuf>,
+    /// An initrd for `kernel`: not implemented, refused by [`crate::VmInstance::create`].
+    pub initrd: Option<PathBuf>,
+    /// Command line for the guest, given as `/chosen/bootargs` in its device tree.
+    pub params: Option<String>,
+    /// Disk images, attached as virtio-blk PCI devices in order.
+    pub disks: Vec<DiskImage>,
+    /// Whether the VM must be protected (pKVM): refused, QEMU cannot provide it.
+    pub protected_vm: bool,
+    /// RAM described to the guest, from `0x8000_0000`, in MiB.
+    pub memory_mib: u32,
+    /// Number of virtual CPUs; all but the first start powered off until PSCI `CPU_ON`.
+    pub num_cpus: u32,
+    /// Semver requirement on the platform version, e.g. `~1.0`; must accept
+    /// [`SUPPORTED_PLATFORM_VERSION`].
+    pub platform_version: String,
+    /// When set, QEMU's gdb stub listens on this port of 127.0.0.1 and the VM waits, paused,
+    /// until a debugger connects and continues it.
+    pub gdb_port: Option<u16>,
+    /// When set, QEMU counts instructions (`-icount shift=N,sleep=off`): each instruction takes
+    /// 2^N ns of virtual time, making guest timing deterministic at the cost of speed.
+    pub icount_shift: Option<u32>,
+}
+
+impl Default for VirtualMachineRawConfig {
+    fn default() -> Self {
+        Self {
+            name: "vm".to_owned(),
+            bootloader: None,
+            kernel: None,
+            initrd: None,
+            params: None,
+            disks: Vec::new(),
+            protected_vm: false,
+            memory_mib: DEFAULT_MEMORY_MIB,
+            num_cpus: 1,
+            platform_version: DEFAULT_PLATFORM_VERSION.to_owned(),
+            gdb_port: None,
+            icount_shift: None,
+        }
+    }
+}
+
+/// A disk image attached to the VM.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskImage {
+    /// The raw image file.
+    pub image: PathBuf,
+    /// Whether the guest may write to it; otherwise QEMU opens it read-only.
+    #[serde(default)]
+    pub writable: bool,
+}
+
+/// How many CPUs a JSON config asks for, with AOSP's names.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CpuTopology {
+    /// One vCPU.
+    OneCpu,
+    /// As many vCPUs as the host has CPUs.
+    MatchHost,
+}
+
+/// The JSON config file of `vm run`, with AOSP's field names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VmConfigJson {
+    name: Option<String>,
+    bootloader: Option<PathBuf>,
+    kernel: Option<PathBuf>,
+    initrd: Option<PathBuf>,
+    params: Option<String>,
+    #[serde(default)]
+    disks: Vec<DiskImage>,
+    #[serde(default)]
+    protected: bool,
+    memory_mib: Option<u32>,
+    cpu_topology: Option<CpuTopology>,
+    num_cpus: Option<u32>,
+    platform_version: Option<String>,
+}
+
+impl VirtualMachineRawConfig {
+    /// Reads an AOSP `vm run` JSON config; relative paths are taken from the file's directory.
+    pub fn from_json_file(path: &Path) -> Result<Self, Error> {
+        let text = fs::read_to_string(path).map_err(|source| Error::ConfigUnreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        Self::from_json_str(&text, path, base_dir)
+    }
+
+    /// Parses an AOSP `vm run` JSON config; `path` names it in errors and relative paths are
+    /// taken from `base_dir`.
+    pub fn from_json_str(text: &str, path: &Path, base_dir: &Path) -> Result<Self, Error> {
+        let json: VmConfigJson =
+            serde_json::from_str(text).map_err(|error| Error::ConfigMalformed {
+                path: path.to_owned(),
+                line: error.line(),
+                column: error.column(),
+                message: json_error_message(&error),
+            })?;
+        let num_cpus = match (json.cpu_topology, json.num_cpus) {
+            (Some(_), Some(_)) => {
+                return Err(Error::ConfigInvalid {
+                    path: path.to_owned(),
+                    reason: "give either `cpu_topology` or `num_cpus`, not both".to_owned(),
+                });
+            }
+            (Some(CpuTopology::OneCpu), None) | (None, None) => 1,
+            (Some(CpuTopology::MatchHost), None) => host_cpu_count(),
+            (None, Some(num_cpus)) => num_cpus,
+        };
+        let resolve = |relative: PathBuf| base_dir.join(relative);
+        let defaults = Self::default();
+        Ok(Self {
+            name: json.name.unwrap_or(defaults.name),
+            bootloader: json.bootloader.map(resolve),
+            kernel: json.kernel.map(resolve),
+            initrd: json.initrd.map(resolve),
+            params: json.params,
+            disks: json
+                .disks
+                .into_iter()
+                .map(|disk| DiskImage {
+                    image: resolve(disk.image),
+                    writable: disk.writable,
+                })
+                .collect(),
+            protected_vm: json.protected,
+            memory_mib: json.memory_mib.unwrap_or(defaults.memory_mib),
+            num_cpus,
+            platform_version: json.platform_version.unwrap_or(defaults.platform_version),
+            gdb_port: None,
+            icount_shift: None,
+        })
+    }
+
+    /// Checks everything that can be checked before running QEMU; returns the image to boot.
+    pub(crate) fn validate(&self) -> Result<BootImage, Error> {
+        if self.protected_vm {
+            return Err(Error::ProtectedVmUnsupported);
+        }
+        let bootloader = match (&self.bootloader, &self.kernel) {
+            (Some(_), Some(_)) => return Err(Error::BootloaderAndKernel),
+            (None, Some(_)) => return Err(Error::KernelUnsupported),
+            (None, None) => return Err(Error::NoImage),
+            (Some(bootloader), None) => bootloader,
+        };
+        if self.initrd.is_some() {
+            return Err(Error::InitrdUnsupported);
+        }
+        self.validate_platform_version()?;
+        validate_memory_mib(self.memory_mib, host_memory_mib())?;
+        if self.num_cpus == 0 {
+            return Err(Error::NoCpus);
+        }
+        if let Some(shift) = self.icount_shift.filter(|&shift| shift > MAX_ICOUNT_SHIFT) {
+            return Err(Error::IcountShiftOutOfRange(shift));
+        }
+        if self.gdb_port == Some(0) {
+            return Err(Error::GdbPortZero);
+        }
+        for disk in &self.disks {
+            regular_file_size("disk image", &disk.image)?;
+        }
+        let size = regular_file_size("bootloader image", bootloader)?;
+        if size == 0 {
+            return Err(Error::ImageEmpty {
+                path: bootloader.clone(),
+            });
+        }
+        let available = RAM_START + u64::from(self.memory_mib) * MIB - IMAGE_ADDRESS;
+        if size > available {
+            return Err(Error::ImageTooLarge {
+                path: bootloader.clone(),
+                size,
+                memory_mib: self.memory_mib,
+                available,
+                required_mib: (IMAGE_ADDRESS - RAM_START + size).div_ceil(MIB),
+            });
+        }
+        Ok(BootImage {
+            path: bootloader.clone(),
+        })
+    }
+
+    fn validate_platform_version(&self) -> Result<(), Error> {
+        let requirement = semver::VersionReq::parse(&self.platform_version).map_err(|source| {
+            Error::InvalidPlatformVersion {
+                requested: self.platform_version.clone(),
+                source,
+            }
+        })?;
+        let supported = semver::Version::parse(SUPPORTED_PLATFORM_VERSION)
+            .expect("SUPPORTED_PLATFORM_VERSION is a valid version");
+        if !requirement.matches(&supported) {
+            return Err(Error::UnsupportedPlatformVersion {
+                requested: self.platform_version.clone(),
+                supported: SUPPORTED_PLATFORM_VERSION,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The validated image to load at [`IMAGE_ADDRESS`].
+#[derive(Debug)]
+pub(crate) struct BootImage {
+    /// The raw image file.
+    pub(crate) path: PathBuf,
+}
+
+/// serde_json's message without its trailing " at line L column C", which the error repeats.
+fn json_error_message(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    message
+        .strip_suffix(&position)
+        .unwrap_or(&message)
+        .to_owned()
+}
+
+/// Checks `memory_mib` against the layout and against `host_memory_mib` when known.
+fn validate_memory_mib(memory_mib: u32, host_memory_mib: Option<u64>) -> Result<(), Error> {
+    if memory_mib < MIN_MEMORY_MIB {
+        return Err(Error::MemoryTooSmall {
+            memory_mib,
+            minimum_mib: MIN_MEMORY_MIB,
+        });
+    }
+    if memory_mib > MAX_MEMORY_MIB {
+        return Err(Error::MemoryTooLarge {
+            memory_mib,
+            limit_mib: MAX_MEMORY_MIB.into(),
+            limit: "vmclient's fixed cap of 16 GiB",
+        });
+    }
+    if let Some(host_memory_mib) = host_memory_mib.filter(|&host| u64::from(memory_mib) > host) {
+        return Err(Error::MemoryTooLarge {
+            memory_mib,
+            limit_mib: host_memory_mib,
+            limit: "the host's physical memory",
+        });
+    }
+    Ok(())
+}
+
+/// The size of a regular file that can be opened for reading.
+fn regular_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
+    let unreadable = |source| Error::ImageUnreadable {
+        role,
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = fs::metadata(path).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(Error::NotAFile {
+            role,
+            path: path.to_owned(),
+        });
+    }
+    fs::File::open(path).map_err(unreadable)?;
+    Ok(metadata.len())
+}
+
+/// The host's physical memory (`MemTotal`), if `/proc/meminfo` says.
+fn host_memory_mib() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// The number of CPUs this process may use, for `cpu_topology: "match_host"`.
+fn host_cpu_count() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(1, |count| u32::try_from(count.get()).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<VirtualMachineRawConfig, Error> {
+        VirtualMachineRawConfig::from_json_str(text, Path::new("vm.json"), Path::new("/configs"))
+    }
+
+    #[test]
+    fn full_json_config() {
+        let config = parse(
+            r#"{
+                "name": "example",
+                "bootloader": "out/vmbase_example.bin",
+                "params": "console=pl011",
+                "disks": [{"image": "disk.img", "writable": true}, {"image": "/abs/ro.img"}],
+                "protected": false,
+                "memory_mib": 64,
+                "cpu_topology": "one_cpu",
+                "platform_version": "~1.0"
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config,
+            VirtualMachineRawConfig {
+                name: "example".to_owned(),
+                bootloader: Some("/configs/out/vmbase_example.bin".into()),
+                params: Some("console=pl011".to_owned()),
+                disks: vec![
+                    DiskImage {
+                        image: "/configs/disk.img".into(),
+                        writable: true
+                    },
+                    DiskImage {
+                        image: "/abs/ro.img".into(),
+                        writable: false
+                    },
+                ],
+                memory_mib: 64,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn minimal_json_config_takes_defaults() {
+        let config = parse(r#"{"bootloader": "a.bin"}"#).unwrap();
+        assert_eq!(config.memory_mib, DEFAULT_MEMORY_MIB);
+        assert_eq!(config.num_cpus, 1);
+        assert_eq!(config.platform_version, "~1.0");
+        assert!(!config.protected_vm);
+    }
+
+    #[test]
+    fn match_host_and_num_cpus() {
+        assert_eq!(
+            parse(r#"{"cpu_topology": "match_host"}"#).unwrap().num_cpus,
+            host_cpu_count()
+        );
+        assert_eq!(parse(r#"{"num_cpus": 3}"#).unwrap().num_cpus, 3);
+        let error = parse(r#"{"num_cpus": 3, "cpu_topology": "one_cpu"}"#).unwrap_err();
+        assert!(matches!(error, Error::ConfigInvalid { .. }), "{error}");
+    }
+
+    #[test]
+    fn malformed_json_reports_position() {
+        let error = parse("{\n  \"bootloader\": \"a.bin\",\n  \"memory_mib\": ,\n}").unwrap_err();
+        let Error::ConfigMalformed { line, column, .. } = &error else {
+            panic!("{error}")
+        };
+        assert_eq!((*line, *column), (3, 17));
+        assert!(
+            error
+                .to_string()
+                .starts_with("malformed VM config vm.json at line 3, column 17: ")
+        );
+        assert!(
+            !error.to_string().contains(" at line 3 column 17"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_position() {
+        let error = parse("{\n  \"bootloadr\": \"a.bin\"\n}").unwrap_err();
+        let Error::ConfigMalformed { line, message, .. } = &error else {
+            panic!("{error}")
+        };
+        assert_eq!(*line, 2);
+        assert!(
+            message.starts_with("unknown field `bootloadr`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_disk_field_and_bad_topology_are_refused() {
+        let error = parse(r#"{"disks": [{"image": "a", "partitions": []}]}"#).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `partitions`"),
+            "{error}"
+        );
+        let error = parse(r#"{"cpu_topology": "two_cpus"}"#).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown variant `two_cpus`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn memory_limits() {
+        assert!(matches!(
+            validate_memory_mib(MIN_MEMORY_MIB - 1, None),
+            Err(Error::MemoryTooSmall { .. })
+        ));
+        assert!(validate_memory_mib(MIN_MEMORY_MIB, None).is_ok());
+        assert!(validate_memory_mib(MAX_MEMORY_MIB, None).is_ok());
+        assert!(matches!(
+            validate_memory_mib(MAX_MEMORY_MIB + 1, None),
+            Err(Error::MemoryTooLarge {
+                limit_mib: 16384,
+                ..
+            })
+        ));
+        assert!(matches!(
+            validate_memory_mib(2048, Some(1024)),
+            Err(Error::MemoryTooLarge {
+                limit_mib: 1024,
+                ..
+            })
+        ));
+    }
+
+    fn config_with_image(
+        image: &[u8],
+        memory_mib: u32,
+    ) -> (tempfile::TempDir, VirtualMachineRawConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image.bin");
+        fs::write(&path, image).unwrap();
+        let config = VirtualMachineRawConfig {
+            bootloader: Some(path),
+            memory_mib,
+            ..Default::default()
+        };
+        (dir, config)
+    }
+
+    #[test]
+    fn image_must_fit_after_fdt_region() {
+        let (_dir, config) = config_with_image(&vec![0; MIB as usize], 3);
+        assert!(config.validate().is_ok());
+        let (_dir, config) = config_with_image(&vec![0; MIB as usize + 1], 3);
+        let error = config.validate().unwrap_err();
+        assert!(
+            matches!(error, Error::ImageTooLarge { available, required_mib: 4, .. } if available == MIB),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let (_dir, config) = config_with_image(&[0; 4], 16);
+        let refuse = |change: fn(&mut VirtualMachineRawConfig)| {
+            let mut config = config.clone();
+            change(&mut config);
+            config.validate().unwrap_err()
+        };
+        assert!(matches!(
+            refuse(|c| c.protected_vm = true),
+            Error::ProtectedVmUnsupported
+        ));
+        assert!(matches!(
+            refuse(|c| c.kernel = Some("k".into())),
+            Error::BootloaderAndKernel
+        ));
+        assert!(matches!(
+            refuse(|c| (c.bootloader, c.kernel) = (None, Some("k".into()))),
+            Error::KernelUnsupported
+        ));
+        assert!(matches!(refuse(|c| c.bootloader = None), Error::NoImage));
+        assert!(matches!(
+            refuse(|c| c.initrd = Some("i".into())),
+            Error::InitrdUnsupported
+        ));
+        assert!(matches!(refuse(|c| c.num_cpus = 0), Error::NoCpus));
+        assert!(matches!(
+            refuse(|c| c.icount_shift = Some(11)),
+            Error::IcountShiftOutOfRange(11)
+        ));
+        assert!(matches!(
+            refuse(|c| c.gdb_port = Some(0)),
+            Error::GdbPortZero
+        ));
+        assert!(matches!(
+            refuse(|c| c.platform_version = "~2.0".to_owned()),
+            Error::UnsupportedPlatformVersion { .. }
+        ));
+        assert!(matches!(
+            refuse(|c| c.platform_version = "one".to_owned()),
+            Error::InvalidPlatformVersion { .. }
+        ));
+        assert!(matches!(
+            refuse(|c| c.disks = vec![DiskImage {
+                image: "/nonexistent".into(),
+                writable: false
+            }]),
+            Error::ImageUnreadable {
+                role: "disk image",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn image_file_problems() {
+        let (dir, mut config) = config_with_image(&[], 16);
+        assert!(matches!(
+            config.validate().unwrap_err(),
+            Error::ImageEmpty { .. }
+        ));
+        config.bootloader = Some(dir.path().to_owned());
+        assert!(matches!(
+            config.validate().unwrap_err(),
+            Error::NotAFile { .. }
+        ));
+        config.bootloader = Some(dir.path().join("missing.bin"));
+        let error = config.validate().unwrap_err();
+        assert!(matches!(
+            error,
+            Error::ImageUnreadable {
+                role: "bootloader image",
+                ..
+            }
+        ));
+        assert!(
+            error.to_string().contains("No such file or directory"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The guest's device tree: QEMU's own, with `/memory` and `/chosen/bootargs` rewritten.
+
+use crate::error::Error;
+use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
+use crate::qemu;
+use fdt::Fdt;
+use fdt::node::FdtNode;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use vm_fdt::{FdtReserveEntry, FdtWriter};
+
+/// Offset of `boot_cpuid_phys` in the FDT header (devicetree specification, table 5.1).
+const BOOT_CPUID_PHYS_OFFSET: usize = 0x1c;
+
+/// Asks QEMU for the device tree of the machine `qemu::machine_args` describes.
+pub(crate) fn dump_qemu_device_tree(
+    memory_mib: u32,
+    num_cpus: u32,
+    output: &Path,
+) -> Result<Vec<u8>, Error> {
+    let result = Command::new(qemu::QEMU)
+        .args(qemu::machine_args(memory_mib, num_cpus, Some(output)))
+        .stdin(Stdio::null())
+        .output();
+    let result = match result {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::QemuNotFound);
+        }
+        result => result.map_err(Error::QemuSpawn)?,
+    };
+    if !result.status.success() {
+        return Err(Error::QemuFailed {
+            action: "dump its device tree",
+            status: result.status,
+            stderr: String::from_utf8_lossy(&result.stderr).trim().to_owned(),
+        });
+    }
+    std::fs::read(output).map_err(Error::io("read QEMU's device tree"))
+}
+
+/// Rewrites QEMU's device tree for crosvm's layout: RAM is `memory_mib` from `RAM_START`, and
+/// `/chosen/bootargs` is `bootargs` (or absent). Every other node and property is kept as is.
+pub(crate) fn rewrite(
+    qemu_dtb: &[u8],
+    memory_mib: u32,
+    bootargs: Option<&str>,
+) -> Result<Vec<u8>, Error> {
+    let fdt = Fdt::new(qemu_dtb).map_err(|error| Error::DeviceTreeParse(error.to_string()))?;
+    let reservations = fdt
+        .memory_reservations()
+        .map(|entry| FdtReserveEntry::new(entry.address() as u64, entry.size() as u64))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut writer = FdtWriter::new_with_mem_reserv(&reservations)?;
+    let boot_cpuid_phys = qemu_dtb
+        .get(BOOT_CPUID_PHYS_OFFSET..BOOT_CPUID_PHYS_OFFSET + 4)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(|| Error::DeviceTreeParse("truncated header".to_owned()))?;
+    writer.set_boot_cpuid_phys(boot_cpuid_phys);
+
+    let root = fdt
+        .find_node("/")
+        .ok_or_else(|| Error::DeviceTreeParse("no root node".to_owned()))?;
+    let cells = root.cell_sizes();
+    let memory_reg = [
+        encode_cells(RAM_START, cells.address_cells)?,
+        encode_cells(u64::from(memory_mib) * MIB, cells.size_cells)?,
+    ]
+    .concat();
+
+    let root_node = writer.begin_node("")?;
+    copy_properties(&mut writer, root)?;
+    let mut memory_written = false;
+    let mut chosen_written = false;
+    for child in root.children() {
+        if is_memory_node(child) {
+            // QEMU describes its RAM from 0x4000_0000; the guest only gets ours.
+            if !memory_written {
+                write_memory_node(&mut writer, &memory_reg)?;
+                memory_written = true;
+            }
+        } else if child.name == "chosen" {
+            write_chosen_node(&mut writer, Some(child), bootargs)?;
+            chosen_written = true;
+        } else {
+            copy_node(&mut writer, child)?;
+        }
+    }
+    if !memory_written {
+        write_memory_node(&mut writer, &memory_reg)?;
+    }
+    if !chosen_written {
+        write_chosen_node(&mut writer, None, bootargs)?;
+    }
+    writer.end_node(root_node)?;
+
+    let dtb = writer.finish()?;
+    if dtb.len() as u64 > FDT_MAX_SIZE {
+        return Err(Error::DeviceTreeTooLarge { size: dtb.len() });
+    }
+    Ok(dtb)
+}
+
+fn is_memory_node(node: FdtNode) -> bool {
+    node.name == "memory" || node.name.starts_with("memory@")
+}
+
+fn write_memory_node(writer: &mut FdtWriter, reg: &[u8]) -> Result<(), Error> {
+    let node = writer.begin_node(&format!("memory@{RAM_START:x}"))?;
+    writer.property_string("device_type", "memory")?;
+    writer.property("reg", reg)?;
+    writer.end_node(node)?;
+    Ok(())
+}
+
+fn write_chosen_node(
+    writer: &mut FdtWriter,
+    qemu_chosen: Option<FdtNode>,
+    bootargs: Option<&str>,
+) -> Result<(), Error> {
+    let node = writer.begin_node("chosen")?;
+    if let Some(qemu_chosen) = qemu_chosen {
+        for property in qemu_chosen
+            .properties()
+            .filter(|property| property.name != "bootargs")
+        {
+            writer.property(property.name, property.value)?;
+        }
+    }
+    if let Some(bootargs) = bootargs {
+        writer.property_string("bootargs", bootargs)?;
+    }
+    if let Some(qemu_chosen) = qemu_chosen {
+        for child in qemu_chosen.children() {
+            copy_node(writer, child)?;
+        }
+    }
+    writer.end_node(node)?;
+    Ok(())
+}
+
+fn copy_node(writer: &mut FdtWriter, node: FdtNode) -> Result<(), Error> {
+    let copy = writer.begin_node(node.name)?;
+    copy_properties(writer, node)?;
+    for child in node.children() {
+        copy_node(writer, child)?;
+    }
+    writer.end_node(copy)?;
+    Ok(())
+}
+
+fn copy_properties(writer: &mut FdtWriter, node: FdtNode) -> Result<(), Error> {
+    for property in node.properties() {
+        writer.property(property.name, property.value)?;
+    }
+    Ok(())
+}
+
+/// `value` as `cells` big-endian 32-bit cells, as `reg` wants it.
+fn encode_cells(value: u64, cells: usize) -> Result<Vec<u8>, Error> {
+    match cells {
+        1 => u32::try_from(value)
+            .map(|value| value.to_be_bytes().to_vec())
+            .map_err(|_| Error::DeviceTreeParse(format!("{value:#x} does not fit in one cell"))),
+        2 => Ok(value.to_be_bytes().to_vec()),
+        _ => Err(Error::DeviceTreeParse(format!(
+            "unsupported cell count {cells}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// QEMU's real device tree for a 2-CPU VM with `memory_mib` of RAM.
+    fn qemu_dtb(memory_mib: u32) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        dump_qemu_device_tree(memory_mib, 2, &dir.path().join("qemu.dtb"))
+            .expect("qemu-system-aarch64 is needed for this test (apt-get install qemu-system-arm)")
+    }
+
+    fn memory_regions(dtb: &[u8]) -> Vec<(usize, Option<usize>)> {
+        let fdt = Fdt::new(dtb).unwrap();
+        fdt.memory()
+            .regions()
+            .map(|region| (region.starting_address as usize, region.size))
+            .collect()
+    }
+
+    #[test]
+    fn rewrites_memory_and_bootargs_and_keeps_the_rest() {
+        let original = qemu_dtb(64);
+        assert_eq!(
+            memory_regions(&original),
+            [(0x4000_0000, Some((1024 + 64) << 20))]
+        );
+
+        let rewritten = rewrite(&original, 64, Some("console=ttyAMA0 panic=-1")).unwrap();
+        assert_eq!(memory_regions(&rewritten), [(0x8000_0000, Some(64 << 20))]);
+        let fdt = Fdt::new(&rewritten).unwrap();
+        assert_eq!(fdt.chosen().bootargs(), Some("console=ttyAMA0 panic=-1"));
+        assert_eq!(fdt.chosen().stdout().unwrap().name, "pl011@9000000");
+        assert!(fdt.find_node("/memory@80000000").is_some());
+        assert!(fdt.find_node("/memory@40000000").is_none());
+
+        let pl011 = fdt.find_node("/pl011@9000000").unwrap();
+        assert_eq!(pl011.compatible().unwrap().first(), "arm,pl011");
+        assert_eq!(
+            pl011.reg().unwrap().next().unwrap().starting_address as usize,
+            0x0900_0000
+        );
+        let psci = fdt.find_node("/psci").unwrap();
+        assert_eq!(psci.property("method").unwrap().as_str(), Some("hvc"));
+        assert_eq!(fdt.cpus().count(), 2);
+
+        // Everything but /memory is byte-for-byte QEMU's.
+        let original_fdt = Fdt::new(&original).unwrap();
+        let describe = |fdt: &Fdt| {
+            fdt.all_nodes()
+                .filter(|node| !is_memory_node(*node) && node.name != "chosen")
+                .map(|node| {
+                    let properties: Vec<_> = node
+                        .properties()
+                        .map(|p| (p.name.to_owned(), p.value.to_vec()))
+                        .collect();
+                    (node.name.to_owned(), properties)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(describe(&fdt), describe(&original_fdt));
+        assert_eq!(
+            original_fdt.chosen().stdout().unwrap().name,
+            fdt.chosen().stdout().unwrap().name
+        );
+    }
+
+    #[test]
+    fn without_params_has_no_bootargs() {
+        let rewritten = rewrite(&qemu_dtb(16), 16, None).unwrap();
+        assert_eq!(Fdt::new(&rewritten).unwrap().chosen().bootargs(), None);
+    }
+
+    #[test]
+    fn rewritten_tree_is_compact_and_checked_against_two_mib() {
+        let original = qemu_dtb(16);
+        // QEMU pads its dump to 1 MiB; the rewritten tree only holds what it needs.
+        assert!(rewrite(&original, 16, None).unwrap().len() < 64 * 1024);
+        let huge_params = "x".repeat(FDT_MAX_SIZE as usize);
+        assert!(matches!(
+            rewrite(&original, 16, Some(&huge_params)),
+            Err(Error::DeviceTreeTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(matches!(
+            rewrite(&[0; 64], 16, None),
+            Err(Error::DeviceTreeParse(_))
+        ));
+    }
+
+    #[test]
+    fn cells() {
+        assert_eq!(encode_cells(0x8000_0000, 1).unwrap(), [0x80, 0, 0, 0]);
+        assert_eq!(
+            encode_cells(0x8000_0000, 2).unwrap(),
+            [0, 0, 0, 0, 0x80, 0, 0, 0]
+        );
+        assert!(encode_cells(1 << 32, 1).is_err());
+        assert!(encode_cells(0, 3).is_err());
+    }
+}

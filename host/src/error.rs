@@ -1,0 +1,244 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The one error type of this crate: everything that can stop a VM from being created or started.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+/// Why a VM could not be configured, created or started.
+///
+/// Every variant means the VM never ran: its death reason is [`crate::DeathReason::StartFailed`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config asks for a protected VM, which only pKVM can provide.
+    #[error(
+        "protected VMs need pKVM and crosvm (Android's VirtualizationService); they are not \
+         supported on this host, which runs VMs unprotected under QEMU: set `protected` to false"
+    )]
+    ProtectedVmUnsupported,
+
+    /// The config names a kernel but no bootloader; direct kernel boot is not implemented.
+    #[error(
+        "booting a `kernel` directly is not implemented on this host; boot a raw `bootloader` \
+         image instead"
+    )]
+    KernelUnsupported,
+
+    /// The config names an initrd, which only makes sense with a directly booted kernel.
+    #[error(
+        "`initrd` is only used when booting a `kernel` directly, which is not implemented on \
+         this host"
+    )]
+    InitrdUnsupported,
+
+    /// The config names both a bootloader and a kernel; crosvm accepts only one of them.
+    #[error("the config names both `bootloader` and `kernel`; give exactly one")]
+    BootloaderAndKernel,
+
+    /// The config names no image to boot.
+    #[error("the config names no image to boot: set `bootloader` to a raw aarch64 image")]
+    NoImage,
+
+    /// An image file (bootloader or disk) does not exist or cannot be read.
+    #[error("cannot read {role} {path}: {source}")]
+    ImageUnreadable {
+        /// What the file is for, e.g. "bootloader image".
+        role: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: io::Error,
+    },
+
+    /// An image path names something other than a regular file, e.g. a directory.
+    #[error("cannot read {role} {path}: it is not a regular file")]
+    NotAFile {
+        /// What the file is for, e.g. "bootloader image".
+        role: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// The bootloader image is empty.
+    #[error("bootloader image {path} is empty")]
+    ImageEmpty {
+        /// The image.
+        path: PathBuf,
+    },
+
+    /// The bootloader image does not fit between its load address and the end of RAM.
+    #[error(
+        "bootloader image {path} is {size} bytes but only {available} bytes of RAM follow its \
+         load address 0x8020_0000 with memory_mib {memory_mib}; raise memory_mib to at least \
+         {required_mib}"
+    )]
+    ImageTooLarge {
+        /// The image.
+        path: PathBuf,
+        /// The image's size in bytes.
+        size: u64,
+        /// The configured RAM size.
+        memory_mib: u32,
+        /// Bytes of RAM from the image load address to the end of RAM.
+        available: u64,
+        /// The smallest `memory_mib` that would fit the image.
+        required_mib: u64,
+    },
+
+    /// `memory_mib` leaves no room for an image after the 2 MiB device tree region.
+    #[error(
+        "memory_mib {memory_mib} is too small: the device tree takes the first 2 MiB of RAM and \
+         the image is loaded after it, so at least {minimum_mib} MiB are needed"
+    )]
+    MemoryTooSmall {
+        /// The configured RAM size.
+        memory_mib: u32,
+        /// The smallest accepted RAM size.
+        minimum_mib: u32,
+    },
+
+    /// `memory_mib` is more than the host can or should give.
+    #[error("memory_mib {memory_mib} is more than the limit of {limit_mib} MiB ({limit})")]
+    MemoryTooLarge {
+        /// The configured RAM size.
+        memory_mib: u32,
+        /// The largest accepted RAM size.
+        limit_mib: u64,
+        /// Where the limit comes from.
+        limit: &'static str,
+    },
+
+    /// `num_cpus` is zero.
+    #[error("the VM needs at least one CPU")]
+    NoCpus,
+
+    /// The `-icount` shift is outside what QEMU accepts.
+    #[error("icount shift {0} is out of range: QEMU accepts 0 to 10")]
+    IcountShiftOutOfRange(u32),
+
+    /// The gdb port is 0, which would make QEMU pick a port nobody knows.
+    #[error("gdb port 0 is not valid: give the TCP port the debugger will connect to")]
+    GdbPortZero,
+
+    /// `platform_version` is not a semver version requirement.
+    #[error("platform_version {requested:?} is not a version requirement: {source}")]
+    InvalidPlatformVersion {
+        /// The requested platform version.
+        requested: String,
+        /// Why it does not parse.
+        source: semver::Error,
+    },
+
+    /// `platform_version` does not match the platform this host provides.
+    #[error(
+        "platform_version {requested:?} does not accept this host's platform version {supported}"
+    )]
+    UnsupportedPlatformVersion {
+        /// The requested platform version.
+        requested: String,
+        /// The platform version this host provides.
+        supported: &'static str,
+    },
+
+    /// The VM config file cannot be read.
+    #[error("cannot read VM config {path}: {source}")]
+    ConfigUnreadable {
+        /// The config file.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: io::Error,
+    },
+
+    /// The VM config file is not valid JSON or does not match the schema (e.g. an unknown field).
+    #[error("malformed VM config {path} at line {line}, column {column}: {message}")]
+    ConfigMalformed {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What is wrong there.
+        message: String,
+    },
+
+    /// The VM config file is well-formed but contradicts itself.
+    #[error("invalid VM config {path}: {reason}")]
+    ConfigInvalid {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// `qemu-system-aarch64` is not installed.
+    #[error(
+        "qemu-system-aarch64 is not installed (not found in PATH); install it with \
+         `apt-get install qemu-system-arm`"
+    )]
+    QemuNotFound,
+
+    /// `qemu-system-aarch64` exists but could not be run.
+    #[error("cannot run qemu-system-aarch64: {0}")]
+    QemuSpawn(#[source] io::Error),
+
+    /// QEMU ran but failed.
+    #[error("qemu-system-aarch64 failed to {action} ({status}): {stderr}")]
+    QemuFailed {
+        /// What QEMU was asked to do.
+        action: &'static str,
+        /// How QEMU exited.
+        status: ExitStatus,
+        /// QEMU's own error output, or where to find it.
+        stderr: String,
+    },
+
+    /// QEMU did not connect to its QMP monitor socket in time.
+    #[error("qemu-system-aarch64 did not connect its QMP monitor within {0:?}")]
+    QemuStartTimeout(Duration),
+
+    /// QEMU's QMP monitor said something this crate does not understand.
+    #[error("QMP protocol error: {0}")]
+    Qmp(String),
+
+    /// QEMU's device tree could not be parsed.
+    #[error("QEMU's device tree cannot be parsed: {0}")]
+    DeviceTreeParse(String),
+
+    /// The rewritten device tree could not be built.
+    #[error("cannot build the device tree: {0}")]
+    DeviceTreeWrite(#[from] vm_fdt::Error),
+
+    /// The rewritten device tree does not fit its 2 MiB region.
+    #[error(
+        "the device tree is {size} bytes, more than its 2 MiB region at 0x8000_0000 \
+         (are `params` too long?)"
+    )]
+    DeviceTreeTooLarge {
+        /// The device tree's size in bytes.
+        size: usize,
+    },
+
+    /// A host file operation failed (temporary directory, QMP socket, ...).
+    #[error("cannot {action}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+
+    /// [`crate::VmInstance::start`] was called twice.
+    #[error("the VM was already started")]
+    AlreadyStarted,
+}
+
+impl Error {
+    /// Wraps a host I/O error with what was being done.
+    pub(crate) fn io(action: &'static str) -> impl FnOnce(io::Error) -> Self {
+        move |source| Self::Io { action, source }
+    }
+}

@@ -1,0 +1,331 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! `VmInstance`: one QEMU process running one VM, and the files it needs.
+
+use crate::boot_stub::boot_stub;
+use crate::config::VirtualMachineRawConfig;
+use crate::death_reason::DeathReason;
+use crate::device_tree;
+use crate::error::Error;
+use crate::qemu::{self, QEMU, RunFiles};
+use crate::qmp::QmpClient;
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long QEMU may take to connect its QMP monitor and answer the first commands.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often to check on QEMU while waiting for it to connect.
+const START_POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// QEMU's standard error when the caller gives no log, kept to explain start failures.
+const STDERR_FILE: &str = "qemu-stderr.log";
+
+/// A VM: created with [`VmInstance::create`], booted with [`VmInstance::start`].
+///
+/// Dropping it kills QEMU (if still running) and removes its temporary directory.
+pub struct VmInstance {
+    qemu_args: Vec<OsString>,
+    waits_for_debugger: bool,
+    // Declared before `temp_dir` so that QEMU is killed before its files are removed.
+    state: State,
+    temp_dir: TempDir,
+}
+
+enum State {
+    Created {
+        console: Option<File>,
+        log: Option<File>,
+    },
+    Running(RunningVm),
+    Dead(DeathReason),
+}
+
+impl VmInstance {
+    /// Checks `config` and prepares everything QEMU needs, without starting it.
+    ///
+    /// The guest's console (QEMU's PL011) goes to `console`, QEMU's own messages to `log`;
+    /// `None` discards them.
+    pub fn create(
+        config: &VirtualMachineRawConfig,
+        console: Option<File>,
+        log: Option<File>,
+    ) -> Result<Self, Error> {
+        let image = config.validate()?;
+        let temp_dir = tempfile::Builder::new()
+            .prefix("vmclient-")
+            .tempdir()
+            .map_err(Error::io("create a temporary directory"))?;
+        let dir = temp_dir.path();
+        let qemu_dtb = device_tree::dump_qemu_device_tree(
+            config.memory_mib,
+            config.num_cpus,
+            &dir.join("qemu.dtb"),
+        )?;
+        let files = RunFiles {
+            boot_stub: &dir.join("boot-stub.bin"),
+            device_tree: &dir.join("fdt.dtb"),
+            qmp_socket: &dir.join("qmp.sock"),
+        };
+        let dtb = device_tree::rewrite(&qemu_dtb, config.memory_mib, config.params.as_deref())?;
+        fs::write(files.device_tree, dtb).map_err(Error::io("write the device tree"))?;
+        fs::write(files.boot_stub, boot_stub()).map_err(Error::io("write the boot stub"))?;
+        Ok(Self {
+            qemu_args: qemu::run_args(config, &image, &files, console.is_some()),
+            waits_for_debugger: config.gdb_port.is_some(),
+            state: State::Created { console, log },
+            temp_dir,
+        })
+    }
+
+    /// Starts QEMU and lets the guest run, or, with a `gdb_port`, leaves it paused at its first
+    /// instruction until a debugger continues it.
+    ///
+    /// On failure nothing is left running and the death reason is
+    /// [`DeathReason::StartFailed`].
+    pub fn start(&mut self) -> Result<(), Error> {
+        let State::Created { .. } = self.state else {
+            return Err(Error::AlreadyStarted);
+        };
+        let State::Created { console, log } =
+            std::mem::replace(&mut self.state, State::Dead(DeathReason::StartFailed))
+        else {
+            unreachable!("checked above");
+        };
+        self.state = State::Running(self.launch(console, log)?);
+        Ok(())
+    }
+
+    /// Waits until the VM ends and says why.
+    ///
+    /// A VM that was never started, or failed to start, reports [`DeathReason::StartFailed`].
+    pub fn wait_for_death(&mut self) -> DeathReason {
+        match &self.state {
+            State::Created { .. } => DeathReason::StartFailed,
+            State::Dead(reason) => *reason,
+            State::Running(vm) => {
+                let monitor_result = vm.monitor_result.recv();
+                self.finish(monitor_result.ok())
+            }
+        }
+    }
+
+    /// Like [`VmInstance::wait_for_death`], but gives up after `timeout` and returns `None`
+    /// if the VM is still running then.
+    pub fn wait_for_death_with_timeout(&mut self, timeout: Duration) -> Option<DeathReason> {
+        match &self.state {
+            State::Created { .. } => Some(DeathReason::StartFailed),
+            State::Dead(reason) => Some(*reason),
+            State::Running(vm) => match vm.monitor_result.recv_timeout(timeout) {
+                Ok(monitor_result) => Some(self.finish(Some(monitor_result))),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(self.finish(None)),
+            },
+        }
+    }
+
+    /// Kills QEMU unless the VM already ended, and says why the VM ended: normally
+    /// [`DeathReason::Killed`].
+    pub fn kill(&mut self) -> DeathReason {
+        if let Some(reason) = self.wait_for_death_with_timeout(Duration::ZERO) {
+            if !matches!(self.state, State::Created { .. }) {
+                return reason;
+            }
+        }
+        // Dropping the running VM kills and reaps QEMU.
+        self.state = State::Dead(DeathReason::Killed);
+        DeathReason::Killed
+    }
+
+    /// Spawns QEMU, accepts its QMP connection and lets the guest run.
+    fn launch(&self, console: Option<File>, log: Option<File>) -> Result<RunningVm, Error> {
+        let dir = self.temp_dir.path();
+        let listener = UnixListener::bind(dir.join("qmp.sock"))
+            .map_err(Error::io("listen on the QMP socket"))?;
+        let stdout = match (console, &log) {
+            (Some(console), _) => Stdio::from(console),
+            (None, Some(log)) => Stdio::from(log.try_clone().map_err(Error::io("share the log"))?),
+            (None, None) => Stdio::null(),
+        };
+        let stderr = match log {
+            Some(log) => Stdio::from(log),
+            None => Stdio::from(
+                File::create(dir.join(STDERR_FILE)).map_err(Error::io("create QEMU's log"))?,
+            ),
+        };
+        let child = Command::new(QEMU)
+            .args(&self.qemu_args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|error| match error.kind() {
+                ErrorKind::NotFound => Error::QemuNotFound,
+                _ => Error::QemuSpawn(error),
+            })?;
+        let mut qemu = QemuProcess(child);
+
+        let stream = self.accept_qmp(&listener, &mut qemu)?;
+        let stream_timeouts = stream
+            .try_clone()
+            .map_err(Error::io("clone the QMP socket"))?;
+        stream_timeouts
+            .set_read_timeout(Some(START_TIMEOUT))
+            .map_err(Error::io("set a QMP timeout"))?;
+        let mut qmp = QmpClient::new(stream)?;
+        let started = qmp.negotiate().and_then(|()| {
+            if self.waits_for_debugger {
+                Ok(())
+            } else {
+                qmp.execute("cont")
+            }
+        });
+        if let Err(error) = started {
+            // QEMU closes the monitor when it fails to build the machine: report why.
+            return Err(
+                match wait_with_timeout(&mut qemu, START_POLL_INTERVAL * 100) {
+                    Some(status) => self.start_failure(status),
+                    None => error,
+                },
+            );
+        }
+        stream_timeouts
+            .set_read_timeout(None)
+            .map_err(Error::io("clear a QMP timeout"))?;
+
+        let (sender, monitor_result) = mpsc::channel();
+        let monitor = thread::Builder::new()
+            .name("vmclient-qmp".to_owned())
+            .spawn(move || {
+                // The receiver is gone only when the instance was dropped: nobody to tell.
+                let _ = sender.send(qmp.wait_for_close());
+            })
+            .map_err(Error::io("start the QMP monitor thread"))?;
+        Ok(RunningVm {
+            qemu,
+            monitor_result,
+            monitor: Some(monitor),
+        })
+    }
+
+    /// Waits for QEMU to connect to `listener`, failing early if QEMU exits first.
+    fn accept_qmp(
+        &self,
+        listener: &UnixListener,
+        qemu: &mut QemuProcess,
+    ) -> Result<UnixStream, Error> {
+        listener
+            .set_nonblocking(true)
+            .map_err(Error::io("poll the QMP socket"))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream
+                        .set_nonblocking(false)
+                        .map_err(Error::io("set up the QMP socket"))?;
+                    return Ok(stream);
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                Err(error) => return Err(Error::io("accept QEMU's QMP connection")(error)),
+            }
+            if let Some(status) = qemu.0.try_wait().map_err(Error::io("check on QEMU"))? {
+                return Err(self.start_failure(status));
+            }
+            if Instant::now() > deadline {
+                return Err(Error::QemuStartTimeout(START_TIMEOUT));
+            }
+            thread::sleep(START_POLL_INTERVAL);
+        }
+    }
+
+    /// The error for QEMU exiting with `status` before the guest ran.
+    fn start_failure(&self, status: ExitStatus) -> Error {
+        let stderr = fs::read_to_string(self.temp_dir.path().join(STDERR_FILE))
+            .map(|text| text.trim().to_owned())
+            .unwrap_or_else(|_| "see the VM log for QEMU's messages".to_owned());
+        Error::QemuFailed {
+            action: "start the VM",
+            status,
+            stderr,
+        }
+    }
+
+    /// Reaps QEMU after its monitor closed (`monitor_result`), or after the monitor thread
+    /// vanished (`None`), and records the death reason.
+    fn finish(&mut self, monitor_result: Option<Result<Option<String>, Error>>) -> DeathReason {
+        let State::Running(vm) = &mut self.state else {
+            unreachable!("finish is only called on a running VM");
+        };
+        let reason = match monitor_result {
+            Some(Ok(Some(cause))) => DeathReason::from_qemu_shutdown_cause(&cause),
+            Some(Ok(None)) => match vm.qemu.0.wait() {
+                Ok(status) if status.signal().is_some() => DeathReason::Killed,
+                Ok(_) => DeathReason::Crash,
+                Err(_) => DeathReason::InfrastructureError,
+            },
+            Some(Err(_)) | None => DeathReason::InfrastructureError,
+        };
+        // Dropping the running VM reaps QEMU, killing it first if it is somehow still there.
+        self.state = State::Dead(reason);
+        reason
+    }
+}
+
+/// QEMU and the thread that reads its QMP monitor.
+struct RunningVm {
+    qemu: QemuProcess,
+    /// The monitor thread's result: the first `SHUTDOWN` cause, once QEMU closed the monitor.
+    monitor_result: Receiver<Result<Option<String>, Error>>,
+    monitor: Option<JoinHandle<()>>,
+}
+
+impl Drop for RunningVm {
+    fn drop(&mut self) {
+        self.qemu.kill_and_reap();
+        // QEMU is gone, so its monitor socket is closed and the thread ends.
+        if let Some(monitor) = self.monitor.take() {
+            let _ = monitor.join();
+        }
+    }
+}
+
+/// A QEMU process that is killed and reaped when dropped, so none is ever left behind.
+struct QemuProcess(Child);
+
+impl QemuProcess {
+    fn kill_and_reap(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // Errors mean it already exited, which is what we want.
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
+}
+
+/// Waits up to `timeout` for QEMU to exit.
+fn wait_with_timeout(qemu: &mut QemuProcess, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match qemu.0.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(START_POLL_INTERVAL),
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}

@@ -1,0 +1,38 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The guest physical memory map: crosvm's aarch64 layout, as DESIGN §2 promises the guest.
+
+/// One mebibyte, the unit of `memory_mib`.
+pub const MIB: u64 = 1 << 20;
+
+/// Start of the RAM described to the guest (crosvm's `AARCH64_PHYS_MEM_START`).
+pub const RAM_START: u64 = 0x8000_0000;
+
+/// Where the device tree is loaded: the start of RAM.
+pub const FDT_ADDRESS: u64 = RAM_START;
+
+/// The device tree must fit in the first 2 MiB of RAM (crosvm's `AARCH64_FDT_MAX_SIZE`).
+pub const FDT_MAX_SIZE: u64 = 2 * MIB;
+
+/// Where the bootloader image is loaded and entered: right after the device tree region.
+pub const IMAGE_ADDRESS: u64 = FDT_ADDRESS + FDT_MAX_SIZE;
+
+/// QEMU's `virt` machine puts RAM at `0x4000_0000`, so QEMU is given this much extra RAM to
+/// reach [`RAM_START`]; the device tree does not describe it to the guest.
+pub const QEMU_RAM_BELOW_RAM_START_MIB: u64 = (RAM_START - 0x4000_0000) / MIB;
+
+/// Base address of QEMU's PL011 console UART (QEMU's `/chosen/stdout-path`).
+pub const PL011_BASE: u64 = 0x0900_0000;
+
+/// The smallest `memory_mib` that leaves room for any image after the device tree region.
+pub const MIN_MEMORY_MIB: u32 = (FDT_MAX_SIZE / MIB) as u32 + 1;
+
+/// A fixed upper bound on `memory_mib` (16 GiB), on top of the host's physical memory: larger
+/// requests are almost certainly mistakes and would only make QEMU reserve address space.
+pub const MAX_MEMORY_MIB: u32 = 16 * 1024;
+
+const _: () = assert!(
+    IMAGE_ADDRESS == 0x8020_0000,
+    "DESIGN §2 fixes the image address"
+);

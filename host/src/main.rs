@@ -1,0 +1,215 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! `vm`: boots a vmbase guest under QEMU, like Android's `vm run`.
+
+#![forbid(unsafe_code)]
+
+use clap::{Args, Parser, Subcommand};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use vmclient::{DeathReason, Error, VirtualMachineRawConfig, VmInstance};
+
+/// How often to look for a signal while the VM runs.
+const SIGNAL_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Signals that end the VM as `Killed`; `vm` then exits with 128 + the signal number.
+const TERMINATING_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Runs vmbase guests under QEMU with crosvm's aarch64 memory map"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    Run(RunArgs),
+}
+
+/// Boots a VM and waits until it ends.
+///
+/// The guest sees crosvm's aarch64 platform: RAM from 0x8000_0000, its device tree at the start
+/// of RAM, the image loaded and entered at 0x8020_0000 with x0 = the device tree address, PSCI
+/// over hvc, and QEMU's PL011 at 0x0900_0000 as its console.
+#[derive(Args)]
+#[command(
+    group = clap::ArgGroup::new("image").required(true).args(["config", "bootloader"]),
+    after_help = "\
+Prints `VM ended: <reason>` and exits with:
+  0    Shutdown             the guest called PSCI SYSTEM_OFF
+  32   Reboot               the guest called PSCI SYSTEM_RESET (vmbase: panic or failure)
+  33   Crash                QEMU or the guest crashed
+  137  Killed               --timeout expired (128 + SIGKILL, sent to QEMU)
+  128+N Killed              vm got signal N (SIGINT, SIGTERM or SIGHUP)
+  1    StartFailed          bad config or image, QEMU missing (nothing is left running)
+  2    InfrastructureError  or Unknown: anything else"
+)]
+struct RunArgs {
+    /// VM config in AOSP's JSON format (`bootloader`, `params`, `disks`, `protected`,
+    /// `memory_mib`, `cpu_topology`, `platform_version`, `name`); relative paths are taken
+    /// from its directory. Flags override it.
+    #[arg(value_name = "CONFIG.json")]
+    config: Option<PathBuf>,
+
+    /// Raw aarch64 image to boot, instead of a config file.
+    #[arg(long, value_name = "PATH")]
+    bootloader: Option<PathBuf>,
+
+    /// Guest RAM in MiB [default: the config's, else 256]. At least 3 (2 MiB of device tree
+    /// plus the image), at most 16384 and the host's physical memory.
+    #[arg(long, value_name = "MIB")]
+    mem: Option<u32>,
+
+    /// Number of virtual CPUs [default: the config's, else 1].
+    #[arg(long, value_name = "N")]
+    cpus: Option<u32>,
+
+    /// Guest command line, given as /chosen/bootargs in its device tree.
+    #[arg(long, value_name = "STRING")]
+    params: Option<String>,
+
+    /// Name of the VM, shown in the host's process list.
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Write the guest's console to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    console: Option<PathBuf>,
+
+    /// Write QEMU's own messages to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    log: Option<PathBuf>,
+
+    /// Start paused with QEMU's gdb stub on 127.0.0.1:PORT; the guest runs once the debugger
+    /// continues it (`target remote :PORT`, then `continue`).
+    #[arg(long, value_name = "PORT")]
+    gdb: Option<u16>,
+
+    /// Kill the VM if it has not ended after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+
+    /// Count instructions for deterministic timing: each takes 2^SHIFT ns of virtual time
+    /// (QEMU -icount shift=SHIFT,sleep=off; 0 to 10).
+    #[arg(long, value_name = "SHIFT")]
+    icount: Option<u32>,
+}
+
+fn main() -> ExitCode {
+    let Commands::Run(args) = Cli::parse().command;
+    match run(&args) {
+        Ok(outcome) => {
+            println!("VM ended: {}", outcome.reason);
+            ExitCode::from(outcome.exit_code)
+        }
+        Err(error) => {
+            eprintln!("vm: error: {error}");
+            ExitCode::from(DeathReason::StartFailed.exit_code())
+        }
+    }
+}
+
+/// How the VM ended and what `vm` exits with.
+struct Outcome {
+    reason: DeathReason,
+    exit_code: u8,
+}
+
+fn run(args: &RunArgs) -> Result<Outcome, Error> {
+    let signal = Arc::new(AtomicUsize::new(0));
+    for number in TERMINATING_SIGNALS {
+        signal_hook::flag::register_usize(number, Arc::clone(&signal), number as usize).map_err(
+            |source| Error::Io {
+                action: "install a signal handler",
+                source,
+            },
+        )?;
+    }
+
+    let config = vm_config(args)?;
+    let console = open_output(args.console.as_deref(), "create the console file")?;
+    let log = open_output(args.log.as_deref(), "create the log file")?;
+    let mut vm = VmInstance::create(&config, Some(console), Some(log))?;
+    vm.start()?;
+
+    let deadline = args.timeout.map(|timeout| Instant::now() + timeout);
+    loop {
+        if let Some(reason) = vm.wait_for_death_with_timeout(SIGNAL_POLL_INTERVAL) {
+            return Ok(Outcome {
+                reason,
+                exit_code: reason.exit_code(),
+            });
+        }
+        let number = signal.load(Ordering::Relaxed);
+        if number != 0 {
+            let reason = vm.kill();
+            // The signal number is one of TERMINATING_SIGNALS, all below 128.
+            let exit_code = 128 + u8::try_from(number).unwrap_or(0);
+            return Ok(Outcome { reason, exit_code });
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            let reason = vm.kill();
+            return Ok(Outcome {
+                reason,
+                exit_code: reason.exit_code(),
+            });
+        }
+    }
+}
+
+/// The config file or `--bootloader`, with the flags applied.
+fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
+    let mut config = match &args.config {
+        Some(path) => VirtualMachineRawConfig::from_json_file(path)?,
+        None => VirtualMachineRawConfig {
+            bootloader: args.bootloader.clone(),
+            ..Default::default()
+        },
+    };
+    if let Some(mem) = args.mem {
+        config.memory_mib = mem;
+    }
+    if let Some(cpus) = args.cpus {
+        config.num_cpus = cpus;
+    }
+    if let Some(params) = &args.params {
+        config.params = Some(params.clone());
+    }
+    if let Some(name) = &args.name {
+        config.name = name.clone();
+    }
+    config.gdb_port = args.gdb;
+    config.icount_shift = args.icount;
+    Ok(config)
+}
+
+/// The file at `path`, created or truncated, or a handle on stdout.
+fn open_output(path: Option<&Path>, action: &'static str) -> Result<File, Error> {
+    match path {
+        Some(path) => File::create(path),
+        None => std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from),
+    }
+    .map_err(|source| Error::Io { action, source })
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|error| format!("{error}"))?;
+    if seconds <= 0.0 {
+        return Err("must be more than 0".to_owned());
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|error| error.to_string())
+}

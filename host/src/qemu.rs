@@ -1,0 +1,219 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! QEMU command lines that reproduce crosvm's aarch64 machine (DESIGN §3).
+
+use crate::config::{BootImage, VirtualMachineRawConfig};
+use crate::layout::{FDT_ADDRESS, IMAGE_ADDRESS, QEMU_RAM_BELOW_RAM_START_MIB};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+/// The QEMU binary, looked up in `PATH`.
+pub(crate) const QEMU: &str = "qemu-system-aarch64";
+
+/// Files in the instance's temporary directory that QEMU reads or connects to.
+pub(crate) struct RunFiles<'a> {
+    /// The boot stub given as `-bios`.
+    pub(crate) boot_stub: &'a Path,
+    /// The rewritten device tree.
+    pub(crate) device_tree: &'a Path,
+    /// The Unix socket QEMU connects its QMP monitor to.
+    pub(crate) qmp_socket: &'a Path,
+}
+
+/// Options that define the machine; the device tree dump must use exactly the same ones.
+pub(crate) fn machine_args(
+    memory_mib: u32,
+    num_cpus: u32,
+    dump_dtb: Option<&Path>,
+) -> Vec<OsString> {
+    let mut machine = OsString::from("virt,gic-version=3");
+    if let Some(dump_dtb) = dump_dtb {
+        machine.push(",dumpdtb=");
+        machine.push(escape(dump_dtb.as_os_str()));
+    }
+    let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
+    [
+        "-M".into(),
+        machine,
+        "-cpu".into(),
+        "max".into(),
+        "-m".into(),
+        format!("{qemu_ram_mib}M").into(),
+        "-smp".into(),
+        num_cpus.to_string().into(),
+        // Without -nodefaults QEMU adds a NIC whose option ROM may not be installed.
+        "-nodefaults".into(),
+        "-display".into(),
+        "none".into(),
+    ]
+    .into()
+}
+
+/// The full command line that boots `image` under `config`.
+///
+/// QEMU starts paused (`-S`): the VM only runs once the QMP client has negotiated capabilities
+/// and sent `cont`, so no `SHUTDOWN` event can be missed. The console is QEMU's stdout
+/// (`-serial stdio`) when `console` is set.
+pub(crate) fn run_args(
+    config: &VirtualMachineRawConfig,
+    image: &BootImage,
+    files: &RunFiles,
+    console: bool,
+) -> Vec<OsString> {
+    let mut args = machine_args(config.memory_mib, config.num_cpus, None);
+    args.extend(["-no-reboot".into(), "-S".into()]);
+    if !config.name.is_empty() {
+        args.extend(["-name".into(), escape(config.name.as_ref())]);
+    }
+    args.extend(["-bios".into(), files.boot_stub.into()]);
+    for (file, address) in [
+        (files.device_tree, FDT_ADDRESS),
+        (&image.path, IMAGE_ADDRESS),
+    ] {
+        args.push("-device".into());
+        args.push(concat(&[
+            "loader,file=".as_ref(),
+            &escape(file.as_os_str()),
+            format!(",addr={address:#x},force-raw=on").as_ref(),
+        ]));
+    }
+    args.extend([
+        "-serial".into(),
+        if console { "stdio" } else { "null" }.into(),
+    ]);
+    args.push("-chardev".into());
+    args.push(concat(&[
+        "socket,id=qmp,path=".as_ref(),
+        &escape(files.qmp_socket.as_os_str()),
+    ]));
+    args.extend(["-mon".into(), "chardev=qmp,mode=control".into()]);
+    for (index, disk) in config.disks.iter().enumerate() {
+        let read_only = if disk.writable { "off" } else { "on" };
+        args.push("-drive".into());
+        args.push(concat(&[
+            "file=".as_ref(),
+            &escape(disk.image.as_os_str()),
+            format!(",format=raw,if=none,id=disk{index},readonly={read_only}").as_ref(),
+        ]));
+        args.extend([
+            "-device".into(),
+            format!("virtio-blk-pci,drive=disk{index}").into(),
+        ]);
+    }
+    if let Some(port) = config.gdb_port {
+        args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}").into()]);
+    }
+    if let Some(shift) = config.icount_shift {
+        // sleep=off: virtual time never waits for real time, so runs are reproducible.
+        args.extend(["-icount".into(), format!("shift={shift},sleep=off").into()]);
+    }
+    args
+}
+
+/// Joins the pieces of one command-line argument.
+fn concat(parts: &[&OsStr]) -> OsString {
+    parts.iter().copied().collect()
+}
+
+/// Escapes a value inside a QEMU option list, where `,` separates options and `,,` is a comma.
+fn escape(value: &OsStr) -> OsString {
+    let mut escaped = Vec::with_capacity(value.len());
+    for &byte in value.as_bytes() {
+        escaped.push(byte);
+        if byte == b',' {
+            escaped.push(b',');
+        }
+    }
+    OsString::from_vec(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DiskImage;
+    use std::path::PathBuf;
+
+    fn joined(args: &[OsString]) -> String {
+        args.iter()
+            .map(|arg| arg.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn machine_matches_design() {
+        assert_eq!(
+            joined(&machine_args(300, 2, None)),
+            "-M virt,gic-version=3 -cpu max -m 1324M -smp 2 -nodefaults -display none"
+        );
+        assert_eq!(
+            joined(&machine_args(300, 2, Some(Path::new("/t/q,1.dtb"))))
+                .split(' ')
+                .nth(1)
+                .unwrap(),
+            "virt,gic-version=3,dumpdtb=/t/q,,1.dtb"
+        );
+    }
+
+    fn files() -> RunFiles<'static> {
+        RunFiles {
+            boot_stub: Path::new("/t/boot-stub.bin"),
+            device_tree: Path::new("/t/fdt.dtb"),
+            qmp_socket: Path::new("/t/qmp.sock"),
+        }
+    }
+
+    #[test]
+    fn minimal_run() {
+        let config = VirtualMachineRawConfig {
+            memory_mib: 16,
+            ..Default::default()
+        };
+        let image = BootImage {
+            path: PathBuf::from("/images/a,b.bin"),
+        };
+        assert_eq!(
+            joined(&run_args(&config, &image, &files(), true)),
+            "-M virt,gic-version=3 -cpu max -m 1040M -smp 1 -nodefaults -display none \
+             -no-reboot -S -name vm -bios /t/boot-stub.bin \
+             -device loader,file=/t/fdt.dtb,addr=0x80000000,force-raw=on \
+             -device loader,file=/images/a,,b.bin,addr=0x80200000,force-raw=on \
+             -serial stdio -chardev socket,id=qmp,path=/t/qmp.sock -mon chardev=qmp,mode=control"
+        );
+    }
+
+    #[test]
+    fn optional_features() {
+        let config = VirtualMachineRawConfig {
+            name: String::new(),
+            disks: vec![
+                DiskImage {
+                    image: "/d/ro.img".into(),
+                    writable: false,
+                },
+                DiskImage {
+                    image: "/d/rw.img".into(),
+                    writable: true,
+                },
+            ],
+            gdb_port: Some(1234),
+            icount_shift: Some(3),
+            ..Default::default()
+        };
+        let image = BootImage {
+            path: PathBuf::from("/a.bin"),
+        };
+        let command_line = joined(&run_args(&config, &image, &files(), false));
+        assert!(!command_line.contains("-name"), "{command_line}");
+        assert!(command_line.contains(" -serial null "), "{command_line}");
+        assert!(command_line.ends_with(
+            "-drive file=/d/ro.img,format=raw,if=none,id=disk0,readonly=on \
+             -device virtio-blk-pci,drive=disk0 \
+             -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
+             -device virtio-blk-pci,drive=disk1 \
+             -gdb tcp:127.0.0.1:1234 -icount shift=3,sleep=off"
+        ));
+    }
+}
