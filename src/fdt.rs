@@ -685,6 +685,23 @@ pub(crate) mod tests {
         }
     }
 
+    /// The fuzzer's seeds, hand-made malformed trees and any input the fuzzer (`fuzz/`) ever
+    /// crashed on: each must be read to a result, never a panic.
+    #[test]
+    fn fuzz_regressions_never_panic() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let blob = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(fdt) = Fdt::new(&blob) {
+                let _ = fdt.stdout();
+                let _ = fdt.property(b"/chosen", b"stdout-path");
+            }
+            count += 1;
+        }
+        assert!(count > 0, "no inputs in {dir}");
+    }
+
     #[test]
     fn blobs_are_only_taken_from_inside_the_region() {
         let mut memory = vec![0u8; 4096];
