@@ -1,0 +1,57 @@
+# Copyright 2026 The vmbase Authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# A thin layer over cargo. Guests are built for aarch64-unknown-none and turned into raw images
+# under out/ (what Soong's raw_binary does); host tools and tests build for the host. Every
+# target first installs what is missing (tools/install-deps.sh).
+
+TARGET := aarch64-unknown-none
+GUEST_BUILD := target/$(TARGET)/release
+OUT := out
+VM := target/release/vm
+# Guest packages, and the raw images they produce.
+GUEST_PACKAGES := vmbase_example vmbase_faults
+GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early
+
+.DEFAULT_GOAL := vmbase_example
+.PHONY: deps vmbase_example guests vm run test lint fuzz clean
+
+deps:
+	@tools/install-deps.sh
+
+# out/vmbase_example.bin
+vmbase_example: deps
+	@cargo build --quiet --release --target $(TARGET) -p vmbase_example
+	@mkdir -p $(OUT)
+	@llvm-objcopy -O binary $(GUEST_BUILD)/vmbase_example $(OUT)/vmbase_example.bin
+
+# Every guest image the tests boot.
+guests: deps
+	@cargo build --quiet --release --target $(TARGET) $(addprefix -p ,$(GUEST_PACKAGES))
+	@mkdir -p $(OUT)
+	@for image in $(GUEST_IMAGES); do \
+		llvm-objcopy -O binary $(GUEST_BUILD)/$$image $(OUT)/$$image.bin || exit 1; \
+	done
+
+vm: deps
+	@cargo build --quiet --release -p vmclient --bin vm
+
+run: vmbase_example vm
+	@$(VM) run --bootloader $(OUT)/vmbase_example.bin
+
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --quiet -p vmbase -p vmclient --all-targets -- -D warnings
+	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
+	python3 tools/check_soong.py
+
+test: lint guests
+	cargo test -p vmbase
+	cargo test --release -p vmclient
+
+fuzz: deps
+	@tools/fuzz.sh
+
+clean:
+	cargo clean
+	rm -rf $(OUT)

@@ -1,0 +1,118 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Fault-injection suite: boots vmbase_faults once per fault (named in its boot arguments) and
+//! checks that vmbase reports the fault on the console and ends the VM, as README's table says.
+
+#[path = "../../harness.rs"]
+mod harness;
+
+use harness::{assert_in_order, boot, guest_image};
+use std::time::Duration;
+use vmclient::{DeathReason, VirtualMachineRawConfig};
+
+/// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+const SYNC: &str = "vmbase: unhandled synchronous exception at the current EL: ";
+
+fn inject(image: &str, fault: &str) -> (DeathReason, Vec<String>) {
+    let config = VirtualMachineRawConfig {
+        name: format!("vmbase-fault-{fault}"),
+        bootloader: Some(guest_image(image)),
+        params: Some(format!("fault={fault}")),
+        memory_mib: 64,
+        ..Default::default()
+    };
+    boot(&config, DEADLINE)
+}
+
+/// Injects `fault` and checks the outcome and the report lines, in order.
+fn check(fault: &str, outcome: DeathReason, report: &[&str]) {
+    let (reason, lines) = inject("vmbase_faults", fault);
+    let injecting = format!("fault guest: injecting {fault}");
+    let expected: Vec<&str> = [injecting.as_str()].into_iter().chain(report.iter().copied()).collect();
+    assert_in_order(&lines, &expected);
+    assert_eq!(reason, outcome, "{fault}; console:\n{}", lines.join("\n"));
+}
+
+/// One test per row of README's fault table.
+macro_rules! fault_tests {
+    ($($test:ident: $fault:literal => $outcome:ident, [$($line:expr),* $(,)?];)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check($fault, DeathReason::$outcome, &[$($line),*]);
+            }
+        )*
+    };
+}
+
+fault_tests! {
+    undefined_instruction: "undefined-instruction" => Reboot,
+        [&format!("{SYNC}undefined instruction (unknown reason)")];
+    unmapped_read: "unmapped-read" => Reboot,
+        [&format!("{SYNC}data abort: translation fault, level 1, on read"), "vmbase: FAR=0x0000000040000000"];
+    read_only_write: "read-only-write" => Reboot,
+        [&format!("{SYNC}data abort: permission fault, level 3, on write")];
+    execute_data: "execute-data" => Reboot,
+        [&format!("{SYNC}instruction abort: permission fault, level 3")];
+    stack_overflow: "stack-overflow" => Reboot,
+        ["vmbase: stack overflow: the boot stack ran into its guard page",
+         &format!("{SYNC}data abort: translation fault, level 3, on write")];
+    heap_exhaustion: "heap-exhaustion" => Reboot,
+        ["vmbase: heap exhausted: 1073741824 bytes (align 1) requested", "vmbase: panic",
+         "memory allocation of 1073741824 bytes failed"];
+    explicit_panic: "panic" => Reboot,
+        ["vmbase: panic", "panicked at testing/faults/src/main.rs", "injected panic"];
+    panic_while_panicking: "double-panic" => Reboot,
+        ["vmbase: panic", "vmbase: panicked while panicking"];
+    panic_holding_the_console_lock: "panic-holding-console" => Reboot,
+        ["vmbase: panic", "panicked at testing/faults/src/main.rs", "panic while formatting"];
+    panic_in_exception_handler: "panic-in-handler" => Reboot,
+        ["vmbase: panic", "panicked at testing/faults/src/main.rs", "injected panic in sync_exception_current"];
+    fault_in_exception_handler: "fault-in-handler" => Reboot,
+        ["fault guest: faulting inside sync_exception_current", "vmbase: exception inside an exception handler",
+         &format!("{SYNC}data abort: translation fault, level 1, on read")];
+    unexpected_irq: "irq" => Reboot, ["vmbase: unhandled IRQ at the current EL", "vmbase: ELR="];
+    corrupt_fdt: "corrupt-fdt" => Shutdown,
+        ["fault guest: corrupt FDT (bad magic): falls back (bad FDT magic 0x2f0dfeed)",
+         "fault guest: corrupt FDT (size beyond blob): falls back (truncated FDT)",
+         "fault guest: corrupt FDT (structure outside blob): falls back (FDT blocks lie outside the blob)",
+         "fault guest: corrupt FDT (truncated): falls back (truncated FDT)",
+         "fault guest: corrupt FDT (garbage tokens): falls back (malformed FDT structure"];
+    garbage_x0: "garbage-x0" => Shutdown,
+        ["fault guest: x0 = 0x0: no FDT, ignored", "fault guest: x0 = 0xdeadbeef: no FDT, ignored",
+         "fault guest: x0 = 0xffffffffffffffff: no FDT, ignored", "fault guest: x0 = 0x801ffff8: no FDT, ignored",
+         "fault guest: x0 = 0x80000001: no FDT, ignored"];
+    allocation_before_heap_init: "alloc-before-init" => Reboot,
+        ["vmbase: allocation of 8 bytes before the heap was initialised (vmbase::heap::init)"];
+}
+
+/// The SP alignment check (SCTLR_EL1.SA) is architectural, but QEMU's TCG does not implement
+/// it: there the guest sees no fault and says so. Either way the VM must fail.
+#[test]
+fn misaligned_sp() {
+    let (reason, lines) = inject("vmbase_faults", "misaligned-sp");
+    let reported = lines.iter().any(|line| {
+        line.starts_with(&format!("{SYNC}SP alignment fault"))
+            || line == "fault guest: this CPU does not check SP alignment"
+    });
+    assert!(reported, "console:\n{}", lines.join("\n"));
+    assert_eq!(reason, DeathReason::Reboot);
+}
+
+X
+/// happens before any console exists: the early vector table resets the VM, silently.
+#[test]
+fn fault_in_entry_before_rust() {
+    let (reason, lines) = inject("vmbase_faults_early", "none");
+    assert_eq!(lines, Vec::<String>::new());
+    assert_eq!(reason, DeathReason::Reboot);
+}
+
+/// The same guest with nothing injected shuts down cleanly: the suite can tell the difference.
+#[test]
+fn no_fault_shuts_down() {
+    check("none", DeathReason::Shutdown, &[]);
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Copyright 2026 The vmbase Authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# Installs what building and booting vmbase needs, if it is missing: Debian packages for QEMU,
+# clang/LLVM (assembler, archiver, objcopy) and bpfmt, and the Rust toolchain and bare-metal
+# target that rust-toolchain.toml pins. Quiet and idempotent: prints only what it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command -> Debian package that provides it
+declare -A PACKAGES=(
+    [qemu-system-aarch64]=qemu-system-arm
+    [clang]=clang
+    [llvm-objcopy]=llvm
+    [llvm-ar]=llvm
+    [bpfmt]=blueprint-tools
+    [python3]=python3
+)
+
+missing=()
+for command in "${!PACKAGES[@]}"; do
+    command -v "$command" >/dev/null || missing+=("${PACKAGES[$command]}")
+done
+if ((${#missing[@]})); then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    echo "install-deps: installing ${missing[*]}"
+    sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq >/dev/null
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# rustup installs the toolchain, components and targets rust-toolchain.toml names.
+toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx aarch64-unknown-none; then
+    echo "install-deps: installing Rust $toolchain for aarch64-unknown-none"
+    rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt -t aarch64-unknown-none >/dev/null 2>&1
+fi
