@@ -10,6 +10,7 @@ use crate::device_tree;
 use crate::error::Error;
 use crate::qemu::{self, QEMU, RunFiles};
 use crate::qmp::QmpClient;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::ErrorKind;
@@ -269,7 +270,8 @@ impl VmInstance {
         let reason = match monitor_result {
             Some(Ok(Some(cause))) => DeathReason::from_qemu_shutdown_cause(&cause),
             Some(Ok(None)) => match vm.qemu.0.wait() {
-                Ok(status) if status.signal().is_some() => DeathReason::Killed,
+                Ok(status) if status.signal().is_some_and(is_kill_signal) => DeathReason::Killed,
+                // An error exit or a fatal signal such as SIGSEGV or SIGABRT.
                 Ok(_) => DeathReason::Crash,
                 Err(_) => DeathReason::InfrastructureError,
             },
@@ -316,6 +318,12 @@ impl Drop for QemuProcess {
     fn drop(&mut self) {
         self.kill_and_reap();
     }
+}
+
+/// Whether QEMU dying of `signal` means someone killed it rather than that it crashed.
+/// (QEMU turns SIGINT, SIGTERM and SIGHUP into a `SHUTDOWN` event, so they rarely get here.)
+fn is_kill_signal(signal: i32) -> bool {
+    matches!(signal, SIGHUP | SIGINT | SIGKILL | SIGTERM)
 }
 
 /// Waits up to `timeout` for QEMU to exit.

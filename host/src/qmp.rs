@@ -6,7 +6,7 @@
 
 use crate::error::Error;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 
 /// A connected QMP monitor.
@@ -76,12 +76,13 @@ impl QmpClient {
     /// Reads one message, noting `SHUTDOWN` events; `None` when QEMU closed the monitor.
     fn read_message(&mut self) -> Result<Option<Value>, Error> {
         let mut line = String::new();
-        let read = self
-            .reader
-            .read_line(&mut line)
-            .map_err(Error::io("read from QMP"))?;
-        if read == 0 {
-            return Ok(None);
+        match self.reader.read_line(&mut line) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            // QEMU exiting with input still queued resets the socket instead of closing it;
+            // everything it sent before has been read by then.
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => return Ok(None),
+            Err(error) => return Err(Error::io("read from QMP")(error)),
         }
         let message: Value = serde_json::from_str(&line)
             .map_err(|error| Error::Qmp(format!("bad message {line:?}: {error}")))?;
@@ -199,6 +200,21 @@ mod tests {
             QmpClient::new(stream).unwrap().negotiate(),
             Err(Error::Qmp(_))
         ));
+    }
+
+    #[test]
+    fn reset_after_shutdown_event_is_a_close() {
+        let (mut client, mut qemu) = UnixStream::pair().unwrap();
+        writeln!(
+            qemu,
+            r#"{{"event": "SHUTDOWN", "data": {{"reason": "guest-shutdown"}}}}"#
+        )
+        .unwrap();
+        // Closing with unread input makes the client's next read fail with ECONNRESET.
+        client.write_all(b"unread\n").unwrap();
+        drop(qemu);
+        let cause = QmpClient::new(client).unwrap().wait_for_close().unwrap();
+        assert_eq!(cause.as_deref(), Some("guest-shutdown"));
     }
 
     #[test]
