@@ -14,7 +14,7 @@ GUEST_PACKAGES := vmbase_example vmbase_faults
 GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early
 
 .DEFAULT_GOAL := vmbase_example
-.PHONY: deps vmbase_example guests vm run test lint fuzz clean
+.PHONY: deps vmbase_example guests vm run test lint fuzz stress clean
 
 deps:
 	@tools/install-deps.sh
@@ -51,6 +51,9 @@ test: lint guests
 
 fuzz: deps
 	@tools/fuzz.sh
+
+stress: vmbase_example vm
+	@tools/stress.sh
 
 clean:
 	cargo clean
