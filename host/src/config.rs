@@ -48,7 +48,7 @@ pub struct VirtualMachineRawConfig {
     /// When set, QEMU's gdb stub listens on this port of 127.0.0.1 and the VM waits, paused,
     /// until a debugger connects and continues it.
     pub gdb_port: Option<u16>,
-    /// When set, QEMU counts instructions (`-icount shift=N,sleep=off`): each instruction takes
+    /// When set, QEMU counts instructions (`-icount shift=N`): each instruction takes
     /// 2^N ns of virtual time, making guest timing deterministic at the cost of speed.
     pub icount_shift: Option<u32>,
 }

@@ -28,6 +28,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often to check on QEMU while waiting for it to connect.
 const START_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
+/// Files in the instance's temporary directory.
+const QEMU_DTB_FILE: &str = "qemu.dtb";
+const DEVICE_TREE_FILE: &str = "fdt.dtb";
+const BOOT_STUB_FILE: &str = "boot-stub.bin";
+const QMP_SOCKET_FILE: &str = "qmp.sock";
 /// QEMU's standard error when the caller gives no log, kept to explain start failures.
 const STDERR_FILE: &str = "qemu-stderr.log";
 
@@ -70,12 +75,12 @@ impl VmInstance {
         let qemu_dtb = device_tree::dump_qemu_device_tree(
             config.memory_mib,
             config.num_cpus,
-            &dir.join("qemu.dtb"),
+            &dir.join(QEMU_DTB_FILE),
         )?;
         let files = RunFiles {
-            boot_stub: &dir.join("boot-stub.bin"),
-            device_tree: &dir.join("fdt.dtb"),
-            qmp_socket: &dir.join("qmp.sock"),
+            boot_stub: &dir.join(BOOT_STUB_FILE),
+            device_tree: &dir.join(DEVICE_TREE_FILE),
+            qmp_socket: &dir.join(QMP_SOCKET_FILE),
         };
         let dtb = device_tree::rewrite(&qemu_dtb, config.memory_mib, config.params.as_deref())?;
         fs::write(files.device_tree, dtb).map_err(Error::io("write the device tree"))?;
@@ -94,13 +99,10 @@ impl VmInstance {
     /// On failure nothing is left running and the death reason is
     /// [`DeathReason::StartFailed`].
     pub fn start(&mut self) -> Result<(), Error> {
-        let State::Created { .. } = self.state else {
+        let state = std::mem::replace(&mut self.state, State::Dead(DeathReason::StartFailed));
+        let State::Created { console, log } = state else {
+            self.state = state;
             return Err(Error::AlreadyStarted);
-        };
-        let State::Created { console, log } =
-            std::mem::replace(&mut self.state, State::Dead(DeathReason::StartFailed))
-        else {
-            unreachable!("checked above");
         };
         self.state = State::Running(self.launch(console, log)?);
         Ok(())
@@ -137,10 +139,14 @@ impl VmInstance {
     /// Kills QEMU unless the VM already ended, and says why the VM ended: normally
     /// [`DeathReason::Killed`].
     pub fn kill(&mut self) -> DeathReason {
-        if let Some(reason) = self.wait_for_death_with_timeout(Duration::ZERO) {
-            if !matches!(self.state, State::Created { .. }) {
-                return reason;
+        match self.state {
+            State::Dead(reason) => return reason,
+            State::Running(_) => {
+                if let Some(reason) = self.wait_for_death_with_timeout(Duration::ZERO) {
+                    return reason;
+                }
             }
+            State::Created { .. } => {}
         }
         // Dropping the running VM kills and reaps QEMU.
         self.state = State::Dead(DeathReason::Killed);
@@ -150,7 +156,7 @@ impl VmInstance {
     /// Spawns QEMU, accepts its QMP connection and lets the guest run.
     fn launch(&self, console: Option<File>, log: Option<File>) -> Result<RunningVm, Error> {
         let dir = self.temp_dir.path();
-        let listener = UnixListener::bind(dir.join("qmp.sock"))
+        let listener = UnixListener::bind(dir.join(QMP_SOCKET_FILE))
             .map_err(Error::io("listen on the QMP socket"))?;
         let stdout = match (console, &log) {
             (Some(console), _) => Stdio::from(console),

@@ -101,7 +101,7 @@ struct RunArgs {
     timeout: Option<Duration>,
 
     /// Count instructions for deterministic timing: each takes 2^SHIFT ns of virtual time
-    /// (QEMU -icount shift=SHIFT,sleep=off; 0 to 10).
+    /// (QEMU -icount shift=SHIFT; 0 to 10).
     #[arg(long, value_name = "SHIFT")]
     icount: Option<u32>,
 }
@@ -144,28 +144,23 @@ fn run(args: &RunArgs) -> Result<Outcome, Error> {
     vm.start()?;
 
     let deadline = args.timeout.map(|timeout| Instant::now() + timeout);
-    loop {
+    let reason = loop {
         if let Some(reason) = vm.wait_for_death_with_timeout(SIGNAL_POLL_INTERVAL) {
-            return Ok(Outcome {
-                reason,
-                exit_code: reason.exit_code(),
-            });
+            break reason;
         }
-        let number = signal.load(Ordering::Relaxed);
-        if number != 0 {
-            let reason = vm.kill();
-            // The signal number is one of TERMINATING_SIGNALS, all below 128.
-            let exit_code = 128 + u8::try_from(number).unwrap_or(0);
-            return Ok(Outcome { reason, exit_code });
+        let timed_out = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        if timed_out || signal.load(Ordering::Relaxed) != 0 {
+            break vm.kill();
         }
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            let reason = vm.kill();
-            return Ok(Outcome {
-                reason,
-                exit_code: reason.exit_code(),
-            });
-        }
-    }
+    };
+    // A terminal's Ctrl-C also reaches QEMU, which may end the VM before `vm` notices the
+    // signal: the signal decides the exit code either way.
+    let exit_code = match signal.load(Ordering::Relaxed) {
+        0 => reason.exit_code(),
+        // The signal number is one of TERMINATING_SIGNALS, all below 128.
+        number => 128 + u8::try_from(number).unwrap_or(0),
+    };
+    Ok(Outcome { reason, exit_code })
 }
 
 /// The config file or `--bootloader`, with the flags applied.

@@ -106,8 +106,7 @@ pub(crate) fn run_args(
         args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}").into()]);
     }
     if let Some(shift) = config.icount_shift {
-        // sleep=off: virtual time never waits for real time, so runs are reproducible.
-        args.extend(["-icount".into(), format!("shift={shift},sleep=off").into()]);
+        args.extend(["-icount".into(), format!("shift={shift}").into()]);
     }
     args
 }
@@ -213,7 +212,7 @@ mod tests {
              -device virtio-blk-pci,drive=disk0 \
              -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
              -device virtio-blk-pci,drive=disk1 \
-             -gdb tcp:127.0.0.1:1234 -icount shift=3,sleep=off"
+             -gdb tcp:127.0.0.1:1234 -icount shift=3"
         ));
     }
 }

@@ -1,0 +1,389 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Runs the `vm` binary: booting, exit codes, and precise errors for bad input.
+//!
+//! Each run gets its own `TMPDIR`, which must be empty afterwards, and a unique `--name`, which
+//! no process may still carry afterwards: nothing is left behind, whatever happened.
+
+mod common;
+
+use common::{HELLO, RESET, SPIN, assemble, processes_with_argument, require_qemu};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// What a `vm` run printed and how it exited.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A unique VM name for this test process.
+fn unique_name() -> String {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "vm-cli-test-{}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A `vm` command with its own `TMPDIR`; `finish` checks nothing was left behind.
+struct Vm {
+    command: Command,
+    temp_dir: TempDir,
+    name: String,
+}
+
+impl Vm {
+    fn new(args: &[&str]) -> Self {
+        let temp_dir = tempfile::tempdir().unwrap();
+        let name = unique_name();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vm"));
+        command
+            .args(args)
+            .args(["--name", &name])
+            .env("TMPDIR", temp_dir.path());
+        command.stdin(Stdio::null());
+        Self {
+            command,
+            temp_dir,
+            name,
+        }
+    }
+
+    fn run(mut self) -> Run {
+        let output = self.command.output().unwrap();
+        self.finish(output)
+    }
+
+    fn finish(self, output: Output) -> Run {
+        let leftovers: Vec<_> = fs::read_dir(self.temp_dir.path()).unwrap().collect();
+        assert!(
+            leftovers.is_empty(),
+            "temporary files left behind: {leftovers:?}"
+        );
+        assert_eq!(processes_with_argument(&self.name), [], "QEMU left running");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+}
+
+fn vm(args: &[&str]) -> Run {
+    Vm::new(args).run()
+}
+
+fn run_path(image: &Path) -> String {
+    image.to_str().unwrap().to_owned()
+}
+
+/// Asserts `vm` refused to start with exit code 1 and an error containing `message`.
+fn assert_start_failed(run: &Run, message: &str) {
+    assert_eq!(
+        run.code,
+        Some(1),
+        "stdout: {} stderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stderr.starts_with("vm: error: "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(message),
+        "expected {message:?} in {:?}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn boots_bootloader_with_console_on_stdout() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--mem",
+        "16",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "hello\nVM ended: Shutdown\n");
+}
+
+#[test]
+fn boots_json_config_with_relative_paths_and_console_file() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let dir = guest.dir.path();
+    fs::write(dir.join("disk.img"), [0; 4096]).unwrap();
+    fs::write(
+        dir.join("vm.json"),
+        r#"{
+            "name": "ignored-by-the-name-flag",
+            "bootloader": "guest.bin",
+            "params": "quiet",
+            "disks": [{"image": "disk.img", "writable": false}],
+            "protected": false,
+            "memory_mib": 32,
+            "cpu_topology": "one_cpu",
+            "platform_version": "~1.0"
+        }"#,
+    )
+    .unwrap();
+    let console = dir.join("console.txt");
+    let log = dir.join("log.txt");
+    let run = vm(&[
+        "run",
+        dir.join("vm.json").to_str().unwrap(),
+        "--console",
+        console.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "VM ended: Shutdown\n");
+    assert_eq!(fs::read_to_string(console).unwrap(), "hello\n");
+    assert_eq!(fs::read_to_string(log).unwrap(), "");
+}
+
+#[test]
+fn reset_exits_32() {
+    require_qemu();
+    let guest = assemble(RESET);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--cpus",
+        "2",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(32), "VM ended: Reboot\n")
+    );
+}
+
+#[test]
+fn timeout_kills_spinning_guest() {
+    require_qemu();
+    let guest = assemble(SPIN);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(137), "VM ended: Killed\n")
+    );
+}
+
+#[test]
+fn icount_run_is_accepted() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--icount",
+        "1",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "hello\nVM ended: Shutdown\n")
+    );
+}
+
+#[test]
+fn sigterm_kills_the_vm() {
+    require_qemu();
+    let guest = assemble(SPIN);
+    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image)]);
+    let child = vm
+        .command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until QEMU (a child of `vm` with the VM's name) runs, so the signal lands while the
+    // VM does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let is_qemu = |&(_, parent): &(u32, u32)| parent == child.id();
+    while !processes_with_argument(&vm.name).iter().any(is_qemu) {
+        assert!(std::time::Instant::now() < deadline, "QEMU never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = vm.finish(child.wait_with_output().unwrap());
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(128 + 15), "VM ended: Killed\n")
+    );
+}
+
+#[test]
+fn help_explains_usage_and_exit_codes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_vm"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "Usage: vm run [OPTIONS] <CONFIG.json|--bootloader <PATH>>",
+        "--mem <MIB>",
+        "--cpus <N>",
+        "--console <PATH>",
+        "--log <PATH>",
+        "--gdb <PORT>",
+        "--timeout <SECONDS>",
+        "--icount <SHIFT>",
+        "0    Shutdown",
+        "137  Killed",
+    ] {
+        assert!(
+            help.contains(expected),
+            "{expected:?} missing from:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn missing_image() {
+    let run = vm(&["run", "--bootloader", "/nonexistent/guest.bin"]);
+    assert_start_failed(
+        &run,
+        "cannot read bootloader image /nonexistent/guest.bin: No such file or directory",
+    );
+}
+
+#[test]
+fn empty_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("empty.bin");
+    fs::write(&image, []).unwrap();
+    let run = vm(&["run", "--bootloader", &run_path(&image)]);
+    assert_start_failed(&run, "is empty");
+}
+
+#[test]
+fn unreadable_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = vm(&["run", "--bootloader", &run_path(dir.path())]);
+    assert_start_failed(&run, "it is not a regular file");
+}
+
+#[test]
+fn image_too_large_for_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("big.bin");
+    fs::write(&image, vec![0; 3 << 20]).unwrap();
+    let run = vm(&["run", "--bootloader", &run_path(&image), "--mem", "4"]);
+    assert_start_failed(
+        &run,
+        "is 3145728 bytes but only 2097152 bytes of RAM follow its load address 0x8020_0000 with \
+         memory_mib 4; raise memory_mib to at least 5",
+    );
+}
+
+#[test]
+fn memory_too_small() {
+    let guest = assemble(HELLO);
+    let run = vm(&["run", "--bootloader", &run_path(&guest.image), "--mem", "2"]);
+    assert_start_failed(&run, "memory_mib 2 is too small");
+}
+
+#[test]
+fn memory_too_large() {
+    let guest = assemble(HELLO);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--mem",
+        "1000000",
+    ]);
+    assert_start_failed(&run, "memory_mib 1000000 is more than the limit of");
+}
+
+fn config_file(json: &str) -> (TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vm.json");
+    fs::write(&path, json).unwrap();
+    let path = run_path(&path);
+    (dir, path)
+}
+
+#[test]
+fn malformed_json() {
+    let (_dir, path) = config_file("{\n  \"bootloader\": \"a.bin\"\n  \"memory_mib\": 16\n}");
+    let run = vm(&["run", &path]);
+    assert_start_failed(&run, "at line 3, column 3: expected `,` or `}`");
+}
+
+#[test]
+fn unknown_field() {
+    let (_dir, path) = config_file("{\"bootloader\": \"a.bin\", \"memory\": 16}");
+    let run = vm(&["run", &path]);
+    assert_start_failed(
+        &run,
+        "at line 1, column 32: unknown field `memory`, expected one of",
+    );
+}
+
+#[test]
+fn protected_vm() {
+    let guest = assemble(HELLO);
+    let config = guest.dir.path().join("vm.json");
+    fs::write(&config, r#"{"bootloader": "guest.bin", "protected": true}"#).unwrap();
+    let run = vm(&["run", &run_path(&config)]);
+    assert_start_failed(&run, "protected VMs need pKVM");
+}
+
+#[test]
+fn kernel_without_bootloader() {
+    let (_dir, path) = config_file(r#"{"kernel": "Image"}"#);
+    let run = vm(&["run", &path]);
+    assert_start_failed(&run, "booting a `kernel` directly is not implemented");
+}
+
+#[test]
+fn missing_config() {
+    let run = vm(&["run", "/nonexistent/vm.json"]);
+    assert_start_failed(&run, "cannot read VM config /nonexistent/vm.json");
+}
+
+#[test]
+fn qemu_not_installed() {
+    let guest = assemble(HELLO);
+    let empty_path = tempfile::tempdir().unwrap();
+    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image)]);
+    vm.command.env("PATH", empty_path.path());
+    let run = vm.run();
+    assert_start_failed(&run, "install it with `apt-get install qemu-system-arm`");
+}
+
+#[test]
+fn config_and_bootloader_together_are_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_vm"))
+        .args(["run", "vm.json", "--bootloader", "a.bin"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be used with"));
+}
