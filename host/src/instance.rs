@@ -28,6 +28,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often to check on QEMU while waiting for it to connect.
 const START_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
+/// How long QEMU may take to exit after it closed its monitor during start-up.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
 /// Files in the instance's temporary directory.
 const QEMU_DTB_FILE: &str = "qemu.dtb";
 const DEVICE_TREE_FILE: &str = "fdt.dtb";
@@ -198,12 +201,10 @@ impl VmInstance {
         });
         if let Err(error) = started {
             // QEMU closes the monitor when it fails to build the machine: report why.
-            return Err(
-                match wait_with_timeout(&mut qemu, START_POLL_INTERVAL * 100) {
-                    Some(status) => self.start_failure(status),
-                    None => error,
-                },
-            );
+            return Err(match wait_with_timeout(&mut qemu, EXIT_GRACE) {
+                Some(status) => self.start_failure(status),
+                None => error,
+            });
         }
         stream_timeouts
             .set_read_timeout(None)

@@ -47,13 +47,13 @@ enum Commands {
     group = clap::ArgGroup::new("image").required(true).args(["config", "bootloader"]),
     after_help = "\
 Prints `VM ended: <reason>` and exits with:
-  0    Shutdown             the guest called PSCI SYSTEM_OFF
-  32   Reboot               the guest called PSCI SYSTEM_RESET (vmbase: panic or failure)
-  33   Crash                QEMU or the guest crashed
-  137  Killed               --timeout expired (128 + SIGKILL, sent to QEMU)
-  128+N Killed              vm got signal N (SIGINT, SIGTERM or SIGHUP)
-  1    StartFailed          bad config or image, QEMU missing (nothing is left running)
-  2    InfrastructureError  or Unknown: anything else"
+  0      Shutdown             the guest called PSCI SYSTEM_OFF
+  32     Reboot               the guest called PSCI SYSTEM_RESET (vmbase: panic or failure)
+  33     Crash                QEMU or the guest crashed
+  137    Killed               --timeout expired (128 + SIGKILL, which QEMU gets)
+  128+N  Killed               vm got signal N (SIGINT, SIGTERM or SIGHUP)
+  1      StartFailed          bad config or image, QEMU missing (nothing is left running)
+  2      InfrastructureError  or Unknown: anything else"
 )]
 struct RunArgs {
     /// VM config in AOSP's JSON format (`bootloader`, `params`, `disks`, `protected`,

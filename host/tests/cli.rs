@@ -253,8 +253,8 @@ fn help_explains_usage_and_exit_codes() {
         "--gdb <PORT>",
         "--timeout <SECONDS>",
         "--icount <SHIFT>",
-        "0    Shutdown",
-        "137  Killed",
+        "0      Shutdown",
+        "137    Killed",
     ] {
         assert!(
             help.contains(expected),
