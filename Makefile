@@ -47,7 +47,7 @@ lint: deps
 
 test: lint guests
 	cargo test -p vmbase
-	cargo test --release -p vmclient
+	cargo test -p vmclient
 
 fuzz: deps
 	@tools/fuzz.sh

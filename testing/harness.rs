@@ -17,7 +17,9 @@ use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance};
 
 /// The repository root.
 pub fn repository_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ is inside the repository")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ is inside the repository")
 }
 
 /// The path of `out/NAME.bin`, after bringing every guest image up to date.
@@ -43,9 +45,16 @@ pub fn boot(config: &VirtualMachineRawConfig, timeout: Duration) -> (DeathReason
     let log = tempfile::tempfile().expect("create log file");
     let mut vm = VmInstance::create(config, Some(File::from(OwnedFd::from(writer))), Some(log))
         .expect("create VM");
-    let console = thread::spawn(move || BufReader::new(reader).lines().map_while(Result::ok).collect());
+    let console = thread::spawn(move || {
+        BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+            .collect()
+    });
     vm.start().expect("start VM");
-    let reason = vm.wait_for_death_with_timeout(timeout).unwrap_or_else(|| vm.kill());
+    let reason = vm
+        .wait_for_death_with_timeout(timeout)
+        .unwrap_or_else(|| vm.kill());
     // Dropping the VM closes the last write end of the pipe, which ends the reader.
     drop(vm);
     (reason, console.join().expect("console reader"))

@@ -43,7 +43,12 @@ const EXPECTED_LINES: &[&str] = &[
 fn example_boots_and_shuts_down() {
     let (reason, lines) = boot(&example_config(300, 1), BOOT_TIMEOUT);
     assert_in_order(&lines, EXPECTED_LINES);
-    assert_eq!(reason, DeathReason::Shutdown, "console:\n{}", lines.join("\n"));
+    assert_eq!(
+        reason,
+        DeathReason::Shutdown,
+        "console:\n{}",
+        lines.join("\n")
+    );
 }
 
 #[test]
@@ -51,7 +56,11 @@ fn example_runs_with_small_and_large_memory_and_many_cpus() {
     for (memory_mib, num_cpus) in [(64, 1), (2048, 1), (300, 4)] {
         let (reason, lines) = boot(&example_config(memory_mib, num_cpus), BOOT_TIMEOUT);
         assert_in_order(&lines, EXPECTED_LINES);
-        assert_eq!(reason, DeathReason::Shutdown, "{memory_mib} MiB, {num_cpus} CPUs");
+        assert_eq!(
+            reason,
+            DeathReason::Shutdown,
+            "{memory_mib} MiB, {num_cpus} CPUs"
+        );
     }
 }
 

@@ -214,10 +214,13 @@ fn unexpected_irq() {
     println!("fault guest: no IRQ arrived");
 }
 
+/// Damages a copy of the FDT.
+type Corruption = fn(&mut Vec<u8>);
+
 /// Corrupted copies of the real FDT, given to the console selection vmbase ran at boot.
 fn corrupt_fdts() {
     let original = boot_fdt().expect("the launcher passes an FDT");
-    let corruptions: [(&str, fn(&mut Vec<u8>)); 5] = [
+    let corruptions: [(&str, Corruption); 5] = [
         ("bad magic", |blob| blob[0] ^= 0xff),
         ("size beyond blob", |blob| {
             blob[4..8].copy_from_slice(&u32::MAX.to_be_bytes())

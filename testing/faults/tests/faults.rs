@@ -31,7 +31,10 @@ fn inject(image: &str, fault: &str) -> (DeathReason, Vec<String>) {
 fn check(fault: &str, outcome: DeathReason, report: &[&str]) {
     let (reason, lines) = inject("vmbase_faults", fault);
     let injecting = format!("fault guest: injecting {fault}");
-    let expected: Vec<&str> = [injecting.as_str()].into_iter().chain(report.iter().copied()).collect();
+    let expected: Vec<&str> = [injecting.as_str()]
+        .into_iter()
+        .chain(report.iter().copied())
+        .collect();
     assert_in_order(&lines, &expected);
     assert_eq!(reason, outcome, "{fault}; console:\n{}", lines.join("\n"));
 }
@@ -102,8 +105,9 @@ fn misaligned_sp() {
     assert_eq!(reason, DeathReason::Reboot);
 }
 
-X
-/// happens before any console exists: the early vector table resets the VM, silently.
+/// A fault in entry.S, before Rust, the console and the real vector table exist (the first
+/// store after the MMU is switched on, as vmbase_faults_early's idmap leaves RAM unmapped):
+/// the early vector table resets the VM, silently.
 #[test]
 fn fault_in_entry_before_rust() {
     let (reason, lines) = inject("vmbase_faults_early", "none");
