@@ -77,3 +77,29 @@ fn a_guest_that_reboots_is_reported_as_a_failure() {
     assert_in_order(&lines, &["fault guest: injecting reboot"]);
     assert_eq!(reason, DeathReason::Reboot);
 }
+
+/// Device trees the example cannot use: it must still boot, on the fallback console (crosvm's
+/// 8250 at 0x3f8, which QEMU does not have, so nothing reaches this console) and shut down.
+#[test]
+fn example_survives_a_corrupt_device_tree_from_the_host() {
+    let qemu_tree = std::fs::read(harness::repository_root().join("tests/data/qemu-virt.dtb"))
+        .expect("read the QEMU device tree");
+    let mut claims_too_much = qemu_tree.clone();
+    claims_too_much[4..8].copy_from_slice(&0x0100_0000u32.to_be_bytes());
+    let corrupt_trees = [
+        ("garbage", vec![0xa5; 4096]),
+        ("truncated", qemu_tree[..200].to_vec()),
+        ("larger than its region", claims_too_much),
+    ];
+    for (what, tree) in corrupt_trees {
+        let file = tempfile::NamedTempFile::new().expect("create device tree file");
+        std::fs::write(file.path(), tree).expect("write device tree");
+        let config = VirtualMachineRawConfig {
+            device_tree: Some(file.path().to_owned()),
+            ..example_config(300, 1)
+        };
+        let (reason, lines) = boot(&config, BOOT_TIMEOUT);
+        assert_eq!(reason, DeathReason::Shutdown, "{what} device tree");
+        assert_eq!(lines, Vec::<String>::new(), "{what} device tree");
+    }
+}

@@ -4,7 +4,7 @@
 //! VM configuration: the library's `VirtualMachineRawConfig` and AOSP's `vm run` JSON format.
 
 use crate::error::Error;
-use crate::layout::{IMAGE_ADDRESS, MAX_MEMORY_MIB, MIB, MIN_MEMORY_MIB, RAM_START};
+use crate::layout::{FDT_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB, MIB, MIN_MEMORY_MIB, RAM_START};
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,10 @@ pub struct VirtualMachineRawConfig {
     /// When set, QEMU counts instructions (`-icount shift=N`): each instruction takes
     /// 2^N ns of virtual time, making guest timing deterministic at the cost of speed.
     pub icount_shift: Option<u32>,
+    /// A device tree to give the guest instead of QEMU's own (rewritten for this config):
+    /// loaded as it is, unchecked, so a guest can be tried on another platform's tree (such
+    /// as crosvm's) or on a corrupt one. At most 2 MiB. Not part of AOSP's JSON format.
+    pub device_tree: Option<PathBuf>,
 }
 
 impl Default for VirtualMachineRawConfig {
@@ -68,6 +72,7 @@ impl Default for VirtualMachineRawConfig {
             platform_version: DEFAULT_PLATFORM_VERSION.to_owned(),
             gdb_port: None,
             icount_shift: None,
+            device_tree: None,
         }
     }
 }
@@ -166,6 +171,7 @@ impl VirtualMachineRawConfig {
             platform_version: json.platform_version.unwrap_or(defaults.platform_version),
             gdb_port: None,
             icount_shift: None,
+            device_tree: None,
         })
     }
 
@@ -196,6 +202,14 @@ impl VirtualMachineRawConfig {
         }
         for disk in &self.disks {
             regular_file_size("disk image", &disk.image)?;
+        }
+        if let Some(device_tree) = &self.device_tree {
+            let size = regular_file_size("device tree", device_tree)?;
+            if size > FDT_MAX_SIZE {
+                return Err(Error::DeviceTreeTooLarge {
+                    size: size as usize,
+                });
+            }
         }
         let size = regular_file_size("bootloader image", bootloader)?;
         if size == 0 {
@@ -470,6 +484,30 @@ mod tests {
         let error = config.validate().unwrap_err();
         assert!(
             matches!(error, Error::ImageTooLarge { available, required_mib: 4, .. } if available == MIB),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn device_tree_must_fit_its_region() {
+        let (dir, mut config) = config_with_image(&[0; 4], 16);
+        let tree = dir.path().join("big.dtb");
+        fs::write(&tree, vec![0; FDT_MAX_SIZE as usize + 1]).unwrap();
+        config.device_tree = Some(tree.clone());
+        let error = config.validate().unwrap_err();
+        assert!(matches!(error, Error::DeviceTreeTooLarge { .. }), "{error}");
+        fs::write(&tree, vec![0; FDT_MAX_SIZE as usize]).unwrap();
+        assert!(config.validate().is_ok());
+        config.device_tree = Some(dir.path().join("missing.dtb"));
+        let error = config.validate().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::ImageUnreadable {
+                    role: "device tree",
+                    ..
+                }
+            ),
             "{error}"
         );
     }

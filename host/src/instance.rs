@@ -75,18 +75,24 @@ impl VmInstance {
             .tempdir()
             .map_err(Error::io("create a temporary directory"))?;
         let dir = temp_dir.path();
-        let qemu_dtb = device_tree::dump_qemu_device_tree(
-            config.memory_mib,
-            config.num_cpus,
-            &dir.join(QEMU_DTB_FILE),
-        )?;
+        let generated_device_tree = dir.join(DEVICE_TREE_FILE);
         let files = RunFiles {
             boot_stub: &dir.join(BOOT_STUB_FILE),
-            device_tree: &dir.join(DEVICE_TREE_FILE),
+            device_tree: config
+                .device_tree
+                .as_deref()
+                .unwrap_or(generated_device_tree.as_path()),
             qmp_socket: &dir.join(QMP_SOCKET_FILE),
         };
-        let dtb = device_tree::rewrite(&qemu_dtb, config.memory_mib, config.params.as_deref())?;
-        fs::write(files.device_tree, dtb).map_err(Error::io("write the device tree"))?;
+        if config.device_tree.is_none() {
+            let qemu_dtb = device_tree::dump_qemu_device_tree(
+                config.memory_mib,
+                config.num_cpus,
+                &dir.join(QEMU_DTB_FILE),
+            )?;
+            let dtb = device_tree::rewrite(&qemu_dtb, config.memory_mib, config.params.as_deref())?;
+            fs::write(&generated_device_tree, dtb).map_err(Error::io("write the device tree"))?;
+        }
         fs::write(files.boot_stub, boot_stub()).map_err(Error::io("write the boot stub"))?;
         Ok(Self {
             qemu_args: qemu::run_args(config, &image, &files, console.is_some()),

@@ -104,6 +104,11 @@ struct RunArgs {
     /// (QEMU -icount shift=SHIFT; 0 to 10).
     #[arg(long, value_name = "SHIFT")]
     icount: Option<u32>,
+
+    /// Give the guest this device tree, as it is, instead of QEMU's own (rewritten with the
+    /// memory size and params): to try a guest on another platform's tree or a corrupt one.
+    #[arg(long, value_name = "PATH")]
+    dtb: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -186,6 +191,9 @@ fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
     }
     config.gdb_port = args.gdb;
     config.icount_shift = args.icount;
+    if let Some(device_tree) = &args.dtb {
+        config.device_tree = Some(device_tree.clone());
+    }
     Ok(config)
 }
 
