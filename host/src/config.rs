@@ -49,7 +49,8 @@ pub struct VirtualMachineRawConfig {
     /// until a debugger connects and continues it.
     pub gdb_port: Option<u16>,
     /// When set, QEMU counts instructions (`-icount shift=N`): each instruction takes
-    /// 2^N ns of virtual time, making guest timing deterministic at the cost of speed.
+    /// 2^N ns of virtual time, making guest timing deterministic at the cost of speed, and
+    /// [`crate::VmInstance::instructions_executed`] tells how many ran.
     pub icount_shift: Option<u32>,
     /// A device tree to give the guest instead of QEMU's own (rewritten for this config):
     /// loaded as it is, unchecked, so a guest can be tried on another platform's tree (such

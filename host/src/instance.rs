@@ -9,7 +9,7 @@ use crate::death_reason::DeathReason;
 use crate::device_tree;
 use crate::error::Error;
 use crate::qemu::{self, QEMU, RunFiles};
-use crate::qmp::QmpClient;
+use crate::qmp::{Ending, QmpClient};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -45,6 +45,10 @@ const STDERR_FILE: &str = "qemu-stderr.log";
 pub struct VmInstance {
     qemu_args: Vec<OsString>,
     waits_for_debugger: bool,
+    /// Whether QEMU counts instructions (`-icount`, with `-no-shutdown`).
+    counts_instructions: bool,
+    /// Guest instructions executed until the guest powered off or reset, once known.
+    instructions_executed: Option<u64>,
     // Declared before `temp_dir` so that QEMU is killed before its files are removed.
     state: State,
     temp_dir: TempDir,
@@ -97,6 +101,8 @@ impl VmInstance {
         Ok(Self {
             qemu_args: qemu::run_args(config, &image, &files, console.is_some()),
             waits_for_debugger: config.gdb_port.is_some(),
+            counts_instructions: config.icount_shift.is_some(),
+            instructions_executed: None,
             state: State::Created { console, log },
             temp_dir,
         })
@@ -143,6 +149,24 @@ impl VmInstance {
                 Err(RecvTimeoutError::Disconnected) => Some(self.finish(None)),
             },
         }
+    }
+
+    /// How many guest instructions ran from reset until the guest powered off (PSCI
+    /// `SYSTEM_OFF`) or reset (`SYSTEM_RESET`), for a VM with an
+    /// [`icount_shift`](VirtualMachineRawConfig::icount_shift).
+    ///
+    /// The count is QEMU's own and exact, whatever the shift, so it serves as a deterministic
+    /// benchmark: the same image and config run the same number of instructions every time.
+    /// (The generated device tree's `/chosen/rng-seed` and `kaslr-seed` are QEMU's random
+    /// ones, so a guest whose control flow depends on them counts differently; vmbase guests
+    /// do not read them.)
+    ///
+    /// `None` until [`VmInstance::wait_for_death`] or
+    /// [`VmInstance::wait_for_death_with_timeout`] has seen the VM end that way, and stays
+    /// `None` when it ended otherwise: no `icount_shift`, a guest killed, crashed or timed out,
+    /// or QEMU gone before it said.
+    pub fn instructions_executed(&self) -> Option<u64> {
+        self.instructions_executed
     }
 
     /// Kills QEMU unless the VM already ended, and says why the VM ended: normally
@@ -217,11 +241,12 @@ impl VmInstance {
             .map_err(Error::io("clear a QMP timeout"))?;
 
         let (sender, monitor_result) = mpsc::channel();
+        let counts_instructions = self.counts_instructions;
         let monitor = thread::Builder::new()
             .name("vmclient-qmp".to_owned())
             .spawn(move || {
                 // The receiver is gone only when the instance was dropped: nobody to tell.
-                let _ = sender.send(qmp.wait_for_close());
+                let _ = sender.send(qmp.wait_for_close(counts_instructions));
             })
             .map_err(Error::io("start the QMP monitor thread"))?;
         Ok(RunningVm {
@@ -276,13 +301,22 @@ impl VmInstance {
 
     /// Reaps QEMU after its monitor closed (`monitor_result`), or after the monitor thread
     /// vanished (`None`), and records the death reason.
-    fn finish(&mut self, monitor_result: Option<Result<Option<String>, Error>>) -> DeathReason {
+    fn finish(&mut self, monitor_result: Option<Result<Ending, Error>>) -> DeathReason {
         let State::Running(vm) = &mut self.state else {
             unreachable!("finish is only called on a running VM");
         };
         let reason = match monitor_result {
-            Some(Ok(Some(cause))) => DeathReason::from_qemu_shutdown_cause(&cause),
-            Some(Ok(None)) => match vm.qemu.0.wait() {
+            Some(Ok(Ending {
+                shutdown_cause: Some(cause),
+                instructions,
+            })) => {
+                self.instructions_executed = instructions;
+                DeathReason::from_qemu_shutdown_cause(&cause)
+            }
+            Some(Ok(Ending {
+                shutdown_cause: None,
+                ..
+            })) => match vm.qemu.0.wait() {
                 Ok(status) if status.signal().is_some_and(is_kill_signal) => DeathReason::Killed,
                 // An error exit or a fatal signal such as SIGSEGV or SIGABRT.
                 Ok(_) => DeathReason::Crash,
@@ -299,8 +333,9 @@ impl VmInstance {
 /// QEMU and the thread that reads its QMP monitor.
 struct RunningVm {
     qemu: QemuProcess,
-    /// The monitor thread's result: the first `SHUTDOWN` cause, once QEMU closed the monitor.
-    monitor_result: Receiver<Result<Option<String>, Error>>,
+    /// The monitor thread's result: the first `SHUTDOWN` cause and the instruction count, once
+    /// QEMU closed the monitor.
+    monitor_result: Receiver<Result<Ending, Error>>,
     monitor: Option<JoinHandle<()>>,
 }
 

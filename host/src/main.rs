@@ -53,7 +53,10 @@ Prints `VM ended: <reason>` and exits with:
   137    Killed               --timeout expired (128 + SIGKILL, which QEMU gets)
   128+N  Killed               vm got signal N (SIGINT, SIGTERM or SIGHUP)
   1      StartFailed          bad config or image, QEMU missing (nothing is left running)
-  2      InfrastructureError  or Unknown: anything else"
+  2      InfrastructureError  or Unknown: anything else
+
+With --icount, a guest that powered off or reset also gets a line `instructions: N`: the exact
+number of guest instructions executed from reset until then, whatever SHIFT (QEMU's count)."
 )]
 struct RunArgs {
     /// VM config in AOSP's JSON format (`bootloader`, `params`, `disks`, `protected`,
@@ -101,7 +104,7 @@ struct RunArgs {
     timeout: Option<Duration>,
 
     /// Count instructions for deterministic timing: each takes 2^SHIFT ns of virtual time
-    /// (QEMU -icount shift=SHIFT; 0 to 10).
+    /// (QEMU -icount shift=SHIFT; 0 to 10). Also prints `instructions: N` at the end.
     #[arg(long, value_name = "SHIFT")]
     icount: Option<u32>,
 
@@ -116,6 +119,9 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(outcome) => {
             println!("VM ended: {}", outcome.reason);
+            if let Some(instructions) = outcome.instructions {
+                println!("instructions: {instructions}");
+            }
             ExitCode::from(outcome.exit_code)
         }
         Err(error) => {
@@ -129,6 +135,8 @@ fn main() -> ExitCode {
 struct Outcome {
     reason: DeathReason,
     exit_code: u8,
+    /// Guest instructions executed, when counted (`--icount`) and the guest ended the VM.
+    instructions: Option<u64>,
 }
 
 fn run(args: &RunArgs) -> Result<Outcome, Error> {
@@ -165,7 +173,11 @@ fn run(args: &RunArgs) -> Result<Outcome, Error> {
         // The signal number is one of TERMINATING_SIGNALS, all below 128.
         number => 128 + u8::try_from(number).unwrap_or(0),
     };
-    Ok(Outcome { reason, exit_code })
+    Ok(Outcome {
+        reason,
+        exit_code,
+        instructions: vm.instructions_executed(),
+    })
 }
 
 /// The config file or `--bootloader`, with the flags applied.

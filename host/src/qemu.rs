@@ -106,7 +106,13 @@ pub(crate) fn run_args(
         args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}").into()]);
     }
     if let Some(shift) = config.icount_shift {
-        args.extend(["-icount".into(), format!("shift={shift}").into()]);
+        // -no-shutdown pauses QEMU when the guest powers off or resets, so that the monitor
+        // can still ask how many instructions ran before it makes QEMU quit.
+        args.extend([
+            "-icount".into(),
+            format!("shift={shift}").into(),
+            "-no-shutdown".into(),
+        ]);
     }
     args
 }
@@ -212,7 +218,7 @@ mod tests {
              -device virtio-blk-pci,drive=disk0 \
              -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
              -device virtio-blk-pci,drive=disk1 \
-             -gdb tcp:127.0.0.1:1234 -icount shift=3"
+             -gdb tcp:127.0.0.1:1234 -icount shift=3 -no-shutdown"
         ));
     }
 }

@@ -148,6 +148,82 @@ fn deterministic_icount_boots() {
     );
 }
 
+/// Boots `config` to its end and returns the death reason and the instruction count.
+fn boot_counting(config: &VirtualMachineRawConfig) -> (DeathReason, Option<u64>) {
+    require_qemu();
+    let mut vm = VmInstance::create(config, None, None).unwrap();
+    vm.start().unwrap();
+    assert_eq!(vm.instructions_executed(), None, "nothing counted yet");
+    let reason = vm
+        .wait_for_death_with_timeout(BOOT_TIMEOUT)
+        .expect("the guest did not stop");
+    (reason, vm.instructions_executed())
+}
+
+/// Instructions from reset to the `hvc` of `system_off`/`system_reset`, both included: the
+/// boot stub's 6, then the guest's.
+const BOOT_STUB_INSTRUCTIONS: u64 = 6;
+
+#[test]
+fn icount_counts_instructions_exactly_and_deterministically() {
+    let guest = assemble(HELLO);
+    let counted = |shift| VirtualMachineRawConfig {
+        icount_shift: Some(shift),
+        ..config(&guest)
+    };
+    let first = boot_counting(&counted(0));
+    let second = boot_counting(&counted(0));
+    assert_eq!(first.0, DeathReason::Shutdown);
+    assert!(first.1.is_some_and(|count| count > 0), "{first:?}");
+    assert_eq!(first, second, "the same guest runs the same instructions");
+    // adr, bl; puts: movz, 4 per character of "hello\n", ldrb and cbz on the NUL, ret; then b,
+    // and system_off's movz, movk, hvc.
+    assert_eq!(
+        first.1,
+        Some(BOOT_STUB_INSTRUCTIONS + 2 + 1 + 6 * 4 + 2 + 1 + 1 + 3)
+    );
+    // The shift sets how long an instruction takes, not how many run.
+    assert_eq!(boot_counting(&counted(3)), first);
+}
+
+#[test]
+fn icount_counts_a_reset() {
+    let guest = assemble(RESET);
+    let config = VirtualMachineRawConfig {
+        icount_shift: Some(0),
+        ..config(&guest)
+    };
+    // b system_reset; movz, movk, hvc.
+    assert_eq!(
+        boot_counting(&config),
+        (DeathReason::Reboot, Some(BOOT_STUB_INSTRUCTIONS + 1 + 3))
+    );
+}
+
+#[test]
+fn instructions_are_unknown_without_icount_or_guest_end() {
+    let hello = assemble(HELLO);
+    assert_eq!(
+        boot_counting(&config(&hello)),
+        (DeathReason::Shutdown, None)
+    );
+
+    let spin = assemble(SPIN);
+    let config = VirtualMachineRawConfig {
+        icount_shift: Some(0),
+        ..config(&spin)
+    };
+    let mut vm = VmInstance::create(&config, None, None).unwrap();
+    vm.start().unwrap();
+    assert_eq!(
+        vm.wait_for_death_with_timeout(Duration::from_millis(300)),
+        None
+    );
+    assert_eq!(vm.instructions_executed(), None);
+    assert_eq!(vm.kill(), DeathReason::Killed);
+    assert_eq!(vm.instructions_executed(), None);
+}
+
 #[test]
 fn disks_are_attached() {
     let guest = assemble(HELLO);

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{HELLO, SPIN, assemble, children_of_this_process, require_qemu};
+use common::{HELLO, RESET, SPIN, assemble, children_of_this_process, require_qemu};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
@@ -162,4 +162,50 @@ fn qemu_killed_by_someone_else_is_killed() {
         let reason = vm.wait_for_death_with_timeout(Duration::from_secs(20));
         assert_eq!(reason, Some(DeathReason::Killed), "after kill {signal}");
     }
+}
+
+#[test]
+fn icount_vms_leave_nothing_behind() {
+    require_qemu();
+    let _serial = serialize();
+    let dirs_before = vmclient_temp_dirs();
+    let counted = |image| VirtualMachineRawConfig {
+        icount_shift: Some(0),
+        ..config(image)
+    };
+    // QEMU pauses at the guest's shutdown or reset until it is told to quit.
+    for (guest, expected) in [
+        (assemble(HELLO), DeathReason::Shutdown),
+        (assemble(RESET), DeathReason::Reboot),
+    ] {
+        let mut vm = VmInstance::create(&counted(guest.image.clone()), None, None).unwrap();
+        vm.start().unwrap();
+        assert_eq!(vm.wait_for_death(), expected);
+        assert!(vm.instructions_executed().is_some());
+        assert_eq!(children_of_this_process(), NO_PROCESSES);
+    }
+
+    // Killed, crashed or killed by someone else: no count, no hang, nothing left.
+    let spin = assemble(SPIN);
+    let mut vm = VmInstance::create(&counted(spin.image.clone()), None, None).unwrap();
+    vm.start().unwrap();
+    assert_eq!(vm.kill(), DeathReason::Killed);
+    assert_eq!(vm.instructions_executed(), None);
+    assert_eq!(children_of_this_process(), NO_PROCESSES);
+    drop(vm);
+    for (signal, expected) in [
+        ("-TERM", DeathReason::Killed),
+        ("-KILL", DeathReason::Killed),
+        ("-SEGV", DeathReason::Crash),
+    ] {
+        let mut vm = VmInstance::create(&counted(spin.image.clone()), None, None).unwrap();
+        vm.start().unwrap();
+        send_signal(signal, qemu_pid());
+        let reason = vm.wait_for_death_with_timeout(Duration::from_secs(20));
+        assert_eq!(reason, Some(expected), "after kill {signal}");
+        assert_eq!(vm.instructions_executed(), None);
+        assert_eq!(children_of_this_process(), NO_PROCESSES);
+    }
+
+    assert_eq!(vmclient_temp_dirs(), dirs_before);
 }

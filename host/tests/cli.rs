@@ -189,7 +189,7 @@ fn timeout_kills_spinning_guest() {
 }
 
 #[test]
-fn icount_run_is_accepted() {
+fn icount_run_prints_the_instruction_count() {
     require_qemu();
     let guest = assemble(HELLO);
     let run = vm(&[
@@ -199,9 +199,45 @@ fn icount_run_is_accepted() {
         "--icount",
         "1",
     ]);
+    // The boot stub's 6 instructions and the guest's 34 (see boot.rs).
     assert_eq!(
         (run.code, run.stdout.as_str()),
-        (Some(0), "hello\nVM ended: Shutdown\n")
+        (Some(0), "hello\nVM ended: Shutdown\ninstructions: 40\n")
+    );
+
+    let guest = assemble(RESET);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--icount",
+        "0",
+    ]);
+    let count = run
+        .stdout
+        .strip_prefix("VM ended: Reboot\ninstructions: ")
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(count.is_some_and(|count| count > 0), "{}", run.stdout);
+    assert_eq!(run.code, Some(32));
+}
+
+#[test]
+fn icount_run_killed_prints_no_count() {
+    require_qemu();
+    let guest = assemble(SPIN);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--icount",
+        "0",
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(137), "VM ended: Killed\n")
     );
 }
 
@@ -253,6 +289,7 @@ fn help_explains_usage_and_exit_codes() {
         "--gdb <PORT>",
         "--timeout <SECONDS>",
         "--icount <SHIFT>",
+        "`instructions: N`",
         "0      Shutdown",
         "137    Killed",
     ] {
