@@ -27,6 +27,7 @@ pub fn boot_fdt() -> Option<&'static [u8]> {
 /// Called by entry.S with the registers the VMM set, on the boot stack, MMU and caches on.
 #[unsafe(no_mangle)]
 extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
+    let ticks_at_rust_entry = crate::counter::ticks();
     let layout = Layout::current();
     // SAFETY: The binary's idmap maps dtb_region read-only and nothing writes it.
     let fdt = *BOOT_FDT.call_once(|| unsafe { crate::fdt::from_region(x0, layout.dtb.clone()) });
@@ -48,6 +49,7 @@ extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
         crate::println!("vmbase: inconsistent memory layout: {error:?}");
         power::reboot();
     }
+    crate::counter::record_boot(ticks_at_rust_entry, crate::counter::ticks());
     // SAFETY: main! exported the binary's main with this signature.
     unsafe { main(x0, x1, x2, x3) };
     power::shutdown()

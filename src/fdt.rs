@@ -8,6 +8,7 @@
 //! produce an [`FdtError`]. (General-purpose FDT crates were not written with that guarantee for
 //! hostile input; this reader is fuzzed for it, see `fuzz/`.)
 
+use core::ffi::CStr;
 use core::fmt;
 use core::ops::Range;
 
@@ -42,6 +43,8 @@ pub enum FdtError {
     BadLayout,
     /// The structure block is malformed at this byte offset into the blob.
     BadStructure(usize),
+    /// A property name offset points outside the strings block or at an unterminated string.
+    BadStrings(usize),
     /// Nodes are nested deeper than this reader tracks.
     TooDeep,
     /// The structure block ends more nodes than it begins.
@@ -68,6 +71,7 @@ impl fmt::Display for FdtError {
             Self::BadStructure(offset) => {
                 write!(f, "malformed FDT structure at offset {offset:#x}")
             }
+            Self::BadStrings(offset) => write!(f, "bad FDT property name offset {offset:#x}"),
             Self::TooDeep => write!(f, "FDT nodes nested deeper than {MAX_DEPTH}"),
             Self::UnbalancedNodes => write!(f, "FDT ends more nodes than it begins"),
             Self::NoStdoutPath => write!(f, "no /chosen/stdout-path"),
@@ -97,11 +101,12 @@ impl StdoutNode<'_> {
     }
 }
 
-/// One step of a walk through the structure block.
+/// One step of a walk through the structure block. Property names are left as offsets into
+/// the strings block: most walks only look at a few of them.
 enum Token<'a> {
     BeginNode(&'a [u8]),
     EndNode,
-    Property { name: &'a [u8], value: &'a [u8] },
+    Property { name_offset: usize, value: &'a [u8] },
 }
 
 /// A validated view of an FDT blob.
@@ -198,53 +203,52 @@ impl<'a> Fdt<'a> {
         &self,
         mut visit: impl FnMut(Token<'a>) -> Result<bool, FdtError>,
     ) -> Result<bool, FdtError> {
-        let blob: &'a [u8] = self.blob;
-        let end = self.structure.end;
-        let mut offset = self.structure.start;
-        let bad = |at| FdtError::BadStructure(at);
+        let structure: &'a [u8] = self
+            .blob
+            .get(self.structure.clone())
+            .ok_or(FdtError::BadLayout)?;
+        let mut offset = 0;
         loop {
-            let token_offset = offset;
-            if offset >= end {
-                return Err(bad(token_offset));
-            }
-            let token = be32(blob, offset).ok_or(bad(token_offset))?;
-            offset += 4;
-            let token = match token {
+            let bad = FdtError::BadStructure(self.structure.start + offset);
+            let token = be32(structure, offset).ok_or(bad)?;
+            let body = offset + 4;
+            let (token, next) = match token {
                 FDT_BEGIN_NODE => {
-                    let rest = blob.get(offset..end).ok_or(bad(token_offset))?;
-                    let len = rest.iter().position(|&b| b == 0).ok_or(bad(token_offset))?;
-                    let name = &rest[..len];
-                    offset = align4(offset + len + 1).ok_or(bad(token_offset))?;
-                    Token::BeginNode(name)
+                    let rest = structure.get(body..).ok_or(bad)?;
+                    let name = CStr::from_bytes_until_nul(rest)
+                        .map_err(|_| bad)?
+                        .to_bytes();
+                    (Token::BeginNode(name), body + name.len() + 1)
                 }
-                FDT_END_NODE => Token::EndNode,
+                FDT_END_NODE => (Token::EndNode, body),
                 FDT_PROP => {
-                    let len = be32(blob, offset).ok_or(bad(token_offset))? as usize;
-                    let name_offset = be32(blob, offset + 4).ok_or(bad(token_offset))? as usize;
-                    offset += 8;
-                    let value_end = offset.checked_add(len).filter(|&e| e <= end);
-                    let value = blob.get(offset..value_end.ok_or(bad(token_offset))?);
-                    let value = value.ok_or(bad(token_offset))?;
-                    let name = self.string(name_offset).ok_or(bad(token_offset))?;
-                    offset = align4(offset + len).ok_or(bad(token_offset))?;
-                    Token::Property { name, value }
+                    let len = be32(structure, body).ok_or(bad)? as usize;
+                    let name_offset = be32(structure, body + 4).ok_or(bad)? as usize;
+                    let value_start = body + 8;
+                    let value_end = value_start.checked_add(len).ok_or(bad)?;
+                    let value = structure.get(value_start..value_end).ok_or(bad)?;
+                    (Token::Property { name_offset, value }, value_end)
                 }
-                FDT_NOP => continue,
+                FDT_NOP => {
+                    offset = body;
+                    continue;
+                }
                 FDT_END => return Ok(false),
-                _ => return Err(bad(token_offset)),
+                _ => return Err(bad),
             };
             if visit(token)? {
                 return Ok(true);
             }
+            offset = align4(next).ok_or(bad)?;
         }
     }
 
-    /// The NUL-terminated string at `offset` in the strings block, without its NUL.
-    fn string(&self, offset: usize) -> Option<&'a [u8]> {
+    /// The name at `offset` in the strings block (NUL-terminated there), without its NUL.
+    fn property_name(&self, offset: usize) -> Result<&'a [u8], FdtError> {
         let strings: &'a [u8] = self.strings;
-        let rest = strings.get(offset..)?;
-        let len = rest.iter().position(|&b| b == 0)?;
-        Some(&rest[..len])
+        let rest = strings.get(offset..).ok_or(FdtError::BadStrings(offset))?;
+        let name = CStr::from_bytes_until_nul(rest).map_err(|_| FdtError::BadStrings(offset))?;
+        Ok(name.to_bytes())
     }
 
     /// The value of property `name` of the node at absolute `path`, if both exist.
@@ -255,8 +259,8 @@ impl<'a> Fdt<'a> {
             match token {
                 Token::BeginNode(node) => tracker.enter(node)?,
                 Token::EndNode => tracker.leave()?,
-                Token::Property { name: prop, value } => {
-                    if tracker.at_target() && prop == name {
+                Token::Property { name_offset, value } => {
+                    if tracker.at_target() && self.property_name(name_offset)? == name {
                         found = Some(value);
                         return Ok(true);
                     }
@@ -312,9 +316,10 @@ impl<'a> Fdt<'a> {
                     tracker.leave()?;
                     return Ok(done);
                 }
-                Token::Property { name, value } => {
+                // Only the properties of the target and of the nodes on the way to it matter.
+                Token::Property { name_offset, value } if tracker.matched == tracker.depth => {
                     let depth = tracker.depth;
-                    match name {
+                    match self.property_name(name_offset)? {
                         b"#address-cells" => {
                             address_cells[depth] = be32(value, 0).ok_or(FdtError::NoReg)?;
                         }
@@ -324,6 +329,7 @@ impl<'a> Fdt<'a> {
                         _ => {}
                     }
                 }
+                Token::Property { .. } => {}
             }
             Ok(false)
         })?;
@@ -359,7 +365,8 @@ fn c_string(bytes: &[u8]) -> &[u8] {
 
 /// Tracks, during a walk, whether the current node is on the way to (or is) a node given by path.
 struct PathTracker<'p> {
-    path: &'p [u8],
+    /// The path's components ("chosen", "serial@3f8"); those past MAX_DEPTH can never match.
+    components: [&'p [u8]; MAX_DEPTH],
     /// Depth of the current node: 1 for the root.
     depth: usize,
     /// How many leading nodes of the current position match the path.
@@ -370,20 +377,24 @@ struct PathTracker<'p> {
 
 impl<'p> PathTracker<'p> {
     fn new(path: &'p [u8]) -> Self {
-        let components = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).count();
+        let mut components: [&[u8]; MAX_DEPTH] = [&[]; MAX_DEPTH];
+        let mut count = 0;
+        for component in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            if let Some(slot) = components.get_mut(count) {
+                *slot = component;
+            }
+            count += 1;
+        }
         Self {
-            path,
+            components,
             depth: 0,
             matched: 0,
-            target_depth: components + 1,
+            target_depth: count + 1,
         }
     }
 
     fn component(&self, index: usize) -> Option<&'p [u8]> {
-        self.path
-            .split(|&b| b == b'/')
-            .filter(|c| !c.is_empty())
-            .nth(index)
+        self.components.get(index).copied()
     }
 
     fn enter(&mut self, name: &[u8]) -> Result<(), FdtError> {

@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod console;
+pub mod counter;
 #[cfg(all(target_arch = "aarch64", not(test)))]
 pub mod entry;
 pub mod exceptions;
