@@ -8,6 +8,7 @@
 use clap::{Args, Parser, Subcommand};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -118,9 +119,11 @@ fn main() -> ExitCode {
     let Commands::Run(args) = Cli::parse().command;
     match run(&args) {
         Ok(outcome) => {
-            println!("VM ended: {}", outcome.reason);
+            // The verdict is in the exit code too: a closed stdout must not turn it into a panic.
+            let mut stdout = std::io::stdout();
+            let _ = writeln!(stdout, "VM ended: {}", outcome.reason);
             if let Some(instructions) = outcome.instructions {
-                println!("instructions: {instructions}");
+                let _ = writeln!(stdout, "instructions: {instructions}");
             }
             ExitCode::from(outcome.exit_code)
         }

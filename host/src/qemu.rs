@@ -110,7 +110,9 @@ pub(crate) fn run_args(
         // can still ask how many instructions ran before it makes QEMU quit.
         args.extend([
             "-icount".into(),
-            format!("shift={shift}").into(),
+            // sleep=off: virtual time follows instructions only, never the host's clock, so the
+            // guest's counter (CNTVCT) is as reproducible as the instruction count.
+            format!("shift={shift},sleep=off").into(),
             "-no-shutdown".into(),
         ]);
     }
@@ -218,7 +220,7 @@ mod tests {
              -device virtio-blk-pci,drive=disk0 \
              -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
              -device virtio-blk-pci,drive=disk1 \
-             -gdb tcp:127.0.0.1:1234 -icount shift=3 -no-shutdown"
+             -gdb tcp:127.0.0.1:1234 -icount shift=3,sleep=off -no-shutdown"
         ));
     }
 }
