@@ -8,19 +8,80 @@ use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
 use crate::qemu;
 use fdt::Fdt;
 use fdt::node::FdtNode;
-use std::path::Path;
+use std::env;
+use std::fs;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 /// Offset of `boot_cpuid_phys` in the FDT header (devicetree specification, table 5.1).
 const BOOT_CPUID_PHYS_OFFSET: usize = 0x1c;
 
-/// Asks QEMU for the device tree of the machine `qemu::machine_args` describes.
-pub(crate) fn dump_qemu_device_tree(
+/// Where dumped device trees are kept, under the user's cache directory.
+const CACHE_SUBDIRECTORY: &str = "vmclient";
+/// The magic number every FDT starts with.
+const FDT_MAGIC: [u8; 4] = 0xd00d_feed_u32.to_be_bytes();
+
+/// QEMU's device tree for the machine `qemu::machine_args` describes: from the cache if this
+/// QEMU binary already dumped it for the same options, else dumped now (through `scratch`) and
+/// cached.
+///
+/// A dump costs a whole QEMU start, as much as booting a small guest, so dumps are kept in
+/// `$XDG_CACHE_HOME/vmclient` (or `~/.cache/vmclient`), named after the QEMU binary (path,
+/// size, modification time) and the machine options; a new QEMU or other options miss the
+/// cache. Without a usable cache directory every VM dumps afresh. Cached trees keep the
+/// `rng-seed` and `kaslr-seed` of their dump, which vmbase guests do not use.
+pub(crate) fn qemu_device_tree(
     memory_mib: u32,
     num_cpus: u32,
-    output: &Path,
+    scratch: &Path,
 ) -> Result<Vec<u8>, Error> {
+    let cached = cache_file(memory_mib, num_cpus);
+    if let Some(dtb) = cached
+        .as_deref()
+        .and_then(|path| fs::read(path).ok())
+        .filter(|dtb| dtb.starts_with(&FDT_MAGIC))
+    {
+        return Ok(dtb);
+    }
+    let dtb = dump_qemu_device_tree(memory_mib, num_cpus, scratch)?;
+    if let Some(path) = cached {
+        // A cache that cannot be written only costs time.
+        let _ = store(&path, &dtb);
+    }
+    Ok(dtb)
+}
+
+/// The cache file for these options, if QEMU is on `PATH` and there is a cache directory.
+fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
+    let qemu = env::split_paths(&env::var_os("PATH")?)
+        .map(|dir| dir.join(qemu::QEMU))
+        .find(|path| path.is_file())?;
+    let metadata = fs::metadata(&qemu).ok()?;
+    let directory = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    let mut hasher = DefaultHasher::new();
+    (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
+    qemu::machine_args(memory_mib, num_cpus, None).hash(&mut hasher);
+    let name = format!("qemu-virt-{:016x}.dtb", hasher.finish());
+    Some(directory.join(CACHE_SUBDIRECTORY).join(name))
+}
+
+/// Writes `dtb` to `path` atomically, so that VMs starting in parallel never read half a file.
+fn store(path: &Path, dtb: &[u8]) -> std::io::Result<()> {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(directory)?;
+    let mut file = tempfile::NamedTempFile::new_in(directory)?;
+    file.write_all(dtb)?;
+    file.persist(path)?;
+    Ok(())
+}
+
+/// Asks QEMU for the device tree of the machine `qemu::machine_args` describes.
+fn dump_qemu_device_tree(memory_mib: u32, num_cpus: u32, output: &Path) -> Result<Vec<u8>, Error> {
     let result = Command::new(qemu::QEMU)
         .args(qemu::machine_args(memory_mib, num_cpus, Some(output)))
         .stdin(Stdio::null())
@@ -38,7 +99,7 @@ pub(crate) fn dump_qemu_device_tree(
             stderr: String::from_utf8_lossy(&result.stderr).trim().to_owned(),
         });
     }
-    std::fs::read(output).map_err(Error::io("read QEMU's device tree"))
+    fs::read(output).map_err(Error::io("read QEMU's device tree"))
 }
 
 /// Rewrites QEMU's device tree for crosvm's layout: RAM is `memory_mib` from `RAM_START`, and

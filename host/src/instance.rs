@@ -89,7 +89,7 @@ impl VmInstance {
             qmp_socket: &dir.join(QMP_SOCKET_FILE),
         };
         if config.device_tree.is_none() {
-            let qemu_dtb = device_tree::dump_qemu_device_tree(
+            let qemu_dtb = device_tree::qemu_device_tree(
                 config.memory_mib,
                 config.num_cpus,
                 &dir.join(QEMU_DTB_FILE),

@@ -431,3 +431,41 @@ fn config_and_bootloader_together_are_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be used with"));
 }
+
+/// QEMU's device tree is dumped once per QEMU binary and machine options, then reused.
+#[test]
+fn device_tree_dumps_are_cached() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let cache = tempfile::tempdir().unwrap();
+    let cached_trees = || -> Vec<_> {
+        fs::read_dir(cache.path().join("vmclient"))
+            .map(|entries| entries.map(|entry| entry.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    let boot = |mem: &str| {
+        let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image), "--mem", mem]);
+        vm.command.env("XDG_CACHE_HOME", cache.path());
+        vm.run()
+    };
+    assert_eq!(boot("16").stdout, "hello\nVM ended: Shutdown\n");
+    let after_first = cached_trees();
+    assert_eq!(after_first.len(), 1, "{after_first:?}");
+    assert_eq!(boot("16").stdout, "hello\nVM ended: Shutdown\n");
+    assert_eq!(
+        cached_trees(),
+        after_first,
+        "the second boot reuses the dump"
+    );
+    // Other machine options are another dump.
+    assert_eq!(boot("32").stdout, "hello\nVM ended: Shutdown\n");
+    assert_eq!(cached_trees().len(), 2);
+    // A damaged cache entry is replaced, not used.
+    fs::write(&after_first[0], b"garbage").unwrap();
+    assert_eq!(boot("16").stdout, "hello\nVM ended: Shutdown\n");
+    assert!(
+        fs::read(&after_first[0])
+            .unwrap()
+            .starts_with(&[0xd0, 0x0d, 0xfe, 0xed])
+    );
+}
