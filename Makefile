@@ -14,7 +14,7 @@ GUEST_PACKAGES := vmbase_example vmbase_faults vmbase_hello baseline_hello
 GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early vmbase_hello baseline_hello
 
 .DEFAULT_GOAL := vmbase_example
-.PHONY: deps vmbase_example guests vm run test lint fuzz stress clean
+.PHONY: deps vmbase_example guests vm run test lint fuzz stress bench clean
 
 deps:
 	@tools/install-deps.sh
@@ -41,7 +41,7 @@ run: vmbase_example vm
 
 lint: deps
 	cargo fmt --all -- --check
-	cargo clippy --quiet -p vmbase -p vmclient --all-targets -- -D warnings
+	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_bench --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	python3 tools/check_soong.py
 
@@ -54,6 +54,9 @@ fuzz: deps
 
 stress: vmbase_example vm
 	@tools/stress.sh
+
+bench: guests vm
+	@cargo run --quiet --release -p vmbase_bench
 
 clean:
 	cargo clean

@@ -20,8 +20,9 @@ const BOOT_STUB: [u32; 6] = [
 const _: () = assert!(FDT_ADDRESS == 0x8000 << 16);
 const _: () = assert!(IMAGE_ADDRESS == 0x8020 << 16);
 
-/// The stub as the little-endian bytes QEMU loads at address 0.
-pub(crate) fn boot_stub() -> Vec<u8> {
+/// The boot stub as the little-endian bytes QEMU loads at address 0 (`-bios`): it enters the
+/// image at `0x8020_0000` with crosvm's registers. Useful to run QEMU by hand.
+pub fn boot_stub() -> Vec<u8> {
     BOOT_STUB
         .iter()
         .flat_map(|instruction| instruction.to_le_bytes())

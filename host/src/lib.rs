@@ -41,6 +41,7 @@ pub mod layout;
 mod qemu;
 mod qmp;
 
+pub use boot_stub::boot_stub;
 pub use config::{
     DEFAULT_MEMORY_MIB, DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig,
 };

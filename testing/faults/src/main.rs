@@ -14,14 +14,17 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::hint::black_box;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, Ordering};
+use safe_mmio::fields::ReadPureWrite;
+use safe_mmio::UniqueMmioPointer;
 use vmbase::console::ConsoleDevice;
 use vmbase::entry::boot_fdt;
 use vmbase::exceptions::{report, Vector};
 use vmbase::fdt::Fdt;
 use vmbase::layout::Layout;
 use vmbase::paging::PageTable;
-use vmbase::{configure_heap, main, power, println};
+use vmbase::{configure_heap, counter, main, power, println};
 
 const MMIO: core::ops::Range<usize> = 0..0x4000_0000;
 /// Unmapped in both the idmap and the page table built here.
@@ -166,6 +169,7 @@ fn inject(case: &str) {
         "irq" => unexpected_irq(),
         "corrupt-fdt" => corrupt_fdts(),
         "garbage-x0" => garbage_x0(),
+        "console-cost" => console_cost(),
         other => {
             println!("fault guest: unknown case {other}");
             power::reboot();
@@ -269,5 +273,38 @@ fn garbage_x0() {
             }
         );
     }
+    power::shutdown();
+}
+
+/// Bytes per line in the console measurement.
+const LINE_LENGTH: usize = 4000;
+
+/// For `make bench`, not a fault: counter ticks to print a long line with `println!`, and to
+/// store the same bytes straight into the PL011's data register.
+fn console_cost() {
+    let line = [b'x'; LINE_LENGTH];
+    let text = core::str::from_utf8(&line).unwrap();
+    let start = counter::ticks();
+    println!("{text}");
+    let println_ticks = counter::ticks() - start;
+
+    let ConsoleDevice::Pl011(base) = vmbase::console::device() else {
+        println!("console cost: the console is not a PL011");
+        power::reboot();
+    };
+    // SAFETY: UARTDR, at offset 0 of the console PL011, is mapped as device memory, and the
+    // console driver is not in use while this pointer exists.
+    let mut data_register = unsafe {
+        UniqueMmioPointer::new(NonNull::new(base.get() as *mut ReadPureWrite<u32>).unwrap())
+    };
+    let start = counter::ticks();
+    for &byte in line.iter().chain(b"\n") {
+        data_register.write(u32::from(byte));
+    }
+    let raw_ticks = counter::ticks() - start;
+    println!(
+        "console cost: {} bytes: println {println_ticks} ticks, raw stores {raw_ticks} ticks",
+        LINE_LENGTH + 1
+    );
     power::shutdown();
 }

@@ -1,0 +1,401 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! `make bench`: what vmbase costs. Deterministic figures first (guest instructions under QEMU
+//! `-icount shift=0`, image sizes), then host wall times. Prints one table and writes the same
+//! figures to out/bench.json.
+//!
+//! Under `-icount shift=0` every guest instruction takes 1 ns of virtual time and QEMU's generic
+//! timer runs at 62.5 MHz, so one counter tick is 16 instructions: the guests print the counter
+//! at milestones, and the launcher reports the exact total at `SYSTEM_OFF`.
+
+use anyhow::{Context, Result, bail};
+use object::{Object, ObjectSection};
+use serde_json::{Value, json};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance, boot_stub};
+
+/// Guest instructions per counter tick under `-icount shift=0` (16 ns at 62.5 MHz).
+const INSTRUCTIONS_PER_TICK: u64 = 16;
+/// Instructions of the launcher's boot stub, before the image's first.
+const BOOT_STUB_INSTRUCTIONS: u64 = 6;
+/// Alternating runs for each wall-time median.
+const WALL_TIME_RUNS: usize = 11;
+/// VMs started at once for the parallel figure.
+const PARALLEL_VMS: usize = 8;
+/// Guest RAM for every run.
+const MEMORY_MIB: u32 = 64;
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A guest image and the ELF it was made from.
+struct Guest {
+    name: &'static str,
+    label: &'static str,
+}
+
+const GUESTS: [Guest; 3] = [
+    Guest {
+        name: "vmbase_example",
+        label: "vmbase example",
+    },
+    Guest {
+        name: "vmbase_hello",
+        label: "vmbase hello",
+    },
+    Guest {
+        name: "baseline_hello",
+        label: "baseline hello",
+    },
+];
+
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// What one deterministic boot of a guest showed.
+struct BootCost {
+    bss: u64,
+    data: u64,
+    image_bytes: u64,
+    rust_entry: Option<u64>,
+    main: u64,
+    system_off: u64,
+}
+
+impl BootCost {
+    /// The model of the instructions no entry path can avoid: the boot stub, one store per
+    /// 32 bytes of .bss (STP of two zeroed Q registers, or DC ZVA and an ADD per 64 bytes), and
+    /// one load and one store per 32 bytes of .data (LDP and STP of two Q registers).
+    fn floor(&self) -> u64 {
+        BOOT_STUB_INSTRUCTIONS + self.bss.div_ceil(32) + 2 * self.data.div_ceil(32)
+    }
+}
+
+/// Sizes of the ELF's .bss and .data sections.
+fn section_sizes(elf: &Path) -> Result<(u64, u64)> {
+    let bytes = fs::read(elf).with_context(|| format!("read {}", elf.display()))?;
+    let file = object::File::parse(&*bytes).with_context(|| format!("parse {}", elf.display()))?;
+    let size = |name| {
+        file.section_by_name(name)
+            .map_or(0, |section| section.size())
+    };
+    Ok((size(".bss"), size(".data")))
+}
+
+/// Boots `image` under icount, returning its console lines and exact instruction count.
+fn boot_counted(image: &Path, params: Option<&str>) -> Result<(Vec<String>, u64)> {
+    let config = VirtualMachineRawConfig {
+        name: "vmbase-bench".to_owned(),
+        bootloader: Some(image.to_owned()),
+        params: params.map(str::to_owned),
+        memory_mib: MEMORY_MIB,
+        icount_shift: Some(0),
+        ..Default::default()
+    };
+    let (reader, writer) = std::io::pipe()?;
+    let log = tempfile::tempfile()?;
+    let mut vm = VmInstance::create(&config, Some(File::from(OwnedFd::from(writer))), Some(log))?;
+    let console = thread::spawn(move || {
+        BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    vm.start()?;
+    let reason = vm
+        .wait_for_death_with_timeout(TIMEOUT)
+        .unwrap_or_else(|| vm.kill());
+    let instructions = vm.instructions_executed();
+    drop(vm);
+    let lines = console.join().expect("console reader");
+    if reason != DeathReason::Shutdown {
+        bail!(
+            "{} ended with {reason}; console:\n{}",
+            image.display(),
+            lines.join("\n")
+        );
+    }
+    Ok((lines, instructions.context("no instruction count")?))
+}
+
+/// The number after `label` in the first console line that has it, such as "main after 42".
+fn number_after(lines: &[String], label: &str) -> Option<u64> {
+    lines.iter().find_map(|line| {
+        let rest = &line[line.find(label)? + label.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+fn boot_cost(root: &Path, guest: &Guest) -> Result<BootCost> {
+    let image = root.join("out").join(format!("{}.bin", guest.name));
+    let elf = root
+        .join("target/aarch64-unknown-none/release")
+        .join(guest.name);
+    let (bss, data) = section_sizes(&elf)?;
+    let (lines, system_off) = boot_counted(&image, None)?;
+    let ticks = |label| number_after(&lines, label).map(|ticks| ticks * INSTRUCTIONS_PER_TICK);
+    Ok(BootCost {
+        bss,
+        data,
+        image_bytes: fs::metadata(&image)?.len(),
+        rust_entry: ticks("reached Rust after "),
+        main: ticks("main after ").context("the guest printed no main tick count")?,
+        system_off,
+    })
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn milliseconds(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Runs `command` to completion, returning how long it took; it must succeed.
+fn time(command: &mut Command) -> Result<Duration> {
+    let start = Instant::now();
+    let status = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(start.elapsed())
+}
+
+/// `vm run` on `image`, console and log discarded.
+fn vm_command(root: &Path, image: &Path) -> Command {
+    let mut command = Command::new(root.join("target/release/vm"));
+    command.args([
+        "run",
+        "--console",
+        "/dev/null",
+        "--log",
+        "/dev/null",
+        "--mem",
+    ]);
+    command
+        .arg(MEMORY_MIB.to_string())
+        .arg("--bootloader")
+        .arg(image);
+    command
+}
+
+/// The same boot as `vm run` without the launcher: QEMU with the boot stub, QEMU's own device
+/// tree and the image, straight from the shell.
+fn bare_qemu_command(files: &Path, image: &Path) -> Command {
+    let mut command = Command::new("qemu-system-aarch64");
+    command.args([
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        "max",
+        "-smp",
+        "1",
+        "-nodefaults",
+    ]);
+    command.args(["-display", "none", "-no-reboot", "-serial", "null", "-m"]);
+    command
+        .arg(format!("{}M", 1024 + MEMORY_MIB))
+        .arg("-bios")
+        .arg(files.join("stub.bin"));
+    for (file, address) in [
+        (files.join("qemu.dtb"), 0x8000_0000u64),
+        (image.to_owned(), 0x8020_0000),
+    ] {
+        command.arg("-device").arg(format!(
+            "loader,file={},addr={address:#x},force-raw=on",
+            file.display()
+        ));
+    }
+    command
+}
+
+/// Median wall times of `vm run` and of bare QEMU on `image`, alternating.
+fn launcher_overhead(root: &Path, image: &Path) -> Result<(Duration, Duration)> {
+    let files = tempfile::tempdir()?;
+    fs::write(files.path().join("stub.bin"), boot_stub())?;
+    let dump = format!(
+        "virt,gic-version=3,dumpdtb={}",
+        files.path().join("qemu.dtb").display()
+    );
+    time(Command::new("qemu-system-aarch64").args(["-M", &dump, "-cpu", "max", "-nodefaults"]))?;
+    // One run of each first, so that caches (the launcher's device tree among them) are warm.
+    time(&mut vm_command(root, image))?;
+    time(&mut bare_qemu_command(files.path(), image))?;
+    let (mut launcher, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..WALL_TIME_RUNS {
+        launcher.push(time(&mut vm_command(root, image))?);
+        bare.push(time(&mut bare_qemu_command(files.path(), image))?);
+    }
+    Ok((median(launcher), median(bare)))
+}
+
+/// Wall time of `PARALLEL_VMS` `vm run`s started together.
+fn parallel_wall_time(root: &Path, image: &Path) -> Result<Duration> {
+    let start = Instant::now();
+    let children = (0..PARALLEL_VMS)
+        .map(|_| vm_command(root, image).stdout(Stdio::null()).spawn())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    for mut child in children {
+        if !child.wait()?.success() {
+            bail!("a parallel VM failed");
+        }
+    }
+    Ok(start.elapsed())
+}
+
+fn main() -> Result<()> {
+    let root = repository_root();
+    let costs = GUESTS
+        .iter()
+        .map(|guest| boot_cost(&root, guest))
+        .collect::<Result<Vec<_>>>()?;
+
+    let faults_image = root.join("out/vmbase_faults.bin");
+    let (console_lines, _) = boot_counted(&faults_image, Some("fault=console-cost"))?;
+    let console_bytes = number_after(&console_lines, "console cost: ").context("console cost")?;
+    let println_instructions =
+        number_after(&console_lines, "println ").context("println cost")? * INSTRUCTIONS_PER_TICK;
+    let raw_instructions =
+        number_after(&console_lines, "raw stores ").context("raw cost")? * INSTRUCTIONS_PER_TICK;
+
+    let hello = root.join("out/vmbase_hello.bin");
+    let (launcher, bare) = launcher_overhead(&root, &hello)?;
+    let parallel = parallel_wall_time(&root, &hello)?;
+
+    let qemu_version = Command::new("qemu-system-aarch64")
+        .arg("--version")
+        .output()?;
+    let qemu_version = String::from_utf8_lossy(&qemu_version.stdout);
+    let qemu_version = qemu_version.lines().next().unwrap_or("QEMU");
+    println!("vmbase benchmarks: {qemu_version}, TCG, -icount shift=0 (1 instruction = 1 ns)");
+    println!();
+    print!("{:<36}", "guest instructions");
+    for guest in &GUESTS {
+        print!("{:>16}", guest.label);
+    }
+    println!();
+    let row = |label: &str, values: &mut dyn Iterator<Item = String>| {
+        print!("  {label:<34}");
+        for value in values {
+            print!("{value:>16}");
+        }
+        println!();
+    };
+    row(".bss bytes", &mut costs.iter().map(|c| c.bss.to_string()));
+    row(".data bytes", &mut costs.iter().map(|c| c.data.to_string()));
+    row(
+        "floor (see below)",
+        &mut costs.iter().map(|c| c.floor().to_string()),
+    );
+    row(
+        "reset -> Rust entry (±16)",
+        &mut costs
+            .iter()
+            .map(|c| c.rust_entry.map_or("-".to_owned(), |n| n.to_string())),
+    );
+    row(
+        "reset -> main (±16)",
+        &mut costs.iter().map(|c| c.main.to_string()),
+    );
+    row(
+        "reset -> SYSTEM_OFF (exact)",
+        &mut costs.iter().map(|c| c.system_off.to_string()),
+    );
+    row(
+        "Rust entry / floor",
+        &mut costs.iter().map(|c| {
+            c.rust_entry.map_or("-".to_owned(), |n| {
+                format!("{:.2}x", n as f64 / c.floor() as f64)
+            })
+        }),
+    );
+    row(
+        "main / floor",
+        &mut costs
+            .iter()
+            .map(|c| format!("{:.2}x", c.main as f64 / c.floor() as f64)),
+    );
+    row(
+        ".bin bytes",
+        &mut costs.iter().map(|c| c.image_bytes.to_string()),
+    );
+    println!(
+        "  floor = {BOOT_STUB_INSTRUCTIONS} (boot stub) + .bss/32 (one 32-byte store each) + \
+         2 x .data/32 (a 32-byte load and store each)"
+    );
+    println!();
+    println!(
+        "console, {console_bytes} bytes: println! {println_instructions} instructions ({:.1}/byte), \
+         raw stores to the PL011 {raw_instructions} ({:.1}/byte)",
+        println_instructions as f64 / console_bytes as f64,
+        raw_instructions as f64 / console_bytes as f64
+    );
+    println!();
+    println!(
+        "host wall time, vmbase hello, median of {WALL_TIME_RUNS} alternating runs: vm run {:.1} ms, \
+         bare QEMU {:.1} ms, ratio {:.2}",
+        milliseconds(launcher),
+        milliseconds(bare),
+        launcher.as_secs_f64() / bare.as_secs_f64()
+    );
+    println!(
+        "{PARALLEL_VMS} VMs at once: {:.1} ms against {:.1} ms for one, ratio {:.2} ({} host cores)",
+        milliseconds(parallel),
+        milliseconds(launcher),
+        parallel.as_secs_f64() / launcher.as_secs_f64(),
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let guests: Vec<Value> = GUESTS
+        .iter()
+        .zip(&costs)
+        .map(|(guest, cost)| {
+            json!({
+                "name": guest.name,
+                "bss_bytes": cost.bss,
+                "data_bytes": cost.data,
+                "image_bytes": cost.image_bytes,
+                "floor_instructions": cost.floor(),
+                "rust_entry_instructions": cost.rust_entry,
+                "main_instructions": cost.main,
+                "system_off_instructions": cost.system_off,
+            })
+        })
+        .collect();
+    let report = json!({
+        "qemu": qemu_version,
+        "guests": guests,
+        "console": {
+            "bytes": console_bytes,
+            "println_instructions": println_instructions,
+            "raw_store_instructions": raw_instructions,
+        },
+        "wall_time_ms": {
+            "vm_run_median": milliseconds(launcher),
+            "bare_qemu_median": milliseconds(bare),
+            "parallel": { "vms": PARALLEL_VMS, "all": milliseconds(parallel), "one": milliseconds(launcher) },
+        },
+    });
+    let output = root.join("out/bench.json");
+    fs::write(&output, serde_json::to_string_pretty(&report)? + "\n")?;
+    println!();
+    println!("figures written to {}", output.display());
+    Ok(())
+}
