@@ -122,10 +122,6 @@ fn be32(blob: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_be_bytes(bytes.try_into().ok()?))
 }
 
-fn align4(offset: usize) -> Option<usize> {
-    offset.checked_add(3).map(|end| end & !3)
-}
-
 /// Reads the `totalsize` field of an FDT header, after checking the magic.
 ///
 /// `header` needs only the first [`HEADER_SIZE`] bytes; this is how a caller learns how much of
@@ -207,39 +203,39 @@ impl<'a> Fdt<'a> {
             .blob
             .get(self.structure.clone())
             .ok_or(FdtError::BadLayout)?;
-        let mut offset = 0;
+        // The unread part of the structure block; every token shortens it, so the walk ends.
+        let mut rest = structure;
         loop {
-            let bad = FdtError::BadStructure(self.structure.start + offset);
-            let token = be32(structure, offset).ok_or(bad)?;
-            let body = offset + 4;
-            let (token, next) = match token {
+            let bad = FdtError::BadStructure(self.structure.start + structure.len() - rest.len());
+            let (token, body) = rest.split_first_chunk::<4>().ok_or(bad)?;
+            let (token, size) = match u32::from_be_bytes(*token) {
                 FDT_BEGIN_NODE => {
-                    let rest = structure.get(body..).ok_or(bad)?;
-                    let name = CStr::from_bytes_until_nul(rest)
+                    let name = CStr::from_bytes_until_nul(body)
                         .map_err(|_| bad)?
                         .to_bytes();
-                    (Token::BeginNode(name), body + name.len() + 1)
+                    (Token::BeginNode(name), name.len() + 1)
                 }
-                FDT_END_NODE => (Token::EndNode, body),
+                FDT_END_NODE => (Token::EndNode, 0),
                 FDT_PROP => {
-                    let len = be32(structure, body).ok_or(bad)? as usize;
-                    let name_offset = be32(structure, body + 4).ok_or(bad)? as usize;
-                    let value_start = body + 8;
-                    let value_end = value_start.checked_add(len).ok_or(bad)?;
-                    let value = structure.get(value_start..value_end).ok_or(bad)?;
-                    (Token::Property { name_offset, value }, value_end)
+                    let (len, after_len) = body.split_first_chunk::<4>().ok_or(bad)?;
+                    let (name_offset, value) = after_len.split_first_chunk::<4>().ok_or(bad)?;
+                    let len = u32::from_be_bytes(*len) as usize;
+                    let name_offset = u32::from_be_bytes(*name_offset) as usize;
+                    let value = value.get(..len).ok_or(bad)?;
+                    (Token::Property { name_offset, value }, 8 + len)
                 }
                 FDT_NOP => {
-                    offset = body;
+                    rest = body;
                     continue;
                 }
                 FDT_END => return Ok(false),
                 _ => return Err(bad),
             };
+            // Tokens are 4-byte aligned; the structure block's end need not be.
+            rest = body.get(size.next_multiple_of(4)..).unwrap_or_default();
             if visit(token)? {
                 return Ok(true);
             }
-            offset = align4(next).ok_or(bad)?;
         }
     }
 
