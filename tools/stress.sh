@@ -29,41 +29,31 @@ boot() {
         --timeout 60 >"$results/$1" 2>&1 || true
 }
 
-# Counts the runs among $@ that ended with Shutdown, and prints the others.
-tally() {
-    local good=0 name
-    for name in "$@"; do
-        if grep -qx 'VM ended: Shutdown' "$results/$name"; then
+# Boots COUNT VMs named PREFIX-N, one after another or (MODE parallel) all at once, then prints
+# how many ended with Shutdown and what the others said; clears `ok` if any did not.
+phase() {
+    local label=$1 prefix=$2 count=$3 mode=$4 start=$EPOCHREALTIME good=0 i
+    for i in $(seq "$count"); do
+        if [[ $mode == parallel ]]; then boot "$prefix-$i" & else boot "$prefix-$i"; fi
+    done
+    wait
+    for i in $(seq "$count"); do
+        if grep -qx 'VM ended: Shutdown' "$results/$prefix-$i"; then
             good=$((good + 1))
         else
-            echo "  run $name: $(tail -n 1 "$results/$name")"
+            echo "  run $prefix-$i: $(tail -n 1 "$results/$prefix-$i")"
         fi
     done
-    echo "$good"
+    printf '%-11s %d/%d Shutdown in %s s\n' "$label:" "$good" "$count" "$(elapsed "$start")"
+    ((good == count)) || ok=0
 }
 
-failed=0
-start=$EPOCHREALTIME
-for i in $(seq "$SEQUENTIAL"); do boot "seq-$i"; done
-mapfile -t names < <(seq -f 'seq-%g' "$SEQUENTIAL")
-report=$(tally "${names[@]}")
-good=$(tail -n 1 <<<"$report")
-head -n -1 <<<"$report"
-printf 'sequential: %d/%d Shutdown in %s s\n' "$good" "$SEQUENTIAL" "$(elapsed "$start")"
-((good == SEQUENTIAL)) || failed=1
-
-start=$EPOCHREALTIME
-for i in $(seq "$PARALLEL"); do boot "par-$i" & done
-wait
-mapfile -t names < <(seq -f 'par-%g' "$PARALLEL")
-report=$(tally "${names[@]}")
-good=$(tail -n 1 <<<"$report")
-head -n -1 <<<"$report"
-printf 'parallel:   %d/%d Shutdown in %s s\n' "$good" "$PARALLEL" "$(elapsed "$start")"
-((good == PARALLEL)) || failed=1
+ok=1
+phase sequential seq "$SEQUENTIAL" sequential
+phase parallel par "$PARALLEL" parallel
 
 leftover_qemu=$(($(qemu_processes) - qemu_before))
 leftover_temp=$(($(temp_dirs) - temp_before))
 echo "left behind: $leftover_qemu QEMU processes, $leftover_temp vmclient temporary directories"
-((leftover_qemu == 0 && leftover_temp == 0)) || failed=1
-exit "$failed"
+((leftover_qemu == 0 && leftover_temp == 0)) || ok=0
+((ok))
