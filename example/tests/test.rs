@@ -5,7 +5,6 @@
 //! VirtualizationService does on Android (here through the QEMU launcher), reads its console
 //! through a pipe and checks both what it printed and how it ended.
 
-#[path = "../../testing/harness.rs"]
 mod harness;
 
 use harness::{assert_in_order, boot, guest_image};

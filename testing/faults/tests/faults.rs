@@ -4,7 +4,7 @@
 //! Fault-injection suite: boots vmbase_faults once per fault (named in its boot arguments) and
 //! checks that vmbase reports the fault on the console and ends the VM, as README's table says.
 
-#[path = "../../harness.rs"]
+#[path = "../../../example/tests/harness.rs"]
 mod harness;
 
 use harness::{assert_in_order, boot, guest_image};
