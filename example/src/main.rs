@@ -42,7 +42,8 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     logger::init(LevelFilter::Debug).unwrap();
     info!("Hello world");
     info!(
-        "reached main after {} ticks",
+        "reached Rust after {} ticks, main after {} ticks",
+        vmbase::counter::ticks_at_rust_entry(),
         vmbase::counter::ticks_at_main()
     );
     info!("x0={arg0:#018x}, x1={arg1:#018x}, x2={arg2:#018x}, x3={arg3:#018x}");
