@@ -8,6 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Runs a command with its output kept aside, and shows that output only if it fails.
+quietly() {
+    local output
+    if ! output=$("$@" 2>&1); then
+        printf '%s\n' "$output" >&2
+        echo "install-deps: failed: $*" >&2
+        exit 1
+    fi
+}
+
 # command -> Debian package that provides it
 declare -A PACKAGES=(
     [qemu-system-aarch64]=qemu-system-arm
@@ -31,13 +41,13 @@ if ((${#missing[@]})); then
         sudo=(sudo)
     fi
     export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq >/dev/null
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    quietly "${sudo[@]}" apt-get update -qq
+    quietly "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # rustup installs the toolchain, components and targets rust-toolchain.toml names.
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
 if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx aarch64-unknown-none; then
     echo "install-deps: installing Rust $toolchain for aarch64-unknown-none"
-    rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt -t aarch64-unknown-none >/dev/null 2>&1
+    quietly rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt -t aarch64-unknown-none
 fi
