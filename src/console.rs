@@ -36,6 +36,8 @@ pub enum ConsoleDevice {
 /// Why [`ConsoleDevice::from_fdt`] fell back to the default console.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum ConsoleError {
+    /// The VMM passed no usable FDT.
+    NoFdt,
     /// The FDT could not be read or names no console node.
     Fdt(fdt::FdtError),
     /// The console node is not compatible with a driver vmbase has.
@@ -47,6 +49,7 @@ pub enum ConsoleError {
 impl fmt::Display for ConsoleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::NoFdt => write!(f, "no device tree"),
             Self::Fdt(e) => write!(f, "{e}"),
             Self::UnsupportedDevice => write!(f, "the stdout-path device has no vmbase driver"),
             Self::OutsideMmio(address) => write!(f, "console address {address:#x} is not MMIO"),
@@ -153,7 +156,7 @@ pub fn device() -> ConsoleDevice {
 pub unsafe fn init(fdt: Option<&[u8]>) -> Result<ConsoleDevice, ConsoleError> {
     let chosen = match fdt {
         Some(blob) => ConsoleDevice::from_fdt(blob),
-        None => Err(ConsoleError::Fdt(fdt::FdtError::Truncated)),
+        None => Err(ConsoleError::NoFdt),
     };
     let device = *DEVICE.call_once(|| chosen.unwrap_or(ConsoleDevice::DEFAULT));
     // SAFETY: The caller promises that the device is mapped and otherwise unused.
