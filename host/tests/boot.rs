@@ -294,13 +294,9 @@ fn gdb_holds_the_guest_until_the_debugger_continues() {
     assert_eq!(fs::read_to_string(&console_path).unwrap(), "hello\n");
 }
 
-#[test]
-fn log_gets_qemu_messages() {
-    require_qemu();
-    let guest = assemble(HELLO);
-    let log_path = guest.dir.path().join("log.txt");
-    // An unused writable disk image that QEMU cannot lock twice: the second VM fails to start
-    // and QEMU says why in the log.
+/// A config for `guest` that cannot start: its writable disk is locked by another running VM,
+/// which is returned too and must be kept alive. QEMU says why it failed.
+fn config_with_locked_disk(guest: &Guest) -> (VmInstance, VirtualMachineRawConfig) {
     let image = guest.dir.path().join("shared.img");
     fs::write(&image, vec![0; 4096]).unwrap();
     let disk = DiskImage {
@@ -314,11 +310,19 @@ fn log_gets_qemu_messages() {
     };
     let mut holder = VmInstance::create(&holder_config, None, None).unwrap();
     holder.start().unwrap();
-
     let config = VirtualMachineRawConfig {
         disks: vec![disk],
-        ..config(&guest)
+        ..config(guest)
     };
+    (holder, config)
+}
+
+#[test]
+fn log_gets_qemu_messages() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let log_path = guest.dir.path().join("log.txt");
+    let (_holder, config) = config_with_locked_disk(&guest);
     let log = File::create(&log_path).unwrap();
     let mut vm = VmInstance::create(&config, None, Some(log)).unwrap();
     let error = vm.start().unwrap_err();
@@ -341,24 +345,7 @@ fn log_gets_qemu_messages() {
 fn start_failure_without_log_quotes_qemu() {
     require_qemu();
     let guest = assemble(HELLO);
-    let image = guest.dir.path().join("shared.img");
-    fs::write(&image, vec![0; 4096]).unwrap();
-    let disk = DiskImage {
-        image,
-        writable: true,
-    };
-    let spinner = assemble(SPIN);
-    let holder_config = VirtualMachineRawConfig {
-        disks: vec![disk.clone()],
-        ..config(&spinner)
-    };
-    let mut holder = VmInstance::create(&holder_config, None, None).unwrap();
-    holder.start().unwrap();
-
-    let config = VirtualMachineRawConfig {
-        disks: vec![disk],
-        ..config(&guest)
-    };
+    let (_holder, config) = config_with_locked_disk(&guest);
     let mut vm = VmInstance::create(&config, None, None).unwrap();
     let error = vm.start().unwrap_err().to_string();
     assert!(error.contains("Failed to get \"write\" lock"), "{error}");
