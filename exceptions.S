@@ -10,16 +10,22 @@
  * exception taken while a handler runs (EL1h, the "SPx" entries) means the handler itself failed:
  * synchronous faults and SErrors there go to vmbase_nested_exception, which does not return.
  *
- * Handlers are called as `extern "C" fn(elr: u64, spsr: u64)` with interrupts masked; when they
- * return, the interrupted context is restored and resumed.
+ * Handlers are called as `extern "C" fn(elr: u64, spsr: u64, frame: &mut ExceptionFrame)` with
+ * interrupts masked (a handler may ignore the third argument). When they return, the interrupted
+ * context is restored from the frame, including ELR_EL1 and SPSR_EL1: an exception nested inside
+ * the handler (an IRQ it let in by unmasking) cannot change where the interrupted code resumes,
+ * and a handler can change it on purpose by editing the frame.
  */
 
-/* Bytes of the frame saved on the exception stack: x0-x18, x30, FPSR and the caller-saved SIMD
+/* The frame saved on the exception stack, as src/exceptions.rs's ExceptionFrame describes it:
+ * x0-x18 and x30, ELR_EL1 and SPSR_EL1, FPSR (padded to 16 bytes) and the caller-saved SIMD
  * registers q0-q7 and q16-q31 (AAPCS64: handlers written in Rust may clobber any of them). */
 .set FRAME_GPRS, 20 * 8
-.set FRAME_FPSR, 16
-.set FRAME_SIMD, 24 * 16
-.set FRAME_SIZE, FRAME_GPRS + FRAME_FPSR + FRAME_SIMD
+.set FRAME_ELR, FRAME_GPRS
+.set FRAME_RETURN_STATE, 16
+.set FRAME_FPSR, FRAME_GPRS + FRAME_RETURN_STATE
+.set FRAME_SIMD, FRAME_FPSR + 16
+.set FRAME_SIZE, FRAME_SIMD + 24 * 16
 
 /* The kinds of nested exception, passed to vmbase_nested_exception (see src/exceptions.rs). */
 .set NESTED_SYNC, 0
@@ -38,9 +44,12 @@
 	stp	x14, x15, [sp, #16 * 7]
 	stp	x16, x17, [sp, #16 * 8]
 	stp	x18, x30, [sp, #16 * 9]
+	mrs	x0, elr_el1
+	mrs	x1, spsr_el1
+	stp	x0, x1, [sp, #FRAME_ELR]	/* the return state, before anything can replace it */
 	mrs	x0, fpsr
-	str	x0, [sp, #FRAME_GPRS]
-	add	x0, sp, #(FRAME_GPRS + FRAME_FPSR)
+	str	x0, [sp, #FRAME_FPSR]
+	add	x0, sp, #FRAME_SIMD
 	stp	q0, q1, [x0, #32 * 0]
 	stp	q2, q3, [x0, #32 * 1]
 	stp	q4, q5, [x0, #32 * 2]
@@ -55,9 +64,10 @@
 	stp	q30, q31, [x0, #32 * 11]
 .endm
 
-/* Undo save_volatile_registers, leaving sp where it was before the exception. */
+/* Undo save_volatile_registers, leaving sp where it was before the exception. Interrupts must be
+ * masked: one taken after ELR_EL1 and SPSR_EL1 are restored would overwrite them. */
 .macro restore_volatile_registers
-	add	x0, sp, #(FRAME_GPRS + FRAME_FPSR)
+	add	x0, sp, #FRAME_SIMD
 	ldp	q0, q1, [x0, #32 * 0]
 	ldp	q2, q3, [x0, #32 * 1]
 	ldp	q4, q5, [x0, #32 * 2]
@@ -70,8 +80,11 @@
 	ldp	q26, q27, [x0, #32 * 9]
 	ldp	q28, q29, [x0, #32 * 10]
 	ldp	q30, q31, [x0, #32 * 11]
-	ldr	x0, [sp, #FRAME_GPRS]
+	ldr	x0, [sp, #FRAME_FPSR]
 	msr	fpsr, x0
+	ldp	x0, x1, [sp, #FRAME_ELR]	/* the return state, as the handler left it */
+	msr	elr_el1, x0
+	msr	spsr_el1, x1
 	ldp	x18, x30, [sp, #16 * 9]
 	ldp	x16, x17, [sp, #16 * 8]
 	ldp	x14, x15, [sp, #16 * 7]
@@ -85,15 +98,18 @@
 	add	sp, sp, #FRAME_SIZE
 .endm
 
-/* The out-of-line part of a vector entry: call `handler(elr, spsr)` and resume the interrupted
- * context. It lives outside the table because it does not fit in the 32 instructions of a slot. */
+/* The out-of-line part of a vector entry: call `handler(elr, spsr, frame)` and resume the
+ * interrupted context. It lives outside the table because it does not fit in the 32 instructions
+ * of a slot. */
 .macro trampoline handler
 .section .text.vmbase_exception_trampolines, "ax"
 \handler\()_trampoline:
 	save_volatile_registers
-	mrs	x0, elr_el1
-	mrs	x1, spsr_el1
+	ldp	x0, x1, [sp, #FRAME_ELR]	/* elr, spsr */
+	mov	x2, sp				/* frame */
 	bl	\handler
+	msr	daifset, #0xf			/* the handler may have unmasked interrupts; eret unmasks */
+	isb					/* them again from the restored SPSR_EL1 */
 	restore_volatile_registers
 	eret
 .endm
@@ -159,7 +175,9 @@ vector_table_el1:
 	handler_entry serr_current
 
 	/* Current EL with SPx: exceptions while a handler runs (interrupts are masked there, so
-	 * IRQ and FIQ only arrive if a handler unmasked them on purpose). */
+	 * IRQ and FIQ only arrive if a handler unmasked them on purpose). They use the same handlers
+	 * as the SP0 entries: the trampoline pushes a second frame below the interrupted handler's,
+	 * with its own ELR_EL1 and SPSR_EL1, so both return where they should. */
 	nested_exception_entry NESTED_SYNC
 	handler_entry irq_current
 	handler_entry fiq_current

@@ -5,9 +5,11 @@
 //! exception itself.
 //!
 //! exceptions.S calls the C-ABI handlers named in vmbase's README (`sync_exception_current`,
-//! `irq_current`, ... `serr_lower`) as `extern "C" fn(elr: u64, spsr: u64)`. A binary may define
-//! any of them; those it does not define are weak defaults that print a [`report`] and reboot.
-//! A fault inside a handler goes to a separate path that reports it and reboots too.
+//! `irq_current`, ... `serr_lower`) as `extern "C" fn(elr: u64, spsr: u64, frame: &mut
+//! ExceptionFrame)`; a handler that does not need the [`ExceptionFrame`] may take only the first
+//! two. A binary may define any of them; those it does not define are weak defaults that print a
+//! [`report`] and reboot. A fault inside a handler goes to a separate path that reports it and
+//! reboots too.
 
 use core::fmt;
 
@@ -298,6 +300,66 @@ impl fmt::Display for Esr {
     }
 }
 
+/// What exceptions.S saves on the exception stack before calling a handler, and restores when
+/// the handler returns. Handlers get it as their third argument, `&mut ExceptionFrame`: it is
+/// theirs alone until they return (a nested exception saves its own frame below it).
+#[derive(Debug)]
+#[repr(C)]
+pub struct ExceptionFrame {
+    /// x0 to x18, then x30.
+    registers: [u64; 20],
+    /// `ELR_EL1`: where the interrupted code resumes.
+    elr: u64,
+    /// `SPSR_EL1`: the PSTATE it resumes with.
+    spsr: u64,
+    /// `FPSR`, and padding to keep the SIMD registers 16-byte aligned; only exceptions.S uses it.
+    _fpsr: [u64; 2],
+    /// q0 to q7, then q16 to q31; only exceptions.S uses them.
+    _simd: [u128; 24],
+}
+
+// exceptions.S's FRAME_ELR and FRAME_SIZE.
+const _: () = assert!(core::mem::offset_of!(ExceptionFrame, elr) == 160);
+const _: () = assert!(core::mem::size_of::<ExceptionFrame>() == 576);
+
+/// Bytes of an A64 instruction.
+const INSTRUCTION_SIZE: u64 = 4;
+
+impl ExceptionFrame {
+    /// Where the interrupted code resumes when the handler returns (`ELR_EL1` at the exception,
+    /// unless changed): for a synchronous exception, the instruction that caused it.
+    pub fn elr(&self) -> u64 {
+        self.elr
+    }
+
+    /// The PSTATE the interrupted code resumes with (`SPSR_EL1` at the exception).
+    pub fn spsr(&self) -> u64 {
+        self.spsr
+    }
+
+    /// Makes the interrupted code resume at `address` when the handler returns.
+    pub fn set_elr(&mut self, address: u64) {
+        self.elr = address;
+    }
+
+    /// Makes the interrupted code resume after the instruction at [`elr`](Self::elr): the way to
+    /// carry on past a synchronous exception that was handled (the instruction is not retried).
+    /// For A64 code, which is all vmbase runs.
+    pub fn skip_instruction(&mut self) {
+        self.elr = self.elr.wrapping_add(INSTRUCTION_SIZE);
+    }
+
+    /// The value general-purpose register `x{index}` had when the exception was taken, for
+    /// `index` 0 to 18 and 30 (the registers exceptions.S saves).
+    pub fn register(&self, index: usize) -> Option<u64> {
+        match index {
+            0..=18 => Some(self.registers[index]),
+            30 => Some(self.registers[19]),
+            _ => None,
+        }
+    }
+}
+
 /// Everything known about an exception, printed by [`report`].
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub struct ExceptionInfo {
@@ -499,6 +561,38 @@ mod tests {
         assert_eq!(Vector::from_index(7), Some(Vector::SErrorLower));
         assert_eq!(Vector::from_index(8), None);
         assert!(!Vector::IrqCurrent.has_syndrome());
+    }
+
+    fn frame(elr: u64) -> ExceptionFrame {
+        ExceptionFrame {
+            registers: core::array::from_fn(|i| i as u64),
+            elr,
+            spsr: 0x3c5,
+            _fpsr: [0; 2],
+            _simd: [0; 24],
+        }
+    }
+
+    #[test]
+    fn handlers_change_where_the_interrupted_code_resumes() {
+        let mut saved = frame(0x8020_1000);
+        assert_eq!((saved.elr(), saved.spsr()), (0x8020_1000, 0x3c5));
+        saved.skip_instruction();
+        assert_eq!(saved.elr(), 0x8020_1004);
+        saved.set_elr(0x8020_2000);
+        assert_eq!(saved.elr(), 0x8020_2000);
+        assert_eq!(saved.spsr(), 0x3c5);
+    }
+
+    #[test]
+    fn saved_registers_by_name() {
+        let saved = frame(0);
+        assert_eq!(saved.register(0), Some(0));
+        assert_eq!(saved.register(18), Some(18));
+        assert_eq!(saved.register(30), Some(19));
+        assert_eq!(saved.register(19), None);
+        assert_eq!(saved.register(29), None);
+        assert_eq!(saved.register(31), None);
     }
 
     #[test]
