@@ -4,15 +4,22 @@
 //! The VM's console: which UART it is, and the locked and lock-free ways of writing to it.
 //!
 //! [`init`] picks the UART once, from the FDT the VMM passed if it names a supported one, or the
-//! 8250 at [`BASE_ADDRESS`] otherwise. [`println!`](crate::println) then writes through a
-//! spin-locked driver, while [`emergency_write_str`] and [`eprintln!`](crate::eprintln) build a
-//! driver afresh for every call, so they work even when the lock is held or was never set up.
+//! 8250 at [`BASE_ADDRESS`] otherwise. [`println!`](crate::println) writes whole lines under a spin
+//! lock, while [`emergency_write_str`] and [`eprintln!`](crate::eprintln) take that lock only if it
+//! is free, so they work even when it is held or was never set up.
+//!
+//! Either way a driver for the UART exists only while one string is written, under a claim of the
+//! device that is never held twice: so there is never more than one `UniqueMmioPointer` to the
+//! UART's registers, as `safe-mmio` requires. Every wait on the device is bounded: a UART that
+//! never makes room for a byte is given up on, and the console is silent from then on.
 
 use crate::fdt::{self, Fdt};
 use crate::uart;
 use core::fmt::{self, Write};
 use core::num::NonZeroUsize;
+use core::ops::Range;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 use safe_mmio::UniqueMmioPointer;
 use spin::{mutex::SpinMutex, Once};
 
@@ -91,9 +98,19 @@ impl ConsoleDevice {
         }
         Ok(device(NonZeroUsize::new(base).ok_or(outside)?))
     }
+
+    /// The addresses of the device's registers: what a page table must map as device memory
+    /// for the console to keep working.
+    pub fn mmio_range(self) -> Range<usize> {
+        let (base, size) = match self {
+            Self::Ns16550(base) => (base, uart::REGISTERS_SIZE),
+            Self::Pl011(base) => (base, core::mem::size_of::<arm_pl011_uart::PL011Registers>()),
+        };
+        base.get()..base.get().saturating_add(size)
+    }
 }
 
-/// The driver for a [`ConsoleDevice`].
+/// The driver for a [`ConsoleDevice`], made for one write while the device is [`Claim`]ed.
 enum Uart {
     Ns16550(uart::Uart<'static>),
     Pl011(arm_pl011_uart::Uart<'static>),
@@ -102,42 +119,95 @@ enum Uart {
 impl Uart {
     /// # Safety
     ///
-    /// `device` must be the address of such a UART, mapped as device memory for the rest of the
-    /// program. Other instances may exist only as the emergency console does it: writes from
-    /// several instances then interleave, which is all that can go wrong for transmit-only MMIO.
+    /// `device` must be the address of such a UART, mapped as device memory, and no other driver
+    /// for it may exist while this one does (hold a [`Claim`]).
     unsafe fn new(device: ConsoleDevice) -> Self {
         match device {
             ConsoleDevice::Ns16550(base) => {
                 let registers = NonNull::without_provenance(base);
-                // SAFETY: The caller promises that base is this UART's mapped MMIO address.
+                // SAFETY: The caller promises that base is this UART's mapped MMIO address and
+                // that this is the only pointer to it.
                 Self::Ns16550(uart::Uart::new(unsafe {
                     UniqueMmioPointer::new(registers)
                 }))
             }
             ConsoleDevice::Pl011(base) => {
                 let registers = NonNull::without_provenance(base);
-                // SAFETY: The caller promises that base is this UART's mapped MMIO address.
+                // SAFETY: As above.
                 Self::Pl011(arm_pl011_uart::Uart::new(unsafe {
                     UniqueMmioPointer::new(registers)
                 }))
             }
         }
     }
-}
 
-impl Write for Uart {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), uart::DeviceStuck> {
         match self {
-            Self::Ns16550(uart) => uart.write_str(s),
-            Self::Pl011(uart) => uart.write_str(s),
+            Self::Ns16550(uart) => {
+                bytes.iter().for_each(|&byte| uart.write_byte(byte));
+                Ok(())
+            }
+            Self::Pl011(uart) => uart::write_pl011(uart, bytes),
         }
     }
 }
 
 /// The device chosen by [`init`].
 static DEVICE: Once<ConsoleDevice> = Once::new();
-/// The driver behind `print!` and `println!`.
-static CONSOLE: SpinMutex<Option<Uart>> = SpinMutex::new(None);
+/// Held for a whole `print!` or `println!`, so that lines do not interleave.
+static LINES: SpinMutex<()> = SpinMutex::new(());
+/// Set while some code has a driver for the console device; see [`Claim`].
+static CLAIMED: AtomicBool = AtomicBool::new(false);
+/// Set once the console device stopped taking bytes: nothing is written after that.
+static GAVE_UP: AtomicBool = AtomicBool::new(false);
+
+/// Attempts to claim the device before a write gives up: another CPU holds a claim for at most
+/// one string, itself bounded; a claim held by the code an exception interrupted is never
+/// released, and then the exception's output is lost rather than the VM hung.
+const CLAIM_ATTEMPTS: u32 = 1 << 20;
+
+/// The right to make the one driver for the console device; released when dropped.
+struct Claim;
+
+impl Claim {
+    fn acquire() -> Option<Self> {
+        (0..CLAIM_ATTEMPTS)
+            .any(|_| {
+                let free = CLAIMED
+                    .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok();
+                core::hint::spin_loop();
+                free
+            })
+            .then_some(Self)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        CLAIMED.store(false, Ordering::Release);
+    }
+}
+
+/// The console device as a `fmt::Write`: each string is written under its own [`Claim`].
+struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if GAVE_UP.load(Ordering::Relaxed) {
+            return Err(fmt::Error);
+        }
+        let _claim = Claim::acquire().ok_or(fmt::Error)?;
+        // SAFETY: device() is what init chose (mapped, as init's caller promised) or, before
+        // that, the default 8250 that vmbase's idmap contract maps; the claim makes this the only
+        // driver for it until the claim drops, at the end of this function.
+        let mut uart = unsafe { Uart::new(device()) };
+        uart.write_bytes(s.as_bytes()).map_err(|uart::DeviceStuck| {
+            GAVE_UP.store(true, Ordering::Relaxed);
+            fmt::Error
+        })
+    }
+}
 
 /// The console device: the one [`init`] chose, or [`ConsoleDevice::DEFAULT`] before that.
 pub fn device() -> ConsoleDevice {
@@ -158,14 +228,12 @@ pub unsafe fn init(fdt: Option<&[u8]>) -> Result<ConsoleDevice, ConsoleError> {
         Some(blob) => ConsoleDevice::from_fdt(blob),
         None => Err(ConsoleError::NoFdt),
     };
-    let device = *DEVICE.call_once(|| chosen.unwrap_or(ConsoleDevice::DEFAULT));
-    // SAFETY: The caller promises that the device is mapped and otherwise unused.
-    *CONSOLE.lock() = Some(unsafe { Uart::new(device) });
+    DEVICE.call_once(|| chosen.unwrap_or(ConsoleDevice::DEFAULT));
     chosen
 }
 
-/// Writes `args` and a newline while holding the console lock once, or through the emergency
-/// console if [`init`] has not run. Used by [`println!`](crate::println).
+/// Writes `args` and a newline while holding the console lock once. Used by
+/// [`println!`](crate::println).
 pub fn write_line(args: fmt::Arguments) {
     write_locked(args, "\n");
 }
@@ -176,37 +244,26 @@ pub fn write_args(args: fmt::Arguments) {
 }
 
 fn write_locked(args: fmt::Arguments, end: &str) {
-    let mut console = CONSOLE.lock();
-    match console.as_mut() {
-        // Console output has nowhere to report its own failure; the UARTs never fail anyway.
-        Some(uart) => {
-            let _ = uart.write_fmt(args).and_then(|()| uart.write_str(end));
-        }
-        None => {
-            drop(console);
-            emergency_write_args(args);
-            emergency_write_str(end);
-        }
-    }
+    let _line = LINES.lock();
+    // Console output has nowhere to report its own failure.
+    let _ = Console
+        .write_fmt(args)
+        .and_then(|()| Console.write_str(end));
 }
 
-fn emergency_uart() -> Uart {
-    // SAFETY: device() is either what init chose (mapped, as init's caller promised) or the
-    // default crosvm UART; this deliberately aliases the locked driver, which for transmit-only
-    // registers can at worst interleave output.
-    unsafe { Uart::new(device()) }
-}
-
-/// Writes `s` to the console without taking any lock or allocating, so it works in exception
-/// handlers and panics, even if the console lock is held. Output may interleave with `println!`.
+/// Writes `s` to the console without waiting for its lock or allocating, so it works in
+/// exception handlers and panics, even if the lock is held (then the output may interleave with
+/// a `println!`).
 pub fn emergency_write_str(s: &str) {
-    let _ = emergency_uart().write_str(s);
+    let _line = LINES.try_lock();
+    let _ = Console.write_str(s);
 }
 
 /// Formats `args` to the console like [`emergency_write_str`]. Used by
 /// [`eprint!`](crate::eprint) and [`eprintln!`](crate::eprintln).
 pub fn emergency_write_args(args: fmt::Arguments) {
-    let _ = emergency_uart().write_fmt(args);
+    let _line = LINES.try_lock();
+    let _ = Console.write_fmt(args);
 }
 
 /// Prints to the console, holding its lock for the whole line.
