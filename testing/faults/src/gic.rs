@@ -10,6 +10,12 @@ use safe_mmio::UniqueMmioPointer;
 /// QEMU virt's GICv3 distributor and CPU 0's redistributor (from its device tree).
 const GICD_BASE: usize = 0x0800_0000;
 const GICR_BASE: usize = 0x080a_0000;
+/// What the fault guest's page table maps for the GIC: the distributor's 64 KiB frame and CPU 0's
+/// redistributor (control and SGI frames, 64 KiB each).
+pub const MMIO: [core::ops::Range<usize>; 2] = [
+    GICD_BASE..GICD_BASE + 0x1_0000,
+    GICR_BASE..GICR_BASE + 0x2_0000,
+];
 /// The redistributor's SGI and PPI frame follows its control frame.
 const GICR_SGI_BASE: usize = GICR_BASE + 0x1_0000;
 
@@ -26,6 +32,8 @@ const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 
 /// The EL1 virtual timer's interrupt: PPI 11.
 pub const VIRTUAL_TIMER_INTID: u32 = 27;
+/// The software-generated interrupt the nested-IRQ case sends itself.
+pub const NESTED_SGI_INTID: u32 = 1;
 
 /// One 32-bit GIC register.
 fn register(address: usize) -> UniqueMmioPointer<'static, ReadPureWrite<u32>> {
@@ -67,6 +75,43 @@ pub fn enable_cpu_interface() {
             tmp = out(reg) _,
             options(nostack),
         );
+    }
+}
+
+/// Acknowledges the highest-priority pending group 1 interrupt; returns its INTID.
+pub fn acknowledge() -> u32 {
+    let intid: u64;
+    // SAFETY: Reading ICC_IAR1_EL1 only acknowledges an interrupt at this CPU's GIC interface.
+    unsafe {
+        core::arch::asm!("mrs {}, S3_0_C12_C12_0", out(reg) intid, options(nomem, nostack));
+    }
+    // INTID is bits [23:0].
+    (intid & 0xff_ffff) as u32
+}
+
+/// Ends interrupt `intid` (priority drop and deactivation, as ICC_CTLR_EL1.EOImode is 0).
+pub fn end_of_interrupt(intid: u32) {
+    // SAFETY: Writing ICC_EOIR1_EL1 only ends an interrupt at this CPU's GIC interface.
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) u64::from(intid), options(nomem, nostack));
+    }
+}
+
+/// Sends SGI `intid` to this CPU (affinity 0.0.0.0, which CPU 0 has on QEMU virt).
+pub fn send_sgi_to_self(intid: u32) {
+    // ICC_SGI1R_EL1: INTID in bits [27:24], target list in bits [15:0] (bit 0: Aff0 = 0).
+    let value = u64::from(intid) << 24 | 1;
+    // SAFETY: Writing ICC_SGI1R_EL1 only raises an interrupt at this CPU.
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) value, options(nomem, nostack));
+    }
+}
+
+/// Stops the EL1 virtual timer, which clears its interrupt.
+pub fn stop_virtual_timer() {
+    // SAFETY: Programs only this CPU's virtual timer.
+    unsafe {
+        core::arch::asm!("msr cntv_ctl_el0, xzr", "isb", options(nomem, nostack));
     }
 }
 

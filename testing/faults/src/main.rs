@@ -15,18 +15,17 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::hint::black_box;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use safe_mmio::fields::ReadPureWrite;
 use safe_mmio::UniqueMmioPointer;
 use vmbase::console::ConsoleDevice;
 use vmbase::entry::boot_fdt;
-use vmbase::exceptions::{report, Vector};
+use vmbase::exceptions::{current_exception, report, ExceptionClass, ExceptionFrame, Vector};
 use vmbase::fdt::Fdt;
 use vmbase::layout::Layout;
 use vmbase::paging::PageTable;
 use vmbase::{configure_heap, counter, main, power, println};
 
-const MMIO: core::ops::Range<usize> = 0..0x4000_0000;
 /// Unmapped in both the idmap and the page table built here.
 const UNMAPPED_ADDRESS: usize = 0x4000_0000;
 const HEAP_SIZE: usize = 16 * 4096;
@@ -41,14 +40,23 @@ enum HandlerMode {
     Report = 0,
     Panic = 1,
     Fault = 2,
+    SkipUndefined = 3,
 }
 
 static HANDLER_MODE: AtomicU8 = AtomicU8::new(HandlerMode::Report as u8);
 
-/// `sync_exception_current` for this guest: vmbase's report, or a failure of its own.
+/// `sync_exception_current` for this guest: vmbase's report, a failure of its own, or resuming
+/// after an undefined instruction.
 #[unsafe(no_mangle)]
-extern "C" fn sync_exception_current(elr: u64, spsr: u64) {
-    match HANDLER_MODE.load(Ordering::Relaxed) {
+extern "C" fn sync_exception_current(elr: u64, spsr: u64, frame: &mut ExceptionFrame) {
+    match HANDLER_MODE.swap(HandlerMode::Report as u8, Ordering::Relaxed) {
+        mode if mode == HandlerMode::SkipUndefined as u8 => {
+            let info = current_exception(Vector::SyncCurrent, elr, spsr);
+            if info.esr.map(|esr| esr.class()) == Some(ExceptionClass::Unknown) {
+                frame.skip_instruction();
+                return;
+            }
+        }
         mode if mode == HandlerMode::Panic as u8 => {
             panic!("injected panic in sync_exception_current")
         }
@@ -59,6 +67,43 @@ extern "C" fn sync_exception_current(elr: u64, spsr: u64) {
         _ => {}
     }
     report(Vector::SyncCurrent, elr, spsr);
+    power::reboot();
+}
+
+/// Set for the nested-IRQ case; otherwise an IRQ is reported like vmbase's default does.
+static NESTED_IRQ: AtomicBool = AtomicBool::new(false);
+/// Set by the inner (SGI) handler of the nested-IRQ case.
+static INNER_IRQ_SEEN: AtomicBool = AtomicBool::new(false);
+/// Set by the outer (timer) handler of the nested-IRQ case once the inner one has run.
+static OUTER_IRQ_DONE: AtomicBool = AtomicBool::new(false);
+
+/// `irq_current` for this guest, with the two-argument signature handlers may keep.
+#[unsafe(no_mangle)]
+extern "C" fn irq_current(elr: u64, spsr: u64) {
+    if NESTED_IRQ.load(Ordering::Relaxed) {
+        match gic::acknowledge() {
+            gic::VIRTUAL_TIMER_INTID => {
+                gic::stop_virtual_timer();
+                gic::end_of_interrupt(gic::VIRTUAL_TIMER_INTID);
+                // Let the SGI in while this handler runs: it arrives through the "current EL
+                // with SPx" IRQ vector, on top of this handler's frame.
+                gic::send_sgi_to_self(gic::NESTED_SGI_INTID);
+                // SAFETY: Unmasks IRQs in this handler on purpose; exceptions.S masks them again
+                // before it restores the interrupted context.
+                unsafe { core::arch::asm!("msr daifclr, #2", "isb", options(nomem, nostack)) };
+                let inner_seen = (0..1_000_000).any(|_| INNER_IRQ_SEEN.load(Ordering::Relaxed));
+                OUTER_IRQ_DONE.store(inner_seen, Ordering::Relaxed);
+                return;
+            }
+            gic::NESTED_SGI_INTID => {
+                gic::end_of_interrupt(gic::NESTED_SGI_INTID);
+                INNER_IRQ_SEEN.store(true, Ordering::Relaxed);
+                return;
+            }
+            _ => {}
+        }
+    }
+    report(Vector::IrqCurrent, elr, spsr);
     power::reboot();
 }
 
@@ -98,14 +143,20 @@ fn fault_from_bootargs(bootargs: &[u8]) -> Option<&str> {
         .find_map(|arg| arg.strip_prefix("fault="))
 }
 
-/// Maps the image like the example does, with guard pages below the stacks.
+/// Maps the image like the example does, with guard pages below the stacks, and of MMIO only the
+/// console and the GIC: the null page stays unmapped under QEMU.
 fn activate_page_table() {
     let layout = Layout::current();
     let mut page_table = PageTable::new();
-    page_table.map_device(&MMIO).unwrap();
+    page_table
+        .map_device(&vmbase::console::device().mmio_range())
+        .unwrap();
+    for range in gic::MMIO {
+        page_table.map_device(&range).unwrap();
+    }
     page_table.map_image(&layout).unwrap();
-    // SAFETY: The table maps everything this guest touches but UNMAPPED_ADDRESS and the
-    // guard pages, whose faults are the point.
+    // SAFETY: The table maps everything this guest touches but UNMAPPED_ADDRESS, the null page
+    // and the guard pages, whose faults are the point.
     unsafe { page_table.activate() };
 }
 
@@ -118,6 +169,31 @@ fn inject(case: &str) {
             unsafe { core::arch::asm!("udf #0") }
         }
         "unmapped-read" => read_unmapped(),
+        "null-read" => {
+            let value: u64;
+            // SAFETY: Deliberately loads from address 0, which this guest's page table leaves
+            // unmapped: a translation fault, never a read.
+            unsafe {
+                core::arch::asm!("ldr {value}, [{null}]", null = in(reg) 0u64, value = out(reg) value)
+            };
+            println!("fault guest: read {value:#x} through a null pointer");
+            power::reboot();
+        }
+        "null-write" => {
+            // SAFETY: Deliberately stores to address 0, unmapped as above: a translation fault,
+            // never a write.
+            unsafe { core::arch::asm!("str xzr, [{null}]", null = in(reg) 0u64) };
+            println!("fault guest: wrote through a null pointer");
+            power::reboot();
+        }
+        "skip-instruction" => {
+            HANDLER_MODE.store(HandlerMode::SkipUndefined as u8, Ordering::Relaxed);
+            // SAFETY: Deliberately undefined; the handler makes execution resume after it.
+            unsafe { core::arch::asm!("udf #0") }
+            println!("fault guest: resumed after the skipped instruction");
+            power::shutdown();
+        }
+        "nested-irq" => nested_irq(),
         "read-only-write" => {
             let target = (&raw const READ_ONLY).cast_mut();
             // SAFETY: Deliberately writes read-only memory: a permission fault, never a write.
@@ -152,6 +228,14 @@ fn inject(case: &str) {
             read_unmapped();
         }
         "misaligned-sp" => {
+            let sctlr: u64;
+            // SAFETY: Reading SCTLR_EL1 has no side effects.
+            unsafe {
+                core::arch::asm!("mrs {}, sctlr_el1", out(reg) sctlr, options(nomem, nostack))
+            };
+            // SCTLR_EL1.SA, bit 3: SP alignment checking at EL1.
+            let checking = if sctlr & (1 << 3) != 0 { "on" } else { "off" };
+            println!("fault guest: SP alignment checking is {checking}");
             // SAFETY: Deliberately loads through a misaligned SP: an SP alignment fault, handled
             // on the exception stack. A CPU that does not check SP alignment (QEMU's TCG does
             // not) just loads a stack word; SP is then restored.
@@ -216,6 +300,31 @@ fn unexpected_irq() {
         core::hint::spin_loop();
     }
     println!("fault guest: no IRQ arrived");
+}
+
+/// An IRQ (the virtual timer) whose handler unmasks IRQs and takes a second one (an SGI) inside
+/// it: both must return where they were taken, so this code resumes and shuts down.
+fn nested_irq() {
+    if !gic::init() {
+        println!("fault guest: GIC redistributor did not wake up");
+        power::reboot();
+    }
+    gic::enable_private_interrupt(gic::VIRTUAL_TIMER_INTID);
+    gic::enable_private_interrupt(gic::NESTED_SGI_INTID);
+    gic::enable_cpu_interface();
+    NESTED_IRQ.store(true, Ordering::Relaxed);
+    gic::start_virtual_timer(1000);
+    // SAFETY: Unmasks IRQs; irq_current handles the timer's.
+    unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
+    let outer_done = (0..10_000_000).any(|_| OUTER_IRQ_DONE.load(Ordering::Relaxed));
+    // SAFETY: Masks IRQs again.
+    unsafe { core::arch::asm!("msr daifset, #2", "isb") };
+    if !outer_done {
+        println!("fault guest: the nested IRQs did not both run");
+        power::reboot();
+    }
+    println!("fault guest: both IRQ handlers returned; the interrupted code resumed");
+    power::shutdown();
 }
 
 /// Damages a copy of the FDT.

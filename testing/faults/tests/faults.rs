@@ -56,6 +56,10 @@ fault_tests! {
         [&format!("{SYNC}undefined instruction (unknown reason)")];
     unmapped_read: "unmapped-read" => Reboot,
         [&format!("{SYNC}data abort: translation fault, level 1, on read"), "vmbase: FAR=0x0000000040000000"];
+    null_read: "null-read" => Reboot,
+        [&format!("{SYNC}data abort: translation fault, level 2, on read"), "vmbase: FAR=0x0000000000000000"];
+    null_write: "null-write" => Reboot,
+        [&format!("{SYNC}data abort: translation fault, level 2, on write"), "vmbase: FAR=0x0000000000000000"];
     read_only_write: "read-only-write" => Reboot,
         [&format!("{SYNC}data abort: permission fault, level 3, on write")];
     execute_data: "execute-data" => Reboot,
@@ -78,6 +82,10 @@ fault_tests! {
         ["fault guest: faulting inside sync_exception_current", "vmbase: exception inside an exception handler",
          &format!("{SYNC}data abort: translation fault, level 1, on read")];
     unexpected_irq: "irq" => Reboot, ["vmbase: unhandled IRQ at the current EL", "vmbase: ELR="];
+    handler_skips_the_faulting_instruction: "skip-instruction" => Shutdown,
+        ["fault guest: resumed after the skipped instruction"];
+    nested_irq_returns_to_both_interrupted_contexts: "nested-irq" => Shutdown,
+        ["fault guest: both IRQ handlers returned; the interrupted code resumed"];
     corrupt_fdt: "corrupt-fdt" => Shutdown,
         ["fault guest: corrupt FDT (bad magic): falls back (bad FDT magic 0x2f0dfeed)",
          "fault guest: corrupt FDT (size beyond blob): falls back (truncated FDT)",
@@ -92,17 +100,20 @@ fault_tests! {
         ["vmbase: allocation of 8 bytes before the heap was initialised (vmbase::heap::init)"];
 }
 
-/// The SP alignment check (SCTLR_EL1.SA) is architectural, but QEMU's TCG does not implement
-/// it: there the guest sees no fault and says so. Either way the VM must fail.
+/// vmbase turns the SP alignment check on (SCTLR_EL1.SA), but QEMU's TCG, the only accelerator
+/// `vm` uses, does not implement it: a load through a misaligned SP just loads. So this checks
+/// what can be checked here: that the check is on, and that the guest notices the missing fault
+/// and fails. (Decoding the fault's syndrome, "SP alignment fault", is a unit test of `Esr`.)
 #[test]
 fn misaligned_sp() {
-    let (reason, lines) = inject("vmbase_faults", "misaligned-sp");
-    let reported = lines.iter().any(|line| {
-        line.starts_with(&format!("{SYNC}SP alignment fault"))
-            || line == "fault guest: this CPU does not check SP alignment"
-    });
-    assert!(reported, "console:\n{}", lines.join("\n"));
-    assert_eq!(reason, DeathReason::Reboot);
+    check(
+        "misaligned-sp",
+        DeathReason::Reboot,
+        &[
+            "fault guest: SP alignment checking is on",
+            "fault guest: this CPU does not check SP alignment",
+        ],
+    );
 }
 
 /// A fault in entry.S, before Rust, the console and the real vector table exist (the first
