@@ -131,3 +131,58 @@ fn fault_in_entry_before_rust() {
 fn no_fault_shuts_down() {
     check("none", DeathReason::Shutdown, &[]);
 }
+
+/// A device tree whose `/chosen/stdout-path` names an `arm,pl011` node at `address`.
+fn tree_with_pl011_console_at(address: u64) -> Vec<u8> {
+    let mut tree = vm_fdt::FdtWriter::new().expect("start device tree");
+    let root = tree.begin_node("").unwrap();
+    tree.property_u32("#address-cells", 2).unwrap();
+    tree.property_u32("#size-cells", 2).unwrap();
+    tree.property_string("compatible", "linux,dummy-virt")
+        .unwrap();
+    let memory = tree.begin_node("memory@80000000").unwrap();
+    tree.property_string("device_type", "memory").unwrap();
+    tree.property_array_u64("reg", &[0x8000_0000, 64 << 20])
+        .unwrap();
+    tree.end_node(memory).unwrap();
+    let path = format!("/pl011@{address:x}");
+    let chosen = tree.begin_node("chosen").unwrap();
+    tree.property_string("stdout-path", &path).unwrap();
+    tree.end_node(chosen).unwrap();
+    let uart = tree.begin_node(&path[1..]).unwrap();
+    tree.property_string_list(
+        "compatible",
+        vec!["arm,pl011".into(), "arm,primecell".into()],
+    )
+    .unwrap();
+    tree.property_array_u64("reg", &[address, 0x1000]).unwrap();
+    tree.end_node(uart).unwrap();
+    tree.end_node(root).unwrap();
+    tree.finish().expect("finish device tree")
+}
+
+/// A console the device tree places on something that is not a PL011 (flash, the end of flash
+/// running into the GIC, the last virtio-mmio slot running into the next) reports its transmit
+/// FIFO full for ever: vmbase gives up on it, stays silent and the example still shuts down.
+#[test]
+fn console_on_a_device_that_never_drains() {
+    for address in [0x0010_0000, 0x07ff_fff0, 0x09ff_ffe8] {
+        let file = tempfile::NamedTempFile::new().expect("create device tree file");
+        std::fs::write(file.path(), tree_with_pl011_console_at(address))
+            .expect("write device tree");
+        let config = VirtualMachineRawConfig {
+            name: format!("vmbase-stuck-console-{address:#x}"),
+            bootloader: Some(guest_image("vmbase_example")),
+            device_tree: Some(file.path().to_owned()),
+            memory_mib: 64,
+            ..Default::default()
+        };
+        let (reason, lines) = boot(&config, DEADLINE);
+        assert_eq!(
+            reason,
+            DeathReason::Shutdown,
+            "console at {address:#x}; console:\n{}",
+            lines.join("\n")
+        );
+    }
+}
