@@ -179,7 +179,8 @@ impl Claim {
                 core::hint::spin_loop();
                 free
             })
-            .then_some(Self)
+            // Not then_some: a Claim made and dropped on failure would release the holder's.
+            .then(|| Self)
     }
 }
 
@@ -353,6 +354,25 @@ mod tests {
             ConsoleDevice::from_fdt(&straddling),
             Err(ConsoleError::OutsideMmio(0x3fff_fffc))
         );
+    }
+
+    /// While one driver for the device exists (its claim is held), no writer makes another: it
+    /// gives up after a bounded wait without touching the device (which, on the host, is not
+    /// there: a write would crash the test).
+    #[test]
+    fn no_second_driver_while_one_exists() {
+        let held = Claim::acquire().expect("nothing else claims the console in unit tests");
+        assert_eq!(Console.write_str("lost"), Err(fmt::Error));
+        emergency_write_str("lost too");
+        drop(held);
+        assert!(Claim::acquire().is_some());
+    }
+
+    #[test]
+    fn register_ranges() {
+        assert_eq!(ConsoleDevice::DEFAULT.mmio_range(), 0x3f8..0x400);
+        let pl011 = ConsoleDevice::Pl011(NonZeroUsize::new(0x900_0000).unwrap());
+        assert_eq!(pl011.mmio_range(), 0x900_0000..0x900_1000);
     }
 
     #[test]
