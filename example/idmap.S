@@ -29,7 +29,11 @@
 .balign 4096
 idmap:
 	/* Level 1: one entry per GiB. */
-	.quad	DEVICE | 0x0			/* 0x0000_0000: 1 GiB of MMIO (UARTs at 0x3f8 and 0x900_0000) */
+	/* 0x0000_0000: 1 GiB of MMIO, the null page included. vmbase picks the console before main
+	 * from the device tree, and it may be any UART in this GiB: crosvm's 8250 at 0x3f8 (page 0),
+	 * QEMU's PL011 at 0x900_0000. The example's run-time page table then maps only the console's
+	 * registers, which leaves the null page unmapped unless the console is in it. */
+	.quad	DEVICE | 0x0
 	.quad	0x0				/* 0x4000_0000: unmapped */
 	.quad	DESC_TABLE + idmap_l2		/* 0x8000_0000: the first GiB of crosvm's RAM, in 2 MiB blocks */
 	.fill	509, 8, 0x0			/* everything else: unmapped */
