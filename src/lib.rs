@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+pub mod arch;
 pub mod console;
 pub mod counter;
 #[cfg(all(target_arch = "aarch64", not(test)))]
@@ -24,6 +25,7 @@ pub mod layout;
 #[cfg(all(target_arch = "aarch64", not(test)))]
 mod linker;
 pub mod logger;
+pub mod memory;
 pub mod paging;
 pub mod power;
 pub mod uart;

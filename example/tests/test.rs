@@ -36,6 +36,10 @@ const EXPECTED_LINES: &[&str] = &[
     "[INFO] Activated.",
     "[INFO] Data looks good",
     "[INFO] SHA-512 of \"hello world\" is correct",
+    "[INFO] RAM from /memory: 0x80000000..",
+    "[INFO] Mapped read-write at run time, wrote and read back: 0x",
+    "[INFO] Unmapped it, mapped it read-only and read the same data back",
+    "[INFO] The tracker refuses the image and memory outside RAM",
 ];
 
 #[test]

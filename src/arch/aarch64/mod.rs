@@ -1,0 +1,81 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! aarch64 system registers, barriers and cache maintenance, each a single instruction.
+
+/// Reads a system register by name, e.g. `read_sysreg!("ctr_el0")`, as a `u64`.
+///
+/// Only for registers whose read has no side effects (ID registers, control registers); the
+/// macro is a safe expression.
+#[macro_export]
+macro_rules! read_sysreg {
+    ($name:literal) => {{
+        let value: u64;
+        // SAFETY: The macro is only used on registers whose read has no side effects.
+        unsafe {
+            core::arch::asm!(
+                concat!("mrs {}, ", $name),
+                out(reg) value,
+                options(nomem, nostack, preserves_flags)
+            );
+        }
+        value
+    }};
+}
+
+/// Writes a system register by name, e.g. `write_sysreg!("tpidr_el0", value)`.
+///
+/// # Safety
+///
+/// Writing a system register can change how memory is translated or how exceptions are taken;
+/// the caller wraps the macro in an `unsafe` block that says why this write is sound.
+#[macro_export]
+macro_rules! write_sysreg {
+    ($name:literal, $value:expr) => {
+        core::arch::asm!(
+            concat!("msr ", $name, ", {}"),
+            in(reg) u64::from($value),
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Data synchronization barrier, inner shareable: earlier memory accesses and maintenance
+/// operations complete before any later instruction.
+pub fn dsb_ish() {
+    // SAFETY: A barrier only orders memory accesses.
+    unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+}
+
+/// Data synchronization barrier, full system: earlier accesses and cache maintenance reach the
+/// point of coherency before any later instruction.
+pub fn dsb_sy() {
+    // SAFETY: A barrier only orders memory accesses.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Instruction synchronization barrier: later instructions are fetched after everything before
+/// it, including system register writes, took effect.
+pub fn isb() {
+    // SAFETY: A barrier only orders instruction fetch.
+    unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Cleans the data cache line holding `address` to the point of coherency (`DC CVAC`).
+pub fn dc_cvac(address: usize) {
+    // SAFETY: Cleaning writes dirty data back to memory; it changes no value a program sees.
+    unsafe { core::arch::asm!("dc cvac, {}", in(reg) address, options(nostack, preserves_flags)) };
+}
+
+/// Cleans and invalidates the data cache line holding `address` to the point of coherency
+/// (`DC CIVAC`).
+pub fn dc_civac(address: usize) {
+    // SAFETY: Clean and invalidate writes dirty data back before dropping the line, so no value
+    // a program sees changes.
+    unsafe { core::arch::asm!("dc civac, {}", in(reg) address, options(nostack, preserves_flags)) };
+}
+
+/// The smallest data cache line of any cache level, in bytes: 4 << `CTR_EL0.DminLine`.
+pub fn min_dcache_line_size() -> usize {
+    crate::memory::dcache_line_size(read_sysreg!("ctr_el0"))
+}
