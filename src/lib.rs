@@ -28,4 +28,5 @@ pub mod logger;
 pub mod memory;
 pub mod paging;
 pub mod power;
+pub mod rand;
 pub mod uart;

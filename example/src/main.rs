@@ -59,6 +59,7 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
 
     check_data(&layout);
     check_stack_guard();
+    check_entropy();
 
     configure_heap!(HEAP_SIZE).unwrap();
     let mut vec = Vec::new();
@@ -222,6 +223,26 @@ fn check_stack_guard() {
     let (tls, guard) = stack_guard();
     assert_eq!(guard, expected_stack_guard());
     info!("Stack guard at TLS {tls:#x} + 40 is correct");
+}
+
+/// Checks that entropy works, if the VM has a source, and prints a digest of the stack guard
+/// (never the guard itself), so the host can tell that it changes from boot to boot.
+fn check_entropy() {
+    match vmbase::rand::init() {
+        Ok(source) => {
+            vmbase::entry::stack_guard_is_random().unwrap();
+            let first: [u8; 32] = vmbase::rand::random_array().unwrap();
+            let second: [u8; 32] = vmbase::rand::random_array().unwrap();
+            assert_ne!(first, second);
+            info!("Entropy works: two draws differ (source: {source})");
+        }
+        Err(error) => {
+            assert_eq!(vmbase::entry::stack_guard_is_random(), Err(error));
+            info!("No entropy: {error}");
+        }
+    }
+    let digest = Sha512::digest(expected_stack_guard().to_le_bytes());
+    info!("Stack guard digest: {:02x?}", &digest[..8]);
 }
 
 /// SHA-512 in place of the original example's DICE hash: real work with a known answer.

@@ -79,3 +79,23 @@ pub fn dc_civac(address: usize) {
 pub fn min_dcache_line_size() -> usize {
     crate::memory::dcache_line_size(read_sysreg!("ctr_el0"))
 }
+
+/// Reads the random number register `RNDR` (FEAT_RNG): a 64-bit random value, or `None` when
+/// the generator reports failure (`NZCV` = 0b0100). Only call it on a CPU that has FEAT_RNG
+/// (`ID_AA64ISAR0_EL1.RNDR` ≥ 1); elsewhere the instruction is undefined and traps.
+pub fn rndr() -> Option<u64> {
+    let value: u64;
+    let succeeded: u64;
+    // SAFETY: Reading RNDR only sets the result register and the condition flags; the caller
+    // checked that it exists.
+    unsafe {
+        core::arch::asm!(
+            "mrs {value}, s3_3_c2_c4_0", // RNDR, by encoding: the assembler may not know FEAT_RNG
+            "cset {succeeded}, ne",      // Z is set when no random value was returned
+            value = out(reg) value,
+            succeeded = out(reg) succeeded,
+            options(nomem, nostack)
+        );
+    }
+    (succeeded != 0).then_some(value)
+}
