@@ -124,8 +124,9 @@ pub struct Entropy<C: Call> {
 
 impl<C: Call> Entropy<C> {
     /// Picks the TRNG if the hypervisor implements version 1 with `TRNG_RND64`, else `RNDR` if
-    /// the CPU has it (`rndr` reads it: one value, or `None` when it reports failure).
-    fn select(cpu_has_rndr: bool, rndr: fn() -> Option<u64>) -> Result<Self, Error> {
+    /// the CPU has it (`rndr` reads it: one value, or `None` when it reports failure, as
+    /// `arch::aarch64::rndr` does). On aarch64, `Entropy::probe` fills both in from the CPU.
+    pub fn new(cpu_has_rndr: bool, rndr: fn() -> Option<u64>) -> Result<Self, Error> {
         let source = if trng_available::<C>() {
             Source::Trng
         } else if cpu_has_rndr {
@@ -159,7 +160,7 @@ impl<C: Call> Entropy<C> {
     /// Asks the hypervisor (through `C`) and the CPU which source exists.
     pub fn probe() -> Result<Self, Error> {
         let isar0 = crate::read_sysreg!("id_aa64isar0_el1");
-        Self::select(cpu_has_rndr(isar0), crate::arch::aarch64::rndr)
+        Self::new(cpu_has_rndr(isar0), crate::arch::aarch64::rndr)
     }
 }
 
@@ -341,7 +342,7 @@ mod tests {
             version: TRNG_1_0,
             ..Default::default()
         });
-        let entropy = Entropy::<FakeConduit>::select(true, no_rndr).unwrap();
+        let entropy = Entropy::<FakeConduit>::new(true, no_rndr).unwrap();
         assert_eq!(entropy.source(), Source::Trng);
         let mut bytes = [0; 30];
         entropy.fill(&mut bytes).unwrap();
@@ -360,7 +361,7 @@ mod tests {
             version: -1,
             ..Default::default()
         });
-        let entropy = Entropy::<FakeConduit>::select(true, counting_rndr).unwrap();
+        let entropy = Entropy::<FakeConduit>::new(true, counting_rndr).unwrap();
         assert_eq!(entropy.source(), Source::Rndr);
         let mut bytes = [0; 11];
         entropy.fill(&mut bytes).unwrap();
@@ -376,7 +377,7 @@ mod tests {
                 rnd64_feature,
                 ..Default::default()
             });
-            let entropy = Entropy::<FakeConduit>::select(true, counting_rndr).unwrap();
+            let entropy = Entropy::<FakeConduit>::new(true, counting_rndr).unwrap();
             assert_eq!(entropy.source(), Source::Rndr, "version {version:#x}");
         }
     }
@@ -388,7 +389,7 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            Entropy::<FakeConduit>::select(false, no_rndr).map(|e| e.source()),
+            Entropy::<FakeConduit>::new(false, no_rndr).map(|e| e.source()),
             Err(Error::NoEntropySource)
         );
     }
@@ -399,7 +400,7 @@ mod tests {
             version: -1,
             ..Default::default()
         });
-        let entropy = Entropy::<FakeConduit>::select(true, failing_rndr).unwrap();
+        let entropy = Entropy::<FakeConduit>::new(true, failing_rndr).unwrap();
         assert_eq!(entropy.fill(&mut [0; 8]), Err(Error::RndrFailed));
         assert_eq!(entropy.fill(&mut []), Ok(()));
     }
@@ -411,7 +412,7 @@ mod tests {
             rnd64_status: [-3, -3].into(),
             ..Default::default()
         });
-        let entropy = Entropy::<FakeConduit>::select(false, no_rndr).unwrap();
+        let entropy = Entropy::<FakeConduit>::new(false, no_rndr).unwrap();
         let mut bytes = [0; 4];
         entropy.fill(&mut bytes).unwrap();
         assert_eq!(bytes, [1, 2, 3, 4]);

@@ -10,6 +10,7 @@
 #![no_std]
 
 mod exceptions;
+mod payload_check;
 
 extern crate alloc;
 
@@ -23,6 +24,7 @@ use vmbase::fdt::Fdt;
 use vmbase::layout::{Layout, PAGE_SIZE};
 use vmbase::memory::{MemoryTracker, MemoryTrackerError};
 use vmbase::paging::PageTable;
+use vmbase::payload::jump_to_payload;
 use vmbase::{configure_heap, logger, main};
 
 /// crosvm's MMIO range, mapped as device memory (console UARTs included).
@@ -88,6 +90,16 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
         Some(ram) => check_runtime_mapping(tracker, &ram),
         None => info!("No /memory in the FDT: run-time mapping not checked"),
     }
+
+    // Without a valid FDT, x0 still pointed at the FDT region: hand that over.
+    // SAFETY: The region is mapped read-only and nothing writes it.
+    let dtb_region =
+        unsafe { core::slice::from_raw_parts(layout.dtb.start as *const u8, layout.dtb.len()) };
+    let fdt = vmbase::entry::boot_fdt().unwrap_or(dtb_region);
+    info!("Entering a stand-in payload with the MMU off; it powers off if the handoff is right");
+    // SAFETY: payload_check is code in this image, which the VMM loaded (so memory holds it),
+    // and it reads no memory.
+    unsafe { jump_to_payload(payload_check::payload_check as *const () as usize, fdt) }
 }
 
 /// The first `/memory` range of the FDT (with the root's `#address-cells` and `#size-cells`),

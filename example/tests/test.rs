@@ -42,6 +42,7 @@ const EXPECTED_LINES: &[&str] = &[
     "[INFO] Mapped read-write at run time, wrote and read back: 0x",
     "[INFO] Unmapped it, mapped it read-only and read the same data back",
     "[INFO] The tracker refuses the image and memory outside RAM",
+    "[INFO] Entering a stand-in payload with the MMU off; it powers off if the handoff is right",
 ];
 
 #[test]

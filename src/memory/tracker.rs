@@ -218,8 +218,7 @@ impl MemoryTracker {
     }
 
     /// Maps `range` of RAM read-only and executable. Code written through another mapping must
-    /// have been cleaned to the point of unification first (e.g. with
-    /// [`flush`](crate::memory::flush)).
+    /// have been cleaned first (e.g. with `memory::flush`).
     pub fn map_code(&mut self, range: &Range<usize>) -> Result<Range<usize>, MemoryTrackerError> {
         self.map(range, MemoryType::Executable)
     }
