@@ -125,11 +125,7 @@ extern "C" fn __stack_chk_fail() -> ! {
 
 /// The address of the Bionic-style TLS block entry.S set up, and the guard it holds.
 pub fn stack_guard() -> (u64, u64) {
-    let tls: u64;
-    // SAFETY: Reading TPIDR_EL0 has no side effects.
-    unsafe {
-        core::arch::asm!("mrs {}, tpidr_el0", out(reg) tls, options(nomem, nostack, preserves_flags))
-    };
+    let tls = crate::read_sysreg!("tpidr_el0");
     // SAFETY: entry.S points TPIDR_EL0 at __bionic_tls, 16 slots in .bss; slot 5 is the guard.
     let guard = unsafe { core::ptr::read_volatile((tls as *const u64).add(5)) };
     (tls, guard)

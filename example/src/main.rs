@@ -130,10 +130,10 @@ fn memory_range(fdt: &[u8]) -> Option<Range<usize>> {
     (start < end).then_some(start..end)
 }
 
-/// Maps the last 64 KiB of RAM read-write on the live page table, writes and reads it, unmaps it,
+/// Maps the last 16 KiB of RAM read-write on the live page table, writes and reads it, unmaps it,
 /// maps it read-only and finds what was written; checks that the tracker refuses what it must.
 fn check_runtime_mapping(tracker: &mut MemoryTracker, ram: &Range<usize>) {
-    const SIZE: usize = 16 * PAGE_SIZE;
+    const SIZE: usize = 4 * PAGE_SIZE;
     let scratch = ram.end - SIZE..ram.end;
     info!("RAM from /memory: {:#x}..{:#x}", ram.start, ram.end);
     assert_eq!(tracker.map_data(&scratch), Ok(scratch.clone()));
