@@ -23,42 +23,11 @@ macro_rules! read_sysreg {
     }};
 }
 
-/// Writes a system register by name, e.g. `write_sysreg!("tpidr_el0", value)`.
-///
-/// # Safety
-///
-/// Writing a system register can change how memory is translated or how exceptions are taken;
-/// the caller wraps the macro in an `unsafe` block that says why this write is sound.
-#[macro_export]
-macro_rules! write_sysreg {
-    ($name:literal, $value:expr) => {
-        core::arch::asm!(
-            concat!("msr ", $name, ", {}"),
-            in(reg) u64::from($value),
-            options(nostack, preserves_flags)
-        )
-    };
-}
-
-/// Data synchronization barrier, inner shareable: earlier memory accesses and maintenance
-/// operations complete before any later instruction.
-pub fn dsb_ish() {
-    // SAFETY: A barrier only orders memory accesses.
-    unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
-}
-
 /// Data synchronization barrier, full system: earlier accesses and cache maintenance reach the
 /// point of coherency before any later instruction.
 pub fn dsb_sy() {
     // SAFETY: A barrier only orders memory accesses.
     unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
-}
-
-/// Instruction synchronization barrier: later instructions are fetched after everything before
-/// it, including system register writes, took effect.
-pub fn isb() {
-    // SAFETY: A barrier only orders instruction fetch.
-    unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
 }
 
 /// Cleans the data cache line holding `address` to the point of coherency (`DC CVAC`).
