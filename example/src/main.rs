@@ -243,9 +243,14 @@ fn check_entropy() {
     match vmbase::rand::init() {
         Ok(source) => {
             vmbase::entry::stack_guard_is_random().unwrap();
-            let first: [u8; 32] = vmbase::rand::random_array().unwrap();
-            let second: [u8; 32] = vmbase::rand::random_array().unwrap();
+            let mut first: [u8; 32] = vmbase::rand::random_array().unwrap();
+            let mut second: [u8; 32] = vmbase::rand::random_array().unwrap();
             assert_ne!(first, second);
+            // Treated as secrets: zeroed, and the zeroes written back to memory.
+            vmbase::memory::flushed_zeroize(&mut first);
+            vmbase::memory::flushed_zeroize(&mut second);
+            assert_eq!(first, [0; 32]);
+            assert_eq!(first, second);
             info!("Entropy works: two draws differ (source: {source})");
         }
         Err(error) => {
