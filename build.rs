@@ -1,13 +1,13 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! Assembles entry.S, exceptions.S and exceptions_panic.S into libvmbase_entry.a (what Soong's
+//! Assembles entry.S, exceptions.S, exceptions_panic.S and payload.S into libvmbase_entry.a (what Soong's
 //! `libvmbase_entry` is) and hands sections.ld to the binaries that depend on vmbase.
 
 use std::env;
 use std::path::PathBuf;
 
-const ASSEMBLY: [&str; 3] = ["entry.S", "exceptions.S", "exceptions_panic.S"];
+const ASSEMBLY: [&str; 4] = ["entry.S", "exceptions.S", "exceptions_panic.S", "payload.S"];
 
 fn main() {
     for file in ASSEMBLY.iter().chain(&["sections.ld"]) {

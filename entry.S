@@ -144,14 +144,29 @@ entry:
 	msr	vbar_el1, x30
 	isb
 
-	/* Bionic-compatible thread pointer, with the stack protector guard in its slot. */
+	/* Bionic-compatible thread pointer. */
 	adr_l	x30, __bionic_tls
 	msr	tpidr_el0, x30
-	adr_l	x29, __stack_chk_guard
-	ldr	x29, [x29]
-	str	x29, [x30, #TLS_STACK_GUARD_OFFSET]
 
-	/* x0-x3 still hold what the VMM passed. rust_entry never returns. */
+	/* The stack protector guard, random on every boot, stored before any function that checks
+	 * it runs: vmbase_stack_guard (Rust) returns it in x0, and it goes both to Bionic's TLS slot,
+	 * where code compiled for Android reads it, and to __stack_chk_guard, where code compiled for
+	 * bare metal reads it. x0-x3 wait in callee-saved registers meanwhile. */
+	mov	x19, x0
+	mov	x20, x1
+	mov	x21, x2
+	mov	x22, x3
+	bl	vmbase_stack_guard
+	adr_l	x30, __bionic_tls
+	str	x0, [x30, #TLS_STACK_GUARD_OFFSET]
+	adr_l	x30, __stack_chk_guard
+	str	x0, [x30]
+	mov	x0, x19
+	mov	x1, x20
+	mov	x2, x21
+	mov	x3, x22
+
+	/* x0-x3 hold what the VMM passed again. rust_entry never returns. */
 	bl	rust_entry
 	b	reset
 
@@ -167,3 +182,11 @@ reset:
 .balign 16
 __bionic_tls:
 	.zero	16 * 8
+
+/* The stack protector's reference value, for code that reads the symbol rather than the TLS
+ * slot. Written once, above, before any code that checks it runs. */
+.section .bss.vmbase_stack_chk_guard, "aw", %nobits
+.balign 8
+.global __stack_chk_guard
+__stack_chk_guard:
+	.zero	8

@@ -45,6 +45,11 @@ extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
             console::BASE_ADDRESS
         );
     }
+    if let Err(error) = stack_guard_is_random() {
+        crate::println!(
+            "vmbase: WARNING: {error}: the stack protector guard is NOT random on this boot"
+        );
+    }
     if let Err(error) = layout.check() {
         crate::println!("vmbase: inconsistent memory layout: {error:?}");
         power::reboot();
@@ -87,10 +92,29 @@ fn panic(info: &PanicInfo) -> ! {
     power::reboot()
 }
 
-/// The stack protector's reference value. entry.S copies it into Bionic's TLS slot, where code
-/// compiled for Android reads it; code compiled for bare metal reads this symbol directly.
+extern "C" {
+    /// The stack protector's reference value (in entry.S's .bss). Code compiled for bare metal
+    /// reads this symbol; code compiled for Android reads the copy in Bionic's TLS slot.
+    static __stack_chk_guard: u64;
+}
+
+/// Why the stack protector's guard is not random, if it is not.
+static STACK_GUARD_ERROR: Once<crate::rand::Error> = Once::new();
+
+/// Called by entry.S, before any other Rust code, for the stack protector's guard: entropy from
+/// [`crate::rand`]. Without an entropy source the guard is the boot-time counter scrambled:
+/// not a constant, but guessable, which rust_entry reports once the console is up.
 #[unsafe(no_mangle)]
-static __stack_chk_guard: u64 = 0x5f76_6d62_6173_655f;
+extern "C" fn vmbase_stack_guard() -> u64 {
+    let mut guard = [0; 8];
+    match crate::rand::fill_with_entropy(&mut guard) {
+        Ok(()) => u64::from_ne_bytes(guard),
+        Err(error) => {
+            STACK_GUARD_ERROR.call_once(|| error);
+            crate::counter::ticks().wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }
+    }
+}
 
 /// Called by code compiled with a stack protector when a function's guard was overwritten.
 #[unsafe(no_mangle)]
@@ -101,11 +125,7 @@ extern "C" fn __stack_chk_fail() -> ! {
 
 /// The address of the Bionic-style TLS block entry.S set up, and the guard it holds.
 pub fn stack_guard() -> (u64, u64) {
-    let tls: u64;
-    // SAFETY: Reading TPIDR_EL0 has no side effects.
-    unsafe {
-        core::arch::asm!("mrs {}, tpidr_el0", out(reg) tls, options(nomem, nostack, preserves_flags))
-    };
+    let tls = crate::read_sysreg!("tpidr_el0");
     // SAFETY: entry.S points TPIDR_EL0 at __bionic_tls, 16 slots in .bss; slot 5 is the guard.
     let guard = unsafe { core::ptr::read_volatile((tls as *const u64).add(5)) };
     (tls, guard)
@@ -113,5 +133,11 @@ pub fn stack_guard() -> (u64, u64) {
 
 /// The value [`stack_guard`] must find: `__stack_chk_guard`.
 pub fn expected_stack_guard() -> u64 {
-    __stack_chk_guard
+    // SAFETY: entry.S wrote __stack_chk_guard before Rust started; nothing writes it since.
+    unsafe { core::ptr::read_volatile(&raw const __stack_chk_guard) }
+}
+
+/// Whether the stack protector's guard came from an entropy source, and if not, why.
+pub fn stack_guard_is_random() -> Result<(), crate::rand::Error> {
+    STACK_GUARD_ERROR.get().map_or(Ok(()), |error| Err(*error))
 }

@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+pub mod arch;
 pub mod console;
 pub mod counter;
 #[cfg(all(target_arch = "aarch64", not(test)))]
@@ -23,7 +24,12 @@ pub mod heap;
 pub mod layout;
 #[cfg(all(target_arch = "aarch64", not(test)))]
 mod linker;
+pub mod linux;
 pub mod logger;
+pub mod memory;
 pub mod paging;
+#[cfg(all(target_arch = "aarch64", not(test)))]
+pub mod payload;
 pub mod power;
+pub mod rand;
 pub mod uart;

@@ -125,6 +125,25 @@ impl PageTable {
         Ok(found)
     }
 
+    /// Removes the mappings of `range`. On an active table this is break-before-make's "break":
+    /// aarch64-paging writes invalid descriptors, then invalidates the range in every CPU's TLB
+    /// (`DSB ISHST`, `TLBI VAAE1IS` per entry, `DSB ISH`, `ISB`). It refuses to split a live
+    /// block mapping ([`MapError::BreakBeforeMakeViolation`]).
+    pub fn unmap(&mut self, range: &Range<usize>) -> Result<(), MapError> {
+        self.map(range, Attributes::empty())
+    }
+
+    /// Whether any address in `range` is mapped.
+    pub fn is_mapped(&self, range: &Range<usize>) -> Result<bool, MapError> {
+        let mut mapped = false;
+        self.idmap
+            .walk_range(&region(range), &mut |_, descriptor, _| {
+                mapped |= descriptor.is_valid();
+                Ok(())
+            })?;
+        Ok(mapped)
+    }
+
     /// Switches to this page table for good (it is leaked, never freed), and discards
     /// translations cached from the previous one.
     ///
@@ -134,9 +153,22 @@ impl PageTable {
     /// mapped, with the access it needs, and nothing may alias memory in a way Rust forbids.
     pub unsafe fn activate(self) {
         let table = Box::leak(Box::new(self));
-        // SAFETY: The caller promises that the table maps all the memory in use; it is leaked,
-        // so it outlives its use.
-        unsafe { table.idmap.activate() };
+        // SAFETY: The caller's promise; the table is leaked, so it is never freed.
+        unsafe { table.activate_in_place() };
+    }
+
+    /// Switches to this page table and discards translations cached from the previous one. From
+    /// then on aarch64-paging checks every change for break-before-make and does the TLB
+    /// maintenance (see [`unmap`](Self::unmap)).
+    ///
+    /// # Safety
+    ///
+    /// As for [`activate`](Self::activate), and the table must never be dropped or moved out of
+    /// its current owner afterwards (it stays in use until the VM ends).
+    pub(crate) unsafe fn activate_in_place(&mut self) {
+        // SAFETY: The caller promises that the table maps all the memory in use and outlives its
+        // use.
+        unsafe { self.idmap.activate() };
         #[cfg(all(target_arch = "aarch64", not(test)))]
         // SAFETY: TLB maintenance only drops cached translations of the previous page table,
         // which includes global ones that changing the ASID does not hide.

@@ -28,6 +28,7 @@ ANDROID_CRATES = {
     "smccc": "libsmccc",
     "spin": "libspin_nostd",
     "vmbase": "libvmbase",
+    "zeroize": "libzeroize_nostd",
 }
 
 # Soong module -> the Cargo manifest of the same crate.

@@ -10,16 +10,21 @@
 #![no_std]
 
 mod exceptions;
+mod payload_check;
 
 extern crate alloc;
 
 use alloc::vec::Vec;
+use core::ops::Range;
 use core::sync::atomic::{AtomicU32, Ordering};
 use log::{info, LevelFilter};
 use sha2::{Digest, Sha512};
 use vmbase::entry::{expected_stack_guard, stack_guard};
-use vmbase::layout::Layout;
+use vmbase::fdt::Fdt;
+use vmbase::layout::{Layout, PAGE_SIZE};
+use vmbase::memory::{MemoryTracker, MemoryTrackerError};
 use vmbase::paging::PageTable;
+use vmbase::payload::jump_to_payload;
 use vmbase::{configure_heap, logger, main};
 
 const HEAP_SIZE: usize = 64 * 4096;
@@ -54,6 +59,7 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
 
     check_data(&layout);
     check_stack_guard();
+    check_entropy();
 
     configure_heap!(HEAP_SIZE).unwrap();
     let mut vec = Vec::new();
@@ -73,13 +79,118 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     let everything = 0..(1 << 39);
     assert_eq!(page_table.find_writable_executable(&everything), Ok(None));
     info!("Page table built; no mapping is both writable and executable.");
+    let ram = vmbase::entry::boot_fdt().and_then(memory_range);
+    let tracker =
+        MemoryTracker::new(page_table, ram.clone().unwrap_or(layout.dtb.clone()), MMIO).unwrap();
     // SAFETY: The table maps the console, the whole image, .data, .bss (with the heap and the
     // page tables themselves), both stacks and the FDT: everything this program touches.
-    unsafe { page_table.activate() };
+    let tracker = unsafe { tracker.activate() };
     info!("Activated.");
 
     check_data(&layout);
     check_hash();
+    match ram {
+        Some(ram) => check_runtime_mapping(tracker, &ram),
+        None => info!("No /memory in the FDT: run-time mapping not checked"),
+    }
+
+    // Without a valid FDT, x0 still pointed at the FDT region: hand that over.
+    // SAFETY: The region is mapped read-only and nothing writes it.
+    let dtb_region =
+        unsafe { core::slice::from_raw_parts(layout.dtb.start as *const u8, layout.dtb.len()) };
+    let fdt = vmbase::entry::boot_fdt().unwrap_or(dtb_region);
+    info!("Entering a stand-in payload with the MMU off; it powers off if the handoff is right");
+    // SAFETY: payload_check is code in this image, which the VMM loaded (so memory holds it),
+    // and it reads no memory.
+    unsafe { jump_to_payload(payload_check::payload_check as *const () as usize, fdt) }
+}
+
+/// The first `/memory` range of the FDT (with the root's `#address-cells` and `#size-cells`),
+/// rounded in to whole pages.
+fn memory_range(fdt: &[u8]) -> Option<Range<usize>> {
+    let fdt = Fdt::new(fdt).ok()?;
+    let cells = |name: &[u8], default: usize| match fdt.property(b"/", name).ok()? {
+        Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d]) as usize),
+        Some(_) => None,
+        None => Some(default),
+    };
+    let (address_cells, size_cells) = (cells(b"#address-cells", 2)?, cells(b"#size-cells", 1)?);
+    let reg = fdt.property(b"/memory", b"reg").ok()??;
+    let number = |bytes: &[u8]| {
+        bytes.chunks_exact(4).try_fold(0usize, |value, cell| {
+            let cell = u32::from_be_bytes(cell.try_into().ok()?);
+            value
+                .checked_mul(1 << 32)
+                .map(|value| value | cell as usize)
+        })
+    };
+    let (address, size) = reg
+        .get(..4 * (address_cells + size_cells))?
+        .split_at(4 * address_cells);
+    let (address, size) = (number(address)?, number(size)?);
+    let start = address.checked_next_multiple_of(PAGE_SIZE)?;
+    let end = address.checked_add(size)? & !(PAGE_SIZE - 1);
+    (start < end).then_some(start..end)
+}
+
+/// Maps the last 16 KiB of RAM read-write on the live page table, writes and reads it, unmaps it,
+/// maps it read-only and finds what was written; checks that the tracker refuses what it must.
+fn check_runtime_mapping(tracker: &mut MemoryTracker, ram: &Range<usize>) {
+    const SIZE: usize = 4 * PAGE_SIZE;
+    let scratch = ram.end - SIZE..ram.end;
+    info!("RAM from /memory: {:#x}..{:#x}", ram.start, ram.end);
+    assert_eq!(tracker.map_data(&scratch), Ok(scratch.clone()));
+    let words = scratch.start as *mut u64;
+    for i in 0..SIZE / 8 {
+        // SAFETY: The tracker just mapped the scratch range read-write, and nothing else uses it.
+        unsafe { words.add(i).write_volatile(pattern(i)) };
+    }
+    assert!((0..SIZE / 8).all(|i| {
+        // SAFETY: As above; the range is still mapped.
+        unsafe { words.add(i).read_volatile() == pattern(i) }
+    }));
+    assert_eq!(
+        tracker.page_table().find_writable_executable(&(0..1 << 39)),
+        Ok(None)
+    );
+    info!(
+        "Mapped read-write at run time, wrote and read back: {:#x}..{:#x}",
+        scratch.start, scratch.end
+    );
+
+    // SAFETY: Only the raw pointer above points into the range, and it is not used until the
+    // range is mapped again.
+    unsafe { tracker.unmap(&scratch) }.unwrap();
+    assert_eq!(tracker.page_table().is_mapped(&scratch), Ok(false));
+    assert_eq!(tracker.map_rodata(&scratch), Ok(scratch.clone()));
+    assert!((0..SIZE / 8).all(|i| {
+        // SAFETY: The tracker mapped the range again, read-only; it is only read.
+        unsafe { words.add(i).read_volatile() == pattern(i) }
+    }));
+    // SAFETY: Nothing uses the range from here on.
+    unsafe { tracker.unmap(&scratch) }.unwrap();
+    info!("Unmapped it, mapped it read-only and read the same data back");
+
+    let image = layout_image();
+    assert_eq!(
+        tracker.map_data(&image),
+        Err(MemoryTrackerError::Overlaps(image))
+    );
+    assert!(matches!(
+        tracker.map_data(&(ram.end..ram.end + PAGE_SIZE)),
+        Err(MemoryTrackerError::OutOfRange { .. })
+    ));
+    info!("The tracker refuses the image and memory outside RAM");
+}
+
+fn layout_image() -> Range<usize> {
+    let image = Layout::current().image();
+    image.start..image.end.next_multiple_of(PAGE_SIZE)
+}
+
+/// A value for word `index` of the scratch range that differs from its neighbours.
+fn pattern(index: usize) -> u64 {
+    (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 fn print_layout(layout: &Layout) {
@@ -127,6 +238,31 @@ fn check_stack_guard() {
     let (tls, guard) = stack_guard();
     assert_eq!(guard, expected_stack_guard());
     info!("Stack guard at TLS {tls:#x} + 40 is correct");
+}
+
+/// Checks that entropy works, if the VM has a source, and prints a digest of the stack guard
+/// (never the guard itself), so the host can tell that it changes from boot to boot.
+fn check_entropy() {
+    match vmbase::rand::init() {
+        Ok(source) => {
+            vmbase::entry::stack_guard_is_random().unwrap();
+            let mut first: [u8; 32] = vmbase::rand::random_array().unwrap();
+            let mut second: [u8; 32] = vmbase::rand::random_array().unwrap();
+            assert_ne!(first, second);
+            // Treated as secrets: zeroed, and the zeroes written back to memory.
+            vmbase::memory::flushed_zeroize(&mut first);
+            vmbase::memory::flushed_zeroize(&mut second);
+            assert_eq!(first, [0; 32]);
+            assert_eq!(first, second);
+            info!("Entropy works: two draws differ (source: {source})");
+        }
+        Err(error) => {
+            assert_eq!(vmbase::entry::stack_guard_is_random(), Err(error));
+            info!("No entropy: {error}");
+        }
+    }
+    let digest = Sha512::digest(expected_stack_guard().to_le_bytes());
+    info!("Stack guard digest: {:02x?}", &digest[..8]);
 }
 
 /// SHA-512 in place of the original example's DICE hash: real work with a known answer.

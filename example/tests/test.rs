@@ -31,11 +31,18 @@ const EXPECTED_LINES: &[&str] = &[
     "[INFO] dtb    0x80000000..0x80200000",
     "[INFO] Data looks good",
     "[INFO] Stack guard at TLS",
+    "[INFO] Entropy works: two draws differ (source: ",
+    "[INFO] Stack guard digest: [",
     "[INFO] Vec: [1, 2, 3, 4, 5]",
     "[INFO] Page table built; no mapping is both writable and executable.",
     "[INFO] Activated.",
     "[INFO] Data looks good",
     "[INFO] SHA-512 of \"hello world\" is correct",
+    "[INFO] RAM from /memory: 0x80000000..",
+    "[INFO] Mapped read-write at run time, wrote and read back: 0x",
+    "[INFO] Unmapped it, mapped it read-only and read the same data back",
+    "[INFO] The tracker refuses the image and memory outside RAM",
+    "[INFO] Entering a stand-in payload with the MMU off; it powers off if the handoff is right",
 ];
 
 #[test]
@@ -48,6 +55,25 @@ fn example_boots_and_shuts_down() {
         "console:\n{}",
         lines.join("\n")
     );
+}
+
+#[test]
+fn stack_guard_differs_between_boots() {
+    let guard_digest = || {
+        let (reason, lines) = boot(&example_config(300, 1), BOOT_TIMEOUT);
+        assert_eq!(
+            reason,
+            DeathReason::Shutdown,
+            "console:\n{}",
+            lines.join("\n")
+        );
+        let digest = lines
+            .iter()
+            .find(|line| line.starts_with("[INFO] Stack guard digest: "))
+            .cloned();
+        digest.unwrap_or_else(|| panic!("no stack guard digest; console:\n{}", lines.join("\n")))
+    };
+    assert_ne!(guard_digest(), guard_digest());
 }
 
 #[test]

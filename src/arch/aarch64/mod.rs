@@ -1,0 +1,70 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! aarch64 system registers, barriers and cache maintenance, each a single instruction.
+
+/// Reads a system register by name, e.g. `read_sysreg!("ctr_el0")`, as a `u64`.
+///
+/// Only for registers whose read has no side effects (ID registers, control registers); the
+/// macro is a safe expression.
+#[macro_export]
+macro_rules! read_sysreg {
+    ($name:literal) => {{
+        let value: u64;
+        // SAFETY: The macro is only used on registers whose read has no side effects.
+        unsafe {
+            core::arch::asm!(
+                concat!("mrs {}, ", $name),
+                out(reg) value,
+                options(nomem, nostack, preserves_flags)
+            );
+        }
+        value
+    }};
+}
+
+/// Data synchronization barrier, full system: earlier accesses and cache maintenance reach the
+/// point of coherency before any later instruction.
+pub fn dsb_sy() {
+    // SAFETY: A barrier only orders memory accesses.
+    unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Cleans the data cache line holding `address` to the point of coherency (`DC CVAC`).
+pub fn dc_cvac(address: usize) {
+    // SAFETY: Cleaning writes dirty data back to memory; it changes no value a program sees.
+    unsafe { core::arch::asm!("dc cvac, {}", in(reg) address, options(nostack, preserves_flags)) };
+}
+
+/// Cleans and invalidates the data cache line holding `address` to the point of coherency
+/// (`DC CIVAC`).
+pub fn dc_civac(address: usize) {
+    // SAFETY: Clean and invalidate writes dirty data back before dropping the line, so no value
+    // a program sees changes.
+    unsafe { core::arch::asm!("dc civac, {}", in(reg) address, options(nostack, preserves_flags)) };
+}
+
+/// The smallest data cache line of any cache level, in bytes: 4 << `CTR_EL0.DminLine`.
+pub fn min_dcache_line_size() -> usize {
+    crate::memory::dcache_line_size(read_sysreg!("ctr_el0"))
+}
+
+/// Reads the random number register `RNDR` (FEAT_RNG): a 64-bit random value, or `None` when
+/// the generator reports failure (`NZCV` = 0b0100). Only call it on a CPU that has FEAT_RNG
+/// (`ID_AA64ISAR0_EL1.RNDR` ≥ 1); elsewhere the instruction is undefined and traps.
+pub fn rndr() -> Option<u64> {
+    let value: u64;
+    let succeeded: u64;
+    // SAFETY: Reading RNDR only sets the result register and the condition flags; the caller
+    // checked that it exists.
+    unsafe {
+        core::arch::asm!(
+            "mrs {value}, s3_3_c2_c4_0", // RNDR, by encoding: the assembler may not know FEAT_RNG
+            "cset {succeeded}, ne",      // Z is set when no random value was returned
+            value = out(reg) value,
+            succeeded = out(reg) succeeded,
+            options(nomem, nostack)
+        );
+    }
+    (succeeded != 0).then_some(value)
+}

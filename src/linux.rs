@@ -1,0 +1,383 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The arm64 Linux `Image` header (Documentation/arch/arm64/booting.rst): checking it, and where
+//! the kernel must sit to run.
+
+use core::fmt;
+use core::ops::Range;
+
+/// The kernel runs at `text_offset` above a base aligned to this (2 MiB).
+pub const KERNEL_BASE_ALIGNMENT: usize = 2 << 20;
+/// Bytes of the header.
+pub const IMAGE_HEADER_SIZE: usize = 64;
+/// "ARM\x64", little-endian, at offset 0x38.
+pub const IMAGE_MAGIC: u32 = 0x644d_5241;
+
+/// Header fields, by offset.
+const TEXT_OFFSET_AT: usize = 0x08;
+const IMAGE_SIZE_AT: usize = 0x10;
+const FLAGS_AT: usize = 0x18;
+const MAGIC_AT: usize = 0x38;
+
+/// Flags bit 0: the kernel is big-endian.
+const FLAG_BIG_ENDIAN: u64 = 1 << 0;
+/// Flags bits [2:1]: the kernel's page size (0 unspecified, 1 4K, 2 16K, 3 64K).
+const FLAG_PAGE_SIZE_SHIFT: u64 = 1;
+/// Flags bit 3: the 2 MiB-aligned base may be anywhere in RAM (else as low as possible).
+const FLAG_PLACEMENT_ANYWHERE: u64 = 1 << 3;
+
+/// Why an `Image` was refused.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ImageError {
+    /// Fewer bytes than the 64-byte header.
+    Truncated(usize),
+    /// The magic at 0x38 is not `ARM\x64`.
+    BadMagic(u32),
+    /// Flags bit 0: a big-endian kernel, which this little-endian firmware cannot enter.
+    BigEndian,
+    /// `image_size` is 0: a kernel older than 3.17, whose size in memory is unknown.
+    NoImageSize,
+    /// `image_size` is smaller than the image itself.
+    ImageSizeTooSmall {
+        /// `image_size` from the header.
+        image_size: u64,
+        /// Bytes of the image.
+        file_size: usize,
+    },
+    /// `text_offset` and `image_size` do not fit in the address space.
+    TooLarge,
+    /// No 2 MiB-aligned base in RAM leaves room for the kernel without overlapping the ranges
+    /// to avoid.
+    NoRoom,
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::Truncated(size) => {
+                write!(
+                    f,
+                    "{size} bytes is shorter than the {IMAGE_HEADER_SIZE}-byte Image header"
+                )
+            }
+            Self::BadMagic(magic) => write!(f, "bad Image magic {magic:#010x}"),
+            Self::BigEndian => write!(f, "big-endian kernel"),
+            Self::NoImageSize => write!(f, "image_size is 0 (a kernel older than 3.17)"),
+            Self::ImageSizeTooSmall {
+                image_size,
+                file_size,
+            } => write!(
+                f,
+                "image_size {image_size:#x} is smaller than the image ({file_size:#x} bytes)"
+            ),
+            Self::TooLarge => write!(f, "text_offset + image_size overflow the address space"),
+            Self::NoRoom => write!(f, "no room in RAM to place the kernel"),
+        }
+    }
+}
+
+/// A checked `Image` header.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct ImageHeader {
+    /// Where the kernel runs above its 2 MiB-aligned base.
+    pub text_offset: usize,
+    /// Bytes the kernel uses from its start, `.bss` included.
+    pub image_size: usize,
+    /// The header's flags (bits 4 and up are reserved and ignored).
+    pub flags: u64,
+}
+
+fn u64_at(bytes: &[u8], offset: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&bytes[offset..offset + 8]);
+    u64::from_le_bytes(word)
+}
+
+impl ImageHeader {
+    /// Checks the header of `image`, the kernel as loaded (its length is the file's).
+    pub fn parse(image: &[u8]) -> Result<Self, ImageError> {
+        let header = image
+            .get(..IMAGE_HEADER_SIZE)
+            .ok_or(ImageError::Truncated(image.len()))?;
+        let magic = u32::from_le_bytes([
+            header[MAGIC_AT],
+            header[MAGIC_AT + 1],
+            header[MAGIC_AT + 2],
+            header[MAGIC_AT + 3],
+        ]);
+        if magic != IMAGE_MAGIC {
+            return Err(ImageError::BadMagic(magic));
+        }
+        let flags = u64_at(header, FLAGS_AT);
+        if flags & FLAG_BIG_ENDIAN != 0 {
+            return Err(ImageError::BigEndian);
+        }
+        let image_size = u64_at(header, IMAGE_SIZE_AT);
+        if image_size == 0 {
+            return Err(ImageError::NoImageSize);
+        }
+        if image_size < image.len() as u64 {
+            return Err(ImageError::ImageSizeTooSmall {
+                image_size,
+                file_size: image.len(),
+            });
+        }
+        let text_offset = u64_at(header, TEXT_OFFSET_AT);
+        let too_large = |value: u64| usize::try_from(value).map_err(|_| ImageError::TooLarge);
+        let (text_offset, image_size) = (too_large(text_offset)?, too_large(image_size)?);
+        text_offset
+            .checked_add(image_size)
+            .and_then(|end| end.checked_add(KERNEL_BASE_ALIGNMENT))
+            .ok_or(ImageError::TooLarge)?;
+        Ok(Self {
+            text_offset,
+            image_size,
+            flags,
+        })
+    }
+
+    /// The kernel's page size, if the header says.
+    pub fn page_size(&self) -> Option<usize> {
+        match (self.flags >> FLAG_PAGE_SIZE_SHIFT) & 0b11 {
+            1 => Some(4 << 10),
+            2 => Some(16 << 10),
+            3 => Some(64 << 10),
+            _ => None,
+        }
+    }
+
+    /// Whether the kernel's base may be anywhere in RAM (flags bit 3); otherwise it should be as
+    /// close to the start of RAM as possible, as memory below it is lost to the kernel.
+    pub fn placement_anywhere(&self) -> bool {
+        self.flags & FLAG_PLACEMENT_ANYWHERE != 0
+    }
+
+    /// Whether the kernel can run at `address`: `text_offset` above a 2 MiB-aligned base, with
+    /// its `image_size` bytes inside `ram`.
+    pub fn can_run_at(&self, address: usize, ram: &Range<usize>) -> bool {
+        let Some(base) = address.checked_sub(self.text_offset) else {
+            return false;
+        };
+        let Some(end) = address.checked_add(self.image_size) else {
+            return false;
+        };
+        base % KERNEL_BASE_ALIGNMENT == 0 && ram.start <= address && end <= ram.end
+    }
+
+    /// Where to move a kernel that cannot run where it is: the lowest address (booting.rst
+    /// wants the base as low as possible) that [`can_run_at`](Self::can_run_at) and whose
+    /// `image_size` bytes overlap none of `avoid` (the FDT, initrd, firmware, ...). The kernel's
+    /// current place need not be avoided: [`move_kernel`] copies like `memmove`.
+    pub fn destination(
+        &self,
+        ram: &Range<usize>,
+        avoid: &[Range<usize>],
+    ) -> Result<usize, ImageError> {
+        let first_base = ram
+            .start
+            .saturating_sub(self.text_offset)
+            .checked_next_multiple_of(KERNEL_BASE_ALIGNMENT)
+            .ok_or(ImageError::NoRoom)?;
+        let mut base = first_base;
+        loop {
+            let start = base
+                .checked_add(self.text_offset)
+                .ok_or(ImageError::NoRoom)?;
+            let end = start
+                .checked_add(self.image_size)
+                .ok_or(ImageError::NoRoom)?;
+            if end > ram.end {
+                return Err(ImageError::NoRoom);
+            }
+            let blocker = avoid
+                .iter()
+                .filter(|range| range.start < end && start < range.end)
+                .map(|range| range.end)
+                .max();
+            match blocker {
+                None => return Ok(start),
+                // Skip straight past what is in the way.
+                Some(blocked_until) => {
+                    base = blocked_until
+                        .saturating_sub(self.text_offset)
+                        .checked_next_multiple_of(KERNEL_BASE_ALIGNMENT)
+                        .ok_or(ImageError::NoRoom)?
+                        .max(base + KERNEL_BASE_ALIGNMENT);
+                }
+            }
+        }
+    }
+}
+
+/// Copies the kernel (`size` bytes from `source`) to `destination`, as `memmove` (the two may
+/// overlap), then cleans the destination to the point of coherency so the kernel, entered with
+/// the MMU and caches off, sees it.
+///
+/// # Safety
+///
+/// `source..source + size` must be mapped readable and `destination..destination + size`
+/// mapped writable, and nothing else may use the destination.
+#[cfg(target_arch = "aarch64")]
+pub unsafe fn move_kernel(source: usize, size: usize, destination: usize) {
+    // SAFETY: The caller promises both ranges are mapped with the access they need and that
+    // nothing else uses the destination; `copy` allows overlap.
+    unsafe { core::ptr::copy(source as *const u8, destination as *mut u8, size) };
+    crate::memory::clean_range(&(destination..destination + size));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    const MIB: usize = 1 << 20;
+    const RAM: Range<usize> = 0x8000_0000..0x9000_0000;
+
+    /// An image of `file_size` bytes with the given header fields.
+    fn image(text_offset: u64, image_size: u64, flags: u64, file_size: usize) -> Vec<u8> {
+        let mut image = vec![0; file_size.max(IMAGE_HEADER_SIZE)];
+        image[0..4].copy_from_slice(&0x1400_0010u32.to_le_bytes()); // code0: b +64
+        image[TEXT_OFFSET_AT..][..8].copy_from_slice(&text_offset.to_le_bytes());
+        image[IMAGE_SIZE_AT..][..8].copy_from_slice(&image_size.to_le_bytes());
+        image[FLAGS_AT..][..8].copy_from_slice(&flags.to_le_bytes());
+        image[MAGIC_AT..][..4].copy_from_slice(&IMAGE_MAGIC.to_le_bytes());
+        image.truncate(file_size);
+        image
+    }
+
+    /// What a Debian kernel says: text_offset 0, 4K pages, placement anywhere.
+    fn debian_like() -> Vec<u8> {
+        image(0, 0x200_0000, 0b1010, 0x1000)
+    }
+
+    #[test]
+    fn a_modern_kernel_header_is_accepted() {
+        let header = ImageHeader::parse(&debian_like()).unwrap();
+        assert_eq!(
+            header,
+            ImageHeader {
+                text_offset: 0,
+                image_size: 0x200_0000,
+                flags: 0b1010
+            }
+        );
+        assert_eq!(header.page_size(), Some(4096));
+        assert!(header.placement_anywhere());
+    }
+
+    #[test]
+    fn truncated_images_are_refused() {
+        for size in [0, 1, 0x38, IMAGE_HEADER_SIZE - 1] {
+            assert_eq!(
+                ImageHeader::parse(&debian_like()[..size]),
+                Err(ImageError::Truncated(size))
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_magic_is_refused() {
+        let mut bytes = debian_like();
+        bytes[MAGIC_AT] = b'X';
+        assert!(matches!(
+            ImageHeader::parse(&bytes),
+            Err(ImageError::BadMagic(0x644d_5258))
+        ));
+        assert_eq!(
+            ImageHeader::parse(&[0x7f; 4096]),
+            Err(ImageError::BadMagic(0x7f7f_7f7f))
+        );
+    }
+
+    #[test]
+    fn flags_are_decoded_and_big_endian_refused() {
+        assert_eq!(
+            ImageHeader::parse(&image(0, MIB as u64, 1, 64)),
+            Err(ImageError::BigEndian)
+        );
+        let header = ImageHeader::parse(&image(0, MIB as u64, 0b0110 | 1 << 40, 64)).unwrap();
+        assert_eq!(header.page_size(), Some(64 << 10));
+        assert!(!header.placement_anywhere());
+        let header = ImageHeader::parse(&image(0, MIB as u64, 0, 64)).unwrap();
+        assert_eq!(header.page_size(), None);
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused() {
+        assert_eq!(
+            ImageHeader::parse(&image(0x80000, 0, 0, 64)),
+            Err(ImageError::NoImageSize)
+        );
+        assert_eq!(
+            ImageHeader::parse(&image(0, 0x100, 0, 0x200)),
+            Err(ImageError::ImageSizeTooSmall {
+                image_size: 0x100,
+                file_size: 0x200
+            })
+        );
+        for (text_offset, image_size) in [(u64::MAX, MIB as u64), (0, u64::MAX), (1 << 63, 1 << 63)]
+        {
+            assert_eq!(
+                ImageHeader::parse(&image(text_offset, image_size, 0, 64)),
+                Err(ImageError::TooLarge),
+                "{text_offset:#x} + {image_size:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kernel_runs_above_a_2_mib_aligned_base_inside_ram() {
+        let header = ImageHeader::parse(&image(0x80000, 16 * MIB as u64, 0, 64)).unwrap();
+        assert!(header.can_run_at(0x8008_0000, &RAM));
+        assert!(header.can_run_at(0x8028_0000, &RAM));
+        assert!(!header.can_run_at(0x8000_0000, &RAM), "base not aligned");
+        assert!(!header.can_run_at(0x7fe8_0000, &RAM), "below RAM");
+        assert!(
+            !header.can_run_at(0x8f08_0000, &RAM),
+            "runs past the end of RAM"
+        );
+        assert!(!header.can_run_at(0x40000, &RAM));
+        assert!(!header.can_run_at(usize::MAX, &RAM));
+    }
+
+    #[test]
+    fn the_destination_is_the_lowest_place_that_avoids_the_rest() {
+        let header = ImageHeader::parse(&image(0x80000, 16 * MIB as u64, 0, 64)).unwrap();
+        assert_eq!(header.destination(&RAM, &[]), Ok(0x8008_0000));
+        // An FDT at the start of RAM: the next base past it.
+        let fdt = 0x8000_0000..0x8020_0000;
+        assert_eq!(
+            header.destination(&RAM, core::slice::from_ref(&fdt)),
+            Ok(0x8028_0000)
+        );
+        // An initrd in the way of the first candidates, and the firmware higher up.
+        let avoid = [
+            0x8000_0000..0x8010_0000,
+            0x8100_0000..0x8180_0000,
+            0x8f00_0000..0x9000_0000,
+        ];
+        let destination = header.destination(&RAM, &avoid).unwrap();
+        assert_eq!(destination, 0x8188_0000);
+        assert!(header.can_run_at(destination, &RAM));
+    }
+
+    #[test]
+    fn no_room_is_an_error() {
+        let header = ImageHeader::parse(&image(0, 0x1000_0000, 0, 64)).unwrap();
+        let at_the_end = 0x8fff_f000..0x9000_0000;
+        assert_eq!(
+            header.destination(&RAM, core::slice::from_ref(&at_the_end)),
+            Err(ImageError::NoRoom)
+        );
+        let header = ImageHeader::parse(&image(0, 0x1000_0001, 0, 64)).unwrap();
+        assert_eq!(header.destination(&RAM, &[]), Err(ImageError::NoRoom));
+        let huge = ImageHeader {
+            text_offset: usize::MAX - 10,
+            image_size: 1,
+            flags: 0,
+        };
+        assert_eq!(huge.destination(&RAM, &[]), Err(ImageError::NoRoom));
+    }
+}

@@ -1,0 +1,97 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Memory at run time: the [`MemoryTracker`] that maps and unmaps ranges on the live page table,
+//! and cache maintenance by address range to the point of coherency.
+
+mod tracker;
+
+pub use tracker::{MemoryTracker, MemoryTrackerError, MemoryType, Region};
+
+use core::ops::Range;
+
+/// `CTR_EL0.DminLine`, bits [19:16]: log2 of the smallest data cache line, in 4-byte words.
+const CTR_DMINLINE_SHIFT: u64 = 16;
+const CTR_DMINLINE_MASK: u64 = 0xf;
+
+/// The smallest data cache line size in bytes, decoded from a `CTR_EL0` value.
+pub fn dcache_line_size(ctr_el0: u64) -> usize {
+    4 << ((ctr_el0 >> CTR_DMINLINE_SHIFT) & CTR_DMINLINE_MASK)
+}
+
+/// The start address of every cache line of `line_size` bytes (a power of two) that `range`
+/// touches.
+pub fn cache_lines(range: &Range<usize>, line_size: usize) -> impl Iterator<Item = usize> {
+    let first = range.start & !(line_size - 1);
+    let end = if range.is_empty() { first } else { range.end };
+    (first..end).step_by(line_size)
+}
+
+/// Cleans the data cache over `range` to the point of coherency, so a reader with the MMU or
+/// caches off (or another observer that bypasses the cache) sees what was written. Every
+/// address in `range` must be mapped (a fault otherwise), readable is enough.
+#[cfg(target_arch = "aarch64")]
+pub fn clean_range(range: &Range<usize>) {
+    use crate::arch::aarch64;
+    for line in cache_lines(range, aarch64::min_dcache_line_size()) {
+        aarch64::dc_cvac(line);
+    }
+    aarch64::dsb_sy();
+}
+
+/// Cleans and invalidates the data cache over `range` to the point of coherency: what was
+/// written reaches memory and no stale line stays behind to be read or written back later.
+/// Every address in `range` must be mapped (a fault otherwise).
+#[cfg(target_arch = "aarch64")]
+pub fn clean_invalidate_range(range: &Range<usize>) {
+    use crate::arch::aarch64;
+    for line in cache_lines(range, aarch64::min_dcache_line_size()) {
+        aarch64::dc_civac(line);
+    }
+    aarch64::dsb_sy();
+}
+
+/// Writes `region` back to the point of coherency (AOSP's `flush`).
+#[cfg(target_arch = "aarch64")]
+pub fn flush(region: &[u8]) {
+    let addresses = region.as_ptr_range();
+    clean_range(&(addresses.start.addr()..addresses.end.addr()));
+}
+
+/// Zeroes `region` in a way the compiler cannot elide, then writes the zeroes back to the point
+/// of coherency, so no copy of a secret survives in memory or in a cache line.
+#[cfg(target_arch = "aarch64")]
+pub fn flushed_zeroize(region: &mut [u8]) {
+    zeroize::Zeroize::zeroize(region);
+    flush(region);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn line_size_comes_from_dminline() {
+        // QEMU's -cpu max: CTR_EL0 = 0x8444c004, DminLine = 4, 64-byte lines.
+        assert_eq!(dcache_line_size(0x8444_c004), 64);
+        assert_eq!(dcache_line_size(0), 4);
+        assert_eq!(dcache_line_size(0xf << 16), 4 << 15);
+    }
+
+    #[test]
+    fn cache_lines_cover_unaligned_ends() {
+        let lines: Vec<usize> = cache_lines(&(0x1030..0x10c1), 64).collect();
+        assert_eq!(lines, [0x1000, 0x1040, 0x1080, 0x10c0]);
+    }
+
+    #[test]
+    fn an_empty_range_has_no_cache_lines() {
+        assert_eq!(cache_lines(&(0x1030..0x1030), 64).count(), 0);
+        let backwards = Range {
+            start: 0x1040,
+            end: 0x1000,
+        };
+        assert_eq!(cache_lines(&backwards, 64).count(), 0);
+    }
+}
