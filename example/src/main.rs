@@ -80,8 +80,12 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     assert_eq!(page_table.find_writable_executable(&everything), Ok(None));
     info!("Page table built; no mapping is both writable and executable.");
     let ram = vmbase::entry::boot_fdt().and_then(memory_range);
-    let tracker =
-        MemoryTracker::new(page_table, ram.clone().unwrap_or(layout.dtb.clone()), MMIO).unwrap();
+    let tracker = MemoryTracker::new(
+        page_table,
+        ram.clone().unwrap_or(layout.dtb.clone()),
+        vmbase::console::MMIO_RANGE,
+    )
+    .unwrap();
     // SAFETY: The table maps the console, the whole image, .data, .bss (with the heap and the
     // page tables themselves), both stacks and the FDT: everything this program touches.
     let tracker = unsafe { tracker.activate() };
