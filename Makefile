@@ -14,7 +14,7 @@ GUEST_PACKAGES := vmbase_example vmbase_faults vmbase_hello baseline_hello
 GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early vmbase_hello baseline_hello
 
 .DEFAULT_GOAL := vmbase_example
-.PHONY: deps vmbase_example guests vm run test lint fuzz stress bench clean
+.PHONY: deps vmbase_example guests vm install run test lint fuzz stress bench clean
 
 deps:
 	@tools/install-deps.sh
@@ -35,6 +35,10 @@ guests: deps
 
 vm: deps
 	@cargo build --quiet --release -p vmclient --bin vm
+
+# `vm` on PATH (~/.cargo/bin), for cargo-runner.sh and your own crates.
+install: deps
+	cargo install --quiet --locked --path host
 
 run: vmbase_example vm
 	@$(VM) run --bootloader $(OUT)/vmbase_example.bin
