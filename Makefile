@@ -49,9 +49,10 @@ lint: deps
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	python3 tools/check_soong.py
 
-test: lint guests
+test: lint guests vm
 	cargo test -p vmbase
 	cargo test -p vmclient
+	tools/test-template.sh
 
 fuzz: deps
 	@tools/fuzz.sh
