@@ -47,11 +47,12 @@ lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_bench --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
+	rustfmt --edition 2021 --check template/build.rs template/src/main.rs
 	python3 tools/check_soong.py
 
 test: lint guests vm
-	cargo test -p vmbase
-	cargo test -p vmclient
+	cargo test --workspace
+	tools/test-workspace.sh
 	tools/test-template.sh
 
 fuzz: deps
