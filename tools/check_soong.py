@@ -2,7 +2,7 @@
 # Copyright 2026 The vmbase Authors
 # SPDX-License-Identifier: Apache-2.0
 """Checks the Soong side of the tree: bpfmt-clean Android.bp files, every file they name exists,
-every module DESIGN.md promises is defined, every `:module` and `defaults` reference resolves,
+every module the README promises is defined, every `:module` and `defaults` reference resolves,
 TEST_MAPPING names a defined test, and each Rust crate's Cargo dependencies match its Soong
 rustlibs (through the table of Android crate names below)."""
 
