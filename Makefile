@@ -49,6 +49,7 @@ lint: deps
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	rustfmt --edition 2021 --check template/build.rs template/src/main.rs
 	python3 tools/check_soong.py
+	python3 tools/check_snippets.py
 
 test: lint guests vm
 	cargo test --workspace
