@@ -57,6 +57,9 @@ fn gdb_says_where_it_waits_for_the_debugger() {
         first_line,
         format!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})\n")
     );
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "VM ended: Killed\n");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "VM ended: Killed\n"
+    );
     assert_eq!(output.status.code(), Some(128 + 15));
 }
