@@ -15,9 +15,10 @@ fail() {
 
 cargo build --quiet || fail "cargo build failed"
 
-cargo test --no-run --message-format=json 2>/dev/null |
-    grep -q '"target":{[^}]*"kind":\["lib"\][^}]*"name":"vmbase"[^}]*}[^{]*"profile":{[^}]*"test":true' ||
-    fail "plain cargo test does not build vmbase's unit tests"
+# Kept whole before searching: grep -q would stop reading early and fail cargo with SIGPIPE.
+artifacts=$(cargo test --no-run --message-format=json 2>/dev/null) || fail "cargo test --no-run failed"
+grep -q '"target":{[^}]*"kind":\["lib"\][^}]*"name":"vmbase"[^}]*}[^{]*"profile":{[^}]*"test":true' \
+    <<<"$artifacts" || fail "plain cargo test does not build vmbase's unit tests"
 
 output=$(cargo build --workspace 2>&1) && fail "cargo build --workspace built the guests for the host"
 grep -q 'runs in a VM: build it with `--target aarch64-unknown-none` (`make guests`)' <<<"$output" ||
