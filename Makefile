@@ -14,7 +14,7 @@ GUEST_PACKAGES := vmbase_example vmbase_faults vmbase_hello baseline_hello
 GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early vmbase_hello baseline_hello
 
 .DEFAULT_GOAL := vmbase_example
-.PHONY: deps vmbase_example guests vm run test lint fuzz stress bench clean
+.PHONY: deps vmbase_example guests vm install run test lint fuzz stress bench clean
 
 deps:
 	@tools/install-deps.sh
@@ -36,6 +36,10 @@ guests: deps
 vm: deps
 	@cargo build --quiet --release -p vmclient --bin vm
 
+# `vm` on PATH (~/.cargo/bin), for cargo-runner.sh and your own crates.
+install: deps
+	cargo install --quiet --locked --path host
+
 run: vmbase_example vm
 	@$(VM) run --bootloader $(OUT)/vmbase_example.bin
 
@@ -43,11 +47,14 @@ lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_bench --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
+	rustfmt --edition 2021 --check template/build.rs template/src/main.rs
 	python3 tools/check_soong.py
+	python3 tools/check_snippets.py
 
-test: lint guests
-	cargo test -p vmbase
-	cargo test -p vmclient
+test: lint guests vm
+	cargo test --workspace
+	tools/test-workspace.sh
+	tools/test-template.sh
 
 fuzz: deps
 	@tools/fuzz.sh

@@ -5,7 +5,8 @@
  * The first code to run: the VMM enters the image at its first byte (section .init.entry, placed
  * first by sections.ld) in EL1h with the MMU off, x0 = FDT address and x1-x3 = 0. This file does
  * only what must happen before Rust can run, and leaves x0-x3 untouched for rust_entry.
- * x29 and x30 are the scratch registers throughout.
+ * Scratch registers: x29 and x30 throughout, plus x28 and q0-q1 while zeroing .bss and copying
+ * .data; none of them carries anything into Rust.
  */
 
 /* PSCI SYSTEM_RESET (SMC32 fast call). */

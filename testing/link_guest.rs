@@ -13,7 +13,14 @@ fn link_guests(idmaps: &[(&str, &str)]) {
         println!("cargo:rerun-if-changed={source}");
     }
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("aarch64") {
-        return;
+        // A guest built for the host (`cargo build --workspace`) would only fail to compile.
+        eprintln!(
+            "{} runs in a VM: build it with `--target aarch64-unknown-none` (`make guests`). \
+             On the host, `cargo build` and `cargo test` cover the host crates; `make test` runs \
+             everything.",
+            env!("CARGO_PKG_NAME")
+        );
+        std::process::exit(1);
     }
     let mut build = cc::Build::new();
     if std::env::var_os("CC_aarch64_unknown_none").is_none() && std::env::var_os("CC").is_none() {

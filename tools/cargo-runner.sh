@@ -4,15 +4,32 @@
 #
 # Cargo runner for aarch64-unknown-none (see .cargo/config.toml): `cargo run` on a vmbase binary
 # turns the ELF into a raw image and boots it with `vm run`; extra arguments go to `vm run`.
+# Copy it into your own crate as it is. The launcher is, in order: $VM, `vm` on PATH, or, when
+# this script sits in the vmbase repository, the repository's own build of it.
 set -euo pipefail
+if (($# < 1)); then
+    echo "cargo-runner: usage: $0 ELF [vm run arguments...]" >&2
+    exit 1
+fi
 elf=$1
 shift
-root=$(cd "$(dirname "$0")/.." && pwd)
+
+if [[ -n ${VM:-} ]]; then
+    vm=$VM
+elif command -v vm >/dev/null; then
+    vm=vm
+else
+    repository=$(cd "$(dirname "$0")/.." && pwd)
+    if [[ ! -f $repository/host/Cargo.toml ]]; then
+        echo "cargo-runner: no vm launcher: install it from the vmbase repository with" \
+            "'cargo install --path host' (or 'make install'), or set VM to its path" >&2
+        exit 1
+    fi
+    vm=$repository/target/release/vm
+    cargo build --quiet --release --manifest-path "$repository/Cargo.toml" -p vmclient --bin vm
+fi
+
 image=$(mktemp --suffix=.bin)
 trap 'rm -f "$image"' EXIT
 llvm-objcopy -O binary "$elf" "$image"
-vm="$root/target/release/vm"
-if [[ ! -x $vm ]]; then
-    cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p vmclient --bin vm
-fi
 "$vm" run --bootloader "$image" "$@"

@@ -2,8 +2,8 @@
 # Copyright 2026 The vmbase Authors
 # SPDX-License-Identifier: Apache-2.0
 """Checks the Soong side of the tree: bpfmt-clean Android.bp files, every file they name exists,
-every module DESIGN.md promises is defined, every `:module` and `defaults` reference resolves,
-TEST_MAPPING names a defined test, and each Rust crate's Cargo dependencies match its Soong
+every module the README promises is defined, every `:module` and `defaults` reference resolves,
+TEST_MAPPING (if any) names defined tests, and each Rust crate's Cargo dependencies match its Soong
 rustlibs (through the table of Android crate names below)."""
 
 import json
@@ -44,7 +44,6 @@ REQUIRED_MODULES = {
     "libvmbase_example": "rust_ffi_static",
     "vmbase_example": "cc_binary",
     "vmbase_example_bin": "raw_binary",
-    "vmbase_example.integration_test": "rust_test",
 }
 
 # Properties whose entries are files relative to the Android.bp (or `:module` references).
@@ -168,7 +167,10 @@ def main():
         for extra in sorted(soong - expected):
             errors.append(f"{name}: rustlibs entry {extra} is not a Cargo dependency")
 
-    mapping = json.loads((ROOT / "TEST_MAPPING").read_text())
+    # No TEST_MAPPING today: the example's integration test boots guests with this repository's
+    # QEMU launcher, which an Android build does not have (see the README's Soong section).
+    test_mapping = ROOT / "TEST_MAPPING"
+    mapping = json.loads(test_mapping.read_text()) if test_mapping.exists() else {}
     for group in mapping.values():
         for test in group:
             if modules.get(test["name"], (None,))[0] != "rust_test":

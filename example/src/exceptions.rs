@@ -3,9 +3,9 @@
 
 //! The example's exception handlers: the eight C-ABI functions exceptions.S calls.
 //!
-//! vmbase has defaults for all of them; defining them shows the contract. Each one prints a
-//! fixed line first (no formatting, no stack to speak of), then the decoded details, then ends
-//! the VM as a failure.
+//! vmbase has defaults for all of them; defining them shows the contract. Each one reports the
+//! exception first (before anything else could fault and overwrite ESR_EL1 and FAR_EL1), then
+//! names itself with a fixed line, then ends the VM as a failure.
 
 use vmbase::console::emergency_write_str;
 use vmbase::exceptions::{report, Vector};
@@ -16,8 +16,8 @@ macro_rules! report_and_reboot {
     ($name:ident, $vector:expr) => {
         #[unsafe(no_mangle)]
         extern "C" fn $name(elr: u64, spsr: u64) {
-            emergency_write_str(concat!(stringify!($name), "\n"));
             report($vector, elr, spsr);
+            emergency_write_str(concat!(stringify!($name), "\n"));
             reboot();
         }
     };

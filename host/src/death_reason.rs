@@ -1,7 +1,7 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! Why a VM ended, with Android's names and crosvm-style exit codes (DESIGN §5).
+//! Why a VM ended, with Android's names and crosvm-style exit codes (docs/contract.md, section 5).
 
 use std::fmt;
 

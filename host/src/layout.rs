@@ -1,7 +1,7 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! The guest physical memory map: crosvm's aarch64 layout, as DESIGN §2 promises the guest.
+//! The guest physical memory map: crosvm's aarch64 layout (docs/contract.md, section 1).
 
 /// One mebibyte, the unit of `memory_mib`.
 pub const MIB: u64 = 1 << 20;
@@ -34,5 +34,5 @@ pub const MAX_MEMORY_MIB: u32 = 16 * 1024;
 
 const _: () = assert!(
     IMAGE_ADDRESS == 0x8020_0000,
-    "DESIGN §2 fixes the image address"
+    "docs/contract.md fixes the image address"
 );

@@ -25,6 +25,7 @@ const TERMINATING_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 
 #[derive(Parser)]
 #[command(
+    name = "vm",
     version,
     about = "Runs vmbase guests under QEMU with crosvm's aarch64 memory map"
 )]
@@ -158,6 +159,9 @@ fn run(args: &RunArgs) -> Result<Outcome, Error> {
     let log = open_output(args.log.as_deref(), "create the log file")?;
     let mut vm = VmInstance::create(&config, Some(console), Some(log))?;
     vm.start()?;
+    if let Some(port) = config.gdb_port {
+        eprintln!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
+    }
 
     let deadline = args.timeout.map(|timeout| Instant::now() + timeout);
     let reason = loop {

@@ -1,7 +1,7 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! QEMU command lines that reproduce crosvm's aarch64 machine (DESIGN §3).
+//! QEMU command lines that reproduce crosvm's aarch64 machine (docs/contract.md, section 3).
 
 use crate::config::{BootImage, VirtualMachineRawConfig};
 use crate::layout::{FDT_ADDRESS, IMAGE_ADDRESS, QEMU_RAM_BELOW_RAM_START_MIB};
