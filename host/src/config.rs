@@ -260,7 +260,7 @@ impl VirtualMachineRawConfig {
                 path: bootloader.clone(),
                 what: match kind {
                     ImageKind::Arm64Image { .. } => "the image_size in its arm64 Image header",
-                    _ => "its writable_data, where vmbase's entry code puts the boot stack",
+                    _ => "the end of its boot stack, in writable_data",
                 },
                 ram_end: needed_end,
                 memory_mib: self.memory_mib,

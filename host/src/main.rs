@@ -78,7 +78,7 @@ struct RunArgs {
     bootloader: Option<PathBuf>,
 
     /// Guest RAM in MiB [default: the config's, else 256]. At least what the image needs (2 MiB
-    /// of device tree, the image, and a vmbase image's writable_data: 6 for the example), at
+    /// of device tree, the image, and a vmbase image's boot stack: 5 for the example), at
     /// most 16384 and the host's physical memory.
     #[arg(long, value_name = "MIB")]
     mem: Option<u32>,
@@ -507,10 +507,12 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
+/// Seconds, more than 0; more than a `Duration` holds (even `inf`) means no timeout at all.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text.parse().map_err(|error| format!("{error}"))?;
-    if seconds <= 0.0 {
+    // Also refuses NaN.
+    if seconds.is_nan() || seconds <= 0.0 {
         return Err("must be more than 0".to_owned());
     }
-    Duration::try_from_secs_f64(seconds).map_err(|error| error.to_string())
+    Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
