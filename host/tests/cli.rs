@@ -836,7 +836,8 @@ fn a_corrupt_cached_device_tree_is_dumped_again() {
 fn elf_images_are_refused_with_the_objcopy_command() {
     let guest = assemble(HELLO);
     let elf = run_path(&guest.dir.path().join("guest.o"));
-    let run = vm(&["run", "--bootloader", &elf]);
+    // (Before ELF files were refused, this one spun until the timeout.)
+    let run = vm(&["run", "--bootloader", &elf, "--timeout", "5"]);
     let raw = elf.replace("guest.o", "guest.bin");
     assert_start_failed(
         &run,
