@@ -180,6 +180,11 @@ impl VirtualMachineRawConfig {
 
     /// Checks everything that can be checked before running QEMU; returns the image to boot.
     pub(crate) fn validate(&self) -> Result<BootImage, Error> {
+        self.validate_image().map(|(image, _)| image)
+    }
+
+    /// [`Self::validate`], also saying what kind of image it is.
+    fn validate_image(&self) -> Result<(BootImage, ImageKind), Error> {
         if self.protected_vm {
             return Err(Error::ProtectedVmUnsupported);
         }
@@ -268,9 +273,10 @@ impl VirtualMachineRawConfig {
                 required_mib: (needed_end - RAM_START).div_ceil(MIB),
             });
         }
-        Ok(BootImage {
+        let image = BootImage {
             path: bootloader.clone(),
-        })
+        };
+        Ok((image, kind))
     }
 
     /// Checks everything that can be checked without running QEMU, as
@@ -278,13 +284,14 @@ impl VirtualMachineRawConfig {
     /// wrong: a bootloader image that starts neither like a vmbase binary nor like an arm64
     /// Linux `Image`.
     pub fn check(&self) -> Result<Vec<String>, Error> {
-        let image = self.validate()?;
+        let (image, kind) = self.validate_image()?;
         let mut warnings = Vec::new();
-        if image::inspect(&read_start(&image.path)?) == ImageKind::Unknown {
+        if kind == ImageKind::Unknown {
             warnings.push(format!(
-                "bootloader image {} starts neither like a vmbase entry (msr vbar_el1 as its \
-                 third instruction) nor like an arm64 Image (magic ARM\\x64 at 0x38); if it \
-                 is not raw aarch64 code linked at 0x8020_0000, the guest will not run",
+                "bootloader image {} starts neither like a vmbase entry (msr vbar_el1 and isb \
+                 within its first 8 instructions) nor like an arm64 Image (magic ARM\\x64 at \
+                 0x38); if it is not raw aarch64 code linked at 0x8020_0000, the guest will not \
+                 run",
                 image.path.display()
             ));
         }

@@ -18,10 +18,11 @@ const ARM64_IMAGE_MAGIC_OFFSET: usize = 0x38;
 const ARM64_IMAGE_MAGIC: &[u8] = b"ARM\x64";
 const ARM64_IMAGE_SIZE_OFFSET: usize = 16;
 
-/// vmbase's entry installs its early vector table first: its third instruction is
-/// `msr vbar_el1, x30` and the fourth `isb` (the first two load the table's address).
-const MSR_VBAR_EL1_X30: u32 = 0xd518_c01e;
+/// vmbase's entry installs its early vector table before anything else: `msr vbar_el1, Xt`
+/// (the register in bits 4:0) then `isb`, within its first few instructions.
+const MSR_VBAR_EL1: u32 = 0xd518_c000;
 const ISB: u32 = 0xd503_3fdf;
+const VECTOR_TABLE_SETUP_WINDOW: usize = 8;
 
 /// What kind of image the first bytes show.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,7 +52,11 @@ pub(crate) fn inspect(start: &[u8]) -> ImageKind {
         .chunks_exact(4)
         .map(|word| u32::from_le_bytes(word.try_into().unwrap_or_default()))
         .collect();
-    if words.get(2..4) == Some(&[MSR_VBAR_EL1_X30, ISB]) {
+    let installs_vectors = words
+        .windows(2)
+        .take(VECTOR_TABLE_SETUP_WINDOW)
+        .any(|pair| pair[0] & !0x1f == MSR_VBAR_EL1 && pair[1] == ISB);
+    if installs_vectors {
         return ImageKind::Vmbase {
             ram_end: highest_address_computed(&words),
         };
@@ -150,6 +155,20 @@ mod tests {
     }
 
     #[test]
+    fn the_vector_table_setup_must_come_early() {
+        let late = words(
+            &[0xd503_201f; VECTOR_TABLE_SETUP_WINDOW]
+                .iter()
+                .copied()
+                .chain([MSR_VBAR_EL1 | 1, ISB])
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(inspect(&late), ImageKind::Unknown);
+        let early = words(&[0xd503_201f, MSR_VBAR_EL1 | 1, ISB]);
+        assert_eq!(inspect(&early), ImageKind::Vmbase { ram_end: None });
+    }
+
+    #[test]
     fn text_zeros_and_other_code_are_unknown() {
         assert_eq!(inspect(b"hello, world\n"), ImageKind::Unknown);
         assert_eq!(inspect(&[0; 64]), ImageKind::Unknown);
@@ -166,7 +185,7 @@ mod tests {
         let image = words(&[
             0xd503_201f,
             0x1005_bffe,
-            MSR_VBAR_EL1_X30,
+            MSR_VBAR_EL1 | 30,
             ISB,
             0xb000_101d, // adrp x29, 0x80401000 (at 0x8020_0010)
             0x9100_03bd, // add x29, x29, #0

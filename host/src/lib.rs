@@ -28,7 +28,7 @@
 //! # Ok::<(), vmclient::Error>(())
 //! ```
 
-#![deny(unsafe_code)]
+#![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
 mod boot_stub;
