@@ -256,14 +256,8 @@ impl VmInstance {
 
         let stream = match self.accept_qmp(&listener, &mut qemu) {
             Ok(stream) => stream,
-            Err(Some(status)) => return Err(start_failure(status, &mut log)),
-            Err(None) => {
-                return Err(if self.interrupt.load(Ordering::Relaxed) {
-                    Error::Interrupted
-                } else {
-                    Error::QemuStartTimeout(START_TIMEOUT)
-                });
-            }
+            Err(NoConnection::QemuExited(status)) => return Err(start_failure(status, &mut log)),
+            Err(NoConnection::Failed(error)) => return Err(error),
         };
         let mut qmp = QmpClient::new(stream)?;
         qmp.limit_reads(Some(ReadLimit {
@@ -305,29 +299,37 @@ impl VmInstance {
         })
     }
 
-    /// Waits for QEMU to connect to `listener`. Fails with QEMU's exit status if it exits
-    /// first, or with `None` after [`START_TIMEOUT`] or once the interrupt flag is raised.
+    /// Waits for QEMU to connect to `listener`, at most [`START_TIMEOUT`] and only until the
+    /// interrupt flag is raised.
     fn accept_qmp(
         &self,
         listener: &UnixListener,
         qemu: &mut QemuProcess,
-    ) -> Result<UnixStream, Option<ExitStatus>> {
-        listener.set_nonblocking(true).map_err(|_| None)?;
+    ) -> Result<UnixStream, NoConnection> {
+        let failed = |action| move |error| NoConnection::Failed(Error::io(action)(error));
+        listener
+            .set_nonblocking(true)
+            .map_err(failed("poll the QMP socket"))?;
         let deadline = supervise::deadline_after(START_TIMEOUT);
         loop {
             match listener.accept() {
                 Ok((stream, _)) => {
-                    stream.set_nonblocking(false).map_err(|_| None)?;
+                    stream
+                        .set_nonblocking(false)
+                        .map_err(failed("set up the QMP socket"))?;
                     return Ok(stream);
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => return Err(None),
+                Err(error) => return Err(failed("accept QEMU's QMP connection")(error)),
             }
-            if let Ok(Some(status)) = qemu.child.try_wait() {
-                return Err(Some(status));
+            if let Some(status) = qemu.child.try_wait().map_err(failed("check on QEMU"))? {
+                return Err(NoConnection::QemuExited(status));
             }
-            if Instant::now() > deadline || self.interrupt.load(Ordering::Relaxed) {
-                return Err(None);
+            if self.interrupt.load(Ordering::Relaxed) {
+                return Err(NoConnection::Failed(Error::Interrupted));
+            }
+            if Instant::now() > deadline {
+                return Err(NoConnection::Failed(Error::QemuStartTimeout(START_TIMEOUT)));
             }
             thread::sleep(START_POLL_INTERVAL);
         }
@@ -365,6 +367,14 @@ impl VmInstance {
         };
         self.end(reason)
     }
+}
+
+/// Why QEMU did not connect its QMP monitor.
+enum NoConnection {
+    /// QEMU exited first, with this status.
+    QemuExited(ExitStatus),
+    /// Waiting failed, timed out or was interrupted.
+    Failed(Error),
 }
 
 /// The error for QEMU exiting with `status` before the guest ran, with its last messages.
