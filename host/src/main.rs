@@ -29,6 +29,7 @@ const TERMINATING_SIGNALS: [i32; 7] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1
 
 #[derive(Parser)]
 #[command(
+    name = "vm",
     version,
     about = "Runs vmbase guests under QEMU with crosvm's aarch64 memory map"
 )]
@@ -78,8 +79,8 @@ struct RunArgs {
     bootloader: Option<PathBuf>,
 
     /// Guest RAM in MiB [default: the config's, else 256]. At least what the image needs (2 MiB
-    /// of device tree, the image, and a vmbase image's boot stack: 5 for the example), at
-    /// most 16384 and the host's physical memory.
+    /// of device tree, the image, and up to the end of a vmbase image's boot stack; a refusal
+    /// says how much), at most 16384 and the host's physical memory.
     #[arg(long, value_name = "MIB")]
     mem: Option<u32>,
 
@@ -237,9 +238,7 @@ struct Outcome {
 fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     let config = vm_config(args)?;
     // Everything is checked before any output file is touched.
-    for warning in config.check()? {
-        eprintln!("vm: warning: {warning}");
-    }
+    let warnings = config.check()?;
     let mut inputs = config.input_files();
     if let Some(path) = &args.config {
         inputs.push(("VM config", path));
@@ -261,6 +260,13 @@ fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     };
     outputs.empty()?;
     vm.start()?;
+    if let Some(port) = config.gdb_port {
+        eprintln!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
+    }
+    // Said once the VM runs, so that a refusal is the only message of a refused run.
+    for warning in warnings {
+        eprintln!("vm: warning: {warning}");
+    }
 
     let deadline = args
         .timeout

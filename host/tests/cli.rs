@@ -869,26 +869,57 @@ fn images_that_do_not_look_bootable_are_warned_about() {
     }
 }
 
+/// The end of the example's boot stack, from the ELF cargo built (`boot_stack_end`).
+fn example_boot_stack_end() -> u64 {
+    let elf = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/aarch64-unknown-none/release/vmbase_example"
+    );
+    let output = Command::new("llvm-nm")
+        .arg(elf)
+        .output()
+        .expect("llvm-nm is needed (apt-get install llvm)");
+    assert!(output.status.success(), "llvm-nm {elf} failed");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            let (address, name) = line.split_once(' ')?;
+            name.ends_with(" boot_stack_end")
+                .then(|| u64::from_str_radix(address, 16).unwrap())
+        })
+        .expect("the example has a boot_stack_end")
+}
+
 #[test]
-fn the_example_needs_its_writable_data_in_ram() {
+fn the_example_needs_ram_up_to_its_boot_stack() {
     require_qemu();
     let example = example_image();
-    for mem in ["3", "4"] {
-        let run = vm(&["run", "--bootloader", &example, "--mem", mem]);
+    let ram_end = example_boot_stack_end();
+    let required_mib = (ram_end - 0x8000_0000).div_ceil(1 << 20);
+    for mem in [3, required_mib - 1] {
+        let run = vm(&["run", "--bootloader", &example, "--mem", &mem.to_string()]);
         assert_start_failed(
             &run,
             &format!(
-                "needs RAM up to 0x80471000 (the end of its boot stack, in writable_data), but \
+                "needs RAM up to {ram_end:#x} (the end of its boot stack, in writable_data), but \
                  memory_mib {mem} ends RAM at"
             ),
         );
         assert!(
-            run.stderr.contains("set memory_mib to at least 5"),
+            run.stderr
+                .contains(&format!("set memory_mib to at least {required_mib}")),
             "{}",
             run.stderr
         );
     }
-    let run = vm(&["run", "--bootloader", &example, "--mem", "5"]);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &example,
+        "--mem",
+        &required_mib.to_string(),
+    ]);
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.ends_with("VM ended: Shutdown\n"),
