@@ -4,7 +4,9 @@
 #
 # Boots the example many times, in a row and in parallel, through `vm run`, and reports every
 # run that did not end with Shutdown, plus any QEMU process or vmclient temporary directory
-# left behind. Exits non-zero if anything was wrong.
+# left behind. Exits non-zero if anything was wrong. Only what this script started is counted:
+# its VMs are named stress-PID-..., and their temporary directories go to a TMPDIR of its own,
+# so other VMs on the machine do not skew the counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,21 +14,21 @@ SEQUENTIAL=${SEQUENTIAL:-100}
 PARALLEL=${PARALLEL:-8}
 IMAGE=out/vmbase_example.bin
 VM=target/release/vm
-tmp=${TMPDIR:-/tmp}
+NAME_PREFIX=stress-$$
 
 elapsed() { awk -v since="$1" -v now="$EPOCHREALTIME" 'BEGIN { printf "%.1f", now - since }'; }
-qemu_processes() { pgrep -c -x qemu-system-aar || true; }
-temp_dirs() { find "$tmp" -maxdepth 1 -name 'vmclient-*' | wc -l; }
+# QEMU processes of this script's VMs (QEMU's command line starts with its name, then -name).
+qemu_processes() { pgrep -c -f "^qemu-system-aarch64 .* -name $NAME_PREFIX-" || true; }
+temp_dirs() { find "$vm_tmp" -mindepth 1 -maxdepth 1 -name 'vmclient-*' | wc -l; }
 
-qemu_before=$(qemu_processes)
-temp_before=$(temp_dirs)
 results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+vm_tmp=$(mktemp -d)
+trap 'rm -rf "$results" "$vm_tmp"' EXIT
 
 # One boot; its `VM ended:` reason goes to $results/NAME.
 boot() {
-    "$VM" run --bootloader "$IMAGE" --name "stress-$1" --console /dev/null --log /dev/null \
-        --timeout 60 >"$results/$1" 2>&1 || true
+    TMPDIR=$vm_tmp "$VM" run --bootloader "$IMAGE" --name "$NAME_PREFIX-$1" --console /dev/null \
+        --log /dev/null --timeout 60 >"$results/$1" 2>&1 || true
 }
 
 # Boots COUNT VMs named PREFIX-N, one after another or (MODE parallel) all at once, then prints
@@ -52,8 +54,8 @@ ok=1
 phase sequential seq "$SEQUENTIAL" sequential
 phase parallel par "$PARALLEL" parallel
 
-leftover_qemu=$(($(qemu_processes) - qemu_before))
-leftover_temp=$(($(temp_dirs) - temp_before))
+leftover_qemu=$(qemu_processes)
+leftover_temp=$(temp_dirs)
 echo "left behind: $leftover_qemu QEMU processes, $leftover_temp vmclient temporary directories"
 ((leftover_qemu == 0 && leftover_temp == 0)) || ok=0
 ((ok))

@@ -4,9 +4,11 @@
 //! VM configuration: the library's `VirtualMachineRawConfig` and AOSP's `vm run` JSON format.
 
 use crate::error::Error;
+use crate::image::{self, ImageKind};
 use crate::layout::{FDT_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB, MIB, MIN_MEMORY_MIB, RAM_START};
 use serde::Deserialize;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// RAM given to a VM whose config does not say, in MiB: crosvm's default `--mem`.
@@ -178,6 +180,11 @@ impl VirtualMachineRawConfig {
 
     /// Checks everything that can be checked before running QEMU; returns the image to boot.
     pub(crate) fn validate(&self) -> Result<BootImage, Error> {
+        self.validate_image().map(|(image, _)| image)
+    }
+
+    /// [`Self::validate`], also saying what kind of image it is.
+    fn validate_image(&self) -> Result<(BootImage, ImageKind), Error> {
         if self.protected_vm {
             return Err(Error::ProtectedVmUnsupported);
         }
@@ -201,14 +208,30 @@ impl VirtualMachineRawConfig {
         if self.gdb_port == Some(0) {
             return Err(Error::GdbPortZero);
         }
+        if self.name.contains('\0') {
+            return Err(Error::NulInText { field: "name" });
+        }
+        if self
+            .params
+            .as_deref()
+            .is_some_and(|params| params.contains('\0'))
+        {
+            return Err(Error::NulInText { field: "params" });
+        }
         for disk in &self.disks {
             regular_file_size("disk image", &disk.image)?;
         }
         if let Some(device_tree) = &self.device_tree {
             let size = regular_file_size("device tree", device_tree)?;
             if size > FDT_MAX_SIZE {
-                return Err(Error::DeviceTreeTooLarge {
-                    size: size as usize,
+                return Err(Error::GivenDeviceTreeTooLarge {
+                    path: device_tree.clone(),
+                    size,
+                });
+            }
+            if self.params.is_some() {
+                return Err(Error::ParamsWithGivenDeviceTree {
+                    path: device_tree.clone(),
                 });
             }
         }
@@ -218,7 +241,15 @@ impl VirtualMachineRawConfig {
                 path: bootloader.clone(),
             });
         }
-        let available = RAM_START + u64::from(self.memory_mib) * MIB - IMAGE_ADDRESS;
+        let kind = image::inspect(&read_start(bootloader)?);
+        if kind == ImageKind::Elf {
+            return Err(Error::ImageIsElf {
+                path: bootloader.clone(),
+                raw: raw_image_name(bootloader),
+            });
+        }
+        let ram_end = RAM_START + u64::from(self.memory_mib) * MIB;
+        let available = ram_end - IMAGE_ADDRESS;
         if size > available {
             return Err(Error::ImageTooLarge {
                 path: bootloader.clone(),
@@ -228,9 +259,63 @@ impl VirtualMachineRawConfig {
                 required_mib: (IMAGE_ADDRESS - RAM_START + size).div_ceil(MIB),
             });
         }
-        Ok(BootImage {
+        let needed_end = image::ram_end_needed(&kind, size);
+        if needed_end > ram_end {
+            return Err(Error::ImageNeedsMoreMemory {
+                path: bootloader.clone(),
+                what: match kind {
+                    ImageKind::Arm64Image { .. } => "the image_size in its arm64 Image header",
+                    _ => "the end of its boot stack, in writable_data",
+                },
+                ram_end: needed_end,
+                memory_mib: self.memory_mib,
+                configured_end: ram_end,
+                required_mib: (needed_end - RAM_START).div_ceil(MIB),
+            });
+        }
+        let image = BootImage {
             path: bootloader.clone(),
-        })
+        };
+        Ok((image, kind))
+    }
+
+    /// Checks everything that can be checked without running QEMU, as
+    /// [`crate::VmInstance::create`] does first, and returns warnings about what may still go
+    /// wrong: a bootloader image that starts neither like a vmbase binary nor like an arm64
+    /// Linux `Image`.
+    pub fn check(&self) -> Result<Vec<String>, Error> {
+        let (image, kind) = self.validate_image()?;
+        let mut warnings = Vec::new();
+        if kind == ImageKind::Unknown {
+            warnings.push(format!(
+                "bootloader image {} starts neither like a vmbase entry (msr vbar_el1 and isb \
+                 within its first 8 instructions) nor like an arm64 Image (magic ARM\\x64 at \
+                 0x38); if it is not raw aarch64 code linked at 0x8020_0000, the guest will not \
+                 run",
+                image.path.display()
+            ));
+        }
+        Ok(warnings)
+    }
+
+    /// The files the VM reads, each with what it is for, for callers that must not overwrite
+    /// them (an output file that is an input would destroy it).
+    pub fn input_files(&self) -> Vec<(&'static str, &Path)> {
+        let mut inputs = Vec::new();
+        for (role, path) in [
+            ("bootloader image", &self.bootloader),
+            ("kernel", &self.kernel),
+            ("initrd", &self.initrd),
+            ("device tree", &self.device_tree),
+        ] {
+            if let Some(path) = path {
+                inputs.push((role, path.as_path()));
+            }
+        }
+        for disk in &self.disks {
+            inputs.push(("disk image", disk.image.as_path()));
+        }
+        inputs
     }
 
     fn validate_platform_version(&self) -> Result<(), Error> {
@@ -257,6 +342,32 @@ impl VirtualMachineRawConfig {
 pub(crate) struct BootImage {
     /// The raw image file.
     pub(crate) path: PathBuf,
+}
+
+/// The first bytes of an image, as many as [`image::inspect`] looks at.
+fn read_start(path: &Path) -> Result<Vec<u8>, Error> {
+    let mut start = Vec::with_capacity(image::INSPECTED_BYTES);
+    fs::File::open(path)
+        .and_then(|file| {
+            file.take(image::INSPECTED_BYTES as u64)
+                .read_to_end(&mut start)
+        })
+        .map_err(|source| Error::ImageUnreadable {
+            role: "bootloader image",
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(start)
+}
+
+/// Where to suggest writing the raw image made from ELF file `elf`: beside it, `.bin`.
+fn raw_image_name(elf: &Path) -> PathBuf {
+    let raw = elf.with_extension("bin");
+    if raw == elf {
+        elf.with_extension("raw.bin")
+    } else {
+        raw
+    }
 }
 
 /// serde_json's message without its trailing " at line L column C", which the error repeats.
@@ -496,7 +607,10 @@ mod tests {
         fs::write(&tree, vec![0; FDT_MAX_SIZE as usize + 1]).unwrap();
         config.device_tree = Some(tree.clone());
         let error = config.validate().unwrap_err();
-        assert!(matches!(error, Error::DeviceTreeTooLarge { .. }), "{error}");
+        assert!(
+            matches!(error, Error::GivenDeviceTreeTooLarge { ref path, .. } if *path == tree),
+            "{error}"
+        );
         fs::write(&tree, vec![0; FDT_MAX_SIZE as usize]).unwrap();
         assert!(config.validate().is_ok());
         config.device_tree = Some(dir.path().join("missing.dtb"));
@@ -565,6 +679,85 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn text_that_no_tool_can_carry_and_params_a_given_tree_would_drop() {
+        let (dir, config) = config_with_image(&[0; 4], 16);
+        let mut named = config.clone();
+        named.name = "a\0b".to_owned();
+        assert!(matches!(
+            named.validate().unwrap_err(),
+            Error::NulInText { field: "name" }
+        ));
+        let mut with_params = config.clone();
+        with_params.params = Some("x\0".to_owned());
+        assert!(matches!(
+            with_params.validate().unwrap_err(),
+            Error::NulInText { field: "params" }
+        ));
+        let tree = dir.path().join("given.dtb");
+        fs::write(&tree, [0; 16]).unwrap();
+        with_params.params = Some("console=ttyAMA0".to_owned());
+        with_params.device_tree = Some(tree);
+        assert!(matches!(
+            with_params.validate().unwrap_err(),
+            Error::ParamsWithGivenDeviceTree { .. }
+        ));
+    }
+
+    #[test]
+    fn elf_images_are_refused_with_the_command_to_run() {
+        let (dir, config) = config_with_image(b"\x7fELF\x02\x01\x01\0", 16);
+        let error = config.validate().unwrap_err();
+        let image = dir.path().join("image.bin");
+        let raw = dir.path().join("image.raw.bin");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "bootloader image {0} is an ELF file, not a raw image: convert it with \
+                 `llvm-objcopy -O binary {0} {1}` and boot {1}",
+                image.display(),
+                raw.display()
+            )
+        );
+        assert_eq!(
+            raw_image_name(Path::new("out/guest")),
+            Path::new("out/guest.bin")
+        );
+    }
+
+    #[test]
+    fn arm64_image_needs_its_image_size_in_ram() {
+        let mut header = vec![0; 64];
+        header[16..24].copy_from_slice(&(5 * MIB).to_le_bytes());
+        header[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        let (_dir, config) = config_with_image(&header, 6);
+        let error = config.validate().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::ImageNeedsMoreMemory {
+                    required_mib: 7,
+                    ram_end: 0x8070_0000,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let (_dir, config) = config_with_image(&header, 7);
+        assert_eq!(config.check().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_images_are_warned_about() {
+        let (_dir, config) = config_with_image(b"hello\n", 16);
+        let warnings = config.check().unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("starts neither like a vmbase entry"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -6,14 +6,18 @@
 use crate::error::Error;
 use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
 use crate::qemu;
+use crate::supervise::{self, Waited};
 use fdt::Fdt;
 use fdt::node::FdtNode;
+use rustix::rand::GetRandomFlags;
 use std::env;
-use std::fs;
+use std::fs::{self, File};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 /// Offset of `boot_cpuid_phys` in the FDT header (devicetree specification, table 5.1).
@@ -21,8 +25,14 @@ const BOOT_CPUID_PHYS_OFFSET: usize = 0x1c;
 
 /// Where dumped device trees are kept, under the user's cache directory.
 const CACHE_SUBDIRECTORY: &str = "vmclient";
-/// The magic number every FDT starts with.
-const FDT_MAGIC: [u8; 4] = 0xd00d_feed_u32.to_be_bytes();
+
+/// How long QEMU may take to dump its device tree (it normally takes well under a second).
+const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `/chosen` properties that carry entropy for the guest, drawn afresh for every VM, with the
+/// size used when QEMU's tree has none: the KASLR seed is one 64-bit value, the RNG seed as
+/// long as QEMU's (32 bytes).
+const SEEDS: [(&str, usize); 2] = [("kaslr-seed", 8), ("rng-seed", 32)];
 
 /// QEMU's device tree for the machine `qemu::machine_args` describes: from the cache if this
 /// QEMU binary already dumped it for the same options, else dumped now (through `scratch`) and
@@ -31,27 +41,49 @@ const FDT_MAGIC: [u8; 4] = 0xd00d_feed_u32.to_be_bytes();
 /// A dump costs a whole QEMU start, as much as booting a small guest, so dumps are kept in
 /// `$XDG_CACHE_HOME/vmclient` (or `~/.cache/vmclient`), named after the QEMU binary (path,
 /// size, modification time) and the machine options; a new QEMU or other options miss the
-/// cache. Without a usable cache directory every VM dumps afresh. Cached trees keep the
-/// `rng-seed` and `kaslr-seed` of their dump, which vmbase guests do not use.
+/// cache. A cached tree that is not a complete, valid device tree is dumped again and replaced.
+/// Without a usable cache directory every VM dumps afresh. The seeds in a dump are never used:
+/// [`rewrite`] draws new ones for every VM.
+///
+/// The dump is killed after [`DUMP_TIMEOUT`], or as soon as `interrupt` is raised.
 pub(crate) fn qemu_device_tree(
     memory_mib: u32,
     num_cpus: u32,
     scratch: &Path,
+    interrupt: &AtomicBool,
 ) -> Result<Vec<u8>, Error> {
     let cached = cache_file(memory_mib, num_cpus);
     if let Some(dtb) = cached
         .as_deref()
         .and_then(|path| fs::read(path).ok())
-        .filter(|dtb| dtb.starts_with(&FDT_MAGIC))
+        .filter(|dtb| check_dump(dtb).is_ok())
     {
         return Ok(dtb);
     }
-    let dtb = dump_qemu_device_tree(memory_mib, num_cpus, scratch)?;
+    let dtb = dump_qemu_device_tree(memory_mib, num_cpus, scratch, interrupt)?;
+    check_dump(&dtb).map_err(|reason| {
+        Error::DeviceTreeParse(format!("QEMU's dump {}: {reason}", scratch.display()))
+    })?;
     if let Some(path) = cached {
         // A cache that cannot be written only costs time.
         let _ = store(&path, &dtb);
     }
     Ok(dtb)
+}
+
+/// Checks that `dtb` is a whole device tree with a root node, as a dump (or a cached dump,
+/// which may have been truncated or overwritten) must be.
+fn check_dump(dtb: &[u8]) -> Result<(), String> {
+    let fdt = Fdt::new(dtb).map_err(|error| error.to_string())?;
+    if fdt.total_size() != dtb.len() {
+        return Err(format!(
+            "its header says {} bytes but it has {}",
+            fdt.total_size(),
+            dtb.len()
+        ));
+    }
+    fdt.find_node("/").ok_or("it has no root node")?;
+    Ok(())
 }
 
 /// The cache file for these options, if QEMU is on `PATH` and there is a cache directory.
@@ -80,30 +112,61 @@ fn store(path: &Path, dtb: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Asks QEMU for the device tree of the machine `qemu::machine_args` describes.
-fn dump_qemu_device_tree(memory_mib: u32, num_cpus: u32, output: &Path) -> Result<Vec<u8>, Error> {
-    let result = Command::new(qemu::QEMU)
-        .args(qemu::machine_args(memory_mib, num_cpus, Some(output)))
-        .stdin(Stdio::null())
-        .output();
-    let result = match result {
+/// Asks QEMU for the device tree of the machine `qemu::machine_args` describes, giving up
+/// after [`DUMP_TIMEOUT`] or when `interrupt` is raised.
+fn dump_qemu_device_tree(
+    memory_mib: u32,
+    num_cpus: u32,
+    output: &Path,
+    interrupt: &AtomicBool,
+) -> Result<Vec<u8>, Error> {
+    let stderr_path = output.with_extension("log");
+    let stderr = File::create(&stderr_path).map_err(Error::io("create QEMU's log"))?;
+    let spawned = supervise::spawn_tied_to_this_thread(
+        Command::new(qemu::QEMU)
+            .args(qemu::machine_args(memory_mib, num_cpus, Some(output)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    );
+    let mut child = match spawned {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::QemuNotFound);
         }
-        result => result.map_err(Error::QemuSpawn)?,
+        spawned => spawned.map_err(Error::QemuSpawn)?,
     };
-    if !result.status.success() {
+    let deadline = supervise::deadline_after(DUMP_TIMEOUT);
+    let waited = supervise::wait_bounded(&mut child, deadline, interrupt);
+    let status = match waited {
+        Ok(Waited::Exited(status)) => status,
+        other => {
+            supervise::kill_and_reap(&mut child);
+            return Err(match other {
+                Ok(Waited::Interrupted) => Error::Interrupted,
+                Err(error) => Error::io("wait for QEMU")(error),
+                Ok(_) => Error::QemuTimedOut {
+                    action: "dump its device tree",
+                    timeout: DUMP_TIMEOUT,
+                },
+            });
+        }
+    };
+    if !status.success() {
         return Err(Error::QemuFailed {
             action: "dump its device tree",
-            status: result.status,
-            stderr: String::from_utf8_lossy(&result.stderr).trim().to_owned(),
+            status,
+            stderr: fs::read_to_string(&stderr_path)
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
         });
     }
     fs::read(output).map_err(Error::io("read QEMU's device tree"))
 }
 
-/// Rewrites QEMU's device tree for crosvm's layout: RAM is `memory_mib` from `RAM_START`, and
-/// `/chosen/bootargs` is `bootargs` (or absent). Every other node and property is kept as is.
+/// Rewrites QEMU's device tree for crosvm's layout: RAM is `memory_mib` from `RAM_START`,
+/// `/chosen/bootargs` is `bootargs` (or absent), and `/chosen/kaslr-seed` and `rng-seed` are
+/// fresh from the host's RNG. Every other node and property is kept as is.
 pub(crate) fn rewrite(
     qemu_dtb: &[u8],
     memory_mib: u32,
@@ -183,16 +246,24 @@ fn write_chosen_node(
     bootargs: Option<&str>,
 ) -> Result<(), Error> {
     let node = writer.begin_node("chosen")?;
+    let is_replaced =
+        |name: &str| name == "bootargs" || SEEDS.iter().any(|(seed, _)| *seed == name);
     if let Some(qemu_chosen) = qemu_chosen {
         for property in qemu_chosen
             .properties()
-            .filter(|property| property.name != "bootargs")
+            .filter(|property| !is_replaced(property.name))
         {
             writer.property(property.name, property.value)?;
         }
     }
     if let Some(bootargs) = bootargs {
         writer.property_string("bootargs", bootargs)?;
+    }
+    for (name, default_size) in SEEDS {
+        let size = qemu_chosen
+            .and_then(|chosen| chosen.property(name))
+            .map_or(default_size, |seed| seed.value.len());
+        writer.property(name, &random_bytes(size)?)?;
     }
     if let Some(qemu_chosen) = qemu_chosen {
         for child in qemu_chosen.children() {
@@ -220,6 +291,18 @@ fn copy_properties(writer: &mut FdtWriter, node: FdtNode) -> Result<(), Error> {
     Ok(())
 }
 
+/// `size` bytes from the host's random number generator (getrandom(2)), as crosvm draws its
+/// seeds.
+fn random_bytes(size: usize) -> Result<Vec<u8>, Error> {
+    let mut bytes = vec![0; size];
+    let mut filled = 0;
+    while filled < size {
+        filled += rustix::rand::getrandom(&mut bytes[filled..], GetRandomFlags::empty())
+            .map_err(|errno| Error::io("read the host's random number generator")(errno.into()))?;
+    }
+    Ok(bytes)
+}
+
 /// `value` as `cells` big-endian 32-bit cells, as `reg` wants it.
 fn encode_cells(value: u64, cells: usize) -> Result<Vec<u8>, Error> {
     match cells {
@@ -240,8 +323,13 @@ mod tests {
     /// QEMU's real device tree for a 2-CPU VM with `memory_mib` of RAM.
     fn qemu_dtb(memory_mib: u32) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
-        dump_qemu_device_tree(memory_mib, 2, &dir.path().join("qemu.dtb"))
-            .expect("qemu-system-aarch64 is needed for this test (apt-get install qemu-system-arm)")
+        dump_qemu_device_tree(
+            memory_mib,
+            2,
+            &dir.path().join("qemu.dtb"),
+            &AtomicBool::new(false),
+        )
+        .expect("qemu-system-aarch64 is needed for this test (apt-get install qemu-system-arm)")
     }
 
     fn memory_regions(dtb: &[u8]) -> Vec<(usize, Option<usize>)> {
@@ -297,6 +385,42 @@ mod tests {
             original_fdt.chosen().stdout().unwrap().name,
             fdt.chosen().stdout().unwrap().name
         );
+    }
+
+    #[test]
+    fn every_rewrite_draws_fresh_seeds() {
+        let original = qemu_dtb(16);
+        let seeds = |dtb: &[u8]| -> Vec<Vec<u8>> {
+            let fdt = Fdt::new(dtb).unwrap();
+            let chosen = fdt.find_node("/chosen").unwrap();
+            SEEDS
+                .iter()
+                .map(|(name, _)| chosen.property(name).unwrap().value.to_vec())
+                .collect()
+        };
+        let first = seeds(&rewrite(&original, 16, None).unwrap());
+        let second = seeds(&rewrite(&original, 16, None).unwrap());
+        let qemu = seeds(&original);
+        assert_eq!(first[0].len(), 8);
+        assert_eq!(first[1].len(), qemu[1].len());
+        for (index, seed) in first.iter().enumerate() {
+            assert_ne!(*seed, second[index]);
+            assert_ne!(*seed, qemu[index]);
+        }
+    }
+
+    #[test]
+    fn truncated_or_garbage_dumps_are_invalid() {
+        let dump = qemu_dtb(16);
+        assert_eq!(check_dump(&dump), Ok(()));
+        assert!(check_dump(&dump[..dump.len() / 2]).is_err());
+        assert!(check_dump(&dump[..100]).is_err());
+        let mut padded = dump.clone();
+        padded.push(0);
+        assert!(check_dump(&padded).is_err());
+        let mut garbage = 0xd00d_feed_u32.to_be_bytes().to_vec();
+        garbage.extend([0xff; 100]);
+        assert!(check_dump(&garbage).is_err());
     }
 
     #[test]

@@ -196,8 +196,8 @@ pub enum Error {
         stderr: String,
     },
 
-    /// QEMU did not connect to its QMP monitor socket in time.
-    #[error("qemu-system-aarch64 did not connect its QMP monitor within {0:?}")]
+    /// QEMU did not connect to its QMP monitor socket, or did not answer on it, in time.
+    #[error("qemu-system-aarch64 did not connect or answer its QMP monitor within {0:?}")]
     QemuStartTimeout(Duration),
 
     /// QEMU's QMP monitor said something this crate does not understand.
@@ -214,12 +214,122 @@ pub enum Error {
 
     /// The rewritten device tree does not fit its 2 MiB region.
     #[error(
-        "the device tree is {size} bytes, more than its 2 MiB region at 0x8000_0000 \
-         (are `params` too long?)"
+        "the device tree is {size} bytes with the `params`, more than its 2 MiB region at \
+         0x8000_0000: shorten `params`"
     )]
     DeviceTreeTooLarge {
         /// The device tree's size in bytes.
         size: usize,
+    },
+
+    /// The device tree given instead of QEMU's (`device_tree`, `vm run --dtb`) is over 2 MiB.
+    #[error("device tree {path} is {size} bytes, more than its 2 MiB region at 0x8000_0000")]
+    GivenDeviceTreeTooLarge {
+        /// The device tree file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+
+    /// `params` cannot be applied to a device tree that is given as it is.
+    #[error(
+        "`params` cannot be used with a given device tree ({path}), which is loaded unchanged: \
+         put the command line in its /chosen/bootargs instead"
+    )]
+    ParamsWithGivenDeviceTree {
+        /// The device tree file.
+        path: PathBuf,
+    },
+
+    /// A text field holds a NUL byte, which neither QEMU's command line nor a device tree
+    /// string can carry.
+    #[error("`{field}` contains a NUL byte")]
+    NulInText {
+        /// The field, e.g. "name".
+        field: &'static str,
+    },
+
+    /// The bootloader image is an ELF file, which QEMU would load byte for byte and the guest
+    /// would execute its header.
+    #[error(
+        "bootloader image {path} is an ELF file, not a raw image: convert it with \
+         `llvm-objcopy -O binary {path} {raw}` and boot {raw}"
+    )]
+    ImageIsElf {
+        /// The image.
+        path: PathBuf,
+        /// A suggested name for the raw image.
+        raw: PathBuf,
+    },
+
+    /// The image needs RAM beyond what `memory_mib` gives (its `writable_data`, or an arm64
+    /// `Image`'s `image_size`).
+    #[error(
+        "bootloader image {path} needs RAM up to {ram_end:#x} ({what}), but memory_mib \
+         {memory_mib} ends RAM at {configured_end:#x}: set memory_mib to at least {required_mib}"
+    )]
+    ImageNeedsMoreMemory {
+        /// The image.
+        path: PathBuf,
+        /// What the extra RAM is for.
+        what: &'static str,
+        /// The end of the RAM the image uses.
+        ram_end: u64,
+        /// The configured RAM size.
+        memory_mib: u32,
+        /// Where RAM ends with it.
+        configured_end: u64,
+        /// The smallest `memory_mib` that works.
+        required_mib: u64,
+    },
+
+    /// An output file (console or log) is one of the VM's input files.
+    #[error(
+        "the {output_role} file {output} is the {input_role} {input}: writing it would destroy \
+         it; choose another file"
+    )]
+    OutputIsInput {
+        /// "console" or "log".
+        output_role: &'static str,
+        /// The output path as given.
+        output: PathBuf,
+        /// What the input is for, e.g. "bootloader image".
+        input_role: &'static str,
+        /// The input path.
+        input: PathBuf,
+    },
+
+    /// An output file (console or log) cannot be opened for writing.
+    #[error("cannot open the {role} file {path} for writing: {source}")]
+    OutputUnwritable {
+        /// "console" or "log".
+        role: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be opened.
+        source: io::Error,
+    },
+
+    /// QEMU did not finish something in time; it was killed.
+    #[error("qemu-system-aarch64 did not {action} within {timeout:?}; it was killed")]
+    QemuTimedOut {
+        /// What QEMU was asked to do.
+        action: &'static str,
+        /// How long it was given.
+        timeout: Duration,
+    },
+
+    /// The caller's interrupt flag was raised (`vm`: a signal) before the VM started.
+    #[error("interrupted before the VM started")]
+    Interrupted,
+
+    /// The console or log could not be written while the VM ran; the rest of it was dropped.
+    #[error("cannot write the VM's {output}: {source}")]
+    OutputWrite {
+        /// "console" or "log".
+        output: &'static str,
+        /// Why writing failed.
+        source: io::Error,
     },
 
     /// A host file operation failed (temporary directory, QMP socket, ...).

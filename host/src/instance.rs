@@ -8,16 +8,20 @@ use crate::config::VirtualMachineRawConfig;
 use crate::death_reason::DeathReason;
 use crate::device_tree;
 use crate::error::Error;
+use crate::output::Copier;
 use crate::qemu::{self, QEMU, RunFiles};
-use crate::qmp::{Ending, QmpClient};
+use crate::qmp::{Ending, QmpClient, ReadLimit};
+use crate::supervise;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -31,13 +35,14 @@ const START_POLL_INTERVAL: Duration = Duration::from_millis(5);
 /// How long QEMU may take to exit after it closed its monitor during start-up.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
+/// How long QEMU may take to exit after it closed its monitor while the VM ran.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Files in the instance's temporary directory.
 const QEMU_DTB_FILE: &str = "qemu.dtb";
 const DEVICE_TREE_FILE: &str = "fdt.dtb";
 const BOOT_STUB_FILE: &str = "boot-stub.bin";
 const QMP_SOCKET_FILE: &str = "qmp.sock";
-/// QEMU's standard error when the caller gives no log, kept to explain start failures.
-const STDERR_FILE: &str = "qemu-stderr.log";
 
 /// A VM: created with [`VmInstance::create`], booted with [`VmInstance::start`].
 ///
@@ -49,6 +54,10 @@ pub struct VmInstance {
     counts_instructions: bool,
     /// Guest instructions executed until the guest powered off or reset, once known.
     instructions_executed: Option<u64>,
+    /// Raised by the caller to stop waiting for QEMU while the VM is created or started.
+    interrupt: Arc<AtomicBool>,
+    /// Why the console or log could not be written, once the VM ended.
+    output_error: Option<Error>,
     // Declared before `temp_dir` so that QEMU is killed before its files are removed.
     state: State,
     temp_dir: TempDir,
@@ -67,17 +76,30 @@ impl VmInstance {
     /// Checks `config` and prepares everything QEMU needs, without starting it.
     ///
     /// The guest's console (QEMU's PL011) goes to `console`, QEMU's own messages to `log`;
-    /// `None` discards them.
+    /// `None` discards them. A write error on either is reported by
+    /// [`VmInstance::output_error`] once the VM ended.
+    ///
+    /// QEMU is killed if this process dies, however it dies (the kernel sends it `SIGKILL`);
+    /// the temporary directory such a process leaves behind is removed by the next `create`.
     pub fn create(
         config: &VirtualMachineRawConfig,
         console: Option<File>,
         log: Option<File>,
     ) -> Result<Self, Error> {
+        Self::create_with_interrupt(config, console, log, Arc::default())
+    }
+
+    /// Like [`VmInstance::create`], but every wait for QEMU here and in
+    /// [`VmInstance::start`] (its device tree dump, its monitor connection) stops as soon as
+    /// `interrupt` is raised, e.g. by a signal handler, with [`Error::Interrupted`].
+    pub fn create_with_interrupt(
+        config: &VirtualMachineRawConfig,
+        console: Option<File>,
+        log: Option<File>,
+        interrupt: Arc<AtomicBool>,
+    ) -> Result<Self, Error> {
         let image = config.validate()?;
-        let temp_dir = tempfile::Builder::new()
-            .prefix("vmclient-")
-            .tempdir()
-            .map_err(Error::io("create a temporary directory"))?;
+        let temp_dir = supervise::instance_temp_dir()?;
         let dir = temp_dir.path();
         let generated_device_tree = dir.join(DEVICE_TREE_FILE);
         let files = RunFiles {
@@ -93,6 +115,7 @@ impl VmInstance {
                 config.memory_mib,
                 config.num_cpus,
                 &dir.join(QEMU_DTB_FILE),
+                &interrupt,
             )?;
             let dtb = device_tree::rewrite(&qemu_dtb, config.memory_mib, config.params.as_deref())?;
             fs::write(&generated_device_tree, dtb).map_err(Error::io("write the device tree"))?;
@@ -103,6 +126,8 @@ impl VmInstance {
             waits_for_debugger: config.gdb_port.is_some(),
             counts_instructions: config.icount_shift.is_some(),
             instructions_executed: None,
+            interrupt,
+            output_error: None,
             state: State::Created { console, log },
             temp_dir,
         })
@@ -157,9 +182,9 @@ impl VmInstance {
     ///
     /// The count is QEMU's own and exact, whatever the shift, so it serves as a deterministic
     /// benchmark: the same image and config run the same number of instructions every time.
-    /// (The generated device tree's `/chosen/rng-seed` and `kaslr-seed` are QEMU's random
-    /// ones, so a guest whose control flow depends on them counts differently; vmbase guests
-    /// do not read them.)
+    /// (The generated device tree's `/chosen/rng-seed` and `kaslr-seed` are fresh random
+    /// bytes for every VM, so a guest whose control flow depends on them counts differently;
+    /// vmbase guests do not read them.)
     ///
     /// `None` until [`VmInstance::wait_for_death`] or
     /// [`VmInstance::wait_for_death_with_timeout`] has seen the VM end that way, and stays
@@ -167,6 +192,12 @@ impl VmInstance {
     /// or QEMU gone before it said.
     pub fn instructions_executed(&self) -> Option<u64> {
         self.instructions_executed
+    }
+
+    /// Why the console or log could not be written ([`Error::OutputWrite`]), if that happened:
+    /// what came after the error was dropped. Known once the VM ended.
+    pub fn output_error(&self) -> Option<&Error> {
+        self.output_error.as_ref()
     }
 
     /// Kills QEMU unless the VM already ended, and says why the VM ended: normally
@@ -181,9 +212,16 @@ impl VmInstance {
             }
             State::Created { .. } => {}
         }
-        // Dropping the running VM kills and reaps QEMU.
-        self.state = State::Dead(DeathReason::Killed);
-        DeathReason::Killed
+        self.end(DeathReason::Killed)
+    }
+
+    /// Records `reason`, and if the VM was running, kills and reaps QEMU and collects what
+    /// happened to its output.
+    fn end(&mut self, reason: DeathReason) -> DeathReason {
+        if let State::Running(mut vm) = std::mem::replace(&mut self.state, State::Dead(reason)) {
+            self.output_error = vm.close();
+        }
+        reason
     }
 
     /// Spawns QEMU, accepts its QMP connection and lets the guest run.
@@ -191,37 +229,42 @@ impl VmInstance {
         let dir = self.temp_dir.path();
         let listener = UnixListener::bind(dir.join(QMP_SOCKET_FILE))
             .map_err(Error::io("listen on the QMP socket"))?;
-        let stdout = match (console, &log) {
-            (Some(console), _) => Stdio::from(console),
-            (None, Some(log)) => Stdio::from(log.try_clone().map_err(Error::io("share the log"))?),
-            (None, None) => Stdio::null(),
+        // QEMU writes into pipes that threads copy to the caller's files, so that write
+        // errors there are seen, and QEMU's last messages are at hand to explain a failure.
+        let (stdout, console) = match console {
+            Some(console) => {
+                let (reader, writer) = io::pipe().map_err(Error::io("create a pipe"))?;
+                let copier = Copier::start("console", reader, Some(console))
+                    .map_err(Error::io("start the console thread"))?;
+                (Stdio::from(writer), Some(copier))
+            }
+            None => (Stdio::null(), None),
         };
-        let stderr = match log {
-            Some(log) => Stdio::from(log),
-            None => Stdio::from(
-                File::create(dir.join(STDERR_FILE)).map_err(Error::io("create QEMU's log"))?,
-            ),
-        };
-        let child = Command::new(QEMU)
+        let (reader, writer) = io::pipe().map_err(Error::io("create a pipe"))?;
+        let mut log =
+            Copier::start("log", reader, log).map_err(Error::io("start the log thread"))?;
+        let mut command = Command::new(QEMU);
+        command
             .args(&self.qemu_args)
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|error| match error.kind() {
-                ErrorKind::NotFound => Error::QemuNotFound,
-                _ => Error::QemuSpawn(error),
-            })?;
-        let mut qemu = QemuProcess(child);
+            .stderr(writer);
+        let mut qemu = QemuProcess::spawn(command).map_err(|error| match error.kind() {
+            ErrorKind::NotFound => Error::QemuNotFound,
+            _ => Error::QemuSpawn(error),
+        })?;
 
-        let stream = self.accept_qmp(&listener, &mut qemu)?;
-        let stream_timeouts = stream
-            .try_clone()
-            .map_err(Error::io("clone the QMP socket"))?;
-        stream_timeouts
-            .set_read_timeout(Some(START_TIMEOUT))
-            .map_err(Error::io("set a QMP timeout"))?;
+        let stream = match self.accept_qmp(&listener, &mut qemu) {
+            Ok(stream) => stream,
+            Err(NoConnection::QemuExited(status)) => return Err(start_failure(status, &mut log)),
+            Err(NoConnection::Failed(error)) => return Err(error),
+        };
         let mut qmp = QmpClient::new(stream)?;
+        qmp.limit_reads(Some(ReadLimit {
+            deadline: supervise::deadline_after(START_TIMEOUT),
+            timeout: START_TIMEOUT,
+            interrupt: Arc::clone(&self.interrupt),
+        }));
         let started = qmp.negotiate().and_then(|()| {
             if self.waits_for_debugger {
                 Ok(())
@@ -231,14 +274,12 @@ impl VmInstance {
         });
         if let Err(error) = started {
             // QEMU closes the monitor when it fails to build the machine: report why.
-            return Err(match wait_with_timeout(&mut qemu, EXIT_GRACE) {
-                Some(status) => self.start_failure(status),
-                None => error,
+            return Err(match (&error, wait_with_timeout(&mut qemu, EXIT_GRACE)) {
+                (Error::Qmp(_), Some(status)) => start_failure(status, &mut log),
+                _ => error,
             });
         }
-        stream_timeouts
-            .set_read_timeout(None)
-            .map_err(Error::io("clear a QMP timeout"))?;
+        qmp.limit_reads(None);
 
         let (sender, monitor_result) = mpsc::channel();
         let counts_instructions = self.counts_instructions;
@@ -253,49 +294,44 @@ impl VmInstance {
             qemu,
             monitor_result,
             monitor: Some(monitor),
+            console,
+            log,
         })
     }
 
-    /// Waits for QEMU to connect to `listener`, failing early if QEMU exits first.
+    /// Waits for QEMU to connect to `listener`, at most [`START_TIMEOUT`] and only until the
+    /// interrupt flag is raised.
     fn accept_qmp(
         &self,
         listener: &UnixListener,
         qemu: &mut QemuProcess,
-    ) -> Result<UnixStream, Error> {
+    ) -> Result<UnixStream, NoConnection> {
+        let failed = |action| move |error| NoConnection::Failed(Error::io(action)(error));
         listener
             .set_nonblocking(true)
-            .map_err(Error::io("poll the QMP socket"))?;
-        let deadline = Instant::now() + START_TIMEOUT;
+            .map_err(failed("poll the QMP socket"))?;
+        let deadline = supervise::deadline_after(START_TIMEOUT);
         loop {
             match listener.accept() {
                 Ok((stream, _)) => {
                     stream
                         .set_nonblocking(false)
-                        .map_err(Error::io("set up the QMP socket"))?;
+                        .map_err(failed("set up the QMP socket"))?;
                     return Ok(stream);
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-                Err(error) => return Err(Error::io("accept QEMU's QMP connection")(error)),
+                Err(error) => return Err(failed("accept QEMU's QMP connection")(error)),
             }
-            if let Some(status) = qemu.0.try_wait().map_err(Error::io("check on QEMU"))? {
-                return Err(self.start_failure(status));
+            if let Some(status) = qemu.child.try_wait().map_err(failed("check on QEMU"))? {
+                return Err(NoConnection::QemuExited(status));
+            }
+            if self.interrupt.load(Ordering::Relaxed) {
+                return Err(NoConnection::Failed(Error::Interrupted));
             }
             if Instant::now() > deadline {
-                return Err(Error::QemuStartTimeout(START_TIMEOUT));
+                return Err(NoConnection::Failed(Error::QemuStartTimeout(START_TIMEOUT)));
             }
             thread::sleep(START_POLL_INTERVAL);
-        }
-    }
-
-    /// The error for QEMU exiting with `status` before the guest ran.
-    fn start_failure(&self, status: ExitStatus) -> Error {
-        let stderr = fs::read_to_string(self.temp_dir.path().join(STDERR_FILE))
-            .map(|text| text.trim().to_owned())
-            .unwrap_or_else(|_| "see the VM log for QEMU's messages".to_owned());
-        Error::QemuFailed {
-            action: "start the VM",
-            status,
-            stderr,
         }
     }
 
@@ -316,17 +352,44 @@ impl VmInstance {
             Some(Ok(Ending {
                 shutdown_cause: None,
                 ..
-            })) => match vm.qemu.0.wait() {
-                Ok(status) if status.signal().is_some_and(is_kill_signal) => DeathReason::Killed,
+            })) => match wait_with_timeout(&mut vm.qemu, EXIT_TIMEOUT) {
+                // Killed by someone, or told to exit by a debugger (gdb's `kill`): QEMU exits
+                // with status 0 then, without a shutdown event.
+                Some(status) if status.success() || status.signal().is_some_and(is_kill_signal) => {
+                    DeathReason::Killed
+                }
                 // An error exit or a fatal signal such as SIGSEGV or SIGABRT.
-                Ok(_) => DeathReason::Crash,
-                Err(_) => DeathReason::InfrastructureError,
+                Some(_) => DeathReason::Crash,
+                // It closed its monitor but does not exit: it is killed below.
+                None => DeathReason::InfrastructureError,
             },
             Some(Err(_)) | None => DeathReason::InfrastructureError,
         };
-        // Dropping the running VM reaps QEMU, killing it first if it is somehow still there.
-        self.state = State::Dead(reason);
-        reason
+        self.end(reason)
+    }
+}
+
+/// Why QEMU did not connect its QMP monitor.
+enum NoConnection {
+    /// QEMU exited first, with this status.
+    QemuExited(ExitStatus),
+    /// Waiting failed, timed out or was interrupted.
+    Failed(Error),
+}
+
+/// The error for QEMU exiting with `status` before the guest ran, with its last messages.
+fn start_failure(status: ExitStatus, log: &mut Copier) -> Error {
+    let messages = String::from_utf8_lossy(&log.finish().tail)
+        .trim()
+        .to_owned();
+    Error::QemuFailed {
+        action: "start the VM",
+        status,
+        stderr: if messages.is_empty() {
+            "it printed nothing".to_owned()
+        } else {
+            messages
+        },
     }
 }
 
@@ -337,28 +400,84 @@ struct RunningVm {
     /// QEMU closed the monitor.
     monitor_result: Receiver<Result<Ending, Error>>,
     monitor: Option<JoinHandle<()>>,
+    /// Copies the guest's console, when there is one.
+    console: Option<Copier>,
+    /// Copies QEMU's messages.
+    log: Copier,
+}
+
+impl RunningVm {
+    /// Kills and reaps QEMU (if still there), waits for its monitor and output threads, and
+    /// says why the console or log could not be written, if that happened.
+    fn close(&mut self) -> Option<Error> {
+        self.qemu.kill_and_reap();
+        // QEMU is gone, so its monitor socket and output pipes are closed and the threads end.
+        if let Some(monitor) = self.monitor.take() {
+            let _ = monitor.join();
+        }
+        let console = self.console.as_mut().map(Copier::finish);
+        let log = self.log.finish();
+        [("console", console), ("log", Some(log))]
+            .into_iter()
+            .find_map(|(output, copied)| {
+                let source = copied?.write_error?;
+                Some(Error::OutputWrite { output, source })
+            })
+    }
 }
 
 impl Drop for RunningVm {
     fn drop(&mut self) {
-        self.qemu.kill_and_reap();
-        // QEMU is gone, so its monitor socket is closed and the thread ends.
-        if let Some(monitor) = self.monitor.take() {
-            let _ = monitor.join();
-        }
+        self.close();
     }
 }
 
 /// A QEMU process that is killed and reaped when dropped, so none is ever left behind.
-struct QemuProcess(Child);
+struct QemuProcess {
+    child: Child,
+    /// The thread that spawned QEMU, which must outlive it (QEMU's parent-death signal follows
+    /// that thread), and the sender whose drop lets it end.
+    spawner: Option<(Sender<()>, JoinHandle<()>)>,
+}
 
 impl QemuProcess {
-    fn kill_and_reap(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            // Errors mean it already exited, which is what we want.
-            let _ = self.0.kill();
+    /// Spawns `command` from a thread of its own that lives until QEMU is reaped, so that QEMU
+    /// dies with this process but not with the caller's thread.
+    fn spawn(mut command: Command) -> io::Result<Self> {
+        let (spawned_sender, spawned) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let spawner = thread::Builder::new()
+            .name("vmclient-qemu".to_owned())
+            .spawn(move || {
+                let child = supervise::spawn_tied_to_this_thread(&mut command);
+                // Closes this process's ends of QEMU's output pipes.
+                drop(command);
+                let _ = spawned_sender.send(child);
+                // Returns once `release` is dropped.
+                let _ = released.recv();
+            })?;
+        let child = spawned
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the thread spawning QEMU died")));
+        match child {
+            Ok(child) => Ok(Self {
+                child,
+                spawner: Some((release, spawner)),
+            }),
+            Err(error) => {
+                drop(release);
+                let _ = spawner.join();
+                Err(error)
+            }
         }
-        let _ = self.0.wait();
+    }
+
+    fn kill_and_reap(&mut self) {
+        supervise::kill_and_reap(&mut self.child);
+        if let Some((release, spawner)) = self.spawner.take() {
+            drop(release);
+            let _ = spawner.join();
+        }
     }
 }
 
@@ -376,12 +495,9 @@ fn is_kill_signal(signal: i32) -> bool {
 
 /// Waits up to `timeout` for QEMU to exit.
 fn wait_with_timeout(qemu: &mut QemuProcess, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match qemu.0.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(START_POLL_INTERVAL),
-            Ok(None) | Err(_) => return None,
-        }
+    let deadline = supervise::deadline_after(timeout);
+    match supervise::wait_bounded(&mut qemu.child, deadline, &AtomicBool::new(false)) {
+        Ok(supervise::Waited::Exited(status)) => Some(status),
+        _ => None,
     }
 }

@@ -28,7 +28,7 @@
 //! # Ok::<(), vmclient::Error>(())
 //! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
 mod boot_stub;
@@ -36,10 +36,13 @@ mod config;
 mod death_reason;
 mod device_tree;
 mod error;
+mod image;
 mod instance;
 pub mod layout;
+mod output;
 mod qemu;
 mod qmp;
+mod supervise;
 
 pub use boot_stub::boot_stub;
 pub use config::{

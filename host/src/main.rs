@@ -6,22 +6,26 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use std::fs::File;
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use vmclient::{DeathReason, Error, VirtualMachineRawConfig, VmInstance};
 
-/// How often to look for a signal while the VM runs.
+/// How often to look for a signal while the VM runs, or while waiting for a FIFO's reader.
 const SIGNAL_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Signals that end the VM as `Killed`; `vm` then exits with 128 + the signal number.
-const TERMINATING_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+/// Signals that end the VM as `Killed`, at any moment; `vm` then exits with 128 + the signal
+/// number. (Whatever else kills `vm`, even SIGKILL, the kernel kills QEMU with it.)
+const TERMINATING_SIGNALS: [i32; 7] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM];
 
 #[derive(Parser)]
 #[command(
@@ -53,9 +57,12 @@ Prints `VM ended: <reason>` and exits with:
   32     Reboot               the guest called PSCI SYSTEM_RESET (vmbase: panic or failure)
   33     Crash                QEMU or the guest crashed
   137    Killed               --timeout expired (128 + SIGKILL, which QEMU gets)
-  128+N  Killed               vm got signal N (SIGINT, SIGTERM or SIGHUP)
-  1      StartFailed          bad config or image, QEMU missing (nothing is left running)
-  2      InfrastructureError  or Unknown: anything else
+  128+N  Killed               vm got signal N (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+                              SIGUSR2 or SIGALRM), at any moment, also before the VM ran
+  1      StartFailed          bad flags, config or image, QEMU missing (nothing is left
+                              running, no output file touched)
+  2      InfrastructureError  or Unknown: anything else, also the console or log could not
+                              be written (after `VM ended: <reason>`, the error on stderr)
 
 With --icount, a guest that powered off or reset also gets a line `instructions: N`: the exact
 number of guest instructions executed from reset until then, whatever SHIFT (QEMU's count)."
@@ -71,8 +78,9 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     bootloader: Option<PathBuf>,
 
-    /// Guest RAM in MiB [default: the config's, else 256]. At least 3 (2 MiB of device tree
-    /// plus the image), at most 16384 and the host's physical memory.
+    /// Guest RAM in MiB [default: the config's, else 256]. At least what the image needs (2 MiB
+    /// of device tree, the image, and up to the end of a vmbase image's boot stack; a refusal
+    /// says how much), at most 16384 and the host's physical memory.
     #[arg(long, value_name = "MIB")]
     mem: Option<u32>,
 
@@ -88,11 +96,13 @@ struct RunArgs {
     #[arg(long)]
     name: Option<String>,
 
-    /// Write the guest's console to this file instead of stdout.
+    /// Write the guest's console to this file instead of stdout. It is emptied only once the
+    /// VM starts, and must not be one of the VM's input files; a FIFO is waited on until a
+    /// reader opens it.
     #[arg(long, value_name = "PATH")]
     console: Option<PathBuf>,
 
-    /// Write QEMU's own messages to this file instead of stdout.
+    /// Write QEMU's own messages to this file instead of stdout (same rules as --console).
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
 
@@ -117,20 +127,100 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let Commands::Run(args) = Cli::parse().command;
-    match run(&args) {
-        Ok(outcome) => {
-            // The verdict is in the exit code too: a closed stdout must not turn it into a panic.
-            let mut stdout = std::io::stdout();
-            let _ = writeln!(stdout, "VM ended: {}", outcome.reason);
-            if let Some(instructions) = outcome.instructions {
-                let _ = writeln!(stdout, "instructions: {instructions}");
-            }
-            ExitCode::from(outcome.exit_code)
-        }
+    // A bug must not reach the user as a backtrace and an abort: say what happened and exit
+    // with InfrastructureError. QEMU dies with this process; its temporary directory is
+    // reclaimed by the next run.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("vm: internal error (please report it): {info}");
+        std::process::exit(DeathReason::InfrastructureError.exit_code().into());
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         Err(error) => {
-            eprintln!("vm: error: {error}");
-            ExitCode::from(DeathReason::StartFailed.exit_code())
+            // A closed stderr or stdout must not turn the refusal into a panic.
+            let _ = error.print();
+            // --help and --version succeed; a bad flag is a refusal to start, like a bad config.
+            let code = if error.use_stderr() {
+                DeathReason::StartFailed.exit_code()
+            } else {
+                0
+            };
+            return ExitCode::from(code);
+        }
+    };
+    let Commands::Run(args) = cli.command;
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(error) => return refused(&error),
+    };
+    let outcome = match run(&args, &signals) {
+        Ok(outcome) => outcome,
+        Err(Error::Interrupted) => Outcome {
+            reason: DeathReason::Killed,
+            exit_code: signals
+                .exit_code()
+                .unwrap_or(DeathReason::Killed.exit_code()),
+            instructions: None,
+            output_error: None,
+        },
+        Err(error) => return refused(&error),
+    };
+    // The verdict is in the exit code too: a closed stdout must not turn it into a panic.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "VM ended: {}", outcome.reason);
+    if let Some(instructions) = outcome.instructions {
+        let _ = writeln!(stdout, "instructions: {instructions}");
+    }
+    if let Some(error) = outcome.output_error {
+        eprintln!("vm: error: {error}");
+        return ExitCode::from(DeathReason::InfrastructureError.exit_code());
+    }
+    ExitCode::from(outcome.exit_code)
+}
+
+/// Reports why the VM could not start; returns StartFailed's exit code.
+fn refused(error: &Error) -> ExitCode {
+    eprintln!("vm: error: {error}");
+    ExitCode::from(DeathReason::StartFailed.exit_code())
+}
+
+/// The terminating signals, watched from before anything is checked until `vm` exits.
+struct Signals {
+    /// Raised by any of them: every wait for QEMU or for a FIFO reader stops.
+    interrupt: Arc<AtomicBool>,
+    /// The number of the last one received, or 0.
+    number: Arc<AtomicUsize>,
+}
+
+impl Signals {
+    fn install() -> Result<Self, Error> {
+        let signals = Self {
+            interrupt: Arc::default(),
+            number: Arc::default(),
+        };
+        for number in TERMINATING_SIGNALS {
+            signal_hook::flag::register(number, Arc::clone(&signals.interrupt))
+                .and_then(|_| {
+                    signal_hook::flag::register_usize(
+                        number,
+                        Arc::clone(&signals.number),
+                        number as usize,
+                    )
+                })
+                .map_err(|source| Error::Io {
+                    action: "install a signal handler",
+                    source,
+                })?;
+        }
+        Ok(signals)
+    }
+
+    /// 128 + the signal's number, once one came.
+    fn exit_code(&self) -> Option<u8> {
+        match self.number.load(Ordering::Relaxed) {
+            0 => None,
+            // The signal number is one of TERMINATING_SIGNALS, all below 128.
+            number => Some(128 + u8::try_from(number).unwrap_or(0)),
         }
     }
 }
@@ -141,49 +231,62 @@ struct Outcome {
     exit_code: u8,
     /// Guest instructions executed, when counted (`--icount`) and the guest ended the VM.
     instructions: Option<u64>,
+    /// Why the console or log could not be written, if that happened.
+    output_error: Option<String>,
 }
 
-fn run(args: &RunArgs) -> Result<Outcome, Error> {
-    let signal = Arc::new(AtomicUsize::new(0));
-    for number in TERMINATING_SIGNALS {
-        signal_hook::flag::register_usize(number, Arc::clone(&signal), number as usize).map_err(
-            |source| Error::Io {
-                action: "install a signal handler",
-                source,
-            },
-        )?;
-    }
-
+fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     let config = vm_config(args)?;
-    let console = open_output(args.console.as_deref(), "create the console file")?;
-    let log = open_output(args.log.as_deref(), "create the log file")?;
-    let mut vm = VmInstance::create(&config, Some(console), Some(log))?;
+    // Everything is checked before any output file is touched.
+    let warnings = config.check()?;
+    let mut inputs = config.input_files();
+    if let Some(path) = &args.config {
+        inputs.push(("VM config", path));
+    }
+    let mut outputs = Outputs::open(args, &inputs, &signals.interrupt)?;
+    let (console, log) = outputs.handles()?;
+    let created = VmInstance::create_with_interrupt(
+        &config,
+        Some(console),
+        Some(log),
+        Arc::clone(&signals.interrupt),
+    );
+    let mut vm = match created {
+        Ok(vm) => vm,
+        Err(error) => {
+            outputs.remove_created();
+            return Err(error);
+        }
+    };
+    outputs.empty()?;
     vm.start()?;
     if let Some(port) = config.gdb_port {
         eprintln!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
     }
+    // Said once the VM runs, so that a refusal is the only message of a refused run.
+    for warning in warnings {
+        eprintln!("vm: warning: {warning}");
+    }
 
-    let deadline = args.timeout.map(|timeout| Instant::now() + timeout);
+    let deadline = args
+        .timeout
+        .and_then(|timeout| Instant::now().checked_add(timeout));
     let reason = loop {
         if let Some(reason) = vm.wait_for_death_with_timeout(SIGNAL_POLL_INTERVAL) {
             break reason;
         }
         let timed_out = deadline.is_some_and(|deadline| Instant::now() >= deadline);
-        if timed_out || signal.load(Ordering::Relaxed) != 0 {
+        if timed_out || signals.interrupt.load(Ordering::Relaxed) {
             break vm.kill();
         }
     };
     // A terminal's Ctrl-C also reaches QEMU, which may end the VM before `vm` notices the
     // signal: the signal decides the exit code either way.
-    let exit_code = match signal.load(Ordering::Relaxed) {
-        0 => reason.exit_code(),
-        // The signal number is one of TERMINATING_SIGNALS, all below 128.
-        number => 128 + u8::try_from(number).unwrap_or(0),
-    };
     Ok(Outcome {
         reason,
-        exit_code,
+        exit_code: signals.exit_code().unwrap_or(reason.exit_code()),
         instructions: vm.instructions_executed(),
+        output_error: vm.output_error().map(ToString::to_string),
     })
 }
 
@@ -216,22 +319,206 @@ fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
     Ok(config)
 }
 
-/// The file at `path`, created or truncated, or a handle on stdout.
-fn open_output(path: Option<&Path>, action: &'static str) -> Result<File, Error> {
-    match path {
-        Some(path) => File::create(path),
-        None => std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(File::from),
-    }
-    .map_err(|source| Error::Io { action, source })
+/// The console and log files (or stdout), opened but not yet emptied.
+struct Outputs {
+    console: Output,
+    /// `None` when the log is the console's file.
+    log: Option<Output>,
 }
 
+/// One output: a file named on the command line, or stdout.
+struct Output {
+    file: File,
+    /// The path, when `vm` created the file (removed again if the VM is refused).
+    created: Option<PathBuf>,
+    /// Whether to empty it when the VM starts: a regular file that was there before.
+    empty: bool,
+}
+
+impl Outputs {
+    /// Opens `--console` and `--log` (the same file once if they name one file), after
+    /// checking that neither is one of `inputs`.
+    fn open(
+        args: &RunArgs,
+        inputs: &[(&'static str, &Path)],
+        interrupt: &AtomicBool,
+    ) -> Result<Self, Error> {
+        let named = [("console", &args.console), ("log", &args.log)];
+        for (role, path) in named {
+            if let Some(path) = path {
+                refuse_input(role, path, inputs)?;
+            }
+        }
+        let console = Output::open("console", args.console.as_deref(), interrupt)?;
+        let same_file = match (&args.console, &args.log) {
+            (Some(console_path), Some(log_path)) => {
+                console_path == log_path || same_file(&console.file, log_path)
+            }
+            _ => false,
+        };
+        let log = if same_file {
+            None
+        } else {
+            match Output::open("log", args.log.as_deref(), interrupt) {
+                Ok(log) => Some(log),
+                Err(error) => {
+                    console.remove_created();
+                    return Err(error);
+                }
+            }
+        };
+        Ok(Self { console, log })
+    }
+
+    /// Handles for the VM: the console's and the log's.
+    fn handles(&self) -> Result<(File, File), Error> {
+        let clone = |output: &Output| {
+            output.file.try_clone().map_err(|source| Error::Io {
+                action: "share an output file",
+                source,
+            })
+        };
+        let console = clone(&self.console)?;
+        let log = clone(self.log.as_ref().unwrap_or(&self.console))?;
+        Ok((console, log))
+    }
+
+    /// Empties the files that were there before, now that the VM is about to start.
+    fn empty(&mut self) -> Result<(), Error> {
+        for output in std::iter::once(&self.console).chain(&self.log) {
+            if output.empty {
+                output.file.set_len(0).map_err(|source| Error::Io {
+                    action: "empty an output file",
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the files `vm` created, for a VM that was refused.
+    fn remove_created(&self) {
+        self.console.remove_created();
+        if let Some(log) = &self.log {
+            log.remove_created();
+        }
+    }
+}
+
+impl Output {
+    /// Opens `path` for writing without emptying it yet, or stdout without a path. A FIFO
+    /// without a reader is waited on, until `interrupt` is raised.
+    fn open(
+        role: &'static str,
+        path: Option<&Path>,
+        interrupt: &AtomicBool,
+    ) -> Result<Self, Error> {
+        let Some(path) = path else {
+            let file = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+                .map_err(|source| Error::Io {
+                    action: "share stdout",
+                    source,
+                })?;
+            return Ok(Self {
+                file,
+                created: None,
+                empty: false,
+            });
+        };
+        let unwritable = |source| Error::OutputUnwritable {
+            role,
+            path: path.to_owned(),
+            source,
+        };
+        let existed = fs::metadata(path).is_ok();
+        let mut waiting = false;
+        let file = loop {
+            // Non-blocking, so that opening a FIFO nobody reads fails at once instead of
+            // blocking where no signal can stop it.
+            let opened = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .custom_flags(OFlags::NONBLOCK.bits() as i32)
+                .open(path);
+            match opened {
+                Ok(file) => break file,
+                Err(error) if error.raw_os_error() == Some(Errno::NXIO.raw_os_error()) => {
+                    if !waiting {
+                        eprintln!(
+                            "vm: waiting for a reader to open the {role} FIFO {}",
+                            path.display()
+                        );
+                        waiting = true;
+                    }
+                    if interrupt.load(Ordering::Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
+                    std::thread::sleep(SIGNAL_POLL_INTERVAL);
+                }
+                Err(error) => return Err(unwritable(error)),
+            }
+        };
+        let flags = rustix::fs::fcntl_getfl(&file).map_err(|errno| unwritable(errno.into()))?;
+        rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)
+            .map_err(|errno| unwritable(errno.into()))?;
+        let is_file = file.metadata().map_err(unwritable)?.is_file();
+        Ok(Self {
+            file,
+            created: (!existed).then(|| path.to_owned()),
+            empty: existed && is_file,
+        })
+    }
+
+    fn remove_created(&self) {
+        if let Some(path) = &self.created {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Refuses an output `path` that is one of `inputs`: the same file (device and inode), or
+/// the same path when it does not exist yet.
+fn refuse_input(
+    role: &'static str,
+    path: &Path,
+    inputs: &[(&'static str, &Path)],
+) -> Result<(), Error> {
+    let output = fs::metadata(path).ok();
+    let absolute = std::path::absolute(path).ok();
+    for &(input_role, input) in inputs {
+        let same = match (&output, fs::metadata(input)) {
+            (Some(output), Ok(input)) => (output.dev(), output.ino()) == (input.dev(), input.ino()),
+            _ => absolute.is_some() && absolute == std::path::absolute(input).ok(),
+        };
+        if same {
+            return Err(Error::OutputIsInput {
+                output_role: role,
+                output: path.to_owned(),
+                input_role,
+                input: input.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is the file `file` has open.
+fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => (open.dev(), open.ino()) == (named.dev(), named.ino()),
+        _ => false,
+    }
+}
+
+/// Seconds, more than 0; more than a `Duration` holds (even `inf`) means no timeout at all.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text.parse().map_err(|error| format!("{error}"))?;
-    if seconds <= 0.0 {
+    // Also refuses NaN.
+    if seconds.is_nan() || seconds <= 0.0 {
         return Err("must be more than 0".to_owned());
     }
-    Duration::try_from_secs_f64(seconds).map_err(|error| error.to_string())
+    Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }

@@ -5,9 +5,26 @@
 //! `SHUTDOWN` event and the instruction count, one JSON object per line.
 
 use crate::error::Error;
+use crate::supervise::POLL_INTERVAL;
+use rustix::event::{PollFd, PollFlags, Timespec};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bounds on reading while a VM starts: QEMU must answer by `deadline`, and raising
+/// `interrupt` stops the wait.
+#[derive(Clone)]
+pub(crate) struct ReadLimit {
+    /// When to give up.
+    pub(crate) deadline: Instant,
+    /// How long that was, for the error.
+    pub(crate) timeout: Duration,
+    /// Raised by the caller to stop waiting.
+    pub(crate) interrupt: Arc<AtomicBool>,
+}
 
 /// What the monitor saw of a VM's end.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -35,6 +52,8 @@ pub(crate) struct QmpClient {
     writer: UnixStream,
     /// The `reason` of the first `SHUTDOWN` event seen, a QAPI `ShutdownCause`.
     shutdown_cause: Option<String>,
+    /// While set, every read is bounded by it.
+    read_limit: Option<ReadLimit>,
 }
 
 impl QmpClient {
@@ -47,7 +66,36 @@ impl QmpClient {
             reader: BufReader::new(stream),
             writer,
             shutdown_cause: None,
+            read_limit: None,
         })
+    }
+
+    /// Bounds every later read by `limit`, or lifts the bound with `None`.
+    pub(crate) fn limit_reads(&mut self, limit: Option<ReadLimit>) {
+        self.read_limit = limit;
+    }
+
+    /// Returns once a message can be read without blocking past the read limit, if any.
+    fn wait_readable(&self) -> Result<(), Error> {
+        let Some(limit) = &self.read_limit else {
+            return Ok(());
+        };
+        let poll_interval = Timespec::try_from(POLL_INTERVAL).unwrap_or_default();
+        while self.reader.buffer().is_empty() {
+            let mut fds = [PollFd::new(self.reader.get_ref(), PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&poll_interval)) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => {}
+                Ok(_) => return Ok(()),
+                Err(errno) => return Err(Error::io("wait for QMP")(errno.into())),
+            }
+            if limit.interrupt.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            if Instant::now() >= limit.deadline {
+                return Err(Error::QemuStartTimeout(limit.timeout));
+            }
+        }
+        Ok(())
     }
 
     /// Reads QEMU's greeting and leaves capability negotiation mode, after which QEMU sends
@@ -152,6 +200,7 @@ impl QmpClient {
 
     /// Reads one message, noting `SHUTDOWN` events; `None` when QEMU closed the monitor.
     fn read_message(&mut self) -> Result<Option<Value>, Error> {
+        self.wait_readable()?;
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => return Ok(None),
@@ -304,6 +353,29 @@ mod tests {
             .wait_for_close(false)
             .unwrap();
         assert_eq!(ending.shutdown_cause.as_deref(), Some("guest-shutdown"));
+    }
+
+    #[test]
+    fn a_silent_qemu_times_out_or_is_interrupted() {
+        let (client, _qemu) = UnixStream::pair().unwrap();
+        let mut client = QmpClient::new(client).unwrap();
+        let interrupt = Arc::new(AtomicBool::new(false));
+        client.limit_reads(Some(ReadLimit {
+            deadline: Instant::now(),
+            timeout: Duration::from_secs(30),
+            interrupt: Arc::clone(&interrupt),
+        }));
+        assert!(matches!(
+            client.negotiate(),
+            Err(Error::QemuStartTimeout(timeout)) if timeout == Duration::from_secs(30)
+        ));
+        interrupt.store(true, Ordering::Relaxed);
+        client.limit_reads(Some(ReadLimit {
+            deadline: Instant::now() + Duration::from_secs(3600),
+            timeout: Duration::from_secs(3600),
+            interrupt,
+        }));
+        assert!(matches!(client.negotiate(), Err(Error::Interrupted)));
     }
 
     #[test]

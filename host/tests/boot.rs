@@ -360,3 +360,106 @@ fn missing_image_is_refused_before_qemu_runs() {
     let error = VmInstance::create(&config, None, None).err().unwrap();
     assert!(matches!(error, Error::ImageUnreadable { .. }), "{error}");
 }
+
+#[test]
+fn start_failure_with_a_log_quotes_qemu_too() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let (_holder, config) = config_with_locked_disk(&guest);
+    let log = File::create(guest.dir.path().join("log.txt")).unwrap();
+    let mut vm = VmInstance::create(&config, None, Some(log)).unwrap();
+    let error = vm.start().unwrap_err().to_string();
+    assert!(error.contains("Failed to get \"write\" lock"), "{error}");
+}
+
+#[test]
+fn a_debuggers_kill_is_killed() {
+    require_qemu();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let guest = assemble(SPIN);
+    let config = VirtualMachineRawConfig {
+        gdb_port: Some(port),
+        ..config(&guest)
+    };
+    let mut vm = VmInstance::create(&config, None, None).unwrap();
+    vm.start().unwrap();
+    let mut debugger = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    send_gdb_packet(&mut debugger, "k");
+    assert_eq!(
+        vm.wait_for_death_with_timeout(BOOT_TIMEOUT),
+        Some(DeathReason::Killed)
+    );
+}
+
+#[test]
+fn console_write_errors_are_reported() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let full = File::options().write(true).open("/dev/full").unwrap();
+    let mut vm = VmInstance::create(&config(&guest), Some(full), None).unwrap();
+    vm.start().unwrap();
+    assert_eq!(
+        vm.wait_for_death_with_timeout(BOOT_TIMEOUT),
+        Some(DeathReason::Shutdown)
+    );
+    let error = vm
+        .output_error()
+        .expect("the console write error is reported");
+    assert_eq!(
+        error.to_string(),
+        "cannot write the VM's console: No space left on device (os error 28)"
+    );
+}
+
+/// Prints the device tree it was given (x0), byte by byte in hex, then powers off.
+const PRINT_DEVICE_TREE: &str = r#"
+    mov x9, x0
+    ldr w10, [x9, #4]          // fdt_header.totalsize, big-endian
+    rev w10, w10
+    add x10, x9, x10
+    adr x11, hex_digits
+    movz x6, #0x0900, lsl #16  // PL011 data register
+1:  cmp x9, x10
+    b.hs 2f
+    ldrb w7, [x9], #1
+    lsr w12, w7, #4
+    ldrb w12, [x11, x12]
+    str w12, [x6]
+    and w12, w7, #0xf
+    ldrb w12, [x11, x12]
+    str w12, [x6]
+    b 1b
+2:  b system_off
+hex_digits: .ascii "0123456789abcdef"
+"#;
+
+/// The `/chosen/kaslr-seed` and `rng-seed` a booted guest saw.
+fn seeds_seen_by_a_guest(guest: &Guest) -> Vec<Vec<u8>> {
+    let (reason, console) = boot(&config(guest), guest);
+    assert_eq!(reason, DeathReason::Shutdown);
+    let dtb: Vec<u8> = (0..console.len())
+        .step_by(2)
+        .map(|index| u8::from_str_radix(&console[index..index + 2], 16).unwrap())
+        .collect();
+    let fdt = fdt::Fdt::new(&dtb).unwrap();
+    let chosen = fdt.find_node("/chosen").unwrap();
+    ["kaslr-seed", "rng-seed"]
+        .iter()
+        .map(|name| chosen.property(name).unwrap().value.to_vec())
+        .collect()
+}
+
+#[test]
+fn every_boot_gets_fresh_seeds() {
+    let guest = assemble(PRINT_DEVICE_TREE);
+    let first = seeds_seen_by_a_guest(&guest);
+    let second = seeds_seen_by_a_guest(&guest);
+    assert_eq!(first[0].len(), 8);
+    assert!(first[1].len() >= 32);
+    assert_ne!(first[0], second[0]);
+    assert_ne!(first[1], second[1]);
+}

@@ -35,6 +35,17 @@ fn vmclient_temp_dirs() -> BTreeSet<PathBuf> {
         .collect()
 }
 
+/// Checks that no `vmclient-*` directory appeared since `before` was taken. (Some of `before`
+/// may be gone: `create` reclaims the directories of processes that died without cleaning up.)
+fn assert_no_new_temp_dirs(before: &BTreeSet<PathBuf>) {
+    let new: Vec<_> = vmclient_temp_dirs().difference(before).cloned().collect();
+    assert_eq!(
+        new,
+        Vec::<PathBuf>::new(),
+        "temporary directories left behind"
+    );
+}
+
 fn config(image: PathBuf) -> VirtualMachineRawConfig {
     VirtualMachineRawConfig {
         bootloader: Some(image),
@@ -122,7 +133,7 @@ fn nothing_is_left_after_shutdown_kill_or_unstarted_drop() {
     };
     assert!(VmInstance::create(&too_small, None, None).is_err());
 
-    assert_eq!(vmclient_temp_dirs(), dirs_before);
+    assert_no_new_temp_dirs(&dirs_before);
     assert_eq!(children_of_this_process(), NO_PROCESSES);
 }
 
@@ -207,5 +218,30 @@ fn icount_vms_leave_nothing_behind() {
         assert_eq!(children_of_this_process(), NO_PROCESSES);
     }
 
-    assert_eq!(vmclient_temp_dirs(), dirs_before);
+    assert_no_new_temp_dirs(&dirs_before);
+}
+
+/// QEMU dies with the process that started it, but not with the thread: a VM started from a
+/// thread that has ended keeps running until it is killed.
+#[test]
+fn a_vm_outlives_the_thread_that_started_it() {
+    require_qemu();
+    let _serial = serialize();
+    let guest = assemble(SPIN);
+    let mut vm = std::thread::spawn(move || {
+        let mut vm = VmInstance::create(&config(guest.image.clone()), None, None).unwrap();
+        vm.start().unwrap();
+        vm
+    })
+    .join()
+    .unwrap();
+    let qemu = qemu_pid();
+    assert_eq!(
+        vm.wait_for_death_with_timeout(Duration::from_millis(500)),
+        None,
+        "QEMU died with the thread that started it"
+    );
+    assert!(PathBuf::from(format!("/proc/{qemu}")).exists());
+    assert_eq!(vm.kill(), DeathReason::Killed);
+    assert_eq!(children_of_this_process(), NO_PROCESSES);
 }

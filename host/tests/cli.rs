@@ -10,10 +10,12 @@ mod common;
 
 use common::{HELLO, RESET, SPIN, assemble, processes_with_argument, require_qemu};
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// What a `vm` run printed and how it exited.
@@ -42,7 +44,11 @@ struct Vm {
 
 impl Vm {
     fn new(args: &[&str]) -> Self {
-        let temp_dir = tempfile::tempdir().unwrap();
+        Self::in_temp_dir(args, tempfile::tempdir().unwrap())
+    }
+
+    /// A `vm` command whose `TMPDIR` is `temp_dir`.
+    fn in_temp_dir(args: &[&str], temp_dir: TempDir) -> Self {
         let name = unique_name();
         let mut command = Command::new(env!("CARGO_BIN_EXE_vm"));
         command
@@ -94,7 +100,15 @@ fn assert_start_failed(run: &Run, message: &str) {
         run.stdout,
         run.stderr
     );
-    assert!(run.stderr.starts_with("vm: error: "), "{}", run.stderr);
+    // Only warnings may come before the error.
+    assert!(
+        run.stderr
+            .lines()
+            .all(|line| line.starts_with("vm: warning: ") || line.starts_with("vm: error: ")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("vm: error: "), "{}", run.stderr);
     assert!(
         run.stderr.contains(message),
         "expected {message:?} in {:?}",
@@ -248,30 +262,39 @@ fn icount_run_killed_prints_no_count() {
     );
 }
 
-#[test]
-fn sigterm_kills_the_vm() {
-    require_qemu();
-    let guest = assemble(SPIN);
-    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image)]);
+/// Spawns `vm` with piped output and waits until its QEMU (a child with the VM's name) runs.
+fn spawn_until_qemu_runs(vm: &mut Vm) -> Child {
     let child = vm
         .command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until QEMU (a child of `vm` with the VM's name) runs, so the signal lands while the
-    // VM does.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
     let is_qemu = |&(_, parent): &(u32, u32)| parent == child.id();
     while !processes_with_argument(&vm.name).iter().any(is_qemu) {
-        assert!(std::time::Instant::now() < deadline, "QEMU never started");
+        assert!(Instant::now() < deadline, "QEMU never started");
         std::thread::sleep(Duration::from_millis(20));
     }
+    child
+}
+
+/// Sends `signal` (e.g. "-TERM") to `pid`.
+fn send_signal(signal: &str, pid: u32) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+#[test]
+fn sigterm_kills_the_vm() {
+    require_qemu();
+    let guest = assemble(SPIN);
+    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image)]);
+    let child = spawn_until_qemu_runs(&mut vm);
+    send_signal("-TERM", child.id());
     let run = vm.finish(child.wait_with_output().unwrap());
     assert_eq!(
         (run.code, run.stdout.as_str()),
@@ -428,7 +451,7 @@ fn config_and_bootloader_together_are_refused() {
         .args(["run", "vm.json", "--bootloader", "a.bin"])
         .output()
         .unwrap();
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be used with"));
 }
 
@@ -467,5 +490,523 @@ fn device_tree_dumps_are_cached() {
         fs::read(&after_first[0])
             .unwrap()
             .starts_with(&[0xd0, 0x0d, 0xfe, 0xed])
+    );
+}
+
+/// The example, built by `make guests`.
+fn example_image() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../out/vmbase_example.bin");
+    assert!(
+        Path::new(path).is_file(),
+        "{path} is missing: run `make guests` first"
+    );
+    path.to_owned()
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn process_is_gone(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// Waits until no process carries `name`, failing after a generous bound.
+fn wait_until_no_process_named(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alive: Vec<_> = processes_with_argument(name)
+            .into_iter()
+            .filter(|&(pid, _)| !process_is_gone(pid))
+            .collect();
+        if alive.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "QEMU outlived vm: {alive:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn qemu_dies_with_vm_whatever_signal_kills_it() {
+    require_qemu();
+    let spin = assemble(SPIN);
+    let hello = assemble(HELLO);
+    for (signal, code) in [
+        ("-KILL", None),
+        ("-QUIT", Some(128 + 3)),
+        ("-USR1", Some(128 + 10)),
+    ] {
+        let mut vm = Vm::new(&["run", "--bootloader", &run_path(&spin.image)]);
+        let child = spawn_until_qemu_runs(&mut vm);
+        send_signal(signal, child.id());
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), code, "after kill {signal}");
+        wait_until_no_process_named(&vm.name);
+        // A SIGKILLed vm cannot clean up: the next run reclaims its temporary directory.
+        let next = Vm::in_temp_dir(
+            &["run", "--bootloader", &run_path(&hello.image)],
+            vm.temp_dir,
+        );
+        assert_eq!(next.run().stdout, "hello\nVM ended: Shutdown\n");
+    }
+}
+
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    for timeout in ["1e19", "1e300", "inf"] {
+        let run = vm(&[
+            "run",
+            "--bootloader",
+            &run_path(&guest.image),
+            "--timeout",
+            timeout,
+        ]);
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (Some(0), "hello\nVM ended: Shutdown\n"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+/// Spawns `vm` and waits (within a bound) for a line on its stderr that contains `needle`.
+fn spawn_until_stderr_says(vm: &mut Vm, needle: &str) -> Child {
+    let mut child = vm
+        .command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let _ = sender.send(line.unwrap());
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(remaining) {
+            Ok(line) if line.contains(needle) => return child,
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                panic!("vm never said {needle:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sigterm_while_waiting_for_a_console_fifo_reader() {
+    let guest = assemble(HELLO);
+    let fifo = guest.dir.path().join("console.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut vm = Vm::new(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--console",
+        &run_path(&fifo),
+    ]);
+    let child = spawn_until_stderr_says(&mut vm, "waiting for a reader to open the console FIFO");
+    send_signal("-TERM", child.id());
+    let run = vm.finish(child.wait_with_output().unwrap());
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(128 + 15), "VM ended: Killed\n")
+    );
+}
+
+/// A directory with a fake `qemu-system-aarch64` that writes its pid to `$FAKE_QEMU_PID` and
+/// hangs; with `dump_for_real`, device-tree dumps go to the real QEMU.
+fn hanging_qemu(dump_for_real: bool) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v qemu-system-aarch64"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let dump = if dump_for_real {
+        format!(
+            "case \"$*\" in *dumpdtb=*) exec {} \"$@\";; esac\n",
+            real.trim()
+        )
+    } else {
+        String::new()
+    };
+    let script = dir.path().join("qemu-system-aarch64");
+    fs::write(
+        &script,
+        format!("#!/bin/sh\n{dump}echo $$ > \"$FAKE_QEMU_PID.tmp\"\nmv \"$FAKE_QEMU_PID.tmp\" \"$FAKE_QEMU_PID\"\nexec sleep 1000\n"),
+    )
+    .unwrap();
+    assert!(
+        Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .unwrap()
+            .success()
+    );
+    dir
+}
+
+/// Runs `vm` with a QEMU that hangs (in its device-tree dump, or before connecting its
+/// monitor), sends SIGTERM once it hangs, and checks that `vm` ends at once and takes it along.
+fn sigterm_while_qemu_hangs(dump_for_real: bool) {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let fake = hanging_qemu(dump_for_real);
+    let cache = tempfile::tempdir().unwrap();
+    let pid_file = guest.dir.path().join("qemu.pid");
+    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image)]);
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    vm.command
+        .env("PATH", path)
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("FAKE_QEMU_PID", &pid_file);
+    let child = vm
+        .command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pid_file.exists() {
+        assert!(Instant::now() < deadline, "the fake QEMU never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let qemu: u32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    send_signal("-TERM", child.id());
+    let run = vm.finish(child.wait_with_output().unwrap());
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(128 + 15), "VM ended: Killed\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(process_is_gone(qemu), "the hanging QEMU was left running");
+}
+
+#[test]
+fn sigterm_while_qemu_dumps_its_device_tree() {
+    sigterm_while_qemu_hangs(false);
+}
+
+#[test]
+fn sigterm_while_qemu_has_not_connected_its_monitor() {
+    sigterm_while_qemu_hangs(true);
+}
+
+#[test]
+fn refused_runs_leave_output_files_alone() {
+    let guest = assemble(HELLO);
+    let dir = guest.dir.path();
+    let console = dir.join("console.txt");
+    let log = dir.join("log.txt");
+    fs::write(&console, "keep me").unwrap();
+    fs::write(&log, "keep me too").unwrap();
+    let new_console = dir.join("new-console.txt");
+    for (console, log) in [(&console, &log), (&new_console, &log)] {
+        let run = vm(&[
+            "run",
+            "--bootloader",
+            &run_path(&guest.image),
+            "--mem",
+            "2",
+            "--console",
+            &run_path(console),
+            "--log",
+            &run_path(log),
+        ]);
+        assert_start_failed(&run, "memory_mib 2 is too small");
+    }
+    assert_eq!(fs::read_to_string(&console).unwrap(), "keep me");
+    assert_eq!(fs::read_to_string(&log).unwrap(), "keep me too");
+    assert!(!new_console.exists());
+}
+
+#[test]
+fn outputs_that_are_inputs_are_refused() {
+    let guest = assemble(HELLO);
+    let image = run_path(&guest.image);
+    let original = fs::read(&guest.image).unwrap();
+    let run = vm(&["run", "--bootloader", &image, "--console", &image]);
+    assert_start_failed(
+        &run,
+        &format!("the console file {image} is the bootloader image {image}"),
+    );
+    // Another name for the same file.
+    let link = guest.dir.path().join("link.bin");
+    fs::hard_link(&guest.image, &link).unwrap();
+    let run = vm(&["run", "--bootloader", &image, "--log", &run_path(&link)]);
+    assert_start_failed(&run, "is the bootloader image");
+    assert_eq!(fs::read(&guest.image).unwrap(), original);
+
+    let config = guest.dir.path().join("vm.json");
+    let json = r#"{"bootloader": "guest.bin", "memory_mib": 16}"#;
+    fs::write(&config, json).unwrap();
+    let run = vm(&["run", &run_path(&config), "--console", &run_path(&config)]);
+    assert_start_failed(&run, "is the VM config");
+    assert_eq!(fs::read_to_string(&config).unwrap(), json);
+}
+
+#[test]
+fn outputs_are_emptied_when_the_vm_starts() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let both = guest.dir.path().join("both.txt");
+    fs::write(&both, "old contents that are longer than the new ones").unwrap();
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--console",
+        &run_path(&both),
+        "--log",
+        &run_path(&both),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(fs::read_to_string(&both).unwrap(), "hello\n");
+}
+
+#[test]
+fn a_corrupt_cached_device_tree_is_dumped_again() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let cache = tempfile::tempdir().unwrap();
+    let boot = || {
+        let mut vm = Vm::new(&[
+            "run",
+            "--bootloader",
+            &run_path(&guest.image),
+            "--mem",
+            "16",
+        ]);
+        vm.command.env("XDG_CACHE_HOME", cache.path());
+        vm.run()
+    };
+    assert_eq!(boot().stdout, "hello\nVM ended: Shutdown\n");
+    let cached = fs::read_dir(cache.path().join("vmclient"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let dump = fs::read(&cached).unwrap();
+    let mut garbage_after_magic = dump[..8].to_vec();
+    garbage_after_magic.extend([0xff; 64]);
+    for corrupt in [dump[..dump.len() / 2].to_vec(), garbage_after_magic] {
+        fs::write(&cached, corrupt).unwrap();
+        let run = boot();
+        assert_eq!(run.stdout, "hello\nVM ended: Shutdown\n", "{}", run.stderr);
+        let repaired = fs::read(&cached).unwrap();
+        // Dumped again: a whole tree (its seeds differ from the first dump's).
+        assert!(repaired.len() == dump.len() && fdt::Fdt::new(&repaired).is_ok());
+    }
+}
+
+#[test]
+fn elf_images_are_refused_with_the_objcopy_command() {
+    let guest = assemble(HELLO);
+    let elf = run_path(&guest.dir.path().join("guest.o"));
+    // (Before ELF files were refused, this one spun until the timeout.)
+    let run = vm(&["run", "--bootloader", &elf, "--timeout", "5"]);
+    let raw = elf.replace("guest.o", "guest.bin");
+    assert_start_failed(
+        &run,
+        &format!(
+            "is an ELF file, not a raw image: convert it with `llvm-objcopy -O binary {elf} {raw}`"
+        ),
+    );
+}
+
+#[test]
+fn images_that_do_not_look_bootable_are_warned_about() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, contents) in [
+        ("text.bin", b"hello world\n".to_vec()),
+        ("zeros.bin", vec![0; 4096]),
+    ] {
+        let image = dir.path().join(name);
+        fs::write(&image, contents).unwrap();
+        let run = vm(&["run", "--bootloader", &run_path(&image), "--timeout", "0.5"]);
+        assert!(
+            run.stderr.starts_with(&format!(
+                "vm: warning: bootloader image {} starts neither like a vmbase entry",
+                image.display()
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+/// The end of the example's boot stack, from the ELF cargo built (`boot_stack_end`).
+fn example_boot_stack_end() -> u64 {
+    let elf = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/aarch64-unknown-none/release/vmbase_example"
+    );
+    let output = Command::new("llvm-nm")
+        .arg(elf)
+        .output()
+        .expect("llvm-nm is needed (apt-get install llvm)");
+    assert!(output.status.success(), "llvm-nm {elf} failed");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            let (address, name) = line.split_once(' ')?;
+            name.ends_with(" boot_stack_end")
+                .then(|| u64::from_str_radix(address, 16).unwrap())
+        })
+        .expect("the example has a boot_stack_end")
+}
+
+#[test]
+fn the_example_needs_ram_up_to_its_boot_stack() {
+    require_qemu();
+    let example = example_image();
+    let ram_end = example_boot_stack_end();
+    let required_mib = (ram_end - 0x8000_0000).div_ceil(1 << 20);
+    for mem in [3, required_mib - 1] {
+        let run = vm(&["run", "--bootloader", &example, "--mem", &mem.to_string()]);
+        assert_start_failed(
+            &run,
+            &format!(
+                "needs RAM up to {ram_end:#x} (the end of its boot stack, in writable_data), but \
+                 memory_mib {mem} ends RAM at"
+            ),
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("set memory_mib to at least {required_mib}")),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &example,
+        "--mem",
+        &required_mib.to_string(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.ends_with("VM ended: Shutdown\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.stderr, "", "a vmbase image gets no warning");
+}
+
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    let vm_binary = || Command::new(env!("CARGO_BIN_EXE_vm"));
+    for args in [
+        &["run", "--bootloader", "a.bin", "--gdb", "70000"][..],
+        &["run", "--bootloader", "a.bin", "--bogus"],
+        &["run", "--bootloader", "a.bin", "--timeout", "-1"],
+        &["run"],
+        &[],
+    ] {
+        let output = vm_binary().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(!output.stderr.is_empty());
+    }
+    for args in [&["--help"][..], &["--version"], &["run", "--help"]] {
+        let output = vm_binary().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+    }
+    let guest = assemble(HELLO);
+    let run = vm(&["run", "--bootloader", &run_path(&guest.image), "--gdb", "0"]);
+    assert_start_failed(&run, "gdb port 0 is not valid");
+}
+
+#[test]
+fn messages_name_the_input_at_fault() {
+    let guest = assemble(HELLO);
+    let image = run_path(&guest.image);
+    let big = guest.dir.path().join("big.dtb");
+    fs::write(&big, vec![0; 3 << 20]).unwrap();
+    let run = vm(&["run", "--bootloader", &image, "--dtb", &run_path(&big)]);
+    assert_start_failed(
+        &run,
+        &format!(
+            "device tree {} is 3145728 bytes, more than its 2 MiB region",
+            big.display()
+        ),
+    );
+    assert!(!run.stderr.contains("params"), "{}", run.stderr);
+
+    let small = guest.dir.path().join("small.dtb");
+    fs::write(&small, [0; 64]).unwrap();
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &image,
+        "--dtb",
+        &run_path(&small),
+        "--params",
+        "quiet",
+    ]);
+    assert_start_failed(&run, "`params` cannot be used with a given device tree");
+
+    let (_dir, config) = config_file(&format!(
+        r#"{{"bootloader": "{image}", "params": "a\u0000b"}}"#
+    ));
+    let run = vm(&["run", &config]);
+    assert_start_failed(&run, "`params` contains a NUL byte");
+}
+
+#[test]
+fn console_write_errors_exit_2() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--console",
+        "/dev/full",
+    ]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(2), "VM ended: Shutdown\n")
+    );
+    assert!(
+        run.stderr
+            .contains("vm: error: cannot write the VM's console: No space left on device"),
+        "{}",
+        run.stderr
     );
 }
