@@ -14,10 +14,14 @@ GUEST_PACKAGES := vmbase_example vmbase_faults vmbase_hello baseline_hello
 GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early vmbase_hello baseline_hello
 
 .DEFAULT_GOAL := vmbase_example
-.PHONY: deps vmbase_example guests vm run test lint fuzz stress bench clean
+.PHONY: deps linux-deps vmbase_example guests vm run test lint fuzz stress bench clean
 
 deps:
 	@tools/install-deps.sh
+
+# Debian's arm64 kernel and busybox, cached outside the repository, for the tests that boot Linux.
+linux-deps: deps
+	@tools/install-deps.sh linux
 
 # out/vmbase_example.bin
 vmbase_example: deps
@@ -45,7 +49,7 @@ lint: deps
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	python3 tools/check_soong.py
 
-test: lint guests
+test: lint guests linux-deps
 	cargo test -p vmbase
 	cargo test -p vmclient
 
