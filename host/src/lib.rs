@@ -37,6 +37,7 @@ mod death_reason;
 mod device_tree;
 mod error;
 mod instance;
+mod kernel;
 pub mod layout;
 mod qemu;
 mod qmp;
