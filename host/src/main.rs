@@ -98,7 +98,8 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     cpus: Option<u32>,
 
-    /// Guest command line, given as /chosen/bootargs in its device tree.
+    /// Guest command line, given as /chosen/bootargs in its device tree (after panic=-1 for a
+    /// kernel).
     #[arg(long, value_name = "STRING")]
     params: Option<String>,
 
@@ -130,6 +131,7 @@ struct RunArgs {
 
     /// Give the guest this device tree, as it is, instead of QEMU's own (rewritten with the
     /// memory size and params): to try a guest on another platform's tree or a corrupt one.
+    /// Loaded where the boot puts the device tree (for a kernel: no initrd or params added).
     #[arg(long, value_name = "PATH")]
     dtb: Option<PathBuf>,
 }
