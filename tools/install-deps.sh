@@ -70,15 +70,6 @@ if [[ "${1:-}" == linux ]]; then
         quietly "${sudo[@]}" dpkg --add-architecture arm64
         quietly "${sudo[@]}" apt-get update -qq
     fi
-    kernel_package=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1)
-    if [[ -z "$kernel_package" ]]; then
-        quietly "${sudo[@]}" apt-get update -qq
-        kernel_package=$(apt-cache depends linux-image-arm64:arm64 |
-            sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1)
-    fi
-    [[ -n "$kernel_package" ]] || { echo "install-deps: apt knows no linux-image-arm64:arm64" >&2; exit 1; }
-    echo "install-deps: fetching $kernel_package and busybox-static:arm64 into $cache"
     staging=$(mktemp -d)
     trap 'rm -rf "$staging"' EXIT
     # As root, apt downloads as its _apt user, which cannot write the private staging directory.
@@ -86,7 +77,22 @@ if [[ "${1:-}" == linux ]]; then
     if ((EUID == 0)); then
         sandbox=(-o APT::Sandbox::User=root)
     fi
-    (cd "$staging" && quietly apt-get download -qq "${sandbox[@]}" "$kernel_package" busybox-static:arm64)
+    # The package linux-image-arm64 depends on, e.g. linux-image-6.1.0-56-arm64:arm64.
+    kernel_package() {
+        apt-cache depends linux-image-arm64:arm64 2>/dev/null |
+            sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1
+    }
+    download() {
+        (cd "$staging" && apt-get download -qq "${sandbox[@]}" "$(kernel_package)" busybox-static:arm64)
+    }
+    # Package lists that are missing or older than the archive (which dropped the version they
+    # name) are refreshed once.
+    if [[ -z "$(kernel_package)" ]] || ! download >/dev/null 2>&1; then
+        quietly "${sudo[@]}" apt-get update -qq
+        [[ -n "$(kernel_package)" ]] || { echo "install-deps: apt knows no linux-image-arm64:arm64" >&2; exit 1; }
+        quietly download
+    fi
+    echo "install-deps: fetched $(kernel_package) and busybox-static:arm64 into $cache"
     # Only the two files the tests use, not the kernel's 300 MB of modules.
     dpkg-deb --fsys-tarfile "$staging"/linux-image-*.deb | tar -x -C "$staging" --wildcards './boot/vmlinuz-*'
     dpkg-deb --fsys-tarfile "$staging"/busybox-static_*.deb | tar -x -C "$staging" ./bin/busybox
@@ -98,7 +104,7 @@ if [[ "${1:-}" == linux ]]; then
     else
         mv "$vmlinuz" "$staging/Image"
     fi
-    echo "$kernel_package" >"$cache/kernel-package"
+    kernel_package >"$cache/kernel-package"
     mv "$staging/bin/busybox" "$cache/busybox"
     # Last, so that an interrupted fetch is retried.
     mv "$staging/Image" "$cache/Image"
