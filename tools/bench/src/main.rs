@@ -204,7 +204,9 @@ fn bare_qemu_command(files: &Path, image: &Path) -> Command {
         "-M",
         "virt,gic-version=3",
         "-cpu",
-        "max,pauth-impdef=on",
+        "max",
+        "-global",
+        "max-arm-cpu.pauth-impdef=on",
         "-smp",
         "1",
         "-nodefaults",
@@ -237,7 +239,8 @@ fn launcher_overhead(root: &Path, image: &Path) -> Result<(Duration, Duration)> 
     // The same machine as the boot, -bios included (QEMU leaves devices out under -bios).
     time(
         Command::new("qemu-system-aarch64")
-            .args(["-M", &dump, "-cpu", "max,pauth-impdef=on", "-nodefaults"])
+            .args(["-M", &dump, "-cpu", "max", "-nodefaults"])
+            .args(["-global", "max-arm-cpu.pauth-impdef=on"])
             .arg("-bios")
             .arg(files.path().join("stub.bin")),
     )?;
