@@ -14,12 +14,13 @@ GUEST_PACKAGES := vmbase_example vmbase_faults vmbase_hello baseline_hello
 GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early vmbase_hello baseline_hello
 
 .DEFAULT_GOAL := vmbase_example
-.PHONY: deps linux-deps vmbase_example guests vm run test lint fuzz stress bench clean
+.PHONY: deps vmbase_example guests vm run test lint fuzz stress bench clean
 
 deps:
 	@tools/install-deps.sh
 
 # Debian's arm64 kernel and busybox, cached outside the repository, for the tests that boot Linux.
+.PHONY: linux-deps
 linux-deps: deps
 	@tools/install-deps.sh linux
 
