@@ -50,7 +50,7 @@ lint: deps
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	python3 tools/check_soong.py
 
-test: lint guests linux-deps
+test: lint guests
 	cargo test -p vmbase
 	cargo test -p vmclient
 

@@ -4,9 +4,7 @@
 #
 # Installs what building and booting vmbase needs, if it is missing: Debian packages for QEMU,
 # clang/LLVM (assembler, archiver, objcopy) and bpfmt, and the Rust toolchain and bare-metal
-# target that rust-toolchain.toml pins; with the argument `linux`, also Debian's arm64 kernel and
-# busybox for the tests that boot Linux (see the end). Quiet and idempotent: prints only what it
-# installs.
+# target that rust-toolchain.toml pins. Quiet and idempotent: prints only what it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,13 +3,16 @@
 
 //! Booting Debian's arm64 kernel with a busybox initramfs whose init reports what it saw.
 //!
-//! `make test` fetches the kernel and busybox first (`tools/install-deps.sh linux`) into
-//! `$XDG_CACHE_HOME/vmbase/linux` (default `~/.cache/vmbase/linux`).
+//! The kernel and busybox come from Debian's arm64 packages, which `tools/install-deps.sh linux`
+//! fetches into `$XDG_CACHE_HOME/vmbase/linux` (default `~/.cache/vmbase/linux`); the tests run
+//! it the first time.
 
 use std::env;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tempfile::TempDir;
 use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance};
@@ -46,20 +49,33 @@ done
 $bb poweroff -f
 "#;
 
-/// Where `tools/install-deps.sh linux` puts Debian's kernel and busybox.
-fn linux_cache() -> PathBuf {
-    let cache = env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-        .expect("neither XDG_CACHE_HOME nor HOME is set");
-    let linux = cache.join("vmbase/linux");
-    assert!(
-        linux.join("Image").is_file() && linux.join("busybox").is_file(),
-        "Debian's arm64 kernel and busybox are not in {}: run `tools/install-deps.sh linux` \
-         (make test does)",
-        linux.display()
-    );
-    linux
+/// Where `tools/install-deps.sh linux` puts Debian's kernel and busybox; fetched there first if
+/// they are missing, once per test process.
+fn linux_cache() -> &'static Path {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let cache = env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+            .expect("neither XDG_CACHE_HOME nor HOME is set");
+        let linux = cache.join("vmbase/linux");
+        let present = || linux.join("Image").is_file() && linux.join("busybox").is_file();
+        if !present() {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/install-deps.sh");
+            let output = Command::new(&script)
+                .arg("linux")
+                .output()
+                .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
+            assert!(
+                output.status.success() && present(),
+                "{} linux did not fetch Debian's arm64 kernel and busybox into {}: {}",
+                script.display(),
+                linux.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        linux
+    })
 }
 
 /// Debian's arm64 kernel, an uncompressed `Image`.
