@@ -19,6 +19,11 @@ GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early vmbase_hello ba
 deps:
 	@tools/install-deps.sh
 
+# Debian's arm64 kernel and busybox, cached outside the repository, for the tests that boot Linux.
+.PHONY: linux-deps
+linux-deps: deps
+	@tools/install-deps.sh linux
+
 # out/vmbase_example.bin
 vmbase_example: deps
 	@cargo build --quiet --release --target $(TARGET) -p vmbase_example

@@ -53,3 +53,59 @@ if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep 
     echo "install-deps: installing Rust $toolchain for aarch64-unknown-none"
     quietly rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt -t aarch64-unknown-none
 fi
+
+# With `linux`: Debian's arm64 kernel and a static busybox, for the tests that boot Linux. The
+# kernel package is whatever `linux-image-arm64` depends on today (Debian's archive drops
+# superseded point releases, so no version is pinned); both are unpacked into a cache outside
+# the repository, once: $XDG_CACHE_HOME/vmbase/linux (default ~/.cache/vmbase/linux).
+if [[ "${1:-}" == linux ]]; then
+    cache="${XDG_CACHE_HOME:-$HOME/.cache}/vmbase/linux"
+    [[ -s "$cache/Image" && -x "$cache/busybox" ]] && exit 0
+    sudo=()
+    if ((EUID != 0)); then
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        quietly "${sudo[@]}" dpkg --add-architecture arm64
+        quietly "${sudo[@]}" apt-get update -qq
+    fi
+    staging=$(mktemp -d)
+    trap 'rm -rf "$staging"' EXIT
+    # As root, apt downloads as its _apt user, which cannot write the private staging directory.
+    sandbox=()
+    if ((EUID == 0)); then
+        sandbox=(-o APT::Sandbox::User=root)
+    fi
+    # The package linux-image-arm64 depends on, e.g. linux-image-6.1.0-56-arm64:arm64.
+    kernel_package() {
+        apt-cache depends linux-image-arm64:arm64 2>/dev/null |
+            sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1
+    }
+    download() {
+        (cd "$staging" && apt-get download -qq "${sandbox[@]}" "$(kernel_package)" busybox-static:arm64)
+    }
+    # Package lists that are missing or older than the archive (which dropped the version they
+    # name) are refreshed once.
+    if [[ -z "$(kernel_package)" ]] || ! download >/dev/null 2>&1; then
+        quietly "${sudo[@]}" apt-get update -qq
+        [[ -n "$(kernel_package)" ]] || { echo "install-deps: apt knows no linux-image-arm64:arm64" >&2; exit 1; }
+        quietly download
+    fi
+    echo "install-deps: fetched $(kernel_package) and busybox-static:arm64 into $cache"
+    # Only the two files the tests use, not the kernel's 300 MB of modules.
+    dpkg-deb --fsys-tarfile "$staging"/linux-image-*.deb | tar -x -C "$staging" --wildcards './boot/vmlinuz-*'
+    dpkg-deb --fsys-tarfile "$staging"/busybox-static_*.deb | tar -x -C "$staging" ./bin/busybox
+    mkdir -p "$cache"
+    vmlinuz=$(echo "$staging"/boot/vmlinuz-*)
+    # Debian's arm64 vmlinuz is an uncompressed Image today; older or future ones may be gzipped.
+    if gzip -t "$vmlinuz" 2>/dev/null; then
+        gzip -dc "$vmlinuz" >"$staging/Image"
+    else
+        mv "$vmlinuz" "$staging/Image"
+    fi
+    kernel_package >"$cache/kernel-package"
+    mv "$staging/bin/busybox" "$cache/busybox"
+    # Last, so that an interrupted fetch is retried.
+    mv "$staging/Image" "$cache/Image"
+fi

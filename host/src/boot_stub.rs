@@ -5,27 +5,59 @@
 
 use crate::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
 
-/// The stub's instructions. QEMU runs them from address 0 at EL1h with the MMU off and DAIF
-/// masked, so setting the argument registers and branching is all that is left to do.
-const BOOT_STUB: [u32; 6] = [
-    0xd2b0_0000, // movz x0, #0x8000, lsl #16   // x0 = FDT_ADDRESS
-    0xaa1f_03e1, // mov  x1, xzr
-    0xaa1f_03e2, // mov  x2, xzr
-    0xaa1f_03e3, // mov  x3, xzr
-    0xd2b0_0404, // movz x4, #0x8020, lsl #16   // x4 = IMAGE_ADDRESS
-    0xd61f_0080, // br   x4
+/// The registers crosvm sets before the first instruction (all others are 0), and that
+/// instruction's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EntryState {
+    /// Where the guest starts: the bootloader, the kernel, or the firmware.
+    pub(crate) pc: u64,
+    /// The device tree's address.
+    pub(crate) x0: u64,
+    /// With a firmware, the payload's (kernel's) entry point; otherwise 0.
+    pub(crate) x1: u64,
+    /// With a firmware, the payload's size in bytes; otherwise 0.
+    pub(crate) x2: u64,
+}
+
+impl EntryState {
+    /// A bootloader image: entered at `0x8020_0000` with the device tree at `0x8000_0000`.
+    pub(crate) const BOOTLOADER: Self = Self {
+        pc: IMAGE_ADDRESS,
+        x0: FDT_ADDRESS,
+        x1: 0,
+        x2: 0,
+    };
+}
+
+/// The stub's instructions; the values they load follow them. QEMU runs them from address 0
+/// at EL1h with the MMU off and DAIF masked, so loading the argument registers and branching
+/// is all that is left to do. Each `ldr` is PC-relative (LDR literal: `0x5800_0000 |
+/// (offset / 4) << 5 | Rt`); the values start at byte 24, 8-byte aligned.
+const INSTRUCTIONS: [u32; 6] = [
+    0x5800_00c0, // ldr x0, [pc + 24]   // from byte 24: x0
+    0x5800_00e1, // ldr x1, [pc + 28]   // from byte 32: x1
+    0x5800_0102, // ldr x2, [pc + 32]   // from byte 40: x2
+    0xaa1f_03e3, // mov x3, xzr
+    0x5800_0104, // ldr x4, [pc + 32]   // from byte 48: the entry point
+    0xd61f_0080, // br  x4
 ];
 
-// The immediates above are hand-encoded: tie them to the layout they implement.
-const _: () = assert!(FDT_ADDRESS == 0x8000 << 16);
-const _: () = assert!(IMAGE_ADDRESS == 0x8020 << 16);
-
-/// The boot stub as the little-endian bytes QEMU loads at address 0 (`-bios`): it enters the
-/// image at `0x8020_0000` with crosvm's registers. Useful to run QEMU by hand.
+/// The boot stub as the little-endian bytes QEMU loads at address 0 (`-bios`): it enters a
+/// bootloader image at `0x8020_0000` with crosvm's registers. Useful to run QEMU by hand.
 pub fn boot_stub() -> Vec<u8> {
-    BOOT_STUB
+    boot_stub_for(&EntryState::BOOTLOADER)
+}
+
+/// The boot stub that starts the guest in `entry`.
+pub(crate) fn boot_stub_for(entry: &EntryState) -> Vec<u8> {
+    INSTRUCTIONS
         .iter()
         .flat_map(|instruction| instruction.to_le_bytes())
+        .chain(
+            [entry.x0, entry.x1, entry.x2, entry.pc]
+                .iter()
+                .flat_map(|value| value.to_le_bytes()),
+        )
         .collect()
 }
 
@@ -35,14 +67,18 @@ mod tests {
     use std::fs;
     use std::process::Command;
 
-    /// The assembly the constants above claim to encode.
+    /// The assembly the constants above claim to encode, for some entry state.
     const BOOT_STUB_ASSEMBLY: &str = "
-        movz x0, #0x8000, lsl #16
-        mov  x1, xzr
-        mov  x2, xzr
-        mov  x3, xzr
-        movz x4, #0x8020, lsl #16
-        br   x4
+        ldr x0, x0_value
+        ldr x1, x1_value
+        ldr x2, x2_value
+        mov x3, xzr
+        ldr x4, pc_value
+        br  x4
+        x0_value: .quad 0x8fdf0000
+        x1_value: .quad 0x80000000
+        x2_value: .quad 0x1f6e000
+        pc_value: .quad 0x7fc00000
     ";
 
     #[test]
@@ -66,12 +102,21 @@ mod tests {
             .status()
             .expect("llvm-objcopy is needed to check the boot stub (apt-get install llvm)");
         assert!(status.success(), "llvm-objcopy failed: {status}");
-        assert_eq!(boot_stub(), fs::read(&binary).unwrap());
+        let firmware_entry = EntryState {
+            pc: 0x7fc0_0000,
+            x0: 0x8fdf_0000,
+            x1: 0x8000_0000,
+            x2: 0x1f6_e000,
+        };
+        assert_eq!(boot_stub_for(&firmware_entry), fs::read(&binary).unwrap());
     }
 
     #[test]
-    fn stub_is_little_endian() {
-        assert_eq!(boot_stub()[..4], [0x00, 0x00, 0xb0, 0xd2]);
-        assert_eq!(boot_stub().len(), 4 * BOOT_STUB.len());
+    fn bootloader_stub_is_little_endian_and_six_instructions() {
+        let stub = boot_stub();
+        assert_eq!(stub[..4], [0xc0, 0x00, 0x00, 0x58]);
+        assert_eq!(stub.len(), 4 * 6 + 8 * 4);
+        assert_eq!(stub[24..32], 0x8000_0000_u64.to_le_bytes());
+        assert_eq!(stub[48..56], 0x8020_0000_u64.to_le_bytes());
     }
 }

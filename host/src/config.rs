@@ -3,12 +3,18 @@
 
 //! VM configuration: the library's `VirtualMachineRawConfig` and AOSP's `vm run` JSON format.
 
+use crate::boot_stub::EntryState;
 use crate::error::Error;
 use crate::image::{self, ImageKind};
-use crate::layout::{FDT_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB, MIB, MIN_MEMORY_MIB, RAM_START};
+use crate::kernel::{IMAGE_HEADER_SIZE, ImageHeader, KernelPayload, kernel_layout};
+use crate::layout::{
+    FDT_ADDRESS, FDT_MAX_SIZE, FIRMWARE_ADDRESS, FIRMWARE_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB,
+    MIB, MIN_MEMORY_MIB, RAM_START,
+};
 use serde::Deserialize;
 use std::fs;
 use std::io::Read;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// RAM given to a VM whose config does not say, in MiB: crosvm's default `--mem`.
@@ -23,19 +29,35 @@ const DEFAULT_PLATFORM_VERSION: &str = "~1.0";
 /// The largest `-icount` shift QEMU accepts.
 const MAX_ICOUNT_SHIFT: u32 = 10;
 
+/// What a kernel boot's command line starts with, as under crosvm: a kernel panic resets the VM
+/// at once (the host sees `Reboot`) instead of leaving it hung.
+pub(crate) const KERNEL_BASE_PARAMS: &str = "panic=-1";
+
 /// A VM to boot, named after AOSP's `VirtualMachineRawConfig`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualMachineRawConfig {
     /// Name of the VM, shown in the host's process list (QEMU's `-name`).
     pub name: String,
-    /// Raw aarch64 image loaded at `0x8020_0000` and entered at its first byte.
+    /// Raw aarch64 image loaded at `0x8020_0000` and entered at its first byte. Exclusive with
+    /// `kernel` and `initrd`.
     pub bootloader: Option<PathBuf>,
-    /// A Linux kernel to boot directly: not implemented, refused by [`crate::VmInstance::create`].
+    /// A Linux kernel (arm64 `Image`) to boot as crosvm does: loaded at `0x8000_0000` plus its
+    /// `text_offset` and entered there, with the device tree 2 MiB + 64 KiB below the end of
+    /// RAM; or, with a `firmware`, handed to the firmware.
     pub kernel: Option<PathBuf>,
-    /// An initrd for `kernel`: not implemented, refused by [`crate::VmInstance::create`].
+    /// An initrd for `kernel`, loaded at the first 16 MiB boundary after it and named in
+    /// `/chosen` (`linux,initrd-start`, `linux,initrd-end`).
     pub initrd: Option<PathBuf>,
-    /// Command line for the guest, given as `/chosen/bootargs` in its device tree.
+    /// Command line for the guest, given as `/chosen/bootargs` in its device tree; a kernel's
+    /// starts with `panic=-1`, as under crosvm.
     pub params: Option<String>,
+    /// A VM firmware that boots `kernel`, as crosvm's `--unprotected-vm-with-firmware` runs
+    /// one: loaded in the 4 MiB region at `0x7fc0_0000` and entered at its first byte with
+    /// `x0` = device tree, `x1` = the kernel's entry point, `x2` = the kernel's size in bytes,
+    /// `x3` = 0. Kernel, initrd and device tree are where a direct kernel boot puts them. A
+    /// kernel that is not an arm64 `Image` is then loaded at `0x8000_0000` as it is, for the
+    /// firmware to refuse. Not part of AOSP's `VirtualMachineRawConfig`.
+    pub firmware: Option<PathBuf>,
     /// Disk images, attached as virtio-blk PCI devices in order.
     pub disks: Vec<DiskImage>,
     /// Whether the VM must be protected (pKVM): refused, QEMU cannot provide it.
@@ -68,6 +90,7 @@ impl Default for VirtualMachineRawConfig {
             kernel: None,
             initrd: None,
             params: None,
+            firmware: None,
             disks: Vec::new(),
             protected_vm: false,
             memory_mib: DEFAULT_MEMORY_MIB,
@@ -110,6 +133,8 @@ struct VmConfigJson {
     kernel: Option<PathBuf>,
     initrd: Option<PathBuf>,
     params: Option<String>,
+    /// This project's extension to AOSP's format: see [`VirtualMachineRawConfig::firmware`].
+    firmware: Option<PathBuf>,
     #[serde(default)]
     disks: Vec<DiskImage>,
     #[serde(default)]
@@ -160,6 +185,7 @@ impl VirtualMachineRawConfig {
             kernel: json.kernel.map(resolve),
             initrd: json.initrd.map(resolve),
             params: json.params,
+            firmware: json.firmware.map(resolve),
             disks: json
                 .disks
                 .into_iter()
@@ -178,7 +204,7 @@ impl VirtualMachineRawConfig {
         })
     }
 
-    /// Checks everything that can be checked before running QEMU; returns the image to boot.
+    /// Checks everything that can be checked before running QEMU; returns what to boot.
     pub(crate) fn validate(&self) -> Result<BootImage, Error> {
         self.validate_image().map(|(image, _)| image)
     }
@@ -188,14 +214,18 @@ impl VirtualMachineRawConfig {
         if self.protected_vm {
             return Err(Error::ProtectedVmUnsupported);
         }
-        let bootloader = match (&self.bootloader, &self.kernel) {
-            (Some(_), Some(_)) => return Err(Error::BootloaderAndKernel),
-            (None, Some(_)) => return Err(Error::KernelUnsupported),
-            (None, None) => return Err(Error::NoImage),
-            (Some(bootloader), None) => bootloader,
-        };
-        if self.initrd.is_some() {
-            return Err(Error::InitrdUnsupported);
+        // AOSP's virtualization manager refuses a bootloader with a kernel or an initrd.
+        if self.bootloader.is_some() && (self.kernel.is_some() || self.initrd.is_some()) {
+            return Err(Error::BootloaderAndKernel);
+        }
+        if self.kernel.is_none() && self.initrd.is_some() {
+            return Err(Error::InitrdWithoutKernel);
+        }
+        if self.kernel.is_none() && self.firmware.is_some() {
+            return Err(Error::FirmwareWithoutKernel);
+        }
+        if self.bootloader.is_none() && self.kernel.is_none() {
+            return Err(Error::NoImage);
         }
         self.validate_platform_version()?;
         validate_memory_mib(self.memory_mib, host_memory_mib())?;
@@ -235,16 +265,25 @@ impl VirtualMachineRawConfig {
                 });
             }
         }
+        match (&self.bootloader, &self.kernel) {
+            (Some(bootloader), _) => self.bootloader_boot(bootloader),
+            (None, Some(kernel)) => self.kernel_boot(kernel),
+            (None, None) => Err(Error::NoImage),
+        }
+    }
+
+    /// A bootloader image at `0x8020_0000`, with the device tree at the start of RAM.
+    fn bootloader_boot(&self, bootloader: &Path) -> Result<(BootImage, ImageKind), Error> {
         let size = regular_file_size("bootloader image", bootloader)?;
         if size == 0 {
             return Err(Error::ImageEmpty {
-                path: bootloader.clone(),
+                path: bootloader.to_owned(),
             });
         }
-        let kind = image::inspect(&read_start(bootloader)?);
+        let kind = image::inspect(&read_start("bootloader image", bootloader)?);
         if kind == ImageKind::Elf {
             return Err(Error::ImageIsElf {
-                path: bootloader.clone(),
+                path: bootloader.to_owned(),
                 raw: raw_image_name(bootloader),
             });
         }
@@ -252,7 +291,7 @@ impl VirtualMachineRawConfig {
         let available = ram_end - IMAGE_ADDRESS;
         if size > available {
             return Err(Error::ImageTooLarge {
-                path: bootloader.clone(),
+                path: bootloader.to_owned(),
                 size,
                 memory_mib: self.memory_mib,
                 available,
@@ -262,7 +301,7 @@ impl VirtualMachineRawConfig {
         let needed_end = image::ram_end_needed(&kind, size);
         if needed_end > ram_end {
             return Err(Error::ImageNeedsMoreMemory {
-                path: bootloader.clone(),
+                path: bootloader.to_owned(),
                 what: match kind {
                     ImageKind::Arm64Image { .. } => "the image_size in its arm64 Image header",
                     _ => "the end of its boot stack, in writable_data",
@@ -274,25 +313,37 @@ impl VirtualMachineRawConfig {
             });
         }
         let image = BootImage {
-            path: bootloader.clone(),
+            files: vec![(bootloader.to_owned(), IMAGE_ADDRESS)],
+            fdt_address: FDT_ADDRESS,
+            entry: EntryState::BOOTLOADER,
+            bootargs: self.params.clone(),
+            initrd: None,
         };
         Ok((image, kind))
     }
 
     /// Checks everything that can be checked without running QEMU, as
     /// [`crate::VmInstance::create`] does first, and returns warnings about what may still go
-    /// wrong: a bootloader image that starts neither like a vmbase binary nor like an arm64
-    /// Linux `Image`.
+    /// wrong: a bootloader or firmware image that starts neither like a vmbase binary nor like an
+    /// arm64 Linux `Image`.
     pub fn check(&self) -> Result<Vec<String>, Error> {
         let (image, kind) = self.validate_image()?;
         let mut warnings = Vec::new();
         if kind == ImageKind::Unknown {
+            let (role, address) = match &self.firmware {
+                Some(_) => ("firmware", "0x7fc0_0000"),
+                None => ("bootloader image", "0x8020_0000"),
+            };
+            let path = image
+                .files
+                .iter()
+                .find(|(_, load_address)| *load_address == image.entry.pc)
+                .map_or(Path::new(""), |(path, _)| path.as_path());
             warnings.push(format!(
-                "bootloader image {} starts neither like a vmbase entry (msr vbar_el1 and isb \
-                 within its first 8 instructions) nor like an arm64 Image (magic ARM\\x64 at \
-                 0x38); if it is not raw aarch64 code linked at 0x8020_0000, the guest will not \
-                 run",
-                image.path.display()
+                "{role} {} starts neither like a vmbase entry (msr vbar_el1 and isb within its \
+                 first 8 instructions) nor like an arm64 Image (magic ARM\\x64 at 0x38); if it \
+                 is not raw aarch64 code linked at {address}, the guest will not run",
+                path.display()
             ));
         }
         Ok(warnings)
@@ -306,6 +357,7 @@ impl VirtualMachineRawConfig {
             ("bootloader image", &self.bootloader),
             ("kernel", &self.kernel),
             ("initrd", &self.initrd),
+            ("firmware", &self.firmware),
             ("device tree", &self.device_tree),
         ] {
             if let Some(path) = path {
@@ -316,6 +368,96 @@ impl VirtualMachineRawConfig {
             inputs.push(("disk image", disk.image.as_path()));
         }
         inputs
+    }
+
+    /// A kernel (and initrd) placed as crosvm places them, entered directly or through the
+    /// firmware.
+    fn kernel_boot(&self, kernel: &Path) -> Result<(BootImage, ImageKind), Error> {
+        let kernel_file_size = non_empty_file_size("kernel", kernel)?;
+        let header = match (ImageHeader::parse(&file_start(kernel)?), &self.firmware) {
+            (Ok(header), _) => Some(header),
+            // Checking the payload is the firmware's job: the tests of firmware rely on that.
+            (Err(_), Some(_)) => None,
+            (Err(reason), None) => {
+                return Err(Error::NotAKernelImage {
+                    path: kernel.to_owned(),
+                    reason,
+                });
+            }
+        };
+        let initrd_size = self
+            .initrd
+            .as_deref()
+            .map(|initrd| non_empty_file_size("initrd", initrd))
+            .transpose()?;
+        // What runs first: the firmware, or else the kernel itself.
+        let kind = match &self.firmware {
+            Some(firmware) => {
+                let size = non_empty_file_size("firmware", firmware)?;
+                if size > FIRMWARE_MAX_SIZE {
+                    return Err(Error::FirmwareTooLarge {
+                        path: firmware.clone(),
+                        size,
+                    });
+                }
+                let kind = image::inspect(&read_start("firmware", firmware)?);
+                if kind == ImageKind::Elf {
+                    return Err(Error::ImageIsElf {
+                        path: firmware.clone(),
+                        raw: raw_image_name(firmware),
+                    });
+                }
+                kind
+            }
+            None => ImageKind::Arm64Image {
+                image_size: header.as_ref().map_or(0, |header| header.image_size),
+            },
+        };
+        let payload = KernelPayload {
+            header,
+            kernel_file_size,
+            initrd_size,
+        };
+        let layout = kernel_layout(&payload, self.memory_mib).map_err(|does_not_fit| {
+            Error::KernelDoesNotFit {
+                memory_mib: self.memory_mib,
+                required_mib: does_not_fit.required_mib,
+            }
+        })?;
+
+        let mut files = vec![(kernel.to_owned(), layout.kernel.start)];
+        if let (Some(initrd), Some(range)) = (&self.initrd, &layout.initrd) {
+            files.push((initrd.clone(), range.start));
+        }
+        let entry = match &self.firmware {
+            Some(firmware) => {
+                files.push((firmware.clone(), FIRMWARE_ADDRESS));
+                EntryState {
+                    pc: FIRMWARE_ADDRESS,
+                    x0: layout.fdt_address,
+                    x1: layout.kernel.start,
+                    x2: kernel_file_size,
+                }
+            }
+            None => EntryState {
+                pc: layout.kernel.start,
+                x0: layout.fdt_address,
+                x1: 0,
+                x2: 0,
+            },
+        };
+        let bootargs = match &self.params {
+            Some(params) => format!("{KERNEL_BASE_PARAMS} {params}"),
+            None => KERNEL_BASE_PARAMS.to_owned(),
+        };
+        let image = BootImage {
+            files,
+            fdt_address: layout.fdt_address,
+            entry,
+            bootargs: Some(bootargs),
+            initrd: layout.initrd,
+        };
+        Ok((image, kind))
     }
 
     fn validate_platform_version(&self) -> Result<(), Error> {
@@ -337,15 +479,25 @@ impl VirtualMachineRawConfig {
     }
 }
 
-/// The validated image to load at [`IMAGE_ADDRESS`].
+/// What a validated config boots: the files QEMU loads, the device tree's place and contents,
+/// and the registers the boot stub sets.
 #[derive(Debug)]
 pub(crate) struct BootImage {
-    /// The raw image file.
-    pub(crate) path: PathBuf,
+    /// Files loaded into guest memory before the first instruction, with their addresses (the
+    /// device tree is not among them).
+    pub(crate) files: Vec<(PathBuf, u64)>,
+    /// Where the device tree is loaded.
+    pub(crate) fdt_address: u64,
+    /// The guest's first instruction and argument registers.
+    pub(crate) entry: EntryState,
+    /// `/chosen/bootargs` of the generated device tree.
+    pub(crate) bootargs: Option<String>,
+    /// The initrd's place, for `/chosen` of the generated device tree.
+    pub(crate) initrd: Option<Range<u64>>,
 }
 
 /// The first bytes of an image, as many as [`image::inspect`] looks at.
-fn read_start(path: &Path) -> Result<Vec<u8>, Error> {
+fn read_start(role: &'static str, path: &Path) -> Result<Vec<u8>, Error> {
     let mut start = Vec::with_capacity(image::INSPECTED_BYTES);
     fs::File::open(path)
         .and_then(|file| {
@@ -353,7 +505,7 @@ fn read_start(path: &Path) -> Result<Vec<u8>, Error> {
                 .read_to_end(&mut start)
         })
         .map_err(|source| Error::ImageUnreadable {
-            role: "bootloader image",
+            role,
             path: path.to_owned(),
             source,
         })?;
@@ -421,6 +573,30 @@ fn regular_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
     }
     fs::File::open(path).map_err(unreadable)?;
     Ok(metadata.len())
+}
+
+/// The size of a file that [`regular_file_size`] accepts and that is not empty.
+fn non_empty_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
+    match regular_file_size(role, path)? {
+        0 => Err(Error::FileEmpty {
+            role,
+            path: path.to_owned(),
+        }),
+        size => Ok(size),
+    }
+}
+
+/// The first bytes of a kernel file: its `Image` header if it has one.
+fn file_start(path: &Path) -> Result<Vec<u8>, Error> {
+    let mut start = Vec::with_capacity(IMAGE_HEADER_SIZE);
+    fs::File::open(path)
+        .and_then(|file| file.take(IMAGE_HEADER_SIZE as u64).read_to_end(&mut start))
+        .map_err(|source| Error::ImageUnreadable {
+            role: "kernel",
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(start)
 }
 
 /// The host's physical memory (`MemTotal`), if `/proc/meminfo` says.
@@ -644,13 +820,17 @@ mod tests {
             Error::BootloaderAndKernel
         ));
         assert!(matches!(
-            refuse(|c| (c.bootloader, c.kernel) = (None, Some("k".into()))),
-            Error::KernelUnsupported
+            refuse(|c| c.initrd = Some("i".into())),
+            Error::BootloaderAndKernel
         ));
         assert!(matches!(refuse(|c| c.bootloader = None), Error::NoImage));
         assert!(matches!(
-            refuse(|c| c.initrd = Some("i".into())),
-            Error::InitrdUnsupported
+            refuse(|c| (c.bootloader, c.initrd) = (None, Some("i".into()))),
+            Error::InitrdWithoutKernel
+        ));
+        assert!(matches!(
+            refuse(|c| c.firmware = Some("f".into())),
+            Error::FirmwareWithoutKernel
         ));
         assert!(matches!(refuse(|c| c.num_cpus = 0), Error::NoCpus));
         assert!(matches!(
@@ -785,5 +965,187 @@ mod tests {
             error.to_string().contains("No such file or directory"),
             "{error}"
         );
+    }
+
+    /// A file holding an arm64 `Image` header (text_offset 0, image_size `image_size`) padded
+    /// to `file_size` bytes.
+    fn fake_image(dir: &Path, image_size: u64, file_size: usize) -> PathBuf {
+        let mut bytes = vec![0; file_size];
+        bytes[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
+        bytes[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        let path = dir.join("Image");
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn kernel_config(dir: &Path) -> VirtualMachineRawConfig {
+        let initrd = dir.join("initrd");
+        fs::write(&initrd, [1; 100]).unwrap();
+        VirtualMachineRawConfig {
+            kernel: Some(fake_image(dir, 0x180_0000, 0x1000)),
+            initrd: Some(initrd),
+            params: Some("quiet".to_owned()),
+            memory_mib: 64,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn json_kernel_initrd_and_firmware() {
+        let config =
+            parse(r#"{"kernel": "Image", "initrd": "/i.cpio", "firmware": "fw.bin"}"#).unwrap();
+        assert_eq!(config.kernel, Some("/configs/Image".into()));
+        assert_eq!(config.initrd, Some("/i.cpio".into()));
+        assert_eq!(config.firmware, Some("/configs/fw.bin".into()));
+    }
+
+    #[test]
+    fn direct_kernel_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kernel_config(dir.path());
+        let image = config.validate().unwrap();
+        let fdt_address = 0x8000_0000 + (64 << 20) - (2 << 20) - 0x1_0000;
+        assert_eq!(
+            image.files,
+            [
+                (dir.path().join("Image"), 0x8000_0000),
+                (dir.path().join("initrd"), 0x8200_0000)
+            ]
+        );
+        assert_eq!(image.fdt_address, fdt_address);
+        assert_eq!(
+            image.entry,
+            EntryState {
+                pc: 0x8000_0000,
+                x0: fdt_address,
+                x1: 0,
+                x2: 0
+            }
+        );
+        assert_eq!(image.bootargs.as_deref(), Some("panic=-1 quiet"));
+        assert_eq!(image.initrd, Some(0x8200_0000..0x8200_0064));
+    }
+
+    #[test]
+    fn kernel_without_params_still_gets_panic_reboot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        config.params = None;
+        assert_eq!(
+            config.validate().unwrap().bootargs.as_deref(),
+            Some("panic=-1")
+        );
+    }
+
+    #[test]
+    fn firmware_boot_enters_the_firmware_with_the_kernel_in_x1_x2() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let firmware = dir.path().join("fw.bin");
+        fs::write(&firmware, vec![0; FIRMWARE_MAX_SIZE as usize]).unwrap();
+        config.firmware = Some(firmware.clone());
+        let image = config.validate().unwrap();
+        assert_eq!(image.files.last(), Some(&(firmware.clone(), 0x7fc0_0000)));
+        assert_eq!(
+            image.entry,
+            EntryState {
+                pc: 0x7fc0_0000,
+                x0: image.fdt_address,
+                x1: 0x8000_0000,
+                x2: 0x1000
+            }
+        );
+
+        fs::write(&firmware, vec![0; FIRMWARE_MAX_SIZE as usize + 1]).unwrap();
+        let error = config.validate().unwrap_err();
+        assert!(
+            matches!(error, Error::FirmwareTooLarge { size, .. } if size == FIRMWARE_MAX_SIZE + 1),
+            "{error}"
+        );
+        fs::write(&firmware, []).unwrap();
+        assert!(matches!(
+            config.validate().unwrap_err(),
+            Error::FileEmpty {
+                role: "firmware",
+                ..
+            }
+        ));
+        config.firmware = Some(dir.path().join("missing.bin"));
+        assert!(matches!(
+            config.validate().unwrap_err(),
+            Error::ImageUnreadable {
+                role: "firmware",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn kernel_that_is_not_an_image_is_refused_unless_a_firmware_checks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let not_an_image = dir.path().join("not-an-image");
+        fs::write(&not_an_image, [0x14; 200]).unwrap();
+        config.kernel = Some(not_an_image);
+        let error = config.validate().unwrap_err();
+        assert!(matches!(error, Error::NotAKernelImage { .. }), "{error}");
+        assert!(error.to_string().contains("magic"), "{error}");
+
+        let firmware = dir.path().join("fw.bin");
+        fs::write(&firmware, [0; 4]).unwrap();
+        config.firmware = Some(firmware);
+        let image = config.validate().unwrap();
+        assert_eq!(image.entry.x1, 0x8000_0000);
+        assert_eq!(image.entry.x2, 200);
+        assert_eq!(image.initrd, Some(0x8100_0000..0x8100_0064));
+    }
+
+    #[test]
+    fn kernel_file_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        fs::write(dir.path().join("initrd"), []).unwrap();
+        assert!(matches!(
+            config.validate().unwrap_err(),
+            Error::FileEmpty { role: "initrd", .. }
+        ));
+        config.initrd = Some(dir.path().join("missing"));
+        assert!(matches!(
+            config.validate().unwrap_err(),
+            Error::ImageUnreadable { role: "initrd", .. }
+        ));
+        config.initrd = None;
+        fs::write(dir.path().join("Image"), []).unwrap();
+        assert!(matches!(
+            config.validate().unwrap_err(),
+            Error::FileEmpty { role: "kernel", .. }
+        ));
+        config.kernel = Some(dir.path().to_owned());
+        assert!(matches!(
+            config.validate().unwrap_err(),
+            Error::NotAFile { role: "kernel", .. }
+        ));
+    }
+
+    #[test]
+    fn kernel_initrd_and_device_tree_must_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        // Kernel up to 24 MiB, initrd at 32 MiB, device tree region + 64 KiB: 35 MiB.
+        config.memory_mib = 34;
+        let error = config.validate().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::KernelDoesNotFit {
+                    memory_mib: 34,
+                    required_mib: 35
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("at least 35 MiB"), "{error}");
+        config.memory_mib = 35;
+        assert!(config.validate().is_ok());
     }
 }

@@ -14,6 +14,7 @@ use std::env;
 use std::fs::{self, File};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -34,9 +35,9 @@ const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
 /// long as QEMU's (32 bytes).
 const SEEDS: [(&str, usize); 2] = [("kaslr-seed", 8), ("rng-seed", 32)];
 
-/// QEMU's device tree for the machine `qemu::machine_args` describes: from the cache if this
-/// QEMU binary already dumped it for the same options, else dumped now (through `scratch`) and
-/// cached.
+/// QEMU's device tree for the machine `qemu::machine_args` describes, with `boot_stub` as its
+/// `-bios`: from the cache if this QEMU binary already dumped it for the same options, else
+/// dumped now (through `scratch`) and cached.
 ///
 /// A dump costs a whole QEMU start, as much as booting a small guest, so dumps are kept in
 /// `$XDG_CACHE_HOME/vmclient` (or `~/.cache/vmclient`), named after the QEMU binary (path,
@@ -49,6 +50,7 @@ const SEEDS: [(&str, usize); 2] = [("kaslr-seed", 8), ("rng-seed", 32)];
 pub(crate) fn qemu_device_tree(
     memory_mib: u32,
     num_cpus: u32,
+    boot_stub: &Path,
     scratch: &Path,
     interrupt: &AtomicBool,
 ) -> Result<Vec<u8>, Error> {
@@ -60,7 +62,7 @@ pub(crate) fn qemu_device_tree(
     {
         return Ok(dtb);
     }
-    let dtb = dump_qemu_device_tree(memory_mib, num_cpus, scratch, interrupt)?;
+    let dtb = dump_qemu_device_tree(memory_mib, num_cpus, boot_stub, scratch, interrupt)?;
     check_dump(&dtb).map_err(|reason| {
         Error::DeviceTreeParse(format!("QEMU's dump {}: {reason}", scratch.display()))
     })?;
@@ -97,7 +99,8 @@ fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
         .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
     let mut hasher = DefaultHasher::new();
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
-    qemu::machine_args(memory_mib, num_cpus, None).hash(&mut hasher);
+    // Which stub file is given does not change the tree; that there is one does.
+    qemu::machine_args(memory_mib, num_cpus, Path::new("boot-stub"), None).hash(&mut hasher);
     let name = format!("qemu-virt-{:016x}.dtb", hasher.finish());
     Some(directory.join(CACHE_SUBDIRECTORY).join(name))
 }
@@ -117,6 +120,7 @@ fn store(path: &Path, dtb: &[u8]) -> std::io::Result<()> {
 fn dump_qemu_device_tree(
     memory_mib: u32,
     num_cpus: u32,
+    boot_stub: &Path,
     output: &Path,
     interrupt: &AtomicBool,
 ) -> Result<Vec<u8>, Error> {
@@ -124,7 +128,12 @@ fn dump_qemu_device_tree(
     let stderr = File::create(&stderr_path).map_err(Error::io("create QEMU's log"))?;
     let spawned = supervise::spawn_tied_to_this_thread(
         Command::new(qemu::QEMU)
-            .args(qemu::machine_args(memory_mib, num_cpus, Some(output)))
+            .args(qemu::machine_args(
+                memory_mib,
+                num_cpus,
+                boot_stub,
+                Some(output),
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr),
@@ -165,12 +174,14 @@ fn dump_qemu_device_tree(
 }
 
 /// Rewrites QEMU's device tree for crosvm's layout: RAM is `memory_mib` from `RAM_START`,
-/// `/chosen/bootargs` is `bootargs` (or absent), and `/chosen/kaslr-seed` and `rng-seed` are
+/// `/chosen/bootargs` is `bootargs` (or absent), `/chosen/linux,initrd-start` and
+/// `linux,initrd-end` give `initrd` (or are absent), and `/chosen/kaslr-seed` and `rng-seed` are
 /// fresh from the host's RNG. Every other node and property is kept as is.
 pub(crate) fn rewrite(
     qemu_dtb: &[u8],
     memory_mib: u32,
     bootargs: Option<&str>,
+    initrd: Option<&Range<u64>>,
 ) -> Result<Vec<u8>, Error> {
     let fdt = Fdt::new(qemu_dtb).map_err(|error| Error::DeviceTreeParse(error.to_string()))?;
     let reservations = fdt
@@ -207,7 +218,7 @@ pub(crate) fn rewrite(
                 memory_written = true;
             }
         } else if child.name == "chosen" {
-            write_chosen_node(&mut writer, Some(child), bootargs)?;
+            write_chosen_node(&mut writer, Some(child), bootargs, initrd)?;
             chosen_written = true;
         } else {
             copy_node(&mut writer, child)?;
@@ -217,7 +228,7 @@ pub(crate) fn rewrite(
         write_memory_node(&mut writer, &memory_reg)?;
     }
     if !chosen_written {
-        write_chosen_node(&mut writer, None, bootargs)?;
+        write_chosen_node(&mut writer, None, bootargs, initrd)?;
     }
     writer.end_node(root_node)?;
 
@@ -240,14 +251,20 @@ fn write_memory_node(writer: &mut FdtWriter, reg: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// `/chosen` properties this module writes, replacing QEMU's if it has them.
+const REWRITTEN_CHOSEN_PROPERTIES: [&str; 3] =
+    ["bootargs", "linux,initrd-start", "linux,initrd-end"];
+
 fn write_chosen_node(
     writer: &mut FdtWriter,
     qemu_chosen: Option<FdtNode>,
     bootargs: Option<&str>,
+    initrd: Option<&Range<u64>>,
 ) -> Result<(), Error> {
     let node = writer.begin_node("chosen")?;
-    let is_replaced =
-        |name: &str| name == "bootargs" || SEEDS.iter().any(|(seed, _)| *seed == name);
+    let is_replaced = |name: &str| {
+        REWRITTEN_CHOSEN_PROPERTIES.contains(&name) || SEEDS.iter().any(|(seed, _)| *seed == name)
+    };
     if let Some(qemu_chosen) = qemu_chosen {
         for property in qemu_chosen
             .properties()
@@ -258,6 +275,11 @@ fn write_chosen_node(
     }
     if let Some(bootargs) = bootargs {
         writer.property_string("bootargs", bootargs)?;
+    }
+    if let Some(initrd) = initrd {
+        // 64-bit values, as crosvm writes them; Linux reads either width.
+        writer.property_u64("linux,initrd-start", initrd.start)?;
+        writer.property_u64("linux,initrd-end", initrd.end)?;
     }
     for (name, default_size) in SEEDS {
         let size = qemu_chosen
@@ -320,16 +342,49 @@ fn encode_cells(value: u64, cells: usize) -> Result<Vec<u8>, Error> {
 mod tests {
     use super::*;
 
-    /// QEMU's real device tree for a 2-CPU VM with `memory_mib` of RAM.
+    /// QEMU's real device tree for a 2-CPU VM with `memory_mib` of RAM, booted with a stub.
     fn qemu_dtb(memory_mib: u32) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
+        let stub = dir.path().join("stub.bin");
+        fs::write(&stub, crate::boot_stub()).unwrap();
         dump_qemu_device_tree(
             memory_mib,
             2,
+            &stub,
             &dir.path().join("qemu.dtb"),
             &AtomicBool::new(false),
         )
         .expect("qemu-system-aarch64 is needed for this test (apt-get install qemu-system-arm)")
+    }
+
+    #[test]
+    fn dump_has_no_pl061_because_the_boot_has_a_bios() {
+        let dtb = qemu_dtb(16);
+        let fdt = Fdt::new(&dtb).unwrap();
+        assert!(fdt.find_node("/pl011@9000000").is_some());
+        assert!(fdt.find_compatible(&["arm,pl061"]).is_none());
+    }
+
+    #[test]
+    fn initrd_goes_in_chosen() {
+        let initrd = 0x8300_0000..0x8312_3456;
+        let rewritten = rewrite(&qemu_dtb(64), 64, Some("panic=-1"), Some(&initrd)).unwrap();
+        let fdt = Fdt::new(&rewritten).unwrap();
+        let chosen = fdt.find_node("/chosen").unwrap();
+        let value = |name| chosen.property(name).unwrap().value.to_vec();
+        assert_eq!(value("linux,initrd-start"), 0x8300_0000_u64.to_be_bytes());
+        assert_eq!(value("linux,initrd-end"), 0x8312_3456_u64.to_be_bytes());
+        assert_eq!(fdt.chosen().bootargs(), Some("panic=-1"));
+        // Rewriting a rewritten tree replaces the properties rather than adding more.
+        let again = rewrite(&rewritten, 64, None, None).unwrap();
+        let fdt = Fdt::new(&again).unwrap();
+        assert!(
+            fdt.find_node("/chosen")
+                .unwrap()
+                .property("linux,initrd-start")
+                .is_none()
+        );
+        assert_eq!(fdt.chosen().bootargs(), None);
     }
 
     fn memory_regions(dtb: &[u8]) -> Vec<(usize, Option<usize>)> {
@@ -348,7 +403,7 @@ mod tests {
             [(0x4000_0000, Some((1024 + 64) << 20))]
         );
 
-        let rewritten = rewrite(&original, 64, Some("console=ttyAMA0 panic=-1")).unwrap();
+        let rewritten = rewrite(&original, 64, Some("console=ttyAMA0 panic=-1"), None).unwrap();
         assert_eq!(memory_regions(&rewritten), [(0x8000_0000, Some(64 << 20))]);
         let fdt = Fdt::new(&rewritten).unwrap();
         assert_eq!(fdt.chosen().bootargs(), Some("console=ttyAMA0 panic=-1"));
@@ -398,8 +453,8 @@ mod tests {
                 .map(|(name, _)| chosen.property(name).unwrap().value.to_vec())
                 .collect()
         };
-        let first = seeds(&rewrite(&original, 16, None).unwrap());
-        let second = seeds(&rewrite(&original, 16, None).unwrap());
+        let first = seeds(&rewrite(&original, 16, None, None).unwrap());
+        let second = seeds(&rewrite(&original, 16, None, None).unwrap());
         let qemu = seeds(&original);
         assert_eq!(first[0].len(), 8);
         assert_eq!(first[1].len(), qemu[1].len());
@@ -425,7 +480,7 @@ mod tests {
 
     #[test]
     fn without_params_has_no_bootargs() {
-        let rewritten = rewrite(&qemu_dtb(16), 16, None).unwrap();
+        let rewritten = rewrite(&qemu_dtb(16), 16, None, None).unwrap();
         assert_eq!(Fdt::new(&rewritten).unwrap().chosen().bootargs(), None);
     }
 
@@ -433,10 +488,10 @@ mod tests {
     fn rewritten_tree_is_compact_and_checked_against_two_mib() {
         let original = qemu_dtb(16);
         // QEMU pads its dump to 1 MiB; the rewritten tree only holds what it needs.
-        assert!(rewrite(&original, 16, None).unwrap().len() < 64 * 1024);
+        assert!(rewrite(&original, 16, None, None).unwrap().len() < 64 * 1024);
         let huge_params = "x".repeat(FDT_MAX_SIZE as usize);
         assert!(matches!(
-            rewrite(&original, 16, Some(&huge_params)),
+            rewrite(&original, 16, Some(&huge_params), None),
             Err(Error::DeviceTreeTooLarge { .. })
         ));
     }
@@ -444,7 +499,7 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(matches!(
-            rewrite(&[0; 64], 16, None),
+            rewrite(&[0; 64], 16, None, None),
             Err(Error::DeviceTreeParse(_))
         ));
     }

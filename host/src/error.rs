@@ -20,27 +20,77 @@ pub enum Error {
     )]
     ProtectedVmUnsupported,
 
-    /// The config names a kernel but no bootloader; direct kernel boot is not implemented.
+    /// The config names both a bootloader and a kernel or initrd; crosvm boots one or the other.
     #[error(
-        "booting a `kernel` directly is not implemented on this host; boot a raw `bootloader` \
-         image instead"
+        "the config names a `bootloader` and a `kernel` or `initrd`: give a bootloader, or a \
+         kernel with an optional initrd, not both"
     )]
-    KernelUnsupported,
-
-    /// The config names an initrd, which only makes sense with a directly booted kernel.
-    #[error(
-        "`initrd` is only used when booting a `kernel` directly, which is not implemented on \
-         this host"
-    )]
-    InitrdUnsupported,
-
-    /// The config names both a bootloader and a kernel; crosvm accepts only one of them.
-    #[error("the config names both `bootloader` and `kernel`; give exactly one")]
     BootloaderAndKernel,
 
     /// The config names no image to boot.
-    #[error("the config names no image to boot: set `bootloader` to a raw aarch64 image")]
+    #[error(
+        "the config names no image to boot: set `bootloader` to a raw aarch64 image, or \
+         `kernel` to a Linux kernel"
+    )]
     NoImage,
+
+    /// The config names an initrd but no kernel to give it to.
+    #[error("the config names an `initrd` but no `kernel`: an initrd is only given to a kernel")]
+    InitrdWithoutKernel,
+
+    /// The config names a firmware but no kernel for it to boot.
+    #[error(
+        "the config names a `firmware` but no `kernel`: the firmware is entered with a kernel \
+         to boot; give one"
+    )]
+    FirmwareWithoutKernel,
+
+    /// A directly booted kernel is not a little-endian arm64 `Image`.
+    #[error(
+        "kernel {path} is not an arm64 Linux Image: {reason} (boot the uncompressed \
+         arch/arm64/boot/Image)"
+    )]
+    NotAKernelImage {
+        /// The kernel file.
+        path: PathBuf,
+        /// What is wrong with its header.
+        reason: &'static str,
+    },
+
+    /// A kernel, initrd or firmware file is empty.
+    #[error("{role} {path} is empty")]
+    FileEmpty {
+        /// What the file is for, e.g. "initrd".
+        role: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The firmware does not fit its region.
+    #[error(
+        "firmware {path} is {size} bytes, more than its 4 MiB region at 0x7fc0_0000 \
+         (crosvm's pVM-firmware region)"
+    )]
+    FirmwareTooLarge {
+        /// The firmware file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+
+    /// Kernel, initrd and device tree do not fit in the VM's RAM.
+    #[error(
+        "the kernel, initrd and device tree need at least {required_mib} MiB of RAM but \
+         memory_mib is {memory_mib}: the kernel goes at 0x8000_0000 plus its text_offset, the \
+         initrd at the next 16 MiB boundary after it, and the device tree 2 MiB + 64 KiB below \
+         the end of RAM; raise memory_mib"
+    )]
+    KernelDoesNotFit {
+        /// The configured RAM size.
+        memory_mib: u32,
+        /// The smallest `memory_mib` that fits.
+        required_mib: u64,
+    },
 
     /// An image file (bootloader or disk) does not exist or cannot be read.
     #[error("cannot read {role} {path}: {source}")]
@@ -213,10 +263,7 @@ pub enum Error {
     DeviceTreeWrite(#[from] vm_fdt::Error),
 
     /// The rewritten device tree does not fit its 2 MiB region.
-    #[error(
-        "the device tree is {size} bytes with the `params`, more than its 2 MiB region at \
-         0x8000_0000: shorten `params`"
-    )]
+    #[error("the device tree is {size} bytes, more than its 2 MiB region: shorten `params`")]
     DeviceTreeTooLarge {
         /// The device tree's size in bytes.
         size: usize,

@@ -3,7 +3,7 @@
 
 //! `VmInstance`: one QEMU process running one VM, and the files it needs.
 
-use crate::boot_stub::boot_stub;
+use crate::boot_stub::boot_stub_for;
 use crate::config::VirtualMachineRawConfig;
 use crate::death_reason::DeathReason;
 use crate::device_tree;
@@ -110,17 +110,25 @@ impl VmInstance {
                 .unwrap_or(generated_device_tree.as_path()),
             qmp_socket: &dir.join(QMP_SOCKET_FILE),
         };
+        // Written first: QEMU's device tree is dumped with it as `-bios`, as the boot runs.
+        fs::write(files.boot_stub, boot_stub_for(&image.entry))
+            .map_err(Error::io("write the boot stub"))?;
         if config.device_tree.is_none() {
             let qemu_dtb = device_tree::qemu_device_tree(
                 config.memory_mib,
                 config.num_cpus,
+                files.boot_stub,
                 &dir.join(QEMU_DTB_FILE),
                 &interrupt,
             )?;
-            let dtb = device_tree::rewrite(&qemu_dtb, config.memory_mib, config.params.as_deref())?;
+            let dtb = device_tree::rewrite(
+                &qemu_dtb,
+                config.memory_mib,
+                image.bootargs.as_deref(),
+                image.initrd.as_ref(),
+            )?;
             fs::write(&generated_device_tree, dtb).map_err(Error::io("write the device tree"))?;
         }
-        fs::write(files.boot_stub, boot_stub()).map_err(Error::io("write the boot stub"))?;
         Ok(Self {
             qemu_args: qemu::run_args(config, &image, &files, console.is_some()),
             waits_for_debugger: config.gdb_port.is_some(),

@@ -36,3 +36,22 @@ const _: () = assert!(
     IMAGE_ADDRESS == 0x8020_0000,
     "docs/contract.md fixes the image address"
 );
+
+/// Where a VM firmware is loaded and entered: crosvm's pVM-firmware region
+/// (`AARCH64_PROTECTED_VM_FW_START`), just below RAM and not described as RAM to the guest.
+pub const FIRMWARE_ADDRESS: u64 = RAM_START - FIRMWARE_MAX_SIZE;
+
+/// The size of the firmware region.
+pub const FIRMWARE_MAX_SIZE: u64 = 4 * MIB;
+
+/// In a kernel boot, the initrd starts at the first multiple of this after the kernel.
+pub const INITRD_ALIGNMENT: u64 = 16 * MIB;
+
+/// In a kernel boot, the device tree starts this far below the end of RAM (crosvm: its 2 MiB
+/// maximum size plus 64 KiB).
+pub const KERNEL_BOOT_FDT_OFFSET_FROM_END: u64 = FDT_MAX_SIZE + 0x1_0000;
+
+const _: () = assert!(
+    FIRMWARE_ADDRESS == 0x7fc0_0000,
+    "crosvm's firmware region starts 4 MiB below RAM"
+);

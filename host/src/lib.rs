@@ -11,6 +11,8 @@
 //!   start of RAM, at most 2 MiB;
 //! - the bootloader image is loaded at `0x8020_0000` and entered at its first byte with
 //!   `x0` = FDT address and `x1`–`x3` = 0;
+//! - or a Linux kernel is booted as crosvm boots one, directly or through a VM firmware at
+//!   `0x7fc0_0000` ([`VirtualMachineRawConfig::kernel`], [`VirtualMachineRawConfig::firmware`]);
 //! - the console is QEMU's PL011 at `0x0900_0000`;
 //! - PSCI `SYSTEM_OFF` ends the VM with [`DeathReason::Shutdown`], `SYSTEM_RESET` with
 //!   [`DeathReason::Reboot`].
@@ -38,6 +40,7 @@ mod device_tree;
 mod error;
 mod image;
 mod instance;
+mod kernel;
 pub mod layout;
 mod output;
 mod qemu;

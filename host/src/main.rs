@@ -45,12 +45,15 @@ enum Commands {
 
 /// Boots a VM and waits until it ends.
 ///
-/// The guest sees crosvm's aarch64 platform: RAM from 0x8000_0000, its device tree at the start
-/// of RAM, the image loaded and entered at 0x8020_0000 with x0 = the device tree address, PSCI
-/// over hvc, and QEMU's PL011 at 0x0900_0000 as its console.
+/// The guest sees crosvm's aarch64 platform: RAM from 0x8000_0000, PSCI over hvc, and QEMU's
+/// PL011 at 0x0900_0000 as its console. A bootloader image is loaded and entered at 0x8020_0000
+/// with x0 = its device tree, at the start of RAM. A kernel (arm64 Image) is loaded at
+/// 0x8000_0000 + its text_offset and entered there, its initrd at the next 16 MiB boundary, its
+/// device tree 2 MiB + 64 KiB below the end of RAM; with --firmware, the firmware is loaded at
+/// 0x7fc0_0000 and entered first, with x0 = device tree, x1 = kernel entry, x2 = kernel size.
 #[derive(Args)]
 #[command(
-    group = clap::ArgGroup::new("image").required(true).args(["config", "bootloader"]),
+    group = clap::ArgGroup::new("image").required(true).args(["config", "bootloader", "kernel"]),
     after_help = "\
 Prints `VM ended: <reason>` and exits with:
   0      Shutdown             the guest called PSCI SYSTEM_OFF
@@ -68,9 +71,9 @@ With --icount, a guest that powered off or reset also gets a line `instructions:
 number of guest instructions executed from reset until then, whatever SHIFT (QEMU's count)."
 )]
 struct RunArgs {
-    /// VM config in AOSP's JSON format (`bootloader`, `params`, `disks`, `protected`,
-    /// `memory_mib`, `cpu_topology`, `platform_version`, `name`); relative paths are taken
-    /// from its directory. Flags override it.
+    /// VM config in AOSP's JSON format (`bootloader` or `kernel` and `initrd`, `params`,
+    /// `disks`, `protected`, `memory_mib`, `cpu_topology`, `platform_version`, `name`, and this
+    /// project's `firmware`); relative paths are taken from its directory. Flags override it.
     #[arg(value_name = "CONFIG.json")]
     config: Option<PathBuf>,
 
@@ -78,9 +81,25 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     bootloader: Option<PathBuf>,
 
+    /// Linux kernel (uncompressed arm64 Image) to boot, instead of a config file or bootloader.
+    /// Its command line starts with panic=-1, as under crosvm.
+    #[arg(long, value_name = "IMAGE")]
+    kernel: Option<PathBuf>,
+
+    /// Initrd (e.g. a cpio archive) for --kernel.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    initrd: Option<PathBuf>,
+
+    /// VM firmware that boots --kernel, as crosvm's --unprotected-vm-with-firmware: loaded in
+    /// the 4 MiB region at 0x7fc0_0000 and entered at its first byte with x0 = device tree,
+    /// x1 = kernel entry point, x2 = kernel size in bytes, x3 = 0.
+    #[arg(long, value_name = "FW.bin", requires = "kernel")]
+    firmware: Option<PathBuf>,
+
     /// Guest RAM in MiB [default: the config's, else 256]. At least what the image needs (2 MiB
-    /// of device tree, the image, and up to the end of a vmbase image's boot stack; a refusal
-    /// says how much), at most 16384 and the host's physical memory.
+    /// of device tree, the image, and up to the end of a vmbase image's boot stack), or what
+    /// kernel, initrd and device tree need (a refusal says how much); at most 16384 and the
+    /// host's physical memory.
     #[arg(long, value_name = "MIB")]
     mem: Option<u32>,
 
@@ -88,7 +107,8 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     cpus: Option<u32>,
 
-    /// Guest command line, given as /chosen/bootargs in its device tree.
+    /// Guest command line, given as /chosen/bootargs in its device tree (after panic=-1 for a
+    /// kernel).
     #[arg(long, value_name = "STRING")]
     params: Option<String>,
 
@@ -122,6 +142,7 @@ struct RunArgs {
 
     /// Give the guest this device tree, as it is, instead of QEMU's own (rewritten with the
     /// memory size and params): to try a guest on another platform's tree or a corrupt one.
+    /// Loaded where the boot puts the device tree (for a kernel: no initrd or params added).
     #[arg(long, value_name = "PATH")]
     dtb: Option<PathBuf>,
 }
@@ -296,6 +317,9 @@ fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
         Some(path) => VirtualMachineRawConfig::from_json_file(path)?,
         None => VirtualMachineRawConfig {
             bootloader: args.bootloader.clone(),
+            kernel: args.kernel.clone(),
+            initrd: args.initrd.clone(),
+            firmware: args.firmware.clone(),
             ..Default::default()
         },
     };

@@ -8,7 +8,9 @@
 
 mod common;
 
-use common::{HELLO, RESET, SPIN, assemble, processes_with_argument, require_qemu};
+use common::{
+    HELLO, REGISTER_PRINTING_FIRMWARE, RESET, SPIN, assemble, processes_with_argument, require_qemu,
+};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -311,7 +313,10 @@ fn help_explains_usage_and_exit_codes() {
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     for expected in [
-        "Usage: vm run [OPTIONS] <CONFIG.json|--bootloader <PATH>>",
+        "Usage: vm run [OPTIONS] <CONFIG.json|--bootloader <PATH>|--kernel <IMAGE>>",
+        "--initrd <FILE>",
+        "--firmware <FW.bin>",
+        "x1 = kernel entry point, x2 = kernel size in bytes",
         "--mem <MIB>",
         "--cpus <N>",
         "--console <PATH>",
@@ -423,10 +428,10 @@ fn protected_vm() {
 }
 
 #[test]
-fn kernel_without_bootloader() {
+fn missing_kernel() {
     let (_dir, path) = config_file(r#"{"kernel": "Image"}"#);
     let run = vm(&["run", &path]);
-    assert_start_failed(&run, "booting a `kernel` directly is not implemented");
+    assert_start_failed(&run, "cannot read kernel ");
 }
 
 #[test]
@@ -1008,5 +1013,100 @@ fn console_write_errors_exit_2() {
             .contains("vm: error: cannot write the VM's console: No space left on device"),
         "{}",
         run.stderr
+    );
+}
+
+/// An arm64 `Image` header with `image_size`, and nothing else: never booted, only placed.
+fn fake_kernel(dir: &Path, image_size: u64) -> String {
+    let mut header = vec![0; 64];
+    header[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
+    header[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    let path = dir.join("Image");
+    fs::write(&path, header).unwrap();
+    run_path(&path)
+}
+
+#[test]
+fn firmware_is_entered_with_crosvm_registers_and_can_enter_the_payload() {
+    let firmware = assemble(REGISTER_PRINTING_FIRMWARE);
+    // Not an Image: with a firmware it is loaded at 0x8000_0000 as it is, and run by it here.
+    let payload = assemble(HELLO);
+    let payload_size = fs::metadata(&payload.image).unwrap().len();
+    let run = vm(&[
+        "run",
+        "--kernel",
+        &run_path(&payload.image),
+        "--firmware",
+        &run_path(&firmware.image),
+        "--mem",
+        "64",
+    ]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "firmware: x0=0000000083df0000 x1=0000000080000000 x2={payload_size:016x} \
+             x3=0000000000000000\nhello\nVM ended: Shutdown\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, Some(0));
+}
+
+#[test]
+fn kernel_that_is_not_an_image_is_refused() {
+    let payload = assemble(HELLO);
+    let run = vm(&["run", "--kernel", &run_path(&payload.image)]);
+    assert_start_failed(
+        &run,
+        "is not an arm64 Linux Image: it lacks the arm64 Image magic",
+    );
+}
+
+#[test]
+fn kernel_that_does_not_fit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = fake_kernel(dir.path(), 64 << 20);
+    let run = vm(&["run", "--kernel", &kernel, "--mem", "64"]);
+    assert_start_failed(&run, "need at least 67 MiB of RAM but memory_mib is 64");
+}
+
+#[test]
+fn firmware_too_large_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = fake_kernel(dir.path(), 0x1000);
+    let firmware = dir.path().join("fw.bin");
+    fs::write(&firmware, vec![0; (4 << 20) + 1]).unwrap();
+    let run = vm(&[
+        "run",
+        "--kernel",
+        &kernel,
+        "--firmware",
+        &run_path(&firmware),
+    ]);
+    assert_start_failed(&run, "more than its 4 MiB region at 0x7fc0_0000");
+}
+
+#[test]
+fn missing_initrd_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = fake_kernel(dir.path(), 0x1000);
+    let run = vm(&[
+        "run",
+        "--kernel",
+        &kernel,
+        "--initrd",
+        "/nonexistent/initrd",
+    ]);
+    assert_start_failed(&run, "cannot read initrd /nonexistent/initrd");
+}
+
+#[test]
+fn bootloader_with_kernel_is_refused() {
+    let (_dir, path) = config_file(r#"{"bootloader": "a.bin", "kernel": "Image"}"#);
+    let run = vm(&["run", &path]);
+    assert_start_failed(
+        &run,
+        "give a bootloader, or a kernel with an optional initrd",
     );
 }

@@ -14,7 +14,7 @@ use std::process::Command;
 use tempfile::TempDir;
 
 /// Routines appended to every guest. Calling convention: `bl` with arguments in x5; they clobber
-/// x0 and x5–x7, never x1–x4, so a guest can still inspect its entry registers after printing.
+/// x0 and x5–x8, never x1–x4, so a guest can still inspect its entry registers after printing.
 const GUEST_LIBRARY: &str = r#"
     .balign 4                  // after the body's strings
 // Writes the NUL-terminated string at x5 to QEMU's PL011 data register (UARTDR, offset 0).
@@ -25,6 +25,21 @@ puts:
     str w7, [x6]
     b 1b
 2:  ret
+
+// Writes x5 as 16 hexadecimal digits to the PL011; also clobbers x8.
+put_hex:
+    movz x6, #0x0900, lsl #16
+    mov x7, #60                // shift of the most significant digit
+1:  lsr x8, x5, x7
+    and x8, x8, #0xf
+    cmp x8, #10
+    add x8, x8, #'0'
+    b.lo 2f
+    add x8, x8, #('a' - '0' - 10)
+2:  str w8, [x6]
+    subs x7, x7, #4
+    b.pl 1b
+    ret
 
 // PSCI SYSTEM_OFF (function 0x8400_0008) over the hvc conduit.
 system_off:
@@ -84,6 +99,44 @@ bad:
     b system_reset
 good_message: .asciz "entry state ok\n"
 bad_message: .asciz "bad entry state\n"
+"#;
+
+/// A VM firmware for tests: prints the registers it was entered with as
+/// `firmware: x0=… x1=… x2=… x3=…` (16 hex digits each), then enters the payload at `x1` as
+/// Linux's arm64 boot protocol asks, with `x0` kept and `x1`–`x3` = 0.
+pub const REGISTER_PRINTING_FIRMWARE: &str = r#"
+    mov x9, x0
+    mov x10, x1
+    mov x11, x2
+    mov x12, x3
+    adr x5, x0_label
+    bl puts
+    mov x5, x9
+    bl put_hex
+    adr x5, x1_label
+    bl puts
+    mov x5, x10
+    bl put_hex
+    adr x5, x2_label
+    bl puts
+    mov x5, x11
+    bl put_hex
+    adr x5, x3_label
+    bl puts
+    mov x5, x12
+    bl put_hex
+    adr x5, newline
+    bl puts
+    mov x0, x9
+    mov x1, xzr
+    mov x2, xzr
+    mov x3, xzr
+    br x10
+x0_label: .asciz "firmware: x0="
+x1_label: .asciz " x1="
+x2_label: .asciz " x2="
+x3_label: .asciz " x3="
+newline: .asciz "\n"
 "#;
 
 /// A raw guest image in its own temporary directory.
@@ -177,3 +230,5 @@ fn parent_pid(process: &Path) -> Option<u32> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(1)?.parse().ok()
 }
+
+pub mod linux;

@@ -205,6 +205,8 @@ fn bare_qemu_command(files: &Path, image: &Path) -> Command {
         "virt,gic-version=3",
         "-cpu",
         "max",
+        "-global",
+        "max-arm-cpu.pauth-impdef=on",
         "-smp",
         "1",
         "-nodefaults",
@@ -234,7 +236,14 @@ fn launcher_overhead(root: &Path, image: &Path) -> Result<(Duration, Duration)> 
         "virt,gic-version=3,dumpdtb={}",
         files.path().join("qemu.dtb").display()
     );
-    time(Command::new("qemu-system-aarch64").args(["-M", &dump, "-cpu", "max", "-nodefaults"]))?;
+    // The same machine as the boot, -bios included (QEMU leaves devices out under -bios).
+    time(
+        Command::new("qemu-system-aarch64")
+            .args(["-M", &dump, "-cpu", "max", "-nodefaults"])
+            .args(["-global", "max-arm-cpu.pauth-impdef=on"])
+            .arg("-bios")
+            .arg(files.path().join("stub.bin")),
+    )?;
     // One run of each first, so that caches (the launcher's device tree among them) are warm.
     time(&mut vm_command(root, image))?;
     time(&mut bare_qemu_command(files.path(), image))?;

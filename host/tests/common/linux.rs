@@ -1,0 +1,174 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Booting Debian's arm64 kernel with a busybox initramfs whose init reports what it saw.
+//!
+//! The kernel and busybox come from Debian's arm64 packages, which `tools/install-deps.sh linux`
+//! fetches into `$XDG_CACHE_HOME/vmbase/linux` (default `~/.cache/vmbase/linux`); the tests run
+//! it the first time.
+
+use std::env;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tempfile::TempDir;
+use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance};
+
+/// RAM for the Linux tests: enough for Debian's kernel, and not a round number, so that the
+/// size init reports is clearly the configured one.
+pub const LINUX_MEMORY_MIB: u32 = 300;
+
+/// Far more than a boot to init and back needs here (about 2 s with `pauth-impdef=on`, on a
+/// loaded 2-core host several times that), so a hang fails the test instead of blocking it.
+const LINUX_BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What every line the test's init prints starts with.
+pub const INIT_PREFIX: &str = "vmbase-init: ";
+
+/// The test's `/init`: prints a marker, the command line, each `/memory` node's `reg` as hex,
+/// and whether `/chosen` still has the seeds, then powers off.
+const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
+bb=/bin/busybox
+$bb mount -t proc proc /proc
+$bb mount -t sysfs sysfs /sys
+echo "vmbase-init: started"
+echo "vmbase-init: cmdline: $($bb cat /proc/cmdline)"
+for reg in /proc/device-tree/memory*/reg; do
+    echo "vmbase-init: memory reg: $($bb od -An -v -tx1 "$reg" | $bb tr -d ' \n')"
+done
+for seed in kaslr-seed rng-seed; do
+    if [ -e /proc/device-tree/chosen/$seed ]; then
+        echo "vmbase-init: $seed: present"
+    else
+        echo "vmbase-init: $seed: absent"
+    fi
+done
+$bb poweroff -f
+"#;
+
+/// Where `tools/install-deps.sh linux` puts Debian's kernel and busybox; fetched there first if
+/// they are missing, once per test process.
+fn linux_cache() -> &'static Path {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let cache = env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+            .expect("neither XDG_CACHE_HOME nor HOME is set");
+        let linux = cache.join("vmbase/linux");
+        let present = || linux.join("Image").is_file() && linux.join("busybox").is_file();
+        if !present() {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/install-deps.sh");
+            let output = Command::new(&script)
+                .arg("linux")
+                .output()
+                .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
+            assert!(
+                output.status.success() && present(),
+                "{} linux did not fetch Debian's arm64 kernel and busybox into {}: {}",
+                script.display(),
+                linux.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        linux
+    })
+}
+
+/// Debian's arm64 kernel, an uncompressed `Image`.
+pub fn debian_kernel() -> PathBuf {
+    linux_cache().join("Image")
+}
+
+/// A newc cpio archive holding busybox as `/bin/busybox`, `/dev/console` and the test's
+/// `/init`.
+pub fn busybox_initramfs() -> Vec<u8> {
+    let busybox = fs::read(linux_cache().join("busybox")).unwrap();
+    let entries: [(&str, u32, &[u8]); 7] = [
+        ("bin", 0o040_755, b""),
+        ("dev", 0o040_755, b""),
+        ("proc", 0o040_755, b""),
+        ("sys", 0o040_755, b""),
+        ("dev/console", 0o020_600, b""),
+        ("bin/busybox", 0o100_755, &busybox),
+        ("init", 0o100_755, INIT_SCRIPT.as_bytes()),
+    ];
+    let mut archive = Vec::new();
+    for (inode, (name, mode, data)) in entries.into_iter().enumerate() {
+        let mut builder = cpio::NewcBuilder::new(name)
+            .ino(inode as u32 + 1)
+            .mode(mode)
+            .nlink(if mode & 0o040_000 != 0 { 2 } else { 1 });
+        if name == "dev/console" {
+            // The console character device, 5:1.
+            builder = builder.rdev_major(5).rdev_minor(1);
+        }
+        let mut writer = builder.write(&mut archive, data.len() as u32);
+        writer.write_all(data).unwrap();
+        writer.finish().unwrap();
+    }
+    cpio::newc::trailer(&mut archive).unwrap();
+    archive
+}
+
+/// A Linux boot's files: the initramfs, and the console output once booted.
+pub struct LinuxBoot {
+    pub dir: TempDir,
+    pub config: VirtualMachineRawConfig,
+}
+
+impl LinuxBoot {
+    /// Debian's kernel with the busybox initramfs, `params` and [`LINUX_MEMORY_MIB`]; with a
+    /// `firmware`, booted through it.
+    pub fn new(params: &str, firmware: Option<&Path>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let initrd = dir.path().join("initramfs.cpio");
+        fs::write(&initrd, busybox_initramfs()).unwrap();
+        let config = VirtualMachineRawConfig {
+            name: "vmclient-linux-test".to_owned(),
+            kernel: Some(debian_kernel()),
+            initrd: Some(initrd),
+            params: Some(params.to_owned()),
+            firmware: firmware.map(Path::to_owned),
+            memory_mib: LINUX_MEMORY_MIB,
+            ..Default::default()
+        };
+        Self { dir, config }
+    }
+
+    /// Boots, and returns how the VM ended and its console output. A VM still running after
+    /// the timeout is killed, and reported as such.
+    pub fn boot(&self) -> (DeathReason, String) {
+        super::require_qemu();
+        let console_path = self.dir.path().join("console.txt");
+        let console = File::create(&console_path).unwrap();
+        let mut vm = VmInstance::create(&self.config, Some(console), None).unwrap();
+        vm.start().unwrap();
+        let reason = vm
+            .wait_for_death_with_timeout(LINUX_BOOT_TIMEOUT)
+            .unwrap_or_else(|| vm.kill());
+        (reason, fs::read_to_string(console_path).unwrap())
+    }
+}
+
+/// The lines the test's init printed, without their prefix.
+pub fn init_report(console: &str) -> Vec<&str> {
+    console
+        .lines()
+        .filter_map(|line| line.split_once(INIT_PREFIX).map(|(_, report)| report))
+        .collect()
+}
+
+/// What init should report for a VM with `memory_mib` of RAM at `0x8000_0000` and command line
+/// `cmdline`, before the seed lines.
+pub fn expected_init_report(cmdline: &str, memory_mib: u32) -> Vec<String> {
+    let size = u64::from(memory_mib) << 20;
+    vec![
+        "started".to_owned(),
+        format!("cmdline: {cmdline}"),
+        format!("memory reg: {:016x}{size:016x}", 0x8000_0000_u64),
+    ]
+}
