@@ -89,24 +89,24 @@ const REMEMBERED_NODES: usize = 64;
 /// The node `/chosen/stdout-path` names (through `/aliases` if needed), and whether a bus
 /// between it and the root translates addresses. One walk over the root's children finds
 /// `/chosen` and, remembering where each child was, the console node before it.
-fn stdout_node<'a>(fdt: &Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
+fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let root = fdt.root()?;
     let mut children = root.children();
-    let mut remembered = [0u32; REMEMBERED_NODES];
+    // Name and offset of each root child before /chosen, as far as they fit.
+    let mut remembered: [(&[u8], usize); REMEMBERED_NODES] = [(&[], 0); REMEMBERED_NODES];
     let mut count = 0;
+    let mut overflowed = false;
     let mut root_cells = None;
     let mut aliases = None;
     let mut stdout_path = None;
     for child in children.by_ref() {
         let child = child?;
         root_cells = Some(child.parent_cells());
-        if let (Some(slot), Ok(offset)) = (remembered.get_mut(count), u32::try_from(child.offset()))
-        {
-            *slot = offset;
-            count += 1;
-        } else {
-            count = usize::MAX;
+        match remembered.get_mut(count) {
+            Some(slot) => *slot = (child.name(), child.offset()),
+            None => overflowed = true,
         }
+        count += 1;
         if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
             aliases = Some(child);
         } else if node_name_matches(child.name(), b"chosen") {
@@ -132,21 +132,20 @@ fn stdout_node<'a>(fdt: &Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let Some(first) = components.next() else {
         return Ok((root, false));
     };
-    let mut node = None;
-    if let (Some(offsets), Some(cells)) = (remembered.get(..count), root_cells) {
-        for &offset in offsets {
-            let child = fdt.node_at(offset as usize, cells)?;
-            if node_name_matches(child.name(), first) {
-                node = Some(child);
-                break;
-            }
-        }
-        if node.is_none() {
-            node = find_child(&mut children, first)?;
-        }
+    let node = if overflowed {
+        root.child(first)?
     } else {
-        node = root.child(first)?;
-    }
+        match remembered[..count.min(REMEMBERED_NODES)]
+            .iter()
+            .find(|(name, _)| node_name_matches(name, first))
+        {
+            Some(&(_, offset)) => {
+                let cells = root_cells.ok_or(ConsoleError::NodeNotFound)?;
+                Some(fdt.node_at(offset, cells)?)
+            }
+            None => find_child(&mut children, first)?,
+        }
+    };
     let mut node = node.ok_or(ConsoleError::NodeNotFound)?;
     let mut translated = false;
     for component in components {
@@ -376,13 +375,13 @@ macro_rules! eprintln {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdt::tests::{crosvm_like, FdtBuilder};
+    use crate::fdt::tests::{crosvm_like, qemu_virt, FdtBuilder};
 
     #[test]
     fn qemu_dtb_selects_pl011() {
-        let blob = include_bytes!("../tests/data/qemu-virt.dtb");
+        let blob = qemu_virt();
         assert_eq!(
-            ConsoleDevice::from_fdt(blob),
+            ConsoleDevice::from_fdt(&blob),
             Ok(ConsoleDevice::Pl011(NonZeroUsize::new(0x900_0000).unwrap()))
         );
     }
@@ -549,7 +548,7 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let _ = ConsoleDevice::from_fdt(&std::fs::read(entry.unwrap().path()).unwrap());
         }
-        let good = include_bytes!("../tests/data/qemu-virt.dtb");
+        let good = qemu_virt();
         for index in (0..good.len()).step_by(3) {
             for value in [0x00, 0x02, 0x04, 0xff] {
                 let mut blob = good.to_vec();

@@ -42,6 +42,8 @@ const FDT_END: u32 = 0x9;
 pub enum FdtError {
     /// The blob is shorter than its header or than the size the header claims.
     Truncated,
+    /// The blob is not 8-byte aligned in memory, as the Devicetree Specification requires.
+    Misaligned,
     /// The blob does not start with [`FDT_MAGIC`]; holds what it starts with instead.
     BadMagic(u32),
     /// The header's `last_comp_version` is newer than this reader understands.
@@ -74,6 +76,7 @@ impl fmt::Display for FdtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Truncated => write!(f, "truncated FDT"),
+            Self::Misaligned => write!(f, "FDT is not 8-byte aligned"),
             Self::BadMagic(magic) => write!(f, "bad FDT magic {magic:#010x}"),
             Self::UnsupportedVersion(v) => write!(f, "unsupported FDT version {v}"),
             Self::BadLayout => write!(f, "FDT blocks lie outside the blob"),
@@ -129,6 +132,9 @@ pub struct Fdt<'a> {
     /// Offset of the structure block in the blob.
     structure_start: usize,
     structure: &'a [u8],
+    /// The whole 32-bit words of the structure block, read as aligned words: tokens, lengths
+    /// and name words are each one load.
+    words: &'a [u32],
     strings: &'a [u8],
 }
 
@@ -159,7 +165,7 @@ pub fn total_size(header: &[u8]) -> Result<usize, FdtError> {
 pub unsafe fn from_region(address: u64, region: Range<usize>) -> Option<&'static [u8]> {
     let start = usize::try_from(address).ok()?;
     let header_end = start.checked_add(HEADER_SIZE)?;
-    if !region.contains(&start) || header_end > region.end {
+    if !region.contains(&start) || header_end > region.end || !start.is_multiple_of(8) {
         return None;
     }
     // SAFETY: The header lies within region, which the caller promises is readable and stable.
@@ -179,29 +185,15 @@ pub fn c_string(bytes: &[u8]) -> &[u8] {
 
 /// Whether node `name` ("serial@3f8") is what path component `component` names: the same full
 /// name, or the same name before '@' when the component has no unit address.
+#[inline]
 pub fn node_name_matches(name: &[u8], component: &[u8]) -> bool {
-    match name.get(component.len()) {
-        _ if !name.starts_with(component) => false,
-        None => true,
+    // The cheap test first: most names differ in length, or in the byte after the component.
+    let boundary = match name.get(component.len()) {
+        None => name.len() == component.len(),
         Some(&b'@') => !component.contains(&b'@'),
         Some(_) => false,
-    }
-}
-
-/// The length of the NUL-terminated name at the start of `bytes`, which starts 4-byte aligned
-/// in the structure block: names are scanned a word at a time.
-fn name_length(bytes: &[u8]) -> Option<usize> {
-    let mut index = 0;
-    while let Some(&[a, b, c, d]) = bytes.get(index..index + 4) {
-        let word = u32::from_le_bytes([a, b, c, d]);
-        // The lowest set bit of this marks the first zero byte, if there is one.
-        let zeros = word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080;
-        if zeros != 0 {
-            return Some(index + zeros.trailing_zeros() as usize / 8);
-        }
-        index += 4;
-    }
-    Some(index + bytes.get(index..)?.iter().position(|&b| b == 0)?)
+    };
+    boundary && name[..component.len()] == *component
 }
 
 /// The non-empty components of a path ("/soc/uart@0" gives "soc", "uart@0").
@@ -234,13 +226,22 @@ impl<'a> Fdt<'a> {
         let structure_start = field(8)?;
         let structure = block(structure_start, field(36)?)?;
         let strings = block(field(12)?, field(32)?)?;
-        if structure_start % 4 != 0 {
+        if !structure_start.is_multiple_of(4) {
             return Err(FdtError::BadLayout);
+        }
+        if !(blob.as_ptr() as usize).is_multiple_of(8) {
+            return Err(FdtError::Misaligned);
+        }
+        // SAFETY: Every bit pattern is a valid u32, and the words borrow the same bytes.
+        let (prefix, words, _) = unsafe { structure.align_to::<u32>() };
+        if !prefix.is_empty() {
+            return Err(FdtError::Misaligned);
         }
         Ok(Self {
             blob,
             structure_start,
             structure,
+            words,
             strings,
         })
     }
@@ -250,27 +251,49 @@ impl<'a> Fdt<'a> {
         self.blob
     }
 
+    /// The big-endian word at byte `offset` (a multiple of 4) of the structure block.
+    #[inline]
+    fn word(&self, offset: usize) -> Option<u32> {
+        self.words.get(offset / 4).map(|&word| u32::from_be(word))
+    }
+
+    /// The length of the NUL-terminated name at byte `offset` (a multiple of 4) of the
+    /// structure block, scanned a word at a time.
+    #[inline(always)]
+    fn name_length(&self, offset: usize) -> Option<usize> {
+        let first = offset / 4;
+        for (index, &word) in self.words.get(first..)?.iter().enumerate() {
+            // The bytes in memory order, first byte lowest.
+            let word = u32::from_le(word);
+            // The lowest set bit of this marks the first zero byte, if there is one.
+            let zeros = word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080;
+            if zeros != 0 {
+                return Some(index * 4 + zeros.trailing_zeros() as usize / 8);
+            }
+        }
+        None
+    }
+
     /// The token at `offset` into the structure block, and the offset of the next one.
+    #[inline(always)]
     fn token(&self, offset: usize) -> Result<(Token<'a>, usize), FdtError> {
-        let structure = self.structure;
         let bad = || FdtError::BadStructure(self.structure_start.saturating_add(offset));
-        let tag = be32(structure, offset).ok_or_else(bad)?;
+        let tag = self.word(offset).ok_or_else(bad)?;
         let body = offset + 4;
         // Tokens are 4-byte aligned; the block's end need not be, so the next offset may lie
         // past it (and reading there is an error).
         match tag {
             FDT_BEGIN_NODE => {
-                let rest = structure.get(body..).ok_or_else(bad)?;
-                let len = name_length(rest).ok_or_else(bad)?;
-                let next = body + (len + 1).next_multiple_of(4);
-                Ok((Token::BeginNode(&rest[..len]), next))
+                let len = self.name_length(body).ok_or_else(bad)?;
+                let name = self.structure.get(body..body + len).ok_or_else(bad)?;
+                Ok((Token::BeginNode(name), body + (len + 1).next_multiple_of(4)))
             }
             FDT_END_NODE => Ok((Token::EndNode, body)),
             FDT_PROP => {
-                let len = be32(structure, body).ok_or_else(bad)? as usize;
-                let name_offset = be32(structure, body + 4).ok_or_else(bad)? as usize;
+                let len = self.word(body).ok_or_else(bad)? as usize;
+                let name_offset = self.word(body + 4).ok_or_else(bad)? as usize;
                 let start = body + 8;
-                let value = structure.get(start..start + len).ok_or_else(bad)?;
+                let value = self.structure.get(start..start + len).ok_or_else(bad)?;
                 Ok((
                     Token::Property { name_offset, value },
                     start + len.next_multiple_of(4),
@@ -284,36 +307,52 @@ impl<'a> Fdt<'a> {
 
     /// The offset after the `FDT_END_NODE` that closes the node whose properties start at
     /// `offset`. Skipping is most of what lookups do, so this reads no more than token tags,
-    /// property lengths and name words.
-    fn skip_subtree(&self, mut offset: usize) -> Result<usize, FdtError> {
-        let structure = self.structure;
+    /// property lengths and name words, in word indices.
+    fn skip_subtree(&self, offset: usize) -> Result<usize, FdtError> {
+        let words = self.words;
+        let mut index = offset / 4;
         let mut depth = 1usize;
-        loop {
-            let bad = FdtError::BadStructure(self.structure_start.saturating_add(offset));
-            let tag = be32(structure, offset).ok_or(bad)?;
-            offset += 4;
-            match tag {
+        while let Some(&tag) = words.get(index) {
+            match u32::from_be(tag) {
                 FDT_PROP => {
-                    let len = be32(structure, offset).ok_or(bad)? as usize;
+                    let Some(&len) = words.get(index + 1) else {
+                        break;
+                    };
                     // The value is not read; a length past the block makes the next tag fail.
-                    offset += 8 + len.next_multiple_of(4);
+                    index += 3 + (u32::from_be(len) as usize).div_ceil(4);
                 }
                 FDT_BEGIN_NODE => {
-                    let rest = structure.get(offset..).ok_or(bad)?;
-                    offset += (name_length(rest).ok_or(bad)? + 1).next_multiple_of(4);
+                    index += 1;
+                    // The name ends in the first word with a zero byte.
+                    loop {
+                        let Some(&word) = words.get(index) else {
+                            return Err(self.bad_structure(offset));
+                        };
+                        index += 1;
+                        let word = u32::from_le(word);
+                        if word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080 != 0 {
+                            break;
+                        }
+                    }
                     depth += 1;
                 }
                 FDT_END_NODE => {
+                    index += 1;
                     depth -= 1;
                     if depth == 0 {
-                        return Ok(offset);
+                        return Ok(index * 4);
                     }
                 }
-                FDT_NOP => {}
+                FDT_NOP => index += 1,
                 FDT_END => return Err(FdtError::UnbalancedNodes),
-                _ => return Err(bad),
+                _ => break,
             }
         }
+        Err(self.bad_structure(index.saturating_mul(4)))
+    }
+
+    fn bad_structure(&self, offset: usize) -> FdtError {
+        FdtError::BadStructure(self.structure_start.saturating_add(offset))
     }
 
     /// The name at `offset` in the strings block (NUL-terminated there), without its NUL.
@@ -335,14 +374,14 @@ impl<'a> Fdt<'a> {
     }
 
     /// The root node.
-    pub fn root(&self) -> Result<Node<'a>, FdtError> {
+    pub fn root(&self) -> Result<Node<'_>, FdtError> {
         let mut offset = 0;
         loop {
             match self.token(offset)? {
                 (Token::Nop, next) => offset = next,
                 (Token::BeginNode(name), body) if name.is_empty() => {
                     return Ok(Node {
-                        fdt: *self,
+                        fdt: self,
                         offset,
                         body,
                         name,
@@ -356,10 +395,10 @@ impl<'a> Fdt<'a> {
 
     /// The node whose `FDT_BEGIN_NODE` token is at `offset` ([`Node::offset`]) and whose parent
     /// has `parent_cells`: how a caller returns to a node it passed without walking again.
-    pub fn node_at(&self, offset: usize, parent_cells: Cells) -> Result<Node<'a>, FdtError> {
+    pub fn node_at(&self, offset: usize, parent_cells: Cells) -> Result<Node<'_>, FdtError> {
         match self.token(offset)? {
             (Token::BeginNode(name), body) => Ok(Node {
-                fdt: *self,
+                fdt: self,
                 offset,
                 body,
                 name,
@@ -372,7 +411,7 @@ impl<'a> Fdt<'a> {
     }
 
     /// The node at absolute `path` ("/soc/uart@1000"; "uart" also matches "uart@1000").
-    pub fn node(&self, path: &[u8]) -> Result<Option<Node<'a>>, FdtError> {
+    pub fn node(&self, path: &[u8]) -> Result<Option<Node<'_>>, FdtError> {
         let mut node = self.root()?;
         for component in components(path) {
             match node.child(component)? {
@@ -386,8 +425,26 @@ impl<'a> Fdt<'a> {
     /// The value of property `name` of the node at absolute `path`, if both exist.
     pub fn property(&self, path: &[u8], name: &[u8]) -> Result<Option<&'a [u8]>, FdtError> {
         match self.node(path)? {
-            Some(node) => node.property(name),
+            Some(node) => self.property_at(node.body, name),
             None => Ok(None),
+        }
+    }
+
+    /// The value of property `name` among the properties that start at `body`.
+    fn property_at(&self, body: usize, name: &[u8]) -> Result<Option<&'a [u8]>, FdtError> {
+        let mut offset = body;
+        loop {
+            match self.token(offset)? {
+                (Token::Property { name_offset, value }, next) => {
+                    if self.string_is(name_offset, name) {
+                        return Ok(Some(value));
+                    }
+                    offset = next;
+                }
+                (Token::Nop, next) => offset = next,
+                (Token::BeginNode(_) | Token::EndNode, _) => return Ok(None),
+                (Token::End, _) => return Err(FdtError::UnbalancedNodes),
+            }
         }
     }
 
@@ -398,7 +455,7 @@ impl<'a> Fdt<'a> {
 
     /// The node `path` names: an absolute path, or an alias optionally followed by a relative
     /// path ("serial0", "i2c1/eeprom@50").
-    pub fn resolve(&self, path: &[u8]) -> Result<Option<Node<'a>>, FdtError> {
+    pub fn resolve(&self, path: &[u8]) -> Result<Option<Node<'_>>, FdtError> {
         if path.first() == Some(&b'/') {
             return self.node(path);
         }
@@ -425,9 +482,9 @@ impl<'a> Fdt<'a> {
     }
 
     /// Every node whose `compatible` lists `compatible`, in tree order.
-    pub fn compatible_nodes(&self, compatible: &'a [u8]) -> CompatibleNodes<'a> {
+    pub fn compatible_nodes<'s>(&'s self, compatible: &'s [u8]) -> CompatibleNodes<'s> {
         CompatibleNodes {
-            fdt: *self,
+            fdt: self,
             compatible,
             offset: 0,
             cells: [Cells::default(); MAX_DEPTH + 1],
@@ -437,7 +494,7 @@ impl<'a> Fdt<'a> {
     }
 
     /// The RAM that the `/memory` nodes (by `device_type` or name) describe, as address ranges.
-    pub fn memory(&self) -> Result<MemoryRanges<'a>, FdtError> {
+    pub fn memory(&self) -> Result<MemoryRanges<'_>, FdtError> {
         Ok(MemoryRanges {
             nodes: self.root()?.children(),
             reg: None,
@@ -445,7 +502,7 @@ impl<'a> Fdt<'a> {
     }
 
     /// The properties of `/chosen` that boot code reads, if `/chosen` exists.
-    pub fn chosen(&self) -> Result<Option<Chosen<'a>>, FdtError> {
+    pub fn chosen(&self) -> Result<Option<Chosen<'_>>, FdtError> {
         let Some(node) = self.node(b"/chosen")? else {
             return Ok(None);
         };
@@ -533,7 +590,7 @@ pub fn split_stdout_path(value: &[u8]) -> (&[u8], &[u8]) {
 /// A node of the tree: a cursor at its `FDT_BEGIN_NODE` token.
 #[derive(Clone, Copy, Debug)]
 pub struct Node<'a> {
-    fdt: Fdt<'a>,
+    fdt: &'a Fdt<'a>,
     /// Offset of the node's token in the structure block.
     offset: usize,
     /// Offset of the first token after the node's name.
@@ -565,20 +622,7 @@ impl<'a> Node<'a> {
 
     /// The value of property `name`, if the node has it.
     pub fn property(&self, name: &[u8]) -> Result<Option<&'a [u8]>, FdtError> {
-        let mut offset = self.body;
-        loop {
-            match self.fdt.token(offset)? {
-                (Token::Property { name_offset, value }, next) => {
-                    if self.fdt.string_is(name_offset, name) {
-                        return Ok(Some(value));
-                    }
-                    offset = next;
-                }
-                (Token::Nop, next) => offset = next,
-                (Token::BeginNode(_) | Token::EndNode, _) => return Ok(None),
-                (Token::End, _) => return Err(FdtError::UnbalancedNodes),
-            }
-        }
+        self.fdt.property_at(self.body, name)
     }
 
     /// Whether `compatible` lists `name`.
@@ -618,8 +662,10 @@ impl<'a> Node<'a> {
     pub fn children(&self) -> Children<'a> {
         Children {
             fdt: self.fdt,
-            parent: *self,
-            state: ChildrenState::Start,
+            offset: self.body,
+            skip: false,
+            cells: None,
+            done: false,
         }
     }
 
@@ -653,11 +699,6 @@ impl<'a> Node<'a> {
         let own = self.cells()?;
         Entries::new(value, [own.address, self.parent_cells.address, own.size]).map(Some)
     }
-
-    /// Offset of the first token after this node's subtree (after its `FDT_END_NODE`).
-    fn end(&self) -> Result<usize, FdtError> {
-        self.fdt.skip_subtree(self.body)
-    }
 }
 
 /// Whether NUL-separated string list `list` contains `name`.
@@ -689,7 +730,7 @@ pub struct Property<'a> {
 
 /// The properties of a node ([`Node::properties`]).
 pub struct Properties<'a> {
-    fdt: Fdt<'a>,
+    fdt: &'a Fdt<'a>,
     offset: usize,
     done: bool,
 }
@@ -726,65 +767,69 @@ impl<'a> Iterator for Properties<'a> {
     }
 }
 
-enum ChildrenState<'a> {
-    Start,
-    /// The child returned last, whose subtree the next call skips, and the parent's cells.
-    After(Node<'a>),
-    Done,
-}
-
 /// The children of a node ([`Node::children`]).
 pub struct Children<'a> {
-    fdt: Fdt<'a>,
-    parent: Node<'a>,
-    state: ChildrenState<'a>,
+    fdt: &'a Fdt<'a>,
+    /// The next token to read; while `skip` is set, the body of the child returned last, whose
+    /// subtree comes first.
+    offset: usize,
+    skip: bool,
+    /// The parent's cells, once its properties have been read.
+    cells: Option<Cells>,
+    done: bool,
 }
 
 impl<'a> Children<'a> {
+    #[inline]
     fn step(&mut self) -> Result<Option<Node<'a>>, FdtError> {
-        let (mut offset, cells) = match self.state {
-            ChildrenState::Done => return Ok(None),
-            ChildrenState::After(child) => (child.end()?, child.parent_cells),
-            ChildrenState::Start => {
+        let cells = match self.cells {
+            Some(cells) => cells,
+            None => {
                 // The parent's cells, read while skipping its properties.
                 let mut cells = Cells::default();
-                let mut offset = self.parent.body;
                 loop {
-                    match self.fdt.token(offset)? {
+                    match self.fdt.token(self.offset)? {
                         (Token::Property { name_offset, value }, next) => {
                             if self.fdt.string_is(name_offset, b"#address-cells") {
                                 cells.address = cell_count(value)?;
                             } else if self.fdt.string_is(name_offset, b"#size-cells") {
                                 cells.size = cell_count(value)?;
                             }
-                            offset = next;
+                            self.offset = next;
                         }
-                        (Token::Nop, next) => offset = next,
+                        (Token::Nop, next) => self.offset = next,
                         _ => break,
                     }
                 }
-                (offset, cells)
+                self.cells = Some(cells);
+                cells
             }
         };
+        if self.skip {
+            self.offset = self.fdt.skip_subtree(self.offset)?;
+            self.skip = false;
+        }
         loop {
-            match self.fdt.token(offset)? {
-                (Token::Nop, next) => offset = next,
+            match self.fdt.token(self.offset)? {
+                (Token::Nop, next) => self.offset = next,
                 (Token::BeginNode(name), body) => {
                     let child = Node {
                         fdt: self.fdt,
-                        offset,
+                        offset: self.offset,
                         body,
                         name,
                         parent_cells: cells,
                     };
-                    self.state = ChildrenState::After(child);
+                    self.offset = body;
+                    self.skip = true;
                     return Ok(Some(child));
                 }
-                (Token::EndNode, _) => {
-                    self.state = ChildrenState::Done;
-                    return Ok(None);
+                (Token::EndNode, _) => return Ok(None),
+                _ => {
+                    return Err(FdtError::BadStructure(
+                        self.fdt.structure_start + self.offset,
+                    ))
                 }
-                _ => return Err(FdtError::BadStructure(self.fdt.structure_start + offset)),
             }
         }
     }
@@ -794,10 +839,11 @@ impl<'a> Iterator for Children<'a> {
     type Item = Result<Node<'a>, FdtError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let step = self.step();
-        if step.is_err() {
-            self.state = ChildrenState::Done;
+        if self.done {
+            return None;
         }
+        let step = self.step();
+        self.done = !matches!(step, Ok(Some(_)));
         step.transpose()
     }
 }
@@ -874,7 +920,7 @@ impl Iterator for MemoryRanges<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         let step = self.step();
         if step.is_err() {
-            self.nodes.state = ChildrenState::Done;
+            self.nodes.done = true;
             self.reg = None;
         }
         step.transpose()
@@ -883,7 +929,7 @@ impl Iterator for MemoryRanges<'_> {
 
 /// The nodes whose `compatible` lists a name ([`Fdt::compatible_nodes`]).
 pub struct CompatibleNodes<'a> {
-    fdt: Fdt<'a>,
+    fdt: &'a Fdt<'a>,
     compatible: &'a [u8],
     /// The next token to read.
     offset: usize,
@@ -1044,7 +1090,12 @@ pub(crate) mod tests {
     }
 
     /// QEMU virt's tree, dumped with `-M virt,gic-version=3,dumpdtb=...` (QEMU 7.2).
-    pub(crate) const QEMU_VIRT_DTB: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");
+    const QEMU_VIRT_DTB: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");
+
+    /// QEMU virt's tree, in a heap buffer (8-byte aligned, unlike `include_bytes!`).
+    pub(crate) fn qemu_virt() -> Vec<u8> {
+        QEMU_VIRT_DTB.to_vec()
+    }
 
     /// Runs every read the module offers over `blob` to its end, ignoring the results: what
     /// hostile input must survive.
@@ -1076,7 +1127,8 @@ pub(crate) mod tests {
 
     #[test]
     fn qemu_virt_nodes_and_properties() {
-        let fdt = Fdt::new(QEMU_VIRT_DTB).unwrap();
+        let blob = qemu_virt();
+        let fdt = Fdt::new(&blob).unwrap();
         fdt.check().unwrap();
         let uart = fdt.node(b"/pl011@9000000").unwrap().unwrap();
         assert!(uart.is_compatible(b"arm,pl011").unwrap());
