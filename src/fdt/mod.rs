@@ -1007,7 +1007,7 @@ pub(crate) mod tests {
             }
         }
 
-        fn token(&mut self, token: u32) -> &mut Self {
+        pub(crate) fn token(&mut self, token: u32) -> &mut Self {
             self.structure.extend_from_slice(&token.to_be_bytes());
             self
         }

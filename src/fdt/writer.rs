@@ -350,3 +350,246 @@ fn properties_end(fdt: &Fdt, body: usize) -> Result<usize, FdtError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{crosvm_like, qemu_virt, FdtBuilder};
+    use super::super::{split_stdout_path, FDT_NOP};
+    use super::*;
+    use std::process::Command;
+
+    /// Runs dtc, which `tools/install-deps.sh` installs (package `device-tree-compiler`).
+    fn dtc(args: &[&str], input: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = Command::new("dtc")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dtc is missing: run tools/install-deps.sh (or make test)");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "dtc {args:?} failed");
+        output.stdout
+    }
+
+    #[test]
+    fn edits_read_back_through_the_reader_and_dtc() {
+        let original = qemu_virt();
+        let mut buffer = vec![0u8; original.len() + 4096];
+        let mut writer = FdtWriter::open_into(&original, &mut buffer).unwrap();
+        writer
+            .set_property(b"/chosen", b"bootargs", b"console=ttyAMA0 panic=-1 quiet\0")
+            .unwrap();
+        writer
+            .set_property(b"/chosen", b"kaslr-seed", &[7; 8])
+            .unwrap();
+        writer
+            .set_property(b"/chosen", b"rng-seed", &[1; 3])
+            .unwrap();
+        writer.delete_property(b"/chosen", b"stdout-path").unwrap();
+        writer.add_node(b"/", b"firmware@1000").unwrap();
+        writer
+            .set_property(b"/firmware@1000", b"compatible", b"vmbase,test\0")
+            .unwrap();
+        writer
+            .set_property(
+                b"/firmware",
+                b"reg",
+                &[0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x10, 0],
+            )
+            .unwrap();
+        let size = writer.pack().unwrap();
+        assert_eq!(size, writer.as_bytes().len());
+
+        let fdt = writer.fdt().unwrap();
+        fdt.check().unwrap();
+        let chosen = fdt.chosen().unwrap().unwrap();
+        assert_eq!(
+            chosen.bootargs,
+            Some(&b"console=ttyAMA0 panic=-1 quiet"[..])
+        );
+        assert_eq!(chosen.stdout_path, None);
+        assert_eq!(
+            fdt.property(b"/chosen", b"kaslr-seed").unwrap(),
+            Some(&[7; 8][..])
+        );
+        assert_eq!(
+            fdt.property(b"/chosen", b"rng-seed").unwrap(),
+            Some(&[1; 3][..])
+        );
+        let firmware = fdt.node(b"/firmware").unwrap().unwrap();
+        let reg: Vec<_> = firmware.reg().unwrap().unwrap().collect();
+        assert_eq!(reg, [[0x1000, 0x1000]]);
+        // Everything else is as QEMU wrote it.
+        let before = Fdt::new(&original).unwrap();
+        for path in [
+            &b"/pl011@9000000"[..],
+            b"/memory",
+            b"/intc@8000000/its@8080000",
+        ] {
+            let old: Vec<_> = before.node(path).unwrap().unwrap().properties().collect();
+            let new: Vec<_> = fdt.node(path).unwrap().unwrap().properties().collect();
+            assert_eq!(old, new);
+        }
+
+        // dtc reads what the writer wrote...
+        let dts = String::from_utf8(dtc(&["-I", "dtb", "-O", "dts"], writer.as_bytes())).unwrap();
+        assert!(
+            dts.contains("bootargs = \"console=ttyAMA0 panic=-1 quiet\";"),
+            "{dts}"
+        );
+        assert!(dts.contains("firmware@1000 {"), "{dts}");
+        assert!(dts.contains("compatible = \"vmbase,test\";"), "{dts}");
+        assert!(!dts.contains("stdout-path"), "{dts}");
+        // ...and writes the same tree back, which the reader reads the same.
+        let again = dtc(&["-I", "dts", "-O", "dtb"], dts.as_bytes());
+        let again = Fdt::new(&again).unwrap();
+        again.check().unwrap();
+        assert_eq!(
+            again.property(b"/firmware@1000", b"compatible").unwrap(),
+            Some(&b"vmbase,test\0"[..])
+        );
+        assert_eq!(again.chosen().unwrap().unwrap().bootargs, chosen.bootargs);
+    }
+
+    #[test]
+    fn reads_what_dtc_compiles() {
+        let source = b"/dts-v1/;
+            / {
+                #address-cells = <1>; #size-cells = <1>;
+                aliases { serial0 = &uart; };
+                chosen { stdout-path = \"serial0:115200n8\"; linux,initrd-start = <0x100>; linux,initrd-end = <0x200>; };
+                memory@80000000 { device_type = \"memory\"; reg = <0x80000000 0x1000 0x90000000 0x2000>; };
+                soc { #address-cells = <1>; #size-cells = <1>; ranges = <0x0 0x10000000 0x1000>;
+                    uart: serial@100 { compatible = \"acme,uart\", \"ns16550a\"; reg = <0x100 0x8>; };
+                };
+            };";
+        let blob = dtc(&["-I", "dts", "-O", "dtb"], source);
+        let fdt = Fdt::new(&blob).unwrap();
+        fdt.check().unwrap();
+        let memory: Vec<_> = fdt.memory().unwrap().map(Result::unwrap).collect();
+        assert_eq!(memory, [0x8000_0000..0x8000_1000, 0x9000_0000..0x9000_2000]);
+        let chosen = fdt.chosen().unwrap().unwrap();
+        assert_eq!(chosen.initrd, Some(0x100..0x200));
+        let (alias, _) = split_stdout_path(chosen.stdout_path.unwrap());
+        let uart = fdt.resolve(alias).unwrap().unwrap();
+        assert_eq!(uart.name(), b"serial@100");
+        assert_eq!(
+            uart.reg().unwrap().unwrap().collect::<Vec<_>>(),
+            [[0x100, 8]]
+        );
+        let soc = fdt.node(b"/soc").unwrap().unwrap();
+        assert_eq!(
+            soc.ranges().unwrap().unwrap().collect::<Vec<_>>(),
+            [[0, 0x1000_0000, 0x1000]]
+        );
+        let found: Vec<_> = fdt
+            .compatible_nodes(b"ns16550a")
+            .map(|node| node.unwrap().name())
+            .collect();
+        assert_eq!(found, [b"serial@100"]);
+    }
+
+    #[test]
+    fn an_edit_that_does_not_fit_changes_nothing() {
+        let original = crosvm_like();
+        let mut buffer = original.clone();
+        buffer.extend_from_slice(&[0; 16]);
+        let mut writer = FdtWriter::new(&mut buffer).unwrap();
+        let before = writer.as_bytes().to_vec();
+        assert!(matches!(
+            writer.set_property(b"/chosen", b"a-new-name", &[0; 8]),
+            Err(FdtError::NoSpace(_))
+        ));
+        assert!(matches!(
+            writer.set_property(b"/chosen", b"stdout-path", &[b'x'; 64]),
+            Err(FdtError::NoSpace(_))
+        ));
+        assert!(matches!(
+            writer.add_node(b"/", b"a-long-node-name-that-needs-room"),
+            Err(FdtError::NoSpace(_))
+        ));
+        assert_eq!(writer.as_bytes(), before);
+        // It fits once the tree moves into a larger buffer.
+        let mut larger = vec![0u8; 4096];
+        let mut writer = FdtWriter::open_into(&before, &mut larger).unwrap();
+        writer
+            .set_property(b"/chosen", b"a-new-name", &[0; 8])
+            .unwrap();
+        assert!(writer.fdt().unwrap().check().is_ok());
+    }
+
+    #[test]
+    fn refusals() {
+        let mut buffer = crosvm_like();
+        buffer.extend_from_slice(&[0; 256]);
+        let mut writer = FdtWriter::new(&mut buffer).unwrap();
+        assert_eq!(
+            writer.set_property(b"/nowhere", b"x", b""),
+            Err(FdtError::NotFound)
+        );
+        assert_eq!(
+            writer.delete_property(b"/chosen", b"x"),
+            Err(FdtError::NotFound)
+        );
+        assert_eq!(writer.add_node(b"/", b"chosen"), Err(FdtError::Exists));
+        assert_eq!(writer.add_node(b"/", b"a/b"), Err(FdtError::BadName));
+        assert_eq!(writer.add_node(b"/", b""), Err(FdtError::BadName));
+        assert_eq!(
+            writer.set_property(b"/", b"a\0b", b""),
+            Err(FdtError::BadName)
+        );
+        // A tree that is not 8-byte aligned in memory.
+        let mut unaligned = vec![0u8; crosvm_like().len() + 8];
+        unaligned[1..crosvm_like().len() + 1].copy_from_slice(&crosvm_like());
+        assert_eq!(
+            FdtWriter::new(&mut unaligned[1..]).unwrap_err(),
+            FdtError::Misaligned
+        );
+    }
+
+    #[test]
+    fn pack_removes_nops() {
+        let blob = FdtBuilder::new()
+            .begin("")
+            .token(FDT_NOP)
+            .prop("a", b"1\0")
+            .token(FDT_NOP)
+            .token(FDT_NOP)
+            .begin("child")
+            .token(FDT_NOP)
+            .end()
+            .end()
+            .token(FDT_NOP)
+            .build();
+        let mut buffer = blob.clone();
+        let mut writer = FdtWriter::new(&mut buffer).unwrap();
+        assert_eq!(writer.pack().unwrap(), blob.len() - 5 * 4);
+        let fdt = writer.fdt().unwrap();
+        fdt.check().unwrap();
+        assert_eq!(fdt.property(b"/", b"a").unwrap(), Some(&b"1\0"[..]));
+        assert!(fdt.node(b"/child").unwrap().is_some());
+    }
+
+    /// Edits on every regression input: refused or done, never a panic, and a done edit leaves
+    /// a tree that passes [`Fdt::check`].
+    #[test]
+    fn hostile_trees_are_refused_or_edited_safely() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let blob = std::fs::read(entry.unwrap().path()).unwrap();
+            let mut buffer = vec![0u8; blob.len() + 512];
+            let Ok(mut writer) = FdtWriter::open_into(&blob, &mut buffer) else {
+                continue;
+            };
+            let _ = writer.set_property(b"/chosen", b"kaslr-seed", &[0; 8]);
+            let _ = writer.set_property(b"/chosen", b"bootargs", b"quiet\0");
+            let _ = writer.delete_property(b"/chosen", b"stdout-path");
+            let _ = writer.add_node(b"/", b"added");
+            let _ = writer.pack();
+            writer.fdt().unwrap().check().unwrap();
+        }
+    }
+}
