@@ -3,8 +3,9 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Installs what building and booting vmbase needs, if it is missing: Debian packages for QEMU,
-# clang/LLVM (assembler, archiver, objcopy) and bpfmt, and the Rust toolchain and bare-metal
-# target that rust-toolchain.toml pins. Quiet and idempotent: prints only what it installs.
+# clang/LLVM (assembler, archiver, objcopy), bpfmt and dtc (for the FDT tests' round trips), and
+# the Rust toolchain and bare-metal target that rust-toolchain.toml pins. Quiet and idempotent:
+# prints only what it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,7 @@ declare -A PACKAGES=(
     [llvm-ar]=llvm
     [bpfmt]=blueprint-tools
     [python3]=python3
+    [dtc]=device-tree-compiler
 )
 
 missing=()
