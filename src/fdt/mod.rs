@@ -293,7 +293,8 @@ impl<'a> Fdt<'a> {
                 let len = self.word(body).ok_or_else(bad)? as usize;
                 let name_offset = self.word(body + 4).ok_or_else(bad)? as usize;
                 let start = body + 8;
-                let value = self.structure.get(start..start + len).ok_or_else(bad)?;
+                let end = start.checked_add(len).ok_or_else(bad)?;
+                let value = self.structure.get(start..end).ok_or_else(bad)?;
                 Ok((
                     Token::Property { name_offset, value },
                     start + len.next_multiple_of(4),
@@ -396,6 +397,9 @@ impl<'a> Fdt<'a> {
     /// The node whose `FDT_BEGIN_NODE` token is at `offset` ([`Node::offset`]) and whose parent
     /// has `parent_cells`: how a caller returns to a node it passed without walking again.
     pub fn node_at(&self, offset: usize, parent_cells: Cells) -> Result<Node<'_>, FdtError> {
+        if !offset.is_multiple_of(4) {
+            return Err(self.bad_structure(offset));
+        }
         match self.token(offset)? {
             (Token::BeginNode(name), body) => Ok(Node {
                 fdt: self,
