@@ -9,8 +9,8 @@
 //! driver afresh for every call, so they work even when the lock is held or was never set up.
 
 use crate::fdt::{
-    c_string, components, node_name_matches, split_stdout_path, string_list_contains, Children,
-    Fdt, FdtError, Node,
+    c_string, components, node_name_matches, split_stdout_path, string_list_contains, Fdt,
+    FdtError, Node,
 };
 use crate::uart;
 use core::fmt::{self, Write};
@@ -91,7 +91,6 @@ const REMEMBERED_NODES: usize = 64;
 /// `/chosen` and, remembering where each child was, the console node before it.
 fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let root = fdt.root()?;
-    let mut children = root.children();
     // Name and offset of each root child before /chosen, as far as they fit.
     let mut remembered: [(&[u8], usize); REMEMBERED_NODES] = [(&[], 0); REMEMBERED_NODES];
     let mut count = 0;
@@ -99,8 +98,7 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let mut root_cells = None;
     let mut aliases = None;
     let mut stdout_path = None;
-    for child in children.by_ref() {
-        let child = child?;
+    let after_chosen = root.scan_children(None, |child| {
         root_cells = Some(child.parent_cells());
         match remembered.get_mut(count) {
             Some(slot) => *slot = (child.name(), child.offset()),
@@ -108,16 +106,17 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
         }
         count += 1;
         if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
-            aliases = Some(child);
+            aliases = Some(*child);
         } else if node_name_matches(child.name(), b"chosen") {
             stdout_path = child.property(b"stdout-path")?;
-            break;
+            return Ok(true);
         }
-    }
+        Ok(false)
+    })?;
     let (mut path, _options) = split_stdout_path(stdout_path.ok_or(ConsoleError::NoStdoutPath)?);
     if path.first() != Some(&b'/') {
         if aliases.is_none() {
-            aliases = find_child(&mut children, b"aliases")?;
+            aliases = find_after(&root, after_chosen, b"aliases")?;
         }
         let alias = aliases
             .ok_or(ConsoleError::UnknownAlias)?
@@ -143,7 +142,7 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
                 let cells = root_cells.ok_or(ConsoleError::NodeNotFound)?;
                 Some(fdt.node_at(offset, cells)?)
             }
-            None => find_child(&mut children, first)?,
+            None => find_after(&root, after_chosen, first)?,
         }
     };
     let mut node = node.ok_or(ConsoleError::NodeNotFound)?;
@@ -171,18 +170,24 @@ fn first_address(node: &Node) -> Result<u64, ConsoleError> {
     }
 }
 
-/// The next of `children` that path component `component` names.
-fn find_child<'a>(
-    children: &mut Children<'a>,
+/// The first child of `root` from offset `from` on (none if `None`) that path component
+/// `component` names.
+fn find_after<'a>(
+    root: &Node<'a>,
+    from: Option<usize>,
     component: &[u8],
 ) -> Result<Option<Node<'a>>, FdtError> {
-    for child in children {
-        let child = child?;
+    let Some(from) = from else {
+        return Ok(None);
+    };
+    let mut found = None;
+    root.scan_children(Some(from), |child| {
         if node_name_matches(child.name(), component) {
-            return Ok(Some(child));
+            found = Some(*child);
         }
-    }
-    Ok(None)
+        Ok(found.is_some())
+    })?;
+    Ok(found)
 }
 
 impl ConsoleDevice {

@@ -59,6 +59,11 @@ fn read_everything(fdt: &fdt::Fdt) {
             let _ = node.reg().map(|reg| reg.map(Iterator::count));
             let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
             next.extend(node.children().map_while(Result::ok).take(64));
+            let mut seen = 0;
+            let _ = node.scan_children(None, |_| {
+                seen += 1;
+                Ok(seen == 3)
+            });
         }
         level = next;
     }

@@ -356,6 +356,17 @@ impl<'a> Fdt<'a> {
         FdtError::BadStructure(self.structure_start.saturating_add(offset))
     }
 
+    /// The offset of the first token after the properties that start at `body`.
+    fn children_start(&self, body: usize) -> Result<usize, FdtError> {
+        let mut offset = body;
+        loop {
+            match self.token(offset)? {
+                (Token::Property { .. } | Token::Nop, next) => offset = next,
+                _ => return Ok(offset),
+            }
+        }
+    }
+
     /// The name at `offset` in the strings block (NUL-terminated there), without its NUL.
     fn string(&self, offset: usize) -> Result<&'a [u8], FdtError> {
         let rest = self
@@ -670,6 +681,43 @@ impl<'a> Node<'a> {
             skip: false,
             cells: None,
             done: false,
+        }
+    }
+
+    /// Calls `visit` with each child in order, from the child at `from` (a [`Node::offset`];
+    /// the first child if `None`), until it returns `true`; returns the offset after the last
+    /// child visited. A tighter loop than [`Node::children`], for scans over many children.
+    pub fn scan_children(
+        &self,
+        from: Option<usize>,
+        mut visit: impl FnMut(&Node<'a>) -> Result<bool, FdtError>,
+    ) -> Result<Option<usize>, FdtError> {
+        let fdt = self.fdt;
+        let cells = self.cells()?;
+        let mut offset = match from {
+            Some(offset) => offset,
+            None => fdt.children_start(self.body)?,
+        };
+        loop {
+            match fdt.token(offset)? {
+                (Token::Nop, next) => offset = next,
+                (Token::BeginNode(name), body) => {
+                    let child = Node {
+                        fdt,
+                        offset,
+                        body,
+                        name,
+                        parent_cells: cells,
+                    };
+                    let after = fdt.skip_subtree(body)?;
+                    if visit(&child)? {
+                        return Ok(Some(after));
+                    }
+                    offset = after;
+                }
+                (Token::EndNode, _) => return Ok(None),
+                _ => return Err(fdt.bad_structure(offset)),
+            }
         }
     }
 
@@ -1124,9 +1172,39 @@ pub(crate) mod tests {
                 let _ = node.reg().map(|reg| reg.map(Iterator::count));
                 let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
                 next.extend(node.children().map_while(Result::ok).take(64));
+                let mut seen = 0;
+                let _ = node.scan_children(None, |_| {
+                    seen += 1;
+                    Ok(seen == 3)
+                });
             }
             level = next;
         }
+    }
+
+    #[test]
+    fn scans_stop_and_resume() {
+        let blob = qemu_virt();
+        let fdt = Fdt::new(&blob).unwrap();
+        let root = fdt.root().unwrap();
+        let all: Vec<_> = root.children().map(|c| c.unwrap().name()).collect();
+        let mut first = Vec::new();
+        let after = root
+            .scan_children(None, |child| {
+                first.push(child.name());
+                Ok(child.name() == b"fw-cfg@9020000")
+            })
+            .unwrap();
+        let mut rest = Vec::new();
+        let end = root
+            .scan_children(after, |child| {
+                rest.push(child.name());
+                Ok(false)
+            })
+            .unwrap();
+        assert_eq!(end, None);
+        assert_eq!(first.len(), 4);
+        assert_eq!([first, rest].concat(), all);
     }
 
     #[test]
