@@ -309,6 +309,7 @@ impl<'a> Fdt<'a> {
     /// The offset after the `FDT_END_NODE` that closes the node whose properties start at
     /// `offset`. Skipping is most of what lookups do, so this reads no more than token tags,
     /// property lengths and name words, in word indices.
+    #[inline(always)]
     fn skip_subtree(&self, offset: usize) -> Result<usize, FdtError> {
         let words = self.words;
         let mut index = offset / 4;
