@@ -13,7 +13,10 @@
 //! UART's registers, as `safe-mmio` requires. Every wait on the device is bounded: a UART that
 //! never makes room for a byte is given up on, and the console is silent from then on.
 
-use crate::fdt::{self, Fdt};
+use crate::fdt::{
+    c_string, components, node_name_matches, split_stdout_path, string_list_contains, Fdt,
+    FdtError, Node,
+};
 use crate::uart;
 use core::fmt::{self, Write};
 use core::num::NonZeroUsize;
@@ -45,8 +48,18 @@ pub enum ConsoleDevice {
 pub enum ConsoleError {
     /// The VMM passed no usable FDT.
     NoFdt,
-    /// The FDT could not be read or names no console node.
-    Fdt(fdt::FdtError),
+    /// The FDT could not be read.
+    Fdt(FdtError),
+    /// `/chosen` has no `stdout-path` property.
+    NoStdoutPath,
+    /// `stdout-path` names an alias that `/aliases` does not define.
+    UnknownAlias,
+    /// No node has the path that `stdout-path` names.
+    NodeNotFound,
+    /// The console node has no usable `reg` property.
+    NoReg,
+    /// The console node sits under a bus that translates addresses (non-empty `ranges`).
+    TranslatedAddress,
     /// The console node is not compatible with a driver vmbase has.
     UnsupportedDevice,
     /// The console's registers are outside [`MMIO_RANGE`].
@@ -58,40 +71,163 @@ impl fmt::Display for ConsoleError {
         match self {
             Self::NoFdt => write!(f, "no device tree"),
             Self::Fdt(e) => write!(f, "{e}"),
+            Self::NoStdoutPath => write!(f, "no /chosen/stdout-path"),
+            Self::UnknownAlias => write!(f, "stdout-path names an unknown alias"),
+            Self::NodeNotFound => write!(f, "stdout-path names a node that does not exist"),
+            Self::NoReg => write!(f, "console node has no usable reg"),
+            Self::TranslatedAddress => write!(f, "console node is behind an address translation"),
             Self::UnsupportedDevice => write!(f, "the stdout-path device has no vmbase driver"),
             Self::OutsideMmio(address) => write!(f, "console address {address:#x} is not MMIO"),
         }
     }
 }
 
-impl From<fdt::FdtError> for ConsoleError {
-    fn from(e: fdt::FdtError) -> Self {
+impl From<FdtError> for ConsoleError {
+    fn from(e: FdtError) -> Self {
         Self::Fdt(e)
     }
+}
+
+/// How many children of the root [`stdout_node`] remembers on its way to `/chosen`. VMMs put
+/// the console node before `/chosen` (QEMU virt has about 50 root children); past this many,
+/// finding it takes a second walk.
+const REMEMBERED_NODES: usize = 64;
+
+/// The node `/chosen/stdout-path` names (through `/aliases` if needed), and whether a bus
+/// between it and the root translates addresses. One walk over the root's children finds
+/// `/chosen` and, remembering where each child was, the console node before it.
+fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
+    let root = fdt.root()?;
+    // Name and offset of each root child before /chosen, as far as they fit.
+    let mut remembered: [(&[u8], usize); REMEMBERED_NODES] = [(&[], 0); REMEMBERED_NODES];
+    let mut count = 0;
+    let mut overflowed = false;
+    let mut root_cells = None;
+    let mut aliases = None;
+    let mut stdout_path = None;
+    let after_chosen = root.scan_children(None, |child| {
+        root_cells = Some(child.parent_cells());
+        match remembered.get_mut(count) {
+            Some(slot) => *slot = (child.name(), child.offset()),
+            None => overflowed = true,
+        }
+        count += 1;
+        if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
+            aliases = Some(*child);
+        } else if node_name_matches(child.name(), b"chosen") {
+            stdout_path = child.property(b"stdout-path")?;
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    let (mut path, _options) = split_stdout_path(stdout_path.ok_or(ConsoleError::NoStdoutPath)?);
+    if path.first() != Some(&b'/') {
+        if aliases.is_none() {
+            aliases = find_after(&root, after_chosen, b"aliases")?;
+        }
+        let alias = aliases
+            .ok_or(ConsoleError::UnknownAlias)?
+            .property(path)?
+            .ok_or(ConsoleError::UnknownAlias)?;
+        path = c_string(alias);
+        if path.first() != Some(&b'/') {
+            return Err(ConsoleError::UnknownAlias);
+        }
+    }
+    let mut components = components(path);
+    let Some(first) = components.next() else {
+        return Ok((root, false));
+    };
+    let node = if overflowed {
+        root.child(first)?
+    } else {
+        match remembered[..count.min(REMEMBERED_NODES)]
+            .iter()
+            .find(|(name, _)| node_name_matches(name, first))
+        {
+            Some(&(_, offset)) => {
+                let cells = root_cells.ok_or(ConsoleError::NodeNotFound)?;
+                Some(fdt.node_at(offset, cells)?)
+            }
+            None => find_after(&root, after_chosen, first)?,
+        }
+    };
+    let mut node = node.ok_or(ConsoleError::NodeNotFound)?;
+    let mut translated = false;
+    for component in components {
+        translated |= node
+            .property(b"ranges")?
+            .is_none_or(|ranges| !ranges.is_empty());
+        node = node.child(component)?.ok_or(ConsoleError::NodeNotFound)?;
+    }
+    Ok((node, translated))
+}
+
+/// The first address in `reg` of `node`. Only the address must be there: the size is the
+/// driver's business.
+fn first_address(node: &Node) -> Result<u64, ConsoleError> {
+    let reg = node.property(b"reg")?.ok_or(ConsoleError::NoReg)?;
+    let cells = node.parent_cells().address as usize;
+    match reg.get(..cells * 4) {
+        Some(&[a, b, c, d]) if cells == 1 => Ok(u64::from(u32::from_be_bytes([a, b, c, d]))),
+        Some(address) if cells == 2 => Ok(u64::from_be_bytes(
+            address.try_into().map_err(|_| ConsoleError::NoReg)?,
+        )),
+        _ => Err(ConsoleError::NoReg),
+    }
+}
+
+/// The first child of `root` from offset `from` on (none if `None`) that path component
+/// `component` names.
+fn find_after<'a>(
+    root: &Node<'a>,
+    from: Option<usize>,
+    component: &[u8],
+) -> Result<Option<Node<'a>>, FdtError> {
+    let Some(from) = from else {
+        return Ok(None);
+    };
+    let mut found = None;
+    root.scan_children(Some(from), |child| {
+        if node_name_matches(child.name(), component) {
+            found = Some(*child);
+        }
+        Ok(found.is_some())
+    })?;
+    Ok(found)
 }
 
 impl ConsoleDevice {
     /// The console when the FDT does not name one.
     pub const DEFAULT: Self = Self::Ns16550(NonZeroUsize::new(BASE_ADDRESS).unwrap());
 
-    /// The console that `/chosen/stdout-path` of FDT `blob` names.
+    /// The console that `/chosen/stdout-path` of FDT `blob` names. `blob` is all this reads:
+    /// the caller decides where the tree comes from and how much of memory it may span.
     pub fn from_fdt(blob: &[u8]) -> Result<Self, ConsoleError> {
-        let node = Fdt::new(blob)?.stdout()?;
-        let (device, size): (fn(NonZeroUsize) -> Self, usize) = if ["ns16550a", "ns16550", "ns8250"]
-            .iter()
-            .any(|c| node.is_compatible(c))
-        {
-            (Self::Ns16550, uart::REGISTERS_SIZE)
-        } else if node.is_compatible("arm,pl011") {
-            (
-                Self::Pl011,
-                core::mem::size_of::<arm_pl011_uart::PL011Registers>(),
-            )
-        } else {
-            return Err(ConsoleError::UnsupportedDevice);
-        };
-        let outside = ConsoleError::OutsideMmio(node.address);
-        let base = usize::try_from(node.address).map_err(|_| outside)?;
+        let fdt = Fdt::new(blob)?;
+        let (node, translated) = stdout_node(&fdt)?;
+        if translated {
+            return Err(ConsoleError::TranslatedAddress);
+        }
+        let address = first_address(&node)?;
+        let compatible = node.property(b"compatible")?.unwrap_or_default();
+        let is = |name: &[u8]| string_list_contains(compatible, name);
+        let (device, size): (fn(NonZeroUsize) -> Self, usize) =
+            if [&b"ns16550a"[..], b"ns16550", b"ns8250"]
+                .into_iter()
+                .any(is)
+            {
+                (Self::Ns16550, uart::REGISTERS_SIZE)
+            } else if is(b"arm,pl011") {
+                (
+                    Self::Pl011,
+                    core::mem::size_of::<arm_pl011_uart::PL011Registers>(),
+                )
+            } else {
+                return Err(ConsoleError::UnsupportedDevice);
+            };
+        let outside = ConsoleError::OutsideMmio(address);
+        let base = usize::try_from(address).map_err(|_| outside)?;
         let end = base.checked_add(size).ok_or(outside)?;
         if !MMIO_RANGE.contains(&base) || end > MMIO_RANGE.end {
             return Err(outside);
@@ -302,13 +438,13 @@ macro_rules! eprintln {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fdt::tests::{crosvm_like, FdtBuilder};
+    use crate::fdt::tests::{crosvm_like, qemu_virt, FdtBuilder};
 
     #[test]
     fn qemu_dtb_selects_pl011() {
-        let blob = include_bytes!("../tests/data/qemu-virt.dtb");
+        let blob = qemu_virt();
         assert_eq!(
-            ConsoleDevice::from_fdt(blob),
+            ConsoleDevice::from_fdt(&blob),
             Ok(ConsoleDevice::Pl011(NonZeroUsize::new(0x900_0000).unwrap()))
         );
     }
@@ -373,6 +509,135 @@ mod tests {
         assert_eq!(ConsoleDevice::DEFAULT.mmio_range(), 0x3f8..0x400);
         let pl011 = ConsoleDevice::Pl011(NonZeroUsize::new(0x900_0000).unwrap());
         assert_eq!(pl011.mmio_range(), 0x900_0000..0x900_1000);
+    }
+
+    #[test]
+    fn stdout_path_through_alias_with_options() {
+        let blob = FdtBuilder::new()
+            .begin("")
+            .begin("chosen")
+            .prop("stdout-path", b"serial0:115200n8\0")
+            .end()
+            .begin("aliases")
+            .prop("serial0", b"/soc/uart@1000\0")
+            .end()
+            .begin("soc")
+            .prop_u32s("#address-cells", &[1])
+            .prop("ranges", b"")
+            .begin("uart@1000")
+            .prop("compatible", b"vendor,uart\0arm,pl011\0")
+            .prop_u32s("reg", &[0x1000, 0x100])
+            .end()
+            .end()
+            .end()
+            .build();
+        assert_eq!(
+            ConsoleDevice::from_fdt(&blob),
+            Ok(ConsoleDevice::Pl011(NonZeroUsize::new(0x1000).unwrap()))
+        );
+    }
+
+    #[test]
+    fn console_node_after_many_root_children() {
+        let mut builder = FdtBuilder::new();
+        builder.begin("");
+        for _ in 0..2 * REMEMBERED_NODES {
+            builder.begin("filler").end();
+        }
+        builder
+            .begin("serial@3f8")
+            .prop("compatible", b"ns16550a\0")
+            .prop_u32s("reg", &[0, 0x3f8, 0, 8])
+            .end()
+            .begin("chosen")
+            .prop("stdout-path", b"/serial\0")
+            .end();
+        let blob = builder.end().build();
+        assert_eq!(ConsoleDevice::from_fdt(&blob), Ok(ConsoleDevice::DEFAULT));
+    }
+
+    #[test]
+    fn translated_bus_is_refused() {
+        let blob = FdtBuilder::new()
+            .begin("")
+            .begin("chosen")
+            .prop("stdout-path", b"/bus/uart@0\0")
+            .end()
+            .begin("bus")
+            .prop_u32s("ranges", &[0, 0, 0x1000, 0, 0x1000])
+            .begin("uart@0")
+            .prop("compatible", b"ns16550a\0")
+            .prop_u32s("reg", &[0, 0, 0, 8])
+            .end()
+            .end()
+            .end()
+            .build();
+        assert_eq!(
+            ConsoleDevice::from_fdt(&blob),
+            Err(ConsoleError::TranslatedAddress)
+        );
+    }
+
+    #[test]
+    fn missing_pieces_are_errors() {
+        let no_chosen = FdtBuilder::new().begin("").end().build();
+        assert_eq!(
+            ConsoleDevice::from_fdt(&no_chosen),
+            Err(ConsoleError::NoStdoutPath)
+        );
+
+        let dangling = FdtBuilder::new()
+            .begin("")
+            .begin("chosen")
+            .prop("stdout-path", b"/nowhere\0")
+            .end()
+            .end()
+            .build();
+        assert_eq!(
+            ConsoleDevice::from_fdt(&dangling),
+            Err(ConsoleError::NodeNotFound)
+        );
+
+        let bad_alias = FdtBuilder::new()
+            .begin("")
+            .begin("chosen")
+            .prop("stdout-path", b"serial3\0")
+            .end()
+            .end()
+            .build();
+        assert_eq!(
+            ConsoleDevice::from_fdt(&bad_alias),
+            Err(ConsoleError::UnknownAlias)
+        );
+
+        let no_reg = FdtBuilder::new()
+            .begin("")
+            .begin("chosen")
+            .prop("stdout-path", b"/uart\0")
+            .end()
+            .begin("uart")
+            .end()
+            .end()
+            .build();
+        assert_eq!(ConsoleDevice::from_fdt(&no_reg), Err(ConsoleError::NoReg));
+    }
+
+    /// Console selection on the regression inputs and on corrupted copies of QEMU's tree: a
+    /// result every time, never a panic.
+    #[test]
+    fn hostile_trees_are_errors_not_panics() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let _ = ConsoleDevice::from_fdt(&std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        let good = qemu_virt();
+        for index in (0..good.len()).step_by(3) {
+            for value in [0x00, 0x02, 0x04, 0xff] {
+                let mut blob = good.to_vec();
+                blob[index] = value;
+                let _ = ConsoleDevice::from_fdt(&blob);
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Installs what building and booting vmbase needs, if it is missing: Debian packages for QEMU,
-# clang/LLVM (assembler, archiver, objcopy), bpfmt and gdb-multiarch (for `vm run --gdb`), and
+# clang/LLVM (assembler, archiver, objcopy), bpfmt, gdb-multiarch (for `vm run --gdb`) and dtc
+# (for the FDT tests' round trips), and
 # the Rust toolchain and bare-metal target that rust-toolchain.toml pins. Quiet and idempotent:
 # prints only what it installs.
 set -euo pipefail
@@ -28,6 +29,7 @@ declare -A PACKAGES=(
     [bpfmt]=blueprint-tools
     [python3]=python3
     [gdb-multiarch]=gdb-multiarch
+    [dtc]=device-tree-compiler
 )
 
 missing=()

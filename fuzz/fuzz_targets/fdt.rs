@@ -4,12 +4,12 @@
 
 #![no_main]
 
-// The guest's own sources, compiled for the host; the fuzzer uses only the parsing half.
+// The guest's own sources, compiled for the host.
 #[allow(dead_code)]
 #[path = "../../src/console.rs"]
 mod console;
 #[allow(dead_code)]
-#[path = "../../src/fdt.rs"]
+#[path = "../../src/fdt/mod.rs"]
 mod fdt;
 #[allow(dead_code)]
 #[path = "../../src/uart.rs"]
@@ -17,8 +17,17 @@ mod uart;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|blob: &[u8]| {
-    // The blob as the guest finds it: a VMM-given address at the start of a memory region.
+fuzz_target!(|data: &[u8]| {
+    // The blob as the guest finds it: a VMM-given address at the start of a memory region, 8-byte
+    // aligned as the boot protocol requires (libFuzzer's buffer may not be).
+    let mut words = vec![0u64; data.len().div_ceil(8)];
+    for (word, chunk) in words.iter_mut().zip(data.chunks(8)) {
+        let mut bytes = [0; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        *word = u64::from_ne_bytes(bytes);
+    }
+    // SAFETY: words holds at least data.len() initialised bytes, and lives past this use.
+    let blob = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), data.len()) };
     let start = blob.as_ptr() as usize;
     // SAFETY: blob is readable and nothing writes it during this call.
     let found = unsafe { fdt::from_region(start as u64, start..start + blob.len()) };
@@ -26,10 +35,36 @@ fuzz_target!(|blob: &[u8]| {
 
     let _ = fdt::total_size(blob);
     if let Ok(tree) = fdt::Fdt::new(blob) {
-        let _ = tree.property(b"/chosen", b"stdout-path");
-        if let Ok(node) = tree.stdout() {
-            let _ = node.is_compatible("ns16550a");
-        }
+        read_everything(&tree);
     }
     let _ = console::ConsoleDevice::from_fdt(blob);
 });
+
+/// Every read the reader offers, each run to its end.
+fn read_everything(fdt: &fdt::Fdt) {
+    let _ = fdt.check();
+    let _ = fdt.chosen();
+    let _ = fdt.resolve(b"serial0");
+    let _ = fdt.resolve(b"/chosen");
+    if let Ok(memory) = fdt.memory() {
+        memory.for_each(drop);
+    }
+    fdt.compatible_nodes(b"arm,pl011").for_each(drop);
+    let mut level: Vec<_> = fdt.root().into_iter().collect();
+    for _ in 0..=fdt::MAX_DEPTH {
+        let mut next = Vec::new();
+        for node in &level {
+            node.properties().for_each(drop);
+            let _ = node.cells();
+            let _ = node.reg().map(|reg| reg.map(Iterator::count));
+            let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
+            next.extend(node.children().map_while(Result::ok).take(64));
+            let mut seen = 0;
+            let _ = node.scan_children(None, |_| {
+                seen += 1;
+                Ok(seen == 3)
+            });
+        }
+        level = next;
+    }
+}

@@ -1,0 +1,595 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Editing a device tree in place, in a buffer the caller owns: set, add and delete properties,
+//! add nodes, move into a larger buffer, pack.
+//!
+//! The tree is checked once when opened ([`Fdt::check`]) and kept in the canonical layout
+//! (header, memory reservations, structure block, strings block, then free space up to the end
+//! of the buffer), so every edit is one move of the bytes after it. An edit that does not fit
+//! fails with [`FdtError::NoSpace`] and leaves the tree as it was.
+
+use super::{be32, Fdt, FdtError, Token, FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, HEADER_SIZE};
+
+/// Header fields, by byte offset (Devicetree Specification 5.2).
+const TOTAL_SIZE: usize = 4;
+const OFF_DT_STRUCT: usize = 8;
+const OFF_DT_STRINGS: usize = 12;
+const OFF_MEM_RSVMAP: usize = 16;
+const VERSION: usize = 20;
+const LAST_COMP_VERSION: usize = 24;
+const BOOT_CPUID_PHYS: usize = 28;
+const SIZE_DT_STRINGS: usize = 32;
+const SIZE_DT_STRUCT: usize = 36;
+/// One memory reservation entry: address and size, 64 bits each.
+const RESERVATION_SIZE: usize = 16;
+
+/// A device tree being edited inside a buffer; the tree is at its start.
+#[derive(Debug)]
+pub struct FdtWriter<'b> {
+    buffer: &'b mut [u8],
+}
+
+fn field(blob: &[u8], offset: usize) -> usize {
+    // Opening checked that the header is there; a missing field reads as 0, never a panic.
+    be32(blob, offset).unwrap_or(0) as usize
+}
+
+fn put(buffer: &mut [u8], offset: usize, value: usize) {
+    let value = u32::try_from(value).unwrap_or(u32::MAX).to_be_bytes();
+    if let Some(slot) = buffer.get_mut(offset..offset + 4) {
+        slot.copy_from_slice(&value);
+    }
+}
+
+/// Checks a name to write: non-empty, no NUL, and for nodes no '/'.
+fn check_name(name: &[u8], node: bool) -> Result<(), FdtError> {
+    if name.is_empty() || name.contains(&0) || (node && name.contains(&b'/')) {
+        return Err(FdtError::BadName);
+    }
+    Ok(())
+}
+
+/// The offset of the terminating entry of the memory reservation block at `start`, if it ends
+/// before `limit`.
+fn reservations_end(blob: &[u8], start: usize, limit: usize) -> Result<usize, FdtError> {
+    let mut offset = start;
+    while offset
+        .checked_add(RESERVATION_SIZE)
+        .is_some_and(|end| end <= limit)
+    {
+        let entry = &blob[offset..offset + RESERVATION_SIZE];
+        offset += RESERVATION_SIZE;
+        if entry.iter().all(|&b| b == 0) {
+            return Ok(offset);
+        }
+    }
+    Err(FdtError::BadLayout)
+}
+
+impl<'b> FdtWriter<'b> {
+    /// Opens the tree at the start of `buffer` for editing; the bytes after its `totalsize`
+    /// are room to grow. The tree must already be in the canonical layout (as dtc and libfdt
+    /// write it); [`FdtWriter::open_into`] takes any valid tree.
+    pub fn new(buffer: &'b mut [u8]) -> Result<Self, FdtError> {
+        let fdt = Fdt::new(buffer)?;
+        fdt.check()?;
+        let blob = fdt.as_bytes();
+        let struct_start = field(blob, OFF_DT_STRUCT);
+        let strings_start = field(blob, OFF_DT_STRINGS);
+        let rsv_start = field(blob, OFF_MEM_RSVMAP);
+        if field(blob, VERSION) < 17
+            || rsv_start < HEADER_SIZE
+            || !rsv_start.is_multiple_of(8)
+            || reservations_end(blob, rsv_start, struct_start)? != struct_start
+            || struct_start + fdt.structure.len() != strings_start
+            || strings_start + fdt.strings.len() != blob.len()
+        {
+            return Err(FdtError::BadLayout);
+        }
+        Ok(Self { buffer })
+    }
+
+    /// Copies the valid tree `blob` into `buffer` in the canonical layout and opens it there:
+    /// how a tree moves into a larger buffer (or leaves a read-only one).
+    pub fn open_into(blob: &[u8], buffer: &'b mut [u8]) -> Result<Self, FdtError> {
+        let fdt = Fdt::new(blob)?;
+        fdt.check()?;
+        let blob = fdt.as_bytes();
+        let rsv_start = field(blob, OFF_MEM_RSVMAP);
+        if rsv_start < HEADER_SIZE || !rsv_start.is_multiple_of(8) {
+            return Err(FdtError::BadLayout);
+        }
+        let rsv_end = reservations_end(blob, rsv_start, blob.len())?;
+        let reservations = &blob[rsv_start..rsv_end];
+        let struct_start = HEADER_SIZE + reservations.len();
+        let strings_start = struct_start + fdt.structure.len();
+        let total = strings_start + fdt.strings.len();
+        if total > buffer.len() {
+            return Err(FdtError::NoSpace(total));
+        }
+        let header = [
+            (0, super::FDT_MAGIC as usize),
+            (TOTAL_SIZE, total),
+            (OFF_DT_STRUCT, struct_start),
+            (OFF_DT_STRINGS, strings_start),
+            (OFF_MEM_RSVMAP, HEADER_SIZE),
+            (VERSION, 17),
+            (LAST_COMP_VERSION, 16),
+            (BOOT_CPUID_PHYS, field(blob, BOOT_CPUID_PHYS)),
+            (SIZE_DT_STRINGS, fdt.strings.len()),
+            (SIZE_DT_STRUCT, fdt.structure.len()),
+        ];
+        for (offset, value) in header {
+            put(buffer, offset, value);
+        }
+        buffer[HEADER_SIZE..struct_start].copy_from_slice(reservations);
+        buffer[struct_start..strings_start].copy_from_slice(fdt.structure);
+        buffer[strings_start..total].copy_from_slice(fdt.strings);
+        Ok(Self { buffer })
+    }
+
+    /// The tree as it is now, `totalsize` bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        let total = field(self.buffer, TOTAL_SIZE).min(self.buffer.len());
+        &self.buffer[..total]
+    }
+
+    /// A reader of the tree as it is now.
+    pub fn fdt(&self) -> Result<Fdt<'_>, FdtError> {
+        Fdt::new(self.as_bytes())
+    }
+
+    /// Sets property `name` of the node at `path` to `value`, adding it if it is missing.
+    pub fn set_property(&mut self, path: &[u8], name: &[u8], value: &[u8]) -> Result<(), FdtError> {
+        check_name(name, false)?;
+        let len = u32::try_from(value.len()).map_err(|_| FdtError::NoSpace(usize::MAX))?;
+        let padded = value.len().next_multiple_of(4);
+        let (struct_start, found) = self.find_property(path, name)?;
+        let value_start = match found {
+            Found::Property { offset, value_len } => {
+                let old_padded = value_len.next_multiple_of(4);
+                let value_start = struct_start + offset + 12;
+                if padded > old_padded {
+                    self.insert(value_start + old_padded, padded - old_padded)?;
+                } else {
+                    self.remove(value_start + padded, old_padded - padded);
+                }
+                value_start
+            }
+            Found::Node { properties_end } => {
+                let existing = self.find_string(name);
+                let string_size = if existing.is_some() {
+                    0
+                } else {
+                    name.len() + 1
+                };
+                let needed = self.as_bytes().len() + 12 + padded + string_size;
+                if needed > self.buffer.len() {
+                    return Err(FdtError::NoSpace(needed));
+                }
+                let name_offset = match existing {
+                    Some(offset) => offset,
+                    None => self.append_string(name)?,
+                };
+                let at = struct_start + properties_end;
+                self.insert(at, 12 + padded)?;
+                put(self.buffer, at, FDT_PROP as usize);
+                put(self.buffer, at + 8, name_offset);
+                at + 12
+            }
+        };
+        put(self.buffer, value_start - 8, len as usize);
+        self.buffer[value_start..value_start + value.len()].copy_from_slice(value);
+        self.buffer[value_start + value.len()..value_start + padded].fill(0);
+        Ok(())
+    }
+
+    /// Deletes property `name` of the node at `path`.
+    pub fn delete_property(&mut self, path: &[u8], name: &[u8]) -> Result<(), FdtError> {
+        match self.find_property(path, name)? {
+            (struct_start, Found::Property { offset, value_len }) => {
+                self.remove(struct_start + offset, 12 + value_len.next_multiple_of(4));
+                Ok(())
+            }
+            (_, Found::Node { .. }) => Err(FdtError::NotFound),
+        }
+    }
+
+    /// Adds an empty node `name` ("uart@1000") as the first child of the node at `parent`.
+    pub fn add_node(&mut self, parent: &[u8], name: &[u8]) -> Result<(), FdtError> {
+        check_name(name, true)?;
+        let fdt = self.fdt()?;
+        let node = fdt.node(parent)?.ok_or(FdtError::NotFound)?;
+        for child in node.children() {
+            if child?.name() == name {
+                return Err(FdtError::Exists);
+            }
+        }
+        let at = fdt.structure_start + properties_end(&fdt, node.body)?;
+        let name_size = (name.len() + 1).next_multiple_of(4);
+        self.insert(at, 4 + name_size + 4)?;
+        put(self.buffer, at, FDT_BEGIN_NODE as usize);
+        self.buffer[at + 4..at + 4 + name.len()].copy_from_slice(name);
+        self.buffer[at + 4 + name.len()..at + 4 + name_size].fill(0);
+        put(self.buffer, at + 4 + name_size, FDT_END_NODE as usize);
+        Ok(())
+    }
+
+    /// Removes the `FDT_NOP` tokens (which other tools leave where they deleted something) and
+    /// returns the tree's size, which is then the least its contents need.
+    pub fn pack(&mut self) -> Result<usize, FdtError> {
+        let fdt = self.fdt()?;
+        let (struct_start, struct_len) = (fdt.structure_start, fdt.structure.len());
+        let strings = struct_start + struct_len..struct_start + struct_len + fdt.strings.len();
+        // One pass: each token that is not a NOP moves down over the NOPs before it. Reading
+        // stays ahead of writing, and the header is only updated at the end.
+        let (mut read, mut write) = (0, 0);
+        loop {
+            let (token, next) = self.fdt()?.token(read)?;
+            let (is_nop, is_end) = (matches!(token, Token::Nop), matches!(token, Token::End));
+            let next = next.min(struct_len);
+            if !is_nop {
+                self.buffer.copy_within(
+                    struct_start + read..struct_start + next,
+                    struct_start + write,
+                );
+                write += next - read;
+            }
+            read = next;
+            if is_end || read >= struct_len {
+                break;
+            }
+        }
+        let removed = struct_len - write;
+        let total = strings.end;
+        self.buffer.copy_within(strings, struct_start + write);
+        self.buffer[total - removed..total].fill(0);
+        self.resize_structure(-(removed as isize));
+        Ok(self.as_bytes().len())
+    }
+
+    /// Where property `name` of the node at `path` is, relative to the structure block (whose
+    /// offset in the blob comes first), or where a new one would go.
+    fn find_property(&self, path: &[u8], name: &[u8]) -> Result<(usize, Found), FdtError> {
+        let fdt = self.fdt()?;
+        let node = fdt.node(path)?.ok_or(FdtError::NotFound)?;
+        let mut offset = node.body;
+        loop {
+            match fdt.token(offset)? {
+                (Token::Property { name_offset, value }, next) => {
+                    if fdt.string_is(name_offset, name) {
+                        let found = Found::Property {
+                            offset,
+                            value_len: value.len(),
+                        };
+                        return Ok((fdt.structure_start, found));
+                    }
+                    offset = next;
+                }
+                (Token::Nop, next) => offset = next,
+                _ => {
+                    let found = Found::Node {
+                        properties_end: offset,
+                    };
+                    return Ok((fdt.structure_start, found));
+                }
+            }
+        }
+    }
+
+    /// The offset of `name` in the strings block, if it is there.
+    fn find_string(&self, name: &[u8]) -> Option<usize> {
+        let fdt = self.fdt().ok()?;
+        fdt.strings
+            .windows(name.len() + 1)
+            .position(|w| w[..name.len()] == *name && w[name.len()] == 0)
+    }
+
+    /// Appends `name` to the strings block (the end of the tree) and returns its offset there.
+    fn append_string(&mut self, name: &[u8]) -> Result<usize, FdtError> {
+        let total = self.as_bytes().len();
+        let needed = total + name.len() + 1;
+        if needed > self.buffer.len() {
+            return Err(FdtError::NoSpace(needed));
+        }
+        self.buffer[total..total + name.len()].copy_from_slice(name);
+        self.buffer[total + name.len()] = 0;
+        let strings_size = field(self.buffer, SIZE_DT_STRINGS);
+        put(self.buffer, SIZE_DT_STRINGS, strings_size + name.len() + 1);
+        put(self.buffer, TOTAL_SIZE, needed);
+        Ok(strings_size)
+    }
+
+    /// Opens `len` zeroed bytes at blob offset `at` in the structure block.
+    fn insert(&mut self, at: usize, len: usize) -> Result<(), FdtError> {
+        let total = self.as_bytes().len();
+        let needed = total
+            .checked_add(len)
+            .ok_or(FdtError::NoSpace(usize::MAX))?;
+        if needed > self.buffer.len() || needed > u32::MAX as usize {
+            return Err(FdtError::NoSpace(needed));
+        }
+        self.buffer.copy_within(at..total, at + len);
+        self.buffer[at..at + len].fill(0);
+        self.resize_structure(len as isize);
+        Ok(())
+    }
+
+    /// Closes `len` bytes at blob offset `at` in the structure block.
+    fn remove(&mut self, at: usize, len: usize) {
+        let total = self.as_bytes().len();
+        self.buffer.copy_within(at + len..total, at);
+        self.buffer[total - len..total].fill(0);
+        self.resize_structure(-(len as isize));
+    }
+
+    fn resize_structure(&mut self, delta: isize) {
+        for offset in [TOTAL_SIZE, OFF_DT_STRINGS, SIZE_DT_STRUCT] {
+            let value = field(self.buffer, offset).wrapping_add_signed(delta);
+            put(self.buffer, offset, value);
+        }
+    }
+}
+
+/// What [`FdtWriter::find_property`] found.
+enum Found {
+    /// The property, at this offset into the structure block, with a value this long.
+    Property { offset: usize, value_len: usize },
+    /// No such property; a new one goes at this offset, after the node's last property.
+    Node { properties_end: usize },
+}
+
+/// The offset after the properties (and NOPs among them) that start at `body`.
+fn properties_end(fdt: &Fdt, body: usize) -> Result<usize, FdtError> {
+    let mut offset = body;
+    loop {
+        match fdt.token(offset)? {
+            (Token::Property { .. } | Token::Nop, next) => offset = next,
+            _ => return Ok(offset),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{crosvm_like, qemu_virt, FdtBuilder};
+    use super::super::{split_stdout_path, FDT_NOP};
+    use super::*;
+    use std::process::Command;
+
+    /// Runs dtc, which `tools/install-deps.sh` installs (package `device-tree-compiler`).
+    fn dtc(args: &[&str], input: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = Command::new("dtc")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dtc is missing: run tools/install-deps.sh (or make test)");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "dtc {args:?} failed");
+        output.stdout
+    }
+
+    #[test]
+    fn edits_read_back_through_the_reader_and_dtc() {
+        let original = qemu_virt();
+        let mut buffer = vec![0u8; original.len() + 4096];
+        let mut writer = FdtWriter::open_into(&original, &mut buffer).unwrap();
+        writer
+            .set_property(b"/chosen", b"bootargs", b"console=ttyAMA0 panic=-1 quiet\0")
+            .unwrap();
+        writer
+            .set_property(b"/chosen", b"kaslr-seed", &[7; 8])
+            .unwrap();
+        writer
+            .set_property(b"/chosen", b"rng-seed", &[1; 3])
+            .unwrap();
+        writer.delete_property(b"/chosen", b"stdout-path").unwrap();
+        writer.add_node(b"/", b"firmware@1000").unwrap();
+        writer
+            .set_property(b"/firmware@1000", b"compatible", b"vmbase,test\0")
+            .unwrap();
+        writer
+            .set_property(
+                b"/firmware",
+                b"reg",
+                &[0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x10, 0],
+            )
+            .unwrap();
+        let size = writer.pack().unwrap();
+        assert_eq!(size, writer.as_bytes().len());
+
+        let fdt = writer.fdt().unwrap();
+        fdt.check().unwrap();
+        let chosen = fdt.chosen().unwrap().unwrap();
+        assert_eq!(
+            chosen.bootargs,
+            Some(&b"console=ttyAMA0 panic=-1 quiet"[..])
+        );
+        assert_eq!(chosen.stdout_path, None);
+        assert_eq!(
+            fdt.property(b"/chosen", b"kaslr-seed").unwrap(),
+            Some(&[7; 8][..])
+        );
+        assert_eq!(
+            fdt.property(b"/chosen", b"rng-seed").unwrap(),
+            Some(&[1; 3][..])
+        );
+        let firmware = fdt.node(b"/firmware").unwrap().unwrap();
+        let reg: Vec<_> = firmware.reg().unwrap().unwrap().collect();
+        assert_eq!(reg, [[0x1000, 0x1000]]);
+        // Everything else is as QEMU wrote it.
+        let before = Fdt::new(&original).unwrap();
+        for path in [
+            &b"/pl011@9000000"[..],
+            b"/memory",
+            b"/intc@8000000/its@8080000",
+        ] {
+            let old: Vec<_> = before.node(path).unwrap().unwrap().properties().collect();
+            let new: Vec<_> = fdt.node(path).unwrap().unwrap().properties().collect();
+            assert_eq!(old, new);
+        }
+
+        // dtc reads what the writer wrote...
+        let dts = String::from_utf8(dtc(&["-I", "dtb", "-O", "dts"], writer.as_bytes())).unwrap();
+        assert!(
+            dts.contains("bootargs = \"console=ttyAMA0 panic=-1 quiet\";"),
+            "{dts}"
+        );
+        assert!(dts.contains("firmware@1000 {"), "{dts}");
+        assert!(dts.contains("compatible = \"vmbase,test\";"), "{dts}");
+        assert!(!dts.contains("stdout-path"), "{dts}");
+        // ...and writes the same tree back, which the reader reads the same.
+        let again = dtc(&["-I", "dts", "-O", "dtb"], dts.as_bytes());
+        let again = Fdt::new(&again).unwrap();
+        again.check().unwrap();
+        assert_eq!(
+            again.property(b"/firmware@1000", b"compatible").unwrap(),
+            Some(&b"vmbase,test\0"[..])
+        );
+        assert_eq!(again.chosen().unwrap().unwrap().bootargs, chosen.bootargs);
+    }
+
+    #[test]
+    fn reads_what_dtc_compiles() {
+        let source = b"/dts-v1/;
+            / {
+                #address-cells = <1>; #size-cells = <1>;
+                aliases { serial0 = &uart; };
+                chosen { stdout-path = \"serial0:115200n8\"; linux,initrd-start = <0x100>; linux,initrd-end = <0x200>; };
+                memory@80000000 { device_type = \"memory\"; reg = <0x80000000 0x1000 0x90000000 0x2000>; };
+                soc { #address-cells = <1>; #size-cells = <1>; ranges = <0x0 0x10000000 0x1000>;
+                    uart: serial@100 { compatible = \"acme,uart\", \"ns16550a\"; reg = <0x100 0x8>; };
+                };
+            };";
+        let blob = dtc(&["-I", "dts", "-O", "dtb"], source);
+        let fdt = Fdt::new(&blob).unwrap();
+        fdt.check().unwrap();
+        let memory: Vec<_> = fdt.memory().unwrap().map(Result::unwrap).collect();
+        assert_eq!(memory, [0x8000_0000..0x8000_1000, 0x9000_0000..0x9000_2000]);
+        let chosen = fdt.chosen().unwrap().unwrap();
+        assert_eq!(chosen.initrd, Some(0x100..0x200));
+        let (alias, _) = split_stdout_path(chosen.stdout_path.unwrap());
+        let uart = fdt.resolve(alias).unwrap().unwrap();
+        assert_eq!(uart.name(), b"serial@100");
+        assert_eq!(
+            uart.reg().unwrap().unwrap().collect::<Vec<_>>(),
+            [[0x100, 8]]
+        );
+        let soc = fdt.node(b"/soc").unwrap().unwrap();
+        assert_eq!(
+            soc.ranges().unwrap().unwrap().collect::<Vec<_>>(),
+            [[0, 0x1000_0000, 0x1000]]
+        );
+        let found: Vec<_> = fdt
+            .compatible_nodes(b"ns16550a")
+            .map(|node| node.unwrap().name())
+            .collect();
+        assert_eq!(found, [b"serial@100"]);
+    }
+
+    #[test]
+    fn an_edit_that_does_not_fit_changes_nothing() {
+        let original = crosvm_like();
+        let mut buffer = original.clone();
+        buffer.extend_from_slice(&[0; 16]);
+        let mut writer = FdtWriter::new(&mut buffer).unwrap();
+        let before = writer.as_bytes().to_vec();
+        assert!(matches!(
+            writer.set_property(b"/chosen", b"a-new-name", &[0; 8]),
+            Err(FdtError::NoSpace(_))
+        ));
+        assert!(matches!(
+            writer.set_property(b"/chosen", b"stdout-path", &[b'x'; 64]),
+            Err(FdtError::NoSpace(_))
+        ));
+        assert!(matches!(
+            writer.add_node(b"/", b"a-long-node-name-that-needs-room"),
+            Err(FdtError::NoSpace(_))
+        ));
+        assert_eq!(writer.as_bytes(), before);
+        // It fits once the tree moves into a larger buffer.
+        let mut larger = vec![0u8; 4096];
+        let mut writer = FdtWriter::open_into(&before, &mut larger).unwrap();
+        writer
+            .set_property(b"/chosen", b"a-new-name", &[0; 8])
+            .unwrap();
+        assert!(writer.fdt().unwrap().check().is_ok());
+    }
+
+    #[test]
+    fn refusals() {
+        let mut buffer = crosvm_like();
+        buffer.extend_from_slice(&[0; 256]);
+        let mut writer = FdtWriter::new(&mut buffer).unwrap();
+        assert_eq!(
+            writer.set_property(b"/nowhere", b"x", b""),
+            Err(FdtError::NotFound)
+        );
+        assert_eq!(
+            writer.delete_property(b"/chosen", b"x"),
+            Err(FdtError::NotFound)
+        );
+        assert_eq!(writer.add_node(b"/", b"chosen"), Err(FdtError::Exists));
+        assert_eq!(writer.add_node(b"/", b"a/b"), Err(FdtError::BadName));
+        assert_eq!(writer.add_node(b"/", b""), Err(FdtError::BadName));
+        assert_eq!(
+            writer.set_property(b"/", b"a\0b", b""),
+            Err(FdtError::BadName)
+        );
+        // A tree that is not 8-byte aligned in memory.
+        let mut unaligned = vec![0u8; crosvm_like().len() + 8];
+        unaligned[1..crosvm_like().len() + 1].copy_from_slice(&crosvm_like());
+        assert_eq!(
+            FdtWriter::new(&mut unaligned[1..]).unwrap_err(),
+            FdtError::Misaligned
+        );
+    }
+
+    #[test]
+    fn pack_removes_nops() {
+        let blob = FdtBuilder::new()
+            .begin("")
+            .token(FDT_NOP)
+            .prop("a", b"1\0")
+            .token(FDT_NOP)
+            .token(FDT_NOP)
+            .begin("child")
+            .token(FDT_NOP)
+            .end()
+            .end()
+            .token(FDT_NOP)
+            .build();
+        let mut buffer = blob.clone();
+        let mut writer = FdtWriter::new(&mut buffer).unwrap();
+        assert_eq!(writer.pack().unwrap(), blob.len() - 5 * 4);
+        let fdt = writer.fdt().unwrap();
+        fdt.check().unwrap();
+        assert_eq!(fdt.property(b"/", b"a").unwrap(), Some(&b"1\0"[..]));
+        assert!(fdt.node(b"/child").unwrap().is_some());
+    }
+
+    /// Edits on every regression input: refused or done, never a panic, and a done edit leaves
+    /// a tree that passes [`Fdt::check`].
+    #[test]
+    fn hostile_trees_are_refused_or_edited_safely() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let blob = std::fs::read(entry.unwrap().path()).unwrap();
+            let mut buffer = vec![0u8; blob.len() + 512];
+            let Ok(mut writer) = FdtWriter::open_into(&blob, &mut buffer) else {
+                continue;
+            };
+            let _ = writer.set_property(b"/chosen", b"kaslr-seed", &[0; 8]);
+            let _ = writer.set_property(b"/chosen", b"bootargs", b"quiet\0");
+            let _ = writer.delete_property(b"/chosen", b"stdout-path");
+            let _ = writer.add_node(b"/", b"added");
+            let _ = writer.pack();
+            writer.fdt().unwrap().check().unwrap();
+        }
+    }
+}
