@@ -8,10 +8,11 @@ use crate::config::VirtualMachineRawConfig;
 use crate::death_reason::DeathReason;
 use crate::device_tree;
 use crate::error::Error;
+use crate::monitor::{self, Ending};
 use crate::output::Copier;
 use crate::plan::BootPlan;
 use crate::qemu::{self, QEMU, RunFiles};
-use crate::qmp::{Ending, QmpClient, ReadLimit};
+use crate::qmp::{QmpClient, ReadLimit};
 use crate::supervise;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 use std::ffi::OsString;
@@ -279,7 +280,7 @@ impl VmInstance {
             if self.waits_for_debugger {
                 Ok(())
             } else {
-                qmp.execute("cont")
+                qmp.cont()
             }
         });
         if let Err(error) = started {
@@ -297,7 +298,7 @@ impl VmInstance {
             .name("vmclient-qmp".to_owned())
             .spawn(move || {
                 // The receiver is gone only when the instance was dropped: nobody to tell.
-                let _ = sender.send(qmp.wait_for_close(counts_instructions));
+                let _ = sender.send(monitor::watch(qmp, counts_instructions));
             })
             .map_err(Error::io("start the QMP monitor thread"))?;
         Ok(RunningVm {
@@ -357,7 +358,7 @@ impl VmInstance {
                 instructions,
             })) => {
                 self.instructions_executed = instructions;
-                DeathReason::from_qemu_shutdown_cause(&cause)
+                cause.death_reason()
             }
             Some(Ok(Ending {
                 shutdown_cause: None,

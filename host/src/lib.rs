@@ -44,6 +44,7 @@ mod instance;
 mod json;
 mod kernel;
 pub mod layout;
+mod monitor;
 mod output;
 mod plan;
 mod qemu;
