@@ -100,11 +100,11 @@ pub struct DiskImage {
 
 impl VirtualMachineRawConfig {
     /// Checks everything that can be checked without running QEMU, as
-    /// [`crate::VmInstance::create`] does first, and returns warnings about what may still go
-    /// wrong: a bootloader or firmware image that starts neither like a vmbase binary nor like an
-    /// arm64 Linux `Image`.
-    pub fn check(&self) -> Result<Vec<String>, Error> {
-        BootPlan::new(self).map(|plan| plan.warnings)
+    /// [`crate::VmInstance::create`] does first, and plans the boot: what
+    /// [`crate::VmInstance::create_from_plan`] starts, with [`BootPlan::warnings`] about what
+    /// may still go wrong.
+    pub fn check(&self) -> Result<BootPlan, Error> {
+        BootPlan::new(self)
     }
 
     /// The files the VM reads, each with what it is for, for callers that must not overwrite

@@ -100,7 +100,17 @@ impl VmInstance {
         log: Option<File>,
         interrupt: Arc<AtomicBool>,
     ) -> Result<Self, Error> {
-        let plan = BootPlan::new(config)?;
+        Self::create_from_plan(&config.check()?, console, log, interrupt)
+    }
+
+    /// Like [`VmInstance::create_with_interrupt`], for a config already checked with
+    /// [`VirtualMachineRawConfig::check`]: nothing is checked or read again.
+    pub fn create_from_plan(
+        plan: &BootPlan,
+        console: Option<File>,
+        log: Option<File>,
+        interrupt: Arc<AtomicBool>,
+    ) -> Result<Self, Error> {
         let temp_dir = supervise::instance_temp_dir()?;
         let dir = temp_dir.path();
         let generated_device_tree = dir.join(DEVICE_TREE_FILE);
@@ -133,7 +143,7 @@ impl VmInstance {
             fs::write(&generated_device_tree, dtb).map_err(Error::io("write the device tree"))?;
         }
         Ok(Self {
-            qemu_args: qemu::run_args(&plan, &files, console.is_some()),
+            qemu_args: qemu::run_args(plan, &files, console.is_some()),
             waits_for_debugger: plan.gdb_port.is_some(),
             counts_instructions: plan.icount_shift.is_some(),
             instructions_executed: None,

@@ -58,3 +58,4 @@ pub use config::{
 pub use death_reason::DeathReason;
 pub use error::Error;
 pub use instance::VmInstance;
+pub use plan::BootPlan;

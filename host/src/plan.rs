@@ -26,10 +26,11 @@ const MAX_ICOUNT_SHIFT: u32 = 10;
 /// at once (the host sees `Reboot`) instead of leaving it hung.
 const KERNEL_BASE_PARAMS: &str = "panic=-1";
 
-/// Everything a VM is started with, built once from a checked config: the machine QEMU
-/// builds, what it loads where, how the guest is entered, and what to warn about.
+/// Everything a VM is started with, built once from a checked config
+/// ([`VirtualMachineRawConfig::check`]): the machine QEMU builds, what it loads where, how the
+/// guest is entered, and what to warn about.
 #[derive(Debug)]
-pub(crate) struct BootPlan {
+pub struct BootPlan {
     /// QEMU's `-name`.
     pub(crate) name: String,
     /// RAM described to the guest, in MiB.
@@ -51,6 +52,13 @@ pub(crate) struct BootPlan {
 }
 
 impl BootPlan {
+    /// Warnings about what may still go wrong although the config passed every check: a
+    /// bootloader or firmware image that starts neither like a vmbase binary nor like an arm64
+    /// Linux `Image`.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Checks everything about `config` that can be checked without running QEMU and plans
     /// the boot.
     pub(crate) fn new(config: &VirtualMachineRawConfig) -> Result<Self, Error> {
@@ -638,13 +646,14 @@ mod tests {
             "{error}"
         );
         let (_dir, config) = config_with_image(&header, 7);
-        assert_eq!(config.check().unwrap(), Vec::<String>::new());
+        assert_eq!(config.check().unwrap().warnings(), [] as [String; 0]);
     }
 
     #[test]
     fn unknown_images_are_warned_about() {
         let (_dir, config) = config_with_image(b"hello\n", 16);
-        let warnings = config.check().unwrap();
+        let plan = config.check().unwrap();
+        let warnings = plan.warnings();
         assert_eq!(warnings.len(), 1);
         assert!(
             warnings[0].contains("starts neither like a vmbase entry"),
