@@ -188,14 +188,15 @@ fn adr_immediate(word: u32) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn words(words: &[u32]) -> Vec<u8> {
         words.iter().flat_map(|word| word.to_le_bytes()).collect()
     }
 
-    fn header_bytes(text_offset: u64, image_size: u64, flags: u64) -> Vec<u8> {
+    /// An arm64 `Image` header with these fields, and nothing after it.
+    pub(crate) fn header_bytes(text_offset: u64, image_size: u64, flags: u64) -> Vec<u8> {
         let mut bytes = vec![0; IMAGE_HEADER_SIZE];
         bytes[TEXT_OFFSET_OFFSET..][..8].copy_from_slice(&text_offset.to_le_bytes());
         bytes[IMAGE_SIZE_OFFSET..][..8].copy_from_slice(&image_size.to_le_bytes());
@@ -248,10 +249,7 @@ mod tests {
     #[test]
     fn elf_and_arm64_image() {
         assert_eq!(inspect(b"\x7fELF\x02\x01\x01"), ImageKind::Elf);
-        let mut header = vec![0; 64];
-        header[16..24].copy_from_slice(&0x30_0000u64.to_le_bytes());
-        header[0x38..0x3c].copy_from_slice(b"ARM\x64");
-        let kind = inspect(&header);
+        let kind = inspect(&header_bytes(0, 0x30_0000, 0));
         assert_eq!(
             kind,
             ImageKind::Arm64Image {

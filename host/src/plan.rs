@@ -314,6 +314,7 @@ fn kernel_boot(
     Ok((placement, kind))
 }
 
+/// Checks that `platform_version` accepts the platform this host provides.
 fn validate_platform_version(config: &VirtualMachineRawConfig) -> Result<(), Error> {
     let requirement = semver::VersionReq::parse(&config.platform_version).map_err(|source| {
         Error::InvalidPlatformVersion {
@@ -439,6 +440,7 @@ fn non_empty_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::tests::header_bytes;
 
     /// The placement of `config`'s boot, or why it is refused.
     fn validate(config: &VirtualMachineRawConfig) -> Result<Placement, Error> {
@@ -629,9 +631,7 @@ mod tests {
 
     #[test]
     fn arm64_image_needs_its_image_size_in_ram() {
-        let mut header = vec![0; 64];
-        header[16..24].copy_from_slice(&(5 * MIB).to_le_bytes());
-        header[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        let header = header_bytes(0, 5 * MIB, 0);
         let (_dir, config) = config_with_image(&header, 6);
         let error = validate(&config).unwrap_err();
         assert!(
@@ -691,9 +691,8 @@ mod tests {
     /// A file holding an arm64 `Image` header (text_offset 0, image_size `image_size`) padded
     /// to `file_size` bytes.
     fn fake_image(dir: &Path, image_size: u64, file_size: usize) -> PathBuf {
-        let mut bytes = vec![0; file_size];
-        bytes[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
-        bytes[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        let mut bytes = header_bytes(0, image_size, 0);
+        bytes.resize(file_size, 0);
         let path = dir.join("Image");
         fs::write(&path, bytes).unwrap();
         path
