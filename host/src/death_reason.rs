@@ -3,6 +3,7 @@
 
 //! Why a VM ended, with Android's names and crosvm-style exit codes (docs/contract.md, section 5).
 
+use serde::Deserialize;
 use std::fmt;
 
 /// Why a VM ended, named after Android's `DeathReason`.
@@ -39,17 +40,55 @@ impl DeathReason {
             Self::InfrastructureError | Self::Unknown => 2,
         }
     }
+}
 
-    /// Maps the `reason` of QEMU's QMP `SHUTDOWN` event (QAPI `ShutdownCause`).
-    pub(crate) fn from_qemu_shutdown_cause(cause: &str) -> Self {
-        match cause {
-            "guest-shutdown" => Self::Shutdown,
-            // `-no-reboot` turns every reset into a shutdown that keeps the reset cause.
-            "guest-reset" | "host-qmp-system-reset" | "subsystem-reset" => Self::Reboot,
-            "guest-panic" | "host-error" => Self::Crash,
-            "host-qmp-quit" | "host-signal" | "host-ui" => Self::Killed,
-            _ => Self::Unknown,
+/// Why QEMU stopped the VM: the `reason` of its QMP `SHUTDOWN` event (QAPI `ShutdownCause`),
+/// with QAPI's names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum ShutdownCause {
+    /// The guest powered off (PSCI `SYSTEM_OFF`).
+    GuestShutdown,
+    /// The guest reset (PSCI `SYSTEM_RESET`); `-no-reboot` turns it into a shutdown.
+    GuestReset,
+    /// A reset requested over QMP.
+    HostQmpSystemReset,
+    /// A reset of part of the machine that resets it all.
+    SubsystemReset,
+    /// The guest reported a panic to QEMU.
+    GuestPanic,
+    /// QEMU hit an error it cannot recover from.
+    HostError,
+    /// QMP's `quit`.
+    HostQmpQuit,
+    /// QEMU got SIGINT, SIGTERM or SIGHUP.
+    HostSignal,
+    /// QEMU's user interface was closed.
+    HostUi,
+    /// A cause this crate does not know, or none given.
+    #[default]
+    #[serde(other)]
+    Other,
+}
+
+impl ShutdownCause {
+    /// The death reason of a VM that QEMU stopped for this cause.
+    pub(crate) fn death_reason(self) -> DeathReason {
+        match self {
+            Self::GuestShutdown => DeathReason::Shutdown,
+            Self::GuestReset | Self::HostQmpSystemReset | Self::SubsystemReset => {
+                DeathReason::Reboot
+            }
+            Self::GuestPanic | Self::HostError => DeathReason::Crash,
+            Self::HostQmpQuit | Self::HostSignal | Self::HostUi => DeathReason::Killed,
+            Self::Other => DeathReason::Unknown,
         }
+    }
+
+    /// Whether the guest itself ended the VM, powering off or resetting: only then does the
+    /// number of instructions it executed mean something.
+    pub(crate) fn guest_ended_the_vm(self) -> bool {
+        matches!(self, Self::GuestShutdown | Self::GuestReset)
     }
 }
 
@@ -76,26 +115,17 @@ mod tests {
 
     #[test]
     fn qemu_shutdown_causes() {
-        assert_eq!(
-            DeathReason::from_qemu_shutdown_cause("guest-shutdown"),
-            DeathReason::Shutdown
-        );
-        assert_eq!(
-            DeathReason::from_qemu_shutdown_cause("guest-reset"),
-            DeathReason::Reboot
-        );
-        assert_eq!(
-            DeathReason::from_qemu_shutdown_cause("guest-panic"),
-            DeathReason::Crash
-        );
-        assert_eq!(
-            DeathReason::from_qemu_shutdown_cause("host-signal"),
-            DeathReason::Killed
-        );
-        assert_eq!(
-            DeathReason::from_qemu_shutdown_cause("snapshot-load"),
-            DeathReason::Unknown
-        );
+        let classified = |cause: &str| {
+            let cause: ShutdownCause = serde_json::from_value(cause.into()).unwrap();
+            (cause.death_reason(), cause.guest_ended_the_vm())
+        };
+        assert_eq!(classified("guest-shutdown"), (DeathReason::Shutdown, true));
+        assert_eq!(classified("guest-reset"), (DeathReason::Reboot, true));
+        assert_eq!(classified("subsystem-reset"), (DeathReason::Reboot, false));
+        assert_eq!(classified("guest-panic"), (DeathReason::Crash, false));
+        assert_eq!(classified("host-signal"), (DeathReason::Killed, false));
+        assert_eq!(classified("host-qmp-quit"), (DeathReason::Killed, false));
+        assert_eq!(classified("snapshot-load"), (DeathReason::Unknown, false));
     }
 
     #[test]

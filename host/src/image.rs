@@ -1,8 +1,9 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! What the first bytes of a bootloader image say: an ELF file (not bootable), a vmbase entry,
-//! an arm64 Linux `Image`, or something else; and how much RAM the image needs.
+//! What the first bytes of an image say: an ELF file (not bootable), a vmbase entry, an arm64
+//! Linux `Image` (whose header Linux's `Documentation/arch/arm64/booting.rst` defines), or
+//! something else; and how much RAM the image needs.
 
 use crate::layout::IMAGE_ADDRESS;
 
@@ -13,10 +14,59 @@ pub(crate) const INSPECTED_BYTES: usize = 4096;
 /// The ELF magic number.
 const ELF_MAGIC: &[u8] = b"\x7fELF";
 
-/// The arm64 `Image` header's magic ("ARM\x64") at offset 0x38, and its `image_size` field.
-const ARM64_IMAGE_MAGIC_OFFSET: usize = 0x38;
-const ARM64_IMAGE_MAGIC: &[u8] = b"ARM\x64";
-const ARM64_IMAGE_SIZE_OFFSET: usize = 16;
+/// Size of the arm64 `Image` header.
+pub(crate) const IMAGE_HEADER_SIZE: usize = 64;
+
+/// Offset of `text_offset` (u64, little-endian) in the header.
+const TEXT_OFFSET_OFFSET: usize = 0x08;
+/// Offset of `image_size` (u64): the bytes the kernel occupies from its load address, `.bss`
+/// included; 0 in kernels older than 3.17.
+const IMAGE_SIZE_OFFSET: usize = 0x10;
+/// Offset of `flags` (u64).
+const FLAGS_OFFSET: usize = 0x18;
+/// Offset of `magic` (u32).
+const MAGIC_OFFSET: usize = 0x38;
+/// "ARM\x64", little-endian.
+const IMAGE_MAGIC: u32 = 0x644d_5241;
+/// `flags` bit 0: the kernel is big-endian.
+const FLAG_BIG_ENDIAN: u64 = 1 << 0;
+/// The `text_offset` booting.rst says to assume when `image_size` is 0.
+const LEGACY_TEXT_OFFSET: u64 = 0x8_0000;
+
+/// The parts of an arm64 `Image` header the loader needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ImageHeader {
+    /// Where the kernel goes, from a 2 MiB-aligned base (here: the start of RAM).
+    pub(crate) text_offset: u64,
+    /// Bytes the kernel occupies once running, `.bss` included; 0 if the header predates it.
+    pub(crate) image_size: u64,
+}
+
+impl ImageHeader {
+    /// Parses the header at the start of `bytes`, or says why it is not a little-endian arm64
+    /// `Image`.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, &'static str> {
+        if bytes.len() < IMAGE_HEADER_SIZE {
+            return Err("it is shorter than the 64-byte arm64 Image header");
+        }
+        if read_u32(bytes, MAGIC_OFFSET) != Some(IMAGE_MAGIC) {
+            return Err("it lacks the arm64 Image magic \"ARM\\x64\" at offset 0x38");
+        }
+        if read_u64(bytes, FLAGS_OFFSET).unwrap_or(0) & FLAG_BIG_ENDIAN != 0 {
+            return Err("it is a big-endian kernel");
+        }
+        let image_size = read_u64(bytes, IMAGE_SIZE_OFFSET).unwrap_or(0);
+        let text_offset = if image_size == 0 {
+            LEGACY_TEXT_OFFSET
+        } else {
+            read_u64(bytes, TEXT_OFFSET_OFFSET).unwrap_or(0)
+        };
+        Ok(Self {
+            text_offset,
+            image_size,
+        })
+    }
+}
 
 /// vmbase's entry installs its early vector table before anything else: `msr vbar_el1, Xt`
 /// (the register in bits 4:0) then `isb`, within its first few instructions.
@@ -43,9 +93,8 @@ pub(crate) fn inspect(start: &[u8]) -> ImageKind {
     if start.starts_with(ELF_MAGIC) {
         return ImageKind::Elf;
     }
-    if start.get(ARM64_IMAGE_MAGIC_OFFSET..ARM64_IMAGE_MAGIC_OFFSET + 4) == Some(ARM64_IMAGE_MAGIC)
-    {
-        let image_size = read_u64(start, ARM64_IMAGE_SIZE_OFFSET).unwrap_or(0);
+    if read_u32(start, MAGIC_OFFSET) == Some(IMAGE_MAGIC) {
+        let image_size = read_u64(start, IMAGE_SIZE_OFFSET).unwrap_or(0);
         return ImageKind::Arm64Image { image_size };
     }
     let words: Vec<u32> = start
@@ -74,9 +123,17 @@ pub(crate) fn ram_end_needed(kind: &ImageKind, size: u64) -> u64 {
     }
 }
 
+/// The little-endian `u32` at `offset`, if `bytes` reach that far.
+fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        bytes.get(offset..offset.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// The little-endian `u64` at `offset`, if `bytes` reach that far.
 fn read_u64(bytes: &[u8], offset: usize) -> Option<u64> {
     Some(u64::from_le_bytes(
-        bytes.get(offset..offset + 8)?.try_into().ok()?,
+        bytes.get(offset..offset.checked_add(8)?)?.try_into().ok()?,
     ))
 }
 
@@ -131,20 +188,68 @@ fn adr_immediate(word: u32) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn words(words: &[u32]) -> Vec<u8> {
         words.iter().flat_map(|word| word.to_le_bytes()).collect()
     }
 
+    /// An arm64 `Image` header with these fields, and nothing after it.
+    pub(crate) fn header_bytes(text_offset: u64, image_size: u64, flags: u64) -> Vec<u8> {
+        let mut bytes = vec![0; IMAGE_HEADER_SIZE];
+        bytes[TEXT_OFFSET_OFFSET..][..8].copy_from_slice(&text_offset.to_le_bytes());
+        bytes[IMAGE_SIZE_OFFSET..][..8].copy_from_slice(&image_size.to_le_bytes());
+        bytes[FLAGS_OFFSET..][..8].copy_from_slice(&flags.to_le_bytes());
+        bytes[MAGIC_OFFSET..][..4].copy_from_slice(b"ARM\x64");
+        bytes
+    }
+
+    #[test]
+    fn parses_debian_like_header() {
+        // Debian 12's arm64 kernel: text_offset 0, image_size 0x201_0000, flags 0xa (4 KiB
+        // pages, placed anywhere).
+        assert_eq!(
+            ImageHeader::parse(&header_bytes(0, 0x201_0000, 0xa)),
+            Ok(ImageHeader {
+                text_offset: 0,
+                image_size: 0x201_0000
+            })
+        );
+    }
+
+    #[test]
+    fn zero_image_size_means_legacy_text_offset() {
+        assert_eq!(
+            ImageHeader::parse(&header_bytes(0x1234, 0, 0))
+                .unwrap()
+                .text_offset,
+            0x8_0000
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_image() {
+        assert!(
+            ImageHeader::parse(&[0; 63])
+                .unwrap_err()
+                .contains("shorter")
+        );
+        assert!(ImageHeader::parse(&[0; 64]).unwrap_err().contains("magic"));
+        let mut elf = header_bytes(0, 0x1000, 0);
+        elf[MAGIC_OFFSET] = b'X';
+        assert!(ImageHeader::parse(&elf).unwrap_err().contains("magic"));
+        assert!(
+            ImageHeader::parse(&header_bytes(0, 0x1000, 1))
+                .unwrap_err()
+                .contains("big-endian")
+        );
+    }
+
     #[test]
     fn elf_and_arm64_image() {
         assert_eq!(inspect(b"\x7fELF\x02\x01\x01"), ImageKind::Elf);
-        let mut header = vec![0; 64];
-        header[16..24].copy_from_slice(&0x30_0000u64.to_le_bytes());
-        header[0x38..0x3c].copy_from_slice(b"ARM\x64");
-        let kind = inspect(&header);
+        let kind = inspect(&header_bytes(0, 0x30_0000, 0));
         assert_eq!(
             kind,
             ImageKind::Arm64Image {

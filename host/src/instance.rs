@@ -8,9 +8,11 @@ use crate::config::VirtualMachineRawConfig;
 use crate::death_reason::DeathReason;
 use crate::device_tree;
 use crate::error::Error;
+use crate::monitor::{self, Ending};
 use crate::output::Copier;
+use crate::plan::BootPlan;
 use crate::qemu::{self, QEMU, RunFiles};
-use crate::qmp::{Ending, QmpClient, ReadLimit};
+use crate::qmp::{QmpClient, ReadLimit};
 use crate::supervise;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 use std::ffi::OsString;
@@ -98,41 +100,52 @@ impl VmInstance {
         log: Option<File>,
         interrupt: Arc<AtomicBool>,
     ) -> Result<Self, Error> {
-        let image = config.validate()?;
+        Self::create_from_plan(&config.check()?, console, log, interrupt)
+    }
+
+    /// Like [`VmInstance::create_with_interrupt`], for a config already checked with
+    /// [`VirtualMachineRawConfig::check`]: nothing is checked or read again.
+    pub fn create_from_plan(
+        plan: &BootPlan,
+        console: Option<File>,
+        log: Option<File>,
+        interrupt: Arc<AtomicBool>,
+    ) -> Result<Self, Error> {
         let temp_dir = supervise::instance_temp_dir()?;
         let dir = temp_dir.path();
         let generated_device_tree = dir.join(DEVICE_TREE_FILE);
         let files = RunFiles {
             boot_stub: &dir.join(BOOT_STUB_FILE),
-            device_tree: config
-                .device_tree
+            device_tree: plan
+                .given_device_tree
                 .as_deref()
                 .unwrap_or(generated_device_tree.as_path()),
             qmp_socket: &dir.join(QMP_SOCKET_FILE),
         };
+        let placement = &plan.placement;
         // Written first: QEMU's device tree is dumped with it as `-bios`, as the boot runs.
-        fs::write(files.boot_stub, boot_stub_for(&image.entry))
+        fs::write(files.boot_stub, boot_stub_for(&placement.entry))
             .map_err(Error::io("write the boot stub"))?;
-        if config.device_tree.is_none() {
+        if plan.given_device_tree.is_none() {
             let qemu_dtb = device_tree::qemu_device_tree(
-                config.memory_mib,
-                config.num_cpus,
+                plan.memory_mib,
+                plan.num_cpus,
                 files.boot_stub,
                 &dir.join(QEMU_DTB_FILE),
                 &interrupt,
             )?;
             let dtb = device_tree::rewrite(
                 &qemu_dtb,
-                config.memory_mib,
-                image.bootargs.as_deref(),
-                image.initrd.as_ref(),
+                plan.memory_mib,
+                placement.bootargs.as_deref(),
+                placement.initrd.as_ref(),
             )?;
             fs::write(&generated_device_tree, dtb).map_err(Error::io("write the device tree"))?;
         }
         Ok(Self {
-            qemu_args: qemu::run_args(config, &image, &files, console.is_some()),
-            waits_for_debugger: config.gdb_port.is_some(),
-            counts_instructions: config.icount_shift.is_some(),
+            qemu_args: qemu::run_args(plan, &files, console.is_some()),
+            waits_for_debugger: plan.gdb_port.is_some(),
+            counts_instructions: plan.icount_shift.is_some(),
             instructions_executed: None,
             interrupt,
             output_error: None,
@@ -277,7 +290,7 @@ impl VmInstance {
             if self.waits_for_debugger {
                 Ok(())
             } else {
-                qmp.execute("cont")
+                qmp.cont()
             }
         });
         if let Err(error) = started {
@@ -295,7 +308,7 @@ impl VmInstance {
             .name("vmclient-qmp".to_owned())
             .spawn(move || {
                 // The receiver is gone only when the instance was dropped: nobody to tell.
-                let _ = sender.send(qmp.wait_for_close(counts_instructions));
+                let _ = sender.send(monitor::watch(qmp, counts_instructions));
             })
             .map_err(Error::io("start the QMP monitor thread"))?;
         Ok(RunningVm {
@@ -355,7 +368,7 @@ impl VmInstance {
                 instructions,
             })) => {
                 self.instructions_executed = instructions;
-                DeathReason::from_qemu_shutdown_cause(&cause)
+                cause.death_reason()
             }
             Some(Ok(Ending {
                 shutdown_cause: None,

@@ -1,82 +1,17 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! Kernel boot: the arm64 `Image` header, and where kernel, initrd and device tree go in RAM.
+//! Kernel boot: where kernel, initrd and device tree go in RAM.
 //!
 //! This is crosvm's direct kernel boot: the kernel at the start of RAM plus its `text_offset`,
 //! the initrd after it at the next 16 MiB boundary, the device tree 2 MiB + 64 KiB below the end
-//! of RAM. Linux's `Documentation/arch/arm64/booting.rst` defines the header.
+//! of RAM.
 
+use crate::image::ImageHeader;
 use crate::layout::{
     FDT_MAX_SIZE, INITRD_ALIGNMENT, KERNEL_BOOT_FDT_OFFSET_FROM_END, MIB, RAM_START,
 };
 use std::ops::Range;
-
-/// Size of the arm64 `Image` header.
-pub(crate) const IMAGE_HEADER_SIZE: usize = 64;
-
-/// Offset of `text_offset` (u64, little-endian) in the header.
-const TEXT_OFFSET_OFFSET: usize = 0x08;
-/// Offset of `image_size` (u64): the bytes the kernel occupies from its load address, `.bss`
-/// included; 0 in kernels older than 3.17.
-const IMAGE_SIZE_OFFSET: usize = 0x10;
-/// Offset of `flags` (u64).
-const FLAGS_OFFSET: usize = 0x18;
-/// Offset of `magic` (u32).
-const MAGIC_OFFSET: usize = 0x38;
-/// "ARM\x64", little-endian.
-const IMAGE_MAGIC: u32 = 0x644d_5241;
-/// `flags` bit 0: the kernel is big-endian.
-const FLAG_BIG_ENDIAN: u64 = 1 << 0;
-/// The `text_offset` booting.rst says to assume when `image_size` is 0.
-const LEGACY_TEXT_OFFSET: u64 = 0x8_0000;
-
-/// The parts of an arm64 `Image` header the loader needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ImageHeader {
-    /// Where the kernel goes, from a 2 MiB-aligned base (here: the start of RAM).
-    pub(crate) text_offset: u64,
-    /// Bytes the kernel occupies once running, `.bss` included; 0 if the header predates it.
-    pub(crate) image_size: u64,
-}
-
-impl ImageHeader {
-    /// Parses the header at the start of `bytes`, or says why it is not a little-endian arm64
-    /// `Image`.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, &'static str> {
-        if bytes.len() < IMAGE_HEADER_SIZE {
-            return Err("it is shorter than the 64-byte arm64 Image header");
-        }
-        if read_u32(bytes, MAGIC_OFFSET) != IMAGE_MAGIC {
-            return Err("it lacks the arm64 Image magic \"ARM\\x64\" at offset 0x38");
-        }
-        if read_u64(bytes, FLAGS_OFFSET) & FLAG_BIG_ENDIAN != 0 {
-            return Err("it is a big-endian kernel");
-        }
-        let image_size = read_u64(bytes, IMAGE_SIZE_OFFSET);
-        let text_offset = if image_size == 0 {
-            LEGACY_TEXT_OFFSET
-        } else {
-            read_u64(bytes, TEXT_OFFSET_OFFSET)
-        };
-        Ok(Self {
-            text_offset,
-            image_size,
-        })
-    }
-}
-
-fn read_u32(bytes: &[u8], offset: usize) -> u32 {
-    let mut field = [0; 4];
-    field.copy_from_slice(&bytes[offset..offset + 4]);
-    u32::from_le_bytes(field)
-}
-
-fn read_u64(bytes: &[u8], offset: usize) -> u64 {
-    let mut field = [0; 8];
-    field.copy_from_slice(&bytes[offset..offset + 8]);
-    u64::from_le_bytes(field)
-}
 
 /// What is to be loaded in a kernel boot, before it is placed.
 #[derive(Clone, Copy, Debug)]
@@ -152,56 +87,6 @@ pub(crate) fn kernel_layout(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn header_bytes(text_offset: u64, image_size: u64, flags: u64) -> Vec<u8> {
-        let mut bytes = vec![0; IMAGE_HEADER_SIZE];
-        bytes[TEXT_OFFSET_OFFSET..][..8].copy_from_slice(&text_offset.to_le_bytes());
-        bytes[IMAGE_SIZE_OFFSET..][..8].copy_from_slice(&image_size.to_le_bytes());
-        bytes[FLAGS_OFFSET..][..8].copy_from_slice(&flags.to_le_bytes());
-        bytes[MAGIC_OFFSET..][..4].copy_from_slice(b"ARM\x64");
-        bytes
-    }
-
-    #[test]
-    fn parses_debian_like_header() {
-        // Debian 12's arm64 kernel: text_offset 0, image_size 0x201_0000, flags 0xa (4 KiB
-        // pages, placed anywhere).
-        assert_eq!(
-            ImageHeader::parse(&header_bytes(0, 0x201_0000, 0xa)),
-            Ok(ImageHeader {
-                text_offset: 0,
-                image_size: 0x201_0000
-            })
-        );
-    }
-
-    #[test]
-    fn zero_image_size_means_legacy_text_offset() {
-        assert_eq!(
-            ImageHeader::parse(&header_bytes(0x1234, 0, 0))
-                .unwrap()
-                .text_offset,
-            0x8_0000
-        );
-    }
-
-    #[test]
-    fn refuses_what_is_not_an_image() {
-        assert!(
-            ImageHeader::parse(&[0; 63])
-                .unwrap_err()
-                .contains("shorter")
-        );
-        assert!(ImageHeader::parse(&[0; 64]).unwrap_err().contains("magic"));
-        let mut elf = header_bytes(0, 0x1000, 0);
-        elf[MAGIC_OFFSET] = b'X';
-        assert!(ImageHeader::parse(&elf).unwrap_err().contains("magic"));
-        assert!(
-            ImageHeader::parse(&header_bytes(0, 0x1000, 1))
-                .unwrap_err()
-                .contains("big-endian")
-        );
-    }
 
     fn payload(image_size: u64, file_size: u64, initrd_size: Option<u64>) -> KernelPayload {
         KernelPayload {

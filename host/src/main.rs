@@ -259,15 +259,15 @@ struct Outcome {
 fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     let config = vm_config(args)?;
     // Everything is checked before any output file is touched.
-    let warnings = config.check()?;
+    let plan = config.check()?;
     let mut inputs = config.input_files();
     if let Some(path) = &args.config {
         inputs.push(("VM config", path));
     }
     let mut outputs = Outputs::open(args, &inputs, &signals.interrupt)?;
     let (console, log) = outputs.handles()?;
-    let created = VmInstance::create_with_interrupt(
-        &config,
+    let created = VmInstance::create_from_plan(
+        &plan,
         Some(console),
         Some(log),
         Arc::clone(&signals.interrupt),
@@ -285,7 +285,7 @@ fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
         eprintln!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
     }
     // Said once the VM runs, so that a refusal is the only message of a refused run.
-    for warning in warnings {
+    for warning in plan.warnings() {
         eprintln!("vm: warning: {warning}");
     }
 

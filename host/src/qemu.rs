@@ -3,8 +3,8 @@
 
 //! QEMU command lines that reproduce crosvm's aarch64 machine (docs/contract.md, section 3).
 
-use crate::config::{BootImage, VirtualMachineRawConfig};
 use crate::layout::QEMU_RAM_BELOW_RAM_START_MIB;
+use crate::plan::BootPlan;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
@@ -70,25 +70,20 @@ pub(crate) fn machine_args(
     .into()
 }
 
-/// The full command line that boots `image` under `config`, with the boot stub and device tree
-/// in `files`.
+/// The full command line that boots `plan`, with the boot stub and device tree in `files`.
 ///
 /// QEMU starts paused (`-S`): the VM only runs once the QMP client has negotiated capabilities
 /// and sent `cont`, so no `SHUTDOWN` event can be missed. The console is QEMU's stdout
 /// (`-serial stdio`) when `console` is set.
-pub(crate) fn run_args(
-    config: &VirtualMachineRawConfig,
-    image: &BootImage,
-    files: &RunFiles,
-    console: bool,
-) -> Vec<OsString> {
-    let mut args = machine_args(config.memory_mib, config.num_cpus, files.boot_stub, None);
+pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<OsString> {
+    let mut args = machine_args(plan.memory_mib, plan.num_cpus, files.boot_stub, None);
     args.extend(["-no-reboot".into(), "-S".into()]);
-    if !config.name.is_empty() {
-        args.extend(["-name".into(), escape(config.name.as_ref())]);
+    if !plan.name.is_empty() {
+        args.extend(["-name".into(), escape(plan.name.as_ref())]);
     }
-    let device_tree = (files.device_tree, image.fdt_address);
-    let loaded = image
+    let placement = &plan.placement;
+    let device_tree = (files.device_tree, placement.fdt_address);
+    let loaded = placement
         .files
         .iter()
         .map(|(file, address)| (file.as_path(), *address));
@@ -110,7 +105,7 @@ pub(crate) fn run_args(
         &escape(files.qmp_socket.as_os_str()),
     ]));
     args.extend(["-mon".into(), "chardev=qmp,mode=control".into()]);
-    for (index, disk) in config.disks.iter().enumerate() {
+    for (index, disk) in plan.disks.iter().enumerate() {
         let read_only = if disk.writable { "off" } else { "on" };
         args.push("-drive".into());
         args.push(concat(&[
@@ -123,10 +118,10 @@ pub(crate) fn run_args(
             format!("virtio-blk-pci,drive=disk{index}").into(),
         ]);
     }
-    if let Some(port) = config.gdb_port {
+    if let Some(port) = plan.gdb_port {
         args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}").into()]);
     }
-    if let Some(shift) = config.icount_shift {
+    if let Some(shift) = plan.icount_shift {
         // -no-shutdown pauses QEMU when the guest powers off or resets, so that the monitor
         // can still ask how many instructions ran before it makes QEMU quit.
         args.extend([
@@ -162,16 +157,32 @@ mod tests {
     use super::*;
     use crate::boot_stub::EntryState;
     use crate::config::DiskImage;
+    use crate::plan::Placement;
     use std::path::PathBuf;
 
-    fn bootloader(path: &str) -> BootImage {
-        BootImage {
+    /// The plan of a 16 MiB, one-CPU VM named `vm` that loads `placement`.
+    fn plan(placement: Placement) -> BootPlan {
+        BootPlan {
+            name: "vm".to_owned(),
+            memory_mib: 16,
+            num_cpus: 1,
+            placement,
+            given_device_tree: None,
+            disks: Vec::new(),
+            gdb_port: None,
+            icount_shift: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn bootloader(path: &str) -> BootPlan {
+        plan(Placement {
             files: vec![(PathBuf::from(path), 0x8020_0000)],
             fdt_address: 0x8000_0000,
             entry: EntryState::BOOTLOADER,
             bootargs: None,
             initrd: None,
-        }
+        })
     }
 
     fn joined(args: &[OsString]) -> String {
@@ -208,13 +219,8 @@ mod tests {
 
     #[test]
     fn minimal_run() {
-        let config = VirtualMachineRawConfig {
-            memory_mib: 16,
-            ..Default::default()
-        };
-        let image = bootloader("/images/a,b.bin");
         assert_eq!(
-            joined(&run_args(&config, &image, &files(), true)),
+            joined(&run_args(&bootloader("/images/a,b.bin"), &files(), true)),
             "-M virt,gic-version=3 -cpu max -global max-arm-cpu.pauth-impdef=on -m 1040M -smp 1 \
              -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name vm \
              -device loader,file=/t/fdt.dtb,addr=0x80000000,force-raw=on \
@@ -225,7 +231,7 @@ mod tests {
 
     #[test]
     fn optional_features() {
-        let config = VirtualMachineRawConfig {
+        let plan = BootPlan {
             name: String::new(),
             disks: vec![
                 DiskImage {
@@ -239,10 +245,9 @@ mod tests {
             ],
             gdb_port: Some(1234),
             icount_shift: Some(3),
-            ..Default::default()
+            ..bootloader("/a.bin")
         };
-        let image = bootloader("/a.bin");
-        let command_line = joined(&run_args(&config, &image, &files(), false));
+        let command_line = joined(&run_args(&plan, &files(), false));
         assert!(!command_line.contains("-name"), "{command_line}");
         assert!(command_line.contains(" -serial null "), "{command_line}");
         assert!(command_line.ends_with(
@@ -256,7 +261,7 @@ mod tests {
 
     #[test]
     fn kernel_initrd_and_firmware_are_loaded_where_the_layout_says() {
-        let image = BootImage {
+        let plan = plan(Placement {
             files: vec![
                 (PathBuf::from("/k/Image"), 0x8000_0000),
                 (PathBuf::from("/k/initrd"), 0x8300_0000),
@@ -271,13 +276,8 @@ mod tests {
             },
             bootargs: Some("panic=-1".to_owned()),
             initrd: Some(0x8300_0000..0x8300_1000),
-        };
-        let command_line = joined(&run_args(
-            &VirtualMachineRawConfig::default(),
-            &image,
-            &files(),
-            true,
-        ));
+        });
+        let command_line = joined(&run_args(&plan, &files(), true));
         assert!(
             command_line.contains(
                 " -device loader,file=/t/fdt.dtb,addr=0x9fdf0000,force-raw=on \

@@ -1,13 +1,22 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! A minimal QMP (QEMU Machine Protocol) client: capability negotiation, commands, the
-//! `SHUTDOWN` event and the instruction count, one JSON object per line.
+//! A minimal QMP (QEMU Machine Protocol) client: capability negotiation, the few commands
+//! vmclient sends, and the `SHUTDOWN` event, as typed messages one JSON object per line.
+//!
+//! The `qapi` crate's client is not used: its reads block, while every read here while a VM
+//! starts must give up at a deadline or when interrupted, and must take a connection reset as
+//! QEMU's exit; and `qapi-qmp` generates types for QEMU's whole schema to serve four commands
+//! and one event.
 
+use crate::death_reason::ShutdownCause;
 use crate::error::Error;
 use crate::supervise::POLL_INTERVAL;
 use rustix::event::{PollFd, PollFlags, Timespec};
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -26,22 +35,101 @@ pub(crate) struct ReadLimit {
     pub(crate) interrupt: Arc<AtomicBool>,
 }
 
-/// What the monitor saw of a VM's end.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Ending {
-    /// The `reason` of the first `SHUTDOWN` event, a QAPI `ShutdownCause`, if there was one.
-    pub(crate) shutdown_cause: Option<String>,
-    /// Guest instructions executed from reset until the guest powered off or reset, when
-    /// QEMU counted them and said how many.
-    pub(crate) instructions: Option<u64>,
+/// The commands this client sends; none takes arguments.
+#[derive(Clone, Copy, Debug)]
+enum Command {
+    /// Leaves capability negotiation mode.
+    QmpCapabilities,
+    /// Lets a paused VM run.
+    Cont,
+    /// Asks for the instruction count, among other things.
+    QueryReplay,
+    /// Makes QEMU exit.
+    Quit,
+}
+
+impl Command {
+    /// The command's name in QMP.
+    fn name(self) -> &'static str {
+        match self {
+            Self::QmpCapabilities => "qmp_capabilities",
+            Self::Cont => "cont",
+            Self::QueryReplay => "query-replay",
+            Self::Quit => "quit",
+        }
+    }
+}
+
+/// A command as it goes on the wire: `{"execute": name}`.
+#[derive(Serialize)]
+struct Execute {
+    execute: &'static str,
+}
+
+/// A message from QEMU: its greeting, the answer to a command, or an event.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Message {
+    /// The greeting, sent once on connection; its contents are not needed.
+    Greeting {
+        #[serde(rename = "QMP")]
+        _qmp: IgnoredAny,
+    },
+    /// A command succeeded with this value.
+    Return {
+        #[serde(rename = "return")]
+        value: Value,
+    },
+    /// A command failed.
+    Error { error: QmpError },
+    /// Something happened in the VM.
+    Event(Event),
+}
+
+/// The `error` of a failed command.
+#[derive(Debug, Deserialize)]
+struct QmpError {
+    class: String,
+    desc: String,
+}
+
+impl fmt::Display for QmpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class, self.desc)
+    }
+}
+
+/// The events this client looks at; the others are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "event")]
+enum Event {
+    /// The VM stopped or is about to exit.
+    #[serde(rename = "SHUTDOWN")]
+    Shutdown { data: ShutdownData },
+    #[serde(other)]
+    Other,
+}
+
+/// The `data` of a `SHUTDOWN` event.
+#[derive(Debug, Deserialize)]
+struct ShutdownData {
+    #[serde(default)]
+    reason: ShutdownCause,
+}
+
+/// The answer to `query-replay`.
+#[derive(Debug, Deserialize)]
+struct ReplayInfo {
+    /// Instructions executed since reset, under `-icount`.
+    icount: u64,
 }
 
 /// How QEMU answered a command.
 enum Reply {
     /// The command succeeded with this `return` value.
     Return(Value),
-    /// The command failed with this `error` object.
-    Error(Value),
+    /// The command failed.
+    Error(QmpError),
     /// QEMU closed the monitor (it exited) before answering.
     Closed,
 }
@@ -50,8 +138,8 @@ enum Reply {
 pub(crate) struct QmpClient {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
-    /// The `reason` of the first `SHUTDOWN` event seen, a QAPI `ShutdownCause`.
-    shutdown_cause: Option<String>,
+    /// The cause of the first `SHUTDOWN` event seen.
+    shutdown_cause: Option<ShutdownCause>,
     /// While set, every read is bounded by it.
     read_limit: Option<ReadLimit>,
 }
@@ -102,9 +190,9 @@ impl QmpClient {
     /// events.
     pub(crate) fn negotiate(&mut self) -> Result<(), Error> {
         match self.read_message()? {
-            Some(greeting) if greeting.get("QMP").is_some() => self.execute("qmp_capabilities"),
+            Some(Message::Greeting { .. }) => self.execute(Command::QmpCapabilities),
             Some(other) => Err(Error::Qmp(format!(
-                "expected the QMP greeting, got {other}"
+                "expected the QMP greeting, got {other:?}"
             ))),
             None => Err(Error::Qmp(
                 "QEMU closed its QMP monitor before greeting".to_owned(),
@@ -112,64 +200,66 @@ impl QmpClient {
         }
     }
 
-    /// Runs a command without arguments and waits for its successful return.
-    pub(crate) fn execute(&mut self, command: &str) -> Result<(), Error> {
+    /// Lets the VM run: QEMU was started paused.
+    pub(crate) fn cont(&mut self) -> Result<(), Error> {
+        self.execute(Command::Cont)
+    }
+
+    /// Runs `command` and waits for its successful return.
+    fn execute(&mut self, command: Command) -> Result<(), Error> {
+        let name = command.name();
         match self.request(command)? {
             Reply::Return(_) => Ok(()),
-            Reply::Error(error) => Err(Error::Qmp(format!("`{command}` failed: {error}"))),
+            Reply::Error(error) => Err(Error::Qmp(format!("`{name}` failed: {error}"))),
             Reply::Closed => Err(Error::Qmp(format!(
-                "QEMU closed its QMP monitor during `{command}`"
+                "QEMU closed its QMP monitor during `{name}`"
             ))),
         }
     }
 
-    /// Reads until QEMU closes the monitor (it does when it exits) and says how the VM ended.
-    ///
-    /// With `count_instructions`, QEMU runs with `-icount` and `-no-shutdown`, so it pauses
-    /// instead of exiting at the first `SHUTDOWN` event: once that comes, this asks for the
-    /// instruction count (`query-replay`), if the guest itself powered off or reset, and then
-    /// tells QEMU to `quit`, whatever the cause, since a paused QEMU would never close the
-    /// monitor. If QEMU exits meanwhile (killed, crashed), the count is simply unknown.
-    pub(crate) fn wait_for_close(mut self, count_instructions: bool) -> Result<Ending, Error> {
-        let mut instructions = None;
-        if count_instructions {
-            // The event may already have come while the guest was being started.
-            while self.shutdown_cause.is_none() {
-                if self.read_message()?.is_none() {
-                    return Ok(self.ending(None));
-                }
-            }
-            if matches!(
-                self.shutdown_cause.as_deref(),
-                Some("guest-shutdown" | "guest-reset")
-            ) {
-                instructions = match self.request("query-replay")? {
-                    Reply::Return(info) => info.get("icount").and_then(Value::as_u64),
-                    Reply::Error(_) | Reply::Closed => None,
-                };
-            }
-            match self.request("quit")? {
-                Reply::Return(_) | Reply::Closed => {}
-                // QEMU stays paused: the caller sees the error and kills it.
-                Reply::Error(error) => return Err(Error::Qmp(format!("`quit` failed: {error}"))),
+    /// Reads until the first `SHUTDOWN` event, which may have come already, and returns its
+    /// cause; `None` if QEMU closed the monitor without one.
+    pub(crate) fn wait_for_shutdown(&mut self) -> Result<Option<ShutdownCause>, Error> {
+        while self.shutdown_cause.is_none() {
+            if self.read_message()?.is_none() {
+                break;
             }
         }
-        while self.read_message()?.is_some() {}
-        Ok(self.ending(instructions))
+        Ok(self.shutdown_cause)
     }
 
-    /// The end seen so far, with `instructions` as the count.
-    fn ending(self, instructions: Option<u64>) -> Ending {
-        Ending {
-            shutdown_cause: self.shutdown_cause,
-            instructions,
+    /// Asks QEMU how many instructions the guest executed (`query-replay`, under `-icount`);
+    /// `None` when QEMU does not say (it refused, or it is gone).
+    pub(crate) fn instruction_count(&mut self) -> Result<Option<u64>, Error> {
+        Ok(match self.request(Command::QueryReplay)? {
+            Reply::Return(value) => serde_json::from_value::<ReplayInfo>(value)
+                .ok()
+                .map(|info| info.icount),
+            Reply::Error(_) | Reply::Closed => None,
+        })
+    }
+
+    /// Tells QEMU to exit; QEMU closing the monitor before answering is as good.
+    pub(crate) fn quit(&mut self) -> Result<(), Error> {
+        match self.request(Command::Quit)? {
+            Reply::Return(_) | Reply::Closed => Ok(()),
+            Reply::Error(error) => Err(Error::Qmp(format!("`quit` failed: {error}"))),
         }
+    }
+
+    /// Reads until QEMU closes the monitor (it does when it exits); returns the cause of the
+    /// first `SHUTDOWN` event, if there was one.
+    pub(crate) fn wait_for_close(mut self) -> Result<Option<ShutdownCause>, Error> {
+        while self.read_message()?.is_some() {}
+        Ok(self.shutdown_cause)
     }
 
     /// Sends a command without arguments and reads until QEMU answers it or closes the
     /// monitor; events read meanwhile are noted as usual.
-    fn request(&mut self, command: &str) -> Result<Reply, Error> {
-        let mut line = json!({ "execute": command }).to_string();
+    fn request(&mut self, command: Command) -> Result<Reply, Error> {
+        let name = command.name();
+        let mut line = serde_json::to_string(&Execute { execute: name })
+            .map_err(|error| Error::Qmp(format!("cannot encode `{name}`: {error}")))?;
         line.push('\n');
         match self.writer.write_all(line.as_bytes()) {
             Ok(()) => {}
@@ -186,20 +276,17 @@ impl QmpClient {
             Err(error) => return Err(Error::io("send a QMP command")(error)),
         }
         loop {
-            let Some(mut message) = self.read_message()? else {
-                return Ok(Reply::Closed);
-            };
-            if let Some(value) = message.get_mut("return") {
-                return Ok(Reply::Return(value.take()));
-            }
-            if let Some(error) = message.get_mut("error") {
-                return Ok(Reply::Error(error.take()));
+            match self.read_message()? {
+                None => return Ok(Reply::Closed),
+                Some(Message::Return { value }) => return Ok(Reply::Return(value)),
+                Some(Message::Error { error }) => return Ok(Reply::Error(error)),
+                Some(Message::Greeting { .. } | Message::Event(_)) => {}
             }
         }
     }
 
     /// Reads one message, noting `SHUTDOWN` events; `None` when QEMU closed the monitor.
-    fn read_message(&mut self) -> Result<Option<Value>, Error> {
+    fn read_message(&mut self) -> Result<Option<Message>, Error> {
         self.wait_readable()?;
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
@@ -210,25 +297,17 @@ impl QmpClient {
             Err(error) if error.kind() == ErrorKind::ConnectionReset => return Ok(None),
             Err(error) => return Err(Error::io("read from QMP")(error)),
         }
-        let message: Value = serde_json::from_str(&line)
+        let message: Message = serde_json::from_str(&line)
             .map_err(|error| Error::Qmp(format!("bad message {line:?}: {error}")))?;
-        if message.get("event").and_then(Value::as_str) == Some("SHUTDOWN")
-            && self.shutdown_cause.is_none()
-        {
-            self.shutdown_cause = Some(
-                message
-                    .pointer("/data/reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown")
-                    .to_owned(),
-            );
+        if let Message::Event(Event::Shutdown { data }) = &message {
+            self.shutdown_cause.get_or_insert(data.reason);
         }
         Ok(Some(message))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Read;
     use std::net::Shutdown;
@@ -236,7 +315,9 @@ mod tests {
 
     /// Plays QEMU's side of a conversation: sends `script` after reading one command per
     /// `"<command>"` entry.
-    fn fake_qemu(script: &[&'static str]) -> (UnixStream, thread::JoinHandle<Vec<String>>) {
+    pub(crate) fn fake_qemu(
+        script: &[&'static str],
+    ) -> (UnixStream, thread::JoinHandle<Vec<String>>) {
         let (client, mut server) = UnixStream::pair().unwrap();
         let script = script.to_vec();
         let qemu = thread::spawn(move || {
@@ -259,7 +340,7 @@ mod tests {
         (client, qemu)
     }
 
-    const GREETING: &str = r#"{"QMP": {"version": {}, "capabilities": ["oob"]}}"#;
+    pub(crate) const GREETING: &str = r#"{"QMP": {"version": {}, "capabilities": ["oob"]}}"#;
 
     #[test]
     fn negotiates_runs_and_sees_shutdown() {
@@ -275,14 +356,10 @@ mod tests {
         ]);
         let mut client = QmpClient::new(stream).unwrap();
         client.negotiate().unwrap();
-        client.execute("cont").unwrap();
+        client.cont().unwrap();
         assert_eq!(
-            client
-                .wait_for_close(false)
-                .unwrap()
-                .shutdown_cause
-                .as_deref(),
-            Some("guest-reset")
+            client.wait_for_close().unwrap(),
+            Some(ShutdownCause::GuestReset)
         );
         assert_eq!(
             qemu.join().unwrap(),
@@ -305,14 +382,10 @@ mod tests {
         ]);
         let mut client = QmpClient::new(stream).unwrap();
         client.negotiate().unwrap();
-        client.execute("cont").unwrap();
+        client.cont().unwrap();
         assert_eq!(
-            client
-                .wait_for_close(false)
-                .unwrap()
-                .shutdown_cause
-                .as_deref(),
-            Some("guest-shutdown")
+            client.wait_for_close().unwrap(),
+            Some(ShutdownCause::GuestShutdown)
         );
     }
 
@@ -348,11 +421,8 @@ mod tests {
         // Closing with unread input makes the client's next read fail with ECONNRESET.
         client.write_all(b"unread\n").unwrap();
         drop(qemu);
-        let ending = QmpClient::new(client)
-            .unwrap()
-            .wait_for_close(false)
-            .unwrap();
-        assert_eq!(ending.shutdown_cause.as_deref(), Some("guest-shutdown"));
+        let ending = QmpClient::new(client).unwrap().wait_for_close().unwrap();
+        assert_eq!(ending, Some(ShutdownCause::GuestShutdown));
     }
 
     #[test]
@@ -382,162 +452,8 @@ mod tests {
     fn no_shutdown_event() {
         let (stream, _qemu) = fake_qemu(&[r#"{"event": "STOP"}"#]);
         assert_eq!(
-            QmpClient::new(stream)
-                .unwrap()
-                .wait_for_close(false)
-                .unwrap(),
-            Ending::default()
+            QmpClient::new(stream).unwrap().wait_for_close().unwrap(),
+            None
         );
-    }
-
-    /// Negotiates and starts the guest, then waits for the end with the instruction count.
-    fn started_and_counted(stream: UnixStream) -> Result<Ending, Error> {
-        let mut client = QmpClient::new(stream)?;
-        client.negotiate()?;
-        client.execute("cont")?;
-        client.wait_for_close(true)
-    }
-
-    /// The ending `cause` with `instructions`.
-    fn ending(cause: &str, instructions: Option<u64>) -> Ending {
-        Ending {
-            shutdown_cause: Some(cause.to_owned()),
-            instructions,
-        }
-    }
-
-    /// QEMU's side of `negotiate` and `cont` up to the answer to `cont`, then `rest`.
-    fn started(rest: &[&'static str]) -> Vec<&'static str> {
-        [
-            &[GREETING, "<command>", r#"{"return": {}}"#, "<command>"],
-            rest,
-        ]
-        .concat()
-    }
-
-    #[test]
-    fn counts_instructions_after_guest_shutdown_then_quits() {
-        let (stream, qemu) = fake_qemu(&started(&[
-            r#"{"return": {}}"#,
-            r#"{"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}"#,
-            r#"{"event": "STOP", "timestamp": {}}"#,
-            "<command>",
-            // QEMU may interleave events before the answer.
-            r#"{"event": "RTC_CHANGE", "data": {"offset": 0}}"#,
-            r#"{"return": {"icount": 253293, "mode": "none"}}"#,
-            "<command>",
-            r#"{"return": {}}"#,
-            r#"{"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}"#,
-        ]));
-        assert_eq!(
-            started_and_counted(stream).unwrap(),
-            ending("guest-shutdown", Some(253_293))
-        );
-        assert_eq!(
-            qemu.join().unwrap(),
-            [
-                "{\"execute\":\"qmp_capabilities\"}\n",
-                "{\"execute\":\"cont\"}\n",
-                "{\"execute\":\"query-replay\"}\n",
-                "{\"execute\":\"quit\"}\n",
-            ]
-        );
-    }
-
-    #[test]
-    fn counts_a_reset_that_came_during_start() {
-        let (stream, qemu) = fake_qemu(&started(&[
-            r#"{"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-reset"}}"#,
-            r#"{"return": {}}"#,
-            "<command>",
-            r#"{"return": {"icount": 7, "mode": "none"}}"#,
-            "<command>",
-            // QEMU may exit before answering `quit`.
-        ]));
-        assert_eq!(
-            started_and_counted(stream).unwrap(),
-            ending("guest-reset", Some(7))
-        );
-        assert_eq!(qemu.join().unwrap().len(), 4);
-    }
-
-    #[test]
-    fn host_caused_shutdown_is_not_counted_but_quit() {
-        let (stream, qemu) = fake_qemu(&started(&[
-            r#"{"return": {}}"#,
-            r#"{"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-signal"}}"#,
-            "<command>",
-        ]));
-        assert_eq!(
-            started_and_counted(stream).unwrap(),
-            ending("host-signal", None)
-        );
-        assert_eq!(
-            qemu.join().unwrap().last().unwrap(),
-            "{\"execute\":\"quit\"}\n"
-        );
-    }
-
-    #[test]
-    fn qemu_gone_before_the_count_is_unknown() {
-        // Closed while the question is pending.
-        let (stream, _qemu) = fake_qemu(&started(&[
-            r#"{"return": {}}"#,
-            r#"{"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}"#,
-            "<command>",
-        ]));
-        assert_eq!(
-            started_and_counted(stream).unwrap(),
-            ending("guest-shutdown", None)
-        );
-
-        // Gone before the question is even sent: writing fails, no answer is awaited.
-        let (client, mut qemu) = UnixStream::pair().unwrap();
-        writeln!(
-            qemu,
-            r#"{{"event": "SHUTDOWN", "data": {{"guest": true, "reason": "guest-reset"}}}}"#
-        )
-        .unwrap();
-        drop(qemu);
-        assert_eq!(
-            QmpClient::new(client)
-                .unwrap()
-                .wait_for_close(true)
-                .unwrap(),
-            ending("guest-reset", None)
-        );
-
-        // Gone without any shutdown: nothing to ask.
-        let (stream, qemu) = fake_qemu(&started(&[r#"{"return": {}}"#]));
-        assert_eq!(started_and_counted(stream).unwrap(), Ending::default());
-        assert_eq!(qemu.join().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn refused_count_is_unknown_and_refused_quit_is_an_error() {
-        let (stream, qemu) = fake_qemu(&started(&[
-            r#"{"return": {}}"#,
-            r#"{"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}"#,
-            "<command>",
-            r#"{"error": {"class": "CommandNotFound", "desc": "no query-replay"}}"#,
-            "<command>",
-            r#"{"return": {}}"#,
-        ]));
-        assert_eq!(
-            started_and_counted(stream).unwrap(),
-            ending("guest-shutdown", None)
-        );
-        assert_eq!(qemu.join().unwrap().len(), 4);
-
-        let (stream, _qemu) = fake_qemu(&started(&[
-            r#"{"return": {}}"#,
-            r#"{"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}"#,
-            "<command>",
-            r#"{"return": {"icount": 1, "mode": "none"}}"#,
-            "<command>",
-            r#"{"error": {"class": "GenericError", "desc": "not now"}}"#,
-        ]));
-        let error = started_and_counted(stream).unwrap_err();
-        assert!(error.to_string().contains("not now"), "{error}");
     }
 }

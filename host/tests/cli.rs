@@ -13,7 +13,7 @@ use common::{
 };
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -53,10 +53,11 @@ impl Vm {
     fn in_temp_dir(args: &[&str], temp_dir: TempDir) -> Self {
         let name = unique_name();
         let mut command = Command::new(env!("CARGO_BIN_EXE_vm"));
-        command
-            .args(args)
-            .args(["--name", &name])
-            .env("TMPDIR", temp_dir.path());
+        command.args(args).env("TMPDIR", temp_dir.path());
+        // `vm` without `run` takes no name (and can start nothing).
+        if args.first() == Some(&"run") {
+            command.args(["--name", &name]);
+        }
         command.stdin(Stdio::null());
         Self {
             command,
@@ -336,111 +337,6 @@ fn help_explains_usage_and_exit_codes() {
 }
 
 #[test]
-fn missing_image() {
-    let run = vm(&["run", "--bootloader", "/nonexistent/guest.bin"]);
-    assert_start_failed(
-        &run,
-        "cannot read bootloader image /nonexistent/guest.bin: No such file or directory",
-    );
-}
-
-#[test]
-fn empty_image() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("empty.bin");
-    fs::write(&image, []).unwrap();
-    let run = vm(&["run", "--bootloader", &run_path(&image)]);
-    assert_start_failed(&run, "is empty");
-}
-
-#[test]
-fn unreadable_image() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = vm(&["run", "--bootloader", &run_path(dir.path())]);
-    assert_start_failed(&run, "it is not a regular file");
-}
-
-#[test]
-fn image_too_large_for_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("big.bin");
-    fs::write(&image, vec![0; 3 << 20]).unwrap();
-    let run = vm(&["run", "--bootloader", &run_path(&image), "--mem", "4"]);
-    assert_start_failed(
-        &run,
-        "is 3145728 bytes but only 2097152 bytes of RAM follow its load address 0x8020_0000 with \
-         memory_mib 4; raise memory_mib to at least 5",
-    );
-}
-
-#[test]
-fn memory_too_small() {
-    let guest = assemble(HELLO);
-    let run = vm(&["run", "--bootloader", &run_path(&guest.image), "--mem", "2"]);
-    assert_start_failed(&run, "memory_mib 2 is too small");
-}
-
-#[test]
-fn memory_too_large() {
-    let guest = assemble(HELLO);
-    let run = vm(&[
-        "run",
-        "--bootloader",
-        &run_path(&guest.image),
-        "--mem",
-        "1000000",
-    ]);
-    assert_start_failed(&run, "memory_mib 1000000 is more than the limit of");
-}
-
-fn config_file(json: &str) -> (TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vm.json");
-    fs::write(&path, json).unwrap();
-    let path = run_path(&path);
-    (dir, path)
-}
-
-#[test]
-fn malformed_json() {
-    let (_dir, path) = config_file("{\n  \"bootloader\": \"a.bin\"\n  \"memory_mib\": 16\n}");
-    let run = vm(&["run", &path]);
-    assert_start_failed(&run, "at line 3, column 3: expected `,` or `}`");
-}
-
-#[test]
-fn unknown_field() {
-    let (_dir, path) = config_file("{\"bootloader\": \"a.bin\", \"memory\": 16}");
-    let run = vm(&["run", &path]);
-    assert_start_failed(
-        &run,
-        "at line 1, column 32: unknown field `memory`, expected one of",
-    );
-}
-
-#[test]
-fn protected_vm() {
-    let guest = assemble(HELLO);
-    let config = guest.dir.path().join("vm.json");
-    fs::write(&config, r#"{"bootloader": "guest.bin", "protected": true}"#).unwrap();
-    let run = vm(&["run", &run_path(&config)]);
-    assert_start_failed(&run, "protected VMs need pKVM");
-}
-
-#[test]
-fn missing_kernel() {
-    let (_dir, path) = config_file(r#"{"kernel": "Image"}"#);
-    let run = vm(&["run", &path]);
-    assert_start_failed(&run, "cannot read kernel ");
-}
-
-#[test]
-fn missing_config() {
-    let run = vm(&["run", "/nonexistent/vm.json"]);
-    assert_start_failed(&run, "cannot read VM config /nonexistent/vm.json");
-}
-
-#[test]
 fn qemu_not_installed() {
     let guest = assemble(HELLO);
     let empty_path = tempfile::tempdir().unwrap();
@@ -448,16 +344,6 @@ fn qemu_not_installed() {
     vm.command.env("PATH", empty_path.path());
     let run = vm.run();
     assert_start_failed(&run, "install it with `apt-get install qemu-system-arm`");
-}
-
-#[test]
-fn config_and_bootloader_together_are_refused() {
-    let output = Command::new(env!("CARGO_BIN_EXE_vm"))
-        .args(["run", "vm.json", "--bootloader", "a.bin"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be used with"));
 }
 
 /// QEMU's device tree is dumped once per QEMU binary and machine options, then reused.
@@ -730,59 +616,6 @@ fn sigterm_while_qemu_has_not_connected_its_monitor() {
 }
 
 #[test]
-fn refused_runs_leave_output_files_alone() {
-    let guest = assemble(HELLO);
-    let dir = guest.dir.path();
-    let console = dir.join("console.txt");
-    let log = dir.join("log.txt");
-    fs::write(&console, "keep me").unwrap();
-    fs::write(&log, "keep me too").unwrap();
-    let new_console = dir.join("new-console.txt");
-    for (console, log) in [(&console, &log), (&new_console, &log)] {
-        let run = vm(&[
-            "run",
-            "--bootloader",
-            &run_path(&guest.image),
-            "--mem",
-            "2",
-            "--console",
-            &run_path(console),
-            "--log",
-            &run_path(log),
-        ]);
-        assert_start_failed(&run, "memory_mib 2 is too small");
-    }
-    assert_eq!(fs::read_to_string(&console).unwrap(), "keep me");
-    assert_eq!(fs::read_to_string(&log).unwrap(), "keep me too");
-    assert!(!new_console.exists());
-}
-
-#[test]
-fn outputs_that_are_inputs_are_refused() {
-    let guest = assemble(HELLO);
-    let image = run_path(&guest.image);
-    let original = fs::read(&guest.image).unwrap();
-    let run = vm(&["run", "--bootloader", &image, "--console", &image]);
-    assert_start_failed(
-        &run,
-        &format!("the console file {image} is the bootloader image {image}"),
-    );
-    // Another name for the same file.
-    let link = guest.dir.path().join("link.bin");
-    fs::hard_link(&guest.image, &link).unwrap();
-    let run = vm(&["run", "--bootloader", &image, "--log", &run_path(&link)]);
-    assert_start_failed(&run, "is the bootloader image");
-    assert_eq!(fs::read(&guest.image).unwrap(), original);
-
-    let config = guest.dir.path().join("vm.json");
-    let json = r#"{"bootloader": "guest.bin", "memory_mib": 16}"#;
-    fs::write(&config, json).unwrap();
-    let run = vm(&["run", &run_path(&config), "--console", &run_path(&config)]);
-    assert_start_failed(&run, "is the VM config");
-    assert_eq!(fs::read_to_string(&config).unwrap(), json);
-}
-
-#[test]
 fn outputs_are_emptied_when_the_vm_starts() {
     require_qemu();
     let guest = assemble(HELLO);
@@ -835,21 +668,6 @@ fn a_corrupt_cached_device_tree_is_dumped_again() {
         // Dumped again: a whole tree (its seeds differ from the first dump's).
         assert!(repaired.len() == dump.len() && fdt::Fdt::new(&repaired).is_ok());
     }
-}
-
-#[test]
-fn elf_images_are_refused_with_the_objcopy_command() {
-    let guest = assemble(HELLO);
-    let elf = run_path(&guest.dir.path().join("guest.o"));
-    // (Before ELF files were refused, this one spun until the timeout.)
-    let run = vm(&["run", "--bootloader", &elf, "--timeout", "5"]);
-    let raw = elf.replace("guest.o", "guest.bin");
-    assert_start_failed(
-        &run,
-        &format!(
-            "is an ELF file, not a raw image: convert it with `llvm-objcopy -O binary {elf} {raw}`"
-        ),
-    );
 }
 
 #[test]
@@ -935,65 +753,6 @@ fn the_example_needs_ram_up_to_its_boot_stack() {
 }
 
 #[test]
-fn usage_errors_exit_1_and_help_exits_0() {
-    let vm_binary = || Command::new(env!("CARGO_BIN_EXE_vm"));
-    for args in [
-        &["run", "--bootloader", "a.bin", "--gdb", "70000"][..],
-        &["run", "--bootloader", "a.bin", "--bogus"],
-        &["run", "--bootloader", "a.bin", "--timeout", "-1"],
-        &["run"],
-        &[],
-    ] {
-        let output = vm_binary().args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
-        assert!(!output.stderr.is_empty());
-    }
-    for args in [&["--help"][..], &["--version"], &["run", "--help"]] {
-        let output = vm_binary().args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(0), "{args:?}");
-    }
-    let guest = assemble(HELLO);
-    let run = vm(&["run", "--bootloader", &run_path(&guest.image), "--gdb", "0"]);
-    assert_start_failed(&run, "gdb port 0 is not valid");
-}
-
-#[test]
-fn messages_name_the_input_at_fault() {
-    let guest = assemble(HELLO);
-    let image = run_path(&guest.image);
-    let big = guest.dir.path().join("big.dtb");
-    fs::write(&big, vec![0; 3 << 20]).unwrap();
-    let run = vm(&["run", "--bootloader", &image, "--dtb", &run_path(&big)]);
-    assert_start_failed(
-        &run,
-        &format!(
-            "device tree {} is 3145728 bytes, more than its 2 MiB region",
-            big.display()
-        ),
-    );
-    assert!(!run.stderr.contains("params"), "{}", run.stderr);
-
-    let small = guest.dir.path().join("small.dtb");
-    fs::write(&small, [0; 64]).unwrap();
-    let run = vm(&[
-        "run",
-        "--bootloader",
-        &image,
-        "--dtb",
-        &run_path(&small),
-        "--params",
-        "quiet",
-    ]);
-    assert_start_failed(&run, "`params` cannot be used with a given device tree");
-
-    let (_dir, config) = config_file(&format!(
-        r#"{{"bootloader": "{image}", "params": "a\u0000b"}}"#
-    ));
-    let run = vm(&["run", &config]);
-    assert_start_failed(&run, "`params` contains a NUL byte");
-}
-
-#[test]
 fn console_write_errors_exit_2() {
     require_qemu();
     let guest = assemble(HELLO);
@@ -1016,14 +775,13 @@ fn console_write_errors_exit_2() {
     );
 }
 
-/// An arm64 `Image` header with `image_size`, and nothing else: never booted, only placed.
-fn fake_kernel(dir: &Path, image_size: u64) -> String {
+/// Writes an arm64 `Image` header with `image_size`, and nothing else, to `path`: never
+/// booted, only placed.
+fn write_fake_kernel(path: &Path, image_size: u64) {
     let mut header = vec![0; 64];
     header[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
     header[0x38..0x3c].copy_from_slice(b"ARM\x64");
-    let path = dir.join("Image");
-    fs::write(&path, header).unwrap();
-    run_path(&path)
+    fs::write(path, header).unwrap();
 }
 
 #[test]
@@ -1053,60 +811,395 @@ fn firmware_is_entered_with_crosvm_registers_and_can_enter_the_payload() {
     assert_eq!(run.code, Some(0));
 }
 
-#[test]
-fn kernel_that_is_not_an_image_is_refused() {
-    let payload = assemble(HELLO);
-    let run = vm(&["run", "--kernel", &run_path(&payload.image)]);
-    assert_start_failed(
-        &run,
-        "is not an arm64 Linux Image: it lacks the arm64 Image magic",
-    );
+/// A refused `vm` run: its arguments, and what it must exit with and print on stderr.
+///
+/// In `args` and `message`, `{dir}` stands for the directory of files that
+/// [`refusal_fixture`] makes.
+struct Refusal {
+    name: &'static str,
+    args: &'static [&'static str],
+    code: i32,
+    message: &'static str,
+}
+
+/// The refusals of bad input: every one exits before QEMU runs, leaves every file as it was
+/// (the console and log included), and says what is wrong with which input.
+const REFUSALS: &[Refusal] = &[
+    Refusal {
+        name: "missing image",
+        args: &["run", "--bootloader", "/nonexistent/guest.bin"],
+        code: 1,
+        message: "vm: error: cannot read bootloader image /nonexistent/guest.bin: No such file or \
+                  directory",
+    },
+    Refusal {
+        name: "empty image",
+        args: &["run", "--bootloader", "{dir}/empty.bin"],
+        code: 1,
+        message: "is empty",
+    },
+    Refusal {
+        name: "image that is a directory",
+        args: &["run", "--bootloader", "{dir}"],
+        code: 1,
+        message: "it is not a regular file",
+    },
+    Refusal {
+        name: "image too large for memory",
+        args: &["run", "--bootloader", "{dir}/big.bin", "--mem", "4"],
+        code: 1,
+        message: "is 3145728 bytes but only 2097152 bytes of RAM follow its load address \
+                  0x8020_0000 with memory_mib 4; raise memory_mib to at least 5",
+    },
+    Refusal {
+        name: "memory too small",
+        args: &["run", "--bootloader", "{dir}/guest.bin", "--mem", "2"],
+        code: 1,
+        message: "memory_mib 2 is too small",
+    },
+    Refusal {
+        name: "memory too large",
+        args: &["run", "--bootloader", "{dir}/guest.bin", "--mem", "1000000"],
+        code: 1,
+        message: "memory_mib 1000000 is more than the limit of",
+    },
+    Refusal {
+        name: "malformed JSON",
+        args: &["run", "{dir}/malformed.json"],
+        code: 1,
+        message: "at line 3, column 3: expected `,` or `}`",
+    },
+    Refusal {
+        name: "unknown JSON field",
+        args: &["run", "{dir}/unknown-field.json"],
+        code: 1,
+        message: "at line 1, column 32: unknown field `memory`, expected one of",
+    },
+    Refusal {
+        name: "protected VM",
+        args: &["run", "{dir}/protected.json"],
+        code: 1,
+        message: "protected VMs need pKVM",
+    },
+    Refusal {
+        name: "missing kernel",
+        args: &["run", "{dir}/missing-kernel.json"],
+        code: 1,
+        message: "cannot read kernel {dir}/missing-Image",
+    },
+    Refusal {
+        name: "missing config",
+        args: &["run", "/nonexistent/vm.json"],
+        code: 1,
+        message: "cannot read VM config /nonexistent/vm.json",
+    },
+    Refusal {
+        name: "config and bootloader together",
+        args: &["run", "{dir}/vm.json", "--bootloader", "{dir}/guest.bin"],
+        code: 1,
+        message: "cannot be used with",
+    },
+    Refusal {
+        name: "refused run with existing console and log",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--mem",
+            "2",
+            "--console",
+            "{dir}/console.txt",
+            "--log",
+            "{dir}/log.txt",
+        ],
+        code: 1,
+        message: "memory_mib 2 is too small",
+    },
+    Refusal {
+        name: "refused run with a new console",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--mem",
+            "2",
+            "--console",
+            "{dir}/new-console.txt",
+            "--log",
+            "{dir}/log.txt",
+        ],
+        code: 1,
+        message: "memory_mib 2 is too small",
+    },
+    Refusal {
+        name: "console that is the image",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--console",
+            "{dir}/guest.bin",
+        ],
+        code: 1,
+        message: "the console file {dir}/guest.bin is the bootloader image {dir}/guest.bin",
+    },
+    Refusal {
+        name: "log that is a hard link to the image",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--log",
+            "{dir}/link.bin",
+        ],
+        code: 1,
+        message: "is the bootloader image",
+    },
+    Refusal {
+        name: "console that is the config",
+        args: &["run", "{dir}/vm.json", "--console", "{dir}/vm.json"],
+        code: 1,
+        message: "is the VM config",
+    },
+    // Before ELF files were refused, this one spun until the timeout.
+    Refusal {
+        name: "ELF image",
+        args: &["run", "--bootloader", "{dir}/guest.o", "--timeout", "5"],
+        code: 1,
+        message: "is an ELF file, not a raw image: convert it with \
+                  `llvm-objcopy -O binary {dir}/guest.o {dir}/guest.bin`",
+    },
+    Refusal {
+        name: "gdb port out of range",
+        args: &["run", "--bootloader", "{dir}/guest.bin", "--gdb", "70000"],
+        code: 1,
+        message: "error: invalid value '70000' for '--gdb <PORT>'",
+    },
+    Refusal {
+        name: "unknown flag",
+        args: &["run", "--bootloader", "{dir}/guest.bin", "--bogus"],
+        code: 1,
+        message: "error: unexpected argument '--bogus' found",
+    },
+    Refusal {
+        name: "negative timeout",
+        args: &["run", "--bootloader", "{dir}/guest.bin", "--timeout", "-1"],
+        code: 1,
+        message: "error: unexpected argument '-1' found",
+    },
+    Refusal {
+        name: "nothing to run",
+        args: &["run"],
+        code: 1,
+        message: "error: the following required arguments were not provided",
+    },
+    Refusal {
+        name: "no command",
+        args: &[],
+        code: 1,
+        message: "Usage: vm <COMMAND>",
+    },
+    Refusal {
+        name: "gdb port 0",
+        args: &["run", "--bootloader", "{dir}/guest.bin", "--gdb", "0"],
+        code: 1,
+        message: "gdb port 0 is not valid",
+    },
+    Refusal {
+        name: "device tree too large, blamed on the tree",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--dtb",
+            "{dir}/big.dtb",
+        ],
+        code: 1,
+        // The whole line: the tree is blamed, not `params`.
+        message: "vm: error: device tree {dir}/big.dtb is 3145728 bytes, more than its 2 MiB \
+                  region at 0x8000_0000\n",
+    },
+    Refusal {
+        name: "params with a given device tree",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--dtb",
+            "{dir}/small.dtb",
+            "--params",
+            "quiet",
+        ],
+        code: 1,
+        message: "`params` cannot be used with a given device tree",
+    },
+    Refusal {
+        name: "NUL in params",
+        args: &["run", "{dir}/params-nul.json"],
+        code: 1,
+        message: "`params` contains a NUL byte",
+    },
+    Refusal {
+        name: "kernel that is not an Image",
+        args: &["run", "--kernel", "{dir}/guest.bin"],
+        code: 1,
+        message: "is not an arm64 Linux Image: it lacks the arm64 Image magic",
+    },
+    Refusal {
+        name: "kernel that does not fit",
+        args: &["run", "--kernel", "{dir}/large-Image", "--mem", "64"],
+        code: 1,
+        message: "need at least 67 MiB of RAM but memory_mib is 64",
+    },
+    Refusal {
+        name: "firmware too large",
+        args: &[
+            "run",
+            "--kernel",
+            "{dir}/Image",
+            "--firmware",
+            "{dir}/big-fw.bin",
+        ],
+        code: 1,
+        message: "more than its 4 MiB region at 0x7fc0_0000",
+    },
+    Refusal {
+        name: "missing initrd",
+        args: &[
+            "run",
+            "--kernel",
+            "{dir}/Image",
+            "--initrd",
+            "/nonexistent/initrd",
+        ],
+        code: 1,
+        message: "cannot read initrd /nonexistent/initrd",
+    },
+    Refusal {
+        name: "bootloader with kernel",
+        args: &["run", "{dir}/bootloader-and-kernel.json"],
+        code: 1,
+        message: "give a bootloader, or a kernel with an optional initrd",
+    },
+];
+
+/// The files the refusals name, beside a guest that would boot (`guest.bin`, from `guest.o`).
+fn refusal_fixture() -> common::Guest {
+    let guest = assemble(HELLO);
+    let dir = guest.dir.path();
+    let files: [(&str, Vec<u8>); 14] = [
+        ("empty.bin", Vec::new()),
+        ("big.bin", vec![0; 3 << 20]),
+        ("big.dtb", vec![0; 3 << 20]),
+        ("small.dtb", vec![0; 64]),
+        ("big-fw.bin", vec![0; (4 << 20) + 1]),
+        ("console.txt", b"keep me".to_vec()),
+        ("log.txt", b"keep me too".to_vec()),
+        (
+            "malformed.json",
+            b"{\n  \"bootloader\": \"a.bin\"\n  \"memory_mib\": 16\n}".to_vec(),
+        ),
+        (
+            "unknown-field.json",
+            b"{\"bootloader\": \"a.bin\", \"memory\": 16}".to_vec(),
+        ),
+        (
+            "protected.json",
+            br#"{"bootloader": "guest.bin", "protected": true}"#.to_vec(),
+        ),
+        (
+            "missing-kernel.json",
+            br#"{"kernel": "missing-Image"}"#.to_vec(),
+        ),
+        (
+            "vm.json",
+            br#"{"bootloader": "guest.bin", "memory_mib": 16}"#.to_vec(),
+        ),
+        (
+            "params-nul.json",
+            br#"{"bootloader": "guest.bin", "params": "a\u0000b"}"#.to_vec(),
+        ),
+        (
+            "bootloader-and-kernel.json",
+            br#"{"bootloader": "guest.bin", "kernel": "Image"}"#.to_vec(),
+        ),
+    ];
+    for (name, contents) in files {
+        fs::write(dir.join(name), contents).unwrap();
+    }
+    fs::hard_link(&guest.image, dir.join("link.bin")).unwrap();
+    write_fake_kernel(&dir.join("Image"), 0x1000);
+    write_fake_kernel(&dir.join("large-Image"), 64 << 20);
+    guest
+}
+
+/// Every file in `dir` with its contents.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let contents = fs::read(&path).unwrap();
+            (path, contents)
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
-fn kernel_that_does_not_fit_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = fake_kernel(dir.path(), 64 << 20);
-    let run = vm(&["run", "--kernel", &kernel, "--mem", "64"]);
-    assert_start_failed(&run, "need at least 67 MiB of RAM but memory_mib is 64");
+fn bad_input_is_refused_with_a_message_naming_it() {
+    let fixture = refusal_fixture();
+    let dir = run_path(fixture.dir.path());
+    let before = snapshot(fixture.dir.path());
+    for refusal in REFUSALS {
+        let name = refusal.name;
+        let args: Vec<String> = refusal
+            .args
+            .iter()
+            .map(|arg| arg.replace("{dir}", &dir))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = vm(&args);
+        assert_eq!(
+            run.code,
+            Some(refusal.code),
+            "{name}: stdout: {} stderr: {}",
+            run.stdout,
+            run.stderr
+        );
+        let message = refusal.message.replace("{dir}", &dir);
+        assert!(
+            run.stderr.contains(&message),
+            "{name}: expected {message:?} in {:?}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "", "{name}");
+        // A refusal by vm itself is its only message, after any warnings.
+        if run.stderr.contains("vm: error: ") {
+            assert!(
+                run.stderr.lines().all(
+                    |line| line.starts_with("vm: warning: ") || line.starts_with("vm: error: ")
+                ),
+                "{name}: {}",
+                run.stderr
+            );
+        }
+        assert_eq!(
+            snapshot(fixture.dir.path()),
+            before,
+            "{name}: files were changed"
+        );
+    }
 }
 
 #[test]
-fn firmware_too_large_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = fake_kernel(dir.path(), 0x1000);
-    let firmware = dir.path().join("fw.bin");
-    fs::write(&firmware, vec![0; (4 << 20) + 1]).unwrap();
-    let run = vm(&[
-        "run",
-        "--kernel",
-        &kernel,
-        "--firmware",
-        &run_path(&firmware),
-    ]);
-    assert_start_failed(&run, "more than its 4 MiB region at 0x7fc0_0000");
-}
-
-#[test]
-fn missing_initrd_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = fake_kernel(dir.path(), 0x1000);
-    let run = vm(&[
-        "run",
-        "--kernel",
-        &kernel,
-        "--initrd",
-        "/nonexistent/initrd",
-    ]);
-    assert_start_failed(&run, "cannot read initrd /nonexistent/initrd");
-}
-
-#[test]
-fn bootloader_with_kernel_is_refused() {
-    let (_dir, path) = config_file(r#"{"bootloader": "a.bin", "kernel": "Image"}"#);
-    let run = vm(&["run", &path]);
-    assert_start_failed(
-        &run,
-        "give a bootloader, or a kernel with an optional initrd",
-    );
+fn help_and_version_exit_0() {
+    for args in [&["--help"][..], &["--version"], &["run", "--help"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_vm"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+    }
 }

@@ -1,0 +1,233 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! AOSP's `vm run` JSON config format, read into a [`VirtualMachineRawConfig`].
+
+use crate::config::{DiskImage, VirtualMachineRawConfig};
+use crate::error::Error;
+use crate::host::host_cpu_count;
+use serde::Deserialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// How many CPUs a JSON config asks for, with AOSP's names.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CpuTopology {
+    /// One vCPU.
+    OneCpu,
+    /// As many vCPUs as the host has CPUs.
+    MatchHost,
+}
+
+/// The JSON config file of `vm run`, with AOSP's field names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VmConfigJson {
+    name: Option<String>,
+    bootloader: Option<PathBuf>,
+    kernel: Option<PathBuf>,
+    initrd: Option<PathBuf>,
+    params: Option<String>,
+    /// This project's extension to AOSP's format: see [`VirtualMachineRawConfig::firmware`].
+    firmware: Option<PathBuf>,
+    #[serde(default)]
+    disks: Vec<DiskImage>,
+    #[serde(default)]
+    protected: bool,
+    memory_mib: Option<u32>,
+    cpu_topology: Option<CpuTopology>,
+    num_cpus: Option<u32>,
+    platform_version: Option<String>,
+}
+
+impl VirtualMachineRawConfig {
+    /// Reads an AOSP `vm run` JSON config; relative paths are taken from the file's directory.
+    pub fn from_json_file(path: &Path) -> Result<Self, Error> {
+        let text = fs::read_to_string(path).map_err(|source| Error::ConfigUnreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        Self::from_json_str(&text, path, base_dir)
+    }
+
+    /// Parses an AOSP `vm run` JSON config; `path` names it in errors and relative paths are
+    /// taken from `base_dir`.
+    pub fn from_json_str(text: &str, path: &Path, base_dir: &Path) -> Result<Self, Error> {
+        let json: VmConfigJson =
+            serde_json::from_str(text).map_err(|error| Error::ConfigMalformed {
+                path: path.to_owned(),
+                line: error.line(),
+                column: error.column(),
+                message: json_error_message(&error),
+            })?;
+        let num_cpus = match (json.cpu_topology, json.num_cpus) {
+            (Some(_), Some(_)) => {
+                return Err(Error::ConfigInvalid {
+                    path: path.to_owned(),
+                    reason: "give either `cpu_topology` or `num_cpus`, not both".to_owned(),
+                });
+            }
+            (Some(CpuTopology::OneCpu), None) | (None, None) => 1,
+            (Some(CpuTopology::MatchHost), None) => host_cpu_count(),
+            (None, Some(num_cpus)) => num_cpus,
+        };
+        let resolve = |relative: PathBuf| base_dir.join(relative);
+        let defaults = Self::default();
+        Ok(Self {
+            name: json.name.unwrap_or(defaults.name),
+            bootloader: json.bootloader.map(resolve),
+            kernel: json.kernel.map(resolve),
+            initrd: json.initrd.map(resolve),
+            params: json.params,
+            firmware: json.firmware.map(resolve),
+            disks: json
+                .disks
+                .into_iter()
+                .map(|disk| DiskImage {
+                    image: resolve(disk.image),
+                    writable: disk.writable,
+                })
+                .collect(),
+            protected_vm: json.protected,
+            memory_mib: json.memory_mib.unwrap_or(defaults.memory_mib),
+            num_cpus,
+            platform_version: json.platform_version.unwrap_or(defaults.platform_version),
+            gdb_port: None,
+            icount_shift: None,
+            device_tree: None,
+        })
+    }
+}
+
+/// serde_json's message without its trailing " at line L column C", which the error repeats.
+fn json_error_message(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    message
+        .strip_suffix(&position)
+        .unwrap_or(&message)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_MEMORY_MIB;
+
+    fn parse(text: &str) -> Result<VirtualMachineRawConfig, Error> {
+        VirtualMachineRawConfig::from_json_str(text, Path::new("vm.json"), Path::new("/configs"))
+    }
+
+    #[test]
+    fn full_json_config() {
+        let config = parse(
+            r#"{
+                "name": "example",
+                "bootloader": "out/vmbase_example.bin",
+                "params": "console=pl011",
+                "disks": [{"image": "disk.img", "writable": true}, {"image": "/abs/ro.img"}],
+                "protected": false,
+                "memory_mib": 64,
+                "cpu_topology": "one_cpu",
+                "platform_version": "~1.0"
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config,
+            VirtualMachineRawConfig {
+                name: "example".to_owned(),
+                bootloader: Some("/configs/out/vmbase_example.bin".into()),
+                params: Some("console=pl011".to_owned()),
+                disks: vec![
+                    DiskImage {
+                        image: "/configs/disk.img".into(),
+                        writable: true
+                    },
+                    DiskImage {
+                        image: "/abs/ro.img".into(),
+                        writable: false
+                    },
+                ],
+                memory_mib: 64,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn minimal_json_config_takes_defaults() {
+        let config = parse(r#"{"bootloader": "a.bin"}"#).unwrap();
+        assert_eq!(config.memory_mib, DEFAULT_MEMORY_MIB);
+        assert_eq!(config.num_cpus, 1);
+        assert_eq!(config.platform_version, "~1.0");
+        assert!(!config.protected_vm);
+    }
+
+    #[test]
+    fn match_host_and_num_cpus() {
+        assert_eq!(
+            parse(r#"{"cpu_topology": "match_host"}"#).unwrap().num_cpus,
+            host_cpu_count()
+        );
+        assert_eq!(parse(r#"{"num_cpus": 3}"#).unwrap().num_cpus, 3);
+        let error = parse(r#"{"num_cpus": 3, "cpu_topology": "one_cpu"}"#).unwrap_err();
+        assert!(matches!(error, Error::ConfigInvalid { .. }), "{error}");
+    }
+
+    #[test]
+    fn malformed_json_reports_position() {
+        let error = parse("{\n  \"bootloader\": \"a.bin\",\n  \"memory_mib\": ,\n}").unwrap_err();
+        let Error::ConfigMalformed { line, column, .. } = &error else {
+            panic!("{error}")
+        };
+        assert_eq!((*line, *column), (3, 17));
+        assert!(
+            error
+                .to_string()
+                .starts_with("malformed VM config vm.json at line 3, column 17: ")
+        );
+        assert!(
+            !error.to_string().contains(" at line 3 column 17"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_position() {
+        let error = parse("{\n  \"bootloadr\": \"a.bin\"\n}").unwrap_err();
+        let Error::ConfigMalformed { line, message, .. } = &error else {
+            panic!("{error}")
+        };
+        assert_eq!(*line, 2);
+        assert!(
+            message.starts_with("unknown field `bootloadr`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_disk_field_and_bad_topology_are_refused() {
+        let error = parse(r#"{"disks": [{"image": "a", "partitions": []}]}"#).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `partitions`"),
+            "{error}"
+        );
+        let error = parse(r#"{"cpu_topology": "two_cpus"}"#).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown variant `two_cpus`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn json_kernel_initrd_and_firmware() {
+        let config =
+            parse(r#"{"kernel": "Image", "initrd": "/i.cpio", "firmware": "fw.bin"}"#).unwrap();
+        assert_eq!(config.kernel, Some("/configs/Image".into()));
+        assert_eq!(config.initrd, Some("/i.cpio".into()));
+        assert_eq!(config.firmware, Some("/configs/fw.bin".into()));
+    }
+}

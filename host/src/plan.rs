@@ -1,0 +1,862 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The boot plan: a config checked once, before anything is written or started, and turned into
+//! the machine QEMU builds, what it loads where, and the registers the guest starts with.
+
+use crate::boot_stub::EntryState;
+use crate::config::{DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig};
+use crate::error::Error;
+use crate::host::host_memory_mib;
+use crate::image::{self, IMAGE_HEADER_SIZE, ImageHeader, ImageKind};
+use crate::kernel::{KernelPayload, kernel_layout};
+use crate::layout::{
+    FDT_ADDRESS, FDT_MAX_SIZE, FIRMWARE_ADDRESS, FIRMWARE_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB,
+    MIB, MIN_MEMORY_MIB, RAM_START,
+};
+use std::fs;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// The largest `-icount` shift QEMU accepts.
+const MAX_ICOUNT_SHIFT: u32 = 10;
+
+/// What a kernel boot's command line starts with, as under crosvm: a kernel panic resets the VM
+/// at once (the host sees `Reboot`) instead of leaving it hung.
+const KERNEL_BASE_PARAMS: &str = "panic=-1";
+
+/// Everything a VM is started with, built once from a checked config
+/// ([`VirtualMachineRawConfig::check`]): the machine QEMU builds, what it loads where, how the
+/// guest is entered, and what to warn about.
+#[derive(Debug)]
+pub struct BootPlan {
+    /// QEMU's `-name`.
+    pub(crate) name: String,
+    /// RAM described to the guest, in MiB.
+    pub(crate) memory_mib: u32,
+    /// Number of virtual CPUs.
+    pub(crate) num_cpus: u32,
+    /// What is loaded where, and the entry state.
+    pub(crate) placement: Placement,
+    /// The device tree given in the config, loaded as it is instead of a generated one.
+    pub(crate) given_device_tree: Option<PathBuf>,
+    /// Disk images, attached in order.
+    pub(crate) disks: Vec<DiskImage>,
+    /// The gdb stub's port on 127.0.0.1, if any.
+    pub(crate) gdb_port: Option<u16>,
+    /// The `-icount` shift, if QEMU counts instructions.
+    pub(crate) icount_shift: Option<u32>,
+    /// What may still go wrong although the config passed its checks.
+    pub(crate) warnings: Vec<String>,
+}
+
+impl BootPlan {
+    /// Warnings about what may still go wrong although the config passed every check: a
+    /// bootloader or firmware image that starts neither like a vmbase binary nor like an arm64
+    /// Linux `Image`.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Checks everything about `config` that can be checked without running QEMU and plans
+    /// the boot.
+    pub(crate) fn new(config: &VirtualMachineRawConfig) -> Result<Self, Error> {
+        let (placement, kind) = place(config)?;
+        let warnings = warnings(config, &placement, &kind);
+        Ok(Self {
+            name: config.name.clone(),
+            memory_mib: config.memory_mib,
+            num_cpus: config.num_cpus,
+            placement,
+            given_device_tree: config.device_tree.clone(),
+            disks: config.disks.clone(),
+            gdb_port: config.gdb_port,
+            icount_shift: config.icount_shift,
+            warnings,
+        })
+    }
+}
+
+/// What is loaded into guest memory and where, the device tree's place and contents, and the
+/// registers the boot stub sets.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    /// Files loaded into guest memory before the first instruction, with their addresses (the
+    /// device tree is not among them).
+    pub(crate) files: Vec<(PathBuf, u64)>,
+    /// Where the device tree is loaded.
+    pub(crate) fdt_address: u64,
+    /// The guest's first instruction and argument registers.
+    pub(crate) entry: EntryState,
+    /// `/chosen/bootargs` of the generated device tree.
+    pub(crate) bootargs: Option<String>,
+    /// The initrd's place, for `/chosen` of the generated device tree.
+    pub(crate) initrd: Option<Range<u64>>,
+}
+
+/// Checks `config` and places what it boots; also says what kind of image runs first.
+fn place(config: &VirtualMachineRawConfig) -> Result<(Placement, ImageKind), Error> {
+    if config.protected_vm {
+        return Err(Error::ProtectedVmUnsupported);
+    }
+    // AOSP's virtualization manager refuses a bootloader with a kernel or an initrd.
+    if config.bootloader.is_some() && (config.kernel.is_some() || config.initrd.is_some()) {
+        return Err(Error::BootloaderAndKernel);
+    }
+    if config.kernel.is_none() && config.initrd.is_some() {
+        return Err(Error::InitrdWithoutKernel);
+    }
+    if config.kernel.is_none() && config.firmware.is_some() {
+        return Err(Error::FirmwareWithoutKernel);
+    }
+    if config.bootloader.is_none() && config.kernel.is_none() {
+        return Err(Error::NoImage);
+    }
+    validate_platform_version(config)?;
+    validate_memory_mib(config.memory_mib, host_memory_mib())?;
+    if config.num_cpus == 0 {
+        return Err(Error::NoCpus);
+    }
+    if let Some(shift) = config
+        .icount_shift
+        .filter(|&shift| shift > MAX_ICOUNT_SHIFT)
+    {
+        return Err(Error::IcountShiftOutOfRange(shift));
+    }
+    if config.gdb_port == Some(0) {
+        return Err(Error::GdbPortZero);
+    }
+    if config.name.contains('\0') {
+        return Err(Error::NulInText { field: "name" });
+    }
+    if config
+        .params
+        .as_deref()
+        .is_some_and(|params| params.contains('\0'))
+    {
+        return Err(Error::NulInText { field: "params" });
+    }
+    for disk in &config.disks {
+        regular_file_size("disk image", &disk.image)?;
+    }
+    if let Some(device_tree) = &config.device_tree {
+        let size = regular_file_size("device tree", device_tree)?;
+        if size > FDT_MAX_SIZE {
+            return Err(Error::GivenDeviceTreeTooLarge {
+                path: device_tree.clone(),
+                size,
+            });
+        }
+        if config.params.is_some() {
+            return Err(Error::ParamsWithGivenDeviceTree {
+                path: device_tree.clone(),
+            });
+        }
+    }
+    match (&config.bootloader, &config.kernel) {
+        (Some(bootloader), _) => bootloader_boot(config, bootloader),
+        (None, Some(kernel)) => kernel_boot(config, kernel),
+        (None, None) => Err(Error::NoImage),
+    }
+}
+
+/// A bootloader image at `0x8020_0000`, with the device tree at the start of RAM.
+fn bootloader_boot(
+    config: &VirtualMachineRawConfig,
+    bootloader: &Path,
+) -> Result<(Placement, ImageKind), Error> {
+    let size = regular_file_size("bootloader image", bootloader)?;
+    if size == 0 {
+        return Err(Error::ImageEmpty {
+            path: bootloader.to_owned(),
+        });
+    }
+    let kind = image::inspect(&read_start(
+        "bootloader image",
+        bootloader,
+        image::INSPECTED_BYTES,
+    )?);
+    if kind == ImageKind::Elf {
+        return Err(Error::ImageIsElf {
+            path: bootloader.to_owned(),
+            raw: raw_image_name(bootloader),
+        });
+    }
+    let ram_end = RAM_START + u64::from(config.memory_mib) * MIB;
+    let available = ram_end - IMAGE_ADDRESS;
+    if size > available {
+        return Err(Error::ImageTooLarge {
+            path: bootloader.to_owned(),
+            size,
+            memory_mib: config.memory_mib,
+            available,
+            required_mib: (IMAGE_ADDRESS - RAM_START + size).div_ceil(MIB),
+        });
+    }
+    let needed_end = image::ram_end_needed(&kind, size);
+    if needed_end > ram_end {
+        return Err(Error::ImageNeedsMoreMemory {
+            path: bootloader.to_owned(),
+            what: match kind {
+                ImageKind::Arm64Image { .. } => "the image_size in its arm64 Image header",
+                _ => "the end of its boot stack, in writable_data",
+            },
+            ram_end: needed_end,
+            memory_mib: config.memory_mib,
+            configured_end: ram_end,
+            required_mib: (needed_end - RAM_START).div_ceil(MIB),
+        });
+    }
+    let placement = Placement {
+        files: vec![(bootloader.to_owned(), IMAGE_ADDRESS)],
+        fdt_address: FDT_ADDRESS,
+        entry: EntryState::BOOTLOADER,
+        bootargs: config.params.clone(),
+        initrd: None,
+    };
+    Ok((placement, kind))
+}
+
+/// A kernel (and initrd) placed as crosvm places them, entered directly or through the
+/// firmware.
+fn kernel_boot(
+    config: &VirtualMachineRawConfig,
+    kernel: &Path,
+) -> Result<(Placement, ImageKind), Error> {
+    let kernel_file_size = non_empty_file_size("kernel", kernel)?;
+    let header = match (
+        ImageHeader::parse(&read_start("kernel", kernel, IMAGE_HEADER_SIZE)?),
+        &config.firmware,
+    ) {
+        (Ok(header), _) => Some(header),
+        // Checking the payload is the firmware's job: the tests of firmware rely on that.
+        (Err(_), Some(_)) => None,
+        (Err(reason), None) => {
+            return Err(Error::NotAKernelImage {
+                path: kernel.to_owned(),
+                reason,
+            });
+        }
+    };
+    let initrd_size = config
+        .initrd
+        .as_deref()
+        .map(|initrd| non_empty_file_size("initrd", initrd))
+        .transpose()?;
+    // What runs first: the firmware, or else the kernel itconfig.
+    let kind = match &config.firmware {
+        Some(firmware) => {
+            let size = non_empty_file_size("firmware", firmware)?;
+            if size > FIRMWARE_MAX_SIZE {
+                return Err(Error::FirmwareTooLarge {
+                    path: firmware.clone(),
+                    size,
+                });
+            }
+            let kind = image::inspect(&read_start("firmware", firmware, image::INSPECTED_BYTES)?);
+            if kind == ImageKind::Elf {
+                return Err(Error::ImageIsElf {
+                    path: firmware.clone(),
+                    raw: raw_image_name(firmware),
+                });
+            }
+            kind
+        }
+        None => ImageKind::Arm64Image {
+            image_size: header.as_ref().map_or(0, |header| header.image_size),
+        },
+    };
+    let payload = KernelPayload {
+        header,
+        kernel_file_size,
+        initrd_size,
+    };
+    let layout = kernel_layout(&payload, config.memory_mib).map_err(|does_not_fit| {
+        Error::KernelDoesNotFit {
+            memory_mib: config.memory_mib,
+            required_mib: does_not_fit.required_mib,
+        }
+    })?;
+
+    let mut files = vec![(kernel.to_owned(), layout.kernel.start)];
+    if let (Some(initrd), Some(range)) = (&config.initrd, &layout.initrd) {
+        files.push((initrd.clone(), range.start));
+    }
+    let entry = match &config.firmware {
+        Some(firmware) => {
+            files.push((firmware.clone(), FIRMWARE_ADDRESS));
+            EntryState {
+                pc: FIRMWARE_ADDRESS,
+                x0: layout.fdt_address,
+                x1: layout.kernel.start,
+                x2: kernel_file_size,
+            }
+        }
+        None => EntryState {
+            pc: layout.kernel.start,
+            x0: layout.fdt_address,
+            x1: 0,
+            x2: 0,
+        },
+    };
+    let bootargs = match &config.params {
+        Some(params) => format!("{KERNEL_BASE_PARAMS} {params}"),
+        None => KERNEL_BASE_PARAMS.to_owned(),
+    };
+    let placement = Placement {
+        files,
+        fdt_address: layout.fdt_address,
+        entry,
+        bootargs: Some(bootargs),
+        initrd: layout.initrd,
+    };
+    Ok((placement, kind))
+}
+
+/// Checks that `platform_version` accepts the platform this host provides.
+fn validate_platform_version(config: &VirtualMachineRawConfig) -> Result<(), Error> {
+    let requirement = semver::VersionReq::parse(&config.platform_version).map_err(|source| {
+        Error::InvalidPlatformVersion {
+            requested: config.platform_version.clone(),
+            source,
+        }
+    })?;
+    let supported = semver::Version::parse(SUPPORTED_PLATFORM_VERSION)
+        .expect("SUPPORTED_PLATFORM_VERSION is a valid version");
+    if !requirement.matches(&supported) {
+        return Err(Error::UnsupportedPlatformVersion {
+            requested: config.platform_version.clone(),
+            supported: SUPPORTED_PLATFORM_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Warnings about what may still go wrong: a bootloader or firmware image that starts neither
+/// like a vmbase binary nor like an arm64 Linux `Image`.
+fn warnings(
+    config: &VirtualMachineRawConfig,
+    placement: &Placement,
+    kind: &ImageKind,
+) -> Vec<String> {
+    if *kind != ImageKind::Unknown {
+        return Vec::new();
+    }
+    let (role, address) = match &config.firmware {
+        Some(_) => ("firmware", "0x7fc0_0000"),
+        None => ("bootloader image", "0x8020_0000"),
+    };
+    let path = placement
+        .files
+        .iter()
+        .find(|(_, load_address)| *load_address == placement.entry.pc)
+        .map_or(Path::new(""), |(path, _)| path.as_path());
+    vec![format!(
+        "{role} {} starts neither like a vmbase entry (msr vbar_el1 and isb within its first 8 \
+         instructions) nor like an arm64 Image (magic ARM\\x64 at 0x38); if it is not raw \
+         aarch64 code linked at {address}, the guest will not run",
+        path.display()
+    )]
+}
+
+/// The first `length` bytes of a file (fewer if it is shorter), for what it is for: `role`.
+fn read_start(role: &'static str, path: &Path, length: usize) -> Result<Vec<u8>, Error> {
+    let mut start = Vec::with_capacity(length);
+    fs::File::open(path)
+        .and_then(|file| file.take(length as u64).read_to_end(&mut start))
+        .map_err(|source| Error::ImageUnreadable {
+            role,
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(start)
+}
+
+/// Where to suggest writing the raw image made from ELF file `elf`: beside it, `.bin`.
+fn raw_image_name(elf: &Path) -> PathBuf {
+    let raw = elf.with_extension("bin");
+    if raw == elf {
+        elf.with_extension("raw.bin")
+    } else {
+        raw
+    }
+}
+
+/// Checks `memory_mib` against the layout and against `host_memory_mib` when known.
+fn validate_memory_mib(memory_mib: u32, host_memory_mib: Option<u64>) -> Result<(), Error> {
+    if memory_mib < MIN_MEMORY_MIB {
+        return Err(Error::MemoryTooSmall {
+            memory_mib,
+            minimum_mib: MIN_MEMORY_MIB,
+        });
+    }
+    if memory_mib > MAX_MEMORY_MIB {
+        return Err(Error::MemoryTooLarge {
+            memory_mib,
+            limit_mib: MAX_MEMORY_MIB.into(),
+            limit: "vmclient's fixed cap of 16 GiB",
+        });
+    }
+    if let Some(host_memory_mib) = host_memory_mib.filter(|&host| u64::from(memory_mib) > host) {
+        return Err(Error::MemoryTooLarge {
+            memory_mib,
+            limit_mib: host_memory_mib,
+            limit: "the host's physical memory",
+        });
+    }
+    Ok(())
+}
+
+/// The size of a regular file that can be opened for reading.
+fn regular_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
+    let unreadable = |source| Error::ImageUnreadable {
+        role,
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = fs::metadata(path).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(Error::NotAFile {
+            role,
+            path: path.to_owned(),
+        });
+    }
+    fs::File::open(path).map_err(unreadable)?;
+    Ok(metadata.len())
+}
+
+/// The size of a file that [`regular_file_size`] accepts and that is not empty.
+fn non_empty_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
+    match regular_file_size(role, path)? {
+        0 => Err(Error::FileEmpty {
+            role,
+            path: path.to_owned(),
+        }),
+        size => Ok(size),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::tests::header_bytes;
+
+    /// The placement of `config`'s boot, or why it is refused.
+    fn validate(config: &VirtualMachineRawConfig) -> Result<Placement, Error> {
+        BootPlan::new(config).map(|plan| plan.placement)
+    }
+
+    #[test]
+    fn memory_limits() {
+        assert!(matches!(
+            validate_memory_mib(MIN_MEMORY_MIB - 1, None),
+            Err(Error::MemoryTooSmall { .. })
+        ));
+        assert!(validate_memory_mib(MIN_MEMORY_MIB, None).is_ok());
+        assert!(validate_memory_mib(MAX_MEMORY_MIB, None).is_ok());
+        assert!(matches!(
+            validate_memory_mib(MAX_MEMORY_MIB + 1, None),
+            Err(Error::MemoryTooLarge {
+                limit_mib: 16384,
+                ..
+            })
+        ));
+        assert!(matches!(
+            validate_memory_mib(2048, Some(1024)),
+            Err(Error::MemoryTooLarge {
+                limit_mib: 1024,
+                ..
+            })
+        ));
+    }
+
+    fn config_with_image(
+        image: &[u8],
+        memory_mib: u32,
+    ) -> (tempfile::TempDir, VirtualMachineRawConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image.bin");
+        fs::write(&path, image).unwrap();
+        let config = VirtualMachineRawConfig {
+            bootloader: Some(path),
+            memory_mib,
+            ..Default::default()
+        };
+        (dir, config)
+    }
+
+    #[test]
+    fn image_must_fit_after_fdt_region() {
+        let (_dir, config) = config_with_image(&vec![0; MIB as usize], 3);
+        assert!(validate(&config).is_ok());
+        let (_dir, config) = config_with_image(&vec![0; MIB as usize + 1], 3);
+        let error = validate(&config).unwrap_err();
+        assert!(
+            matches!(error, Error::ImageTooLarge { available, required_mib: 4, .. } if available == MIB),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn device_tree_must_fit_its_region() {
+        let (dir, mut config) = config_with_image(&[0; 4], 16);
+        let tree = dir.path().join("big.dtb");
+        fs::write(&tree, vec![0; FDT_MAX_SIZE as usize + 1]).unwrap();
+        config.device_tree = Some(tree.clone());
+        let error = validate(&config).unwrap_err();
+        assert!(
+            matches!(error, Error::GivenDeviceTreeTooLarge { ref path, .. } if *path == tree),
+            "{error}"
+        );
+        fs::write(&tree, vec![0; FDT_MAX_SIZE as usize]).unwrap();
+        assert!(validate(&config).is_ok());
+        config.device_tree = Some(dir.path().join("missing.dtb"));
+        let error = validate(&config).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::ImageUnreadable {
+                    role: "device tree",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let (_dir, config) = config_with_image(&[0; 4], 16);
+        let refuse = |change: fn(&mut VirtualMachineRawConfig)| {
+            let mut config = config.clone();
+            change(&mut config);
+            validate(&config).unwrap_err()
+        };
+        assert!(matches!(
+            refuse(|c| c.protected_vm = true),
+            Error::ProtectedVmUnsupported
+        ));
+        assert!(matches!(
+            refuse(|c| c.kernel = Some("k".into())),
+            Error::BootloaderAndKernel
+        ));
+        assert!(matches!(
+            refuse(|c| c.initrd = Some("i".into())),
+            Error::BootloaderAndKernel
+        ));
+        assert!(matches!(refuse(|c| c.bootloader = None), Error::NoImage));
+        assert!(matches!(
+            refuse(|c| (c.bootloader, c.initrd) = (None, Some("i".into()))),
+            Error::InitrdWithoutKernel
+        ));
+        assert!(matches!(
+            refuse(|c| c.firmware = Some("f".into())),
+            Error::FirmwareWithoutKernel
+        ));
+        assert!(matches!(refuse(|c| c.num_cpus = 0), Error::NoCpus));
+        assert!(matches!(
+            refuse(|c| c.icount_shift = Some(11)),
+            Error::IcountShiftOutOfRange(11)
+        ));
+        assert!(matches!(
+            refuse(|c| c.gdb_port = Some(0)),
+            Error::GdbPortZero
+        ));
+        assert!(matches!(
+            refuse(|c| c.platform_version = "~2.0".to_owned()),
+            Error::UnsupportedPlatformVersion { .. }
+        ));
+        assert!(matches!(
+            refuse(|c| c.platform_version = "one".to_owned()),
+            Error::InvalidPlatformVersion { .. }
+        ));
+        assert!(matches!(
+            refuse(|c| c.disks = vec![DiskImage {
+                image: "/nonexistent".into(),
+                writable: false
+            }]),
+            Error::ImageUnreadable {
+                role: "disk image",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn text_that_no_tool_can_carry_and_params_a_given_tree_would_drop() {
+        let (dir, config) = config_with_image(&[0; 4], 16);
+        let mut named = config.clone();
+        named.name = "a\0b".to_owned();
+        assert!(matches!(
+            validate(&named).unwrap_err(),
+            Error::NulInText { field: "name" }
+        ));
+        let mut with_params = config.clone();
+        with_params.params = Some("x\0".to_owned());
+        assert!(matches!(
+            validate(&with_params).unwrap_err(),
+            Error::NulInText { field: "params" }
+        ));
+        let tree = dir.path().join("given.dtb");
+        fs::write(&tree, [0; 16]).unwrap();
+        with_params.params = Some("console=ttyAMA0".to_owned());
+        with_params.device_tree = Some(tree);
+        assert!(matches!(
+            validate(&with_params).unwrap_err(),
+            Error::ParamsWithGivenDeviceTree { .. }
+        ));
+    }
+
+    #[test]
+    fn elf_images_are_refused_with_the_command_to_run() {
+        let (dir, config) = config_with_image(b"\x7fELF\x02\x01\x01\0", 16);
+        let error = validate(&config).unwrap_err();
+        let image = dir.path().join("image.bin");
+        let raw = dir.path().join("image.raw.bin");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "bootloader image {0} is an ELF file, not a raw image: convert it with \
+                 `llvm-objcopy -O binary {0} {1}` and boot {1}",
+                image.display(),
+                raw.display()
+            )
+        );
+        assert_eq!(
+            raw_image_name(Path::new("out/guest")),
+            Path::new("out/guest.bin")
+        );
+    }
+
+    #[test]
+    fn arm64_image_needs_its_image_size_in_ram() {
+        let header = header_bytes(0, 5 * MIB, 0);
+        let (_dir, config) = config_with_image(&header, 6);
+        let error = validate(&config).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::ImageNeedsMoreMemory {
+                    required_mib: 7,
+                    ram_end: 0x8070_0000,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let (_dir, config) = config_with_image(&header, 7);
+        assert_eq!(config.check().unwrap().warnings(), [] as [String; 0]);
+    }
+
+    #[test]
+    fn unknown_images_are_warned_about() {
+        let (_dir, config) = config_with_image(b"hello\n", 16);
+        let plan = config.check().unwrap();
+        let warnings = plan.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("starts neither like a vmbase entry"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn image_file_problems() {
+        let (dir, mut config) = config_with_image(&[], 16);
+        assert!(matches!(
+            validate(&config).unwrap_err(),
+            Error::ImageEmpty { .. }
+        ));
+        config.bootloader = Some(dir.path().to_owned());
+        assert!(matches!(
+            validate(&config).unwrap_err(),
+            Error::NotAFile { .. }
+        ));
+        config.bootloader = Some(dir.path().join("missing.bin"));
+        let error = validate(&config).unwrap_err();
+        assert!(matches!(
+            error,
+            Error::ImageUnreadable {
+                role: "bootloader image",
+                ..
+            }
+        ));
+        assert!(
+            error.to_string().contains("No such file or directory"),
+            "{error}"
+        );
+    }
+
+    /// A file holding an arm64 `Image` header (text_offset 0, image_size `image_size`) padded
+    /// to `file_size` bytes.
+    fn fake_image(dir: &Path, image_size: u64, file_size: usize) -> PathBuf {
+        let mut bytes = header_bytes(0, image_size, 0);
+        bytes.resize(file_size, 0);
+        let path = dir.join("Image");
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn kernel_config(dir: &Path) -> VirtualMachineRawConfig {
+        let initrd = dir.join("initrd");
+        fs::write(&initrd, [1; 100]).unwrap();
+        VirtualMachineRawConfig {
+            kernel: Some(fake_image(dir, 0x180_0000, 0x1000)),
+            initrd: Some(initrd),
+            params: Some("quiet".to_owned()),
+            memory_mib: 64,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn direct_kernel_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kernel_config(dir.path());
+        let image = validate(&config).unwrap();
+        let fdt_address = 0x8000_0000 + (64 << 20) - (2 << 20) - 0x1_0000;
+        assert_eq!(
+            image.files,
+            [
+                (dir.path().join("Image"), 0x8000_0000),
+                (dir.path().join("initrd"), 0x8200_0000)
+            ]
+        );
+        assert_eq!(image.fdt_address, fdt_address);
+        assert_eq!(
+            image.entry,
+            EntryState {
+                pc: 0x8000_0000,
+                x0: fdt_address,
+                x1: 0,
+                x2: 0
+            }
+        );
+        assert_eq!(image.bootargs.as_deref(), Some("panic=-1 quiet"));
+        assert_eq!(image.initrd, Some(0x8200_0000..0x8200_0064));
+    }
+
+    #[test]
+    fn kernel_without_params_still_gets_panic_reboot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        config.params = None;
+        assert_eq!(
+            validate(&config).unwrap().bootargs.as_deref(),
+            Some("panic=-1")
+        );
+    }
+
+    #[test]
+    fn firmware_boot_enters_the_firmware_with_the_kernel_in_x1_x2() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let firmware = dir.path().join("fw.bin");
+        fs::write(&firmware, vec![0; FIRMWARE_MAX_SIZE as usize]).unwrap();
+        config.firmware = Some(firmware.clone());
+        let image = validate(&config).unwrap();
+        assert_eq!(image.files.last(), Some(&(firmware.clone(), 0x7fc0_0000)));
+        assert_eq!(
+            image.entry,
+            EntryState {
+                pc: 0x7fc0_0000,
+                x0: image.fdt_address,
+                x1: 0x8000_0000,
+                x2: 0x1000
+            }
+        );
+
+        fs::write(&firmware, vec![0; FIRMWARE_MAX_SIZE as usize + 1]).unwrap();
+        let error = validate(&config).unwrap_err();
+        assert!(
+            matches!(error, Error::FirmwareTooLarge { size, .. } if size == FIRMWARE_MAX_SIZE + 1),
+            "{error}"
+        );
+        fs::write(&firmware, []).unwrap();
+        assert!(matches!(
+            validate(&config).unwrap_err(),
+            Error::FileEmpty {
+                role: "firmware",
+                ..
+            }
+        ));
+        config.firmware = Some(dir.path().join("missing.bin"));
+        assert!(matches!(
+            validate(&config).unwrap_err(),
+            Error::ImageUnreadable {
+                role: "firmware",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn kernel_that_is_not_an_image_is_refused_unless_a_firmware_checks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let not_an_image = dir.path().join("not-an-image");
+        fs::write(&not_an_image, [0x14; 200]).unwrap();
+        config.kernel = Some(not_an_image);
+        let error = validate(&config).unwrap_err();
+        assert!(matches!(error, Error::NotAKernelImage { .. }), "{error}");
+        assert!(error.to_string().contains("magic"), "{error}");
+
+        let firmware = dir.path().join("fw.bin");
+        fs::write(&firmware, [0; 4]).unwrap();
+        config.firmware = Some(firmware);
+        let image = validate(&config).unwrap();
+        assert_eq!(image.entry.x1, 0x8000_0000);
+        assert_eq!(image.entry.x2, 200);
+        assert_eq!(image.initrd, Some(0x8100_0000..0x8100_0064));
+    }
+
+    #[test]
+    fn kernel_file_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        fs::write(dir.path().join("initrd"), []).unwrap();
+        assert!(matches!(
+            validate(&config).unwrap_err(),
+            Error::FileEmpty { role: "initrd", .. }
+        ));
+        config.initrd = Some(dir.path().join("missing"));
+        assert!(matches!(
+            validate(&config).unwrap_err(),
+            Error::ImageUnreadable { role: "initrd", .. }
+        ));
+        config.initrd = None;
+        fs::write(dir.path().join("Image"), []).unwrap();
+        assert!(matches!(
+            validate(&config).unwrap_err(),
+            Error::FileEmpty { role: "kernel", .. }
+        ));
+        config.kernel = Some(dir.path().to_owned());
+        assert!(matches!(
+            validate(&config).unwrap_err(),
+            Error::NotAFile { role: "kernel", .. }
+        ));
+    }
+
+    #[test]
+    fn kernel_initrd_and_device_tree_must_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        // Kernel up to 24 MiB, initrd at 32 MiB, device tree region + 64 KiB: 35 MiB.
+        config.memory_mib = 34;
+        let error = validate(&config).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::KernelDoesNotFit {
+                    memory_mib: 34,
+                    required_mib: 35
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("at least 35 MiB"), "{error}");
+        config.memory_mib = 35;
+        assert!(validate(&config).is_ok());
+    }
+}
