@@ -5,6 +5,8 @@
 // Soong's cc_binary does: each binary with its own initial page table (an idmap source), then a
 // memory layout (an image.ld) and vmbase's sections.ld.
 
+include!("guest_target.rs");
+
 /// Assembles each binary's idmap source with the assembler vmbase's build script chose (its
 /// `links` metadata) and passes the object and the linker scripts to the linker. `idmaps` pairs
 /// binary names with idmap sources; the paths are relative to the package.
@@ -13,16 +15,7 @@ fn link_guests(idmaps: &[(&str, &str)], image_ld: &str) {
         println!("cargo:rerun-if-changed={source}");
     }
     println!("cargo:rerun-if-changed={image_ld}");
-    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("aarch64") {
-        // A guest built for the host (`cargo build --workspace`) would only fail to compile.
-        eprintln!(
-            "{} runs in a VM: build it with `--target aarch64-unknown-none` (`make guests`). \
-             On the host, `cargo build` and `cargo test` cover the host crates; `make test` runs \
-             everything.",
-            env!("CARGO_PKG_NAME")
-        );
-        std::process::exit(1);
-    }
+    require_guest_target();
     let assembler =
         std::env::var("DEP_VMBASE_ASSEMBLER").expect("vmbase's build script names its assembler");
     let objects = cc::Build::new()
