@@ -27,6 +27,11 @@ fn main() {
     if env::var_os("AR_aarch64_unknown_none").is_none() && env::var_os("AR").is_none() {
         build.archiver("llvm-ar");
     }
+    // Dependent binaries assemble their idmap.S with the same tools: `links` metadata, which
+    // their build scripts read as DEP_VMBASE_ASSEMBLER and DEP_VMBASE_ARCHIVER.
+    println!("cargo:assembler={}", build.get_compiler().path().display());
+    let archiver = build.get_archiver();
+    println!("cargo:archiver={}", archiver.get_program().display());
     build
         .files(ASSEMBLY)
         .cargo_metadata(false)

@@ -126,12 +126,10 @@ impl Layout {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What sections.ld produces for the example's image.ld.
-    fn example() -> Layout {
-        Layout {
+impl Layout {
+    /// The unit tests' fixture: what sections.ld produces for the example's image.ld.
+    pub(crate) fn example() -> Self {
+        Self {
             dtb: 0x8000_0000..0x8020_0000,
             text: 0x8020_0000..0x8020_5000,
             rodata: 0x8020_6000..0x8020_8000,
@@ -143,17 +141,22 @@ mod tests {
             image_end: 0x8020_8020,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn example_layout_is_consistent() {
-        assert_eq!(example().check(), Ok(()));
-        assert_eq!(example().image(), 0x8020_0000..0x8020_8020);
-        assert_eq!(example().data_and_bss(), 0x8040_0000..0x8042_0000);
+        assert_eq!(Layout::example().check(), Ok(()));
+        assert_eq!(Layout::example().image(), 0x8020_0000..0x8020_8020);
+        assert_eq!(Layout::example().data_and_bss(), 0x8040_0000..0x8042_0000);
     }
 
     #[test]
     fn guard_pages_sit_below_the_stacks() {
-        let layout = example();
+        let layout = Layout::example();
         assert_eq!(
             layout.guard_page(StackGuard::Boot),
             0x8042_5000..0x8042_6000
@@ -169,19 +172,19 @@ mod tests {
 
     #[test]
     fn broken_layouts_are_caught() {
-        let mut unaligned = example();
+        let mut unaligned = Layout::example();
         unaligned.rodata.start += 8;
         assert_eq!(unaligned.check(), Err(LayoutError::Unaligned(0x8020_6008)));
 
-        let mut overlapping = example();
+        let mut overlapping = Layout::example();
         overlapping.bss.end = 0x8042_2000;
         assert_eq!(overlapping.check(), Err(LayoutError::Overlap(0x8042_0000)));
 
-        let mut reversed = example();
+        let mut reversed = Layout::example();
         reversed.data.end = reversed.data.start - 1;
         assert_eq!(reversed.check(), Err(LayoutError::Reversed(0x8040_0000)));
 
-        let mut dtb_in_image = example();
+        let mut dtb_in_image = Layout::example();
         dtb_in_image.dtb = 0x8040_0000..0x8060_0000;
         assert!(dtb_in_image.check().is_err());
     }

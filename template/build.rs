@@ -10,10 +10,12 @@ fn main() {
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("aarch64") {
         return;
     }
-    // The .S files are written for clang's integrated assembler.
+    // The assembler and archiver vmbase chose for its own .S files (clang and llvm-ar unless
+    // CC/AR say otherwise), handed over as its `links` metadata.
+    let tool = |name| std::env::var(name).expect("vmbase's build script names its tools");
     cc::Build::new()
-        .compiler("clang")
-        .archiver("llvm-ar")
+        .compiler(tool("DEP_VMBASE_ASSEMBLER"))
+        .archiver(tool("DEP_VMBASE_ARCHIVER"))
         .file("idmap.S")
         .cargo_metadata(false)
         .compile("idmap");

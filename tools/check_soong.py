@@ -3,8 +3,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Checks the Soong side of the tree: bpfmt-clean Android.bp files, every file they name exists,
 every module the README promises is defined, every `:module` and `defaults` reference resolves,
-TEST_MAPPING (if any) names defined tests, and each Rust crate's Cargo dependencies match its Soong
-rustlibs (through the table of Android crate names below)."""
+TEST_MAPPING names defined tests, each Rust crate's Cargo dependencies match its Soong rustlibs
+(through the table of Android crate names below), and the integration test's rustlibs are exactly
+the crates its Android build uses."""
 
 import json
 import re
@@ -44,7 +45,28 @@ REQUIRED_MODULES = {
     "libvmbase_example": "rust_ffi_static",
     "vmbase_example": "cc_binary",
     "vmbase_example_bin": "raw_binary",
+    "vmbase_example.integration_test": "rust_test",
 }
+
+# The integration test's sources compiled for Android (tests/backend/qemu.rs is the Cargo side),
+# and the crates they may name, with their Soong modules.
+INTEGRATION_TEST = "vmbase_example.integration_test"
+INTEGRATION_TEST_ANDROID_SOURCES = [
+    ROOT / "example" / "tests" / path
+    for path in ("test.rs", "console.rs", "backend/mod.rs", "backend/android.rs")
+]
+INTEGRATION_TEST_CRATES = {
+    "android_logger": "libandroid_logger",
+    "android_system_virtualizationservice": "android.system.virtualizationservice-rust",
+    "anyhow": "libanyhow",
+    "libc": "liblibc",
+    "log": "liblog_rust",
+    "nix": "libnix",
+    "vmclient": "libvmclient",
+}
+# What a `use` may start with besides those crates: the standard library and the test's modules.
+LOCAL_PATH_ROOTS = {"std", "core", "alloc", "crate", "self", "super", "backend", "console",
+                    "android", "qemu"}
 
 # Properties whose entries are files relative to the Android.bp (or `:module` references).
 FILE_PROPERTIES = ("srcs", "src", "linker_scripts", "data")
@@ -127,6 +149,25 @@ class Parser:
             yield module_type, self.properties()
 
 
+def check_integration_test_rustlibs(modules):
+    """The crates the Android build of the integration test names, against its rustlibs."""
+    errors, used = [], set()
+    for source in INTEGRATION_TEST_ANDROID_SOURCES:
+        text = source.read_text()
+        for root in re.findall(r"^\s*(?:pub\s+)?use\s+([A-Za-z_][A-Za-z0-9_]*)", text, re.M):
+            if root not in INTEGRATION_TEST_CRATES and root not in LOCAL_PATH_ROOTS:
+                errors.append(f"{source}: uses crate {root}, which has no Soong name here")
+        used |= {crate for crate in INTEGRATION_TEST_CRATES
+                 if re.search(rf"(?<![:\w]){crate}::", text)}
+    expected = {INTEGRATION_TEST_CRATES[crate] for crate in used}
+    soong = set(modules.get(INTEGRATION_TEST, (None, {}))[1].get("rustlibs", []))
+    for missing in sorted(expected - soong):
+        errors.append(f"{INTEGRATION_TEST}: its Android sources use {missing}, not in rustlibs")
+    for extra in sorted(soong - expected):
+        errors.append(f"{INTEGRATION_TEST}: rustlibs entry {extra} is not used by its Android sources")
+    return errors
+
+
 def main():
     errors = []
     unformatted = subprocess.run(["bpfmt", "-l", *map(str, BLUEPRINTS)], capture_output=True,
@@ -167,10 +208,9 @@ def main():
         for extra in sorted(soong - expected):
             errors.append(f"{name}: rustlibs entry {extra} is not a Cargo dependency")
 
-    # No TEST_MAPPING today: the example's integration test boots guests with this repository's
-    # QEMU launcher, which an Android build does not have (see the README's Soong section).
-    test_mapping = ROOT / "TEST_MAPPING"
-    mapping = json.loads(test_mapping.read_text()) if test_mapping.exists() else {}
+    errors += check_integration_test_rustlibs(modules)
+
+    mapping = json.loads((ROOT / "TEST_MAPPING").read_text())
     for group in mapping.values():
         for test in group:
             if modules.get(test["name"], (None,))[0] != "rust_test":

@@ -6,11 +6,9 @@
 //! refuse to make up entropy. Its own test binary, because it puts a QEMU wrapper first on PATH
 //! for the whole process.
 
-mod harness;
-
-use harness::{assert_in_order, boot, guest_image};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
+use vmbase_test_harness::{assert_in_order, boot, guest_image};
 use vmclient::{DeathReason, VirtualMachineRawConfig};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -55,7 +53,8 @@ fn example_boots_without_entropy_and_says_so() {
         platform_version: "~1.0".to_owned(),
         ..Default::default()
     };
-    let (reason, lines) = boot(&config, BOOT_TIMEOUT);
+    let boot = boot(&config, BOOT_TIMEOUT).expect("boot the example");
+    let lines = boot.lines();
     assert_in_order(
         &lines,
         &[
@@ -67,7 +66,7 @@ fn example_boots_without_entropy_and_says_so() {
         ],
     );
     assert_eq!(
-        reason,
+        boot.reason,
         DeathReason::Shutdown,
         "console:\n{}",
         lines.join("\n")

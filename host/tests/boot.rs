@@ -25,24 +25,19 @@ fn config(guest: &Guest) -> VirtualMachineRawConfig {
     }
 }
 
-/// Boots `config` and returns the death reason and the console output.
-fn boot(config: &VirtualMachineRawConfig, guest: &Guest) -> (DeathReason, String) {
+/// Boots `config` and returns the death reason (`Killed` if the guest outlives the timeout) and
+/// the console output.
+fn boot(config: &VirtualMachineRawConfig) -> (DeathReason, String) {
     require_qemu();
-    let console_path = guest.dir.path().join("console.txt");
-    let console = File::create(&console_path).unwrap();
-    let mut vm = VmInstance::create(config, Some(console), None).unwrap();
-    vm.start().unwrap();
-    let reason = vm
-        .wait_for_death_with_timeout(BOOT_TIMEOUT)
-        .expect("the guest did not stop");
-    (reason, fs::read_to_string(console_path).unwrap())
+    let boot = vmbase_test_harness::boot(config, BOOT_TIMEOUT).unwrap();
+    (boot.reason, boot.console)
 }
 
 #[test]
 fn system_off_is_shutdown_and_console_is_captured() {
     let guest = assemble(HELLO);
     assert_eq!(
-        boot(&config(&guest), &guest),
+        boot(&config(&guest)),
         (DeathReason::Shutdown, "hello\n".to_owned())
     );
 }
@@ -50,16 +45,13 @@ fn system_off_is_shutdown_and_console_is_captured() {
 #[test]
 fn system_reset_is_reboot() {
     let guest = assemble(RESET);
-    assert_eq!(
-        boot(&config(&guest), &guest),
-        (DeathReason::Reboot, String::new())
-    );
+    assert_eq!(boot(&config(&guest)), (DeathReason::Reboot, String::new()));
 }
 
 #[test]
 fn guest_gets_crosvm_entry_state_and_device_tree() {
     let guest = assemble(CHECK_ENTRY_STATE);
-    let (reason, console) = boot(&config(&guest), &guest);
+    let (reason, console) = boot(&config(&guest));
     assert_eq!(console, "entry state ok\n");
     assert_eq!(reason, DeathReason::Shutdown);
 }
@@ -69,7 +61,7 @@ fn entry_state_check_can_fail() {
     // The check guest, entered one instruction late (x9 never set), must reset: the positive
     // test above would otherwise prove nothing.
     let guest = assemble(&format!("    mov x0, xzr\n{CHECK_ENTRY_STATE}"));
-    let (reason, console) = boot(&config(&guest), &guest);
+    let (reason, console) = boot(&config(&guest));
     assert_eq!(
         (reason, console.as_str()),
         (DeathReason::Reboot, "bad entry state\n")
@@ -129,10 +121,7 @@ fn secondary_cpus_stay_off() {
         ..config(&guest)
     };
     // A secondary running the image too would print twice.
-    assert_eq!(
-        boot(&config, &guest),
-        (DeathReason::Shutdown, "hello\n".to_owned())
-    );
+    assert_eq!(boot(&config), (DeathReason::Shutdown, "hello\n".to_owned()));
 }
 
 #[test]
@@ -142,10 +131,7 @@ fn deterministic_icount_boots() {
         icount_shift: Some(2),
         ..config(&guest)
     };
-    assert_eq!(
-        boot(&config, &guest),
-        (DeathReason::Shutdown, "hello\n".to_owned())
-    );
+    assert_eq!(boot(&config), (DeathReason::Shutdown, "hello\n".to_owned()));
 }
 
 /// Boots `config` to its end and returns the death reason and the instruction count.
@@ -236,10 +222,7 @@ fn disks_are_attached() {
         disks: vec![disk("ro,1.img", false), disk("rw.img", true)],
         ..config(&guest)
     };
-    assert_eq!(
-        boot(&config, &guest),
-        (DeathReason::Shutdown, "hello\n".to_owned())
-    );
+    assert_eq!(boot(&config), (DeathReason::Shutdown, "hello\n".to_owned()));
 }
 
 #[test]
@@ -250,7 +233,7 @@ fn params_and_large_memory_boot() {
         memory_mib: 2048,
         ..config(&guest)
     };
-    assert_eq!(boot(&config, &guest).0, DeathReason::Shutdown);
+    assert_eq!(boot(&config).0, DeathReason::Shutdown);
 }
 
 /// Sends one GDB remote-protocol packet.
@@ -439,7 +422,7 @@ hex_digits: .ascii "0123456789abcdef"
 
 /// The `/chosen/kaslr-seed` and `rng-seed` a booted guest saw.
 fn seeds_seen_by_a_guest(guest: &Guest) -> Vec<Vec<u8>> {
-    let (reason, console) = boot(&config(guest), guest);
+    let (reason, console) = boot(&config(guest));
     assert_eq!(reason, DeathReason::Shutdown);
     let dtb: Vec<u8> = (0..console.len())
         .step_by(2)

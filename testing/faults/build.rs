@@ -4,11 +4,14 @@
 //! Links each fault guest with its own initial page table: the example's idmap for
 //! `vmbase_faults`, and one without writable memory for `vmbase_faults_early`.
 
-include!("../link_guest.rs");
+include!("../../example/link_guest.rs");
 
 fn main() {
-    link_guests(&[
-        ("vmbase_faults", "../../example/idmap.S"),
-        ("vmbase_faults_early", "idmap_no_data.S"),
-    ]);
+    link_guests(
+        &[
+            ("vmbase_faults", "../../example/idmap.S"),
+            ("vmbase_faults_early", "idmap_no_data.S"),
+        ],
+        "../../example/image.ld",
+    );
 }

@@ -3,8 +3,11 @@
 
 //! Links vmbase_hello with the example's idmap.S and image.ld.
 
-include!("../link_guest.rs");
+include!("../../example/link_guest.rs");
 
 fn main() {
-    link_guests(&[("vmbase_hello", "../../example/idmap.S")]);
+    link_guests(
+        &[("vmbase_hello", "../../example/idmap.S")],
+        "../../example/image.ld",
+    );
 }

@@ -296,7 +296,10 @@ fn unexpected_irq() {
     gic::start_virtual_timer(1000);
     // SAFETY: Unmasks IRQs; the pending timer interrupt goes to vmbase's default irq_current.
     unsafe { core::arch::asm!("msr daifclr, #2", "isb") };
-    for _ in 0..1_000_000 {
+    // A virtual second, by the counter: a count of spins alone can run out on a loaded host
+    // before QEMU has raised the interrupt.
+    let deadline = counter::ticks() + counter::frequency();
+    while counter::ticks() < deadline {
         core::hint::spin_loop();
     }
     println!("fault guest: no IRQ arrived");

@@ -4,15 +4,18 @@
 //! Fault-injection suite: boots vmbase_faults once per fault (named in its boot arguments) and
 //! checks that vmbase reports the fault on the console and ends the VM, as README's table says.
 
-#[path = "../../../example/tests/harness.rs"]
-mod harness;
-
-use harness::{assert_in_order, boot, guest_image};
 use std::time::Duration;
+use vmbase_test_harness::{assert_in_order, guest_image, repository_root};
 use vmclient::{DeathReason, VirtualMachineRawConfig};
 
 /// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
 const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Boots `config`, returning how the VM ended and its console lines.
+fn boot(config: &VirtualMachineRawConfig) -> (DeathReason, Vec<String>) {
+    let boot = vmbase_test_harness::boot(config, DEADLINE).expect("boot the guest");
+    (boot.reason, boot.lines())
+}
 
 const SYNC: &str = "vmbase: unhandled synchronous exception at the current EL: ";
 
@@ -24,7 +27,7 @@ fn inject(image: &str, fault: &str) -> (DeathReason, Vec<String>) {
         memory_mib: 64,
         ..Default::default()
     };
-    boot(&config, DEADLINE)
+    boot(&config)
 }
 
 /// Injects `fault` and checks the outcome and the report lines, in order.
@@ -52,6 +55,7 @@ macro_rules! fault_tests {
 }
 
 fault_tests! {
+    reboot: "reboot" => Reboot, [];
     undefined_instruction: "undefined-instruction" => Reboot,
         [&format!("{SYNC}undefined instruction (unknown reason)")];
     unmapped_read: "unmapped-read" => Reboot,
@@ -177,12 +181,41 @@ fn console_on_a_device_that_never_drains() {
             memory_mib: 64,
             ..Default::default()
         };
-        let (reason, lines) = boot(&config, DEADLINE);
+        let (reason, lines) = boot(&config);
         assert_eq!(
             reason,
             DeathReason::Shutdown,
             "console at {address:#x}; console:\n{}",
             lines.join("\n")
         );
+    }
+}
+
+/// Device trees the example cannot use: it must still boot, on the fallback console (crosvm's
+/// 8250 at 0x3f8, which QEMU does not have, so nothing reaches this console) and shut down.
+#[test]
+fn example_survives_a_corrupt_device_tree_from_the_host() {
+    let qemu_tree = std::fs::read(repository_root().join("tests/data/qemu-virt.dtb"))
+        .expect("read the QEMU device tree");
+    let mut claims_too_much = qemu_tree.clone();
+    claims_too_much[4..8].copy_from_slice(&0x0100_0000u32.to_be_bytes());
+    let corrupt_trees = [
+        ("garbage", vec![0xa5; 4096]),
+        ("truncated", qemu_tree[..200].to_vec()),
+        ("larger than its region", claims_too_much),
+    ];
+    for (what, tree) in corrupt_trees {
+        let file = tempfile::NamedTempFile::new().expect("create device tree file");
+        std::fs::write(file.path(), tree).expect("write device tree");
+        let config = VirtualMachineRawConfig {
+            name: "vmbase-corrupt-device-tree".to_owned(),
+            bootloader: Some(guest_image("vmbase_example")),
+            device_tree: Some(file.path().to_owned()),
+            memory_mib: 300,
+            ..Default::default()
+        };
+        let (reason, lines) = boot(&config);
+        assert_eq!(reason, DeathReason::Shutdown, "{what} device tree");
+        assert_eq!(lines, Vec::<String>::new(), "{what} device tree");
     }
 }

@@ -12,14 +12,13 @@
 use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection};
 use serde_json::{Value, json};
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance, boot_stub};
+use vmbase_test_harness::repository_root;
+use vmclient::{DeathReason, VirtualMachineRawConfig, boot_stub};
 
 /// Guest instructions per counter tick under `-icount shift=0` (16 ns at 62.5 MHz).
 const INSTRUCTIONS_PER_TICK: u64 = 16;
@@ -53,13 +52,6 @@ const GUESTS: [Guest; 3] = [
         label: "baseline hello",
     },
 ];
-
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
-}
 
 /// What one deterministic boot of a guest showed.
 struct BootCost {
@@ -101,30 +93,17 @@ fn boot_counted(image: &Path, params: Option<&str>) -> Result<(Vec<String>, u64)
         icount_shift: Some(0),
         ..Default::default()
     };
-    let (reader, writer) = std::io::pipe()?;
-    let log = tempfile::tempfile()?;
-    let mut vm = VmInstance::create(&config, Some(File::from(OwnedFd::from(writer))), Some(log))?;
-    let console = thread::spawn(move || {
-        BufReader::new(reader)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    vm.start()?;
-    let reason = vm
-        .wait_for_death_with_timeout(TIMEOUT)
-        .unwrap_or_else(|| vm.kill());
-    let instructions = vm.instructions_executed();
-    drop(vm);
-    let lines = console.join().expect("console reader");
-    if reason != DeathReason::Shutdown {
+    let boot = vmbase_test_harness::boot(&config, TIMEOUT)?;
+    if boot.reason != DeathReason::Shutdown {
         bail!(
-            "{} ended with {reason}; console:\n{}",
+            "{} ended with {}; console:\n{}",
             image.display(),
-            lines.join("\n")
+            boot.reason,
+            boot.console
         );
     }
-    Ok((lines, instructions.context("no instruction count")?))
+    let lines = boot.lines();
+    Ok((lines, boot.instructions.context("no instruction count")?))
 }
 
 /// The number after `label` in the first console line that has it, such as "main after 42".
@@ -270,7 +249,7 @@ fn parallel_wall_time(root: &Path, image: &Path) -> Result<Duration> {
 }
 
 fn main() -> Result<()> {
-    let root = repository_root();
+    let root = repository_root().canonicalize()?;
     let costs = GUESTS
         .iter()
         .map(|guest| boot_cost(&root, guest))

@@ -1,0 +1,72 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The Android backend: vmbase_example.bin (the test's `data`, installed next to the test
+//! binary) booted as the bootloader of an unprotected VM by VirtualizationService, through AOSP's
+//! `vmclient`.
+
+use super::{BOOT_TIMEOUT, Run};
+use android_system_virtualizationservice::{
+    aidl::android::system::virtualizationservice::{
+        CpuOptions::CpuOptions, CpuOptions::CpuTopology::CpuTopology,
+        VirtualMachineConfig::VirtualMachineConfig,
+        VirtualMachineRawConfig::VirtualMachineRawConfig,
+    },
+    binder::{ParcelFileDescriptor, ProcessState},
+};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::thread;
+use vmclient::{VirtualizationService, VmInstance};
+
+/// Boots the example with `memory_mib` of RAM and `num_cpus` CPUs and waits for it to end; a VM
+/// still running after the timeout fails the test.
+pub fn boot_example(memory_mib: u32, num_cpus: u32) -> Run {
+    // Binder needs its thread pool for the death notification that ends the wait.
+    ProcessState::start_thread_pool();
+    let image = std::env::current_exe()
+        .expect("find the test binary")
+        .with_file_name("vmbase_example.bin");
+    let bootloader =
+        File::open(&image).unwrap_or_else(|error| panic!("open {}: {error}", image.display()));
+    let config = VirtualMachineConfig::RawConfig(VirtualMachineRawConfig {
+        name: "VmBaseTest".to_owned(),
+        bootloader: Some(ParcelFileDescriptor::new(bootloader)),
+        memoryMib: memory_mib.try_into().expect("memory size fits an i32"),
+        cpuOptions: CpuOptions {
+            cpuTopology: CpuTopology::CpuCount(num_cpus.try_into().expect("CPU count fits an i32")),
+        },
+        platformVersion: "~1.0".to_owned(),
+        ..Default::default()
+    });
+
+    let virtmgr = VirtualizationService::new().expect("spawn VirtualizationService");
+    let service = virtmgr.connect().expect("connect to VirtualizationService");
+    let (reader, writer) = nix::unistd::pipe().expect("create console pipe");
+    let console = thread::spawn(move || {
+        BufReader::new(File::from(reader))
+            .lines()
+            .map_while(Result::ok)
+            .collect()
+    });
+    let vm = VmInstance::create(
+        service.as_ref(),
+        &config,
+        Some(File::from(writer)),
+        None,
+        None,
+        None,
+    )
+    .expect("create the VM");
+    vm.start().expect("start the VM");
+    let reason = vm
+        .wait_for_death_with_timeout(BOOT_TIMEOUT)
+        .expect("the example did not end within the timeout");
+    // Letting go of the VM lets VirtualizationService close the console's last write end, which
+    // ends the reader.
+    drop(vm);
+    Run {
+        reason,
+        console: console.join().expect("console reader"),
+    }
+}
