@@ -50,10 +50,6 @@ extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
             "vmbase: WARNING: {error}: the stack protector guard is NOT random on this boot"
         );
     }
-    if let Err(error) = layout.check() {
-        crate::println!("vmbase: inconsistent memory layout: {error:?}");
-        power::reboot();
-    }
     crate::counter::record_boot(ticks_at_rust_entry, crate::counter::ticks());
     // SAFETY: main! exported the binary's main with this signature.
     unsafe { main(x0, x1, x2, x3) };

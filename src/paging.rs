@@ -188,25 +188,11 @@ impl PageTable {
 mod tests {
     use super::*;
 
-    fn example_layout() -> Layout {
-        Layout {
-            dtb: 0x8000_0000..0x8020_0000,
-            text: 0x8020_0000..0x8020_5000,
-            rodata: 0x8020_6000..0x8020_8000,
-            data: 0x8040_0000..0x8040_0020,
-            data_load_address: 0x8020_8000,
-            bss: 0x8040_0020..0x8042_0000,
-            exception_stack: 0x8042_1000..0x8042_5000,
-            boot_stack: 0x8042_6000..0x8044_e000,
-            image_end: 0x8020_8020,
-        }
-    }
-
     #[test]
     fn image_mapping_has_no_writable_executable_memory() {
         let mut table = PageTable::new();
         table.map_device(&(0..0x4000_0000)).unwrap();
-        table.map_image(&example_layout()).unwrap();
+        table.map_image(&crate::layout::tests::example()).unwrap();
         assert_eq!(
             table.find_writable_executable(&(0..0x1_0000_0000)),
             Ok(None)
