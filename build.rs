@@ -2,7 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! Assembles entry.S, exceptions.S, exceptions_panic.S and payload.S into libvmbase_entry.a (what Soong's
-//! `libvmbase_entry` is) and hands sections.ld to the binaries that depend on vmbase.
+//! `libvmbase_entry` is) and hands sections.ld and the assembler headers (`include/`) to the
+//! binaries that depend on vmbase. On the host it does nothing.
 
 use std::env;
 use std::path::PathBuf;
@@ -10,7 +11,10 @@ use std::path::PathBuf;
 const ASSEMBLY: [&str; 4] = ["entry.S", "exceptions.S", "exceptions_panic.S", "payload.S"];
 
 fn main() {
-    for file in ASSEMBLY.iter().chain(&["sections.ld"]) {
+    for file in ASSEMBLY
+        .iter()
+        .chain(&["sections.ld", "include/vmbase/crosvm.h"])
+    {
         println!("cargo:rerun-if-changed={file}");
     }
     // Host builds (unit tests) have no entry point to assemble.
@@ -27,7 +31,10 @@ fn main() {
     if env::var_os("AR_aarch64_unknown_none").is_none() && env::var_os("AR").is_none() {
         build.archiver("llvm-ar");
     }
+    let include =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("include");
     build
+        .include(&include)
         .files(ASSEMBLY)
         .cargo_metadata(false)
         .compile("vmbase_entry");
@@ -35,6 +42,9 @@ fn main() {
     // Whole archive: the entry point and vectors are reached from the linker script and from
     // each other, not from Rust, so nothing would pull them in otherwise.
     println!("cargo:rustc-link-lib=static:+whole-archive=vmbase_entry");
+
+    // Dependent build scripts find vmbase's assembler headers in DEP_VMBASE_INCLUDE (`links`).
+    println!("cargo:include={}", include.display());
 
     // Dependent binaries link with `-Tsections.ld`, found through the search path above.
     std::fs::copy("sections.ld", out_dir.join("sections.ld")).expect("copy sections.ld to OUT_DIR");

@@ -9,8 +9,7 @@
  * .data; none of them carries anything into Rust.
  */
 
-/* PSCI SYSTEM_RESET (SMC32 fast call). */
-.set PSCI_SYSTEM_RESET, 0x84000009
+#include <vmbase/crosvm.h>	/* PSCI_SYSTEM_RESET */
 
 /* MAIR_EL1: attribute index 0 = Device-nGnRE (0x04), index 1 = Normal memory, inner and outer
  * write-back, read- and write-allocate, non-transient (0xff). The idmap and vmbase::paging use

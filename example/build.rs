@@ -27,6 +27,10 @@ fn main() {
     if env::var_os("AR_aarch64_unknown_none").is_none() && env::var_os("AR").is_none() {
         build.archiver("llvm-ar");
     }
+    // `#include <vmbase/crosvm.h>`: vmbase's build script says where its headers are.
+    let vmbase_include = env::var("DEP_VMBASE_INCLUDE").expect("vmbase sets DEP_VMBASE_INCLUDE");
+    println!("cargo:rerun-if-changed={vmbase_include}");
+    build.include(vmbase_include);
     build.file("idmap.S").cargo_metadata(false).compile("idmap");
     let out_dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     println!("cargo:rustc-link-search=native={out_dir}");

@@ -10,9 +10,14 @@ fn main() {
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("aarch64") {
         return;
     }
+    // `#include <vmbase/crosvm.h>`: vmbase's build script says where its headers are.
+    let vmbase_include =
+        std::env::var("DEP_VMBASE_INCLUDE").expect("vmbase sets DEP_VMBASE_INCLUDE");
+    println!("cargo:rerun-if-changed={vmbase_include}");
     // The .S files are written for clang's integrated assembler.
     cc::Build::new()
         .compiler("clang")
+        .include(vmbase_include)
         .archiver("llvm-ar")
         .file("idmap.S")
         .cargo_metadata(false)

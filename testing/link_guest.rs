@@ -26,6 +26,11 @@ fn link_guests(idmaps: &[(&str, &str)]) {
     if std::env::var_os("CC_aarch64_unknown_none").is_none() && std::env::var_os("CC").is_none() {
         build.compiler("clang");
     }
+    // `#include <vmbase/crosvm.h>`: vmbase's build script says where its headers are.
+    let vmbase_include =
+        std::env::var("DEP_VMBASE_INCLUDE").expect("vmbase sets DEP_VMBASE_INCLUDE");
+    println!("cargo:rerun-if-changed={vmbase_include}");
+    build.include(vmbase_include);
     let objects = build
         .files(idmaps.iter().map(|(_, source)| source))
         .compile_intermediates();

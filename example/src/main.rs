@@ -83,7 +83,7 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     let tracker = MemoryTracker::new(
         page_table,
         ram.clone().unwrap_or(layout.dtb.clone()),
-        vmbase::console::MMIO_RANGE,
+        vmbase::layout::crosvm::MMIO_RANGE,
     )
     .unwrap();
     // SAFETY: The table maps the console, the whole image, .data, .bss (with the heap and the
@@ -109,31 +109,13 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     unsafe { jump_to_payload(payload_check::payload_check as *const () as usize, fdt) }
 }
 
-/// The first `/memory` range of the FDT (with the root's `#address-cells` and `#size-cells`),
-/// rounded in to whole pages.
+/// The first `/memory` range of the FDT, rounded in to whole pages.
 fn memory_range(fdt: &[u8]) -> Option<Range<usize>> {
-    let fdt = Fdt::new(fdt).ok()?;
-    let cells = |name: &[u8], default: usize| match fdt.property(b"/", name).ok()? {
-        Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d]) as usize),
-        Some(_) => None,
-        None => Some(default),
-    };
-    let (address_cells, size_cells) = (cells(b"#address-cells", 2)?, cells(b"#size-cells", 1)?);
-    let reg = fdt.property(b"/memory", b"reg").ok()??;
-    let number = |bytes: &[u8]| {
-        bytes.chunks_exact(4).try_fold(0usize, |value, cell| {
-            let cell = u32::from_be_bytes(cell.try_into().ok()?);
-            value
-                .checked_mul(1 << 32)
-                .map(|value| value | cell as usize)
-        })
-    };
-    let (address, size) = reg
-        .get(..4 * (address_cells + size_cells))?
-        .split_at(4 * address_cells);
-    let (address, size) = (number(address)?, number(size)?);
-    let start = address.checked_next_multiple_of(PAGE_SIZE)?;
-    let end = address.checked_add(size)? & !(PAGE_SIZE - 1);
+    let ram = Fdt::new(fdt).ok()?.memory().ok()?.next()?.ok()?;
+    let start = usize::try_from(ram.start)
+        .ok()?
+        .checked_next_multiple_of(PAGE_SIZE)?;
+    let end = usize::try_from(ram.end).ok()? & !(PAGE_SIZE - 1);
     (start < end).then_some(start..end)
 }
 

@@ -26,8 +26,9 @@ use vmbase::layout::Layout;
 use vmbase::paging::PageTable;
 use vmbase::{configure_heap, counter, main, power, println};
 
-/// Unmapped in both the idmap and the page table built here.
-const UNMAPPED_ADDRESS: usize = 0x4000_0000;
+/// The first address after the MMIO window: unmapped in both the idmap and the page table built
+/// here.
+const UNMAPPED_ADDRESS: usize = vmbase::layout::crosvm::MMIO_END;
 const HEAP_SIZE: usize = 16 * 4096;
 
 /// Read-only data, for the write-to-read-only case.

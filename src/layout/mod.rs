@@ -1,7 +1,10 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! The memory layout of the running binary, as sections.ld placed it.
+//! The memory layout of the running binary, as sections.ld placed it, and the platform's
+//! ([`crosvm`]).
+
+pub mod crosvm;
 
 use core::ops::Range;
 
@@ -137,5 +140,39 @@ pub(crate) mod tests {
         );
         assert_eq!(layout.stack_guard_hit(0x8042_6000), None);
         assert_eq!(layout.stack_guard_hit(0x8042_1000), None);
+    }
+
+    /// The `#define NAME VALUE` lines of an assembler header.
+    fn defines(header: &str) -> std::collections::HashMap<&str, u64> {
+        header
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.strip_prefix("#define ")?.split_whitespace();
+                let name = words.next()?;
+                let value = words.next()?;
+                let value = u64::from_str_radix(value.strip_prefix("0x")?, 16).ok()?;
+                Some((name, value))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn assembler_header_agrees_with_the_rust_constants() {
+        let header = defines(include_str!("../../include/vmbase/crosvm.h"));
+        let expected: [(&str, u64); 12] = [
+            ("CROSVM_MMIO_START", crosvm::MMIO_START as u64),
+            ("CROSVM_MMIO_END", crosvm::MMIO_END as u64),
+            ("CROSVM_MEM_START", crosvm::MEM_START as u64),
+            ("CROSVM_FDT_START", crosvm::FDT_START as u64),
+            ("CROSVM_FDT_MAX_SIZE", crosvm::FDT_MAX_SIZE as u64),
+            ("CROSVM_BOOTLOADER_START", crosvm::BOOTLOADER_START as u64),
+            ("CROSVM_FIRMWARE_START", crosvm::FIRMWARE_START as u64),
+            ("CROSVM_FIRMWARE_MAX_SIZE", crosvm::FIRMWARE_MAX_SIZE as u64),
+            ("CROSVM_UART_BASE", crosvm::UART_BASE as u64),
+            ("PSCI_SYSTEM_OFF", smccc::psci::PSCI_SYSTEM_OFF.into()),
+            ("PSCI_SYSTEM_RESET", smccc::psci::PSCI_SYSTEM_RESET.into()),
+            ("FDT_MAGIC", crate::fdt::FDT_MAGIC.into()),
+        ];
+        assert_eq!(header, expected.into());
     }
 }
