@@ -28,6 +28,8 @@ pub fn boot_fdt() -> Option<&'static [u8]> {
 #[unsafe(no_mangle)]
 extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
     let ticks_at_rust_entry = crate::counter::ticks();
+    // SAFETY: rust_entry runs once.
+    unsafe { crate::heap::init() };
     let layout = Layout::current();
     // SAFETY: The binary's idmap maps dtb_region read-only and nothing writes it.
     let fdt = *BOOT_FDT.call_once(|| unsafe { crate::fdt::from_region(x0, layout.dtb.clone()) });

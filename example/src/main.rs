@@ -38,6 +38,7 @@ static MUTABLE: [AtomicU32; 4] = [
     AtomicU32::new(3),
 ];
 
+configure_heap!(HEAP_SIZE);
 main!(main);
 
 /// Entry point, called by vmbase with the registers crosvm (or the QEMU launcher) set.
@@ -61,7 +62,6 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     check_stack_guard();
     check_entropy();
 
-    configure_heap!(HEAP_SIZE).unwrap();
     let mut vec = Vec::new();
     vec.extend([1, 2, 3, 4]);
     vec.push(5);

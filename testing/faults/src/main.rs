@@ -108,6 +108,7 @@ extern "C" fn irq_current(elr: u64, spsr: u64) {
     power::reboot();
 }
 
+configure_heap!(HEAP_SIZE);
 main!(main);
 
 /// Runs the case named in the boot arguments.
@@ -122,15 +123,6 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
         .and_then(fault_from_bootargs)
         .unwrap_or("none");
     println!("fault guest: injecting {case}");
-    if case == "alloc-before-init" {
-        let early: Vec<u64> = Vec::with_capacity(1);
-        println!(
-            "fault guest: allocated {:p} before heap init",
-            black_box(early.as_ptr())
-        );
-        return;
-    }
-    configure_heap!(HEAP_SIZE).unwrap();
     activate_page_table();
     inject(case);
     println!("fault guest: {case} did not end the VM");

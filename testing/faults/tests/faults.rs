@@ -96,8 +96,6 @@ fault_tests! {
         ["fault guest: x0 = 0x0: no FDT, ignored", "fault guest: x0 = 0xdeadbeef: no FDT, ignored",
          "fault guest: x0 = 0xffffffffffffffff: no FDT, ignored", "fault guest: x0 = 0x801ffff8: no FDT, ignored",
          "fault guest: x0 = 0x80000001: no FDT, ignored"];
-    allocation_before_heap_init: "alloc-before-init" => Reboot,
-        ["vmbase: allocation of 8 bytes before the heap was initialised (vmbase::heap::init)"];
 }
 
 /// vmbase turns the SP alignment check on (SCTLR_EL1.SA), but QEMU's TCG, the only accelerator
