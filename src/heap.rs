@@ -90,6 +90,7 @@ impl fmt::Display for AllocError {
 
 impl VmbaseHeap {
     /// Hands `region` to the allocator, which must not have one yet.
+    #[cfg(any(test, target_arch = "aarch64"))]
     fn init(&self, region: &'static mut [u8]) {
         let mut heap = self.heap.lock();
         debug_assert!(heap.is_none(), "the heap is set up once");
