@@ -78,27 +78,39 @@ impl PageTable {
         self.idmap.map_range(&region(range), attributes)
     }
 
-    /// Maps `range` as MMIO.
+    /// Maps `range` as MMIO: Device-nGnRE, never executable (AOSP's `map_device`).
     pub fn map_device(&mut self, range: &Range<usize>) -> Result<(), MapError> {
         self.map(range, DEVICE)
+    }
+
+    /// Maps `range` as code: read-only, executable at EL1 (AOSP's `map_code`).
+    pub fn map_code(&mut self, range: &Range<usize>) -> Result<(), MapError> {
+        self.map(range, CODE)
+    }
+
+    /// Maps `range` as constants: read-only, never executable (AOSP's `map_rodata`).
+    pub fn map_rodata(&mut self, range: &Range<usize>) -> Result<(), MapError> {
+        self.map(range, RODATA)
+    }
+
+    /// Maps `range` as data: writable, never executable (AOSP's `map_data`).
+    pub fn map_data(&mut self, range: &Range<usize>) -> Result<(), MapError> {
+        self.map(range, DATA)
     }
 
     /// Maps the binary itself: code, read-only data, the initial values of `.data`, `.data` and
     /// `.bss`, both stacks (leaving their guard pages unmapped, so an overflow faults), and the
     /// FDT region (read-only). The caller maps MMIO and any other memory it uses.
     pub fn map_image(&mut self, layout: &Layout) -> Result<(), MapError> {
-        self.map(&(layout.text.start..layout.rodata.start), CODE)?;
-        self.map(
-            &(layout.rodata.start..page_align_up(layout.image_end)),
-            RODATA,
-        )?;
-        self.map(&(layout.data.start..page_align_up(layout.bss.end)), DATA)?;
-        self.map(&layout.exception_stack, DATA)?;
-        self.map(&layout.boot_stack, DATA)?;
+        self.map_code(&(layout.text.start..layout.rodata.start))?;
+        self.map_rodata(&(layout.rodata.start..page_align_up(layout.image_end)))?;
+        self.map_data(&(layout.data.start..page_align_up(layout.bss.end)))?;
+        self.map_data(&layout.exception_stack)?;
+        self.map_data(&layout.boot_stack)?;
         debug_assert!(!layout
             .boot_stack
             .contains(&layout.guard_page(StackGuard::Boot).start));
-        self.map(&layout.dtb, RODATA)
+        self.map_rodata(&layout.dtb)
     }
 
     /// The first mapping in `range` that is both writable and executable at EL1, if any.

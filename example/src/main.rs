@@ -125,7 +125,7 @@ fn check_runtime_mapping(tracker: &mut MemoryTracker, ram: &Range<usize>) {
     const SIZE: usize = 4 * PAGE_SIZE;
     let scratch = ram.end - SIZE..ram.end;
     info!("RAM from /memory: {:#x}..{:#x}", ram.start, ram.end);
-    assert_eq!(tracker.map_data(&scratch), Ok(scratch.clone()));
+    assert_eq!(tracker.alloc_range_mut(&scratch), Ok(scratch.clone()));
     let words = scratch.start as *mut u64;
     for i in 0..SIZE / 8 {
         // SAFETY: The tracker just mapped the scratch range read-write, and nothing else uses it.
@@ -148,7 +148,7 @@ fn check_runtime_mapping(tracker: &mut MemoryTracker, ram: &Range<usize>) {
     // range is mapped again.
     unsafe { tracker.unmap(&scratch) }.unwrap();
     assert_eq!(tracker.page_table().is_mapped(&scratch), Ok(false));
-    assert_eq!(tracker.map_rodata(&scratch), Ok(scratch.clone()));
+    assert_eq!(tracker.alloc_range(&scratch), Ok(scratch.clone()));
     assert!((0..SIZE / 8).all(|i| {
         // SAFETY: The tracker mapped the range again, read-only; it is only read.
         unsafe { words.add(i).read_volatile() == pattern(i) }
@@ -159,11 +159,11 @@ fn check_runtime_mapping(tracker: &mut MemoryTracker, ram: &Range<usize>) {
 
     let image = layout_image();
     assert_eq!(
-        tracker.map_data(&image),
+        tracker.alloc_range_mut(&image),
         Err(MemoryTrackerError::Overlaps(image))
     );
     assert!(matches!(
-        tracker.map_data(&(ram.end..ram.end + PAGE_SIZE)),
+        tracker.alloc_range_mut(&(ram.end..ram.end + PAGE_SIZE)),
         Err(MemoryTrackerError::OutOfRange { .. })
     ));
     info!("The tracker refuses the image and memory outside RAM");

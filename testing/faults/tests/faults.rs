@@ -101,7 +101,7 @@ fault_tests! {
 /// vmbase turns the SP alignment check on (SCTLR_EL1.SA), but QEMU's TCG, the only accelerator
 /// `vm` uses, does not implement it: a load through a misaligned SP just loads. So this checks
 /// what can be checked here: that the check is on, and that the guest notices the missing fault
-/// and fails. (Decoding the fault's syndrome, "SP alignment fault", is a unit test of `Esr`.)
+/// and fails. (Decoding the fault's syndrome, "SP alignment fault", is a unit test of `Syndrome`.)
 #[test]
 fn misaligned_sp() {
     check(
