@@ -6,31 +6,15 @@
 
 use std::env;
 
+include!("../tools/guest_target.rs");
+include!("../tools/guest_assembler.rs");
+
 fn main() {
     for file in ["idmap.S", "image.ld"] {
         println!("cargo:rerun-if-changed={file}");
     }
-    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("aarch64") {
-        // A guest built for the host (`cargo build --workspace`) would only fail to compile.
-        eprintln!(
-            "{} runs in a VM: build it with `--target aarch64-unknown-none` (`make guests`). \
-             On the host, `cargo build` and `cargo test` cover the host crates; `make test` runs \
-             everything.",
-            env!("CARGO_PKG_NAME")
-        );
-        std::process::exit(1);
-    }
-    let mut build = cc::Build::new();
-    if env::var_os("CC_aarch64_unknown_none").is_none() && env::var_os("CC").is_none() {
-        build.compiler("clang");
-    }
-    if env::var_os("AR_aarch64_unknown_none").is_none() && env::var_os("AR").is_none() {
-        build.archiver("llvm-ar");
-    }
-    // `#include <vmbase/crosvm.h>`: vmbase's build script says where its headers are.
-    let vmbase_include = env::var("DEP_VMBASE_INCLUDE").expect("vmbase sets DEP_VMBASE_INCLUDE");
-    println!("cargo:rerun-if-changed={vmbase_include}");
-    build.include(vmbase_include);
+    require_guest_target();
+    let mut build = guest_assembler();
     build.file("idmap.S").cargo_metadata(false).compile("idmap");
     let out_dir = env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     println!("cargo:rustc-link-search=native={out_dir}");

@@ -14,24 +14,15 @@ static TICKS_AT_MAIN: AtomicU64 = AtomicU64::new(0);
 /// The virtual counter now (`CNTVCT_EL0`), in ticks since the VM started.
 #[cfg(target_arch = "aarch64")]
 pub fn ticks() -> u64 {
-    let ticks: u64;
-    // SAFETY: The isb keeps the read from being taken early; reading CNTVCT_EL0 has no side
-    // effects.
-    unsafe {
-        core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) ticks, options(nomem, nostack, preserves_flags));
-    }
-    ticks
+    // Not read early, before the instructions it is meant to follow.
+    crate::arch::aarch64::isb();
+    crate::read_sysreg!("cntvct_el0")
 }
 
 /// Ticks per second of the counter (`CNTFRQ_EL0`).
 #[cfg(target_arch = "aarch64")]
 pub fn frequency() -> u64 {
-    let frequency: u64;
-    // SAFETY: Reading CNTFRQ_EL0 has no side effects.
-    unsafe {
-        core::arch::asm!("mrs {}, cntfrq_el0", out(reg) frequency, options(nomem, nostack, preserves_flags));
-    }
-    frequency
+    crate::read_sysreg!("cntfrq_el0")
 }
 
 /// The counter when entry.S called Rust: the cost of the assembly entry path.

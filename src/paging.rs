@@ -181,18 +181,10 @@ impl PageTable {
         // SAFETY: The caller promises that the table maps all the memory in use and outlives its
         // use.
         unsafe { self.idmap.activate() };
+        // Drop the previous table's translations, including global ones that changing the ASID
+        // does not hide.
         #[cfg(all(target_arch = "aarch64", not(test)))]
-        // SAFETY: TLB maintenance only drops cached translations of the previous page table,
-        // which includes global ones that changing the ASID does not hide.
-        unsafe {
-            core::arch::asm!(
-                "dsb ishst",
-                "tlbi vmalle1",
-                "dsb ish",
-                "isb",
-                options(nostack, preserves_flags)
-            );
-        }
+        crate::arch::aarch64::invalidate_tlb();
     }
 }
 

@@ -64,10 +64,7 @@ fn end_vm<C: Call>(request: Request, report: &mut dyn FnMut(fmt::Arguments)) {
 fn halt() -> ! {
     loop {
         #[cfg(target_arch = "aarch64")]
-        // SAFETY: wfi only waits for an interrupt; it touches no memory or registers.
-        unsafe {
-            core::arch::asm!("wfi", options(nomem, nostack, preserves_flags));
-        }
+        crate::arch::aarch64::wfi();
         #[cfg(not(target_arch = "aarch64"))]
         core::hint::spin_loop();
     }

@@ -221,11 +221,7 @@ fn inject(case: &str) {
             read_unmapped();
         }
         "misaligned-sp" => {
-            let sctlr: u64;
-            // SAFETY: Reading SCTLR_EL1 has no side effects.
-            unsafe {
-                core::arch::asm!("mrs {}, sctlr_el1", out(reg) sctlr, options(nomem, nostack))
-            };
+            let sctlr = vmbase::read_sysreg!("sctlr_el1");
             // SCTLR_EL1.SA, bit 3: SP alignment checking at EL1.
             let checking = if sctlr & (1 << 3) != 0 { "on" } else { "off" };
             println!("fault guest: SP alignment checking is {checking}");
