@@ -412,7 +412,7 @@ macro_rules! print {
 /// Prints a line to the console, holding its lock for the whole line.
 ///
 /// Do not use it in exception handlers: the interrupted code may hold the lock. Use
-/// [`eprintln!`] there.
+/// [`eprintln!`](crate::eprintln) there.
 #[macro_export]
 macro_rules! println {
     () => ($crate::console::write_line(format_args!("")));

@@ -12,7 +12,9 @@ static TICKS_AT_RUST_ENTRY: AtomicU64 = AtomicU64::new(0);
 static TICKS_AT_MAIN: AtomicU64 = AtomicU64::new(0);
 
 /// The virtual counter now (`CNTVCT_EL0`), in ticks since the VM started.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn ticks() -> u64 {
     // Not read early, before the instructions it is meant to follow.
     crate::arch::aarch64::isb();
@@ -20,7 +22,9 @@ pub fn ticks() -> u64 {
 }
 
 /// Ticks per second of the counter (`CNTFRQ_EL0`).
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn frequency() -> u64 {
     crate::read_sysreg!("cntfrq_el0")
 }
@@ -36,7 +40,7 @@ pub fn ticks_at_main() -> u64 {
 }
 
 /// Records the counter at the two milestones of booting.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub(crate) fn record_boot(at_rust_entry: u64, at_main: u64) {
     TICKS_AT_RUST_ENTRY.store(at_rust_entry, Ordering::Relaxed);
     TICKS_AT_MAIN.store(at_main, Ordering::Relaxed);

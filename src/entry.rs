@@ -2,6 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! From entry.S to the binary's `main`, and the ways out: panics and stack-protector failures.
+//!
+//! Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 
 use crate::console;
 use crate::layout::Layout;
@@ -56,26 +58,6 @@ extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
     // SAFETY: main! exported the binary's main with this signature.
     unsafe { main(x0, x1, x2, x3) };
     power::shutdown()
-}
-
-/// Defines the function vmbase calls once the console is ready, with the four registers the VMM
-/// passed (`x0` is the FDT address). When it returns, the VM shuts down.
-///
-/// ```ignore
-/// vmbase::main!(main);
-/// pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) { vmbase::println!("Hello world"); }
-/// ```
-#[macro_export]
-macro_rules! main {
-    ($name:path) => {
-        /// Called by vmbase's rust_entry.
-        #[unsafe(export_name = "main")]
-        pub fn __vmbase_main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
-            // Check the signature of the given function.
-            const MAIN: fn(u64, u64, u64, u64) = $name;
-            MAIN(arg0, arg1, arg2, arg3)
-        }
-    };
 }
 
 #[panic_handler]

@@ -74,7 +74,7 @@ impl fmt::Display for Vector {
     }
 }
 
-/// `ESR_EL1.EC`, bits [31:26]: the exception class, named for those vmbase can run into.
+/// `ESR_EL1.EC`, bits \[31:26\]: the exception class, named for those vmbase can run into.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum ExceptionClass {
     /// 0x00: unknown reason, typically an undefined instruction.
@@ -186,7 +186,7 @@ impl fmt::Display for ExceptionClass {
     }
 }
 
-/// The fault status code of an abort (`DFSC`/`IFSC`, ESR bits [5:0]).
+/// The fault status code of an abort (`DFSC`/`IFSC`, ESR bits \[5:0\]).
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum FaultStatus {
     /// Address size fault at a translation level.
@@ -406,7 +406,9 @@ impl fmt::Display for ExceptionInfo {
 
 /// What the current exception's registers say: call it first thing in a handler, before
 /// anything else can fault and overwrite `ESR_EL1` and `FAR_EL1`.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
     let esr = vector
         .has_syndrome()
@@ -428,13 +430,15 @@ pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
 
 /// Prints what is known about the current exception on the emergency console: the vector, the
 /// decoded syndrome, the fault address and the return state. Lock- and allocation-free.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub fn report(vector: Vector, elr: u64, spsr: u64) {
     crate::eprintln!("{}", current_exception(vector, elr, spsr));
 }
 
 /// The default of every handler the binary does not define (see exceptions.S): report, reboot.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 #[unsafe(no_mangle)]
 extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
     match Vector::from_index(vector) {
@@ -446,7 +450,7 @@ extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
 
 /// Called by exceptions.S, on a fresh exception stack, for a synchronous exception or SError
 /// taken while an exception handler was running. Never returns.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 #[unsafe(no_mangle)]
 extern "C" fn vmbase_nested_exception(elr: u64, spsr: u64, kind: u64) -> ! {
     use core::sync::atomic::{AtomicBool, Ordering};

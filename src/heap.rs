@@ -28,7 +28,7 @@ static HEAP: VmbaseHeap = VmbaseHeap {
     heap: SpinMutex::new(None),
 };
 
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 extern "Rust" {
     /// The binary's heap region, defined by [`configure_heap!`](crate::configure_heap); to be
     /// called at most once. A link error naming this symbol means the binary has no
@@ -42,7 +42,7 @@ extern "Rust" {
 /// # Safety
 ///
 /// Call it at most once.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub(crate) unsafe fn init() {
     // SAFETY: configure_heap! defines the function with this signature, and the caller promises
     // that this is its only call.

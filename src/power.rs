@@ -8,13 +8,17 @@ use core::fmt;
 use smccc::{psci, Call};
 
 /// Powers the VM off (PSCI `SYSTEM_OFF` over HVC): the host sees a clean shutdown.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn shutdown() -> ! {
     shutdown_via::<smccc::Hvc>()
 }
 
 /// Resets the VM (PSCI `SYSTEM_RESET` over HVC): the host sees the VM fail.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn reboot() -> ! {
     reboot_via::<smccc::Hvc>()
 }

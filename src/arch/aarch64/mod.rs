@@ -2,11 +2,13 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! aarch64 system registers, barriers and cache maintenance, each a single instruction.
+//!
+//! Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 
 /// Reads a system register by name, e.g. `read_sysreg!("ctr_el0")`, as a `u64`.
 ///
 /// Only for registers whose read has no side effects (ID registers, control registers); the
-/// macro is a safe expression.
+/// macro is a safe expression. Only on aarch64.
 #[macro_export]
 macro_rules! read_sysreg {
     ($name:literal) => {{
