@@ -11,10 +11,7 @@ use std::path::PathBuf;
 const ASSEMBLY: [&str; 4] = ["entry.S", "exceptions.S", "exceptions_panic.S", "payload.S"];
 
 fn main() {
-    for file in ASSEMBLY
-        .iter()
-        .chain(&["sections.ld", "include/vmbase/crosvm.h"])
-    {
+    for file in ASSEMBLY.iter().chain(&["sections.ld", "include"]) {
         println!("cargo:rerun-if-changed={file}");
     }
     // Host builds (unit tests) have no entry point to assemble.

@@ -193,6 +193,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn idmap_header_agrees_with_the_attributes() {
+        let header = crate::layout::tests::defines(include_str!("../include/vmbase/idmap.h"));
+        let field = |name| header[name];
+        assert_eq!(field("MAIR_INDEX_DEVICE"), 0);
+        assert_eq!(field("MAIR_INDEX_NORMAL"), 1);
+        let expected = [
+            ("DESC_BLOCK", Attributes::VALID),
+            ("DESC_TABLE", Attributes::VALID | Attributes::TABLE_OR_PAGE),
+            ("DESC_ATTR_DEVICE", Attributes::ATTRIBUTE_INDEX_0),
+            ("DESC_ATTR_NORMAL", Attributes::ATTRIBUTE_INDEX_1),
+            ("DESC_AP_READ_ONLY", Attributes::READ_ONLY),
+            ("DESC_SH_INNER", Attributes::INNER_SHAREABLE),
+            ("DESC_AF", Attributes::ACCESSED),
+            ("DESC_PXN", Attributes::PXN),
+            ("DESC_UXN", Attributes::UXN),
+        ];
+        for (name, attributes) in expected {
+            assert_eq!(field(name), attributes.bits() as u64, "{name}");
+        }
+        assert_eq!(header.len(), expected.len() + 2);
+        // The attribute indices in the descriptors are the MAIR indices (AttrIndx, bits [4:2]).
+        assert_eq!(field("DESC_ATTR_DEVICE"), field("MAIR_INDEX_DEVICE") << 2);
+        assert_eq!(field("DESC_ATTR_NORMAL"), field("MAIR_INDEX_NORMAL") << 2);
+    }
+
+    #[test]
     fn image_mapping_has_no_writable_executable_memory() {
         let mut table = PageTable::new();
         table.map_device(&(0..0x4000_0000)).unwrap();

@@ -144,8 +144,8 @@ pub(crate) mod tests {
         assert_eq!(layout.stack_guard_hit(0x8042_1000), None);
     }
 
-    /// The `#define NAME VALUE` lines of an assembler header.
-    fn defines(header: &str) -> std::collections::HashMap<&str, u64> {
+    /// The `#define NAME VALUE` lines of an assembler header whose value is a hexadecimal literal.
+    pub(crate) fn defines(header: &str) -> std::collections::HashMap<&str, u64> {
         header
             .lines()
             .filter_map(|line| {
