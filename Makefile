@@ -53,6 +53,8 @@ lint: deps
 	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	rustfmt --edition 2021 --check template/build.rs template/src/main.rs
+	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase
+	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase --target $(TARGET)
 	python3 tools/check_soong.py
 	python3 tools/check_snippets.py
 

@@ -2,7 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! Assembles entry.S, exceptions.S, exceptions_panic.S and payload.S into libvmbase_entry.a (what Soong's
-//! `libvmbase_entry` is) and hands sections.ld to the binaries that depend on vmbase.
+//! `libvmbase_entry` is) and hands sections.ld and the assembler headers (`include/`) to the
+//! binaries that depend on vmbase. On the host it does nothing.
 
 use std::env;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 const ASSEMBLY: [&str; 4] = ["entry.S", "exceptions.S", "exceptions_panic.S", "payload.S"];
 
 fn main() {
-    for file in ASSEMBLY.iter().chain(&["sections.ld"]) {
+    for file in ASSEMBLY.iter().chain(&["sections.ld", "include"]) {
         println!("cargo:rerun-if-changed={file}");
     }
     // Host builds (unit tests) have no entry point to assemble.
@@ -32,7 +33,10 @@ fn main() {
     println!("cargo:assembler={}", build.get_compiler().path().display());
     let archiver = build.get_archiver();
     println!("cargo:archiver={}", archiver.get_program().display());
+    let include =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("include");
     build
+        .include(&include)
         .files(ASSEMBLY)
         .cargo_metadata(false)
         .compile("vmbase_entry");
@@ -40,6 +44,9 @@ fn main() {
     // Whole archive: the entry point and vectors are reached from the linker script and from
     // each other, not from Rust, so nothing would pull them in otherwise.
     println!("cargo:rustc-link-lib=static:+whole-archive=vmbase_entry");
+
+    // Dependent build scripts find vmbase's assembler headers in DEP_VMBASE_INCLUDE (`links`).
+    println!("cargo:include={}", include.display());
 
     // Dependent binaries link with `-Tsections.ld`, found through the search path above.
     std::fs::copy("sections.ld", out_dir.join("sections.ld")).expect("copy sections.ld to OUT_DIR");

@@ -9,15 +9,16 @@
  * .data; none of them carries anything into Rust.
  */
 
-/* PSCI SYSTEM_RESET (SMC32 fast call). */
-.set PSCI_SYSTEM_RESET, 0x84000009
+#include <vmbase/crosvm.h>	/* PSCI_SYSTEM_RESET */
 
-/* MAIR_EL1: attribute index 0 = Device-nGnRE (0x04), index 1 = Normal memory, inner and outer
- * write-back, read- and write-allocate, non-transient (0xff). The idmap and vmbase::paging use
- * these two indices. */
+#include <vmbase/idmap.h>	/* MAIR_INDEX_DEVICE, MAIR_INDEX_NORMAL */
+
+/* MAIR_EL1: Device-nGnRE (0x04) at MAIR_INDEX_DEVICE, and Normal memory, inner and outer
+ * write-back, read- and write-allocate, non-transient (0xff) at MAIR_INDEX_NORMAL. The idmap and
+ * vmbase::paging use these two indices. */
 .set MAIR_DEVICE_NGNRE, 0x04
 .set MAIR_NORMAL_WB, 0xff
-.set MAIR_VALUE, (MAIR_NORMAL_WB << 8) | MAIR_DEVICE_NGNRE
+.set MAIR_VALUE, (MAIR_NORMAL_WB << (8 * MAIR_INDEX_NORMAL)) | (MAIR_DEVICE_NGNRE << (8 * MAIR_INDEX_DEVICE))
 
 /* TCR_EL1 for a 39-bit VA space translated from level 1 through TTBR0 with 4 KiB granules. */
 .set TCR_T0SZ_39BIT, 64 - 39		/* T0SZ, bits [5:0]: 39-bit input addresses */

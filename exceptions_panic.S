@@ -7,8 +7,7 @@
  * sees a reboot, vmbase's error exit, instead of a VM that spins forever.
  */
 
-/* PSCI 0.2+ SYSTEM_RESET function ID (SMC32 fast call, standard service 0x09). */
-.set PSCI_SYSTEM_RESET, 0x84000009
+#include <vmbase/crosvm.h>	/* PSCI_SYSTEM_RESET */
 
 /* One 128-byte vector entry: ask the hypervisor to reset, and wait if it does not. */
 .macro reset_vm_entry

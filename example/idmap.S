@@ -7,22 +7,20 @@
  * It must cover the image, writable_data, the FDT and the console MMIO of image.ld's layout.
  */
 
-/* Block and table descriptor fields (Arm ARM D8.3). */
-.set DESC_BLOCK, 0x1			/* bits [1:0] = 0b01: valid block (levels 1 and 2) */
-.set DESC_TABLE, 0x3			/* bits [1:0] = 0b11: valid table pointer */
-.set ATTR_DEVICE, 0 << 2		/* AttrIndx, bits [4:2]: MAIR index 0, Device-nGnRE */
-.set ATTR_NORMAL, 1 << 2		/* AttrIndx: MAIR index 1, Normal write-back */
-.set AP_READ_ONLY, 1 << 7		/* AP[2], bit 7: read-only */
-.set SH_INNER, 3 << 8			/* SH, bits [9:8]: inner shareable */
-.set AF, 1 << 10			/* access flag, bit 10: set, so no access-flag fault */
-.set PXN, 1 << 53			/* privileged execute-never */
-.set UXN, 1 << 54			/* unprivileged execute-never */
+#include <vmbase/crosvm.h>
+#include <vmbase/idmap.h>
 
-.set DEVICE, DESC_BLOCK | ATTR_DEVICE | AF | PXN | UXN
-.set NORMAL, DESC_BLOCK | ATTR_NORMAL | SH_INNER | AF
-.set CODE, NORMAL | AP_READ_ONLY | UXN		/* read-only, executable at EL1 */
-.set RODATA, NORMAL | AP_READ_ONLY | PXN | UXN	/* read-only, never executable */
-.set DATA, NORMAL | PXN | UXN			/* writable, never executable */
+/* image.ld's regions: each 2 MiB, from the start of RAM. */
+#define DTB_REGION CROSVM_FDT_START
+#define IMAGE_REGION CROSVM_BOOTLOADER_START
+#define WRITABLE_DATA_REGION (CROSVM_BOOTLOADER_START + 0x200000)
+
+/* Block descriptors, with the attributes vmbase::paging gives the same memory. */
+.set DEVICE, DESC_BLOCK | DESC_ATTR_DEVICE | DESC_AF | DESC_PXN | DESC_UXN
+.set NORMAL, DESC_BLOCK | DESC_ATTR_NORMAL | DESC_SH_INNER | DESC_AF
+.set CODE, NORMAL | DESC_AP_READ_ONLY | DESC_UXN		/* read-only, executable at EL1 */
+.set RODATA, NORMAL | DESC_AP_READ_ONLY | DESC_PXN | DESC_UXN	/* read-only, never executable */
+.set DATA, NORMAL | DESC_PXN | DESC_UXN				/* writable, never executable */
 
 .section .rodata.idmap, "a", %progbits
 .global idmap
@@ -33,14 +31,14 @@ idmap:
 	 * from the device tree, and it may be any UART in this GiB: crosvm's 8250 at 0x3f8 (page 0),
 	 * QEMU's PL011 at 0x900_0000. The example's run-time page table then maps only the console's
 	 * registers, which leaves the null page unmapped unless the console is in it. */
-	.quad	DEVICE | 0x0
-	.quad	0x0				/* 0x4000_0000: unmapped */
+	.quad	DEVICE | CROSVM_MMIO_START
+	.quad	0x0				/* 0x4000_0000 (CROSVM_MMIO_END): unmapped */
 	.quad	DESC_TABLE + idmap_l2		/* 0x8000_0000: the first GiB of crosvm's RAM, in 2 MiB blocks */
 	.fill	509, 8, 0x0			/* everything else: unmapped */
 
 	/* Level 2 for 0x8000_0000-0xC000_0000: one entry per 2 MiB, matching image.ld's regions. */
 idmap_l2:
-	.quad	RODATA | 0x80000000		/* dtb_region */
-	.quad	CODE | 0x80200000		/* image */
-	.quad	DATA | 0x80400000		/* writable_data */
+	.quad	RODATA | DTB_REGION
+	.quad	CODE | IMAGE_REGION
+	.quad	DATA | WRITABLE_DATA_REGION
 	.fill	509, 8, 0x0

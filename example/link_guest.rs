@@ -7,8 +7,8 @@
 
 include!("guest_target.rs");
 
-/// Assembles each binary's idmap source with the assembler vmbase's build script chose (its
-/// `links` metadata) and passes the object and the linker scripts to the linker. `idmaps` pairs
+/// Assembles each binary's idmap source with the assembler vmbase's build script chose and
+/// vmbase's assembler headers (its `links` metadata), and passes the object and the linker scripts to the linker. `idmaps` pairs
 /// binary names with idmap sources; the paths are relative to the package.
 fn link_guests(idmaps: &[(&str, &str)], image_ld: &str) {
     for (_, source) in idmaps {
@@ -16,10 +16,12 @@ fn link_guests(idmaps: &[(&str, &str)], image_ld: &str) {
     }
     println!("cargo:rerun-if-changed={image_ld}");
     require_guest_target();
-    let assembler =
-        std::env::var("DEP_VMBASE_ASSEMBLER").expect("vmbase's build script names its assembler");
+    let vmbase = |name| std::env::var(name).expect("vmbase's build script sets DEP_VMBASE_*");
+    let vmbase_include = vmbase("DEP_VMBASE_INCLUDE");
+    println!("cargo:rerun-if-changed={vmbase_include}");
     let objects = cc::Build::new()
-        .compiler(assembler)
+        .compiler(vmbase("DEP_VMBASE_ASSEMBLER"))
+        .include(vmbase_include)
         .files(idmaps.iter().map(|(_, source)| source))
         .compile_intermediates();
     for ((bin, _), object) in idmaps.iter().zip(&objects) {

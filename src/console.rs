@@ -28,11 +28,11 @@ use spin::{mutex::SpinMutex, Once};
 
 /// Base address of the first 8250 UART that crosvm emulates: the console when the FDT names
 /// none that vmbase supports.
-pub const BASE_ADDRESS: usize = 0x3f8;
+pub const BASE_ADDRESS: usize = crate::layout::crosvm::UART_BASE;
 
 /// The MMIO range where a console may live: crosvm's first GiB, which the example's idmap maps
 /// as device memory. A UART the FDT places anywhere else is ignored.
-pub const MMIO_RANGE: core::ops::Range<usize> = 0..0x4000_0000;
+pub const MMIO_RANGE: core::ops::Range<usize> = crate::layout::crosvm::MMIO_RANGE;
 
 /// A UART vmbase can drive, with its base address.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -412,7 +412,7 @@ macro_rules! print {
 /// Prints a line to the console, holding its lock for the whole line.
 ///
 /// Do not use it in exception handlers: the interrupted code may hold the lock. Use
-/// [`eprintln!`] there.
+/// [`eprintln!`](crate::eprintln) there.
 #[macro_export]
 macro_rules! println {
     () => ($crate::console::write_line(format_args!("")));

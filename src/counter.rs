@@ -12,26 +12,21 @@ static TICKS_AT_RUST_ENTRY: AtomicU64 = AtomicU64::new(0);
 static TICKS_AT_MAIN: AtomicU64 = AtomicU64::new(0);
 
 /// The virtual counter now (`CNTVCT_EL0`), in ticks since the VM started.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn ticks() -> u64 {
-    let ticks: u64;
-    // SAFETY: The isb keeps the read from being taken early; reading CNTVCT_EL0 has no side
-    // effects.
-    unsafe {
-        core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) ticks, options(nomem, nostack, preserves_flags));
-    }
-    ticks
+    // Not read early, before the instructions it is meant to follow.
+    crate::arch::aarch64::isb();
+    crate::read_sysreg!("cntvct_el0")
 }
 
 /// Ticks per second of the counter (`CNTFRQ_EL0`).
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn frequency() -> u64 {
-    let frequency: u64;
-    // SAFETY: Reading CNTFRQ_EL0 has no side effects.
-    unsafe {
-        core::arch::asm!("mrs {}, cntfrq_el0", out(reg) frequency, options(nomem, nostack, preserves_flags));
-    }
-    frequency
+    crate::read_sysreg!("cntfrq_el0")
 }
 
 /// The counter when entry.S called Rust: the cost of the assembly entry path.
@@ -45,7 +40,7 @@ pub fn ticks_at_main() -> u64 {
 }
 
 /// Records the counter at the two milestones of booting.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub(crate) fn record_boot(at_rust_entry: u64, at_main: u64) {
     TICKS_AT_RUST_ENTRY.store(at_rust_entry, Ordering::Relaxed);
     TICKS_AT_MAIN.store(at_main, Ordering::Relaxed);

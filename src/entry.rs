@@ -2,6 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! From entry.S to the binary's `main`, and the ways out: panics and stack-protector failures.
+//!
+//! Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 
 use crate::console;
 use crate::layout::Layout;
@@ -28,6 +30,8 @@ pub fn boot_fdt() -> Option<&'static [u8]> {
 #[unsafe(no_mangle)]
 extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
     let ticks_at_rust_entry = crate::counter::ticks();
+    // SAFETY: rust_entry runs once.
+    unsafe { crate::heap::init() };
     let layout = Layout::current();
     // SAFETY: The binary's idmap maps dtb_region read-only and nothing writes it.
     let fdt = *BOOT_FDT.call_once(|| unsafe { crate::fdt::from_region(x0, layout.dtb.clone()) });
@@ -50,37 +54,14 @@ extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
             "vmbase: WARNING: {error}: the stack protector guard is NOT random on this boot"
         );
     }
-    if let Err(error) = layout.check() {
-        crate::println!("vmbase: inconsistent memory layout: {error:?}");
-        power::reboot();
-    }
     crate::counter::record_boot(ticks_at_rust_entry, crate::counter::ticks());
     // SAFETY: main! exported the binary's main with this signature.
     unsafe { main(x0, x1, x2, x3) };
     power::shutdown()
 }
 
-/// Defines the function vmbase calls once the console is ready, with the four registers the VMM
-/// passed (`x0` is the FDT address). When it returns, the VM shuts down.
-///
-/// ```ignore
-/// vmbase::main!(main);
-/// pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) { vmbase::println!("Hello world"); }
-/// ```
-#[macro_export]
-macro_rules! main {
-    ($name:path) => {
-        /// Called by vmbase's rust_entry.
-        #[unsafe(export_name = "main")]
-        pub fn __vmbase_main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
-            // Check the signature of the given function.
-            const MAIN: fn(u64, u64, u64, u64) = $name;
-            MAIN(arg0, arg1, arg2, arg3)
-        }
-    };
-}
-
-#[panic_handler]
+// Not a lang item in documentation builds, which may have std's (a dependency's) in the graph.
+#[cfg_attr(not(doc), panic_handler)]
 fn panic(info: &PanicInfo) -> ! {
     static PANICKING: AtomicBool = AtomicBool::new(false);
     if PANICKING.swap(true, Ordering::Relaxed) {

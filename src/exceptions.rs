@@ -74,7 +74,7 @@ impl fmt::Display for Vector {
     }
 }
 
-/// `ESR_EL1.EC`, bits [31:26]: the exception class, named for those vmbase can run into.
+/// `ESR_EL1.EC`, bits \[31:26\]: the exception class, named for those vmbase can run into.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum ExceptionClass {
     /// 0x00: unknown reason, typically an undefined instruction.
@@ -186,7 +186,7 @@ impl fmt::Display for ExceptionClass {
     }
 }
 
-/// The fault status code of an abort (`DFSC`/`IFSC`, ESR bits [5:0]).
+/// The fault status code of an abort (`DFSC`/`IFSC`, ESR bits \[5:0\]).
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum FaultStatus {
     /// Address size fault at a translation level.
@@ -243,12 +243,13 @@ impl fmt::Display for FaultStatus {
     }
 }
 
-/// A decoded `ESR_EL1` value. Its `Display` is one line, such as
-/// "data abort: translation fault, level 3, on write".
+/// An `ESR_EL1` value (the exception syndrome), decoded. Its `Display` is one line, such as
+/// "data abort: translation fault, level 3, on write". (AOSP libvmbase's `Esr` is another
+/// thing: an enum of three data-abort kinds.)
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub struct Esr(pub u64);
+pub struct Syndrome(pub u64);
 
-impl Esr {
+impl Syndrome {
     /// The exception class.
     pub fn class(self) -> ExceptionClass {
         ExceptionClass::from_ec(((self.0 >> 26) & 0x3f) as u8)
@@ -286,7 +287,7 @@ impl Esr {
     }
 }
 
-impl fmt::Display for Esr {
+impl fmt::Display for Syndrome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.class())?;
         if let Some(status) = self.fault_status() {
@@ -366,7 +367,7 @@ pub struct ExceptionInfo {
     /// The vector it arrived through.
     pub vector: Vector,
     /// `ESR_EL1`, if the vector has a syndrome.
-    pub esr: Option<Esr>,
+    pub esr: Option<Syndrome>,
     /// `FAR_EL1`, if ESR says it is valid.
     pub far: Option<u64>,
     /// `ELR_EL1`: where the exception was taken.
@@ -403,37 +404,18 @@ impl fmt::Display for ExceptionInfo {
     }
 }
 
-#[cfg(target_arch = "aarch64")]
-mod registers {
-    /// Reads a system register.
-    macro_rules! read_sysreg {
-        ($name:literal) => {{
-            let value: u64;
-            // SAFETY: Reading this system register has no side effects.
-            unsafe {
-                core::arch::asm!(concat!("mrs {}, ", $name), out(reg) value, options(nomem, nostack, preserves_flags));
-            }
-            value
-        }};
-    }
-
-    pub fn esr_el1() -> u64 {
-        read_sysreg!("esr_el1")
-    }
-
-    pub fn far_el1() -> u64 {
-        read_sysreg!("far_el1")
-    }
-}
-
 /// What the current exception's registers say: call it first thing in a handler, before
 /// anything else can fault and overwrite `ESR_EL1` and `FAR_EL1`.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
-    let esr = vector.has_syndrome().then(|| Esr(registers::esr_el1()));
+    let esr = vector
+        .has_syndrome()
+        .then(|| Syndrome(crate::read_sysreg!("esr_el1")));
     let far = esr
         .filter(|esr| esr.far_is_valid())
-        .map(|_| registers::far_el1());
+        .map(|_| crate::read_sysreg!("far_el1"));
     let layout = crate::layout::Layout::current();
     let stack_overflow = far.and_then(|far| layout.stack_guard_hit(far as usize));
     ExceptionInfo {
@@ -448,13 +430,15 @@ pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
 
 /// Prints what is known about the current exception on the emergency console: the vector, the
 /// decoded syndrome, the fault address and the return state. Lock- and allocation-free.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub fn report(vector: Vector, elr: u64, spsr: u64) {
     crate::eprintln!("{}", current_exception(vector, elr, spsr));
 }
 
 /// The default of every handler the binary does not define (see exceptions.S): report, reboot.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 #[unsafe(no_mangle)]
 extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
     match Vector::from_index(vector) {
@@ -466,7 +450,7 @@ extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
 
 /// Called by exceptions.S, on a fresh exception stack, for a synchronous exception or SError
 /// taken while an exception handler was running. Never returns.
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 #[unsafe(no_mangle)]
 extern "C" fn vmbase_nested_exception(elr: u64, spsr: u64, kind: u64) -> ! {
     use core::sync::atomic::{AtomicBool, Ordering};
@@ -492,7 +476,7 @@ mod tests {
     #[test]
     fn data_abort_on_unmapped_write() {
         // EC 0x25, IL, WnR, DFSC translation fault level 3.
-        let esr = Esr(0x9600_0047);
+        let esr = Syndrome(0x9600_0047);
         assert_eq!(esr.class(), ExceptionClass::DataAbort);
         assert_eq!(esr.fault_status(), Some(FaultStatus::Translation(3)));
         assert_eq!(esr.is_write(), Some(true));
@@ -505,7 +489,7 @@ mod tests {
 
     #[test]
     fn permission_fault_on_read_only_data() {
-        let esr = Esr(0x9600_004f);
+        let esr = Syndrome(0x9600_004f);
         assert_eq!(
             esr.to_string(),
             "data abort: permission fault, level 3, on write"
@@ -515,25 +499,28 @@ mod tests {
     #[test]
     fn instruction_abort_and_others() {
         assert_eq!(
-            Esr(0x8600_000f).to_string(),
+            Syndrome(0x8600_000f).to_string(),
             "instruction abort: permission fault, level 3"
         );
-        assert_eq!(Esr(0x8600_000f).is_write(), None);
+        assert_eq!(Syndrome(0x8600_000f).is_write(), None);
         assert_eq!(
-            Esr(0x0200_0000).to_string(),
+            Syndrome(0x0200_0000).to_string(),
             "undefined instruction (unknown reason)"
         );
-        assert_eq!(Esr(0x9a00_0000).to_string(), "SP alignment fault");
-        assert_eq!(Esr(0xf200_0001).class(), ExceptionClass::Brk);
+        assert_eq!(Syndrome(0x9a00_0000).to_string(), "SP alignment fault");
+        assert_eq!(Syndrome(0xf200_0001).class(), ExceptionClass::Brk);
         assert_eq!(
-            Esr(0x9600_0021).fault_status(),
+            Syndrome(0x9600_0021).fault_status(),
             Some(FaultStatus::Alignment)
         );
-        assert_eq!(Esr(0x9600_0010).fault_status(), Some(FaultStatus::External));
-        assert_eq!(Esr(0xfc00_0000).class(), ExceptionClass::Other(0x3f));
+        assert_eq!(
+            Syndrome(0x9600_0010).fault_status(),
+            Some(FaultStatus::External)
+        );
+        assert_eq!(Syndrome(0xfc00_0000).class(), ExceptionClass::Other(0x3f));
         // FnV set: FAR is not valid.
-        assert!(!Esr(0x9600_0410).far_is_valid());
-        assert!(!Esr(0x0200_0000).far_is_valid());
+        assert!(!Syndrome(0x9600_0410).far_is_valid());
+        assert!(!Syndrome(0x0200_0000).far_is_valid());
     }
 
     #[test]
@@ -599,7 +586,7 @@ mod tests {
     fn report_text() {
         let info = ExceptionInfo {
             vector: Vector::SyncCurrent,
-            esr: Some(Esr(0x9600_0047)),
+            esr: Some(Syndrome(0x9600_0047)),
             far: Some(0x8042_5ff0),
             elr: 0x8020_1234,
             spsr: 0x3c4,

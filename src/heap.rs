@@ -1,18 +1,18 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! The global heap: a buddy allocator over memory the binary hands over with [`init`] (usually
-//! through [`configure_heap!`](crate::configure_heap)).
+//! The global heap: a buddy allocator over the `.bss` region the binary sets aside with
+//! [`configure_heap!`](crate::configure_heap), ready before `main` (as in AOSP's libvmbase).
 //!
-//! Allocating before [`init`] reports the mistake and reboots. When the heap is exhausted, the
-//! failed request is reported and `alloc` panics as usual, which also reboots.
+//! vmbase sets the heap up first thing in `rust_entry`; an allocation before that (only vmbase's
+//! own early code could make one) is reported and reboots. When the heap is exhausted, the failed
+//! request is reported and `alloc` panics as usual, which also reboots.
 
 use buddy_system_allocator::Heap;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::ptr::{null_mut, NonNull};
-use core::sync::atomic::{AtomicBool, Ordering};
 use spin::mutex::SpinMutex;
 
 /// Block orders of the buddy allocator: blocks up to 2^31 bytes.
@@ -23,32 +23,33 @@ pub struct VmbaseHeap {
     heap: SpinMutex<Option<Heap<ORDER>>>,
 }
 
-#[cfg_attr(not(test), global_allocator)]
+#[cfg_attr(all(target_arch = "aarch64", not(test)), global_allocator)]
 static HEAP: VmbaseHeap = VmbaseHeap {
     heap: SpinMutex::new(None),
 };
 
-/// Why [`init`] refused.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum HeapError {
-    /// [`init`] already ran.
-    AlreadyInitialised,
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+extern "Rust" {
+    /// The binary's heap region, defined by [`configure_heap!`](crate::configure_heap); to be
+    /// called at most once. A link error naming this symbol means the binary has no
+    /// `configure_heap!`.
+    fn vmbase_heap_region() -> &'static mut [u8];
 }
 
-/// Gives `region` to the global allocator. Call it once, before anything allocates.
-pub fn init(region: &'static mut [u8]) -> Result<(), HeapError> {
-    let mut heap = HEAP.heap.lock();
-    if heap.is_some() {
-        return Err(HeapError::AlreadyInitialised);
-    }
-    let mut new_heap = Heap::empty();
-    // SAFETY: region is exclusively ours for the rest of the program ('static and &mut).
-    unsafe { new_heap.init(region.as_mut_ptr() as usize, region.len()) };
-    *heap = Some(new_heap);
-    Ok(())
+/// Gives the region of the binary's [`configure_heap!`](crate::configure_heap) to the global
+/// allocator. Called by `rust_entry`, before anything allocates.
+///
+/// # Safety
+///
+/// Call it at most once.
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+pub(crate) unsafe fn init() {
+    // SAFETY: configure_heap! defines the function with this signature, and the caller promises
+    // that this is its only call.
+    HEAP.init(unsafe { vmbase_heap_region() });
 }
 
-/// Heap usage: (bytes allocated, bytes managed), or `None` before [`init`].
+/// Heap usage: (bytes allocated, bytes managed), or `None` before vmbase set the heap up.
 pub fn usage() -> Option<(usize, usize)> {
     HEAP.heap
         .lock()
@@ -74,7 +75,7 @@ impl fmt::Display for AllocError {
         match self {
             Self::BeforeInit(request) => write!(
                 f,
-                "vmbase: allocation of {} bytes before the heap was initialised (vmbase::heap::init)",
+                "vmbase: allocation of {} bytes before vmbase set up the heap",
                 request.size()
             ),
             Self::Exhausted { request, allocated, total } => write!(
@@ -88,6 +89,17 @@ impl fmt::Display for AllocError {
 }
 
 impl VmbaseHeap {
+    /// Hands `region` to the allocator, which must not have one yet.
+    #[cfg(any(test, target_arch = "aarch64"))]
+    fn init(&self, region: &'static mut [u8]) {
+        let mut heap = self.heap.lock();
+        debug_assert!(heap.is_none(), "the heap is set up once");
+        let mut new_heap = Heap::empty();
+        // SAFETY: region is exclusively ours for the rest of the program ('static and &mut).
+        unsafe { new_heap.init(region.as_mut_ptr() as usize, region.len()) };
+        *heap = Some(new_heap);
+    }
+
     fn try_alloc(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let mut heap = self.heap.lock();
         let heap = heap.as_mut().ok_or(AllocError::BeforeInit(layout))?;
@@ -132,61 +144,62 @@ fn allocation_before_init() -> ! {
 
 #[cfg(not(all(target_arch = "aarch64", not(test))))]
 fn allocation_before_init() -> ! {
-    panic!("allocation before vmbase::heap::init")
+    panic!("allocation before vmbase set up the heap")
 }
 
-/// Memory for [`configure_heap!`](crate::configure_heap), in `.bss`; hands itself out once.
-pub struct StaticRegion<const SIZE: usize> {
-    taken: AtomicBool,
-    bytes: UnsafeCell<PageAligned<SIZE>>,
-}
-
-/// Page alignment lets the buddy allocator use every byte of the region.
+/// Memory for [`configure_heap!`](crate::configure_heap), in `.bss`, page aligned so the
+/// buddy allocator can hand out large aligned blocks. Only used through the macro.
 #[repr(C, align(4096))]
-struct PageAligned<const SIZE: usize>([u8; SIZE]);
+pub struct StaticRegion<const SIZE: usize>(UnsafeCell<[u8; SIZE]>);
 
-// SAFETY: The bytes are only reachable through take(), which hands them out at most once.
+// SAFETY: The bytes are only reachable through take(), whose caller promises to call it once.
 unsafe impl<const SIZE: usize> Sync for StaticRegion<SIZE> {}
 
 impl<const SIZE: usize> StaticRegion<SIZE> {
-    /// An unused region.
+    /// Zeroed memory.
     #[allow(
         clippy::new_without_default,
         reason = "only used to initialise statics"
     )]
     pub const fn new() -> Self {
-        Self {
-            taken: AtomicBool::new(false),
-            bytes: UnsafeCell::new(PageAligned([0; SIZE])),
-        }
+        Self(UnsafeCell::new([0; SIZE]))
     }
 
-    /// The region, the first time; `None` after that.
-    #[allow(clippy::mut_from_ref, reason = "the flag makes the &mut unique")]
-    pub fn take(&'static self) -> Option<&'static mut [u8]> {
-        if self.taken.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        // SAFETY: taken was false, so this is the only reference ever made to bytes.
-        Some(unsafe { &mut (*self.bytes.get()).0 })
+    /// The region.
+    ///
+    /// # Safety
+    ///
+    /// Call it at most once: the reference is the only one to the bytes.
+    #[allow(clippy::mut_from_ref, reason = "the caller makes the &mut unique")]
+    pub unsafe fn take(&'static self) -> &'static mut [u8] {
+        // SAFETY: The caller promises that this is the only reference ever made to the bytes.
+        unsafe { &mut *self.0.get() }
     }
 }
 
-/// Sets up the heap with a `.bss` region of `size` bytes. Evaluates to `Ok(())`, or an error if
-/// the heap was already set up.
+/// Sets aside `size` bytes of `.bss` for the global allocator, which vmbase sets up before it
+/// calls `main` (AOSP libvmbase's `configure_heap!`). An item: write it once, at module level,
+/// in every vmbase binary (without it the link fails on `vmbase_heap_region`).
 ///
-/// ```ignore
-/// vmbase::configure_heap!(128 * 1024).unwrap();
+/// ```
+/// vmbase::configure_heap!(64 * 4096);
 /// ```
 #[macro_export]
 macro_rules! configure_heap {
-    ($size:expr) => {{
-        static REGION: $crate::heap::StaticRegion<{ $size }> = $crate::heap::StaticRegion::new();
-        match REGION.take() {
-            Some(region) => $crate::heap::init(region),
-            None => Err($crate::heap::HeapError::AlreadyInitialised),
+    ($size:expr) => {
+        /// Called once, by vmbase's `rust_entry`, before `main`.
+        ///
+        /// # Safety
+        ///
+        /// Call it at most once.
+        #[unsafe(export_name = "vmbase_heap_region")]
+        unsafe fn __vmbase_heap_region() -> &'static mut [u8] {
+            static REGION: $crate::heap::StaticRegion<{ $size }> =
+                $crate::heap::StaticRegion::new();
+            // SAFETY: The caller promises to call this function at most once.
+            unsafe { REGION.take() }
         }
-    }};
+    };
 }
 
 #[cfg(test)]
@@ -194,10 +207,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn static_region_is_handed_out_once() {
-        static REGION: StaticRegion<64> = StaticRegion::new();
-        assert_eq!(REGION.take().map(|r| r.len()), Some(64));
-        assert!(REGION.take().is_none());
+    fn static_region_is_page_aligned_and_no_larger_than_asked() {
+        static REGION: StaticRegion<8192> = StaticRegion::new();
+        assert_eq!(core::mem::size_of_val(&REGION), 8192);
+        // SAFETY: The only call.
+        let region = unsafe { REGION.take() };
+        assert_eq!(region.len(), 8192);
+        assert_eq!(region.as_ptr().addr() % 4096, 0);
     }
 
     #[test]
@@ -209,15 +225,12 @@ mod tests {
         assert_eq!(heap.try_alloc(small), Err(AllocError::BeforeInit(small)));
         assert_eq!(
             AllocError::BeforeInit(small).to_string(),
-            "vmbase: allocation of 1024 bytes before the heap was initialised (vmbase::heap::init)"
+            "vmbase: allocation of 1024 bytes before vmbase set up the heap"
         );
 
         static REGION: StaticRegion<4096> = StaticRegion::new();
-        let region = REGION.take().unwrap();
-        let mut inner = Heap::empty();
-        // SAFETY: The region is exclusively ours.
-        unsafe { inner.init(region.as_mut_ptr() as usize, region.len()) };
-        *heap.heap.lock() = Some(inner);
+        // SAFETY: The only call.
+        heap.init(unsafe { REGION.take() });
 
         let block = heap.try_alloc(small).unwrap();
         let large = Layout::from_size_align(8192, 8).unwrap();

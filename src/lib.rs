@@ -4,7 +4,25 @@
 //! vmbase: what a `no_std` Rust binary needs to run bare-metal in an aarch64 VM under crosvm or
 //! QEMU: entry point, exception vectors, console, heap, page tables and power control.
 //!
-//! See README.md for how to build a binary with it.
+//! A whole binary (with the `idmap.S`, `image.ld` and build script that README.md describes):
+//!
+//! ```no_run
+//! #![no_main]
+//! #![no_std]
+//! # extern crate std; // a doctest is built for the host, which has no panic handler of vmbase's
+//! use vmbase::{configure_heap, main, println};
+//!
+//! configure_heap!(64 * 4096); // `alloc` works from the start of `main`
+//! main!(main);
+//!
+//! fn main(fdt_address: u64, _x1: u64, _x2: u64, _x3: u64) {
+//!     println!("Hello world; the device tree is at {fdt_address:#x}");
+//!     // Returning shuts the VM down; `vmbase::power::reboot()` reports a failure instead.
+//! }
+//! ```
+//!
+//! The API is built for aarch64; host builds (for unit tests) leave out what only runs in the
+//! VM, and say so in its documentation.
 
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
@@ -16,20 +34,45 @@ extern crate alloc;
 pub mod arch;
 pub mod console;
 pub mod counter;
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub mod entry;
 pub mod exceptions;
 pub mod fdt;
 pub mod heap;
 pub mod layout;
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 mod linker;
 pub mod linux;
 pub mod logger;
 pub mod memory;
 pub mod paging;
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub mod payload;
 pub mod power;
 pub mod rand;
 pub mod uart;
+
+/// Defines the function vmbase calls once the console and the heap are ready, with the four
+/// registers the VMM passed (`x0` is the FDT address). When it returns, the VM shuts down.
+///
+/// ```no_run
+/// #![no_main]
+/// vmbase::configure_heap!(64 * 4096);
+/// vmbase::main!(main);
+///
+/// fn main(fdt_address: u64, _x1: u64, _x2: u64, _x3: u64) {
+///     vmbase::println!("Hello world; the device tree is at {fdt_address:#x}");
+/// }
+/// ```
+#[macro_export]
+macro_rules! main {
+    ($name:path) => {
+        /// Called by vmbase's rust_entry.
+        #[unsafe(export_name = "main")]
+        pub fn __vmbase_main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
+            // Check the signature of the given function.
+            const MAIN: fn(u64, u64, u64, u64) = $name;
+            MAIN(arg0, arg1, arg2, arg3)
+        }
+    };
+}

@@ -218,7 +218,9 @@ impl ImageHeader {
 ///
 /// `source..source + size` must be mapped readable and `destination..destination + size`
 /// mapped writable, and nothing else may use the destination.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub unsafe fn move_kernel(source: usize, size: usize, destination: usize) {
     // SAFETY: The caller promises both ranges are mapped with the access they need and that
     // nothing else uses the destination; `copy` allows overlap.

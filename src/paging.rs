@@ -78,27 +78,39 @@ impl PageTable {
         self.idmap.map_range(&region(range), attributes)
     }
 
-    /// Maps `range` as MMIO.
+    /// Maps `range` as MMIO: Device-nGnRE, never executable (AOSP's `map_device`).
     pub fn map_device(&mut self, range: &Range<usize>) -> Result<(), MapError> {
         self.map(range, DEVICE)
+    }
+
+    /// Maps `range` as code: read-only, executable at EL1 (AOSP's `map_code`).
+    pub fn map_code(&mut self, range: &Range<usize>) -> Result<(), MapError> {
+        self.map(range, CODE)
+    }
+
+    /// Maps `range` as constants: read-only, never executable (AOSP's `map_rodata`).
+    pub fn map_rodata(&mut self, range: &Range<usize>) -> Result<(), MapError> {
+        self.map(range, RODATA)
+    }
+
+    /// Maps `range` as data: writable, never executable (AOSP's `map_data`).
+    pub fn map_data(&mut self, range: &Range<usize>) -> Result<(), MapError> {
+        self.map(range, DATA)
     }
 
     /// Maps the binary itself: code, read-only data, the initial values of `.data`, `.data` and
     /// `.bss`, both stacks (leaving their guard pages unmapped, so an overflow faults), and the
     /// FDT region (read-only). The caller maps MMIO and any other memory it uses.
     pub fn map_image(&mut self, layout: &Layout) -> Result<(), MapError> {
-        self.map(&(layout.text.start..layout.rodata.start), CODE)?;
-        self.map(
-            &(layout.rodata.start..page_align_up(layout.image_end)),
-            RODATA,
-        )?;
-        self.map(&(layout.data.start..page_align_up(layout.bss.end)), DATA)?;
-        self.map(&layout.exception_stack, DATA)?;
-        self.map(&layout.boot_stack, DATA)?;
+        self.map_code(&(layout.text.start..layout.rodata.start))?;
+        self.map_rodata(&(layout.rodata.start..page_align_up(layout.image_end)))?;
+        self.map_data(&(layout.data.start..page_align_up(layout.bss.end)))?;
+        self.map_data(&layout.exception_stack)?;
+        self.map_data(&layout.boot_stack)?;
         debug_assert!(!layout
             .boot_stack
             .contains(&layout.guard_page(StackGuard::Boot).start));
-        self.map(&layout.dtb, RODATA)
+        self.map_rodata(&layout.dtb)
     }
 
     /// The first mapping in `range` that is both writable and executable at EL1, if any.
@@ -169,24 +181,42 @@ impl PageTable {
         // SAFETY: The caller promises that the table maps all the memory in use and outlives its
         // use.
         unsafe { self.idmap.activate() };
+        // Drop the previous table's translations, including global ones that changing the ASID
+        // does not hide.
         #[cfg(all(target_arch = "aarch64", not(test)))]
-        // SAFETY: TLB maintenance only drops cached translations of the previous page table,
-        // which includes global ones that changing the ASID does not hide.
-        unsafe {
-            core::arch::asm!(
-                "dsb ishst",
-                "tlbi vmalle1",
-                "dsb ish",
-                "isb",
-                options(nostack, preserves_flags)
-            );
-        }
+        crate::arch::aarch64::invalidate_tlb();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idmap_header_agrees_with_the_attributes() {
+        let header = crate::layout::tests::defines(include_str!("../include/vmbase/idmap.h"));
+        let field = |name| header[name];
+        assert_eq!(field("MAIR_INDEX_DEVICE"), 0);
+        assert_eq!(field("MAIR_INDEX_NORMAL"), 1);
+        let expected = [
+            ("DESC_BLOCK", Attributes::VALID),
+            ("DESC_TABLE", Attributes::VALID | Attributes::TABLE_OR_PAGE),
+            ("DESC_ATTR_DEVICE", Attributes::ATTRIBUTE_INDEX_0),
+            ("DESC_ATTR_NORMAL", Attributes::ATTRIBUTE_INDEX_1),
+            ("DESC_AP_READ_ONLY", Attributes::READ_ONLY),
+            ("DESC_SH_INNER", Attributes::INNER_SHAREABLE),
+            ("DESC_AF", Attributes::ACCESSED),
+            ("DESC_PXN", Attributes::PXN),
+            ("DESC_UXN", Attributes::UXN),
+        ];
+        for (name, attributes) in expected {
+            assert_eq!(field(name), attributes.bits() as u64, "{name}");
+        }
+        assert_eq!(header.len(), expected.len() + 2);
+        // The attribute indices in the descriptors are the MAIR indices (AttrIndx, bits [4:2]).
+        assert_eq!(field("DESC_ATTR_DEVICE"), field("MAIR_INDEX_DEVICE") << 2);
+        assert_eq!(field("DESC_ATTR_NORMAL"), field("MAIR_INDEX_NORMAL") << 2);
+    }
 
     #[test]
     fn image_mapping_has_no_writable_executable_memory() {

@@ -2,6 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! Leaving vmbase for a payload that boots like Linux (Documentation/arch/arm64/booting.rst).
+//!
+//! Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 
 extern "C" {
     /// payload.S: MMU and data cache off, instruction cache and TLBs invalidated, interrupts

@@ -8,13 +8,17 @@ use core::fmt;
 use smccc::{psci, Call};
 
 /// Powers the VM off (PSCI `SYSTEM_OFF` over HVC): the host sees a clean shutdown.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn shutdown() -> ! {
     shutdown_via::<smccc::Hvc>()
 }
 
 /// Resets the VM (PSCI `SYSTEM_RESET` over HVC): the host sees the VM fail.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn reboot() -> ! {
     reboot_via::<smccc::Hvc>()
 }
@@ -64,10 +68,7 @@ fn end_vm<C: Call>(request: Request, report: &mut dyn FnMut(fmt::Arguments)) {
 fn halt() -> ! {
     loop {
         #[cfg(target_arch = "aarch64")]
-        // SAFETY: wfi only waits for an interrupt; it touches no memory or registers.
-        unsafe {
-            core::arch::asm!("wfi", options(nomem, nostack, preserves_flags));
-        }
+        crate::arch::aarch64::wfi();
         #[cfg(not(target_arch = "aarch64"))]
         core::hint::spin_loop();
     }

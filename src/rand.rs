@@ -155,7 +155,7 @@ impl<C: Call> Entropy<C> {
     }
 }
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(doc, target_arch = "aarch64"))]
 impl<C: Call> Entropy<C> {
     /// Asks the hypervisor (through `C`) and the CPU which source exists.
     pub fn probe() -> Result<Self, Error> {
@@ -221,7 +221,9 @@ static ENTROPY: spin::Once<Result<Entropy<smccc::Hvc>, Error>> = spin::Once::new
 
 /// Chooses the entropy source once (the TRNG through HVC, else `RNDR`); later calls return the
 /// same answer. vmbase calls it before `main`, to make the stack protector's guard.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn init() -> Result<Source, Error> {
     let entropy = ENTROPY.call_once(Entropy::probe);
     entropy
@@ -231,7 +233,9 @@ pub fn init() -> Result<Source, Error> {
 }
 
 /// Fills `bytes` with entropy from the source [`init`] chose.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn fill_with_entropy(bytes: &mut [u8]) -> Result<(), Error> {
     init()?;
     match ENTROPY.get() {
@@ -241,7 +245,9 @@ pub fn fill_with_entropy(bytes: &mut [u8]) -> Result<(), Error> {
 }
 
 /// `N` bytes of entropy.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn random_array<const N: usize>() -> Result<[u8; N], Error> {
     let mut bytes = [0; N];
     fill_with_entropy(&mut bytes)?;

@@ -11,11 +11,15 @@ fn main() {
         return;
     }
     // The assembler and archiver vmbase chose for its own .S files (clang and llvm-ar unless
-    // CC/AR say otherwise), handed over as its `links` metadata.
-    let tool = |name| std::env::var(name).expect("vmbase's build script names its tools");
+    // CC/AR say otherwise), and where its assembler headers are (`#include <vmbase/crosvm.h>`),
+    // handed over as its `links` metadata.
+    let vmbase = |name| std::env::var(name).expect("vmbase's build script sets DEP_VMBASE_*");
+    let vmbase_include = vmbase("DEP_VMBASE_INCLUDE");
+    println!("cargo:rerun-if-changed={vmbase_include}");
     cc::Build::new()
-        .compiler(tool("DEP_VMBASE_ASSEMBLER"))
-        .archiver(tool("DEP_VMBASE_ARCHIVER"))
+        .compiler(vmbase("DEP_VMBASE_ASSEMBLER"))
+        .archiver(vmbase("DEP_VMBASE_ARCHIVER"))
+        .include(vmbase_include)
         .file("idmap.S")
         .cargo_metadata(false)
         .compile("idmap");

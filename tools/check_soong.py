@@ -42,6 +42,7 @@ REQUIRED_MODULES = {
     "libvmbase": "rust_library_rlib",
     "libvmbase_entry": "cc_library_static",
     "vmbase_sections": "filegroup",
+    "libvmbase_headers": "cc_library_headers",
     "libvmbase_example": "rust_ffi_static",
     "vmbase_example": "cc_binary",
     "vmbase_example_bin": "raw_binary",
@@ -191,7 +192,11 @@ def main():
                         errors.append(f"{path}: {name}.{prop} refers to unknown module {entry}")
                 elif not (path.parent / entry).is_file():
                     errors.append(f"{path}: {name}.{prop} names missing file {entry}")
-        for dependency in props.get("defaults", []) + props.get("static_libs", []):
+        for directory in props.get("export_include_dirs", []):
+            if not (path.parent / directory).is_dir():
+                errors.append(f"{path}: {name}.export_include_dirs names missing folder {directory}")
+        for dependency in (props.get("defaults", []) + props.get("static_libs", [])
+                           + props.get("header_libs", [])):
             if dependency not in modules:
                 errors.append(f"{path}: {name} refers to undefined module {dependency}")
 

@@ -38,6 +38,7 @@ static MUTABLE: [AtomicU32; 4] = [
     AtomicU32::new(3),
 ];
 
+configure_heap!(HEAP_SIZE);
 main!(main);
 
 /// Entry point, called by vmbase with the registers crosvm (or the QEMU launcher) set.
@@ -61,7 +62,6 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     check_stack_guard();
     check_entropy();
 
-    configure_heap!(HEAP_SIZE).unwrap();
     let mut vec = Vec::new();
     vec.extend([1, 2, 3, 4]);
     vec.push(5);
@@ -83,7 +83,7 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     let tracker = MemoryTracker::new(
         page_table,
         ram.clone().unwrap_or(layout.dtb.clone()),
-        vmbase::console::MMIO_RANGE,
+        vmbase::layout::crosvm::MMIO_RANGE,
     )
     .unwrap();
     // SAFETY: The table maps the console, the whole image, .data, .bss (with the heap and the
@@ -109,31 +109,13 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     unsafe { jump_to_payload(payload_check::payload_check as *const () as usize, fdt) }
 }
 
-/// The first `/memory` range of the FDT (with the root's `#address-cells` and `#size-cells`),
-/// rounded in to whole pages.
+/// The first `/memory` range of the FDT, rounded in to whole pages.
 fn memory_range(fdt: &[u8]) -> Option<Range<usize>> {
-    let fdt = Fdt::new(fdt).ok()?;
-    let cells = |name: &[u8], default: usize| match fdt.property(b"/", name).ok()? {
-        Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d]) as usize),
-        Some(_) => None,
-        None => Some(default),
-    };
-    let (address_cells, size_cells) = (cells(b"#address-cells", 2)?, cells(b"#size-cells", 1)?);
-    let reg = fdt.property(b"/memory", b"reg").ok()??;
-    let number = |bytes: &[u8]| {
-        bytes.chunks_exact(4).try_fold(0usize, |value, cell| {
-            let cell = u32::from_be_bytes(cell.try_into().ok()?);
-            value
-                .checked_mul(1 << 32)
-                .map(|value| value | cell as usize)
-        })
-    };
-    let (address, size) = reg
-        .get(..4 * (address_cells + size_cells))?
-        .split_at(4 * address_cells);
-    let (address, size) = (number(address)?, number(size)?);
-    let start = address.checked_next_multiple_of(PAGE_SIZE)?;
-    let end = address.checked_add(size)? & !(PAGE_SIZE - 1);
+    let ram = Fdt::new(fdt).ok()?.memory().ok()?.next()?.ok()?;
+    let start = usize::try_from(ram.start)
+        .ok()?
+        .checked_next_multiple_of(PAGE_SIZE)?;
+    let end = usize::try_from(ram.end).ok()? & !(PAGE_SIZE - 1);
     (start < end).then_some(start..end)
 }
 
@@ -143,7 +125,7 @@ fn check_runtime_mapping(tracker: &mut MemoryTracker, ram: &Range<usize>) {
     const SIZE: usize = 4 * PAGE_SIZE;
     let scratch = ram.end - SIZE..ram.end;
     info!("RAM from /memory: {:#x}..{:#x}", ram.start, ram.end);
-    assert_eq!(tracker.map_data(&scratch), Ok(scratch.clone()));
+    assert_eq!(tracker.alloc_range_mut(&scratch), Ok(scratch.clone()));
     let words = scratch.start as *mut u64;
     for i in 0..SIZE / 8 {
         // SAFETY: The tracker just mapped the scratch range read-write, and nothing else uses it.
@@ -166,7 +148,7 @@ fn check_runtime_mapping(tracker: &mut MemoryTracker, ram: &Range<usize>) {
     // range is mapped again.
     unsafe { tracker.unmap(&scratch) }.unwrap();
     assert_eq!(tracker.page_table().is_mapped(&scratch), Ok(false));
-    assert_eq!(tracker.map_rodata(&scratch), Ok(scratch.clone()));
+    assert_eq!(tracker.alloc_range(&scratch), Ok(scratch.clone()));
     assert!((0..SIZE / 8).all(|i| {
         // SAFETY: The tracker mapped the range again, read-only; it is only read.
         unsafe { words.add(i).read_volatile() == pattern(i) }
@@ -177,11 +159,11 @@ fn check_runtime_mapping(tracker: &mut MemoryTracker, ram: &Range<usize>) {
 
     let image = layout_image();
     assert_eq!(
-        tracker.map_data(&image),
+        tracker.alloc_range_mut(&image),
         Err(MemoryTrackerError::Overlaps(image))
     );
     assert!(matches!(
-        tracker.map_data(&(ram.end..ram.end + PAGE_SIZE)),
+        tracker.alloc_range_mut(&(ram.end..ram.end + PAGE_SIZE)),
         Err(MemoryTrackerError::OutOfRange { .. })
     ));
     info!("The tracker refuses the image and memory outside RAM");

@@ -4,5 +4,5 @@
 //! Architecture-specific primitives: the only place with inline assembly for system registers,
 //! barriers, TLB and cache maintenance.
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub mod aarch64;

@@ -30,7 +30,9 @@ pub fn cache_lines(range: &Range<usize>, line_size: usize) -> impl Iterator<Item
 /// Cleans the data cache over `range` to the point of coherency, so a reader with the MMU or
 /// caches off (or another observer that bypasses the cache) sees what was written. Every
 /// address in `range` must be mapped (a fault otherwise), readable is enough.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn clean_range(range: &Range<usize>) {
     use crate::arch::aarch64;
     for line in cache_lines(range, aarch64::min_dcache_line_size()) {
@@ -42,7 +44,9 @@ pub fn clean_range(range: &Range<usize>) {
 /// Cleans and invalidates the data cache over `range` to the point of coherency: what was
 /// written reaches memory and no stale line stays behind to be read or written back later.
 /// Every address in `range` must be mapped (a fault otherwise).
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn clean_invalidate_range(range: &Range<usize>) {
     use crate::arch::aarch64;
     for line in cache_lines(range, aarch64::min_dcache_line_size()) {
@@ -52,7 +56,9 @@ pub fn clean_invalidate_range(range: &Range<usize>) {
 }
 
 /// Writes `region` back to the point of coherency (AOSP's `flush`).
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn flush(region: &[u8]) {
     let addresses = region.as_ptr_range();
     clean_range(&(addresses.start.addr()..addresses.end.addr()));
@@ -60,7 +66,9 @@ pub fn flush(region: &[u8]) {
 
 /// Zeroes `region` in a way the compiler cannot elide, then writes the zeroes back to the point
 /// of coherency, so no copy of a secret survives in memory or in a cache line.
-#[cfg(target_arch = "aarch64")]
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
 pub fn flushed_zeroize(region: &mut [u8]) {
     zeroize::Zeroize::zeroize(region);
     flush(region);

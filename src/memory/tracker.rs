@@ -11,6 +11,7 @@ use aarch64_paging::MapError;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
+use core::num::NonZeroUsize;
 use core::ops::Range;
 
 /// How a range is mapped. A page has exactly one type, so W^X holds by construction: only
@@ -207,39 +208,53 @@ impl MemoryTracker {
         Ok(range)
     }
 
-    /// Maps `range` of RAM read-write, never executable.
-    pub fn map_data(&mut self, range: &Range<usize>) -> Result<Range<usize>, MemoryTrackerError> {
-        self.map(range, MemoryType::ReadWrite)
-    }
-
-    /// Maps `range` of RAM read-only, never executable.
-    pub fn map_rodata(&mut self, range: &Range<usize>) -> Result<Range<usize>, MemoryTrackerError> {
+    /// Maps `range` of RAM read-only, never executable (AOSP's `alloc_range`).
+    pub fn alloc_range(
+        &mut self,
+        range: &Range<usize>,
+    ) -> Result<Range<usize>, MemoryTrackerError> {
         self.map(range, MemoryType::ReadOnly)
     }
 
-    /// Maps `range` of RAM read-only and executable. Code written through another mapping must
-    /// have been cleaned first (e.g. with `memory::flush`).
-    pub fn map_code(&mut self, range: &Range<usize>) -> Result<Range<usize>, MemoryTrackerError> {
+    /// Maps `range` of RAM read-write, never executable (AOSP's `alloc_range_mut`).
+    pub fn alloc_range_mut(
+        &mut self,
+        range: &Range<usize>,
+    ) -> Result<Range<usize>, MemoryTrackerError> {
+        self.map(range, MemoryType::ReadWrite)
+    }
+
+    /// Maps `range` of RAM read-only and executable (AOSP's tracker has no such method). Code
+    /// written through another mapping must have been cleaned first (e.g. with `memory::flush`).
+    pub fn alloc_range_code(
+        &mut self,
+        range: &Range<usize>,
+    ) -> Result<Range<usize>, MemoryTrackerError> {
         self.map(range, MemoryType::Executable)
     }
 
-    /// Maps `range` of MMIO as device memory.
-    pub fn map_device(&mut self, range: &Range<usize>) -> Result<Range<usize>, MemoryTrackerError> {
-        self.map(range, MemoryType::Device)
-    }
-
     /// Maps `size` bytes of RAM from `base` read-only (AOSP's `alloc`).
-    pub fn alloc(&mut self, base: usize, size: usize) -> Result<Range<usize>, MemoryTrackerError> {
-        self.map_rodata(&checked_range(base, size)?)
+    pub fn alloc(
+        &mut self,
+        base: usize,
+        size: NonZeroUsize,
+    ) -> Result<Range<usize>, MemoryTrackerError> {
+        self.alloc_range(&checked_range(base, size)?)
     }
 
     /// Maps `size` bytes of RAM from `base` read-write (AOSP's `alloc_mut`).
     pub fn alloc_mut(
         &mut self,
         base: usize,
-        size: usize,
+        size: NonZeroUsize,
     ) -> Result<Range<usize>, MemoryTrackerError> {
-        self.map_data(&checked_range(base, size)?)
+        self.alloc_range_mut(&checked_range(base, size)?)
+    }
+
+    /// Maps `range` of MMIO as device memory (AOSP's `map_mmio_range`, which maps lazily for the
+    /// MMIO guard; this maps at once).
+    pub fn map_mmio_range(&mut self, range: Range<usize>) -> Result<(), MemoryTrackerError> {
+        self.map(&range, MemoryType::Device).map(drop)
     }
 
     /// Unmaps a range the tracker mapped, given as it was given to the map call (it is rounded
@@ -278,9 +293,9 @@ impl MemoryTracker {
     }
 }
 
-fn checked_range(base: usize, size: usize) -> Result<Range<usize>, MemoryTrackerError> {
+fn checked_range(base: usize, size: NonZeroUsize) -> Result<Range<usize>, MemoryTrackerError> {
     let end = base
-        .checked_add(size)
+        .checked_add(size.get())
         .ok_or(MemoryTrackerError::Empty(base..base))?;
     Ok(base..end)
 }
@@ -310,12 +325,14 @@ mod tests {
     fn maps_each_type_in_its_range() {
         let tracker = active_tracker();
         assert_eq!(
-            tracker.map_data(&(0x8100_0000..0x8100_2000)),
+            tracker.alloc_range_mut(&(0x8100_0000..0x8100_2000)),
             Ok(0x8100_0000..0x8100_2000)
         );
-        tracker.map_rodata(&(0x8200_0000..0x8200_1000)).unwrap();
-        tracker.map_code(&(0x8300_0000..0x8300_1000)).unwrap();
-        tracker.map_device(&(0xa00_0000..0xa00_1000)).unwrap();
+        tracker.alloc_range(&(0x8200_0000..0x8200_1000)).unwrap();
+        tracker
+            .alloc_range_code(&(0x8300_0000..0x8300_1000))
+            .unwrap();
+        tracker.map_mmio_range(0xa00_0000..0xa00_1000).unwrap();
         assert_eq!(tracker.regions().len(), 4);
         assert!(tracker
             .page_table()
@@ -331,7 +348,7 @@ mod tests {
     fn unaligned_ranges_are_rounded_out_to_pages() {
         let tracker = active_tracker();
         assert_eq!(
-            tracker.map_rodata(&(0x8100_0010..0x8100_1001)),
+            tracker.alloc_range(&(0x8100_0010..0x8100_1001)),
             Ok(0x8100_0000..0x8100_2000)
         );
     }
@@ -340,14 +357,14 @@ mod tests {
     fn ram_types_outside_ram_are_refused() {
         let tracker = active_tracker();
         assert_eq!(
-            tracker.map_data(&(0x8fff_f000..0x9000_1000)),
+            tracker.alloc_range_mut(&(0x8fff_f000..0x9000_1000)),
             Err(MemoryTrackerError::OutOfRange {
                 range: 0x8fff_f000..0x9000_1000,
                 allowed: RAM
             })
         );
         assert!(matches!(
-            tracker.map_code(&(0xa00_0000..0xa00_1000)),
+            tracker.alloc_range_code(&(0xa00_0000..0xa00_1000)),
             Err(MemoryTrackerError::OutOfRange { .. })
         ));
     }
@@ -356,7 +373,7 @@ mod tests {
     fn devices_outside_mmio_are_refused() {
         let tracker = active_tracker();
         assert_eq!(
-            tracker.map_device(&(0x8100_0000..0x8100_1000)),
+            tracker.map_mmio_range(0x8100_0000..0x8100_1000),
             Err(MemoryTrackerError::OutOfRange {
                 range: 0x8100_0000..0x8100_1000,
                 allowed: MMIO
@@ -367,14 +384,16 @@ mod tests {
     #[test]
     fn overlapping_a_tracked_region_is_refused() {
         let tracker = active_tracker();
-        tracker.map_data(&(0x8100_0000..0x8100_2000)).unwrap();
+        tracker
+            .alloc_range_mut(&(0x8100_0000..0x8100_2000))
+            .unwrap();
         for range in [
             0x8100_1000..0x8100_3000,
             0x80ff_f000..0x8100_1000,
             0x8100_0800..0x8100_0900,
         ] {
             assert_eq!(
-                tracker.map_code(&range),
+                tracker.alloc_range_code(&range),
                 Err(MemoryTrackerError::Overlaps(
                     round_out_to_pages(&range).unwrap()
                 )),
@@ -388,11 +407,11 @@ mod tests {
     fn overlapping_what_the_table_already_maps_is_refused() {
         let tracker = active_tracker();
         assert_eq!(
-            tracker.map_data(&(0x803f_f000..0x8040_1000)),
+            tracker.alloc_range_mut(&(0x803f_f000..0x8040_1000)),
             Err(MemoryTrackerError::Overlaps(0x803f_f000..0x8040_1000))
         );
         assert_eq!(
-            tracker.map_device(&(0x900_0000..0x900_1000)),
+            tracker.map_mmio_range(0x900_0000..0x900_1000),
             Err(MemoryTrackerError::Overlaps(0x900_0000..0x900_1000))
         );
     }
@@ -401,12 +420,12 @@ mod tests {
     fn unmap_frees_the_range_for_another_type() {
         let tracker = active_tracker();
         let range = 0x8100_0000..0x8120_0000;
-        tracker.map_data(&range).unwrap();
+        tracker.alloc_range_mut(&range).unwrap();
         // SAFETY: Host test; nothing points into the range.
         unsafe { tracker.unmap(&range) }.unwrap();
         assert!(tracker.regions().is_empty());
         assert!(!tracker.page_table().is_mapped(&range).unwrap());
-        tracker.map_code(&range).unwrap();
+        tracker.alloc_range_code(&range).unwrap();
         assert_eq!(
             tracker.regions(),
             [Region {
@@ -419,7 +438,9 @@ mod tests {
     #[test]
     fn unmap_takes_only_a_range_the_tracker_mapped() {
         let tracker = active_tracker();
-        tracker.map_data(&(0x8100_0000..0x8100_2000)).unwrap();
+        tracker
+            .alloc_range_mut(&(0x8100_0000..0x8100_2000))
+            .unwrap();
         for range in [0x8100_0000..0x8100_1000, IMAGE, 0x8200_0000..0x8200_1000] {
             // SAFETY: Host test; nothing is unmapped.
             let result = unsafe { tracker.unmap(&range) };
@@ -435,19 +456,19 @@ mod tests {
     fn empty_and_overflowing_ranges_are_refused() {
         let tracker = active_tracker();
         assert_eq!(
-            tracker.map_data(&(0x8100_0000..0x8100_0000)),
+            tracker.alloc_range_mut(&(0x8100_0000..0x8100_0000)),
             Err(MemoryTrackerError::Empty(0x8100_0000..0x8100_0000))
         );
         assert!(matches!(
-            tracker.map_data(&(0x8100_0000..usize::MAX)),
+            tracker.alloc_range_mut(&(0x8100_0000..usize::MAX)),
             Err(MemoryTrackerError::Empty(_))
         ));
         assert!(matches!(
-            tracker.alloc(usize::MAX - 0xfff, 0x2000),
+            tracker.alloc(usize::MAX - 0xfff, NonZeroUsize::new(0x2000).unwrap()),
             Err(MemoryTrackerError::Empty(_))
         ));
         assert_eq!(
-            tracker.alloc_mut(0x8100_0000, 0x10),
+            tracker.alloc_mut(0x8100_0000, NonZeroUsize::new(0x10).unwrap()),
             Ok(0x8100_0000..0x8100_1000)
         );
     }

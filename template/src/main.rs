@@ -7,8 +7,10 @@
 #![no_std]
 
 use log::{info, LevelFilter};
-use vmbase::{logger, main, power};
+use vmbase::{configure_heap, logger, main, power};
 
+// The global allocator's memory (`alloc`'s Box, Vec, ...), ready before `main`.
+configure_heap!(64 * 4096);
 main!(main);
 
 /// Called by vmbase once the console is ready, with x0-x3 as the VMM set them.

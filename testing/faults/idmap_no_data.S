@@ -6,13 +6,8 @@
  * not, so entry.S's first store (zeroing .bss) takes a translation fault with the MMU just on.
  */
 
-.set DESC_BLOCK, 0x1		/* valid block descriptor */
-.set DESC_TABLE, 0x3		/* valid table descriptor */
-.set ATTR_NORMAL, 1 << 2	/* MAIR index 1: Normal write-back */
-.set AP_READ_ONLY, 1 << 7	/* read-only */
-.set SH_INNER, 3 << 8		/* inner shareable */
-.set AF, 1 << 10		/* access flag set */
-.set UXN, 1 << 54		/* not executable at EL0 */
+#include <vmbase/crosvm.h>
+#include <vmbase/idmap.h>
 
 .section .rodata.idmap, "a", %progbits
 .global idmap
@@ -24,5 +19,5 @@ idmap:
 	.fill	509, 8, 0x0
 idmap_l2:
 	.quad	0x0			/* dtb_region: unmapped */
-	.quad	DESC_BLOCK | ATTR_NORMAL | SH_INNER | AF | AP_READ_ONLY | UXN | 0x80200000	/* image */
+	.quad	DESC_BLOCK | DESC_ATTR_NORMAL | DESC_SH_INNER | DESC_AF | DESC_AP_READ_ONLY | DESC_UXN | CROSVM_BOOTLOADER_START	/* image */
 	.fill	510, 8, 0x0		/* writable_data and the rest: unmapped */

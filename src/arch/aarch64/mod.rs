@@ -2,11 +2,13 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! aarch64 system registers, barriers and cache maintenance, each a single instruction.
+//!
+//! Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 
 /// Reads a system register by name, e.g. `read_sysreg!("ctr_el0")`, as a `u64`.
 ///
 /// Only for registers whose read has no side effects (ID registers, control registers); the
-/// macro is a safe expression.
+/// macro is a safe expression. Only on aarch64.
 #[macro_export]
 macro_rules! read_sysreg {
     ($name:literal) => {{
@@ -21,6 +23,35 @@ macro_rules! read_sysreg {
         }
         value
     }};
+}
+
+/// Instruction synchronization barrier: later instructions see the effects of earlier system
+/// register writes, and are not executed early (e.g. a counter read).
+pub fn isb() {
+    // SAFETY: A barrier only orders instruction execution.
+    unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Waits for an interrupt (or another wake-up event), doing nothing.
+pub fn wfi() {
+    // SAFETY: wfi only waits; it touches no memory or registers.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Discards this CPU's cached EL1 translations, global ones included, once earlier page-table
+/// writes are visible (`DSB ISHST`, `TLBI VMALLE1`, `DSB ISH`, `ISB`).
+pub fn invalidate_tlb() {
+    // SAFETY: TLB maintenance only drops cached translations; the page tables in memory decide
+    // what is mapped.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst", // page-table writes before the invalidation
+            "tlbi vmalle1",
+            "dsb ish", // the invalidation completes
+            "isb",     // before the next instruction is fetched
+            options(nostack, preserves_flags)
+        );
+    }
 }
 
 /// Data synchronization barrier, full system: earlier accesses and cache maintenance reach the

@@ -7,6 +7,7 @@
 #![no_main]
 #![no_std]
 
+vmbase::configure_heap!(4096);
 vmbase::main!(main);
 
 /// Only reached if the early fault did not happen.

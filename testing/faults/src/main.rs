@@ -26,8 +26,9 @@ use vmbase::layout::Layout;
 use vmbase::paging::PageTable;
 use vmbase::{configure_heap, counter, main, power, println};
 
-/// Unmapped in both the idmap and the page table built here.
-const UNMAPPED_ADDRESS: usize = 0x4000_0000;
+/// The first address after the MMIO window: unmapped in both the idmap and the page table built
+/// here.
+const UNMAPPED_ADDRESS: usize = vmbase::layout::crosvm::MMIO_END;
 const HEAP_SIZE: usize = 16 * 4096;
 
 /// Read-only data, for the write-to-read-only case.
@@ -107,6 +108,7 @@ extern "C" fn irq_current(elr: u64, spsr: u64) {
     power::reboot();
 }
 
+configure_heap!(HEAP_SIZE);
 main!(main);
 
 /// Runs the case named in the boot arguments.
@@ -121,15 +123,6 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
         .and_then(fault_from_bootargs)
         .unwrap_or("none");
     println!("fault guest: injecting {case}");
-    if case == "alloc-before-init" {
-        let early: Vec<u64> = Vec::with_capacity(1);
-        println!(
-            "fault guest: allocated {:p} before heap init",
-            black_box(early.as_ptr())
-        );
-        return;
-    }
-    configure_heap!(HEAP_SIZE).unwrap();
     activate_page_table();
     inject(case);
     println!("fault guest: {case} did not end the VM");
@@ -228,11 +221,7 @@ fn inject(case: &str) {
             read_unmapped();
         }
         "misaligned-sp" => {
-            let sctlr: u64;
-            // SAFETY: Reading SCTLR_EL1 has no side effects.
-            unsafe {
-                core::arch::asm!("mrs {}, sctlr_el1", out(reg) sctlr, options(nomem, nostack))
-            };
+            let sctlr = vmbase::read_sysreg!("sctlr_el1");
             // SCTLR_EL1.SA, bit 3: SP alignment checking at EL1.
             let checking = if sctlr & (1 << 3) != 0 { "on" } else { "off" };
             println!("fault guest: SP alignment checking is {checking}");

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 use vmbase_test_harness::repository_root;
+use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
 use vmclient::{DeathReason, VirtualMachineRawConfig, boot_stub};
 
 /// Guest instructions per counter tick under `-icount shift=0` (16 ns at 62.5 MHz).
@@ -196,8 +197,8 @@ fn bare_qemu_command(files: &Path, image: &Path) -> Command {
         .arg("-bios")
         .arg(files.join("stub.bin"));
     for (file, address) in [
-        (files.join("qemu.dtb"), 0x8000_0000u64),
-        (image.to_owned(), 0x8020_0000),
+        (files.join("qemu.dtb"), FDT_ADDRESS),
+        (image.to_owned(), IMAGE_ADDRESS),
     ] {
         command.arg("-device").arg(format!(
             "loader,file={},addr={address:#x},force-raw=on",
