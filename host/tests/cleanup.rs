@@ -3,8 +3,9 @@
 
 //! Checks that a `VmInstance` never leaves QEMU processes or temporary directories behind.
 //!
-//! These tests count this process's children and the `vmclient-*` entries of the temporary
-//! directory, so they take a lock and run one at a time.
+//! These tests count this process's children and the `vmclient-PID-*` entries of the temporary
+//! directory that name this process (other programs' VMs may come and go meanwhile), so they take
+//! a lock and run one at a time.
 
 mod common;
 
@@ -26,11 +27,13 @@ fn serialize() -> MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The temporary directories of this process's VMs (`vmclient-PID-*`).
 fn vmclient_temp_dirs() -> BTreeSet<PathBuf> {
+    let prefix = format!("vmclient-{}-", std::process::id());
     std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("vmclient-"))
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
         .map(|entry| entry.path())
         .collect()
 }
