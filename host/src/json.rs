@@ -73,6 +73,7 @@ impl VirtualMachineRawConfig {
             (Some(CpuTopology::MatchHost), None) => host_cpu_count(),
             (None, Some(num_cpus)) => num_cpus,
         };
+        refuse_empty_paths(&json, path)?;
         let resolve = |relative: PathBuf| base_dir.join(relative);
         let defaults = Self::default();
         Ok(Self {
@@ -98,6 +99,38 @@ impl VirtualMachineRawConfig {
             icount_shift: None,
             device_tree: None,
         })
+    }
+}
+
+/// Refuses a path field that is `""`: joined to the config's directory it would name the
+/// directory itself, or nothing.
+fn refuse_empty_paths(json: &VmConfigJson, path: &Path) -> Result<(), Error> {
+    let named = [
+        ("`bootloader`", &json.bootloader),
+        ("`kernel`", &json.kernel),
+        ("`initrd`", &json.initrd),
+        ("`firmware`", &json.firmware),
+    ];
+    let empty = named
+        .into_iter()
+        .find(|(_, value)| {
+            value
+                .as_ref()
+                .is_some_and(|value| value.as_os_str().is_empty())
+        })
+        .map(|(field, _)| field.to_owned())
+        .or_else(|| {
+            json.disks
+                .iter()
+                .position(|disk| disk.image.as_os_str().is_empty())
+                .map(|index| format!("`image` of disk {index}"))
+        });
+    match empty {
+        Some(field) => Err(Error::ConfigInvalid {
+            path: path.to_owned(),
+            reason: format!("{field} is an empty path"),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -220,6 +253,29 @@ mod tests {
             error.to_string().contains("unknown variant `two_cpus`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn empty_paths_are_refused_naming_the_field() {
+        for (text, field) in [
+            (r#"{"kernel": "Image", "initrd": ""}"#, "`initrd`"),
+            (r#"{"kernel": "", "firmware": "fw.bin"}"#, "`kernel`"),
+            (r#"{"kernel": "Image", "firmware": ""}"#, "`firmware`"),
+            (r#"{"bootloader": ""}"#, "`bootloader`"),
+            (
+                r#"{"bootloader": "a.bin", "disks": [{"image": ""}]}"#,
+                "`image` of disk 0",
+            ),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(
+                matches!(error, Error::ConfigInvalid { .. })
+                    && error
+                        .to_string()
+                        .contains(&format!("{field} is an empty path")),
+                "{text}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::boot_stub::EntryState;
 use crate::config::{DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig};
 use crate::error::Error;
 use crate::host::host_memory_mib;
-use crate::image::{self, IMAGE_HEADER_SIZE, ImageHeader, ImageKind};
+use crate::image::{self, ImageHeader, ImageKind};
 use crate::kernel::{KernelPayload, kernel_layout};
 use crate::layout::{
     FDT_ADDRESS, FDT_MAX_SIZE, FIRMWARE_ADDRESS, FIRMWARE_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB,
@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 
 /// The largest `-icount` shift QEMU accepts.
 const MAX_ICOUNT_SHIFT: u32 = 10;
+
+/// The longest kernel command line, with its terminating NUL, that crosvm passes and arm64 Linux
+/// takes (its `COMMAND_LINE_SIZE`); Linux would silently cut a longer one.
+const KERNEL_COMMAND_LINE_MAX_SIZE: usize = 2048;
 
 /// What a kernel boot's command line starts with, as under crosvm: a kernel panic resets the VM
 /// at once (the host sees `Reboot`) instead of leaving it hung.
@@ -114,7 +118,13 @@ fn place(config: &VirtualMachineRawConfig) -> Result<(Placement, ImageKind), Err
         return Err(Error::NoImage);
     }
     validate_platform_version(config)?;
-    validate_memory_mib(config.memory_mib, host_memory_mib())?;
+    // A kernel boot's minimum is what its kernel, initrd and device tree need: checked with
+    // their layout, so that the message says what needs it.
+    let minimum_mib = match config.kernel {
+        Some(_) => 0,
+        None => MIN_MEMORY_MIB,
+    };
+    validate_memory_mib(config.memory_mib, minimum_mib, host_memory_mib())?;
     if config.num_cpus == 0 {
         return Err(Error::NoCpus);
     }
@@ -179,6 +189,7 @@ fn bootloader_boot(
     )?);
     if kind == ImageKind::Elf {
         return Err(Error::ImageIsElf {
+            role: "bootloader image",
             path: bootloader.to_owned(),
             raw: raw_image_name(bootloader),
         });
@@ -225,17 +236,15 @@ fn kernel_boot(
     kernel: &Path,
 ) -> Result<(Placement, ImageKind), Error> {
     let kernel_file_size = non_empty_file_size("kernel", kernel)?;
-    let header = match (
-        ImageHeader::parse(&read_start("kernel", kernel, IMAGE_HEADER_SIZE)?),
-        &config.firmware,
-    ) {
+    let start = read_start("kernel", kernel, image::INSPECTED_BYTES)?;
+    let header = match (ImageHeader::parse(&start), &config.firmware) {
         (Ok(header), _) => Some(header),
         // Checking the payload is the firmware's job: the tests of firmware rely on that.
         (Err(_), Some(_)) => None,
         (Err(reason), None) => {
             return Err(Error::NotAKernelImage {
                 path: kernel.to_owned(),
-                reason,
+                reason: not_a_kernel_reason(&start, reason),
             });
         }
     };
@@ -244,7 +253,7 @@ fn kernel_boot(
         .as_deref()
         .map(|initrd| non_empty_file_size("initrd", initrd))
         .transpose()?;
-    // What runs first: the firmware, or else the kernel itconfig.
+    // What runs first: the firmware, or else the kernel itself.
     let kind = match &config.firmware {
         Some(firmware) => {
             let size = non_empty_file_size("firmware", firmware)?;
@@ -257,6 +266,7 @@ fn kernel_boot(
             let kind = image::inspect(&read_start("firmware", firmware, image::INSPECTED_BYTES)?);
             if kind == ImageKind::Elf {
                 return Err(Error::ImageIsElf {
+                    role: "firmware",
                     path: firmware.clone(),
                     raw: raw_image_name(firmware),
                 });
@@ -274,6 +284,7 @@ fn kernel_boot(
     };
     let layout = kernel_layout(&payload, config.memory_mib).map_err(|does_not_fit| {
         Error::KernelDoesNotFit {
+            payload: payload_description(kernel, &payload, config.initrd.as_deref()),
             memory_mib: config.memory_mib,
             required_mib: does_not_fit.required_mib,
         }
@@ -304,6 +315,13 @@ fn kernel_boot(
         Some(params) => format!("{KERNEL_BASE_PARAMS} {params}"),
         None => KERNEL_BASE_PARAMS.to_owned(),
     };
+    let length = bootargs.len() + 1;
+    if length > KERNEL_COMMAND_LINE_MAX_SIZE {
+        return Err(Error::KernelCommandLineTooLong {
+            length,
+            limit: KERNEL_COMMAND_LINE_MAX_SIZE,
+        });
+    }
     let placement = Placement {
         files,
         fdt_address: layout.fdt_address,
@@ -312,6 +330,38 @@ fn kernel_boot(
         initrd: layout.initrd,
     };
     Ok((placement, kind))
+}
+
+/// Why `start`, the first bytes of a kernel, is not an arm64 `Image`: the header's `reason`,
+/// unless it is a mistake that can be named.
+fn not_a_kernel_reason(start: &[u8], reason: &'static str) -> &'static str {
+    match image::inspect(start) {
+        ImageKind::Elf => "it is an ELF file (vmlinux?), not the raw Image",
+        ImageKind::Vmbase { .. } => {
+            "it is a vmbase image: boot it with --bootloader (`bootloader` in a config)"
+        }
+        ImageKind::Arm64Image { .. } | ImageKind::Unknown => reason,
+    }
+}
+
+/// The kernel boot's files and their sizes, for a refusal that they do not fit.
+fn payload_description(kernel: &Path, payload: &KernelPayload, initrd: Option<&Path>) -> String {
+    let mut description = format!(
+        "kernel {} ({} bytes",
+        kernel.display(),
+        payload.kernel_file_size
+    );
+    if let Some(header) = payload
+        .header
+        .filter(|header| header.image_size > payload.kernel_file_size)
+    {
+        description += &format!(", image_size {}", header.image_size);
+    }
+    description += ")";
+    if let (Some(initrd), Some(size)) = (initrd, payload.initrd_size) {
+        description += &format!(", initrd {} ({size} bytes)", initrd.display());
+    }
+    description
 }
 
 /// Checks that `platform_version` accepts the platform this host provides.
@@ -383,12 +433,16 @@ fn raw_image_name(elf: &Path) -> PathBuf {
     }
 }
 
-/// Checks `memory_mib` against the layout and against `host_memory_mib` when known.
-fn validate_memory_mib(memory_mib: u32, host_memory_mib: Option<u64>) -> Result<(), Error> {
-    if memory_mib < MIN_MEMORY_MIB {
+/// Checks `memory_mib` against `minimum_mib`, the cap, and `host_memory_mib` when known.
+fn validate_memory_mib(
+    memory_mib: u32,
+    minimum_mib: u32,
+    host_memory_mib: Option<u64>,
+) -> Result<(), Error> {
+    if memory_mib < minimum_mib {
         return Err(Error::MemoryTooSmall {
             memory_mib,
-            minimum_mib: MIN_MEMORY_MIB,
+            minimum_mib,
         });
     }
     if memory_mib > MAX_MEMORY_MIB {
@@ -450,20 +504,20 @@ mod tests {
     #[test]
     fn memory_limits() {
         assert!(matches!(
-            validate_memory_mib(MIN_MEMORY_MIB - 1, None),
+            validate_memory_mib(MIN_MEMORY_MIB - 1, MIN_MEMORY_MIB, None),
             Err(Error::MemoryTooSmall { .. })
         ));
-        assert!(validate_memory_mib(MIN_MEMORY_MIB, None).is_ok());
-        assert!(validate_memory_mib(MAX_MEMORY_MIB, None).is_ok());
+        assert!(validate_memory_mib(MIN_MEMORY_MIB, MIN_MEMORY_MIB, None).is_ok());
+        assert!(validate_memory_mib(MAX_MEMORY_MIB, MIN_MEMORY_MIB, None).is_ok());
         assert!(matches!(
-            validate_memory_mib(MAX_MEMORY_MIB + 1, None),
+            validate_memory_mib(MAX_MEMORY_MIB + 1, MIN_MEMORY_MIB, None),
             Err(Error::MemoryTooLarge {
                 limit_mib: 16384,
                 ..
             })
         ));
         assert!(matches!(
-            validate_memory_mib(2048, Some(1024)),
+            validate_memory_mib(2048, MIN_MEMORY_MIB, Some(1024)),
             Err(Error::MemoryTooLarge {
                 limit_mib: 1024,
                 ..
@@ -839,6 +893,111 @@ mod tests {
     }
 
     #[test]
+    fn an_elf_firmware_is_named_as_the_firmware() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let firmware = dir.path().join("fw");
+        fs::write(&firmware, b"\x7fELF\x02\x01\x01\0").unwrap();
+        config.firmware = Some(firmware.clone());
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("firmware {} is an ELF file", firmware.display())),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_kernel_that_is_a_vmbase_image_or_an_elf_file_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let kernel = dir.path().join("guest");
+        // msr vbar_el1, x30; isb: how a vmbase entry starts.
+        let mut vmbase = 0xd518_c01e_u32.to_le_bytes().to_vec();
+        vmbase.extend(0xd503_3fdf_u32.to_le_bytes());
+        vmbase.resize(256, 0);
+        config.kernel = Some(kernel.clone());
+        for (contents, expected) in [
+            (vmbase, "it is a vmbase image: boot it with --bootloader"),
+            (
+                b"\x7fELF\x02\x01\x01\0".repeat(8),
+                "it is an ELF file (vmlinux?), not the raw Image",
+            ),
+        ] {
+            fs::write(&kernel, contents).unwrap();
+            let error = validate(&config).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_kernel_boot_below_the_minimum_memory_gets_the_kernel_layouts_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        config.initrd = None;
+        config.memory_mib = 2;
+        let error = validate(&config).unwrap_err();
+        // The kernel's 24 MiB image_size and the device tree's 2 MiB + 64 KiB: 27 MiB.
+        assert!(
+            matches!(
+                error,
+                Error::KernelDoesNotFit {
+                    required_mib: 27,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        config.memory_mib = 27;
+        assert!(validate(&config).is_ok());
+    }
+
+    #[test]
+    fn a_huge_initrd_is_named_and_no_impossible_memory_is_suggested() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let initrd = dir.path().join("huge-initrd");
+        // Sparse: its size is all that may be looked at.
+        fs::File::create(&initrd)
+            .unwrap()
+            .set_len(100 << 30)
+            .unwrap();
+        config.initrd = Some(initrd.clone());
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("initrd {} (107374182400 bytes)", initrd.display())),
+            "{error}"
+        );
+        assert!(error.contains("more than the 16384 MiB"), "{error}");
+        assert!(!error.contains("raise memory_mib"), "{error}");
+
+        let (_dir, config) = config_with_image(&[], 16);
+        let image = config.bootloader.clone().unwrap();
+        fs::File::create(&image)
+            .unwrap()
+            .set_len(100 << 30)
+            .unwrap();
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(error.contains("more than the 16384 MiB"), "{error}");
+        assert!(!error.contains("raise memory_mib"), "{error}");
+    }
+
+    #[test]
+    fn a_kernel_command_line_longer_than_linux_takes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        // With "panic=-1 " and the NUL, 2048 bytes: the most crosvm and Linux take.
+        config.params = Some("a".repeat(2048 - 10));
+        assert!(validate(&config).is_ok());
+        config.params = Some("a".repeat(2048 - 9));
+        let error = validate(&config).unwrap_err();
+        assert!(
+            matches!(error, Error::KernelCommandLineTooLong { length: 2049, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("`params`"), "{error}");
+    }
+
+    #[test]
     fn kernel_initrd_and_device_tree_must_fit() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = kernel_config(dir.path());
@@ -850,7 +1009,8 @@ mod tests {
                 error,
                 Error::KernelDoesNotFit {
                     memory_mib: 34,
-                    required_mib: 35
+                    required_mib: 35,
+                    ..
                 }
             ),
             "{error}"
