@@ -67,6 +67,15 @@ impl Vm {
         }
     }
 
+    /// Starts `vm` with its output piped, for a test that signals it while it runs.
+    fn spawn(&mut self) -> Child {
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     fn run(mut self) -> Run {
         let output = self.command.output().unwrap();
         self.finish(output)
@@ -411,12 +420,7 @@ fn boots_json_config_with_relative_paths_and_console_file() {
 
 /// Spawns `vm` with piped output and waits until its QEMU (a child with the VM's name) runs.
 fn spawn_until_qemu_runs(vm: &mut Vm) -> Child {
-    let child = vm
-        .command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = vm.spawn();
     let deadline = Instant::now() + Duration::from_secs(20);
     let is_qemu = |&(_, parent): &(u32, u32)| parent == child.id();
     while !processes_with_argument(&vm.name).iter().any(is_qemu) {
@@ -481,6 +485,14 @@ fn qemu_not_installed() {
     assert_start_failed(&run, "install it with `apt-get install qemu-system-arm`");
 }
 
+/// Boots `guest` with `--mem mem` and `cache` as `XDG_CACHE_HOME`, where device-tree dumps are
+/// kept.
+fn boot_with_cache(guest: &common::Guest, mem: &str, cache: &Path) -> Run {
+    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image), "--mem", mem]);
+    vm.command.env("XDG_CACHE_HOME", cache);
+    vm.run()
+}
+
 /// QEMU's device tree is dumped once per QEMU binary and machine options, then reused.
 #[test]
 fn device_tree_dumps_are_cached() {
@@ -492,11 +504,7 @@ fn device_tree_dumps_are_cached() {
             .map(|entries| entries.map(|entry| entry.unwrap().path()).collect())
             .unwrap_or_default()
     };
-    let boot = |mem: &str| {
-        let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image), "--mem", mem]);
-        vm.command.env("XDG_CACHE_HOME", cache.path());
-        vm.run()
-    };
+    let boot = |mem| boot_with_cache(&guest, mem, cache.path());
     assert_eq!(boot("16").stdout, "hello\nVM ended: Shutdown\n");
     let after_first = cached_trees();
     assert_eq!(after_first.len(), 1, "{after_first:?}");
@@ -559,18 +567,23 @@ fn wait_until_no_process_named(name: &str) {
 #[test]
 fn qemu_dies_with_vm_whatever_signal_kills_it() {
     require_qemu();
-    let spin = assemble(SPIN);
+    let spin_guest = assemble(SPIN);
+    let spinning_kernel_guest = assemble(&format!("{IMAGE_HEADER}{SPIN}"));
+    let spin = run_path(&spin_guest.image);
+    let spinning_kernel = run_path(&spinning_kernel_guest.image);
     let hello = assemble(HELLO);
-    for (signal, code) in [
-        ("-KILL", None),
-        ("-QUIT", Some(128 + 3)),
-        ("-USR1", Some(128 + 10)),
+    for (signal, code, boot) in [
+        ("-KILL", None, ["--bootloader", &spin]),
+        ("-QUIT", Some(128 + 3), ["--bootloader", &spin]),
+        ("-USR1", Some(128 + 10), ["--bootloader", &spin]),
+        ("-KILL", None, ["--kernel", &spinning_kernel]),
+        ("-INT", Some(128 + 2), ["--kernel", &spinning_kernel]),
     ] {
-        let mut vm = Vm::new(&["run", "--bootloader", &run_path(&spin.image)]);
+        let mut vm = Vm::new(&["run", boot[0], boot[1]]);
         let child = spawn_until_qemu_runs(&mut vm);
         send_signal(signal, child.id());
         let output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), code, "after kill {signal}");
+        assert_eq!(output.status.code(), code, "after kill {signal}, {boot:?}");
         wait_until_no_process_named(&vm.name);
         // A SIGKILLed vm cannot clean up: the next run reclaims its temporary directory.
         let next = Vm::in_temp_dir(
@@ -583,12 +596,7 @@ fn qemu_dies_with_vm_whatever_signal_kills_it() {
 
 /// Spawns `vm` and waits (within a bound) for a line on its stderr that contains `needle`.
 fn spawn_until_stderr_says(vm: &mut Vm, needle: &str) -> Child {
-    let mut child = vm
-        .command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = vm.spawn();
     let stderr = child.stderr.take().unwrap();
     let (sender, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -692,12 +700,7 @@ fn sigterm_while_qemu_hangs(dump_for_real: bool) {
         .env("PATH", path)
         .env("XDG_CACHE_HOME", cache.path())
         .env("FAKE_QEMU_PID", &pid_file);
-    let child = vm
-        .command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = vm.spawn();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !pid_file.exists() {
         assert!(Instant::now() < deadline, "the fake QEMU never ran");
@@ -753,17 +756,7 @@ fn a_corrupt_cached_device_tree_is_dumped_again() {
     require_qemu();
     let guest = assemble(HELLO);
     let cache = tempfile::tempdir().unwrap();
-    let boot = || {
-        let mut vm = Vm::new(&[
-            "run",
-            "--bootloader",
-            &run_path(&guest.image),
-            "--mem",
-            "16",
-        ]);
-        vm.command.env("XDG_CACHE_HOME", cache.path());
-        vm.run()
-    };
+    let boot = || boot_with_cache(&guest, "16", cache.path());
     assert_eq!(boot().stdout, "hello\nVM ended: Shutdown\n");
     let cached = fs::read_dir(cache.path().join("vmclient"))
         .unwrap()
