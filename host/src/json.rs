@@ -6,8 +6,11 @@
 use crate::config::{DiskImage, VirtualMachineRawConfig};
 use crate::error::Error;
 use crate::host::host_cpu_count;
+use rustix::fs::OFlags;
 use serde::Deserialize;
 use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// How many CPUs a JSON config asks for, with AOSP's names.
@@ -44,7 +47,7 @@ struct VmConfigJson {
 impl VirtualMachineRawConfig {
     /// Reads an AOSP `vm run` JSON config; relative paths are taken from the file's directory.
     pub fn from_json_file(path: &Path) -> Result<Self, Error> {
-        let text = fs::read_to_string(path).map_err(|source| Error::ConfigUnreadable {
+        let text = read_config(path).map_err(|source| Error::ConfigUnreadable {
             path: path.to_owned(),
             source,
         })?;
@@ -100,6 +103,39 @@ impl VirtualMachineRawConfig {
             device_tree: None,
         })
     }
+}
+
+/// The most a config file may hold: more than any `params` a device tree (at most 2 MiB) can
+/// carry, and little enough that reading it costs nothing.
+const MAX_CONFIG_SIZE: u64 = 4 << 20;
+
+/// The text of the config file at `path`, which must be a regular file of at most
+/// [`MAX_CONFIG_SIZE`] bytes: a FIFO would block the read where no signal can stop it, and a
+/// device such as `/dev/zero` would never end.
+fn read_config(path: &Path) -> io::Result<String> {
+    // Non-blocking, so that opening a FIFO nobody writes returns at once.
+    let file = fs::File::options()
+        .read(true)
+        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_SIZE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "it is more than {} MiB, too large for a VM config",
+                MAX_CONFIG_SIZE >> 20
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 /// Refuses a path field that is `""`: joined to the config's directory it would name the
@@ -253,6 +289,29 @@ mod tests {
             error.to_string().contains("unknown variant `two_cpus`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_config_that_is_a_fifo_a_device_or_too_large_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("vm.json");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RUSR).unwrap();
+        let large = dir.path().join("large.json");
+        fs::File::create(&large)
+            .unwrap()
+            .set_len(MAX_CONFIG_SIZE + 1)
+            .unwrap();
+        for (path, reason) in [
+            (fifo.as_path(), "it is not a regular file"),
+            (Path::new("/dev/zero"), "it is not a regular file"),
+            (&large, "it is more than 4 MiB, too large for a VM config"),
+        ] {
+            let error = VirtualMachineRawConfig::from_json_file(path).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("cannot read VM config {}: {reason}", path.display())
+            );
+        }
     }
 
     #[test]

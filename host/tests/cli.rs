@@ -332,7 +332,7 @@ fn guests_boot_with_the_exit_code_and_output_each_flag_gives() {
         .unwrap()
         .len();
     let hello_size = format!("{hello_size:016x}");
-    // Concurrently: each row is a VM of its own.
+    // Concurrently: each row is a VM of its own, and several load the same files at once.
     std::thread::scope(|scope| {
         for boot in BOOTS {
             let (dir, hello_size) = (&dir, &hello_size);
@@ -1131,6 +1131,20 @@ const REFUSALS: &[Refusal] = &[
         ],
         code: 1,
         message: "cannot read initrd /nonexistent/initrd",
+    },
+    // Before, vm blocked on the FIFO where Ctrl-C could not stop it, and read /dev/zero until
+    // memory ran out.
+    Refusal {
+        name: "config that is a FIFO",
+        args: &["run", "{dir}/fifo"],
+        code: 1,
+        message: "cannot read VM config {dir}/fifo: it is not a regular file",
+    },
+    Refusal {
+        name: "config that is /dev/zero",
+        args: &["run", "/dev/zero"],
+        code: 1,
+        message: "cannot read VM config /dev/zero: it is not a regular file",
     },
     Refusal {
         name: "initrd that is a FIFO",
