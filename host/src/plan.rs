@@ -351,11 +351,14 @@ fn payload_description(kernel: &Path, payload: &KernelPayload, initrd: Option<&P
         kernel.display(),
         payload.kernel_file_size
     );
-    if let Some(header) = payload
-        .header
-        .filter(|header| header.image_size > payload.kernel_file_size)
-    {
-        description += &format!(", image_size {}", header.image_size);
+    if let Some(header) = payload.header {
+        // What makes it need more than its size: its place, and what it takes once running.
+        if header.text_offset != 0 {
+            description += &format!(", text_offset {:#x}", header.text_offset);
+        }
+        if header.image_size > payload.kernel_file_size {
+            description += &format!(", image_size {}", header.image_size);
+        }
     }
     description += ")";
     if let (Some(initrd), Some(size)) = (initrd, payload.initrd_size) {
@@ -969,6 +972,17 @@ mod tests {
         );
         assert!(error.contains("more than the 16384 MiB"), "{error}");
         assert!(!error.contains("raise memory_mib"), "{error}");
+
+        // A kernel placed out of reach by its header is named with the header's text_offset.
+        let mut far = header_bytes(1 << 63, 0x1000, 0);
+        far.resize(0x1000, 0);
+        fs::write(config.kernel.as_ref().unwrap(), far).unwrap();
+        config.initrd = None;
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(
+            error.contains("(4096 bytes, text_offset 0x8000000000000000)"),
+            "{error}"
+        );
 
         let (_dir, config) = config_with_image(&[], 16);
         let image = config.bootloader.clone().unwrap();
