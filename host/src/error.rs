@@ -305,6 +305,20 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// One file is attached as two disks, at least one of them writable.
+    #[error(
+        "disk image {path} is disk {second} and also disk {first} (the same file), and one of \
+         them is writable: attach it once"
+    )]
+    DiskAttachedTwice {
+        /// The second disk's path.
+        path: PathBuf,
+        /// The index of its first attachment.
+        first: usize,
+        /// The index of the second one.
+        second: usize,
+    },
+
     /// A text field holds a NUL byte, which neither QEMU's command line nor a device tree
     /// string can carry.
     #[error("`{field}` contains a NUL byte")]

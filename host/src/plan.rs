@@ -17,6 +17,7 @@ use crate::layout::{
 use std::fs;
 use std::io::Read;
 use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The largest `-icount` shift QEMU accepts.
@@ -150,6 +151,7 @@ fn place(config: &VirtualMachineRawConfig) -> Result<(Placement, ImageKind), Err
     for disk in &config.disks {
         regular_file_size("disk image", &disk.image)?;
     }
+    refuse_shared_writable_disk(&config.disks)?;
     if let Some(device_tree) = &config.device_tree {
         let size = regular_file_size("device tree", device_tree)?;
         if size > FDT_MAX_SIZE {
@@ -365,6 +367,26 @@ fn payload_description(kernel: &Path, payload: &KernelPayload, initrd: Option<&P
         description += &format!(", initrd {} ({size} bytes)", initrd.display());
     }
     description
+}
+
+/// Refuses one file attached as two disks when either is writable: QEMU would refuse it with
+/// a message that blames another process.
+fn refuse_shared_writable_disk(disks: &[DiskImage]) -> Result<(), Error> {
+    // Each disk was checked to be a readable regular file, so its metadata is there.
+    let identity = |disk: &DiskImage| fs::metadata(&disk.image).map(|m| (m.dev(), m.ino())).ok();
+    for (second, disk) in disks.iter().enumerate() {
+        let same = disks[..second].iter().position(|earlier| {
+            (earlier.writable || disk.writable) && identity(earlier) == identity(disk)
+        });
+        if let Some(first) = same {
+            return Err(Error::DiskAttachedTwice {
+                path: disk.image.clone(),
+                first,
+                second,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `platform_version` accepts the platform this host provides.
@@ -638,6 +660,39 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn one_file_is_not_two_disks_when_either_is_writable() {
+        let (dir, mut config) = config_with_image(&[0; 4], 16);
+        let disk = dir.path().join("disk.img");
+        fs::write(&disk, [0; 512]).unwrap();
+        let link = dir.path().join("link.img");
+        fs::hard_link(&disk, &link).unwrap();
+        let attach = |image: &Path, writable| DiskImage {
+            image: image.to_owned(),
+            writable,
+        };
+        config.disks = vec![attach(&disk, false), attach(&disk, false)];
+        assert!(validate(&config).is_ok(), "read-only twice is fine");
+        for disks in [
+            vec![attach(&disk, true), attach(&disk, false)],
+            vec![attach(&disk, false), attach(&link, true)],
+        ] {
+            config.disks = disks;
+            let error = validate(&config).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::DiskAttachedTwice {
+                        first: 0,
+                        second: 1,
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -1182,6 +1182,14 @@ const REFUSALS: &[Refusal] = &[
         code: 1,
         message: "cannot read disk image {dir}/.: it is not a regular file",
     },
+    // Before, QEMU refused it, blaming "another process".
+    Refusal {
+        name: "one file as two disks, one writable",
+        args: &["run", "{dir}/disk-twice.json"],
+        code: 1,
+        message: "disk image {dir}/./initrd-link is disk 1 and also disk 0 (the same file), and \
+                  one of them is writable",
+    },
     // Sparse: were it read, this would take minutes.
     Refusal {
         name: "initrd of 100 GiB",
@@ -1342,7 +1350,7 @@ fn refusal_fixture() -> common::Guest {
         .flat_map(|instruction| instruction.to_le_bytes())
         .collect();
     let long_params = format!(r#"{{"kernel": "Image", "params": "{}"}}"#, "a".repeat(3000));
-    let files: [(&str, Vec<u8>); 23] = [
+    let files: [(&str, Vec<u8>); 24] = [
         ("empty.bin", Vec::new()),
         ("big.bin", vec![0; 3 << 20]),
         ("big.dtb", vec![0; 3 << 20]),
@@ -1397,6 +1405,12 @@ fn refusal_fixture() -> common::Guest {
         (
             "empty-initrd.json",
             br#"{"kernel": "Image", "initrd": ""}"#.to_vec(),
+        ),
+        (
+            "disk-twice.json",
+            br#"{"bootloader": "guest.bin", "disks": [{"image": "initrd", "writable": true},
+                {"image": "./initrd-link"}]}"#
+                .to_vec(),
         ),
         (
             "disk-directory.json",
