@@ -369,8 +369,9 @@ impl Outputs {
     ) -> Result<Self, Error> {
         let named = [("console", &args.console), ("log", &args.log)];
         for (role, path) in named {
-            if let Some(path) = path {
-                refuse_input(role, path, inputs)?;
+            match path {
+                Some(path) => refuse_input(role, path, inputs)?,
+                None => refuse_stdout_input(role, inputs)?,
             }
         }
         let console = Output::open("console", args.console.as_deref(), interrupt)?;
@@ -521,6 +522,27 @@ fn refuse_input(
             return Err(Error::OutputIsInput {
                 output_role: role,
                 output: path.to_owned(),
+                input_role,
+                input: input.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses stdout as the `role` output when it is one of `inputs` (`vm run … >> IMAGE`).
+fn refuse_stdout_input(role: &'static str, inputs: &[(&'static str, &Path)]) -> Result<(), Error> {
+    // Without a file behind it (a closed stdout), it is no input either.
+    let Ok(stdout) = rustix::fs::fstat(std::io::stdout()) else {
+        return Ok(());
+    };
+    for &(input_role, input) in inputs {
+        let is_stdout = fs::metadata(input)
+            .is_ok_and(|input| (input.dev(), input.ino()) == (stdout.st_dev, stdout.st_ino));
+        if is_stdout {
+            return Err(Error::OutputIsInput {
+                output_role: role,
+                output: PathBuf::from("(standard output)"),
                 input_role,
                 input: input.to_owned(),
             });

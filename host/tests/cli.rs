@@ -1506,6 +1506,29 @@ fn bad_input_is_refused_with_a_message_naming_it() {
 }
 
 #[test]
+fn stdout_that_is_an_input_is_refused_untouched() {
+    let fixture = refusal_fixture();
+    let kernel = fixture.dir.path().join("Image");
+    let before = fs::read(&kernel).unwrap();
+    // `vm run --kernel Image >> Image`: the console and log would go to the kernel.
+    let mut vm = Vm::new(&["run", "--kernel", &run_path(&kernel), "--timeout", "5"]);
+    vm.command
+        .stdout(fs::File::options().append(true).open(&kernel).unwrap())
+        .stderr(Stdio::piped());
+    let output = vm.command.output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        format!(
+            "vm: error: the console file (standard output) is the kernel {}: writing it would \
+             destroy it; choose another file\n",
+            kernel.display()
+        )
+    );
+    assert_eq!(fs::read(&kernel).unwrap(), before);
+}
+
+#[test]
 fn help_and_version_exit_0() {
     for args in [&["--help"][..], &["--version"], &["run", "--help"]] {
         let output = Command::new(env!("CARGO_BIN_EXE_vm"))
