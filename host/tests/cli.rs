@@ -1529,6 +1529,31 @@ fn stdout_that_is_an_input_is_refused_untouched() {
 }
 
 #[test]
+fn a_closed_stderr_loses_the_messages_but_not_the_verdict() {
+    let fixture = refusal_fixture();
+    let text = fixture.dir.path().join("text.bin");
+    fs::write(&text, "hello world\n").unwrap();
+    // A warning (an image that does not look bootable) and a refusal, both to a closed
+    // stderr: before, the write panicked and the panic's own message aborted vm, leaving its
+    // temporary directory behind.
+    for (args, code, stdout) in [
+        (["--timeout", "0.5"], 137, "VM ended: Killed\n"),
+        (["--mem", "2"], 1, ""),
+    ] {
+        let mut vm = Vm::new(&["run", "--bootloader", &run_path(&text)]);
+        vm.command.args(args);
+        let mut child = vm.spawn();
+        drop(child.stderr.take());
+        let run = vm.finish(child.wait_with_output().unwrap());
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (Some(code), stdout),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
 fn help_and_version_exit_0() {
     for args in [&["--help"][..], &["--version"], &["run", "--help"]] {
         let output = Command::new(env!("CARGO_BIN_EXE_vm"))
