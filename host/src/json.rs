@@ -3,14 +3,12 @@
 
 //! AOSP's `vm run` JSON config format, read into a [`VirtualMachineRawConfig`].
 
+use crate::bounded_read::read_regular_file;
 use crate::config::{DiskImage, VirtualMachineRawConfig};
 use crate::error::Error;
 use crate::host::host_cpu_count;
-use rustix::fs::OFlags;
 use serde::Deserialize;
-use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// How many CPUs a JSON config asks for, with AOSP's names.
@@ -109,33 +107,10 @@ impl VirtualMachineRawConfig {
 /// carry, and little enough that reading it costs nothing.
 const MAX_CONFIG_SIZE: u64 = 4 << 20;
 
-/// The text of the config file at `path`, which must be a regular file of at most
-/// [`MAX_CONFIG_SIZE`] bytes: a FIFO would block the read where no signal can stop it, and a
-/// device such as `/dev/zero` would never end.
+/// The text of the config file at `path`: a regular file of at most [`MAX_CONFIG_SIZE`] bytes.
 fn read_config(path: &Path) -> io::Result<String> {
-    // Non-blocking, so that opening a FIFO nobody writes returns at once.
-    let file = fs::File::options()
-        .read(true)
-        .custom_flags(OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "it is not a regular file",
-        ));
-    }
-    let mut text = String::new();
-    file.take(MAX_CONFIG_SIZE + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_CONFIG_SIZE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "it is more than {} MiB, too large for a VM config",
-                MAX_CONFIG_SIZE >> 20
-            ),
-        ));
-    }
-    Ok(text)
+    let bytes = read_regular_file(path, MAX_CONFIG_SIZE)?;
+    String::from_utf8(bytes).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
 }
 
 /// Refuses a path field that is `""`: joined to the config's directory it would name the
@@ -184,6 +159,7 @@ fn json_error_message(error: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::config::DEFAULT_MEMORY_MIB;
+    use std::fs;
 
     fn parse(text: &str) -> Result<VirtualMachineRawConfig, Error> {
         VirtualMachineRawConfig::from_json_str(text, Path::new("vm.json"), Path::new("/configs"))
@@ -304,7 +280,7 @@ mod tests {
         for (path, reason) in [
             (fifo.as_path(), "it is not a regular file"),
             (Path::new("/dev/zero"), "it is not a regular file"),
-            (&large, "it is more than 4 MiB, too large for a VM config"),
+            (&large, "it is larger than 4194304 bytes"),
         ] {
             let error = VirtualMachineRawConfig::from_json_file(path).unwrap_err();
             assert_eq!(

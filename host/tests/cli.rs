@@ -775,6 +775,30 @@ fn a_corrupt_cached_device_tree_is_dumped_again() {
         // Dumped again: a whole tree (its seeds differ from the first dump's).
         assert!(repaired.len() == dump.len() && fdt::Fdt::new(&repaired).is_ok());
     }
+    // Neither waited on nor read without end (before, a FIFO hung vm and /dev/zero ate memory):
+    // replaced like any corrupt entry.
+    for make_special in ["mkfifo {}", "ln -s /dev/zero {}"] {
+        fs::remove_file(&cached).unwrap();
+        let command = make_special.replace("{}", &run_path(&cached));
+        assert!(
+            Command::new("sh")
+                .args(["-c", &command])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let run = boot();
+        assert_eq!(
+            run.stdout, "hello\nVM ended: Shutdown\n",
+            "{command}: {}",
+            run.stderr
+        );
+        let metadata = fs::symlink_metadata(&cached).unwrap();
+        assert!(
+            metadata.is_file() && metadata.len() == dump.len() as u64,
+            "{command}"
+        );
+    }
 }
 
 #[test]
