@@ -3,6 +3,7 @@
 
 //! The guest's device tree: QEMU's own, with `/memory` and `/chosen/bootargs` rewritten.
 
+use crate::bounded_read::read_regular_file;
 use crate::error::Error;
 use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
 use crate::qemu;
@@ -57,7 +58,7 @@ pub(crate) fn qemu_device_tree(
     let cached = cache_file(memory_mib, num_cpus);
     if let Some(dtb) = cached
         .as_deref()
-        .and_then(|path| fs::read(path).ok())
+        .and_then(|path| read_regular_file(path, FDT_MAX_SIZE).ok())
         .filter(|dtb| check_dump(dtb).is_ok())
     {
         return Ok(dtb);

@@ -3,6 +3,7 @@
 
 //! The one error type of this crate: everything that can stop a VM from being created or started.
 
+use crate::layout::MAX_MEMORY_MIB;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -47,7 +48,7 @@ pub enum Error {
 
     /// A directly booted kernel is not a little-endian arm64 `Image`.
     #[error(
-        "kernel {path} is not an arm64 Linux Image: {reason} (boot the uncompressed \
+        "kernel {path} is not an arm64 Linux Image: {reason} (a kernel is the uncompressed \
          arch/arm64/boot/Image)"
     )]
     NotAKernelImage {
@@ -80,16 +81,32 @@ pub enum Error {
 
     /// Kernel, initrd and device tree do not fit in the VM's RAM.
     #[error(
-        "the kernel, initrd and device tree need at least {required_mib} MiB of RAM but \
-         memory_mib is {memory_mib}: the kernel goes at 0x8000_0000 plus its text_offset, the \
-         initrd at the next 16 MiB boundary after it, and the device tree 2 MiB + 64 KiB below \
-         the end of RAM; raise memory_mib"
+        "{payload} and the device tree need at least {required_mib} MiB of RAM but memory_mib \
+         is {memory_mib}: the kernel goes at 0x8000_0000 plus its text_offset, the initrd at \
+         the next 16 MiB boundary after it, and the device tree 2 MiB + 64 KiB below the end of \
+         RAM; {}",
+        memory_remedy(*.required_mib, "a smaller kernel or initrd")
     )]
     KernelDoesNotFit {
+        /// The files that need the RAM, with their sizes: "kernel K (N bytes)", and "and initrd
+        /// I (M bytes)" with one.
+        payload: String,
         /// The configured RAM size.
         memory_mib: u32,
         /// The smallest `memory_mib` that fits.
         required_mib: u64,
+    },
+
+    /// A kernel's command line (`panic=-1` and `params`) is longer than arm64 Linux takes.
+    #[error(
+        "the kernel command line is {length} bytes with its terminating NUL, more than the \
+         {limit} that arm64 Linux (and crosvm) take: shorten `params`"
+    )]
+    KernelCommandLineTooLong {
+        /// Its length in bytes, with the NUL.
+        length: usize,
+        /// The most that is taken.
+        limit: usize,
     },
 
     /// An image file (bootloader or disk) does not exist or cannot be read.
@@ -122,8 +139,8 @@ pub enum Error {
     /// The bootloader image does not fit between its load address and the end of RAM.
     #[error(
         "bootloader image {path} is {size} bytes but only {available} bytes of RAM follow its \
-         load address 0x8020_0000 with memory_mib {memory_mib}; raise memory_mib to at least \
-         {required_mib}"
+         load address 0x8020_0000 with memory_mib {memory_mib}; {}",
+        memory_remedy(*.required_mib, "a smaller image")
     )]
     ImageTooLarge {
         /// The image.
@@ -270,7 +287,7 @@ pub enum Error {
     },
 
     /// The device tree given instead of QEMU's (`device_tree`, `vm run --dtb`) is over 2 MiB.
-    #[error("device tree {path} is {size} bytes, more than its 2 MiB region at 0x8000_0000")]
+    #[error("device tree {path} is {size} bytes, more than its 2 MiB region")]
     GivenDeviceTreeTooLarge {
         /// The device tree file.
         path: PathBuf,
@@ -288,6 +305,20 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// One file is attached as two disks, at least one of them writable.
+    #[error(
+        "disk image {path} is disk {second} and also disk {first} (the same file), and one of \
+         them is writable: attach it once"
+    )]
+    DiskAttachedTwice {
+        /// The second disk's path.
+        path: PathBuf,
+        /// The index of its first attachment.
+        first: usize,
+        /// The index of the second one.
+        second: usize,
+    },
+
     /// A text field holds a NUL byte, which neither QEMU's command line nor a device tree
     /// string can carry.
     #[error("`{field}` contains a NUL byte")]
@@ -296,13 +327,15 @@ pub enum Error {
         field: &'static str,
     },
 
-    /// The bootloader image is an ELF file, which QEMU would load byte for byte and the guest
-    /// would execute its header.
+    /// A bootloader image or firmware is an ELF file, which QEMU would load byte for byte and
+    /// the guest would execute its header.
     #[error(
-        "bootloader image {path} is an ELF file, not a raw image: convert it with \
+        "{role} {path} is an ELF file, not a raw image: convert it with \
          `llvm-objcopy -O binary {path} {raw}` and boot {raw}"
     )]
     ImageIsElf {
+        /// What the file is for: "bootloader image" or "firmware".
+        role: &'static str,
         /// The image.
         path: PathBuf,
         /// A suggested name for the raw image.
@@ -391,6 +424,16 @@ pub enum Error {
     /// [`crate::VmInstance::start`] was called twice.
     #[error("the VM was already started")]
     AlreadyStarted,
+}
+
+/// What to do about RAM that is `required_mib` too small: raise `memory_mib` when that is
+/// possible, else use `smaller`.
+fn memory_remedy(required_mib: u64, smaller: &str) -> String {
+    if required_mib <= u64::from(MAX_MEMORY_MIB) {
+        format!("raise memory_mib to at least {required_mib}")
+    } else {
+        format!("that is more than the {MAX_MEMORY_MIB} MiB a VM can have: use {smaller}")
+    }
 }
 
 impl Error {

@@ -3,11 +3,12 @@
 
 //! AOSP's `vm run` JSON config format, read into a [`VirtualMachineRawConfig`].
 
+use crate::bounded_read::read_regular_file;
 use crate::config::{DiskImage, VirtualMachineRawConfig};
 use crate::error::Error;
 use crate::host::host_cpu_count;
 use serde::Deserialize;
-use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// How many CPUs a JSON config asks for, with AOSP's names.
@@ -44,7 +45,7 @@ struct VmConfigJson {
 impl VirtualMachineRawConfig {
     /// Reads an AOSP `vm run` JSON config; relative paths are taken from the file's directory.
     pub fn from_json_file(path: &Path) -> Result<Self, Error> {
-        let text = fs::read_to_string(path).map_err(|source| Error::ConfigUnreadable {
+        let text = read_config(path).map_err(|source| Error::ConfigUnreadable {
             path: path.to_owned(),
             source,
         })?;
@@ -73,6 +74,7 @@ impl VirtualMachineRawConfig {
             (Some(CpuTopology::MatchHost), None) => host_cpu_count(),
             (None, Some(num_cpus)) => num_cpus,
         };
+        refuse_empty_paths(&json, path)?;
         let resolve = |relative: PathBuf| base_dir.join(relative);
         let defaults = Self::default();
         Ok(Self {
@@ -101,6 +103,48 @@ impl VirtualMachineRawConfig {
     }
 }
 
+/// The most a config file may hold: more than any `params` a device tree (at most 2 MiB) can
+/// carry, and little enough that reading it costs nothing.
+const MAX_CONFIG_SIZE: u64 = 4 << 20;
+
+/// The text of the config file at `path`: a regular file of at most [`MAX_CONFIG_SIZE`] bytes.
+fn read_config(path: &Path) -> io::Result<String> {
+    let bytes = read_regular_file(path, MAX_CONFIG_SIZE)?;
+    String::from_utf8(bytes).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+}
+
+/// Refuses a path field that is `""`: joined to the config's directory it would name the
+/// directory itself, or nothing.
+fn refuse_empty_paths(json: &VmConfigJson, path: &Path) -> Result<(), Error> {
+    let named = [
+        ("`bootloader`", &json.bootloader),
+        ("`kernel`", &json.kernel),
+        ("`initrd`", &json.initrd),
+        ("`firmware`", &json.firmware),
+    ];
+    let empty = named
+        .into_iter()
+        .find(|(_, value)| {
+            value
+                .as_ref()
+                .is_some_and(|value| value.as_os_str().is_empty())
+        })
+        .map(|(field, _)| field.to_owned())
+        .or_else(|| {
+            json.disks
+                .iter()
+                .position(|disk| disk.image.as_os_str().is_empty())
+                .map(|index| format!("`image` of disk {index}"))
+        });
+    match empty {
+        Some(field) => Err(Error::ConfigInvalid {
+            path: path.to_owned(),
+            reason: format!("{field} is an empty path"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// serde_json's message without its trailing " at line L column C", which the error repeats.
 fn json_error_message(error: &serde_json::Error) -> String {
     let message = error.to_string();
@@ -115,6 +159,7 @@ fn json_error_message(error: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::config::DEFAULT_MEMORY_MIB;
+    use std::fs;
 
     fn parse(text: &str) -> Result<VirtualMachineRawConfig, Error> {
         VirtualMachineRawConfig::from_json_str(text, Path::new("vm.json"), Path::new("/configs"))
@@ -220,6 +265,52 @@ mod tests {
             error.to_string().contains("unknown variant `two_cpus`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_config_that_is_a_fifo_a_device_or_too_large_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("vm.json");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RUSR).unwrap();
+        let large = dir.path().join("large.json");
+        fs::File::create(&large)
+            .unwrap()
+            .set_len(MAX_CONFIG_SIZE + 1)
+            .unwrap();
+        for (path, reason) in [
+            (fifo.as_path(), "it is not a regular file"),
+            (Path::new("/dev/zero"), "it is not a regular file"),
+            (&large, "it is larger than 4194304 bytes"),
+        ] {
+            let error = VirtualMachineRawConfig::from_json_file(path).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("cannot read VM config {}: {reason}", path.display())
+            );
+        }
+    }
+
+    #[test]
+    fn empty_paths_are_refused_naming_the_field() {
+        for (text, field) in [
+            (r#"{"kernel": "Image", "initrd": ""}"#, "`initrd`"),
+            (r#"{"kernel": "", "firmware": "fw.bin"}"#, "`kernel`"),
+            (r#"{"kernel": "Image", "firmware": ""}"#, "`firmware`"),
+            (r#"{"bootloader": ""}"#, "`bootloader`"),
+            (
+                r#"{"bootloader": "a.bin", "disks": [{"image": ""}]}"#,
+                "`image` of disk 0",
+            ),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(
+                matches!(error, Error::ConfigInvalid { .. })
+                    && error
+                        .to_string()
+                        .contains(&format!("{field} is an empty path")),
+                "{text}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 mod boot_stub;
+mod bounded_read;
 mod config;
 mod death_reason;
 mod device_tree;

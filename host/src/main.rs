@@ -20,6 +20,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use vmclient::{DeathReason, Error, VirtualMachineRawConfig, VmInstance};
 
+/// Writes a line to stderr. A closed or full stderr must not turn a message into a panic (as
+/// `eprintln!` would): the exit code still tells what happened.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// How often to look for a signal while the VM runs, or while waiting for a FIFO's reader.
 const SIGNAL_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -152,7 +160,7 @@ fn main() -> ExitCode {
     // with InfrastructureError. QEMU dies with this process; its temporary directory is
     // reclaimed by the next run.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("vm: internal error (please report it): {info}");
+        say!("vm: internal error (please report it): {info}");
         std::process::exit(DeathReason::InfrastructureError.exit_code().into());
     }));
     let cli = match Cli::try_parse() {
@@ -193,7 +201,7 @@ fn main() -> ExitCode {
         let _ = writeln!(stdout, "instructions: {instructions}");
     }
     if let Some(error) = outcome.output_error {
-        eprintln!("vm: error: {error}");
+        say!("vm: error: {error}");
         return ExitCode::from(DeathReason::InfrastructureError.exit_code());
     }
     ExitCode::from(outcome.exit_code)
@@ -201,7 +209,7 @@ fn main() -> ExitCode {
 
 /// Reports why the VM could not start; returns StartFailed's exit code.
 fn refused(error: &Error) -> ExitCode {
-    eprintln!("vm: error: {error}");
+    say!("vm: error: {error}");
     ExitCode::from(DeathReason::StartFailed.exit_code())
 }
 
@@ -282,11 +290,11 @@ fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     outputs.empty()?;
     vm.start()?;
     if let Some(port) = config.gdb_port {
-        eprintln!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
+        say!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
     }
     // Said once the VM runs, so that a refusal is the only message of a refused run.
     for warning in plan.warnings() {
-        eprintln!("vm: warning: {warning}");
+        say!("vm: warning: {warning}");
     }
 
     let deadline = args
@@ -369,8 +377,9 @@ impl Outputs {
     ) -> Result<Self, Error> {
         let named = [("console", &args.console), ("log", &args.log)];
         for (role, path) in named {
-            if let Some(path) = path {
-                refuse_input(role, path, inputs)?;
+            match path {
+                Some(path) => refuse_input(role, path, inputs)?,
+                None => refuse_stdout_input(role, inputs)?,
             }
         }
         let console = Output::open("console", args.console.as_deref(), interrupt)?;
@@ -471,7 +480,7 @@ impl Output {
                 Ok(file) => break file,
                 Err(error) if error.raw_os_error() == Some(Errno::NXIO.raw_os_error()) => {
                     if !waiting {
-                        eprintln!(
+                        say!(
                             "vm: waiting for a reader to open the {role} FIFO {}",
                             path.display()
                         );
@@ -521,6 +530,27 @@ fn refuse_input(
             return Err(Error::OutputIsInput {
                 output_role: role,
                 output: path.to_owned(),
+                input_role,
+                input: input.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses stdout as the `role` output when it is one of `inputs` (`vm run … >> IMAGE`).
+fn refuse_stdout_input(role: &'static str, inputs: &[(&'static str, &Path)]) -> Result<(), Error> {
+    // Without a file behind it (a closed stdout), it is no input either.
+    let Ok(stdout) = rustix::fs::fstat(std::io::stdout()) else {
+        return Ok(());
+    };
+    for &(input_role, input) in inputs {
+        let is_stdout = fs::metadata(input)
+            .is_ok_and(|input| (input.dev(), input.ino()) == (stdout.st_dev, stdout.st_ino));
+        if is_stdout {
+            return Err(Error::OutputIsInput {
+                output_role: role,
+                output: PathBuf::from("(standard output)"),
                 input_role,
                 input: input.to_owned(),
             });

@@ -8,7 +8,7 @@ use crate::boot_stub::EntryState;
 use crate::config::{DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig};
 use crate::error::Error;
 use crate::host::host_memory_mib;
-use crate::image::{self, IMAGE_HEADER_SIZE, ImageHeader, ImageKind};
+use crate::image::{self, ImageHeader, ImageKind};
 use crate::kernel::{KernelPayload, kernel_layout};
 use crate::layout::{
     FDT_ADDRESS, FDT_MAX_SIZE, FIRMWARE_ADDRESS, FIRMWARE_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB,
@@ -17,10 +17,15 @@ use crate::layout::{
 use std::fs;
 use std::io::Read;
 use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The largest `-icount` shift QEMU accepts.
 const MAX_ICOUNT_SHIFT: u32 = 10;
+
+/// The longest kernel command line, with its terminating NUL, that crosvm passes and arm64 Linux
+/// takes (its `COMMAND_LINE_SIZE`); Linux would silently cut a longer one.
+const KERNEL_COMMAND_LINE_MAX_SIZE: usize = 2048;
 
 /// What a kernel boot's command line starts with, as under crosvm: a kernel panic resets the VM
 /// at once (the host sees `Reboot`) instead of leaving it hung.
@@ -114,7 +119,13 @@ fn place(config: &VirtualMachineRawConfig) -> Result<(Placement, ImageKind), Err
         return Err(Error::NoImage);
     }
     validate_platform_version(config)?;
-    validate_memory_mib(config.memory_mib, host_memory_mib())?;
+    // A kernel boot's minimum is what its kernel, initrd and device tree need: checked with
+    // their layout, so that the message says what needs it.
+    let minimum_mib = match config.kernel {
+        Some(_) => 0,
+        None => MIN_MEMORY_MIB,
+    };
+    validate_memory_mib(config.memory_mib, minimum_mib, host_memory_mib())?;
     if config.num_cpus == 0 {
         return Err(Error::NoCpus);
     }
@@ -140,6 +151,7 @@ fn place(config: &VirtualMachineRawConfig) -> Result<(Placement, ImageKind), Err
     for disk in &config.disks {
         regular_file_size("disk image", &disk.image)?;
     }
+    refuse_shared_writable_disk(&config.disks)?;
     if let Some(device_tree) = &config.device_tree {
         let size = regular_file_size("device tree", device_tree)?;
         if size > FDT_MAX_SIZE {
@@ -179,6 +191,7 @@ fn bootloader_boot(
     )?);
     if kind == ImageKind::Elf {
         return Err(Error::ImageIsElf {
+            role: "bootloader image",
             path: bootloader.to_owned(),
             raw: raw_image_name(bootloader),
         });
@@ -225,17 +238,15 @@ fn kernel_boot(
     kernel: &Path,
 ) -> Result<(Placement, ImageKind), Error> {
     let kernel_file_size = non_empty_file_size("kernel", kernel)?;
-    let header = match (
-        ImageHeader::parse(&read_start("kernel", kernel, IMAGE_HEADER_SIZE)?),
-        &config.firmware,
-    ) {
+    let start = read_start("kernel", kernel, image::INSPECTED_BYTES)?;
+    let header = match (ImageHeader::parse(&start), &config.firmware) {
         (Ok(header), _) => Some(header),
         // Checking the payload is the firmware's job: the tests of firmware rely on that.
         (Err(_), Some(_)) => None,
         (Err(reason), None) => {
             return Err(Error::NotAKernelImage {
                 path: kernel.to_owned(),
-                reason,
+                reason: not_a_kernel_reason(&start, reason),
             });
         }
     };
@@ -244,7 +255,7 @@ fn kernel_boot(
         .as_deref()
         .map(|initrd| non_empty_file_size("initrd", initrd))
         .transpose()?;
-    // What runs first: the firmware, or else the kernel itconfig.
+    // What runs first: the firmware, or else the kernel itself.
     let kind = match &config.firmware {
         Some(firmware) => {
             let size = non_empty_file_size("firmware", firmware)?;
@@ -257,6 +268,7 @@ fn kernel_boot(
             let kind = image::inspect(&read_start("firmware", firmware, image::INSPECTED_BYTES)?);
             if kind == ImageKind::Elf {
                 return Err(Error::ImageIsElf {
+                    role: "firmware",
                     path: firmware.clone(),
                     raw: raw_image_name(firmware),
                 });
@@ -274,6 +286,7 @@ fn kernel_boot(
     };
     let layout = kernel_layout(&payload, config.memory_mib).map_err(|does_not_fit| {
         Error::KernelDoesNotFit {
+            payload: payload_description(kernel, &payload, config.initrd.as_deref()),
             memory_mib: config.memory_mib,
             required_mib: does_not_fit.required_mib,
         }
@@ -304,6 +317,13 @@ fn kernel_boot(
         Some(params) => format!("{KERNEL_BASE_PARAMS} {params}"),
         None => KERNEL_BASE_PARAMS.to_owned(),
     };
+    let length = bootargs.len() + 1;
+    if length > KERNEL_COMMAND_LINE_MAX_SIZE {
+        return Err(Error::KernelCommandLineTooLong {
+            length,
+            limit: KERNEL_COMMAND_LINE_MAX_SIZE,
+        });
+    }
     let placement = Placement {
         files,
         fdt_address: layout.fdt_address,
@@ -312,6 +332,61 @@ fn kernel_boot(
         initrd: layout.initrd,
     };
     Ok((placement, kind))
+}
+
+/// Why `start`, the first bytes of a kernel, is not an arm64 `Image`: the header's `reason`,
+/// unless it is a mistake that can be named.
+fn not_a_kernel_reason(start: &[u8], reason: &'static str) -> &'static str {
+    match image::inspect(start) {
+        ImageKind::Elf => "it is an ELF file (vmlinux?), not the raw Image",
+        ImageKind::Vmbase { .. } => {
+            "it is a vmbase image: boot it with --bootloader (`bootloader` in a config)"
+        }
+        ImageKind::Arm64Image { .. } | ImageKind::Unknown => reason,
+    }
+}
+
+/// The kernel boot's files and their sizes, for a refusal that they do not fit.
+fn payload_description(kernel: &Path, payload: &KernelPayload, initrd: Option<&Path>) -> String {
+    let mut description = format!(
+        "kernel {} ({} bytes",
+        kernel.display(),
+        payload.kernel_file_size
+    );
+    if let Some(header) = payload.header {
+        // What makes it need more than its size: its place, and what it takes once running.
+        if header.text_offset != 0 {
+            description += &format!(", text_offset {:#x}", header.text_offset);
+        }
+        if header.image_size > payload.kernel_file_size {
+            description += &format!(", image_size {}", header.image_size);
+        }
+    }
+    description += ")";
+    if let (Some(initrd), Some(size)) = (initrd, payload.initrd_size) {
+        description += &format!(", initrd {} ({size} bytes)", initrd.display());
+    }
+    description
+}
+
+/// Refuses one file attached as two disks when either is writable: QEMU would refuse it with
+/// a message that blames another process.
+fn refuse_shared_writable_disk(disks: &[DiskImage]) -> Result<(), Error> {
+    // Each disk was checked to be a readable regular file, so its metadata is there.
+    let identity = |disk: &DiskImage| fs::metadata(&disk.image).map(|m| (m.dev(), m.ino())).ok();
+    for (second, disk) in disks.iter().enumerate() {
+        let same = disks[..second].iter().position(|earlier| {
+            (earlier.writable || disk.writable) && identity(earlier) == identity(disk)
+        });
+        if let Some(first) = same {
+            return Err(Error::DiskAttachedTwice {
+                path: disk.image.clone(),
+                first,
+                second,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `platform_version` accepts the platform this host provides.
@@ -383,12 +458,16 @@ fn raw_image_name(elf: &Path) -> PathBuf {
     }
 }
 
-/// Checks `memory_mib` against the layout and against `host_memory_mib` when known.
-fn validate_memory_mib(memory_mib: u32, host_memory_mib: Option<u64>) -> Result<(), Error> {
-    if memory_mib < MIN_MEMORY_MIB {
+/// Checks `memory_mib` against `minimum_mib`, the cap, and `host_memory_mib` when known.
+fn validate_memory_mib(
+    memory_mib: u32,
+    minimum_mib: u32,
+    host_memory_mib: Option<u64>,
+) -> Result<(), Error> {
+    if memory_mib < minimum_mib {
         return Err(Error::MemoryTooSmall {
             memory_mib,
-            minimum_mib: MIN_MEMORY_MIB,
+            minimum_mib,
         });
     }
     if memory_mib > MAX_MEMORY_MIB {
@@ -450,20 +529,20 @@ mod tests {
     #[test]
     fn memory_limits() {
         assert!(matches!(
-            validate_memory_mib(MIN_MEMORY_MIB - 1, None),
+            validate_memory_mib(MIN_MEMORY_MIB - 1, MIN_MEMORY_MIB, None),
             Err(Error::MemoryTooSmall { .. })
         ));
-        assert!(validate_memory_mib(MIN_MEMORY_MIB, None).is_ok());
-        assert!(validate_memory_mib(MAX_MEMORY_MIB, None).is_ok());
+        assert!(validate_memory_mib(MIN_MEMORY_MIB, MIN_MEMORY_MIB, None).is_ok());
+        assert!(validate_memory_mib(MAX_MEMORY_MIB, MIN_MEMORY_MIB, None).is_ok());
         assert!(matches!(
-            validate_memory_mib(MAX_MEMORY_MIB + 1, None),
+            validate_memory_mib(MAX_MEMORY_MIB + 1, MIN_MEMORY_MIB, None),
             Err(Error::MemoryTooLarge {
                 limit_mib: 16384,
                 ..
             })
         ));
         assert!(matches!(
-            validate_memory_mib(2048, Some(1024)),
+            validate_memory_mib(2048, MIN_MEMORY_MIB, Some(1024)),
             Err(Error::MemoryTooLarge {
                 limit_mib: 1024,
                 ..
@@ -581,6 +660,39 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn one_file_is_not_two_disks_when_either_is_writable() {
+        let (dir, mut config) = config_with_image(&[0; 4], 16);
+        let disk = dir.path().join("disk.img");
+        fs::write(&disk, [0; 512]).unwrap();
+        let link = dir.path().join("link.img");
+        fs::hard_link(&disk, &link).unwrap();
+        let attach = |image: &Path, writable| DiskImage {
+            image: image.to_owned(),
+            writable,
+        };
+        config.disks = vec![attach(&disk, false), attach(&disk, false)];
+        assert!(validate(&config).is_ok(), "read-only twice is fine");
+        for disks in [
+            vec![attach(&disk, true), attach(&disk, false)],
+            vec![attach(&disk, false), attach(&link, true)],
+        ] {
+            config.disks = disks;
+            let error = validate(&config).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::DiskAttachedTwice {
+                        first: 0,
+                        second: 1,
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -839,24 +951,129 @@ mod tests {
     }
 
     #[test]
-    fn kernel_initrd_and_device_tree_must_fit() {
+    fn an_elf_firmware_is_named_as_the_firmware() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = kernel_config(dir.path());
-        // Kernel up to 24 MiB, initrd at 32 MiB, device tree region + 64 KiB: 35 MiB.
-        config.memory_mib = 34;
-        let error = validate(&config).unwrap_err();
+        let firmware = dir.path().join("fw");
+        fs::write(&firmware, b"\x7fELF\x02\x01\x01\0").unwrap();
+        config.firmware = Some(firmware.clone());
+        let error = validate(&config).unwrap_err().to_string();
         assert!(
-            matches!(
-                error,
-                Error::KernelDoesNotFit {
-                    memory_mib: 34,
-                    required_mib: 35
-                }
-            ),
+            error.starts_with(&format!("firmware {} is an ELF file", firmware.display())),
             "{error}"
         );
-        assert!(error.to_string().contains("at least 35 MiB"), "{error}");
-        config.memory_mib = 35;
+    }
+
+    #[test]
+    fn a_kernel_that_is_a_vmbase_image_or_an_elf_file_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let kernel = dir.path().join("guest");
+        // msr vbar_el1, x30; isb: how a vmbase entry starts.
+        let mut vmbase = 0xd518_c01e_u32.to_le_bytes().to_vec();
+        vmbase.extend(0xd503_3fdf_u32.to_le_bytes());
+        vmbase.resize(256, 0);
+        config.kernel = Some(kernel.clone());
+        for (contents, expected) in [
+            (vmbase, "it is a vmbase image: boot it with --bootloader"),
+            (
+                b"\x7fELF\x02\x01\x01\0".repeat(8),
+                "it is an ELF file (vmlinux?), not the raw Image",
+            ),
+        ] {
+            fs::write(&kernel, contents).unwrap();
+            let error = validate(&config).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_huge_initrd_is_named_and_no_impossible_memory_is_suggested() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        let initrd = dir.path().join("huge-initrd");
+        // Sparse: its size is all that may be looked at.
+        fs::File::create(&initrd)
+            .unwrap()
+            .set_len(100 << 30)
+            .unwrap();
+        config.initrd = Some(initrd.clone());
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("initrd {} (107374182400 bytes)", initrd.display())),
+            "{error}"
+        );
+        assert!(error.contains("more than the 16384 MiB"), "{error}");
+        assert!(!error.contains("raise memory_mib"), "{error}");
+
+        // A kernel placed out of reach by its header is named with the header's text_offset.
+        let mut far = header_bytes(1 << 63, 0x1000, 0);
+        far.resize(0x1000, 0);
+        fs::write(config.kernel.as_ref().unwrap(), far).unwrap();
+        config.initrd = None;
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(
+            error.contains("(4096 bytes, text_offset 0x8000000000000000)"),
+            "{error}"
+        );
+
+        let (_dir, config) = config_with_image(&[], 16);
+        let image = config.bootloader.clone().unwrap();
+        fs::File::create(&image)
+            .unwrap()
+            .set_len(100 << 30)
+            .unwrap();
+        let error = validate(&config).unwrap_err().to_string();
+        assert!(error.contains("more than the 16384 MiB"), "{error}");
+        assert!(!error.contains("raise memory_mib"), "{error}");
+    }
+
+    #[test]
+    fn a_kernel_command_line_longer_than_linux_takes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = kernel_config(dir.path());
+        // With "panic=-1 " and the NUL, 2048 bytes: the most crosvm and Linux take.
+        config.params = Some("a".repeat(2048 - 10));
         assert!(validate(&config).is_ok());
+        config.params = Some("a".repeat(2048 - 9));
+        let error = validate(&config).unwrap_err();
+        assert!(
+            matches!(error, Error::KernelCommandLineTooLong { length: 2049, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("`params`"), "{error}");
+    }
+
+    #[test]
+    fn kernel_initrd_and_device_tree_must_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_initrd = kernel_config(dir.path());
+        let without_initrd = VirtualMachineRawConfig {
+            initrd: None,
+            ..with_initrd.clone()
+        };
+        // Kernel up to 24 MiB, initrd at 32 MiB, device tree region + 64 KiB: 35 MiB. Without
+        // the initrd 27 MiB, also below the 3 MiB a bootloader needs: the kernel layout's
+        // number, not the bootloader's.
+        for (mut config, below, minimum) in [(with_initrd, 34, 35), (without_initrd, 2, 27)] {
+            config.memory_mib = below;
+            let error = validate(&config).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::KernelDoesNotFit { memory_mib, required_mib, .. }
+                        if (memory_mib, required_mib) == (below, minimum)
+                ),
+                "{error}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("at least {minimum} MiB")),
+                "{error}"
+            );
+            config.memory_mib = minimum as u32;
+            assert!(validate(&config).is_ok());
+        }
     }
 }

@@ -9,7 +9,7 @@ use common::{CHECK_ENTRY_STATE, Guest, HELLO, RESET, SPIN, assemble, require_qem
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vmclient::{DeathReason, DiskImage, Error, VirtualMachineRawConfig, VmInstance};
 
@@ -33,39 +33,108 @@ fn boot(config: &VirtualMachineRawConfig) -> (DeathReason, String) {
     (boot.reason, boot.console)
 }
 
-#[test]
-fn system_off_is_shutdown_and_console_is_captured() {
-    let guest = assemble(HELLO);
-    assert_eq!(
-        boot(&config(&guest)),
-        (DeathReason::Shutdown, "hello\n".to_owned())
-    );
+/// A boot through the library: the guest, how its config differs from [`config`]'s, and how
+/// the VM must end and what its console must say.
+struct Boot {
+    name: &'static str,
+    /// Assembly, joined: the guest's body.
+    guest: &'static [&'static str],
+    /// Changes the config; gets the guest's directory, for files of its own.
+    change: fn(&mut VirtualMachineRawConfig, &Path),
+    reason: DeathReason,
+    console: &'static str,
 }
 
-#[test]
-fn system_reset_is_reboot() {
-    let guest = assemble(RESET);
-    assert_eq!(boot(&config(&guest)), (DeathReason::Reboot, String::new()));
-}
+const BOOTS: &[Boot] = &[
+    Boot {
+        name: "SYSTEM_OFF is Shutdown and the console is captured",
+        guest: &[HELLO],
+        change: |_, _| {},
+        reason: DeathReason::Shutdown,
+        console: "hello\n",
+    },
+    Boot {
+        name: "SYSTEM_RESET is Reboot",
+        guest: &[RESET],
+        change: |_, _| {},
+        reason: DeathReason::Reboot,
+        console: "",
+    },
+    Boot {
+        name: "the guest gets crosvm's entry state and device tree",
+        guest: &[CHECK_ENTRY_STATE],
+        change: |_, _| {},
+        reason: DeathReason::Shutdown,
+        console: "entry state ok\n",
+    },
+    // The check guest, entered one instruction late (x0 cleared), must reset: the row above
+    // would otherwise prove nothing.
+    Boot {
+        name: "the entry state check can fail",
+        guest: &["    mov x0, xzr\n", CHECK_ENTRY_STATE],
+        change: |_, _| {},
+        reason: DeathReason::Reboot,
+        console: "bad entry state\n",
+    },
+    // A secondary running the image too would print twice.
+    Boot {
+        name: "secondary CPUs stay off",
+        guest: &[HELLO],
+        change: |config, _| config.num_cpus = 2,
+        reason: DeathReason::Shutdown,
+        console: "hello\n",
+    },
+    Boot {
+        name: "an icount boot",
+        guest: &[HELLO],
+        change: |config, _| config.icount_shift = Some(2),
+        reason: DeathReason::Shutdown,
+        console: "hello\n",
+    },
+    // A comma in a path must be escaped on QEMU's command line.
+    Boot {
+        name: "disks are attached",
+        guest: &[HELLO],
+        change: |config, dir| {
+            for (name, writable) in [("ro,1.img", false), ("rw.img", true)] {
+                let image = dir.join(name);
+                fs::write(&image, vec![0; 64 * 1024]).unwrap();
+                config.disks.push(DiskImage { image, writable });
+            }
+        },
+        reason: DeathReason::Shutdown,
+        console: "hello\n",
+    },
+    Boot {
+        name: "params and large memory",
+        guest: &[CHECK_ENTRY_STATE],
+        change: |config, _| {
+            config.params = Some("console=ttyAMA0".to_owned());
+            config.memory_mib = 2048;
+        },
+        reason: DeathReason::Shutdown,
+        console: "entry state ok\n",
+    },
+];
 
 #[test]
-fn guest_gets_crosvm_entry_state_and_device_tree() {
-    let guest = assemble(CHECK_ENTRY_STATE);
-    let (reason, console) = boot(&config(&guest));
-    assert_eq!(console, "entry state ok\n");
-    assert_eq!(reason, DeathReason::Shutdown);
-}
-
-#[test]
-fn entry_state_check_can_fail() {
-    // The check guest, entered one instruction late (x9 never set), must reset: the positive
-    // test above would otherwise prove nothing.
-    let guest = assemble(&format!("    mov x0, xzr\n{CHECK_ENTRY_STATE}"));
-    let (reason, console) = boot(&config(&guest));
-    assert_eq!(
-        (reason, console.as_str()),
-        (DeathReason::Reboot, "bad entry state\n")
-    );
+fn guests_end_as_their_config_and_code_say() {
+    // Concurrently: each row is a VM of its own.
+    std::thread::scope(|scope| {
+        for row in BOOTS {
+            scope.spawn(move || {
+                let guest = assemble(&row.guest.concat());
+                let mut config = config(&guest);
+                (row.change)(&mut config, guest.dir.path());
+                assert_eq!(
+                    boot(&config),
+                    (row.reason, row.console.to_owned()),
+                    "{}",
+                    row.name
+                );
+            });
+        }
+    });
 }
 
 #[test]
@@ -111,27 +180,6 @@ fn unstarted_vm_reports_start_failed() {
     let guest = assemble(HELLO);
     let mut vm = VmInstance::create(&config(&guest), None, None).unwrap();
     assert_eq!(vm.wait_for_death(), DeathReason::StartFailed);
-}
-
-#[test]
-fn secondary_cpus_stay_off() {
-    let guest = assemble(HELLO);
-    let config = VirtualMachineRawConfig {
-        num_cpus: 2,
-        ..config(&guest)
-    };
-    // A secondary running the image too would print twice.
-    assert_eq!(boot(&config), (DeathReason::Shutdown, "hello\n".to_owned()));
-}
-
-#[test]
-fn deterministic_icount_boots() {
-    let guest = assemble(HELLO);
-    let config = VirtualMachineRawConfig {
-        icount_shift: Some(2),
-        ..config(&guest)
-    };
-    assert_eq!(boot(&config), (DeathReason::Shutdown, "hello\n".to_owned()));
 }
 
 /// Boots `config` to its end and returns the death reason and the instruction count.
@@ -210,55 +258,35 @@ fn instructions_are_unknown_without_icount_or_guest_end() {
     assert_eq!(vm.instructions_executed(), None);
 }
 
-#[test]
-fn disks_are_attached() {
-    let guest = assemble(HELLO);
-    let disk = |name: &str, writable| {
-        let image = guest.dir.path().join(name);
-        fs::write(&image, vec![0; 64 * 1024]).unwrap();
-        DiskImage { image, writable }
-    };
-    let config = VirtualMachineRawConfig {
-        disks: vec![disk("ro,1.img", false), disk("rw.img", true)],
-        ..config(&guest)
-    };
-    assert_eq!(boot(&config), (DeathReason::Shutdown, "hello\n".to_owned()));
-}
-
-#[test]
-fn params_and_large_memory_boot() {
-    let guest = assemble(CHECK_ENTRY_STATE);
-    let config = VirtualMachineRawConfig {
-        params: Some("console=ttyAMA0".to_owned()),
-        memory_mib: 2048,
-        ..config(&guest)
-    };
-    assert_eq!(boot(&config).0, DeathReason::Shutdown);
-}
-
 /// Sends one GDB remote-protocol packet.
 fn send_gdb_packet(stream: &mut TcpStream, packet: &str) {
     let checksum = packet.bytes().fold(0u8, |sum, byte| sum.wrapping_add(byte));
     write!(stream, "${packet}#{checksum:02x}").unwrap();
 }
 
-#[test]
-fn gdb_holds_the_guest_until_the_debugger_continues() {
+/// Starts `guest` paused for a debugger on a free port, with its console to `console`;
+/// returns the VM and the port.
+fn start_for_gdb(guest: &Guest, console: Option<File>) -> (VmInstance, u16) {
     require_qemu();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let guest = assemble(HELLO);
     let config = VirtualMachineRawConfig {
         gdb_port: Some(port),
-        ..config(&guest)
+        ..config(guest)
     };
-    let console_path = guest.dir.path().join("console.txt");
-    let mut vm =
-        VmInstance::create(&config, Some(File::create(&console_path).unwrap()), None).unwrap();
+    let mut vm = VmInstance::create(&config, console, None).unwrap();
     vm.start().unwrap();
+    (vm, port)
+}
+
+#[test]
+fn gdb_holds_the_guest_until_the_debugger_continues() {
+    let guest = assemble(HELLO);
+    let console_path = guest.dir.path().join("console.txt");
+    let (mut vm, port) = start_for_gdb(&guest, Some(File::create(&console_path).unwrap()));
     assert_eq!(
         vm.wait_for_death_with_timeout(Duration::from_millis(300)),
         None
@@ -301,7 +329,7 @@ fn config_with_locked_disk(guest: &Guest) -> (VmInstance, VirtualMachineRawConfi
 }
 
 #[test]
-fn log_gets_qemu_messages() {
+fn log_gets_qemu_messages_and_the_error_quotes_them() {
     require_qemu();
     let guest = assemble(HELLO);
     let log_path = guest.dir.path().join("log.txt");
@@ -317,6 +345,11 @@ fn log_gets_qemu_messages() {
                 ..
             }
         ),
+        "{error}"
+    );
+    // QEMU's message is in the error too, not only in the log.
+    assert!(
+        error.to_string().contains("Failed to get \"write\" lock"),
         "{error}"
     );
     assert_eq!(vm.wait_for_death(), DeathReason::StartFailed);
@@ -345,31 +378,8 @@ fn missing_image_is_refused_before_qemu_runs() {
 }
 
 #[test]
-fn start_failure_with_a_log_quotes_qemu_too() {
-    require_qemu();
-    let guest = assemble(HELLO);
-    let (_holder, config) = config_with_locked_disk(&guest);
-    let log = File::create(guest.dir.path().join("log.txt")).unwrap();
-    let mut vm = VmInstance::create(&config, None, Some(log)).unwrap();
-    let error = vm.start().unwrap_err().to_string();
-    assert!(error.contains("Failed to get \"write\" lock"), "{error}");
-}
-
-#[test]
 fn a_debuggers_kill_is_killed() {
-    require_qemu();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let guest = assemble(SPIN);
-    let config = VirtualMachineRawConfig {
-        gdb_port: Some(port),
-        ..config(&guest)
-    };
-    let mut vm = VmInstance::create(&config, None, None).unwrap();
-    vm.start().unwrap();
+    let (mut vm, port) = start_for_gdb(&assemble(SPIN), None);
     let mut debugger = TcpStream::connect(("127.0.0.1", port)).unwrap();
     send_gdb_packet(&mut debugger, "k");
     assert_eq!(

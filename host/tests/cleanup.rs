@@ -9,10 +9,9 @@
 
 mod common;
 
-use common::{HELLO, RESET, SPIN, assemble, children_of_this_process, require_qemu};
+use common::{HELLO, RESET, SPIN, assemble, children_of_this_process, require_qemu, send_signal};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance};
@@ -138,15 +137,6 @@ fn nothing_is_left_after_shutdown_kill_or_unstarted_drop() {
 
     assert_no_new_temp_dirs(&dirs_before);
     assert_eq!(children_of_this_process(), NO_PROCESSES);
-}
-
-/// Sends `signal` to `pid` with kill(1).
-fn send_signal(signal: &str, pid: u32) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

@@ -191,6 +191,15 @@ pub fn require_qemu() {
     );
 }
 
+/// Sends `signal` (e.g. "-TERM") to `pid` with kill(1).
+pub fn send_signal(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
 /// Processes whose command line contains `needle`, as (pid, parent pid).
 pub fn processes_with_argument(needle: &str) -> Vec<(u32, u32)> {
     let mut found = Vec::new();
