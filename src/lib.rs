@@ -30,6 +30,8 @@ pub mod memory;
 pub mod paging;
 #[cfg(all(target_arch = "aarch64", not(test)))]
 pub mod payload;
+pub mod pci;
 pub mod power;
 pub mod rand;
 pub mod uart;
+pub mod virtio;

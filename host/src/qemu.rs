@@ -33,8 +33,14 @@ const CPU: &str = "max";
 /// one word that can be swapped for another (the property then applies to nothing).
 const CPU_GLOBAL: &str = "max-arm-cpu.pauth-impdef=on";
 
-/// Options that define the machine; the device tree dump must use exactly the same ones, the
-/// `-bios` boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
+/// QEMU's RAM limit with `highmem=off`: everything below 4 GiB, from `0x4000_0000`.
+const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
+
+/// Options that define the machine, with `highmem=off` whenever the RAM fits below 4 GiB: QEMU
+/// then puts the PCI configuration space (ECAM) and all PCI memory in the MMIO GiB below RAM,
+/// as crosvm does, instead of above 256 GiB where vmbase's PCI does not reach (bigger VMs keep
+/// QEMU's high layout). The device tree dump must use exactly the same options, the `-bios`
+/// boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
 /// tree dumped without it describes a device that is absent at run time, and Linux faults
 /// probing it.
 pub(crate) fn machine_args(
@@ -43,12 +49,15 @@ pub(crate) fn machine_args(
     boot_stub: &Path,
     dump_dtb: Option<&Path>,
 ) -> Vec<OsString> {
+    let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
     let mut machine = OsString::from("virt,gic-version=3");
+    if qemu_ram_mib <= HIGHMEM_OFF_MAX_RAM_MIB {
+        machine.push(",highmem=off");
+    }
     if let Some(dump_dtb) = dump_dtb {
         machine.push(",dumpdtb=");
         machine.push(escape(dump_dtb.as_os_str()));
     }
-    let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
     [
         "-M".into(),
         machine,
@@ -186,7 +195,7 @@ mod tests {
         let stub = Path::new("/t/stub.bin");
         assert_eq!(
             joined(&machine_args(300, 2, stub, None)),
-            "-M virt,gic-version=3 -cpu max -global max-arm-cpu.pauth-impdef=on -m 1324M -smp 2 \
+            "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );
         assert_eq!(
@@ -194,8 +203,16 @@ mod tests {
                 .split(' ')
                 .nth(1)
                 .unwrap(),
-            "virt,gic-version=3,dumpdtb=/t/q,,1.dtb"
+            "virt,gic-version=3,highmem=off,dumpdtb=/t/q,,1.dtb"
         );
+    }
+
+    #[test]
+    fn highmem_stays_on_when_ram_does_not_fit_below_four_gib() {
+        let stub = Path::new("/t/stub.bin");
+        let machine = |memory_mib| machine_args(memory_mib, 1, stub, None)[1].clone();
+        assert_eq!(machine(2048), "virt,gic-version=3,highmem=off");
+        assert_eq!(machine(2049), "virt,gic-version=3");
     }
 
     fn files() -> RunFiles<'static> {
@@ -215,7 +232,7 @@ mod tests {
         let image = bootloader("/images/a,b.bin");
         assert_eq!(
             joined(&run_args(&config, &image, &files(), true)),
-            "-M virt,gic-version=3 -cpu max -global max-arm-cpu.pauth-impdef=on -m 1040M -smp 1 \
+            "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1040M -smp 1 \
              -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name vm \
              -device loader,file=/t/fdt.dtb,addr=0x80000000,force-raw=on \
              -device loader,file=/images/a,,b.bin,addr=0x80200000,force-raw=on \
