@@ -186,8 +186,7 @@ impl fmt::Display for PciError {
             Self::Fdt(error) => write!(f, "device tree: {error}"),
             Self::NoHostBridge => write!(
                 f,
-                "no PCI host bridge ({} or {}) in the device tree",
-                "pci-host-ecam-generic", "pci-host-cam-generic"
+                "no PCI host bridge (pci-host-ecam-generic or pci-host-cam-generic)"
             ),
             Self::Missing(name) => write!(f, "PCI host bridge has no {name}"),
             Self::BadLength(name) => write!(f, "PCI host bridge {name} has a bad length"),

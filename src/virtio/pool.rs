@@ -50,7 +50,7 @@ impl fmt::Display for DmaPoolError {
             Self::HeapExhausted(size) => {
                 write!(f, "the heap has no {size:#x} bytes for the DMA pool")
             }
-            Self::Fdt(error) => write!(f, "restricted-dma-pool: {error}"),
+            Self::Fdt(error) => write!(f, "looking for a restricted-dma-pool: {error}"),
             Self::Map(error) => write!(f, "mapping the restricted-dma-pool: {error}"),
         }
     }

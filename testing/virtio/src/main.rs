@@ -1,0 +1,287 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! vmbase_virtio: finds PCI in the device tree and runs the device test that `/chosen/bootargs`
+//! names (`virtio=TEST`); it powers off when the test passes and reboots when anything fails.
+
+#![no_main]
+#![no_std]
+
+extern crate alloc;
+
+use alloc::vec;
+use core::ops::Range;
+use vmbase::fdt::Fdt;
+use vmbase::layout::{Layout, PAGE_SIZE};
+use vmbase::memory::MemoryTracker;
+use vmbase::paging::PageTable;
+use vmbase::pci::PciRoot;
+use vmbase::virtio::blk::{BlockErrorKind, Disk, SECTOR};
+use vmbase::virtio::rng::Rng;
+use vmbase::virtio::virtio_drivers::transport::DeviceType;
+use vmbase::{configure_heap, main, power, println};
+
+const HEAP_SIZE: usize = 1024 * 1024;
+/// The DMA pool, from the heap (QEMU's tree has no `restricted-dma-pool`).
+const DMA_POOL_SIZE: usize = 512 * 1024;
+/// The largest block request: its bounce buffer must fit in the pool beside the queues.
+const MAX_REQUEST: usize = 128 * 1024;
+
+/// Where the `write` test writes in the second disk, in sectors: an odd start, and more than
+/// one request's worth so that requests of different sizes follow one another.
+const WRITE_SECTORS: Range<u64> = 3..3 + 700;
+
+main!(main);
+
+/// Runs the test named in the boot arguments.
+pub fn main(_: u64, _: u64, _: u64, _: u64) {
+    let Some(fdt) = vmbase::entry::boot_fdt().and_then(|blob| Fdt::new(blob).ok()) else {
+        fail(format_args!("no valid device tree"));
+    };
+    let test = fdt
+        .property(b"/chosen", b"bootargs")
+        .ok()
+        .flatten()
+        .and_then(test_from_bootargs)
+        .unwrap_or("pci");
+    println!("virtio guest: running {test}");
+    configure_heap!(HEAP_SIZE).unwrap();
+    let tracker = activate_page_table(&fdt);
+    if let Err(error) = vmbase::virtio::init_dma_pool_from_fdt(&fdt, tracker, DMA_POOL_SIZE) {
+        fail(format_args!("DMA pool: {error}"));
+    }
+    let mut pci = match PciRoot::new(&fdt, tracker) {
+        Ok(pci) => pci,
+        Err(error) => fail(format_args!("PCI: {error}")),
+    };
+    for device in pci.devices() {
+        println!(
+            "virtio guest: PCI {} {:04x}:{:04x} {:?}",
+            device.function,
+            device.info.vendor_id,
+            device.info.device_id,
+            device.virtio_type()
+        );
+    }
+    match test {
+        "pci" => {}
+        "disks" => check_disks(&mut pci),
+        "read-only" => check_read_only(&mut pci),
+        "rng" => check_rng(&mut pci),
+        _ => fail(format_args!("unknown test {test}")),
+    }
+    println!("virtio guest: {test} passed");
+}
+
+/// Reports and reboots: the host sees a failure.
+fn fail(reason: core::fmt::Arguments) -> ! {
+    println!("virtio guest: {reason}");
+    power::reboot()
+}
+
+/// The `TEST` of the first `virtio=TEST` in the NUL-terminated `bootargs`.
+fn test_from_bootargs(bootargs: &[u8]) -> Option<&str> {
+    let text = core::str::from_utf8(bootargs.split(|&b| b == 0).next()?).ok()?;
+    text.split_ascii_whitespace()
+        .find_map(|arg| arg.strip_prefix("virtio="))
+}
+
+/// The first `/memory` range, rounded in to pages.
+fn ram(fdt: &Fdt) -> Option<Range<usize>> {
+    let range = fdt.memory().ok()?.next()?.ok()?;
+    let start = usize::try_from(range.start)
+        .ok()?
+        .checked_next_multiple_of(PAGE_SIZE)?;
+    let end = usize::try_from(range.end).ok()? & !(PAGE_SIZE - 1);
+    (start < end).then_some(start..end)
+}
+
+/// Maps the image and the console, and makes the page table live with a tracker over RAM and
+/// the MMIO GiB, where the PCI root maps what it needs.
+fn activate_page_table(fdt: &Fdt) -> &'static mut MemoryTracker {
+    let layout = Layout::current();
+    let mut page_table = PageTable::new();
+    page_table
+        .map_device(&vmbase::console::device().mmio_range())
+        .unwrap();
+    page_table.map_image(&layout).unwrap();
+    let Some(ram) = ram(fdt) else {
+        fail(format_args!("no RAM in /memory"));
+    };
+    let tracker = match MemoryTracker::new(page_table, ram, vmbase::console::MMIO_RANGE) {
+        Ok(tracker) => tracker,
+        Err(error) => fail(format_args!("memory tracker: {error}")),
+    };
+    // SAFETY: The table maps the console, the image, .data, .bss (heap and page tables
+    // included), both stacks and the FDT: everything this guest touches before the tracker maps
+    // more.
+    unsafe { tracker.activate() }
+}
+
+/// The virtio-blk disks, in bus order (the order of the VM config's `disks`).
+fn disks(pci: &mut PciRoot) -> vec::Vec<Disk> {
+    let functions: vec::Vec<_> = pci
+        .virtio_devices(DeviceType::Block)
+        .map(|device| device.function)
+        .collect();
+    functions
+        .into_iter()
+        .map(|function| {
+            let transport = match pci.transport(function) {
+                Ok(transport) => transport,
+                Err(error) => fail(format_args!("virtio-blk {function}: {error}")),
+            };
+            match Disk::new(transport, function, MAX_REQUEST) {
+                Ok(disk) => disk,
+                Err(error) => fail(format_args!("virtio-blk {function}: {error}")),
+            }
+        })
+        .collect()
+}
+
+/// Byte `offset` of the image the host test writes into the first disk (the last 8 bytes of
+/// which hold the FNV-1a checksum of the others instead).
+fn read_pattern(offset: u64) -> u8 {
+    (offset.wrapping_mul(0x9e37_79b9) >> 13) as u8 ^ (offset >> 9) as u8
+}
+
+/// Byte `offset` of what this guest writes into the second disk.
+fn write_pattern(offset: u64) -> u8 {
+    (offset.wrapping_mul(0x0100_0193) >> 7) as u8 ^ 0x5a ^ (offset >> 9) as u8
+}
+
+const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// Reads the first disk whole and checks the pattern and checksum; writes the second pattern
+/// into [`WRITE_SECTORS`] of the second disk, in requests of every size up to the largest, and
+/// reads it back.
+fn check_disks(pci: &mut PciRoot) {
+    let mut disks = disks(pci);
+    let [source, target] = disks.as_mut_slice() else {
+        fail(format_args!("expected 2 disks, found {}", disks.len()));
+    };
+    let size = source.sectors() * SECTOR as u64;
+    println!(
+        "virtio guest: disk {} has {} sectors (read-only: {})",
+        source.function(),
+        source.sectors(),
+        source.read_only()
+    );
+    let mut buffer = vec![0u8; source.max_request()];
+    let mut hash = FNV_OFFSET_BASIS;
+    let mut stored = [0u8; 8];
+    let mut offset = 0u64;
+    while offset < size {
+        let len = (size - offset).min(buffer.len() as u64) as usize;
+        if let Err(error) = source.read(offset / SECTOR as u64, &mut buffer[..len]) {
+            fail(format_args!("{error}"));
+        }
+        for (index, &byte) in buffer[..len].iter().enumerate() {
+            let at = offset + index as u64;
+            if at >= size - 8 {
+                stored[(at - (size - 8)) as usize] = byte;
+                continue;
+            }
+            if byte != read_pattern(at) {
+                fail(format_args!("byte {at:#x} of the disk is {byte:#04x}"));
+            }
+            hash = (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+        }
+        offset += len as u64;
+    }
+    if u64::from_le_bytes(stored) != hash {
+        fail(format_args!(
+            "checksum {hash:#x}, the disk says {stored:02x?}"
+        ));
+    }
+    println!("virtio guest: read {size} bytes, checksum {hash:#018x} matches");
+
+    let mut sector = WRITE_SECTORS.start;
+    let mut request_sectors = 1;
+    while sector < WRITE_SECTORS.end {
+        let count = request_sectors.min(WRITE_SECTORS.end - sector);
+        let len = count as usize * SECTOR;
+        let start = sector * SECTOR as u64;
+        for (index, byte) in buffer[..len].iter_mut().enumerate() {
+            *byte = write_pattern(start + index as u64);
+        }
+        if let Err(error) = target.write(sector, &buffer[..len]) {
+            fail(format_args!("{error}"));
+        }
+        sector += count;
+        request_sectors = (request_sectors * 4).min((MAX_REQUEST / SECTOR) as u64);
+    }
+    let mut sector = WRITE_SECTORS.start;
+    while sector < WRITE_SECTORS.end {
+        let count = ((MAX_REQUEST / SECTOR) as u64).min(WRITE_SECTORS.end - sector);
+        let len = count as usize * SECTOR;
+        if let Err(error) = target.read(sector, &mut buffer[..len]) {
+            fail(format_args!("{error}"));
+        }
+        let start = sector * SECTOR as u64;
+        if let Some(index) = (0..len).find(|&i| buffer[i] != write_pattern(start + i as u64)) {
+            fail(format_args!(
+                "read back byte {:#x} wrong",
+                start + index as u64
+            ));
+        }
+        sector += count;
+    }
+    println!(
+        "virtio guest: wrote and read back sectors {}..{} of disk {}",
+        WRITE_SECTORS.start,
+        WRITE_SECTORS.end,
+        target.function()
+    );
+}
+
+/// Writing to a read-only disk must fail with an error that names the disk and the request.
+fn check_read_only(pci: &mut PciRoot) {
+    let mut disks = disks(pci);
+    let Some(disk) = disks.first_mut() else {
+        fail(format_args!("no disk"));
+    };
+    let data = [0xa5u8; SECTOR];
+    match disk.write(0, &data) {
+        Ok(()) => fail(format_args!("the read-only disk accepted a write")),
+        Err(error) if error.kind == BlockErrorKind::ReadOnly => {
+            println!("virtio guest: write refused: {error}");
+        }
+        Err(error) => fail(format_args!("unexpected error: {error}")),
+    }
+    let mut beyond = [0u8; SECTOR];
+    match disk.read(disk.sectors(), &mut beyond) {
+        Err(error) if error.kind == BlockErrorKind::OutOfRange => {
+            println!("virtio guest: read refused: {error}");
+        }
+        other => fail(format_args!("read past the end: {other:?}")),
+    }
+}
+
+/// Prints 32 bytes of entropy from virtio-rng, which must not be all zeros.
+fn check_rng(pci: &mut PciRoot) {
+    let Some(function) = pci
+        .virtio_devices(DeviceType::EntropySource)
+        .map(|device| device.function)
+        .next()
+    else {
+        fail(format_args!("no virtio-rng device"));
+    };
+    let transport = match pci.transport(function) {
+        Ok(transport) => transport,
+        Err(error) => fail(format_args!("virtio-rng {function}: {error}")),
+    };
+    let mut rng = match Rng::new(transport, function) {
+        Ok(rng) => rng,
+        Err(error) => fail(format_args!("virtio-rng {function}: {error}")),
+    };
+    let mut bytes = [0u8; 32];
+    if let Err(error) = rng.fill(&mut bytes) {
+        fail(format_args!("{error}"));
+    }
+    if bytes.iter().all(|&b| b == 0) {
+        fail(format_args!("virtio-rng gave only zeros"));
+    }
+    println!("virtio guest: entropy {bytes:02x?}");
+}
