@@ -175,6 +175,16 @@ impl PciRoot {
             .filter(move |device| device.virtio_type() == Some(device_type))
     }
 
+    /// Lets `function` reach memory (bus mastering) or not; without it a device cannot read its
+    /// queues, so it answers nothing (which is how the tests make a device unresponsive).
+    pub fn set_bus_master(&mut self, function: DeviceFunction, enabled: bool) {
+        let mut command = Command::MEMORY_SPACE;
+        if enabled {
+            command |= Command::BUS_MASTER;
+        }
+        self.root.set_command(function, command);
+    }
+
     /// A virtio transport for `function`, with DMA through [`crate::virtio::VirtioHal`].
     pub fn transport(&mut self, function: DeviceFunction) -> Result<PciTransport, VirtioPciError> {
         PciTransport::new::<crate::virtio::VirtioHal, _>(&mut self.root, function)

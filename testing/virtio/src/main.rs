@@ -31,6 +31,9 @@ const MAX_REQUEST: usize = 128 * 1024;
 /// one request's worth so that requests of different sizes follow one another.
 const WRITE_SECTORS: Range<u64> = 3..3 + 700;
 
+/// How long the `timeout` test waits for its silent disk.
+const TIMEOUT_MS: u64 = 200;
+
 main!(main);
 
 /// Runs the test named in the boot arguments.
@@ -68,6 +71,7 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
         "disks" => check_disks(&mut pci),
         "read-only" => check_read_only(&mut pci),
         "rng" => check_rng(&mut pci),
+        "timeout" => check_timeout(&mut pci),
         _ => fail(format_args!("unknown test {test}")),
     }
     println!("virtio guest: {test} passed");
@@ -256,6 +260,24 @@ fn check_read_only(pci: &mut PciRoot) {
             println!("virtio guest: read refused: {error}");
         }
         other => fail(format_args!("read past the end: {other:?}")),
+    }
+}
+
+/// A disk that cannot reach memory never answers: the read times out with an error that names
+/// the disk and the request, and the disk refuses what follows.
+fn check_timeout(pci: &mut PciRoot) {
+    let mut disks = disks(pci);
+    let Some(disk) = disks.first_mut() else {
+        fail(format_args!("no disk"));
+    };
+    pci.set_bus_master(disk.function(), false);
+    disk.set_timeout_ms(TIMEOUT_MS);
+    let mut buffer = [0u8; 4 * SECTOR];
+    for expected in [BlockErrorKind::TimedOut, BlockErrorKind::Broken] {
+        match disk.read(8, &mut buffer) {
+            Err(error) if error.kind == expected => println!("virtio guest: {error}"),
+            other => fail(format_args!("read from a silent disk: {other:?}")),
+        }
     }
 }
 

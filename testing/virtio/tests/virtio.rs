@@ -126,6 +126,27 @@ fn a_read_only_disk_refuses_writes() {
     assert_eq!(fs::read(&image).unwrap(), bytes, "the file changed");
 }
 
+#[test]
+fn a_silent_disk_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("silent.img");
+    fs::write(&image, source_image()).unwrap();
+    let mut config = config("timeout", "timeout");
+    config.disks = vec![disk(&image, true)];
+
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: virtio-blk 00:01.0: read of 2048 bytes at sector 8: no answer in time",
+            "virtio guest: virtio-blk 00:01.0: read of 2048 bytes at sector 8: an earlier \
+             request timed out",
+            "virtio guest: timeout passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+}
+
 /// QEMU's device tree for `vm run`'s machine with `MEMORY_MIB` of RAM, as source text, with
 /// crosvm's `/memory` and `bootargs` that run the `pci` test.
 fn qemu_tree_source(dir: &Path) -> String {
