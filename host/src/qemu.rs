@@ -132,6 +132,31 @@ pub(crate) fn run_args(
             format!("virtio-blk-pci,drive=disk{index}").into(),
         ]);
     }
+    if config.rng {
+        args.extend(["-device".into(), "virtio-rng-pci".into()]);
+    }
+    if config.console_in.is_some() || config.virtio_console.is_some() {
+        let output = config
+            .virtio_console
+            .as_deref()
+            .unwrap_or(Path::new("/dev/null"));
+        let mut chardev = concat(&[
+            "file,id=virtcon,path=".as_ref(),
+            &escape(output.as_os_str()),
+        ]);
+        if let Some(input) = &config.console_in {
+            chardev.push(",input-path=");
+            chardev.push(escape(input.as_os_str()));
+        }
+        args.extend([
+            "-chardev".into(),
+            chardev,
+            "-device".into(),
+            "virtio-serial-pci".into(),
+            "-device".into(),
+            "virtconsole,chardev=virtcon".into(),
+        ]);
+    }
     if let Some(port) = config.gdb_port {
         args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}").into()]);
     }
@@ -236,7 +261,8 @@ mod tests {
              -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name vm \
              -device loader,file=/t/fdt.dtb,addr=0x80000000,force-raw=on \
              -device loader,file=/images/a,,b.bin,addr=0x80200000,force-raw=on \
-             -serial stdio -chardev socket,id=qmp,path=/t/qmp.sock -mon chardev=qmp,mode=control"
+             -serial stdio -chardev socket,id=qmp,path=/t/qmp.sock -mon chardev=qmp,mode=control \
+             -device virtio-rng-pci"
         );
     }
 
@@ -256,6 +282,9 @@ mod tests {
             ],
             gdb_port: Some(1234),
             icount_shift: Some(3),
+            rng: false,
+            console_in: Some("/c/in,put".into()),
+            virtio_console: Some("/c/out".into()),
             ..Default::default()
         };
         let image = bootloader("/a.bin");
@@ -267,8 +296,27 @@ mod tests {
              -device virtio-blk-pci,drive=disk0 \
              -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
              -device virtio-blk-pci,drive=disk1 \
+             -chardev file,id=virtcon,path=/c/out,input-path=/c/in,,put \
+             -device virtio-serial-pci -device virtconsole,chardev=virtcon \
              -gdb tcp:127.0.0.1:1234 -icount shift=3,sleep=off -no-shutdown"
         ));
+    }
+
+    #[test]
+    fn virtio_console_input_alone_writes_to_nowhere() {
+        let config = VirtualMachineRawConfig {
+            console_in: Some("/c/in".into()),
+            ..Default::default()
+        };
+        let command_line = joined(&run_args(&config, &bootloader("/a.bin"), &files(), false));
+        assert!(
+            command_line.contains(
+                "-device virtio-rng-pci \
+                 -chardev file,id=virtcon,path=/dev/null,input-path=/c/in \
+                 -device virtio-serial-pci -device virtconsole,chardev=virtcon"
+            ),
+            "{command_line}"
+        );
     }
 
     #[test]

@@ -281,7 +281,9 @@ fn check_timeout(pci: &mut PciRoot) {
     }
 }
 
-/// Prints 32 bytes of entropy from virtio-rng, which must not be all zeros.
+/// Prints 32 bytes of entropy from virtio-rng, which must not be all zeros; then makes the
+/// device `vmbase::rand`'s fallback and prints 32 bytes from `vmbase::rand` with the source it
+/// used.
 fn check_rng(pci: &mut PciRoot) {
     let Some(function) = pci
         .virtio_devices(DeviceType::EntropySource)
@@ -305,5 +307,32 @@ fn check_rng(pci: &mut PciRoot) {
     if bytes.iter().all(|&b| b == 0) {
         fail(format_args!("virtio-rng gave only zeros"));
     }
-    println!("virtio guest: entropy {bytes:02x?}");
+    println!("virtio guest: virtio-rng entropy {}", Hex(&bytes));
+
+    if !vmbase::virtio::rng::use_as_fallback(rng) {
+        fail(format_args!(
+            "a fallback entropy source was already registered"
+        ));
+    }
+    let source = match vmbase::rand::init() {
+        Ok(source) => alloc::format!("{source}"),
+        Err(vmbase::rand::Error::NoEntropySource) => "virtio-rng (fallback)".into(),
+        Err(error) => fail(format_args!("entropy: {error}")),
+    };
+    if let Err(error) = vmbase::rand::fill_with_entropy(&mut bytes) {
+        fail(format_args!("entropy from {source}: {error}"));
+    }
+    if bytes.iter().all(|&b| b == 0) {
+        fail(format_args!("{source} gave only zeros"));
+    }
+    println!("virtio guest: rand entropy from {source}: {}", Hex(&bytes));
+}
+
+/// Bytes as one hexadecimal string.
+struct Hex<'a>(&'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
 }

@@ -147,6 +147,43 @@ fn a_silent_disk_times_out() {
     assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
 }
 
+/// Boots the `rng` test and returns the entropy lines' hexadecimal strings.
+fn rng_boot(run: usize) -> (String, String) {
+    let (reason, lines) = boot(&config(&format!("rng-{run}"), "rng"), DEADLINE);
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+    let value = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{}", lines.join("\n")))
+            .to_owned()
+    };
+    (
+        value("virtio guest: virtio-rng entropy "),
+        value("virtio guest: rand entropy from RNDR: "),
+    )
+}
+
+#[test]
+fn virtio_rng_entropy_is_not_zero_and_differs_between_boots() {
+    let (first, _) = rng_boot(1);
+    let (second, _) = rng_boot(2);
+    for entropy in [&first, &second] {
+        assert_eq!(entropy.len(), 64, "32 bytes in hexadecimal: {entropy}");
+        assert!(entropy.chars().any(|c| c != '0'), "all zeros");
+    }
+    assert_ne!(first, second, "the same entropy on two boots");
+}
+
+#[test]
+fn vm_attaches_no_rng_when_told() {
+    let mut config = config("no-rng", "rng");
+    config.rng = false;
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(&lines, &["virtio guest: no virtio-rng device"]);
+    assert_eq!(reason, DeathReason::Reboot, "{}", lines.join("\n"));
+}
+
 /// QEMU's device tree for `vm run`'s machine with `MEMORY_MIB` of RAM, as source text, with
 /// crosvm's `/memory` and `bootargs` that run the `pci` test.
 fn qemu_tree_source(dir: &Path) -> String {
