@@ -18,6 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,8 @@ const QEMU_DTB_FILE: &str = "qemu.dtb";
 const DEVICE_TREE_FILE: &str = "fdt.dtb";
 const BOOT_STUB_FILE: &str = "boot-stub.bin";
 const QMP_SOCKET_FILE: &str = "qmp.sock";
+/// The base name of the virtio console's pipe backend (QEMU opens `.in` and `.out`).
+const VIRTIO_CONSOLE_PIPE: &str = "virtcon";
 
 /// A VM: created with [`VmInstance::create`], booted with [`VmInstance::start`].
 ///
@@ -70,6 +73,32 @@ enum State {
     },
     Running(RunningVm),
     Dead(DeathReason),
+}
+
+/// Gives QEMU's pipe backend the virtio console's files under the names it opens
+/// (`BASE.in`, `BASE.out`, both read-write): links to the input (or `/dev/null`) and to the
+/// output, created empty first (or `/dev/null`).
+fn link_virtio_console(config: &VirtualMachineRawConfig, dir: &Path) -> Result<(), Error> {
+    let null = Path::new("/dev/null");
+    let input = match &config.console_in {
+        Some(input) => {
+            std::path::absolute(input).map_err(Error::io("find the virtio console input"))?
+        }
+        None => null.to_owned(),
+    };
+    let output = match &config.virtio_console {
+        Some(output) => {
+            File::create(output).map_err(Error::io("create the virtio console output"))?;
+            std::path::absolute(output).map_err(Error::io("find the virtio console output"))?
+        }
+        None => null.to_owned(),
+    };
+    for (target, suffix) in [(input, "in"), (output, "out")] {
+        let link = dir.join(format!("{VIRTIO_CONSOLE_PIPE}.{suffix}"));
+        std::os::unix::fs::symlink(&target, &link)
+            .map_err(Error::io("link the virtio console's files"))?;
+    }
+    Ok(())
 }
 
 impl VmInstance {
@@ -109,7 +138,11 @@ impl VmInstance {
                 .as_deref()
                 .unwrap_or(generated_device_tree.as_path()),
             qmp_socket: &dir.join(QMP_SOCKET_FILE),
+            virtio_console: &dir.join(VIRTIO_CONSOLE_PIPE),
         };
+        if config.console_in.is_some() || config.virtio_console.is_some() {
+            link_virtio_console(config, dir)?;
+        }
         // Written first: QEMU's device tree is dumped with it as `-bios`, as the boot runs.
         fs::write(files.boot_stub, boot_stub_for(&image.entry))
             .map_err(Error::io("write the boot stub"))?;

@@ -20,6 +20,9 @@ pub(crate) struct RunFiles<'a> {
     pub(crate) device_tree: &'a Path,
     /// The Unix socket QEMU connects its QMP monitor to.
     pub(crate) qmp_socket: &'a Path,
+    /// The base name of the virtio console's pipe backend: QEMU reads `BASE.in` and writes
+    /// `BASE.out`.
+    pub(crate) virtio_console: &'a Path,
 }
 
 /// The CPU model.
@@ -136,21 +139,12 @@ pub(crate) fn run_args(
         args.extend(["-device".into(), "virtio-rng-pci".into()]);
     }
     if config.console_in.is_some() || config.virtio_console.is_some() {
-        let output = config
-            .virtio_console
-            .as_deref()
-            .unwrap_or(Path::new("/dev/null"));
-        let mut chardev = concat(&[
-            "file,id=virtcon,path=".as_ref(),
-            &escape(output.as_os_str()),
-        ]);
-        if let Some(input) = &config.console_in {
-            chardev.push(",input-path=");
-            chardev.push(escape(input.as_os_str()));
-        }
         args.extend([
             "-chardev".into(),
-            chardev,
+            concat(&[
+                "pipe,id=virtcon,path=".as_ref(),
+                &escape(files.virtio_console.as_os_str()),
+            ]),
             "-device".into(),
             "virtio-serial-pci".into(),
             "-device".into(),
@@ -245,6 +239,7 @@ mod tests {
             boot_stub: Path::new("/t/boot-stub.bin"),
             device_tree: Path::new("/t/fdt.dtb"),
             qmp_socket: Path::new("/t/qmp.sock"),
+            virtio_console: Path::new("/t/virt,con"),
         }
     }
 
@@ -283,7 +278,7 @@ mod tests {
             gdb_port: Some(1234),
             icount_shift: Some(3),
             rng: false,
-            console_in: Some("/c/in,put".into()),
+            console_in: Some("/c/in".into()),
             virtio_console: Some("/c/out".into()),
             ..Default::default()
         };
@@ -296,27 +291,10 @@ mod tests {
              -device virtio-blk-pci,drive=disk0 \
              -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
              -device virtio-blk-pci,drive=disk1 \
-             -chardev file,id=virtcon,path=/c/out,input-path=/c/in,,put \
+             -chardev pipe,id=virtcon,path=/t/virt,,con \
              -device virtio-serial-pci -device virtconsole,chardev=virtcon \
              -gdb tcp:127.0.0.1:1234 -icount shift=3,sleep=off -no-shutdown"
         ));
-    }
-
-    #[test]
-    fn virtio_console_input_alone_writes_to_nowhere() {
-        let config = VirtualMachineRawConfig {
-            console_in: Some("/c/in".into()),
-            ..Default::default()
-        };
-        let command_line = joined(&run_args(&config, &bootloader("/a.bin"), &files(), false));
-        assert!(
-            command_line.contains(
-                "-device virtio-rng-pci \
-                 -chardev file,id=virtcon,path=/dev/null,input-path=/c/in \
-                 -device virtio-serial-pci -device virtconsole,chardev=virtcon"
-            ),
-            "{command_line}"
-        );
     }
 
     #[test]

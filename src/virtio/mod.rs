@@ -6,6 +6,8 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod blk;
+#[cfg(target_arch = "aarch64")]
+pub mod console;
 mod hal;
 mod pool;
 #[cfg(target_arch = "aarch64")]

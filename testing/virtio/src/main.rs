@@ -10,6 +10,7 @@
 extern crate alloc;
 
 use alloc::vec;
+use core::fmt::Write;
 use core::ops::Range;
 use vmbase::fdt::Fdt;
 use vmbase::layout::{Layout, PAGE_SIZE};
@@ -17,6 +18,7 @@ use vmbase::memory::MemoryTracker;
 use vmbase::paging::PageTable;
 use vmbase::pci::PciRoot;
 use vmbase::virtio::blk::{BlockErrorKind, Disk, SECTOR};
+use vmbase::virtio::console::Console;
 use vmbase::virtio::rng::Rng;
 use vmbase::virtio::virtio_drivers::transport::DeviceType;
 use vmbase::{configure_heap, main, power, println};
@@ -72,6 +74,7 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
         "read-only" => check_read_only(&mut pci),
         "rng" => check_rng(&mut pci),
         "timeout" => check_timeout(&mut pci),
+        "console" => check_console(&mut pci),
         _ => fail(format_args!("unknown test {test}")),
     }
     println!("virtio guest: {test} passed");
@@ -260,6 +263,40 @@ fn check_read_only(pci: &mut PciRoot) {
             println!("virtio guest: read refused: {error}");
         }
         other => fail(format_args!("read past the end: {other:?}")),
+    }
+}
+
+/// Greets on the virtio console, reads a line from it and echoes it there and on the UART.
+fn check_console(pci: &mut PciRoot) {
+    let Some(function) = pci
+        .virtio_devices(DeviceType::Console)
+        .map(|device| device.function)
+        .next()
+    else {
+        fail(format_args!("no virtio console"));
+    };
+    let transport = match pci.transport(function) {
+        Ok(transport) => transport,
+        Err(error) => fail(format_args!("virtio console {function}: {error}")),
+    };
+    let mut console = match Console::new(transport, function) {
+        Ok(console) => console,
+        Err(error) => fail(format_args!("{error}")),
+    };
+    if let Err(error) = console.write(b"virtio guest: type a line\n") {
+        fail(format_args!("{error}"));
+    }
+    let mut line = [0u8; 256];
+    let length = match console.read_line(&mut line) {
+        Ok(length) => length,
+        Err(error) => fail(format_args!("{error}")),
+    };
+    let Ok(line) = core::str::from_utf8(&line[..length]) else {
+        fail(format_args!("the line is not UTF-8"));
+    };
+    println!("virtio guest: read {line:?} from the virtio console");
+    if let Err(error) = writeln!(console, "echo: {line}") {
+        fail(format_args!("echo on the virtio console: {error}"));
     }
 }
 

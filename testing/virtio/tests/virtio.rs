@@ -147,6 +147,31 @@ fn a_silent_disk_times_out() {
     assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
 }
 
+#[test]
+fn echoes_a_line_read_from_the_virtio_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
+    fs::write(&input, "hello from the host\n").unwrap();
+    let mut config = config("console", "console");
+    config.console_in = Some(input.clone());
+    config.virtio_console = Some(output.clone());
+
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: read \"hello from the host\" from the virtio console",
+            "virtio guest: console passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+    assert_eq!(
+        fs::read_to_string(&output).unwrap(),
+        "virtio guest: type a line\necho: hello from the host\n"
+    );
+    assert_eq!(fs::read_to_string(&input).unwrap(), "hello from the host\n");
+}
+
 /// Boots the `rng` test and returns the entropy lines' hexadecimal strings.
 fn rng_boot(run: usize) -> (String, String) {
     let (reason, lines) = boot(&config(&format!("rng-{run}"), "rng"), DEADLINE);
