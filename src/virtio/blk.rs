@@ -97,13 +97,21 @@ impl Disk {
         function: DeviceFunction,
         max_request: usize,
     ) -> Result<Self, virtio_drivers::Error> {
-        Ok(Self {
+        let mut disk = Self {
             device: VirtIOBlk::new(transport)?,
             function,
-            max_request: (max_request / SECTOR).max(1) * SECTOR,
+            max_request: 0,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             broken: false,
-        })
+        };
+        disk.set_max_request(max_request);
+        Ok(disk)
+    }
+
+    /// Sets the largest request in bytes (rounded down to sectors, at least one); a bounce
+    /// buffer of that size must fit in the DMA pool.
+    pub fn set_max_request(&mut self, max_request: usize) {
+        self.max_request = (max_request / SECTOR).max(1) * SECTOR;
     }
 
     /// Sets how long one request may take (the default is [`DEFAULT_TIMEOUT_MS`]).

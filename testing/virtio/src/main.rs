@@ -52,8 +52,11 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
     println!("virtio guest: running {test}");
     configure_heap!(HEAP_SIZE).unwrap();
     let tracker = activate_page_table(&fdt);
-    if let Err(error) = vmbase::virtio::init_dma_pool_from_fdt(&fdt, tracker, DMA_POOL_SIZE) {
-        fail(format_args!("DMA pool: {error}"));
+    let bench_memory = (test == "bench").then(|| bench_memory(tracker));
+    if bench_memory.is_none() {
+        if let Err(error) = vmbase::virtio::init_dma_pool_from_fdt(&fdt, tracker, DMA_POOL_SIZE) {
+            fail(format_args!("DMA pool: {error}"));
+        }
     }
     let mut pci = match PciRoot::new(&fdt, tracker) {
         Ok(pci) => pci,
@@ -75,6 +78,11 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
         "rng" => check_rng(&mut pci),
         "timeout" => check_timeout(&mut pci),
         "console" => check_console(&mut pci),
+        "bench" => {
+            if let Some((source, target)) = bench_memory {
+                bench(&mut pci, source, target);
+            }
+        }
         _ => fail(format_args!("unknown test {test}")),
     }
     println!("virtio guest: {test} passed");
@@ -263,6 +271,78 @@ fn check_read_only(pci: &mut PciRoot) {
             println!("virtio guest: read refused: {error}");
         }
         other => fail(format_args!("read past the end: {other:?}")),
+    }
+}
+
+/// Bytes the benchmark copies and reads.
+const BENCH_SIZE: usize = 16 << 20;
+/// The benchmark's DMA pool, taken from RAM: room for the largest request and the queue.
+const BENCH_POOL_SIZE: usize = 4 << 20;
+/// The largest request of the benchmark: a quarter of its pool.
+const BENCH_MAX_REQUEST: usize = 1 << 20;
+
+/// Maps the top of RAM for the benchmark: a DMA pool (made the pool here, as a
+/// `restricted-dma-pool` would be), and two 16 MiB buffers, a source and a target.
+fn bench_memory(tracker: &mut MemoryTracker) -> (&'static mut [u8], &'static mut [u8]) {
+    let end = tracker.ram().end;
+    let Some(start) = end.checked_sub(2 * BENCH_SIZE + BENCH_POOL_SIZE) else {
+        fail(format_args!(
+            "the benchmark needs {} MiB of RAM",
+            (2 * BENCH_SIZE + BENCH_POOL_SIZE) >> 20
+        ));
+    };
+    if let Err(error) = tracker.map_data(&(start..end)) {
+        fail(format_args!("mapping the benchmark's memory: {error}"));
+    }
+    // SAFETY: The tracker just mapped the range read-write, and nothing else uses it.
+    let memory = unsafe { core::slice::from_raw_parts_mut(start as *mut u8, end - start) };
+    let (pool, buffers) = memory.split_at_mut(BENCH_POOL_SIZE);
+    if let Err(error) = vmbase::virtio::init_dma_pool(pool) {
+        fail(format_args!("DMA pool: {error}"));
+    }
+    buffers.split_at_mut(BENCH_SIZE)
+}
+
+/// Copies 16 MiB, then reads the 16 MiB disk with 4 KiB requests and with the largest, printing
+/// the counter ticks each took (16 instructions per tick under `-icount shift=0`).
+fn bench(pci: &mut PciRoot, source: &mut [u8], target: &mut [u8]) {
+    let frequency = vmbase::counter::frequency();
+    println!("virtio guest: bench counter {frequency} Hz");
+    for (index, byte) in source.iter_mut().enumerate() {
+        *byte = index as u8;
+    }
+    // Once untimed, so that the host has backed every page before the timed copy.
+    target.copy_from_slice(source);
+    let start = vmbase::counter::ticks();
+    target.copy_from_slice(source);
+    let ticks = vmbase::counter::ticks() - start;
+    println!(
+        "virtio guest: bench memcpy {} bytes {ticks} ticks",
+        target.len()
+    );
+
+    let mut disks = disks(pci);
+    let Some(disk) = disks.first_mut() else {
+        fail(format_args!("no disk"));
+    };
+    if disk.sectors() * SECTOR as u64 != BENCH_SIZE as u64 {
+        fail(format_args!("the disk must hold {BENCH_SIZE} bytes"));
+    }
+    for request in [4096, BENCH_MAX_REQUEST] {
+        disk.set_max_request(request);
+        let start = vmbase::counter::ticks();
+        for (index, chunk) in target.chunks_mut(request).enumerate() {
+            if let Err(error) = disk.read((index * request / SECTOR) as u64, chunk) {
+                fail(format_args!("{error}"));
+            }
+        }
+        let ticks = vmbase::counter::ticks() - start;
+        println!("virtio guest: bench read {request} bytes per request {ticks} ticks");
+        // The benchmark's disk holds the low byte of each sector's number in every byte.
+        if target[BENCH_SIZE - 1] != ((BENCH_SIZE - 1) / SECTOR) as u8 {
+            fail(format_args!("the disk's last byte is wrong"));
+        }
+        target.fill(0);
     }
 }
 
