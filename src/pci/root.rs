@@ -32,23 +32,22 @@ pub struct CamAccess {
 }
 
 impl CamAccess {
-    /// Configuration space of `info`'s buses at its CPU address.
+    /// Configuration space of `info`'s buses at its CPU address, or `None` if that is 0.
     ///
     /// # Safety
     ///
     /// `info.cam_range` must be mapped as device memory for the rest of the program, hold the
     /// bridge's configuration space, and be accessed through nothing else.
-    pub unsafe fn new(info: &PciInfo) -> Self {
+    pub unsafe fn new(info: &PciInfo) -> Option<Self> {
         let words = (info.cam_range.end - info.cam_range.start) as usize / 4;
-        let base = NonNull::new(info.cam_range.start as *mut ReadPureWrite<u32>)
-            .unwrap_or(NonNull::dangling());
-        Self {
+        let base = NonNull::new(info.cam_range.start as *mut ReadPureWrite<u32>)?;
+        Some(Self {
             // SAFETY: The caller promises the range is mapped device memory used by nothing else.
             mmio: unsafe { UniqueMmioPointer::new(NonNull::slice_from_raw_parts(base, words)) },
             cam: info.cam,
             first_bus: *info.bus_range.start(),
             buses: usize::from(*info.bus_range.end() - *info.bus_range.start()) + 1,
-        }
+        })
     }
 
     /// The word index of `register` of `function`, if it is in range.
@@ -134,7 +133,8 @@ impl PciRoot {
         }
         // SAFETY: The tracker just mapped configuration space as device memory, and refuses to
         // map it again; only this CamAccess uses it.
-        let cam = unsafe { CamAccess::new(&info) };
+        let cam = unsafe { CamAccess::new(&info) }
+            .ok_or(PciError::Config("configuration space at address 0"))?;
         let mut root = bus::PciRoot::new(cam);
         let mut devices = Vec::new();
         for bus_number in info.bus_range.clone() {

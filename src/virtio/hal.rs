@@ -12,7 +12,7 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 const BOUNCE_ALIGN: usize = 16;
 
 /// DMA for `virtio-drivers`: queues and buffers live in the DMA pool (set up first with
-/// [`super::init_dma_pool_from_fdt`] or its siblings); vmbase's page tables are an identity map,
+/// `virtio::init_dma_pool_from_fdt` or its siblings); vmbase's page tables are an identity map,
 /// so CPU and device addresses are the same.
 ///
 /// `share` copies every buffer into the pool, so a device never sees other memory. When the
