@@ -111,6 +111,24 @@ pub struct PciInfo {
     pub bus_range: RangeInclusive<u8>,
     /// The windows of `ranges`, I/O included.
     pub windows: Vec<Window>,
+    /// `interrupt-map-mask`: which bits of a child's unit address and pin `interrupt-map`
+    /// matches.
+    pub interrupt_map_mask: [u32; 4],
+    /// `interrupt-map`: the legacy interrupts (INTA-INTD) of the functions on the bus.
+    pub interrupt_map: Vec<InterruptMapEntry>,
+}
+
+/// One entry of the host bridge's `interrupt-map`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct InterruptMapEntry {
+    /// The child's unit address (`phys.hi`, `phys.mid`, `phys.lo`): bus, device, function.
+    pub child_address: [u32; 3],
+    /// The child's interrupt pin, 1 to 4 for INTA to INTD.
+    pub child_pin: u32,
+    /// The interrupt controller's phandle.
+    pub parent: u32,
+    /// The interrupt specifier for the controller (for a GIC: type, number, flags).
+    pub parent_interrupt: Vec<u32>,
 }
 
 /// Why the PCI host bridge could not be used.
@@ -178,6 +196,11 @@ pub enum PciError {
     Map(crate::memory::MemoryTrackerError),
     /// The PCI configuration space answered nonsense.
     Config(&'static str),
+    /// `interrupt-map` names a phandle that no child of the root has; holds it.
+    UnknownInterruptParent(u32),
+    /// An interrupt controller's `#interrupt-cells` or `#address-cells` is missing or absurd;
+    /// holds its phandle.
+    BadInterruptParent(u32),
 }
 
 impl fmt::Display for PciError {
@@ -230,6 +253,15 @@ impl fmt::Display for PciError {
             Self::BadBarSize(size) => write!(f, "PCI BAR size {size:#x} is not a power of two"),
             Self::Map(error) => write!(f, "mapping PCI memory: {error}"),
             Self::Config(what) => write!(f, "PCI configuration space: {what}"),
+            Self::UnknownInterruptParent(phandle) => write!(
+                f,
+                "PCI interrupt-map names interrupt controller {phandle:#x}, which is not a child of \
+                 the root"
+            ),
+            Self::BadInterruptParent(phandle) => write!(
+                f,
+                "interrupt controller {phandle:#x} has no usable #interrupt-cells/#address-cells"
+            ),
         }
     }
 }
@@ -317,7 +349,103 @@ pub fn decode_ranges(
     Ok(windows)
 }
 
+/// The largest `#address-cells` or `#interrupt-cells` of an interrupt controller decoded.
+const MAX_INTERRUPT_PARENT_CELLS: u32 = 4;
+
+/// Decodes a PCI bus node's `interrupt-map` (child unit address of 3 cells, a 1-cell pin, the
+/// controller's phandle, then its unit address and interrupt specifier, whose cell counts
+/// `parent_cells` gives as `(#address-cells, #interrupt-cells)`, or `None` for an unknown
+/// phandle).
+pub fn decode_interrupt_map(
+    mut value: &[u8],
+    parent_cells: impl Fn(u32) -> Result<Option<(u32, u32)>, PciError>,
+) -> Result<Vec<InterruptMapEntry>, PciError> {
+    let bad_length = PciError::BadLength("interrupt-map");
+    let mut entries = Vec::new();
+    while !value.is_empty() {
+        let mut cell = || {
+            read_cells(&mut value, 1)
+                .map(|c| c as u32)
+                .ok_or(bad_length.clone())
+        };
+        let child_address = [cell()?, cell()?, cell()?];
+        let child_pin = cell()?;
+        let parent = cell()?;
+        let (address_cells, interrupt_cells) =
+            parent_cells(parent)?.ok_or(PciError::UnknownInterruptParent(parent))?;
+        if address_cells > MAX_INTERRUPT_PARENT_CELLS
+            || !(1..=MAX_INTERRUPT_PARENT_CELLS).contains(&interrupt_cells)
+        {
+            return Err(PciError::BadInterruptParent(parent));
+        }
+        read_cells(&mut value, address_cells).ok_or(bad_length.clone())?;
+        let parent_interrupt = (0..interrupt_cells)
+            .map(|_| read_cells(&mut value, 1).map(|c| c as u32))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or(bad_length.clone())?;
+        entries.push(InterruptMapEntry {
+            child_address,
+            child_pin,
+            parent,
+            parent_interrupt,
+        });
+    }
+    Ok(entries)
+}
+
+/// `#address-cells` (0 when absent) and `#interrupt-cells` of the child of the root whose
+/// `phandle` is `phandle`; interrupt controllers deeper in the tree are not looked for (QEMU's
+/// and crosvm's GIC are children of the root).
+fn interrupt_parent_cells(fdt: &Fdt, phandle: u32) -> Result<Option<(u32, u32)>, PciError> {
+    let one_cell = |value: Option<&[u8]>| match value {
+        Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d])),
+        _ => None,
+    };
+    let mut found = None;
+    fdt.root()?.scan_children(None, |child| {
+        if one_cell(child.property(b"phandle")?) != Some(phandle) {
+            return Ok(false);
+        }
+        let address_cells = match child.property(b"#address-cells")? {
+            None => Some(0),
+            value => one_cell(value),
+        };
+        found = Some(address_cells.zip(one_cell(child.property(b"#interrupt-cells")?)));
+        Ok(true)
+    })?;
+    match found {
+        None => Ok(None),
+        Some(Some(cells)) => Ok(Some(cells)),
+        Some(None) => Err(PciError::BadInterruptParent(phandle)),
+    }
+}
+
 impl PciInfo {
+    /// The interrupt specifier of pin `pin` (1 to 4 for INTA to INTD) of device `device`,
+    /// function `function` on bus `bus`, from `interrupt-map`, for a function on the root bus.
+    pub fn interrupt(
+        &self,
+        bus: u8,
+        device: u8,
+        function: u8,
+        pin: u32,
+    ) -> Option<&InterruptMapEntry> {
+        let phys_hi = u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8;
+        let child = [phys_hi, 0, 0, pin];
+        let masked = |values: [u32; 4]| {
+            let mut masked = values;
+            for (value, mask) in masked.iter_mut().zip(self.interrupt_map_mask) {
+                *value &= mask;
+            }
+            masked
+        };
+        let wanted = masked(child);
+        self.interrupt_map.iter().find(|entry| {
+            let [hi, mid, lo] = entry.child_address;
+            masked([hi, mid, lo, entry.child_pin]) == wanted
+        })
+    }
+
     /// Finds the first generic host bridge in `fdt` and decodes it.
     pub fn from_fdt(fdt: &Fdt) -> Result<Self, PciError> {
         for (compatible, cam) in [
@@ -325,14 +453,14 @@ impl PciInfo {
             (CAM_COMPATIBLE, CamKind::Cam),
         ] {
             if let Some(node) = fdt.compatible_nodes(compatible).next().transpose()? {
-                return Self::from_node(&node, cam);
+                return Self::from_node(fdt, &node, cam);
             }
         }
         Err(PciError::NoHostBridge)
     }
 
-    /// Decodes host bridge `node`, whose configuration access mechanism is `cam`.
-    pub fn from_node(node: &Node, cam: CamKind) -> Result<Self, PciError> {
+    /// Decodes host bridge `node` of `fdt`, whose configuration access mechanism is `cam`.
+    pub fn from_node(fdt: &Fdt, node: &Node, cam: CamKind) -> Result<Self, PciError> {
         let cells = node.cells()?;
         let parent = node.parent_cells();
         if cells.address != PCI_ADDRESS_CELLS
@@ -383,11 +511,33 @@ impl PciInfo {
             .property(b"ranges")?
             .ok_or(PciError::Missing("ranges"))?;
         let windows = decode_ranges(ranges, parent.address, cells.size)?;
+        let (interrupt_map_mask, interrupt_map) = match node.property(b"interrupt-map")? {
+            None => ([0; 4], Vec::new()),
+            Some(map) => {
+                let mut mask = node
+                    .property(b"interrupt-map-mask")?
+                    .ok_or(PciError::Missing("interrupt-map-mask"))?;
+                let mut mask_cells = [0; 4];
+                for cell in &mut mask_cells {
+                    *cell = read_cells(&mut mask, 1)
+                        .ok_or(PciError::BadLength("interrupt-map-mask"))?
+                        as u32;
+                }
+                if !mask.is_empty() {
+                    return Err(PciError::BadLength("interrupt-map-mask"));
+                }
+                let map =
+                    decode_interrupt_map(map, |phandle| interrupt_parent_cells(fdt, phandle))?;
+                (mask_cells, map)
+            }
+        };
         Ok(Self {
             cam,
             cam_range: cam_start..cam_start + needed,
             bus_range,
             windows,
+            interrupt_map_mask,
+            interrupt_map,
         })
     }
 
@@ -553,6 +703,72 @@ mod tests {
         assert_eq!(usable.len(), 1);
         assert_eq!(usable[0].cpu_range, 0x1000_0000..0x3eff_0000);
         assert_eq!(usable[0].pci_range(), 0x1000_0000..0x3eff_0000);
+    }
+
+    #[test]
+    fn qemu_interrupt_map_gives_each_slot_its_swizzled_spi() {
+        let info = decode(QEMU_VIRT_LOW).unwrap();
+        assert_eq!(info.interrupt_map.len(), 16);
+        assert_eq!(info.interrupt_map_mask, [0x1800, 0, 0, 7]);
+        let spi = |device, pin| {
+            info.interrupt(0, device, 0, pin)
+                .map(|entry| (entry.parent, entry.parent_interrupt.clone()))
+        };
+        assert_eq!(spi(0, 1), Some((0x8002, alloc::vec![0, 3, 4])));
+        assert_eq!(spi(1, 1), Some((0x8002, alloc::vec![0, 4, 4])));
+        assert_eq!(spi(2, 1), Some((0x8002, alloc::vec![0, 5, 4])));
+        assert_eq!(spi(1, 4), Some((0x8002, alloc::vec![0, 3, 4])));
+        // The mask keeps two bits of the device number: slot 5 is wired like slot 1.
+        assert_eq!(spi(5, 1), spi(1, 1));
+        assert_eq!(spi(1, 5), None);
+    }
+
+    /// A CAM bridge with `interrupt-map` `map`, and an interrupt controller, phandle 1, with
+    /// `#interrupt-cells` `interrupt_cells`.
+    fn bridge_with_interrupts(map: &[u32], interrupt_cells: u32) -> Vec<u8> {
+        let mut builder = FdtBuilder::new();
+        builder
+            .begin("")
+            .prop_u32s("#address-cells", &[2])
+            .prop_u32s("#size-cells", &[2])
+            .begin("intc")
+            .prop_u32s("phandle", &[1])
+            .prop_u32s("#interrupt-cells", &[interrupt_cells])
+            .end()
+            .begin("pci")
+            .prop("compatible", b"pci-host-cam-generic\0");
+        for (name, cells) in crosvm_props(CROSVM_RANGES) {
+            builder.prop_u32s(name, &cells);
+        }
+        builder
+            .prop_u32s("interrupt-map-mask", &[0xf800, 0, 0, 7])
+            .prop_u32s("interrupt-map", map)
+            .end()
+            .end()
+            .build()
+    }
+
+    #[test]
+    fn interrupt_map_errors() {
+        let good = [0x800, 0, 0, 1, 1, 0, 4, 4];
+        let info = decode(&bridge_with_interrupts(&good, 3)).unwrap();
+        assert_eq!(
+            info.interrupt(0, 1, 0, 1)
+                .map(|e| e.parent_interrupt.clone()),
+            Some(alloc::vec![0, 4, 4])
+        );
+        assert_eq!(
+            decode(&bridge_with_interrupts(&good[..7], 3)),
+            Err(PciError::BadLength("interrupt-map"))
+        );
+        assert_eq!(
+            decode(&bridge_with_interrupts(&[0x800, 0, 0, 1, 2, 0, 4, 4], 3)),
+            Err(PciError::UnknownInterruptParent(2))
+        );
+        assert_eq!(
+            decode(&bridge_with_interrupts(&good, 0x7fff_ffff)),
+            Err(PciError::BadInterruptParent(1))
+        );
     }
 
     #[test]

@@ -329,6 +329,13 @@ fn hostile_pci_nodes_are_reported_and_reset() {
              #size-cells 3",
         ),
         (
+            "interrupt-map-unknown-parent",
+            "interrupt-map",
+            "<0x00 0x00 0x00 0x01 0x1234 0x00 0x00 0x00 0x03 0x04>",
+            "virtio guest: PCI: PCI interrupt-map names interrupt controller 0x1234, which is \
+             not a child of the root",
+        ),
+        (
             "bus-range-backwards",
             "bus-range",
             "<0x05 0x01>",
