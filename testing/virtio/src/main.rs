@@ -54,8 +54,9 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
     let tracker = activate_page_table(&fdt);
     let bench_memory = (test == "bench").then(|| bench_memory(tracker));
     if bench_memory.is_none() {
-        if let Err(error) = vmbase::virtio::init_dma_pool_from_fdt(&fdt, tracker, DMA_POOL_SIZE) {
-            fail(format_args!("DMA pool: {error}"));
+        match vmbase::virtio::init_dma_pool_from_fdt(&fdt, tracker, DMA_POOL_SIZE) {
+            Ok(pool) => println!("virtio guest: DMA pool {:#x}..{:#x}", pool.start, pool.end),
+            Err(error) => fail(format_args!("DMA pool: {error}")),
         }
     }
     let mut pci = match PciRoot::new(&fdt, tracker) {

@@ -245,6 +245,59 @@ fn qemu_tree_source(dir: &Path) -> String {
     )
 }
 
+#[test]
+fn a_restricted_dma_pool_carries_the_disk_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = qemu_tree_source(dir.path())
+        .replacen(
+            "bootargs = \"virtio=pci\"",
+            "bootargs = \"virtio=disks\"",
+            1,
+        )
+        .replacen(
+            "\tchosen {\n",
+            "\treserved-memory {\n\t\t#address-cells = <0x02>;\n\t\t#size-cells = <0x02>;\n\
+             \t\tranges;\n\t\tpool@83000000 {\n\t\t\tcompatible = \"restricted-dma-pool\";\n\
+             \t\t\treg = <0x00 0x83000000 0x00 0x400000>;\n\t\t};\n\t};\n\tchosen {\n",
+            1,
+        );
+    let (source_disk, target) = (dir.path().join("source.img"), dir.path().join("target.img"));
+    fs::write(&source_disk, source_image()).unwrap();
+    fs::write(&target, vec![FILL; DISK_SIZE]).unwrap();
+    let (dts, dtb) = (dir.path().join("pool.dts"), dir.path().join("pool.dtb"));
+    fs::write(&dts, source).unwrap();
+    let status = Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(&dts)
+        .status()
+        .expect("run dtc");
+    assert!(status.success(), "dtc failed");
+    let mut config = config("pool", "disks");
+    config.params = None;
+    config.device_tree = Some(dtb);
+    config.disks = vec![disk(&source_disk, false), disk(&target, true)];
+
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: running disks",
+            "virtio guest: DMA pool 0x83000000..0x83400000",
+            "virtio guest: disks passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+    let written = fs::read(&target).unwrap();
+    let inside = WRITE_SECTORS.start * SECTOR..WRITE_SECTORS.end * SECTOR;
+    assert!(written.iter().enumerate().all(|(offset, &byte)| byte
+        == if inside.contains(&offset) {
+            write_pattern(offset as u64)
+        } else {
+            FILL
+        }));
+}
+
 /// Replaces property `name` of QEMU's PCI host bridge with `value` (source text).
 fn with_pci_property(source: &str, name: &str, value: &str) -> String {
     let node = source.find("\tpcie@10000000 {").expect("QEMU's PCI node");
