@@ -52,6 +52,8 @@ pub enum BlockErrorKind {
     TimedOut,
     /// An earlier request timed out.
     Broken,
+    /// The DMA pool has no room for the request's bounce buffer now; nothing was sent.
+    NoDmaMemory,
     /// The device or the driver reported an error.
     Device(virtio_drivers::Error),
 }
@@ -74,6 +76,7 @@ impl fmt::Display for BlockError {
             BlockErrorKind::OutOfRange => write!(f, "past the end of the disk"),
             BlockErrorKind::TimedOut => write!(f, "no answer in time"),
             BlockErrorKind::Broken => write!(f, "an earlier request timed out"),
+            BlockErrorKind::NoDmaMemory => write!(f, "no room in the DMA pool"),
             BlockErrorKind::Device(error) => write!(f, "{error}"),
         }
     }
@@ -162,6 +165,9 @@ impl Disk {
         }
         if operation == Operation::Write && self.read_only() {
             return Err(error(BlockErrorKind::ReadOnly));
+        }
+        if !super::pool::has_room_for(len) {
+            return Err(error(BlockErrorKind::NoDmaMemory));
         }
         Ok(())
     }

@@ -18,7 +18,8 @@ const BOUNCE_ALIGN: usize = 16;
 /// `share` copies every buffer into the pool, so a device never sees other memory. When the
 /// pool is full or not set up, `share` and queue allocation fail: `dma_alloc` returns 0 (an
 /// error `virtio-drivers` reports), `share` panics (the trait has no error path), which the
-/// device wrappers avoid by bounding request sizes.
+/// device wrappers avoid: the block device checks that the pool has room for each request
+/// first, the others send small chunks.
 #[derive(Debug)]
 pub struct VirtioHal;
 

@@ -170,6 +170,26 @@ pub(crate) fn alloc(size: usize, align: usize) -> Option<NonNull<u8>> {
     POOL.lock().as_mut()?.heap.alloc(layout).ok()
 }
 
+/// Whether the pool could give `size` bytes now (a block is taken and given back), so that a
+/// driver can refuse a request instead of `share` finding the pool full.
+pub(crate) fn has_room_for(size: usize) -> bool {
+    let Ok(layout) = Layout::from_size_align(size.max(1), PAGE_SIZE) else {
+        return false;
+    };
+    let mut pool = POOL.lock();
+    let Some(pool) = pool.as_mut() else {
+        return false;
+    };
+    match pool.heap.alloc(layout) {
+        Ok(block) => {
+            // SAFETY: The block was just allocated with this layout.
+            unsafe { pool.heap.dealloc(block, layout) };
+            true
+        }
+        Err(()) => false,
+    }
+}
+
 /// Frees what [`alloc`] returned.
 ///
 /// # Safety

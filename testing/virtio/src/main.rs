@@ -266,6 +266,18 @@ fn check_read_only(pci: &mut PciRoot) {
         }
         Err(error) => fail(format_args!("unexpected error: {error}")),
     }
+    // A request the size of the whole DMA pool (which also holds the queue) has no room.
+    static LARGE: vmbase::heap::StaticRegion<DMA_POOL_SIZE> = vmbase::heap::StaticRegion::new();
+    let Some(large) = LARGE.take() else {
+        fail(format_args!("the large buffer was taken"));
+    };
+    disk.set_max_request(DMA_POOL_SIZE);
+    match disk.read(0, large) {
+        Err(error) if error.kind == BlockErrorKind::NoDmaMemory => {
+            println!("virtio guest: read refused: {error}");
+        }
+        other => fail(format_args!("a read larger than the DMA pool: {other:?}")),
+    }
     let mut beyond = [0u8; SECTOR];
     match disk.read(disk.sectors(), &mut beyond) {
         Err(error) if error.kind == BlockErrorKind::OutOfRange => {

@@ -117,6 +117,8 @@ fn a_read_only_disk_refuses_writes() {
         &[
             "virtio guest: write refused: virtio-blk 00:01.0: write of 512 bytes at sector 0: \
              the disk is read-only",
+            "virtio guest: read refused: virtio-blk 00:01.0: read of 524288 bytes at sector 0: \
+             no room in the DMA pool",
             "virtio guest: read refused: virtio-blk 00:01.0: read of 512 bytes at sector 2048: \
              past the end of the disk",
             "virtio guest: read-only passed",
