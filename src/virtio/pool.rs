@@ -172,6 +172,7 @@ pub(crate) fn alloc(size: usize, align: usize) -> Option<NonNull<u8>> {
 
 /// Whether the pool could give `size` bytes now (a block is taken and given back), so that a
 /// driver can refuse a request instead of `share` finding the pool full.
+#[cfg(target_arch = "aarch64")]
 pub(crate) fn has_room_for(size: usize) -> bool {
     let Ok(layout) = Layout::from_size_align(size.max(1), PAGE_SIZE) else {
         return false;
