@@ -174,6 +174,55 @@ fn echoes_a_line_read_from_the_virtio_console() {
     assert_eq!(fs::read_to_string(&input).unwrap(), "hello from the host\n");
 }
 
+/// `vm run` with `args` on vmbase_virtio running `test`: its exit code and standard output.
+fn vm_run(test: &str, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vm"))
+        .arg("run")
+        .arg("--bootloader")
+        .arg(guest_image("vmbase_virtio"))
+        .args(["--mem", "64", "--timeout", "30", "--params"])
+        .arg(format!("virtio={test}"))
+        .args(args)
+        .output()
+        .expect("run vm");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn vm_flags_attach_the_virtio_console_and_leave_out_the_rng() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in"), dir.path().join("out"));
+    fs::write(&input, "flags\n").unwrap();
+    let (code, stdout) = vm_run(
+        "console",
+        &[
+            "--console-in".as_ref(),
+            input.as_os_str(),
+            "--virtio-console".as_ref(),
+            output.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("virtio guest: read \"flags\" from the virtio console"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::read_to_string(&output).unwrap(),
+        "virtio guest: type a line\necho: flags\n"
+    );
+
+    let (code, stdout) = vm_run("rng", &["--no-rng".as_ref()]);
+    assert_eq!(code, Some(32), "{stdout}");
+    assert!(
+        stdout.contains("virtio guest: no virtio-rng device"),
+        "{stdout}"
+    );
+}
+
 /// Boots the `rng` test and returns the entropy lines' hexadecimal strings.
 fn rng_boot(run: usize) -> (String, String) {
     let (reason, lines) = boot(&config(&format!("rng-{run}"), "rng"), DEADLINE);
