@@ -88,6 +88,7 @@ fn link_virtio_console(config: &VirtualMachineRawConfig, dir: &Path) -> Result<(
     };
     let output = match &config.virtio_console {
         Some(output) => {
+            refuse_input_as_output(config, output)?;
             File::create(output).map_err(Error::io("create the virtio console output"))?;
             std::path::absolute(output).map_err(Error::io("find the virtio console output"))?
         }
@@ -97,6 +98,30 @@ fn link_virtio_console(config: &VirtualMachineRawConfig, dir: &Path) -> Result<(
         let link = dir.join(format!("{VIRTIO_CONSOLE_PIPE}.{suffix}"));
         std::os::unix::fs::symlink(&target, &link)
             .map_err(Error::io("link the virtio console's files"))?;
+    }
+    Ok(())
+}
+
+/// Refuses `output` (the virtio console's) when it names one of the VM's input files, which
+/// creating it would empty.
+fn refuse_input_as_output(config: &VirtualMachineRawConfig, output: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(output_metadata) = fs::metadata(output) else {
+        return Ok(());
+    };
+    for (input_role, input) in config.input_files() {
+        if let Ok(input_metadata) = fs::metadata(input) {
+            if (input_metadata.dev(), input_metadata.ino())
+                == (output_metadata.dev(), output_metadata.ino())
+            {
+                return Err(Error::OutputIsInput {
+                    output_role: "virtio console",
+                    output: output.to_owned(),
+                    input_role,
+                    input: input.to_owned(),
+                });
+            }
+        }
     }
     Ok(())
 }

@@ -215,6 +215,22 @@ fn vm_flags_attach_the_virtio_console_and_leave_out_the_rng() {
         "virtio guest: type a line\necho: flags\n"
     );
 
+    let image = dir.path().join("disk.img");
+    fs::write(&image, vec![7u8; SECTOR]).unwrap();
+    let mut config = config("console-is-disk", "console");
+    config.disks = vec![disk(&image, true)];
+    config.virtio_console = Some(image.clone());
+    let refused = vmclient::VmInstance::create(&config, None, None).err();
+    assert!(
+        matches!(refused, Some(vmclient::Error::OutputIsInput { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        fs::read(&image).unwrap(),
+        vec![7u8; SECTOR],
+        "the disk was touched"
+    );
+
     let (code, stdout) = vm_run("rng", &["--no-rng".as_ref()]);
     assert_eq!(code, Some(32), "{stdout}");
     assert!(
