@@ -110,17 +110,16 @@ fn refuse_input_as_output(config: &VirtualMachineRawConfig, output: &Path) -> Re
         return Ok(());
     };
     for (input_role, input) in config.input_files() {
-        if let Ok(input_metadata) = fs::metadata(input) {
-            if (input_metadata.dev(), input_metadata.ino())
+        if let Ok(input_metadata) = fs::metadata(input)
+            && (input_metadata.dev(), input_metadata.ino())
                 == (output_metadata.dev(), output_metadata.ino())
-            {
-                return Err(Error::OutputIsInput {
-                    output_role: "virtio console",
-                    output: output.to_owned(),
-                    input_role,
-                    input: input.to_owned(),
-                });
-            }
+        {
+            return Err(Error::OutputIsInput {
+                output_role: "virtio console",
+                output: output.to_owned(),
+                input_role,
+                input: input.to_owned(),
+            });
         }
     }
     Ok(())
