@@ -48,9 +48,11 @@ pub mod memory;
 pub mod paging;
 #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub mod payload;
+pub mod pci;
 pub mod power;
 pub mod rand;
 pub mod uart;
+pub mod virtio;
 
 /// Defines the function vmbase calls once the console and the heap are ready, with the four
 /// registers the VMM passed (`x0` is the FDT address). When it returns, the VM shuts down.

@@ -2,7 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! Entropy: the hypervisor's SMCCC TRNG (Arm DEN0098) where it offers one, else the CPU's `RNDR`
-//! (FEAT_RNG), else an error; never a made-up value.
+//! (FEAT_RNG), else a fallback the program registers once its devices are up (virtio-rng, with
+//! [`set_fallback`]), else an error; never a made-up value.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -89,6 +90,8 @@ pub enum Error {
     Trng(TrngError),
     /// `RNDR` reported failure on every attempt.
     RndrFailed,
+    /// The fallback registered with [`set_fallback`] failed.
+    FallbackFailed,
 }
 
 impl fmt::Display for Error {
@@ -99,6 +102,7 @@ impl fmt::Display for Error {
             }
             Self::Trng(error) => write!(f, "SMCCC TRNG failed: {error:?}"),
             Self::RndrFailed => write!(f, "RNDR failed {RNDR_ATTEMPTS} times in a row"),
+            Self::FallbackFailed => write!(f, "the fallback entropy source failed"),
         }
     }
 }
@@ -232,15 +236,38 @@ pub fn init() -> Result<Source, Error> {
         .map_err(|error| *error)
 }
 
-/// Fills `bytes` with entropy from the source [`init`] chose.
+/// A source of entropy found at run time; `false` when it failed.
+pub type Fallback = fn(&mut [u8]) -> bool;
+
+static FALLBACK: spin::Once<Fallback> = spin::Once::new();
+
+/// Registers `fill` as the source of entropy for when the hypervisor and the CPU offer none
+/// (`vmbase::virtio::rng::use_as_fallback` registers a virtio-rng device). Only the first
+/// registration counts; returns whether this one did.
+pub fn set_fallback(fill: Fallback) -> bool {
+    let mut registered = false;
+    FALLBACK.call_once(|| {
+        registered = true;
+        fill
+    });
+    registered
+}
+
+/// Fills `bytes` with entropy from the source [`init`] chose, or from the fallback when
+/// there was none.
 ///
 /// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 #[cfg(any(doc, target_arch = "aarch64"))]
 pub fn fill_with_entropy(bytes: &mut [u8]) -> Result<(), Error> {
-    init()?;
-    match ENTROPY.get() {
-        Some(Ok(entropy)) => entropy.fill(bytes),
-        _ => Err(Error::NoEntropySource),
+    match (init(), FALLBACK.get()) {
+        (Err(Error::NoEntropySource), Some(fallback)) => {
+            fallback(bytes).then_some(()).ok_or(Error::FallbackFailed)
+        }
+        (Err(error), _) => Err(error),
+        (Ok(_), _) => match ENTROPY.get() {
+            Some(Ok(entropy)) => entropy.fill(bytes),
+            _ => Err(Error::NoEntropySource),
+        },
     }
 }
 

@@ -28,6 +28,7 @@ ANDROID_CRATES = {
     "sha2": "libsha2_nostd",
     "smccc": "libsmccc",
     "spin": "libspin_nostd",
+    "virtio-drivers": "libvirtio_drivers",
     "vmbase": "libvmbase",
     "zeroize": "libzeroize_nostd",
 }

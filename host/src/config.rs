@@ -64,6 +64,15 @@ pub struct VirtualMachineRawConfig {
     /// loaded as it is, unchecked, so a guest can be tried on another platform's tree (such
     /// as crosvm's) or on a corrupt one. At most 2 MiB. Not part of AOSP's JSON format.
     pub device_tree: Option<PathBuf>,
+    /// Whether the VM gets a virtio-rng PCI device (after the disks) fed by the host's
+    /// entropy, as crosvm gives every VM one unless told `--no-rng`.
+    pub rng: bool,
+    /// A file (or FIFO) whose bytes the guest reads from its virtio console (AOSP's
+    /// `--console-in`). With this or [`Self::virtio_console`] set, the VM gets a virtio-serial
+    /// PCI device with one `virtconsole` port, after the disks and the rng.
+    pub console_in: Option<PathBuf>,
+    /// Where the guest's virtio console output goes (the UART console stays `--console`).
+    pub virtio_console: Option<PathBuf>,
 }
 
 impl Default for VirtualMachineRawConfig {
@@ -83,6 +92,9 @@ impl Default for VirtualMachineRawConfig {
             gdb_port: None,
             icount_shift: None,
             device_tree: None,
+            rng: true,
+            console_in: None,
+            virtio_console: None,
         }
     }
 }
@@ -117,6 +129,7 @@ impl VirtualMachineRawConfig {
             ("initrd", &self.initrd),
             ("firmware", &self.firmware),
             ("device tree", &self.device_tree),
+            ("virtio console input", &self.console_in),
         ] {
             if let Some(path) = path {
                 inputs.push((role, path.as_path()));

@@ -363,13 +363,13 @@ pub enum Error {
         required_mib: u64,
     },
 
-    /// An output file (console or log) is one of the VM's input files.
+    /// An output file (console, log or virtio console) is one of the VM's input files.
     #[error(
         "the {output_role} file {output} is the {input_role} {input}: writing it would destroy \
          it; choose another file"
     )]
     OutputIsInput {
-        /// "console" or "log".
+        /// "console", "log" or "virtio console".
         output_role: &'static str,
         /// The output path as given.
         output: PathBuf,

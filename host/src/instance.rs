@@ -10,7 +10,7 @@ use crate::device_tree;
 use crate::error::Error;
 use crate::monitor::{self, Ending};
 use crate::output::Copier;
-use crate::plan::BootPlan;
+use crate::plan::{BootPlan, VirtioConsole};
 use crate::qemu::{self, QEMU, RunFiles};
 use crate::qmp::{QmpClient, ReadLimit};
 use crate::supervise;
@@ -20,6 +20,7 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +46,8 @@ const QEMU_DTB_FILE: &str = "qemu.dtb";
 const DEVICE_TREE_FILE: &str = "fdt.dtb";
 const BOOT_STUB_FILE: &str = "boot-stub.bin";
 const QMP_SOCKET_FILE: &str = "qmp.sock";
+/// The base name of the virtio console's pipe backend (QEMU opens `.in` and `.out`).
+const VIRTIO_CONSOLE_PIPE: &str = "virtcon";
 
 /// A VM: created with [`VmInstance::create`], booted with [`VmInstance::start`].
 ///
@@ -72,6 +75,25 @@ enum State {
     },
     Running(RunningVm),
     Dead(DeathReason),
+}
+
+/// Gives QEMU's pipe backend the virtio console's files under the names it opens
+/// (`BASE.in`, `BASE.out`, both read-write): links to the input and to the output (created
+/// empty first), or to `/dev/null`.
+fn link_virtio_console(console: &VirtioConsole, dir: &Path) -> Result<(), Error> {
+    let output = match &console.output {
+        Some(output) => {
+            File::create(output).map_err(Error::io("create the virtio console output"))?;
+            output.as_path()
+        }
+        None => Path::new("/dev/null"),
+    };
+    for (target, suffix) in [(console.input.as_path(), "in"), (output, "out")] {
+        let link = dir.join(format!("{VIRTIO_CONSOLE_PIPE}.{suffix}"));
+        std::os::unix::fs::symlink(target, &link)
+            .map_err(Error::io("link the virtio console's files"))?;
+    }
+    Ok(())
 }
 
 impl VmInstance {
@@ -121,8 +143,12 @@ impl VmInstance {
                 .as_deref()
                 .unwrap_or(generated_device_tree.as_path()),
             qmp_socket: &dir.join(QMP_SOCKET_FILE),
+            virtio_console: &dir.join(VIRTIO_CONSOLE_PIPE),
         };
         let placement = &plan.placement;
+        if let Some(console) = &plan.virtio_console {
+            link_virtio_console(console, dir)?;
+        }
         // Written first: QEMU's device tree is dumped with it as `-bios`, as the boot runs.
         fs::write(files.boot_stub, boot_stub_for(&placement.entry))
             .map_err(Error::io("write the boot stub"))?;

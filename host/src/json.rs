@@ -99,6 +99,7 @@ impl VirtualMachineRawConfig {
             gdb_port: None,
             icount_shift: None,
             device_tree: None,
+            ..defaults
         })
     }
 }

@@ -153,6 +153,20 @@ struct RunArgs {
     /// Loaded where the boot puts the device tree (for a kernel: no initrd or params added).
     #[arg(long, value_name = "PATH")]
     dtb: Option<PathBuf>,
+
+    /// Leave out the virtio-rng device every VM otherwise gets (crosvm's flag).
+    #[arg(long)]
+    no_rng: bool,
+
+    /// Give the guest's virtio console (a virtio-serial device with one virtconsole port) this
+    /// file's bytes as its input (AOSP's flag; a FIFO is opened when QEMU starts).
+    #[arg(long, value_name = "PATH")]
+    console_in: Option<PathBuf>,
+
+    /// Write the guest's virtio console output to this file (created or emptied when QEMU
+    /// starts); adds the virtio console like --console-in. The UART stays on --console.
+    #[arg(long, value_name = "PATH")]
+    virtio_console: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -347,6 +361,15 @@ fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
     config.icount_shift = args.icount;
     if let Some(device_tree) = &args.dtb {
         config.device_tree = Some(device_tree.clone());
+    }
+    if args.no_rng {
+        config.rng = false;
+    }
+    if let Some(console_in) = &args.console_in {
+        config.console_in = Some(console_in.clone());
+    }
+    if let Some(virtio_console) = &args.virtio_console {
+        config.virtio_console = Some(virtio_console.clone());
     }
     Ok(config)
 }

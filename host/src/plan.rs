@@ -52,6 +52,10 @@ pub struct BootPlan {
     pub(crate) gdb_port: Option<u16>,
     /// The `-icount` shift, if QEMU counts instructions.
     pub(crate) icount_shift: Option<u32>,
+    /// Whether the VM gets a virtio-rng device.
+    pub(crate) rng: bool,
+    /// The virtio console's host-side input and output, if the VM has one.
+    pub(crate) virtio_console: Option<VirtioConsole>,
     /// What may still go wrong although the config passed its checks.
     pub(crate) warnings: Vec<String>,
 }
@@ -78,9 +82,63 @@ impl BootPlan {
             disks: config.disks.clone(),
             gdb_port: config.gdb_port,
             icount_shift: config.icount_shift,
+            rng: config.rng,
+            virtio_console: virtio_console(config)?,
             warnings,
         })
     }
+}
+
+/// The host side of a virtio console: the file the guest reads and the one it writes
+/// (`/dev/null` where the config names none).
+#[derive(Debug)]
+pub(crate) struct VirtioConsole {
+    /// What the guest reads, as an absolute path.
+    pub(crate) input: PathBuf,
+    /// Where the guest's output goes, as an absolute path; created (emptied) when the VM starts.
+    pub(crate) output: Option<PathBuf>,
+}
+
+/// The virtio console `config` asks for, if any, with its output checked not to be one of the
+/// VM's inputs (creating it would empty that input).
+fn virtio_console(config: &VirtualMachineRawConfig) -> Result<Option<VirtioConsole>, Error> {
+    if config.console_in.is_none() && config.virtio_console.is_none() {
+        return Ok(None);
+    }
+    let absolute = |path: &Path, action| std::path::absolute(path).map_err(Error::io(action));
+    let input = match &config.console_in {
+        Some(input) => absolute(input, "find the virtio console input")?,
+        None => PathBuf::from("/dev/null"),
+    };
+    let output = match &config.virtio_console {
+        Some(output) => {
+            refuse_input_as_output(config, output)?;
+            Some(absolute(output, "find the virtio console output")?)
+        }
+        None => None,
+    };
+    Ok(Some(VirtioConsole { input, output }))
+}
+
+/// Refuses `output` (the virtio console's) when it names one of the VM's input files.
+fn refuse_input_as_output(config: &VirtualMachineRawConfig, output: &Path) -> Result<(), Error> {
+    let Ok(output_metadata) = fs::metadata(output) else {
+        return Ok(());
+    };
+    for (input_role, input) in config.input_files() {
+        if let Ok(input_metadata) = fs::metadata(input)
+            && (input_metadata.dev(), input_metadata.ino())
+                == (output_metadata.dev(), output_metadata.ino())
+        {
+            return Err(Error::OutputIsInput {
+                output_role: "virtio console",
+                output: output.to_owned(),
+                input_role,
+                input: input.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What is loaded into guest memory and where, the device tree's place and contents, and the

@@ -20,6 +20,9 @@ pub(crate) struct RunFiles<'a> {
     pub(crate) device_tree: &'a Path,
     /// The Unix socket QEMU connects its QMP monitor to.
     pub(crate) qmp_socket: &'a Path,
+    /// The base name of the virtio console's pipe backend: QEMU reads `BASE.in` and writes
+    /// `BASE.out`.
+    pub(crate) virtio_console: &'a Path,
 }
 
 /// The CPU model.
@@ -33,8 +36,14 @@ const CPU: &str = "max";
 /// one word that can be swapped for another (the property then applies to nothing).
 const CPU_GLOBAL: &str = "max-arm-cpu.pauth-impdef=on";
 
-/// Options that define the machine; the device tree dump must use exactly the same ones, the
-/// `-bios` boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
+/// QEMU's RAM limit with `highmem=off`: everything below 4 GiB, from `0x4000_0000`.
+const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
+
+/// Options that define the machine, with `highmem=off` whenever the RAM fits below 4 GiB: QEMU
+/// then puts the PCI configuration space (ECAM) and all PCI memory in the MMIO GiB below RAM,
+/// as crosvm does, instead of above 256 GiB where vmbase's PCI does not reach (bigger VMs keep
+/// QEMU's high layout). The device tree dump must use exactly the same options, the `-bios`
+/// boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
 /// tree dumped without it describes a device that is absent at run time, and Linux faults
 /// probing it.
 pub(crate) fn machine_args(
@@ -43,12 +52,15 @@ pub(crate) fn machine_args(
     boot_stub: &Path,
     dump_dtb: Option<&Path>,
 ) -> Vec<OsString> {
+    let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
     let mut machine = OsString::from("virt,gic-version=3");
+    if qemu_ram_mib <= HIGHMEM_OFF_MAX_RAM_MIB {
+        machine.push(",highmem=off");
+    }
     if let Some(dump_dtb) = dump_dtb {
         machine.push(",dumpdtb=");
         machine.push(escape(dump_dtb.as_os_str()));
     }
-    let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
     [
         "-M".into(),
         machine,
@@ -118,6 +130,22 @@ pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<
             format!("virtio-blk-pci,drive=disk{index}").into(),
         ]);
     }
+    if plan.rng {
+        args.extend(["-device".into(), "virtio-rng-pci".into()]);
+    }
+    if plan.virtio_console.is_some() {
+        args.extend([
+            "-chardev".into(),
+            concat(&[
+                "pipe,id=virtcon,path=".as_ref(),
+                &escape(files.virtio_console.as_os_str()),
+            ]),
+            "-device".into(),
+            "virtio-serial-pci".into(),
+            "-device".into(),
+            "virtconsole,chardev=virtcon".into(),
+        ]);
+    }
     if let Some(port) = plan.gdb_port {
         args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}").into()]);
     }
@@ -157,7 +185,7 @@ mod tests {
     use super::*;
     use crate::boot_stub::EntryState;
     use crate::config::DiskImage;
-    use crate::plan::Placement;
+    use crate::plan::{Placement, VirtioConsole};
     use std::path::PathBuf;
 
     /// The plan of a 16 MiB, one-CPU VM named `vm` that loads `placement`.
@@ -171,6 +199,8 @@ mod tests {
             disks: Vec::new(),
             gdb_port: None,
             icount_shift: None,
+            rng: true,
+            virtio_console: None,
             warnings: Vec::new(),
         }
     }
@@ -197,7 +227,7 @@ mod tests {
         let stub = Path::new("/t/stub.bin");
         assert_eq!(
             joined(&machine_args(300, 2, stub, None)),
-            "-M virt,gic-version=3 -cpu max -global max-arm-cpu.pauth-impdef=on -m 1324M -smp 2 \
+            "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );
         assert_eq!(
@@ -205,8 +235,16 @@ mod tests {
                 .split(' ')
                 .nth(1)
                 .unwrap(),
-            "virt,gic-version=3,dumpdtb=/t/q,,1.dtb"
+            "virt,gic-version=3,highmem=off,dumpdtb=/t/q,,1.dtb"
         );
+    }
+
+    #[test]
+    fn highmem_stays_on_when_ram_does_not_fit_below_four_gib() {
+        let stub = Path::new("/t/stub.bin");
+        let machine = |memory_mib| machine_args(memory_mib, 1, stub, None)[1].clone();
+        assert_eq!(machine(2048), "virt,gic-version=3,highmem=off");
+        assert_eq!(machine(2049), "virt,gic-version=3");
     }
 
     fn files() -> RunFiles<'static> {
@@ -214,6 +252,7 @@ mod tests {
             boot_stub: Path::new("/t/boot-stub.bin"),
             device_tree: Path::new("/t/fdt.dtb"),
             qmp_socket: Path::new("/t/qmp.sock"),
+            virtio_console: Path::new("/t/virt,con"),
         }
     }
 
@@ -221,11 +260,12 @@ mod tests {
     fn minimal_run() {
         assert_eq!(
             joined(&run_args(&bootloader("/images/a,b.bin"), &files(), true)),
-            "-M virt,gic-version=3 -cpu max -global max-arm-cpu.pauth-impdef=on -m 1040M -smp 1 \
+            "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1040M -smp 1 \
              -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name vm \
              -device loader,file=/t/fdt.dtb,addr=0x80000000,force-raw=on \
              -device loader,file=/images/a,,b.bin,addr=0x80200000,force-raw=on \
-             -serial stdio -chardev socket,id=qmp,path=/t/qmp.sock -mon chardev=qmp,mode=control"
+             -serial stdio -chardev socket,id=qmp,path=/t/qmp.sock -mon chardev=qmp,mode=control \
+             -device virtio-rng-pci"
         );
     }
 
@@ -245,6 +285,11 @@ mod tests {
             ],
             gdb_port: Some(1234),
             icount_shift: Some(3),
+            rng: false,
+            virtio_console: Some(VirtioConsole {
+                input: "/c/in".into(),
+                output: Some("/c/out".into()),
+            }),
             ..bootloader("/a.bin")
         };
         let command_line = joined(&run_args(&plan, &files(), false));
@@ -255,6 +300,8 @@ mod tests {
              -device virtio-blk-pci,drive=disk0 \
              -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
              -device virtio-blk-pci,drive=disk1 \
+             -chardev pipe,id=virtcon,path=/t/virt,,con \
+             -device virtio-serial-pci -device virtconsole,chardev=virtcon \
              -gdb tcp:127.0.0.1:1234 -icount shift=3,sleep=off -no-shutdown"
         ));
     }

@@ -281,6 +281,16 @@ impl MemoryTracker {
         Ok(())
     }
 
+    /// The RAM range the tracker maps RAM types in.
+    pub fn ram(&self) -> &Range<usize> {
+        &self.ram
+    }
+
+    /// The MMIO range the tracker maps devices in.
+    pub fn mmio(&self) -> &Range<usize> {
+        &self.mmio
+    }
+
     /// The regions mapped through the tracker, in no particular order.
     pub fn regions(&self) -> &[Region] {
         &self.regions

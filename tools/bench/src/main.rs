@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use vmbase_test_harness::repository_root;
 use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
-use vmclient::{DeathReason, VirtualMachineRawConfig, boot_stub};
+use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig, boot_stub};
 
 /// Guest instructions per counter tick under `-icount shift=0` (16 ns at 62.5 MHz).
 const INSTRUCTIONS_PER_TICK: u64 = 16;
@@ -94,7 +94,14 @@ fn boot_counted(image: &Path, params: Option<&str>) -> Result<(Vec<String>, u64)
         icount_shift: Some(0),
         ..Default::default()
     };
-    let boot = vmbase_test_harness::boot(&config, TIMEOUT)?;
+    let (lines, instructions) = boot_config(&config)?;
+    Ok((lines, instructions.context("no instruction count")?))
+}
+
+/// Boots `config`, returning its console lines and, under icount, its instruction count.
+fn boot_config(config: &VirtualMachineRawConfig) -> Result<(Vec<String>, Option<u64>)> {
+    let image = config.bootloader.clone().unwrap_or_default();
+    let boot = vmbase_test_harness::boot(config, TIMEOUT)?;
     if boot.reason != DeathReason::Shutdown {
         bail!(
             "{} ended with {}; console:\n{}",
@@ -103,8 +110,77 @@ fn boot_counted(image: &Path, params: Option<&str>) -> Result<(Vec<String>, u64)
             boot.console
         );
     }
-    let lines = boot.lines();
-    Ok((lines, boot.instructions.context("no instruction count")?))
+    Ok((boot.lines(), boot.instructions))
+}
+
+/// Bytes of the disk the virtio-blk benchmark reads (the guest's BENCH_SIZE).
+const DISK_BYTES: usize = 16 << 20;
+/// Guest RAM for the virtio-blk benchmark: the image, 2 x 16 MiB of buffers and a 4 MiB pool.
+const DISK_BENCH_MEMORY_MIB: u32 = 64;
+/// Runs for the wall-time medians of the virtio-blk benchmark.
+const DISK_WALL_RUNS: usize = 5;
+/// The phases vmbase_virtio's `bench` times, as it labels them.
+const DISK_PHASES: [&str; 3] = [
+    "memcpy 16777216 bytes ",
+    "read 4096 bytes per request ",
+    "read 1048576 bytes per request ",
+];
+
+/// What the virtio-blk benchmark measured: per phase, guest instructions (icount) and the
+/// median wall time.
+struct DiskBench {
+    instructions: Vec<u64>,
+    wall: Vec<Duration>,
+}
+
+/// Boots vmbase_virtio's `bench` on a 16 MiB disk: once under icount for instructions, then
+/// `DISK_WALL_RUNS` times without for wall times (the guest times each phase with its counter).
+fn disk_bench(root: &Path) -> Result<DiskBench> {
+    let dir = tempfile::tempdir()?;
+    let disk = dir.path().join("bench.img");
+    fs::write(
+        &disk,
+        (0..DISK_BYTES).map(|i| (i >> 9) as u8).collect::<Vec<u8>>(),
+    )?;
+    let mut config = VirtualMachineRawConfig {
+        name: "vmbase-bench-virtio".to_owned(),
+        bootloader: Some(root.join("out/vmbase_virtio.bin")),
+        params: Some("virtio=bench".to_owned()),
+        memory_mib: DISK_BENCH_MEMORY_MIB,
+        disks: vec![DiskImage {
+            image: disk,
+            writable: false,
+        }],
+        icount_shift: Some(0),
+        ..Default::default()
+    };
+    let phase_ticks = |lines: &[String]| -> Result<Vec<u64>> {
+        DISK_PHASES
+            .iter()
+            .map(|phase| {
+                number_after(lines, &format!("bench {phase}"))
+                    .with_context(|| format!("no {phase:?} line in:\n{}", lines.join("\n")))
+            })
+            .collect()
+    };
+    let (lines, _) = boot_config(&config)?;
+    let instructions = phase_ticks(&lines)?
+        .into_iter()
+        .map(|ticks| ticks * INSTRUCTIONS_PER_TICK)
+        .collect();
+    config.icount_shift = None;
+    let mut samples = vec![Vec::new(); DISK_PHASES.len()];
+    for _ in 0..DISK_WALL_RUNS {
+        let (lines, _) = boot_config(&config)?;
+        let frequency = number_after(&lines, "bench counter ").context("no counter frequency")?;
+        for (phase, ticks) in phase_ticks(&lines)?.into_iter().enumerate() {
+            samples[phase].push(Duration::from_secs_f64(ticks as f64 / frequency as f64));
+        }
+    }
+    Ok(DiskBench {
+        instructions,
+        wall: samples.into_iter().map(median).collect(),
+    })
 }
 
 /// The number after `label` in the first console line that has it, such as "main after 42".
@@ -182,7 +258,7 @@ fn bare_qemu_command(files: &Path, image: &Path) -> Command {
     let mut command = Command::new("qemu-system-aarch64");
     command.args([
         "-M",
-        "virt,gic-version=3",
+        "virt,gic-version=3,highmem=off",
         "-cpu",
         "max",
         "-global",
@@ -213,7 +289,7 @@ fn launcher_overhead(root: &Path, image: &Path) -> Result<(Duration, Duration)> 
     let files = tempfile::tempdir()?;
     fs::write(files.path().join("stub.bin"), boot_stub())?;
     let dump = format!(
-        "virt,gic-version=3,dumpdtb={}",
+        "virt,gic-version=3,highmem=off,dumpdtb={}",
         files.path().join("qemu.dtb").display()
     );
     // The same machine as the boot, -bios included (QEMU leaves devices out under -bios).
@@ -263,6 +339,8 @@ fn main() -> Result<()> {
         number_after(&console_lines, "println ").context("println cost")? * INSTRUCTIONS_PER_TICK;
     let raw_instructions =
         number_after(&console_lines, "raw stores ").context("raw cost")? * INSTRUCTIONS_PER_TICK;
+
+    let disk = disk_bench(&root)?;
 
     let hello = root.join("out/vmbase_hello.bin");
     let (launcher, bare) = launcher_overhead(&root, &hello)?;
@@ -338,6 +416,24 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
+        "virtio-blk, 16 MiB read (median of {DISK_WALL_RUNS} wall runs) next to a guest memcpy of \
+         16 MiB:"
+    );
+    let megabytes = DISK_BYTES as f64 / 1e6;
+    for (index, label) in ["memcpy", "read, 4 KiB requests", "read, 1 MiB requests"]
+        .iter()
+        .enumerate()
+    {
+        let instructions = disk.instructions[index];
+        println!(
+            "  {label:<24}{instructions:>12} instructions ({:.2}/KiB, {:.2}x memcpy){:>10.0} MB/s",
+            instructions as f64 / (DISK_BYTES / 1024) as f64,
+            instructions as f64 / disk.instructions[0] as f64,
+            megabytes / disk.wall[index].as_secs_f64()
+        );
+    }
+    println!();
+    println!(
         "host wall time, vmbase hello, median of {WALL_TIME_RUNS} alternating runs: vm run {:.1} ms, \
          bare QEMU {:.1} ms, ratio {:.2}",
         milliseconds(launcher),
@@ -371,6 +467,15 @@ fn main() -> Result<()> {
     let report = json!({
         "qemu": qemu_version,
         "guests": guests,
+        "virtio_blk": {
+            "bytes": DISK_BYTES,
+            "memcpy_instructions": disk.instructions[0],
+            "read_4k_instructions": disk.instructions[1],
+            "read_1m_instructions": disk.instructions[2],
+            "memcpy_mb_per_s": megabytes / disk.wall[0].as_secs_f64(),
+            "read_4k_mb_per_s": megabytes / disk.wall[1].as_secs_f64(),
+            "read_1m_mb_per_s": megabytes / disk.wall[2].as_secs_f64(),
+        },
         "console": {
             "bytes": console_bytes,
             "println_instructions": println_instructions,

@@ -1,0 +1,215 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Assigns memory BARs from the host bridge's windows: naturally aligned, inside one window,
+//! never overlapping another BAR.
+
+use super::{PciError, Space, Window, FOUR_GIB};
+use alloc::vec::Vec;
+use core::ops::Range;
+
+/// The smallest memory BAR (PCI Local Bus Specification: 16 bytes).
+const MIN_BAR_SIZE: u64 = 16;
+
+/// Hands out PCI bus addresses for BARs from a set of memory windows.
+#[derive(Clone, Debug)]
+pub struct BarAllocator {
+    windows: Vec<Window>,
+    /// PCI addresses already taken: BARs the VMM assigned, and those given out.
+    used: Vec<Range<u64>>,
+}
+
+fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+impl BarAllocator {
+    /// An allocator over the memory windows among `windows` (I/O windows are ignored).
+    pub fn new(windows: &[Window]) -> Self {
+        Self {
+            windows: windows.iter().filter(|w| w.is_memory()).cloned().collect(),
+            used: Vec::new(),
+        }
+    }
+
+    /// Whether `range` (PCI addresses) lies entirely in one window.
+    pub fn in_window(&self, range: &Range<u64>) -> bool {
+        self.windows.iter().any(|w| {
+            let window = w.pci_range();
+            window.start <= range.start && range.end <= window.end
+        })
+    }
+
+    /// Marks `range` as taken, for a BAR the VMM assigned: it is kept if it lies in a window and
+    /// overlaps nothing taken so far. Returns whether it was kept (if not, assign the BAR anew).
+    pub fn reserve(&mut self, range: &Range<u64>) -> bool {
+        if range.is_empty()
+            || !self.in_window(range)
+            || self.used.iter().any(|used| overlaps(used, range))
+        {
+            return false;
+        }
+        self.used.push(range.clone());
+        true
+    }
+
+    /// The PCI address for a BAR of `size` bytes (a power of two of at least 16), aligned to its
+    /// size. A 32-bit BAR gets an address below 4 GiB; a non-prefetchable BAR never lands in a
+    /// prefetchable window. 64-bit BARs try 64-bit windows first, keeping the 32-bit space for
+    /// BARs that need it.
+    pub fn allocate(
+        &mut self,
+        size: u64,
+        is_64bit: bool,
+        prefetchable: bool,
+    ) -> Result<u64, PciError> {
+        if size < MIN_BAR_SIZE || !size.is_power_of_two() {
+            return Err(PciError::BadBarSize(size));
+        }
+        let mut order: Vec<&Window> = self
+            .windows
+            .iter()
+            .filter(|w| prefetchable || !w.prefetchable)
+            .collect();
+        // Stable sort: preferred windows first, in tree order otherwise.
+        order.sort_by_key(|w| !(is_64bit && w.space == Space::Memory64));
+        for window in order {
+            let mut limit = window.pci_range().end;
+            if !is_64bit {
+                limit = limit.min(FOUR_GIB);
+            }
+            if let Some(start) = self.first_fit(window.pci_range().start, limit, size) {
+                self.used.push(start..start + size);
+                return Ok(start);
+            }
+        }
+        Err(PciError::NoSpaceForBar {
+            size,
+            is_64bit,
+            prefetchable,
+        })
+    }
+
+    /// The lowest address from `start` where `size` aligned bytes end by `limit` and overlap
+    /// nothing taken.
+    fn first_fit(&self, start: u64, limit: u64, size: u64) -> Option<u64> {
+        let mut candidate = start.checked_next_multiple_of(size)?;
+        loop {
+            let end = candidate.checked_add(size)?;
+            if end > limit {
+                return None;
+            }
+            let range = candidate..end;
+            match self.used.iter().find(|used| overlaps(used, &range)) {
+                None => return Some(candidate),
+                Some(used) => candidate = used.end.checked_next_multiple_of(size)?,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(space: Space, prefetchable: bool, range: Range<u64>) -> Window {
+        Window {
+            space,
+            prefetchable,
+            pci_address: range.start,
+            cpu_range: range,
+        }
+    }
+
+    /// QEMU's windows (I/O, 32-bit, 64-bit) and a prefetchable one.
+    fn windows() -> Vec<Window> {
+        alloc::vec![
+            window(Space::Io, false, 0x3eff_0000..0x3f00_0000),
+            window(Space::Memory32, false, 0x1000_0000..0x1001_0000),
+            window(Space::Memory64, false, 0x80_0000_0000..0x80_0001_0000),
+            window(Space::Memory64, true, 0x90_0000_0000..0x90_0000_1000),
+        ]
+    }
+
+    #[test]
+    fn bars_are_aligned_to_their_size_and_never_overlap() {
+        let mut allocator = BarAllocator::new(&windows());
+        assert_eq!(allocator.allocate(0x100, false, false), Ok(0x1000_0000));
+        assert_eq!(allocator.allocate(0x1000, false, false), Ok(0x1000_1000));
+        assert_eq!(allocator.allocate(0x10, false, false), Ok(0x1000_0100));
+        assert_eq!(allocator.allocate(0x4000, false, false), Ok(0x1000_4000));
+        let mut given: Vec<Range<u64>> = Vec::new();
+        for size in [0x10, 0x800, 0x100, 0x2000] {
+            let start = allocator.allocate(size, false, false).unwrap();
+            assert_eq!(start % size, 0);
+            let range = start..start + size;
+            assert!(allocator.in_window(&range));
+            assert!(given.iter().all(|g| !overlaps(g, &range)));
+            given.push(range);
+        }
+    }
+
+    #[test]
+    fn sixty_four_bit_bars_prefer_sixty_four_bit_windows() {
+        let mut allocator = BarAllocator::new(&windows());
+        assert_eq!(allocator.allocate(0x4000, true, false), Ok(0x80_0000_0000));
+        assert_eq!(allocator.allocate(0x1000, true, true), Ok(0x80_0000_4000));
+        // Non-prefetchable BARs stay out of the prefetchable window, and fall back to 32-bit.
+        assert_eq!(allocator.allocate(0x8000, true, false), Ok(0x80_0000_8000));
+        assert_eq!(allocator.allocate(0x8000, true, false), Ok(0x1000_0000));
+        // Gaps are filled before the next window is used.
+        assert_eq!(allocator.allocate(0x2000, true, true), Ok(0x80_0000_6000));
+        assert_eq!(allocator.allocate(0x1000, true, true), Ok(0x80_0000_5000));
+        assert_eq!(allocator.allocate(0x1000, true, true), Ok(0x90_0000_0000));
+    }
+
+    #[test]
+    fn a_window_never_overflows() {
+        let mut allocator = BarAllocator::new(&windows());
+        assert_eq!(allocator.allocate(0x1_0000, false, false), Ok(0x1000_0000));
+        assert_eq!(
+            allocator.allocate(0x10, false, false),
+            Err(PciError::NoSpaceForBar {
+                size: 0x10,
+                is_64bit: false,
+                prefetchable: false
+            })
+        );
+        assert!(allocator.allocate(0x2_0000, true, true).is_err());
+    }
+
+    #[test]
+    fn thirty_two_bit_bars_stay_below_four_gib() {
+        let straddling = [window(Space::Memory64, false, 0xffff_f000..0x1_0001_0000)];
+        let mut allocator = BarAllocator::new(&straddling);
+        assert_eq!(allocator.allocate(0x1000, false, false), Ok(0xffff_f000));
+        assert!(allocator.allocate(0x1000, false, false).is_err());
+        assert_eq!(allocator.allocate(0x1000, true, false), Ok(0x1_0000_0000));
+    }
+
+    #[test]
+    fn reserved_bars_are_kept_and_avoided() {
+        let mut allocator = BarAllocator::new(&windows());
+        assert!(allocator.reserve(&(0x1000_0000..0x1000_1000)));
+        assert!(!allocator.reserve(&(0x1000_0800..0x1000_0900)), "overlap");
+        assert!(!allocator.reserve(&(0x2000_0000..0x2000_1000)), "outside");
+        assert!(
+            !allocator.reserve(&(0x3eff_0000..0x3eff_0010)),
+            "I/O window"
+        );
+        assert_eq!(allocator.allocate(0x1000, false, false), Ok(0x1000_1000));
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        let mut allocator = BarAllocator::new(&windows());
+        for size in [0, 8, 0x300] {
+            assert_eq!(
+                allocator.allocate(size, false, false),
+                Err(PciError::BadBarSize(size))
+            );
+        }
+        let mut empty = BarAllocator::new(&[]);
+        assert!(empty.allocate(0x1000, true, true).is_err());
+    }
+}

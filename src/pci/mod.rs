@@ -1,0 +1,904 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! PCI from the device tree: the host bridge's configuration space and memory windows, BARs
+//! assigned from those windows, and the devices found on the bus.
+
+mod bar;
+#[cfg(target_arch = "aarch64")]
+mod root;
+
+pub use bar::BarAllocator;
+#[cfg(target_arch = "aarch64")]
+pub use root::{CamAccess, PciRoot};
+
+use crate::fdt::{Fdt, FdtError, Node};
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::{Range, RangeInclusive};
+
+/// `compatible` of QEMU's host bridge (PCIe ECAM, 4 KiB of configuration space per function).
+pub const ECAM_COMPATIBLE: &[u8] = b"pci-host-ecam-generic";
+/// `compatible` of crosvm's host bridge (CAM, 256 bytes of configuration space per function).
+pub const CAM_COMPATIBLE: &[u8] = b"pci-host-cam-generic";
+
+/// `#address-cells` of a PCI bus node: `phys.hi`, then a 64-bit address.
+const PCI_ADDRESS_CELLS: u32 = 3;
+/// `phys.hi` bits [25:24], the space code (IEEE Std 1275-1994 PCI binding).
+const SPACE_CODE_SHIFT: u32 = 24;
+const SPACE_CODE_MASK: u32 = 0b11;
+/// `phys.hi` bit 30: the range is prefetchable.
+const PREFETCHABLE: u32 = 1 << 30;
+/// The largest parent `#address-cells` and node `#size-cells` decoded: a 64-bit value.
+const MAX_VALUE_CELLS: u32 = 2;
+
+/// The 4 GiB limit of 32-bit BARs and windows.
+const FOUR_GIB: u64 = 1 << 32;
+
+/// The configuration access mechanism of a host bridge.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum CamKind {
+    /// PCI CAM: 256 bytes per function, 64 KiB per bus (crosvm).
+    Cam,
+    /// PCIe ECAM: 4 KiB per function, 1 MiB per bus (QEMU).
+    Ecam,
+}
+
+impl CamKind {
+    /// Bytes of configuration space per bus.
+    pub const fn bus_size(self) -> u64 {
+        match self {
+            Self::Cam => 1 << 16,
+            Self::Ecam => 1 << 20,
+        }
+    }
+
+    /// log2 of the bytes of configuration space per function.
+    pub const fn function_shift(self) -> u32 {
+        match self {
+            Self::Cam => 8,
+            Self::Ecam => 12,
+        }
+    }
+}
+
+/// The address space of a `ranges` entry (the `ss` field of `phys.hi`).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Space {
+    /// Configuration space (code 0b00); never valid in `ranges`.
+    Configuration,
+    /// I/O space (0b01).
+    Io,
+    /// 32-bit memory space (0b10).
+    Memory32,
+    /// 64-bit memory space (0b11).
+    Memory64,
+}
+
+/// One entry of the host bridge's `ranges`: PCI addresses and the CPU addresses they appear at.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Window {
+    /// Which PCI address space.
+    pub space: Space,
+    /// Whether reads have no side effects (prefetchable memory).
+    pub prefetchable: bool,
+    /// The first PCI bus address.
+    pub pci_address: u64,
+    /// The CPU physical addresses of the window.
+    pub cpu_range: Range<u64>,
+}
+
+impl Window {
+    /// The PCI bus addresses of the window.
+    pub fn pci_range(&self) -> Range<u64> {
+        self.pci_address..self.pci_address + (self.cpu_range.end - self.cpu_range.start)
+    }
+
+    /// Whether devices can put memory BARs in the window.
+    pub fn is_memory(&self) -> bool {
+        matches!(self.space, Space::Memory32 | Space::Memory64)
+    }
+}
+
+/// What the device tree says about the PCI host bridge.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct PciInfo {
+    /// How configuration space is reached.
+    pub cam: CamKind,
+    /// The CPU addresses of configuration space, as far as `bus-range` uses it.
+    pub cam_range: Range<u64>,
+    /// The buses behind the bridge.
+    pub bus_range: RangeInclusive<u8>,
+    /// The windows of `ranges`, I/O included.
+    pub windows: Vec<Window>,
+    /// `interrupt-map-mask`: which bits of a child's unit address and pin `interrupt-map`
+    /// matches.
+    pub interrupt_map_mask: [u32; 4],
+    /// `interrupt-map`: the legacy interrupts (INTA-INTD) of the functions on the bus.
+    pub interrupt_map: Vec<InterruptMapEntry>,
+}
+
+/// One entry of the host bridge's `interrupt-map`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct InterruptMapEntry {
+    /// The child's unit address (`phys.hi`, `phys.mid`, `phys.lo`): bus, device, function.
+    pub child_address: [u32; 3],
+    /// The child's interrupt pin, 1 to 4 for INTA to INTD.
+    pub child_pin: u32,
+    /// The interrupt controller's phandle.
+    pub parent: u32,
+    /// The interrupt specifier for the controller (for a GIC: type, number, flags).
+    pub parent_interrupt: Vec<u32>,
+}
+
+/// Why the PCI host bridge could not be used.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum PciError {
+    /// The device tree could not be read.
+    Fdt(FdtError),
+    /// No node is compatible with a generic host bridge.
+    NoHostBridge,
+    /// A property the bridge needs is missing; holds its name.
+    Missing(&'static str),
+    /// A property has a length its cell counts do not allow; holds its name.
+    BadLength(&'static str),
+    /// `#address-cells`/`#size-cells` of the bridge or its parent are not what PCI uses.
+    BadCells {
+        /// The bridge's `#address-cells` (3 for PCI).
+        address: u32,
+        /// The bridge's `#size-cells` (1 or 2).
+        size: u32,
+        /// The parent's `#address-cells` (1 or 2).
+        parent_address: u32,
+    },
+    /// `bus-range` ends before it starts, or names a bus above 255.
+    BadBusRange(u32, u32),
+    /// `reg` is too small for the buses of `bus-range`.
+    CamTooSmall {
+        /// The size `reg` gives.
+        size: u64,
+        /// The size the buses need.
+        needed: u64,
+    },
+    /// An address range overflows 64 bits; holds its start.
+    Overflow(u64),
+    /// A `ranges` entry covers no byte; holds its CPU address.
+    EmptyWindow(u64),
+    /// A `ranges` entry names configuration space or a 32-bit window above 4 GiB; holds `phys.hi`.
+    BadSpace(u32),
+    /// Two windows overlap.
+    WindowsOverlap(Range<u64>, Range<u64>),
+    /// A range lies (partly) in RAM.
+    OverlapsRam(Range<u64>),
+    /// Configuration space lies outside the MMIO range this guest maps devices in.
+    CamOutsideMmio {
+        /// Configuration space.
+        cam: Range<u64>,
+        /// The MMIO range devices may use.
+        mmio: Range<u64>,
+    },
+    /// A memory window translates PCI addresses to other CPU addresses; holds its CPU range.
+    TranslatedWindow(Range<u64>),
+    /// No memory window lies in the MMIO range, so no BAR can be assigned.
+    NoMemoryWindow,
+    /// A BAR of this size (and kind) fits in no window.
+    NoSpaceForBar {
+        /// Its size in bytes.
+        size: u64,
+        /// Whether it is a 64-bit BAR.
+        is_64bit: bool,
+        /// Whether it is prefetchable.
+        prefetchable: bool,
+    },
+    /// A BAR's size is not a power of two of at least 16 bytes.
+    BadBarSize(u64),
+    /// Mapping configuration space or a window failed.
+    Map(crate::memory::MemoryTrackerError),
+    /// The PCI configuration space answered nonsense.
+    Config(&'static str),
+    /// `interrupt-map` names a phandle that no child of the root has; holds it.
+    UnknownInterruptParent(u32),
+    /// An interrupt controller's `#interrupt-cells` or `#address-cells` is missing or absurd;
+    /// holds its phandle.
+    BadInterruptParent(u32),
+}
+
+impl fmt::Display for PciError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::Fdt(error) => write!(f, "device tree: {error}"),
+            Self::NoHostBridge => write!(
+                f,
+                "no PCI host bridge (pci-host-ecam-generic or pci-host-cam-generic)"
+            ),
+            Self::Missing(name) => write!(f, "PCI host bridge has no {name}"),
+            Self::BadLength(name) => write!(f, "PCI host bridge {name} has a bad length"),
+            Self::BadCells {
+                address,
+                size,
+                parent_address,
+            } => write!(
+                f,
+                "PCI host bridge cells: #address-cells {address} (3 needed), #size-cells {size} \
+                 (1 or 2), parent #address-cells {parent_address} (1 or 2)"
+            ),
+            Self::BadBusRange(first, last) => write!(f, "bad PCI bus-range <{first} {last}>"),
+            Self::CamTooSmall { size, needed } => write!(
+                f,
+                "PCI configuration space of {size:#x} bytes, bus-range needs {needed:#x}"
+            ),
+            Self::Overflow(start) => write!(f, "PCI range from {start:#x} overflows"),
+            Self::EmptyWindow(start) => write!(f, "PCI window at {start:#x} is empty"),
+            Self::BadSpace(phys_hi) => write!(f, "bad PCI ranges entry (phys.hi {phys_hi:#010x})"),
+            Self::WindowsOverlap(a, b) => write!(f, "PCI windows {a:#x?} and {b:#x?} overlap"),
+            Self::OverlapsRam(range) => write!(f, "PCI range {range:#x?} overlaps RAM"),
+            Self::CamOutsideMmio { cam, mmio } => write!(
+                f,
+                "PCI configuration space {cam:#x?} is outside the MMIO range {mmio:#x?}"
+            ),
+            Self::TranslatedWindow(range) => write!(
+                f,
+                "PCI window {range:#x?} has PCI addresses other than its CPU addresses"
+            ),
+            Self::NoMemoryWindow => write!(f, "no PCI memory window in the MMIO range"),
+            Self::NoSpaceForBar {
+                size,
+                is_64bit,
+                prefetchable,
+            } => write!(
+                f,
+                "no PCI window has room for a BAR of {size:#x} bytes (64-bit: {is_64bit}, \
+                 prefetchable: {prefetchable})"
+            ),
+            Self::BadBarSize(size) => write!(f, "PCI BAR size {size:#x} is not a power of two"),
+            Self::Map(error) => write!(f, "mapping PCI memory: {error}"),
+            Self::Config(what) => write!(f, "PCI configuration space: {what}"),
+            Self::UnknownInterruptParent(phandle) => write!(
+                f,
+                "PCI interrupt-map names interrupt controller {phandle:#x}, which is not a child of \
+                 the root"
+            ),
+            Self::BadInterruptParent(phandle) => write!(
+                f,
+                "interrupt controller {phandle:#x} has no usable #interrupt-cells/#address-cells"
+            ),
+        }
+    }
+}
+
+impl From<FdtError> for PciError {
+    fn from(error: FdtError) -> Self {
+        Self::Fdt(error)
+    }
+}
+
+impl From<crate::memory::MemoryTrackerError> for PciError {
+    fn from(error: crate::memory::MemoryTrackerError) -> Self {
+        Self::Map(error)
+    }
+}
+
+fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+/// Reads `count` big-endian cells as one value; `None` past the end.
+fn read_cells(value: &mut &[u8], count: u32) -> Option<u64> {
+    let mut number = 0u64;
+    for _ in 0..count {
+        let (cell, rest) = value.split_first_chunk::<4>()?;
+        number = number << 32 | u64::from(u32::from_be_bytes(*cell));
+        *value = rest;
+    }
+    Some(number)
+}
+
+fn checked_range(start: u64, size: u64) -> Result<Range<u64>, PciError> {
+    let end = start.checked_add(size).ok_or(PciError::Overflow(start))?;
+    Ok(start..end)
+}
+
+/// Decodes a PCI bus node's `ranges` (`phys.hi`, a 64-bit PCI address, a parent address of
+/// `parent_address_cells`, a size of `size_cells`). Windows must be non-empty, must not overflow
+/// or overlap each other, and 32-bit memory windows must end at or below 4 GiB on the bus.
+pub fn decode_ranges(
+    mut value: &[u8],
+    parent_address_cells: u32,
+    size_cells: u32,
+) -> Result<Vec<Window>, PciError> {
+    let entry = 4 * (PCI_ADDRESS_CELLS + parent_address_cells + size_cells) as usize;
+    if !value.len().is_multiple_of(entry) {
+        return Err(PciError::BadLength("ranges"));
+    }
+    let mut windows: Vec<Window> = Vec::new();
+    while !value.is_empty() {
+        let fields = (
+            read_cells(&mut value, 1),
+            read_cells(&mut value, 2),
+            read_cells(&mut value, parent_address_cells),
+            read_cells(&mut value, size_cells),
+        );
+        let (Some(phys_hi), Some(pci_address), Some(cpu_address), Some(size)) = fields else {
+            return Err(PciError::BadLength("ranges"));
+        };
+        let phys_hi = phys_hi as u32;
+        let space = match (phys_hi >> SPACE_CODE_SHIFT) & SPACE_CODE_MASK {
+            0b00 => Space::Configuration,
+            0b01 => Space::Io,
+            0b10 => Space::Memory32,
+            _ => Space::Memory64,
+        };
+        if size == 0 {
+            return Err(PciError::EmptyWindow(cpu_address));
+        }
+        let cpu_range = checked_range(cpu_address, size)?;
+        let pci_range = checked_range(pci_address, size)?;
+        if space == Space::Configuration || (space == Space::Memory32 && pci_range.end > FOUR_GIB) {
+            return Err(PciError::BadSpace(phys_hi));
+        }
+        if let Some(other) = windows.iter().find(|w| overlaps(&w.cpu_range, &cpu_range)) {
+            return Err(PciError::WindowsOverlap(other.cpu_range.clone(), cpu_range));
+        }
+        windows.push(Window {
+            space,
+            prefetchable: phys_hi & PREFETCHABLE != 0,
+            pci_address,
+            cpu_range,
+        });
+    }
+    Ok(windows)
+}
+
+/// The largest `#address-cells` or `#interrupt-cells` of an interrupt controller decoded.
+const MAX_INTERRUPT_PARENT_CELLS: u32 = 4;
+
+/// Decodes a PCI bus node's `interrupt-map` (child unit address of 3 cells, a 1-cell pin, the
+/// controller's phandle, then its unit address and interrupt specifier, whose cell counts
+/// `parent_cells` gives as `(#address-cells, #interrupt-cells)`, or `None` for an unknown
+/// phandle).
+pub fn decode_interrupt_map(
+    mut value: &[u8],
+    parent_cells: impl Fn(u32) -> Result<Option<(u32, u32)>, PciError>,
+) -> Result<Vec<InterruptMapEntry>, PciError> {
+    let bad_length = PciError::BadLength("interrupt-map");
+    let mut entries = Vec::new();
+    while !value.is_empty() {
+        let mut cell = || {
+            read_cells(&mut value, 1)
+                .map(|c| c as u32)
+                .ok_or(bad_length.clone())
+        };
+        let child_address = [cell()?, cell()?, cell()?];
+        let child_pin = cell()?;
+        let parent = cell()?;
+        let (address_cells, interrupt_cells) =
+            parent_cells(parent)?.ok_or(PciError::UnknownInterruptParent(parent))?;
+        if address_cells > MAX_INTERRUPT_PARENT_CELLS
+            || !(1..=MAX_INTERRUPT_PARENT_CELLS).contains(&interrupt_cells)
+        {
+            return Err(PciError::BadInterruptParent(parent));
+        }
+        read_cells(&mut value, address_cells).ok_or(bad_length.clone())?;
+        let parent_interrupt = (0..interrupt_cells)
+            .map(|_| read_cells(&mut value, 1).map(|c| c as u32))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or(bad_length.clone())?;
+        entries.push(InterruptMapEntry {
+            child_address,
+            child_pin,
+            parent,
+            parent_interrupt,
+        });
+    }
+    Ok(entries)
+}
+
+/// `#address-cells` (0 when absent) and `#interrupt-cells` of the child of the root whose
+/// `phandle` is `phandle`; interrupt controllers deeper in the tree are not looked for (QEMU's
+/// and crosvm's GIC are children of the root).
+fn interrupt_parent_cells(fdt: &Fdt, phandle: u32) -> Result<Option<(u32, u32)>, PciError> {
+    let one_cell = |value: Option<&[u8]>| match value {
+        Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d])),
+        _ => None,
+    };
+    let mut found = None;
+    fdt.root()?.scan_children(None, |child| {
+        if one_cell(child.property(b"phandle")?) != Some(phandle) {
+            return Ok(false);
+        }
+        let address_cells = match child.property(b"#address-cells")? {
+            None => Some(0),
+            value => one_cell(value),
+        };
+        found = Some(address_cells.zip(one_cell(child.property(b"#interrupt-cells")?)));
+        Ok(true)
+    })?;
+    match found {
+        None => Ok(None),
+        Some(Some(cells)) => Ok(Some(cells)),
+        Some(None) => Err(PciError::BadInterruptParent(phandle)),
+    }
+}
+
+impl PciInfo {
+    /// The interrupt specifier of pin `pin` (1 to 4 for INTA to INTD) of device `device`,
+    /// function `function` on bus `bus`, from `interrupt-map`, for a function on the root bus.
+    pub fn interrupt(
+        &self,
+        bus: u8,
+        device: u8,
+        function: u8,
+        pin: u32,
+    ) -> Option<&InterruptMapEntry> {
+        let phys_hi = u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8;
+        let child = [phys_hi, 0, 0, pin];
+        let masked = |values: [u32; 4]| {
+            let mut masked = values;
+            for (value, mask) in masked.iter_mut().zip(self.interrupt_map_mask) {
+                *value &= mask;
+            }
+            masked
+        };
+        let wanted = masked(child);
+        self.interrupt_map.iter().find(|entry| {
+            let [hi, mid, lo] = entry.child_address;
+            masked([hi, mid, lo, entry.child_pin]) == wanted
+        })
+    }
+
+    /// Finds the first generic host bridge in `fdt` and decodes it.
+    pub fn from_fdt(fdt: &Fdt) -> Result<Self, PciError> {
+        for (compatible, cam) in [
+            (ECAM_COMPATIBLE, CamKind::Ecam),
+            (CAM_COMPATIBLE, CamKind::Cam),
+        ] {
+            if let Some(node) = fdt.compatible_nodes(compatible).next().transpose()? {
+                return Self::from_node(fdt, &node, cam);
+            }
+        }
+        Err(PciError::NoHostBridge)
+    }
+
+    /// Decodes host bridge `node` of `fdt`, whose configuration access mechanism is `cam`.
+    pub fn from_node(fdt: &Fdt, node: &Node, cam: CamKind) -> Result<Self, PciError> {
+        let cells = node.cells()?;
+        let parent = node.parent_cells();
+        if cells.address != PCI_ADDRESS_CELLS
+            || !(1..=MAX_VALUE_CELLS).contains(&cells.size)
+            || !(1..=MAX_VALUE_CELLS).contains(&parent.address)
+            || !(1..=MAX_VALUE_CELLS).contains(&parent.size)
+        {
+            return Err(PciError::BadCells {
+                address: cells.address,
+                size: cells.size,
+                parent_address: parent.address,
+            });
+        }
+        let bus_range = match node.property(b"bus-range")? {
+            None => 0..=u8::MAX,
+            Some(value) => {
+                let mut value = value;
+                let (Some(first), Some(last), true) = (
+                    read_cells(&mut value, 1),
+                    read_cells(&mut value, 1),
+                    value.is_empty(),
+                ) else {
+                    return Err(PciError::BadLength("bus-range"));
+                };
+                match (u8::try_from(first), u8::try_from(last)) {
+                    (Ok(first), Ok(last)) if first <= last => first..=last,
+                    _ => return Err(PciError::BadBusRange(first as u32, last as u32)),
+                }
+            }
+        };
+        let mut reg = node.property(b"reg")?.ok_or(PciError::Missing("reg"))?;
+        let (Some(cam_start), Some(cam_size)) = (
+            read_cells(&mut reg, parent.address),
+            read_cells(&mut reg, parent.size),
+        ) else {
+            return Err(PciError::BadLength("reg"));
+        };
+        let buses = u64::from(*bus_range.end() - *bus_range.start()) + 1;
+        let needed = buses * cam.bus_size();
+        if cam_size < needed {
+            return Err(PciError::CamTooSmall {
+                size: cam_size,
+                needed,
+            });
+        }
+        checked_range(cam_start, cam_size)?;
+        let ranges = node
+            .property(b"ranges")?
+            .ok_or(PciError::Missing("ranges"))?;
+        let windows = decode_ranges(ranges, parent.address, cells.size)?;
+        let (interrupt_map_mask, interrupt_map) = match node.property(b"interrupt-map")? {
+            None => ([0; 4], Vec::new()),
+            Some(map) => {
+                let mut mask = node
+                    .property(b"interrupt-map-mask")?
+                    .ok_or(PciError::Missing("interrupt-map-mask"))?;
+                let mut mask_cells = [0; 4];
+                for cell in &mut mask_cells {
+                    *cell = read_cells(&mut mask, 1)
+                        .ok_or(PciError::BadLength("interrupt-map-mask"))?
+                        as u32;
+                }
+                if !mask.is_empty() {
+                    return Err(PciError::BadLength("interrupt-map-mask"));
+                }
+                let map =
+                    decode_interrupt_map(map, |phandle| interrupt_parent_cells(fdt, phandle))?;
+                (mask_cells, map)
+            }
+        };
+        Ok(Self {
+            cam,
+            cam_range: cam_start..cam_start + needed,
+            bus_range,
+            windows,
+            interrupt_map_mask,
+            interrupt_map,
+        })
+    }
+
+    /// Checks the bridge against the guest's memory map: configuration space inside `mmio`, no
+    /// range in `ram`. Returns the memory windows that lie in `mmio` (the ones BARs can use);
+    /// windows elsewhere (QEMU's 64-bit window above 512 GiB) are left unused.
+    pub fn usable_windows(
+        &self,
+        ram: &Range<u64>,
+        mmio: &Range<u64>,
+    ) -> Result<Vec<Window>, PciError> {
+        let inside = |range: &Range<u64>| mmio.start <= range.start && range.end <= mmio.end;
+        for range in
+            core::iter::once(&self.cam_range).chain(self.windows.iter().map(|w| &w.cpu_range))
+        {
+            if overlaps(range, ram) {
+                return Err(PciError::OverlapsRam(range.clone()));
+            }
+        }
+        if !inside(&self.cam_range) {
+            return Err(PciError::CamOutsideMmio {
+                cam: self.cam_range.clone(),
+                mmio: mmio.clone(),
+            });
+        }
+        let mut usable = Vec::new();
+        for window in self.windows.iter().filter(|w| w.is_memory()) {
+            if !inside(&window.cpu_range) {
+                continue;
+            }
+            if window.pci_address != window.cpu_range.start {
+                return Err(PciError::TranslatedWindow(window.cpu_range.clone()));
+            }
+            usable.push(window.clone());
+        }
+        if usable.is_empty() {
+            return Err(PciError::NoMemoryWindow);
+        }
+        Ok(usable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdt::tests::FdtBuilder;
+
+    const RAM: Range<u64> = 0x8000_0000..0x9000_0000;
+    const MMIO: Range<u64> = 0..0x4000_0000;
+
+    /// QEMU's tree (`-M virt,gic-version=3`, default highmem), as dumped by QEMU 7.2.
+    const QEMU_VIRT: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");
+    /// QEMU's tree with `highmem=off`, what `vm` boots: ECAM and windows in the low GiB.
+    const QEMU_VIRT_LOW: &[u8] = include_bytes!("../../tests/data/qemu-virt-highmem-off.dtb");
+
+    fn aligned(blob: &[u8]) -> Vec<u64> {
+        let mut words = alloc::vec![0u64; blob.len().div_ceil(8)];
+        // SAFETY: words has at least blob.len() bytes, and u64 has no invalid bit patterns.
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), blob.len()) };
+        bytes.copy_from_slice(blob);
+        words
+    }
+
+    fn decode(blob: &[u8]) -> Result<PciInfo, PciError> {
+        let words = aligned(blob);
+        // SAFETY: As in aligned: the bytes of words.
+        let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), blob.len()) };
+        PciInfo::from_fdt(&Fdt::new(bytes)?)
+    }
+
+    /// A tree with one bridge whose properties are given; the root has 2 address and 2 size
+    /// cells, like QEMU's and crosvm's.
+    fn bridge(compatible: &str, props: &[(&str, &[u32])]) -> Vec<u8> {
+        let mut builder = FdtBuilder::new();
+        builder
+            .begin("")
+            .prop_u32s("#address-cells", &[2])
+            .prop_u32s("#size-cells", &[2])
+            .begin("pci");
+        builder.prop("compatible", &[compatible.as_bytes(), b"\0"].concat());
+        for (name, cells) in props {
+            builder.prop_u32s(name, cells);
+        }
+        builder.end().end().build()
+    }
+
+    const CROSVM_RANGES: &[u32] = &[
+        0x0300_0000,
+        0,
+        0x7000_0000,
+        0,
+        0x7000_0000,
+        0,
+        0x1000_0000, // 64-bit in the low space
+        0x4300_0000,
+        0x1,
+        0x0,
+        0x1,
+        0x0,
+        0x1,
+        0x0, // prefetchable 64-bit above 4 GiB
+    ];
+
+    fn crosvm_props(ranges: &[u32]) -> Vec<(&'static str, Vec<u32>)> {
+        alloc::vec![
+            ("#address-cells", alloc::vec![3]),
+            ("#size-cells", alloc::vec![2]),
+            ("reg", alloc::vec![0, 0x1_0000, 0, 0x100_0000]),
+            ("bus-range", alloc::vec![0, 0]),
+            ("ranges", ranges.to_vec()),
+        ]
+    }
+
+    fn with<'a>(props: &'a [(&'static str, Vec<u32>)]) -> Vec<(&'static str, &'a [u32])> {
+        props.iter().map(|(n, v)| (*n, v.as_slice())).collect()
+    }
+
+    #[test]
+    fn qemu_default_tree_has_high_ecam() {
+        let info = decode(QEMU_VIRT).unwrap();
+        assert_eq!(info.cam, CamKind::Ecam);
+        assert_eq!(info.cam_range, 0x40_1000_0000..0x40_2000_0000);
+        assert_eq!(info.bus_range, 0..=255);
+        assert_eq!(
+            info.windows,
+            [
+                Window {
+                    space: Space::Io,
+                    prefetchable: false,
+                    pci_address: 0,
+                    cpu_range: 0x3eff_0000..0x3f00_0000,
+                },
+                Window {
+                    space: Space::Memory32,
+                    prefetchable: false,
+                    pci_address: 0x1000_0000,
+                    cpu_range: 0x1000_0000..0x3eff_0000,
+                },
+                Window {
+                    space: Space::Memory64,
+                    prefetchable: false,
+                    pci_address: 0x80_0000_0000,
+                    cpu_range: 0x80_0000_0000..0x100_0000_0000,
+                },
+            ]
+        );
+        assert_eq!(
+            info.usable_windows(&RAM, &MMIO),
+            Err(PciError::CamOutsideMmio {
+                cam: 0x40_1000_0000..0x40_2000_0000,
+                mmio: MMIO
+            })
+        );
+    }
+
+    #[test]
+    fn qemu_low_tree_is_usable() {
+        let info = decode(QEMU_VIRT_LOW).unwrap();
+        assert_eq!(info.cam_range, 0x3f00_0000..0x4000_0000);
+        assert_eq!(info.bus_range, 0..=15);
+        let usable = info.usable_windows(&RAM, &MMIO).unwrap();
+        assert_eq!(usable.len(), 1);
+        assert_eq!(usable[0].cpu_range, 0x1000_0000..0x3eff_0000);
+        assert_eq!(usable[0].pci_range(), 0x1000_0000..0x3eff_0000);
+    }
+
+    #[test]
+    fn qemu_interrupt_map_gives_each_slot_its_swizzled_spi() {
+        let info = decode(QEMU_VIRT_LOW).unwrap();
+        assert_eq!(info.interrupt_map.len(), 16);
+        assert_eq!(info.interrupt_map_mask, [0x1800, 0, 0, 7]);
+        let spi = |device, pin| {
+            info.interrupt(0, device, 0, pin)
+                .map(|entry| (entry.parent, entry.parent_interrupt.clone()))
+        };
+        assert_eq!(spi(0, 1), Some((0x8002, alloc::vec![0, 3, 4])));
+        assert_eq!(spi(1, 1), Some((0x8002, alloc::vec![0, 4, 4])));
+        assert_eq!(spi(2, 1), Some((0x8002, alloc::vec![0, 5, 4])));
+        assert_eq!(spi(1, 4), Some((0x8002, alloc::vec![0, 3, 4])));
+        // The mask keeps two bits of the device number: slot 5 is wired like slot 1.
+        assert_eq!(spi(5, 1), spi(1, 1));
+        assert_eq!(spi(1, 5), None);
+    }
+
+    /// A CAM bridge with `interrupt-map` `map`, and an interrupt controller, phandle 1, with
+    /// `#interrupt-cells` `interrupt_cells`.
+    fn bridge_with_interrupts(map: &[u32], interrupt_cells: u32) -> Vec<u8> {
+        let mut builder = FdtBuilder::new();
+        builder
+            .begin("")
+            .prop_u32s("#address-cells", &[2])
+            .prop_u32s("#size-cells", &[2])
+            .begin("intc")
+            .prop_u32s("phandle", &[1])
+            .prop_u32s("#interrupt-cells", &[interrupt_cells])
+            .end()
+            .begin("pci")
+            .prop("compatible", b"pci-host-cam-generic\0");
+        for (name, cells) in crosvm_props(CROSVM_RANGES) {
+            builder.prop_u32s(name, &cells);
+        }
+        builder
+            .prop_u32s("interrupt-map-mask", &[0xf800, 0, 0, 7])
+            .prop_u32s("interrupt-map", map)
+            .end()
+            .end()
+            .build()
+    }
+
+    #[test]
+    fn interrupt_map_errors() {
+        let good = [0x800, 0, 0, 1, 1, 0, 4, 4];
+        let info = decode(&bridge_with_interrupts(&good, 3)).unwrap();
+        assert_eq!(
+            info.interrupt(0, 1, 0, 1)
+                .map(|e| e.parent_interrupt.clone()),
+            Some(alloc::vec![0, 4, 4])
+        );
+        assert_eq!(
+            decode(&bridge_with_interrupts(&good[..7], 3)),
+            Err(PciError::BadLength("interrupt-map"))
+        );
+        assert_eq!(
+            decode(&bridge_with_interrupts(&[0x800, 0, 0, 1, 2, 0, 4, 4], 3)),
+            Err(PciError::UnknownInterruptParent(2))
+        );
+        assert_eq!(
+            decode(&bridge_with_interrupts(&good, 0x7fff_ffff)),
+            Err(PciError::BadInterruptParent(1))
+        );
+    }
+
+    #[test]
+    fn crosvm_like_cam_bridge() {
+        let info = decode(&bridge(
+            "pci-host-cam-generic",
+            &with(&crosvm_props(CROSVM_RANGES)),
+        ))
+        .unwrap();
+        assert_eq!(info.cam, CamKind::Cam);
+        assert_eq!(info.cam_range, 0x1_0000..0x2_0000);
+        assert_eq!(info.bus_range, 0..=0);
+        assert!(info.windows[1].prefetchable);
+        assert_eq!(info.windows[1].space, Space::Memory64);
+        // The window above 4 GiB overlaps this RAM-sized test's nothing, but is outside MMIO.
+        let usable = info.usable_windows(&RAM, &(0..0x8000_0000)).unwrap();
+        assert_eq!(usable.len(), 1);
+        assert_eq!(usable[0].cpu_range, 0x7000_0000..0x8000_0000);
+    }
+
+    #[test]
+    fn hostile_bridges_are_errors() {
+        let cases: &[(&[u32], PciError)] = &[
+            (
+                &[0x0200_0000, 0, 0x8000_0000, 0, 0x8000_0000, 0, 0x1000],
+                PciError::OverlapsRam(0x8000_0000..0x8000_1000),
+            ),
+            (
+                &[0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0],
+                PciError::EmptyWindow(0x1000_0000),
+            ),
+            (
+                &[0x0300_0000, 0, 0, 0xffff_ffff, 0xffff_0000, 0x1, 0],
+                PciError::Overflow(0xffff_ffff_ffff_0000),
+            ),
+            (
+                &[0x0200_0000, 0, 0xffff_0000, 0, 0x1000_0000, 0, 0x2_0000],
+                PciError::BadSpace(0x0200_0000),
+            ),
+            (
+                &[0x0000_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0x1000],
+                PciError::BadSpace(0),
+            ),
+            (
+                &[
+                    0x0200_0000,
+                    0,
+                    0x1000_0000,
+                    0,
+                    0x1000_0000,
+                    0,
+                    0x2000, //
+                    0x0200_0000,
+                    0,
+                    0x2000_0000,
+                    0,
+                    0x1000_1000,
+                    0,
+                    0x1000,
+                ],
+                PciError::WindowsOverlap(0x1000_0000..0x1000_2000, 0x1000_1000..0x1000_2000),
+            ),
+            (
+                &[0x0200_0000, 0, 0x1000_0000],
+                PciError::BadLength("ranges"),
+            ),
+        ];
+        for (ranges, expected) in cases {
+            let blob = bridge("pci-host-cam-generic", &with(&crosvm_props(ranges)));
+            let result = decode(&blob).and_then(|info| info.usable_windows(&RAM, &MMIO));
+            assert_eq!(result.as_ref().err(), Some(expected), "ranges {ranges:#x?}");
+        }
+    }
+
+    #[test]
+    fn hostile_cells_reg_and_bus_ranges_are_errors() {
+        let replace = |name: &'static str, value: &[u32]| {
+            let mut props = crosvm_props(CROSVM_RANGES);
+            props.iter_mut().find(|(n, _)| *n == name).unwrap().1 = value.to_vec();
+            decode(&bridge("pci-host-cam-generic", &with(&props)))
+        };
+        assert!(matches!(
+            replace("#address-cells", &[2]),
+            Err(PciError::BadCells { address: 2, .. })
+        ));
+        assert_eq!(
+            replace("#address-cells", &[0xffff_ffff]),
+            Err(PciError::Fdt(FdtError::BadCells))
+        );
+        assert!(matches!(
+            replace("#size-cells", &[3]),
+            Err(PciError::BadCells { size: 3, .. })
+        ));
+        assert_eq!(
+            replace("bus-range", &[2, 1]),
+            Err(PciError::BadBusRange(2, 1))
+        );
+        assert_eq!(
+            replace("bus-range", &[0, 256]),
+            Err(PciError::BadBusRange(0, 256))
+        );
+        assert_eq!(
+            replace("bus-range", &[0]),
+            Err(PciError::BadLength("bus-range"))
+        );
+        assert_eq!(
+            replace("bus-range", &[0, 1]).map(|info| info.cam_range),
+            Ok(0x1_0000..0x3_0000)
+        );
+        assert_eq!(
+            replace("reg", &[0, 0x1_0000]),
+            Err(PciError::BadLength("reg"))
+        );
+        assert_eq!(
+            replace("reg", &[0, 0x1_0000, 0, 0x1000]),
+            Err(PciError::CamTooSmall {
+                size: 0x1000,
+                needed: 0x1_0000
+            })
+        );
+        assert_eq!(
+            replace("reg", &[0xffff_ffff, 0xffff_0000, 0, 0x1_0000]),
+            Err(PciError::Overflow(0xffff_ffff_ffff_0000))
+        );
+        let far = replace("reg", &[0x100, 0, 0, 0x1_0000]).unwrap();
+        assert!(matches!(
+            far.usable_windows(&RAM, &MMIO),
+            Err(PciError::CamOutsideMmio { .. })
+        ));
+        let empty = FdtBuilder::new().begin("").end().build();
+        assert_eq!(decode(&empty), Err(PciError::NoHostBridge));
+    }
+}

@@ -1,0 +1,252 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The running PCI root complex: configuration space and windows mapped as device memory, BARs
+//! assigned, devices enumerated.
+
+use super::{BarAllocator, CamKind, PciError, PciInfo};
+use crate::fdt::Fdt;
+use crate::memory::MemoryTracker;
+use alloc::vec::Vec;
+use core::ops::{Deref, Range};
+use core::ptr::NonNull;
+use safe_mmio::fields::ReadPureWrite;
+use safe_mmio::UniqueMmioPointer;
+use virtio_drivers::transport::pci::bus::{
+    self, BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType,
+    MemoryBarType,
+};
+use virtio_drivers::transport::pci::{virtio_device_type, PciTransport, VirtioPciError};
+use virtio_drivers::transport::DeviceType;
+
+/// What a configuration read of an absent function returns.
+const ABSENT: u32 = u32::MAX;
+
+/// Configuration space reached through memory (CAM or ECAM), limited to the buses the device
+/// tree gave: functions on other buses read as absent and ignore writes.
+pub struct CamAccess {
+    mmio: UniqueMmioPointer<'static, [ReadPureWrite<u32>]>,
+    cam: CamKind,
+    first_bus: u8,
+    buses: usize,
+}
+
+impl CamAccess {
+    /// Configuration space of `info`'s buses at its CPU address, or `None` if that is 0.
+    ///
+    /// # Safety
+    ///
+    /// `info.cam_range` must be mapped as device memory for the rest of the program, hold the
+    /// bridge's configuration space, and be accessed through nothing else.
+    pub unsafe fn new(info: &PciInfo) -> Option<Self> {
+        let words = (info.cam_range.end - info.cam_range.start) as usize / 4;
+        let base = NonNull::new(info.cam_range.start as *mut ReadPureWrite<u32>)?;
+        Some(Self {
+            // SAFETY: The caller promises the range is mapped device memory used by nothing else.
+            mmio: unsafe { UniqueMmioPointer::new(NonNull::slice_from_raw_parts(base, words)) },
+            cam: info.cam,
+            first_bus: *info.bus_range.start(),
+            buses: usize::from(*info.bus_range.end() - *info.bus_range.start()) + 1,
+        })
+    }
+
+    /// The word index of `register` of `function`, if it is in range.
+    fn word_index(&self, function: DeviceFunction, register: u8) -> Option<usize> {
+        let bus = usize::from(function.bus.checked_sub(self.first_bus)?);
+        if bus >= self.buses || !function.valid() {
+            return None;
+        }
+        let devfn = (bus << 8) | usize::from(function.device) << 3 | usize::from(function.function);
+        let offset = (devfn << self.cam.function_shift()) | usize::from(register & !3);
+        Some(offset / 4)
+    }
+}
+
+impl ConfigurationAccess for CamAccess {
+    fn read_word(&self, function: DeviceFunction, register: u8) -> u32 {
+        self.word_index(function, register)
+            .and_then(|index| Deref::deref(&self.mmio).get(index))
+            .map_or(ABSENT, |word| word.read())
+    }
+
+    fn write_word(&mut self, function: DeviceFunction, register: u8, data: u32) {
+        if let Some(index) = self.word_index(function, register) {
+            if let Some(mut word) = self.mmio.get(index) {
+                word.write(data);
+            }
+        }
+    }
+
+    unsafe fn unsafe_clone(&self) -> Self {
+        Self {
+            // SAFETY: The caller of unsafe_clone promises to only read read-only registers
+            // through the copy; the pointer is the one this instance was built with.
+            mmio: unsafe {
+                UniqueMmioPointer::new(NonNull::new(self.mmio.ptr().cast_mut()).unwrap())
+            },
+            cam: self.cam,
+            first_bus: self.first_bus,
+            buses: self.buses,
+        }
+    }
+}
+
+/// A device function found on the bus.
+#[derive(Clone, Debug)]
+pub struct PciDevice {
+    /// Where it is.
+    pub function: DeviceFunction,
+    /// What it is.
+    pub info: DeviceFunctionInfo,
+}
+
+impl PciDevice {
+    /// Its virtio device type, if it is a virtio device.
+    pub fn virtio_type(&self) -> Option<DeviceType> {
+        virtio_device_type(&self.info)
+    }
+}
+
+/// The PCI root complex from the device tree, ready for drivers.
+pub struct PciRoot {
+    root: bus::PciRoot<CamAccess>,
+    info: PciInfo,
+    devices: Vec<PciDevice>,
+}
+
+fn to_usize_range(range: &Range<u64>) -> Range<usize> {
+    range.start as usize..range.end as usize
+}
+
+impl PciRoot {
+    /// Finds the host bridge in `fdt`, checks it against the tracker's RAM and MMIO ranges, maps
+    /// its configuration space and usable memory windows as device memory, assigns every memory
+    /// BAR that the VMM left unassigned (or placed outside the windows), and enables memory
+    /// decoding and bus mastering on every type 0 function of its buses.
+    pub fn new(fdt: &Fdt, tracker: &mut MemoryTracker) -> Result<Self, PciError> {
+        let info = PciInfo::from_fdt(fdt)?;
+        let as_u64 = |range: &Range<usize>| range.start as u64..range.end as u64;
+        let windows = info.usable_windows(&as_u64(tracker.ram()), &as_u64(tracker.mmio()))?;
+        tracker.map_device(&to_usize_range(&info.cam_range))?;
+        for window in &windows {
+            tracker.map_device(&to_usize_range(&window.cpu_range))?;
+        }
+        // SAFETY: The tracker just mapped configuration space as device memory, and refuses to
+        // map it again; only this CamAccess uses it.
+        let cam = unsafe { CamAccess::new(&info) }
+            .ok_or(PciError::Config("configuration space at address 0"))?;
+        let mut root = bus::PciRoot::new(cam);
+        let mut devices = Vec::new();
+        for bus_number in info.bus_range.clone() {
+            for (function, function_info) in root.enumerate_bus(bus_number) {
+                if function_info.header_type == HeaderType::Standard {
+                    devices.push(PciDevice {
+                        function,
+                        info: function_info,
+                    });
+                }
+            }
+        }
+        assign_bars(&mut root, &devices, BarAllocator::new(&windows))?;
+        for device in &devices {
+            root.set_command(device.function, Command::MEMORY_SPACE | Command::BUS_MASTER);
+        }
+        Ok(Self {
+            root,
+            info,
+            devices,
+        })
+    }
+
+    /// What the device tree said about the bridge.
+    pub fn info(&self) -> &PciInfo {
+        &self.info
+    }
+
+    /// The type 0 functions found, in bus order.
+    pub fn devices(&self) -> &[PciDevice] {
+        &self.devices
+    }
+
+    /// The virtio devices of type `device_type`, in bus order.
+    pub fn virtio_devices(&self, device_type: DeviceType) -> impl Iterator<Item = &PciDevice> {
+        self.devices
+            .iter()
+            .filter(move |device| device.virtio_type() == Some(device_type))
+    }
+
+    /// Lets `function` reach memory (bus mastering) or not; without it a device cannot read its
+    /// queues, so it answers nothing (which is how the tests make a device unresponsive).
+    pub fn set_bus_master(&mut self, function: DeviceFunction, enabled: bool) {
+        let mut command = Command::MEMORY_SPACE;
+        if enabled {
+            command |= Command::BUS_MASTER;
+        }
+        self.root.set_command(function, command);
+    }
+
+    /// A virtio transport for `function`, with DMA through [`crate::virtio::VirtioHal`].
+    pub fn transport(&mut self, function: DeviceFunction) -> Result<PciTransport, VirtioPciError> {
+        PciTransport::new::<crate::virtio::VirtioHal, _>(&mut self.root, function)
+    }
+}
+
+fn bar_error(error: bus::PciError) -> PciError {
+    match error {
+        bus::PciError::InvalidBarType => PciError::Config("invalid BAR type"),
+    }
+}
+
+/// Keeps the BARs the VMM placed inside a window without overlap, then places the others.
+fn assign_bars(
+    root: &mut bus::PciRoot<CamAccess>,
+    devices: &[PciDevice],
+    mut allocator: BarAllocator,
+) -> Result<(), PciError> {
+    let mut unplaced = Vec::new();
+    for device in devices {
+        let bars = root.bars(device.function).map_err(bar_error)?;
+        for (index, bar) in bars.into_iter().enumerate() {
+            let Some(BarInfo::Memory {
+                address_type,
+                prefetchable,
+                address,
+                size,
+            }) = bar
+            else {
+                continue;
+            };
+            if size == 0 {
+                continue;
+            }
+            let range = address
+                ..address
+                    .checked_add(size)
+                    .ok_or(PciError::Overflow(address))?;
+            if address == 0 || !allocator.reserve(&range) {
+                unplaced.push((
+                    device.function,
+                    index as u8,
+                    address_type,
+                    prefetchable,
+                    size,
+                ));
+            }
+        }
+    }
+    for (function, index, address_type, prefetchable, size) in unplaced {
+        match address_type {
+            MemoryBarType::Width64 => {
+                let address = allocator.allocate(size, true, prefetchable)?;
+                root.set_bar_64(function, index, address);
+            }
+            MemoryBarType::Below1MiB => return Err(PciError::Config("a BAR must lie below 1 MiB")),
+            MemoryBarType::Width32 => {
+                let address = allocator.allocate(size, false, prefetchable)?;
+                let address = u32::try_from(address).map_err(|_| PciError::Overflow(address))?;
+                root.set_bar_32(function, index, address);
+            }
+        }
+    }
+    Ok(())
+}

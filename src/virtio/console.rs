@@ -1,0 +1,248 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The virtio console (port 0 of a virtio-serial device, QEMU's `virtconsole`, crosvm's
+//! `hardware=virtio-console`): a second output, and input the guest can read lines from, every
+//! wait bounded.
+
+use super::{poll_until, VirtioHal, DEFAULT_TIMEOUT_MS};
+use alloc::boxed::Box;
+use core::fmt;
+use virtio_drivers::device::common::Feature;
+use virtio_drivers::queue::VirtQueue;
+use virtio_drivers::transport::pci::bus::DeviceFunction;
+use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::Transport;
+
+/// Port 0's queues (without `VIRTIO_CONSOLE_F_MULTIPORT`, the only port).
+const RECEIVE_QUEUE: u16 = 0;
+const TRANSMIT_QUEUE: u16 = 1;
+const QUEUE_SIZE: usize = 4;
+/// Bytes per receive buffer and per transmitted chunk.
+const BUFFER_SIZE: usize = 64;
+
+/// What failed on the console.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct ConsoleError {
+    /// The device's PCI address.
+    pub device: DeviceFunction,
+    /// Whether it was output or input.
+    pub operation: ConsoleOperation,
+    /// Why.
+    pub kind: ConsoleErrorKind,
+}
+
+/// What was asked of the console.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ConsoleOperation {
+    /// Sending bytes.
+    Write,
+    /// Receiving bytes.
+    Read,
+}
+
+/// Why a console operation failed.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ConsoleErrorKind {
+    /// The device took no output, or sent no input, in time. After an output timeout the
+    /// device takes no more output.
+    TimedOut,
+    /// An earlier output timed out.
+    Broken,
+    /// The line does not fit the caller's buffer.
+    LineTooLong,
+    /// The driver or the device reported an error.
+    Device(virtio_drivers::Error),
+}
+
+impl fmt::Display for ConsoleError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let operation = match self.operation {
+            ConsoleOperation::Write => "write",
+            ConsoleOperation::Read => "read",
+        };
+        write!(f, "virtio console {}: {operation}: ", self.device)?;
+        match self.kind {
+            ConsoleErrorKind::TimedOut => write!(f, "no answer in time"),
+            ConsoleErrorKind::Broken => write!(f, "an earlier write timed out"),
+            ConsoleErrorKind::LineTooLong => write!(f, "the line is longer than the buffer"),
+            ConsoleErrorKind::Device(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// A virtio console on PCI.
+pub struct Console {
+    transport: PciTransport,
+    receive_queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
+    transmit_queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
+    function: DeviceFunction,
+    /// The buffer offered to the device for input, while `receive_token` is set.
+    receive_buffer: Box<[u8; BUFFER_SIZE]>,
+    receive_token: Option<u16>,
+    /// Input received and not read yet: `receive_buffer[pending]`.
+    pending: core::ops::Range<usize>,
+    timeout_ms: u64,
+    broken: bool,
+}
+
+impl Console {
+    /// Drives the console at `function` through `transport`, and offers the device a buffer
+    /// for input.
+    pub fn new(
+        mut transport: PciTransport,
+        function: DeviceFunction,
+    ) -> Result<Self, ConsoleError> {
+        let error = |error| ConsoleError {
+            device: function,
+            operation: ConsoleOperation::Read,
+            kind: ConsoleErrorKind::Device(error),
+        };
+        transport.begin_init(Feature::VERSION_1);
+        let receive_queue = VirtQueue::new(&mut transport, RECEIVE_QUEUE, false, false);
+        let transmit_queue = VirtQueue::new(&mut transport, TRANSMIT_QUEUE, false, false);
+        transport.finish_init();
+        let mut console = Self {
+            transport,
+            receive_queue: receive_queue.map_err(error)?,
+            transmit_queue: transmit_queue.map_err(error)?,
+            function,
+            receive_buffer: Box::new([0; BUFFER_SIZE]),
+            receive_token: None,
+            pending: 0..0,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            broken: false,
+        };
+        console.offer_receive_buffer()?;
+        Ok(console)
+    }
+
+    /// Sets how long a write, or a read with nothing to read, may wait.
+    pub fn set_timeout_ms(&mut self, timeout_ms: u64) {
+        self.timeout_ms = timeout_ms;
+    }
+
+    /// The device's PCI address.
+    pub fn function(&self) -> DeviceFunction {
+        self.function
+    }
+
+    fn error(&self, operation: ConsoleOperation, kind: ConsoleErrorKind) -> ConsoleError {
+        ConsoleError {
+            device: self.function,
+            operation,
+            kind,
+        }
+    }
+
+    fn offer_receive_buffer(&mut self) -> Result<(), ConsoleError> {
+        // SAFETY: VirtioHal gives the device a bounce copy in the DMA pool; the buffer itself
+        // is only written when the token is popped, with the same buffer.
+        let token = unsafe {
+            self.receive_queue
+                .add(&[], &mut [self.receive_buffer.as_mut_slice()])
+        };
+        let token =
+            token.map_err(|e| self.error(ConsoleOperation::Read, ConsoleErrorKind::Device(e)))?;
+        self.receive_token = Some(token);
+        if self.receive_queue.should_notify() {
+            self.transport.notify(RECEIVE_QUEUE);
+        }
+        Ok(())
+    }
+
+    /// Sends `bytes`, waiting at most the timeout for each chunk to be taken.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), ConsoleError> {
+        if self.broken {
+            return Err(self.error(ConsoleOperation::Write, ConsoleErrorKind::Broken));
+        }
+        for chunk in bytes.chunks(BUFFER_SIZE) {
+            let device_error = |console: &Self, e| {
+                console.error(ConsoleOperation::Write, ConsoleErrorKind::Device(e))
+            };
+            // SAFETY: VirtioHal gives the device a bounce copy of chunk.
+            let token = unsafe { self.transmit_queue.add(&[chunk], &mut []) }
+                .map_err(|e| device_error(self, e))?;
+            if self.transmit_queue.should_notify() {
+                self.transport.notify(TRANSMIT_QUEUE);
+            }
+            let queue = &self.transmit_queue;
+            if poll_until(self.timeout_ms, || queue.can_pop().then_some(())).is_none() {
+                self.broken = true;
+                return Err(self.error(ConsoleOperation::Write, ConsoleErrorKind::TimedOut));
+            }
+            // SAFETY: The same buffers as add got, for the token it returned.
+            unsafe { self.transmit_queue.pop_used(token, &[chunk], &mut []) }
+                .map_err(|e| device_error(self, e))?;
+        }
+        Ok(())
+    }
+
+    /// The next input byte, waiting at most the timeout for one to arrive.
+    pub fn read_byte(&mut self) -> Result<u8, ConsoleError> {
+        if self.pending.is_empty() {
+            let Some(token) = self.receive_token else {
+                self.offer_receive_buffer()?;
+                return self.read_byte();
+            };
+            let queue = &self.receive_queue;
+            if poll_until(self.timeout_ms, || queue.can_pop().then_some(())).is_none() {
+                return Err(self.error(ConsoleOperation::Read, ConsoleErrorKind::TimedOut));
+            }
+            // SAFETY: The same buffer as offer_receive_buffer gave add, for its token.
+            let received = unsafe {
+                self.receive_queue
+                    .pop_used(token, &[], &mut [self.receive_buffer.as_mut_slice()])
+            };
+            self.receive_token = None;
+            let received = received
+                .map_err(|e| self.error(ConsoleOperation::Read, ConsoleErrorKind::Device(e)))?;
+            self.pending = 0..(received as usize).min(BUFFER_SIZE);
+            if self.pending.is_empty() {
+                self.offer_receive_buffer()?;
+                return self.read_byte();
+            }
+        }
+        let byte = self.receive_buffer[self.pending.start];
+        self.pending.start += 1;
+        if self.pending.is_empty() {
+            self.offer_receive_buffer()?;
+        }
+        Ok(byte)
+    }
+
+    /// Reads a line into `line`, without its `\n` (a `\r` before it is dropped too); returns
+    /// its length.
+    pub fn read_line(&mut self, line: &mut [u8]) -> Result<usize, ConsoleError> {
+        let mut length = 0;
+        loop {
+            match self.read_byte()? {
+                b'\n' => break,
+                byte => {
+                    let slot = line
+                        .get_mut(length)
+                        .ok_or(self.error(ConsoleOperation::Read, ConsoleErrorKind::LineTooLong))?;
+                    *slot = byte;
+                    length += 1;
+                }
+            }
+        }
+        if length > 0 && line[length - 1] == b'\r' {
+            length -= 1;
+        }
+        Ok(length)
+    }
+}
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.write(text.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.transport.queue_unset(RECEIVE_QUEUE);
+        self.transport.queue_unset(TRANSMIT_QUEUE);
+    }
+}

@@ -1,0 +1,42 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! virtio over PCI with the `virtio-drivers` crate: a DMA pool the host may see, the HAL that
+//! bounces every buffer through it, and bounded-time wrappers for the devices.
+
+#[cfg(target_arch = "aarch64")]
+pub mod blk;
+#[cfg(target_arch = "aarch64")]
+pub mod console;
+mod hal;
+mod pool;
+#[cfg(target_arch = "aarch64")]
+pub mod rng;
+
+pub use hal::VirtioHal;
+#[cfg(target_arch = "aarch64")]
+pub use pool::init_dma_pool_from_fdt;
+pub use pool::{
+    init_dma_pool, init_dma_pool_from_heap, pool_range, restricted_dma_pool, share_with_host,
+    DmaPoolError,
+};
+pub use virtio_drivers;
+
+/// How long a device may take to answer one request before the driver gives up on it.
+pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
+
+/// Polls `done` until it answers `Some`, or until `timeout_ms` of the generic timer elapse.
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn poll_until<T>(timeout_ms: u64, mut done: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = crate::counter::ticks();
+    let limit = crate::counter::frequency().saturating_mul(timeout_ms) / 1000;
+    loop {
+        if let Some(value) = done() {
+            return Some(value);
+        }
+        if crate::counter::ticks().wrapping_sub(start) > limit {
+            return done();
+        }
+        core::hint::spin_loop();
+    }
+}

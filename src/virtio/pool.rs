@@ -1,0 +1,238 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! The DMA pool: the only memory virtio devices see. It is a `restricted-dma-pool` from the
+//! device tree when there is one, otherwise pages taken from the heap; either way it is handed
+//! to [`share_with_host`] once, and every buffer a driver passes to a device is copied through
+//! it.
+
+use crate::fdt::{Fdt, FdtError};
+use crate::layout::PAGE_SIZE;
+use buddy_system_allocator::Heap;
+use core::alloc::Layout;
+use core::fmt;
+use core::ops::Range;
+use core::ptr::NonNull;
+use spin::mutex::SpinMutex;
+
+/// `compatible` of a reserved-memory region for bounce buffers (Linux's swiotlb pool).
+const RESTRICTED_DMA_POOL: &[u8] = b"restricted-dma-pool";
+/// Block orders of the pool's buddy allocator: blocks up to 2^31 bytes.
+const ORDER: usize = 32;
+
+static POOL: SpinMutex<Option<DmaPool>> = SpinMutex::new(None);
+
+struct DmaPool {
+    heap: Heap<ORDER>,
+    range: Range<usize>,
+}
+
+/// Why the DMA pool could not be set up.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum DmaPoolError {
+    /// The pool was already set up.
+    AlreadyInitialised,
+    /// The region is empty, not page-aligned, or not a whole number of pages.
+    BadRegion(Range<usize>),
+    /// The heap could not give the pages asked for; holds the size.
+    HeapExhausted(usize),
+    /// The device tree's `restricted-dma-pool` could not be read.
+    Fdt(FdtError),
+    /// The `restricted-dma-pool` could not be mapped.
+    Map(crate::memory::MemoryTrackerError),
+}
+
+impl fmt::Display for DmaPoolError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::AlreadyInitialised => write!(f, "the DMA pool is already set up"),
+            Self::BadRegion(range) => write!(f, "DMA pool region {range:#x?} is not whole pages"),
+            Self::HeapExhausted(size) => {
+                write!(f, "the heap has no {size:#x} bytes for the DMA pool")
+            }
+            Self::Fdt(error) => write!(f, "looking for a restricted-dma-pool: {error}"),
+            Self::Map(error) => write!(f, "mapping the restricted-dma-pool: {error}"),
+        }
+    }
+}
+
+impl From<FdtError> for DmaPoolError {
+    fn from(error: FdtError) -> Self {
+        Self::Fdt(error)
+    }
+}
+
+/// Makes `range` visible to the host. Nothing to do on the hypervisors vmbase runs on today
+/// (crosvm without protection, QEMU): all guest memory is shared. Under a hypervisor that
+/// isolates guest memory (pKVM), this is where each page would be shared with a hypercall.
+pub fn share_with_host(range: &Range<usize>) {
+    let _ = range;
+}
+
+/// Makes `region` the DMA pool, after [`share_with_host`].
+pub fn init_dma_pool(region: &'static mut [u8]) -> Result<(), DmaPoolError> {
+    let range = region.as_mut_ptr_range();
+    let range = range.start.addr()..range.end.addr();
+    if range.is_empty()
+        || !range.start.is_multiple_of(PAGE_SIZE)
+        || !range.end.is_multiple_of(PAGE_SIZE)
+    {
+        return Err(DmaPoolError::BadRegion(range));
+    }
+    let mut pool = POOL.lock();
+    if pool.is_some() {
+        return Err(DmaPoolError::AlreadyInitialised);
+    }
+    share_with_host(&range);
+    let mut heap = Heap::empty();
+    // SAFETY: region is exclusively ours for the rest of the program ('static and &mut).
+    unsafe { heap.init(range.start, range.len()) };
+    *pool = Some(DmaPool { heap, range });
+    Ok(())
+}
+
+/// Makes `size` bytes (rounded up to pages) of the heap the DMA pool, for guests whose device
+/// tree has no `restricted-dma-pool`.
+pub fn init_dma_pool_from_heap(size: usize) -> Result<(), DmaPoolError> {
+    let size = size.next_multiple_of(PAGE_SIZE);
+    let layout =
+        Layout::from_size_align(size, PAGE_SIZE).map_err(|_| DmaPoolError::HeapExhausted(size))?;
+    if POOL.lock().is_some() {
+        return Err(DmaPoolError::AlreadyInitialised);
+    }
+    if size == 0 {
+        return Err(DmaPoolError::BadRegion(0..0));
+    }
+    // SAFETY: The layout's size is not zero.
+    let pages = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    if pages.is_null() {
+        return Err(DmaPoolError::HeapExhausted(size));
+    }
+    // SAFETY: The block is ours, size bytes long, and never freed (the pool lives forever).
+    let region = unsafe { core::slice::from_raw_parts_mut(pages, size) };
+    init_dma_pool(region)
+}
+
+/// The CPU addresses of the first `restricted-dma-pool` under `/reserved-memory`, if any.
+pub fn restricted_dma_pool(fdt: &Fdt) -> Result<Option<Range<u64>>, FdtError> {
+    let Some(node) = fdt
+        .compatible_nodes(RESTRICTED_DMA_POOL)
+        .next()
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let [address, size] = node
+        .reg()?
+        .and_then(|mut reg| reg.next())
+        .ok_or(FdtError::BadValue)?;
+    let end = address.checked_add(size).ok_or(FdtError::BadValue)?;
+    Ok(Some(address..end))
+}
+
+/// Sets the pool up from the device tree's `restricted-dma-pool` (mapped read-write through
+/// `tracker`, which refuses one outside RAM or overlapping the image), or else from
+/// `heap_size` bytes of the heap. Returns the pool's addresses.
+#[cfg(target_arch = "aarch64")]
+pub fn init_dma_pool_from_fdt(
+    fdt: &Fdt,
+    tracker: &mut crate::memory::MemoryTracker,
+    heap_size: usize,
+) -> Result<Range<usize>, DmaPoolError> {
+    match restricted_dma_pool(fdt)? {
+        Some(range) => {
+            let range = range.start as usize..range.end as usize;
+            if !range.start.is_multiple_of(PAGE_SIZE) || !range.end.is_multiple_of(PAGE_SIZE) {
+                return Err(DmaPoolError::BadRegion(range));
+            }
+            tracker.map_data(&range).map_err(DmaPoolError::Map)?;
+            // SAFETY: The tracker just mapped the range read-write and refuses to map it again;
+            // the device tree reserved it, so nothing else in the program uses it.
+            let region =
+                unsafe { core::slice::from_raw_parts_mut(range.start as *mut u8, range.len()) };
+            region.fill(0);
+            init_dma_pool(region)?;
+        }
+        None => init_dma_pool_from_heap(heap_size)?,
+    }
+    Ok(pool_range().unwrap_or(0..0))
+}
+
+/// The pool's addresses, once it is set up.
+pub fn pool_range() -> Option<Range<usize>> {
+    POOL.lock().as_ref().map(|pool| pool.range.clone())
+}
+
+/// Allocates `size` bytes aligned to `align` from the pool, or `None` if it is not set up or is
+/// full.
+pub(crate) fn alloc(size: usize, align: usize) -> Option<NonNull<u8>> {
+    let layout = Layout::from_size_align(size.max(1), align).ok()?;
+    POOL.lock().as_mut()?.heap.alloc(layout).ok()
+}
+
+/// Whether the pool could give `size` bytes now (a block is taken and given back), so that a
+/// driver can refuse a request instead of `share` finding the pool full.
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn has_room_for(size: usize) -> bool {
+    let Ok(layout) = Layout::from_size_align(size.max(1), PAGE_SIZE) else {
+        return false;
+    };
+    let mut pool = POOL.lock();
+    let Some(pool) = pool.as_mut() else {
+        return false;
+    };
+    match pool.heap.alloc(layout) {
+        Ok(block) => {
+            // SAFETY: The block was just allocated with this layout.
+            unsafe { pool.heap.dealloc(block, layout) };
+            true
+        }
+        Err(()) => false,
+    }
+}
+
+/// Frees what [`alloc`] returned.
+///
+/// # Safety
+///
+/// `block` must come from [`alloc`] with the same `size` and `align`, and not be freed yet.
+pub(crate) unsafe fn dealloc(block: NonNull<u8>, size: usize, align: usize) {
+    let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
+        return;
+    };
+    if let Some(pool) = POOL.lock().as_mut() {
+        // SAFETY: The caller's promise.
+        unsafe { pool.heap.dealloc(block, layout) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdt::tests::FdtBuilder;
+
+    #[test]
+    fn finds_the_restricted_dma_pool() {
+        let blob = FdtBuilder::new()
+            .begin("")
+            .prop_u32s("#address-cells", &[2])
+            .prop_u32s("#size-cells", &[2])
+            .begin("reserved-memory")
+            .prop_u32s("#address-cells", &[2])
+            .prop_u32s("#size-cells", &[2])
+            .begin("restricted_dma_reserved")
+            .prop("compatible", b"restricted-dma-pool\0")
+            .prop_u32s("reg", &[0, 0x9000_0000, 0, 0x40_0000])
+            .end()
+            .end()
+            .end()
+            .build();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(
+            restricted_dma_pool(&fdt),
+            Ok(Some(0x9000_0000..0x9040_0000))
+        );
+        let none = FdtBuilder::new().begin("").end().build();
+        assert_eq!(restricted_dma_pool(&Fdt::new(&none).unwrap()), Ok(None));
+    }
+}

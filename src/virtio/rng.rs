@@ -1,0 +1,169 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! virtio-rng: entropy from the host, with a bounded wait, usable as [`crate::rand`]'s fallback.
+//!
+//! `virtio-drivers`' own rng driver waits for the device without a bound, so this one drives the
+//! single request queue itself.
+
+use super::{poll_until, VirtioHal, DEFAULT_TIMEOUT_MS};
+use core::fmt;
+use spin::mutex::SpinMutex;
+use virtio_drivers::device::common::Feature;
+use virtio_drivers::queue::VirtQueue;
+use virtio_drivers::transport::pci::bus::DeviceFunction;
+use virtio_drivers::transport::pci::PciTransport;
+use virtio_drivers::transport::Transport;
+
+/// The device's only queue.
+const REQUEST_QUEUE: u16 = 0;
+/// Descriptors in the queue: one request is in flight at a time.
+const QUEUE_SIZE: usize = 4;
+/// Bytes asked of the device per request (a bounce buffer of this size comes from the pool).
+const CHUNK: usize = 64;
+/// Empty answers in a row after which the device is taken to have no entropy to give.
+const EMPTY_ANSWERS: usize = 16;
+
+/// Why no entropy came from the device.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct RngError {
+    /// The device's PCI address.
+    pub device: DeviceFunction,
+    /// Why.
+    pub kind: RngErrorKind,
+}
+
+/// Why a virtio-rng request failed.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum RngErrorKind {
+    /// The device did not answer in time; it takes no more requests.
+    TimedOut,
+    /// An earlier request timed out.
+    Broken,
+    /// The device answered with no bytes, again and again.
+    Empty,
+    /// The driver or the device reported an error.
+    Device(virtio_drivers::Error),
+}
+
+impl fmt::Display for RngError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "virtio-rng {}: entropy request: ", self.device)?;
+        match self.kind {
+            RngErrorKind::TimedOut => write!(f, "no answer in time"),
+            RngErrorKind::Broken => write!(f, "an earlier request timed out"),
+            RngErrorKind::Empty => write!(f, "{EMPTY_ANSWERS} empty answers in a row"),
+            RngErrorKind::Device(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// A virtio-rng device on PCI.
+pub struct Rng {
+    transport: PciTransport,
+    queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
+    function: DeviceFunction,
+    timeout_ms: u64,
+    broken: bool,
+}
+
+// SAFETY: The queue's pointers lead to DMA pool memory owned by this value alone, and the
+// transport is Send; nothing is shared with the thread that made it.
+unsafe impl Send for Rng {}
+
+impl Rng {
+    /// Drives the entropy device at `function` through `transport`.
+    pub fn new(
+        mut transport: PciTransport,
+        function: DeviceFunction,
+    ) -> Result<Self, virtio_drivers::Error> {
+        transport.begin_init(Feature::VERSION_1);
+        let queue = VirtQueue::new(&mut transport, REQUEST_QUEUE, false, false)?;
+        transport.finish_init();
+        Ok(Self {
+            transport,
+            queue,
+            function,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            broken: false,
+        })
+    }
+
+    /// The device's PCI address.
+    pub fn function(&self) -> DeviceFunction {
+        self.function
+    }
+
+    /// Fills `bytes` with entropy from the host, waiting at most [`DEFAULT_TIMEOUT_MS`] per
+    /// request.
+    pub fn fill(&mut self, bytes: &mut [u8]) -> Result<(), RngError> {
+        let error = |kind| RngError {
+            device: self.function,
+            kind,
+        };
+        if self.broken {
+            return Err(error(RngErrorKind::Broken));
+        }
+        let mut filled = 0;
+        let mut empty_answers = 0;
+        while filled < bytes.len() {
+            let end = bytes.len().min(filled + CHUNK);
+            let chunk = &mut bytes[filled..end];
+            // SAFETY: VirtioHal hands the device a bounce copy in the DMA pool, never chunk
+            // itself, so chunk may be used whatever the device does.
+            let token = unsafe { self.queue.add(&[], &mut [&mut *chunk]) }
+                .map_err(|e| error(RngErrorKind::Device(e)))?;
+            if self.queue.should_notify() {
+                self.transport.notify(REQUEST_QUEUE);
+            }
+            let queue = &self.queue;
+            if poll_until(self.timeout_ms, || queue.can_pop().then_some(())).is_none() {
+                // The request stays queued with its bounce buffer; the device is given up.
+                self.broken = true;
+                return Err(error(RngErrorKind::TimedOut));
+            }
+            // SAFETY: The same buffers as add got, for the token it returned.
+            let written = unsafe { self.queue.pop_used(token, &[], &mut [&mut *chunk]) }
+                .map_err(|e| error(RngErrorKind::Device(e)))?;
+            let written = (written as usize).min(end - filled);
+            if written == 0 {
+                empty_answers += 1;
+                if empty_answers == EMPTY_ANSWERS {
+                    return Err(error(RngErrorKind::Empty));
+                }
+            } else {
+                empty_answers = 0;
+            }
+            filled += written;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Rng {
+    fn drop(&mut self) {
+        self.transport.queue_unset(REQUEST_QUEUE);
+    }
+}
+
+static FALLBACK_DEVICE: SpinMutex<Option<Rng>> = SpinMutex::new(None);
+
+fn fill_from_fallback_device(bytes: &mut [u8]) -> bool {
+    FALLBACK_DEVICE
+        .lock()
+        .as_mut()
+        .is_some_and(|rng| rng.fill(bytes).is_ok())
+}
+
+/// Makes `rng` the entropy source of [`crate::rand::fill_with_entropy`] for when the
+/// hypervisor and the CPU offer none. Returns whether it was registered (only the first
+/// fallback is).
+pub fn use_as_fallback(rng: Rng) -> bool {
+    let mut device = FALLBACK_DEVICE.lock();
+    if device.is_some() {
+        return false;
+    }
+    *device = Some(rng);
+    drop(device);
+    crate::rand::set_fallback(fill_from_fallback_device)
+}

@@ -1,0 +1,10 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Links the virtio test guest with the example's initial page table and memory layout.
+
+include!("../link_guest.rs");
+
+fn main() {
+    link_guests(&[("vmbase_virtio", "../../example/idmap.S")]);
+}

@@ -1,0 +1,474 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Device tests: boots vmbase_virtio with disks the test writes, then checks what the guest
+//! read, wrote and refused; and with hostile PCI nodes in the device tree, which the guest must
+//! report before it resets.
+
+#[path = "../../../example/tests/harness.rs"]
+mod harness;
+
+use harness::{assert_in_order, boot, guest_image};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig};
+
+/// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
+const DEADLINE: Duration = Duration::from_secs(30);
+const MEMORY_MIB: u32 = 64;
+const DISK_SIZE: usize = 1 << 20;
+const SECTOR: usize = 512;
+/// Must match WRITE_SECTORS in the guest.
+const WRITE_SECTORS: std::ops::Range<usize> = 3..3 + 700;
+/// What the writable disk holds before the guest writes.
+const FILL: u8 = 0xee;
+
+/// Must match the guest's read_pattern.
+fn read_pattern(offset: u64) -> u8 {
+    (offset.wrapping_mul(0x9e37_79b9) >> 13) as u8 ^ (offset >> 9) as u8
+}
+
+/// Must match the guest's write_pattern.
+fn write_pattern(offset: u64) -> u8 {
+    (offset.wrapping_mul(0x0100_0193) >> 7) as u8 ^ 0x5a ^ (offset >> 9) as u8
+}
+
+/// The first disk's image: the read pattern, then the FNV-1a hash of it (little-endian).
+fn source_image() -> Vec<u8> {
+    let mut image: Vec<u8> = (0..(DISK_SIZE - 8) as u64).map(read_pattern).collect();
+    let hash = image.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    image.extend_from_slice(&hash.to_le_bytes());
+    image
+}
+
+fn config(name: &str, test: &str) -> VirtualMachineRawConfig {
+    VirtualMachineRawConfig {
+        name: format!("vmbase-virtio-{name}"),
+        bootloader: Some(guest_image("vmbase_virtio")),
+        params: Some(format!("virtio={test}")),
+        memory_mib: MEMORY_MIB,
+        ..Default::default()
+    }
+}
+
+fn disk(path: &Path, writable: bool) -> DiskImage {
+    DiskImage {
+        image: path.to_owned(),
+        writable,
+    }
+}
+
+#[test]
+fn reads_one_disk_and_writes_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, target) = (dir.path().join("source.img"), dir.path().join("target.img"));
+    let source_bytes = source_image();
+    fs::write(&source, &source_bytes).unwrap();
+    fs::write(&target, vec![FILL; DISK_SIZE]).unwrap();
+    let mut config = config("disks", "disks");
+    config.disks = vec![disk(&source, false), disk(&target, true)];
+
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: disk 00:01.0 has 2048 sectors (read-only: true)",
+            "virtio guest: read 1048576 bytes, checksum",
+            "virtio guest: wrote and read back sectors 3..703 of disk 00:02.0",
+            "virtio guest: disks passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+
+    let written = fs::read(&target).unwrap();
+    assert_eq!(written.len(), DISK_SIZE, "the disk kept its size");
+    let inside = WRITE_SECTORS.start * SECTOR..WRITE_SECTORS.end * SECTOR;
+    for (offset, &byte) in written.iter().enumerate() {
+        let expected = if inside.contains(&offset) {
+            write_pattern(offset as u64)
+        } else {
+            FILL
+        };
+        assert_eq!(byte, expected, "byte {offset:#x} of the written disk");
+    }
+    assert_eq!(
+        fs::read(&source).unwrap(),
+        source_bytes,
+        "read-only disk changed"
+    );
+}
+
+#[test]
+fn a_read_only_disk_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("read-only.img");
+    let bytes = source_image();
+    fs::write(&image, &bytes).unwrap();
+    let mut config = config("read-only", "read-only");
+    config.disks = vec![disk(&image, false)];
+
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: write refused: virtio-blk 00:01.0: write of 512 bytes at sector 0: \
+             the disk is read-only",
+            "virtio guest: read refused: virtio-blk 00:01.0: read of 524288 bytes at sector 0: \
+             no room in the DMA pool",
+            "virtio guest: read refused: virtio-blk 00:01.0: read of 512 bytes at sector 2048: \
+             past the end of the disk",
+            "virtio guest: read-only passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+    assert_eq!(fs::read(&image).unwrap(), bytes, "the file changed");
+}
+
+#[test]
+fn a_silent_disk_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("silent.img");
+    fs::write(&image, source_image()).unwrap();
+    let mut config = config("timeout", "timeout");
+    config.disks = vec![disk(&image, true)];
+
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: virtio-blk 00:01.0: read of 2048 bytes at sector 8: no answer in time",
+            "virtio guest: virtio-blk 00:01.0: read of 2048 bytes at sector 8: an earlier \
+             request timed out",
+            "virtio guest: timeout passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+}
+
+#[test]
+fn echoes_a_line_read_from_the_virtio_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
+    fs::write(&input, "hello from the host\n").unwrap();
+    let mut config = config("console", "console");
+    config.console_in = Some(input.clone());
+    config.virtio_console = Some(output.clone());
+
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: read \"hello from the host\" from the virtio console",
+            "virtio guest: console passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+    assert_eq!(
+        fs::read_to_string(&output).unwrap(),
+        "virtio guest: type a line\necho: hello from the host\n"
+    );
+    assert_eq!(fs::read_to_string(&input).unwrap(), "hello from the host\n");
+}
+
+/// `vm run` with `args` on vmbase_virtio running `test`: its exit code and standard output.
+fn vm_run(test: &str, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vm"))
+        .arg("run")
+        .arg("--bootloader")
+        .arg(guest_image("vmbase_virtio"))
+        .args(["--mem", "64", "--timeout", "30", "--params"])
+        .arg(format!("virtio={test}"))
+        .args(args)
+        .output()
+        .expect("run vm");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn vm_flags_attach_the_virtio_console_and_leave_out_the_rng() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in"), dir.path().join("out"));
+    fs::write(&input, "flags\n").unwrap();
+    let (code, stdout) = vm_run(
+        "console",
+        &[
+            "--console-in".as_ref(),
+            input.as_os_str(),
+            "--virtio-console".as_ref(),
+            output.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("virtio guest: read \"flags\" from the virtio console"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::read_to_string(&output).unwrap(),
+        "virtio guest: type a line\necho: flags\n"
+    );
+
+    let image = dir.path().join("disk.img");
+    fs::write(&image, vec![7u8; SECTOR]).unwrap();
+    let mut config = config("console-is-disk", "console");
+    config.disks = vec![disk(&image, true)];
+    config.virtio_console = Some(image.clone());
+    let refused = vmclient::VmInstance::create(&config, None, None).err();
+    assert!(
+        matches!(refused, Some(vmclient::Error::OutputIsInput { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        fs::read(&image).unwrap(),
+        vec![7u8; SECTOR],
+        "the disk was touched"
+    );
+
+    let (code, stdout) = vm_run("rng", &["--no-rng".as_ref()]);
+    assert_eq!(code, Some(32), "{stdout}");
+    assert!(
+        stdout.contains("virtio guest: no virtio-rng device"),
+        "{stdout}"
+    );
+}
+
+/// Boots the `rng` test and returns the entropy lines' hexadecimal strings.
+fn rng_boot(run: usize) -> (String, String) {
+    let (reason, lines) = boot(&config(&format!("rng-{run}"), "rng"), DEADLINE);
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+    let value = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{}", lines.join("\n")))
+            .to_owned()
+    };
+    (
+        value("virtio guest: virtio-rng entropy "),
+        value("virtio guest: rand entropy from RNDR: "),
+    )
+}
+
+#[test]
+fn virtio_rng_entropy_is_not_zero_and_differs_between_boots() {
+    let (first, _) = rng_boot(1);
+    let (second, _) = rng_boot(2);
+    for entropy in [&first, &second] {
+        assert_eq!(entropy.len(), 64, "32 bytes in hexadecimal: {entropy}");
+        assert!(entropy.chars().any(|c| c != '0'), "all zeros");
+    }
+    assert_ne!(first, second, "the same entropy on two boots");
+}
+
+#[test]
+fn vm_attaches_no_rng_when_told() {
+    let mut config = config("no-rng", "rng");
+    config.rng = false;
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(&lines, &["virtio guest: no virtio-rng device"]);
+    assert_eq!(reason, DeathReason::Reboot, "{}", lines.join("\n"));
+}
+
+/// QEMU's device tree for `vm run`'s machine with `MEMORY_MIB` of RAM, as source text, with
+/// crosvm's `/memory` and `bootargs` that run the `pci` test.
+fn qemu_tree_source(dir: &Path) -> String {
+    let dump = dir.join("qemu.dtb");
+    let mut dumpdtb = std::ffi::OsString::from("virt,gic-version=3,highmem=off,dumpdtb=");
+    dumpdtb.push(&dump);
+    let status = Command::new("qemu-system-aarch64")
+        .arg("-M")
+        .arg(dumpdtb)
+        .args(["-cpu", "max", "-nodefaults", "-display", "none"])
+        .arg("-m")
+        .arg(format!("{}M", 1024 + MEMORY_MIB))
+        .output()
+        .expect("run qemu-system-aarch64");
+    assert!(status.status.success(), "QEMU's dump failed: {status:?}");
+    let source = Command::new("dtc")
+        .args(["-q", "-I", "dtb", "-O", "dts"])
+        .arg(&dump)
+        .output()
+        .expect("run dtc");
+    assert!(source.status.success(), "dtc failed: {source:?}");
+    let source = String::from_utf8(source.stdout).unwrap();
+    let memory_start = source.find("\tmemory@40000000 {").expect("QEMU's /memory");
+    let memory_end = memory_start + source[memory_start..].find("};").unwrap() + 2;
+    let memory = format!(
+        "\tmemory@80000000 {{\n\t\treg = <0x00 0x80000000 0x00 {:#x}>;\n\t\tdevice_type = \"memory\";\n\t}};",
+        MEMORY_MIB << 20
+    );
+    let source = [&source[..memory_start], &memory, &source[memory_end..]].concat();
+    source.replacen(
+        "\tchosen {\n",
+        "\tchosen {\n\t\tbootargs = \"virtio=pci\";\n",
+        1,
+    )
+}
+
+#[test]
+fn a_restricted_dma_pool_carries_the_disk_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = qemu_tree_source(dir.path())
+        .replacen(
+            "bootargs = \"virtio=pci\"",
+            "bootargs = \"virtio=disks\"",
+            1,
+        )
+        .replacen(
+            "\tchosen {\n",
+            "\treserved-memory {\n\t\t#address-cells = <0x02>;\n\t\t#size-cells = <0x02>;\n\
+             \t\tranges;\n\t\tpool@83000000 {\n\t\t\tcompatible = \"restricted-dma-pool\";\n\
+             \t\t\treg = <0x00 0x83000000 0x00 0x400000>;\n\t\t};\n\t};\n\tchosen {\n",
+            1,
+        );
+    let (source_disk, target) = (dir.path().join("source.img"), dir.path().join("target.img"));
+    fs::write(&source_disk, source_image()).unwrap();
+    fs::write(&target, vec![FILL; DISK_SIZE]).unwrap();
+    let (dts, dtb) = (dir.path().join("pool.dts"), dir.path().join("pool.dtb"));
+    fs::write(&dts, source).unwrap();
+    let status = Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(&dts)
+        .status()
+        .expect("run dtc");
+    assert!(status.success(), "dtc failed");
+    let mut config = config("pool", "disks");
+    config.params = None;
+    config.device_tree = Some(dtb);
+    config.disks = vec![disk(&source_disk, false), disk(&target, true)];
+
+    let (reason, lines) = boot(&config, DEADLINE);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: running disks",
+            "virtio guest: DMA pool 0x83000000..0x83400000",
+            "virtio guest: disks passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+    let written = fs::read(&target).unwrap();
+    let inside = WRITE_SECTORS.start * SECTOR..WRITE_SECTORS.end * SECTOR;
+    assert!(written.iter().enumerate().all(|(offset, &byte)| byte
+        == if inside.contains(&offset) {
+            write_pattern(offset as u64)
+        } else {
+            FILL
+        }));
+}
+
+/// Replaces property `name` of QEMU's PCI host bridge with `value` (source text).
+fn with_pci_property(source: &str, name: &str, value: &str) -> String {
+    let node = source.find("\tpcie@10000000 {").expect("QEMU's PCI node");
+    let property = format!("\t\t{name} = ");
+    let start = node + source[node..].find(&property).expect("the property");
+    let end = start + source[start..].find(";\n").unwrap() + 2;
+    [
+        &source[..start],
+        &format!("\t\t{name} = {value};\n"),
+        &source[end..],
+    ]
+    .concat()
+}
+
+/// Boots the `pci` test on the device tree compiled from `source`.
+fn boot_with_tree(dir: &Path, name: &str, source: &str) -> (DeathReason, Vec<String>) {
+    let (dts, dtb) = (
+        dir.join(format!("{name}.dts")),
+        dir.join(format!("{name}.dtb")),
+    );
+    fs::write(&dts, source).unwrap();
+    let status = Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(&dts)
+        .status()
+        .expect("run dtc");
+    assert!(status.success(), "dtc failed on {name}");
+    let mut config = config(name, "pci");
+    config.params = None;
+    config.device_tree = Some(dtb);
+    boot(&config, DEADLINE)
+}
+
+#[test]
+fn hostile_pci_nodes_are_reported_and_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = qemu_tree_source(dir.path());
+
+    let (reason, lines) = boot_with_tree(dir.path(), "unchanged", &source);
+    assert_in_order(
+        &lines,
+        &[
+            "virtio guest: PCI 00:00.0 1b36:0008",
+            "virtio guest: pci passed",
+        ],
+    );
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+
+    let cases = [
+        (
+            "ranges-in-ram",
+            "ranges",
+            "<0x2000000 0x00 0x80000000 0x00 0x80000000 0x00 0x100000>",
+            "virtio guest: PCI: PCI range 0x80000000..0x80100000 overlaps RAM",
+        ),
+        (
+            "empty-window",
+            "ranges",
+            "<0x2000000 0x00 0x10000000 0x00 0x10000000 0x00 0x00>",
+            "virtio guest: PCI: PCI window at 0x10000000 is empty",
+        ),
+        (
+            "reg-outside-mmio",
+            "reg",
+            "<0x40 0x10000000 0x00 0x1000000>",
+            "virtio guest: PCI: PCI configuration space 0x4010000000..0x4011000000 is outside \
+             the MMIO range 0x0..0x40000000",
+        ),
+        (
+            "absurd-address-cells",
+            "#address-cells",
+            "<0x7fffffff>",
+            "virtio guest: DMA pool: looking for a restricted-dma-pool: unsupported \
+             #address-cells or #size-cells",
+        ),
+        (
+            "size-cells-3",
+            "#size-cells",
+            "<0x03>",
+            "virtio guest: PCI: PCI host bridge cells: #address-cells 3 (3 needed), \
+             #size-cells 3",
+        ),
+        (
+            "interrupt-map-unknown-parent",
+            "interrupt-map",
+            "<0x00 0x00 0x00 0x01 0x1234 0x00 0x00 0x00 0x03 0x04>",
+            "virtio guest: PCI: PCI interrupt-map names interrupt controller 0x1234, which is \
+             not a child of the root",
+        ),
+        (
+            "bus-range-backwards",
+            "bus-range",
+            "<0x05 0x01>",
+            "virtio guest: PCI: bad PCI bus-range <5 1>",
+        ),
+    ];
+    for (name, property, value, report) in cases {
+        let (reason, lines) = boot_with_tree(
+            dir.path(),
+            name,
+            &with_pci_property(&source, property, value),
+        );
+        assert_in_order(&lines, &[report]);
+        assert_eq!(reason, DeathReason::Reboot, "{name}: {}", lines.join("\n"));
+    }
+}
