@@ -127,9 +127,9 @@ impl PciRoot {
         let info = PciInfo::from_fdt(fdt)?;
         let as_u64 = |range: &Range<usize>| range.start as u64..range.end as u64;
         let windows = info.usable_windows(&as_u64(tracker.ram()), &as_u64(tracker.mmio()))?;
-        tracker.map_device(&to_usize_range(&info.cam_range))?;
+        tracker.map_mmio_range(to_usize_range(&info.cam_range))?;
         for window in &windows {
-            tracker.map_device(&to_usize_range(&window.cpu_range))?;
+            tracker.map_mmio_range(to_usize_range(&window.cpu_range))?;
         }
         // SAFETY: The tracker just mapped configuration space as device memory, and refuses to
         // map it again; only this CamAccess uses it.

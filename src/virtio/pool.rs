@@ -145,7 +145,7 @@ pub fn init_dma_pool_from_fdt(
             if !range.start.is_multiple_of(PAGE_SIZE) || !range.end.is_multiple_of(PAGE_SIZE) {
                 return Err(DmaPoolError::BadRegion(range));
             }
-            tracker.map_data(&range).map_err(DmaPoolError::Map)?;
+            tracker.alloc_range_mut(&range).map_err(DmaPoolError::Map)?;
             // SAFETY: The tracker just mapped the range read-write and refuses to map it again;
             // the device tree reserved it, so nothing else in the program uses it.
             let region =

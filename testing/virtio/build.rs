@@ -3,8 +3,11 @@
 
 //! Links the virtio test guest with the example's initial page table and memory layout.
 
-include!("../link_guest.rs");
+include!("../../example/link_guest.rs");
 
 fn main() {
-    link_guests(&[("vmbase_virtio", "../../example/idmap.S")]);
+    link_guests(
+        &[("vmbase_virtio", "../../example/idmap.S")],
+        "../../example/image.ld",
+    );
 }

@@ -5,7 +5,7 @@
 //! checks that vmbase reports the fault on the console and ends the VM, as README's table says.
 
 use std::time::Duration;
-use vmbase_test_harness::{assert_in_order, guest_image, repository_root};
+use vmbase_test_harness::{assert_in_order, boot_to_end, guest_image, repository_root};
 use vmclient::{DeathReason, VirtualMachineRawConfig};
 
 /// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
@@ -13,8 +13,7 @@ const DEADLINE: Duration = Duration::from_secs(15);
 
 /// Boots `config`, returning how the VM ended and its console lines.
 fn boot(config: &VirtualMachineRawConfig) -> (DeathReason, Vec<String>) {
-    let boot = vmbase_test_harness::boot(config, DEADLINE).expect("boot the guest");
-    (boot.reason, boot.lines())
+    boot_to_end(config, DEADLINE)
 }
 
 const SYNC: &str = "vmbase: unhandled synchronous exception at the current EL: ";

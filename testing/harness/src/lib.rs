@@ -86,3 +86,13 @@ pub fn boot(config: &VirtualMachineRawConfig, timeout: Duration) -> Result<Boot,
         instructions,
     })
 }
+
+/// [`boot`] for a test: how the VM ended and its console lines, failing the test if the VM
+/// cannot start.
+pub fn boot_to_end(
+    config: &VirtualMachineRawConfig,
+    timeout: Duration,
+) -> (DeathReason, Vec<String>) {
+    let boot = boot(config, timeout).expect("start the guest");
+    (boot.reason, boot.lines())
+}

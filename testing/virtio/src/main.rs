@@ -24,6 +24,7 @@ use vmbase::virtio::virtio_drivers::transport::DeviceType;
 use vmbase::{configure_heap, main, power, println};
 
 const HEAP_SIZE: usize = 1024 * 1024;
+configure_heap!(HEAP_SIZE);
 /// The DMA pool, from the heap (QEMU's tree has no `restricted-dma-pool`).
 const DMA_POOL_SIZE: usize = 512 * 1024;
 /// The largest block request: its bounce buffer must fit in the pool beside the queues.
@@ -50,7 +51,6 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
         .and_then(test_from_bootargs)
         .unwrap_or("pci");
     println!("virtio guest: running {test}");
-    configure_heap!(HEAP_SIZE).unwrap();
     let tracker = activate_page_table(&fdt);
     let bench_memory = (test == "bench").then(|| bench_memory(tracker));
     if bench_memory.is_none() {
@@ -268,9 +268,8 @@ fn check_read_only(pci: &mut PciRoot) {
     }
     // A request the size of the whole DMA pool (which also holds the queue) has no room.
     static LARGE: vmbase::heap::StaticRegion<DMA_POOL_SIZE> = vmbase::heap::StaticRegion::new();
-    let Some(large) = LARGE.take() else {
-        fail(format_args!("the large buffer was taken"));
-    };
+    // SAFETY: This is the only use of LARGE, and each boot runs one test, once.
+    let large = unsafe { LARGE.take() };
     disk.set_max_request(DMA_POOL_SIZE);
     match disk.read(0, large) {
         Err(error) if error.kind == BlockErrorKind::NoDmaMemory => {
@@ -304,7 +303,7 @@ fn bench_memory(tracker: &mut MemoryTracker) -> (&'static mut [u8], &'static mut
             (2 * BENCH_SIZE + BENCH_POOL_SIZE) >> 20
         ));
     };
-    if let Err(error) = tracker.map_data(&(start..end)) {
+    if let Err(error) = tracker.alloc_range_mut(&(start..end)) {
         fail(format_args!("mapping the benchmark's memory: {error}"));
     }
     // SAFETY: The tracker just mapped the range read-write, and nothing else uses it.

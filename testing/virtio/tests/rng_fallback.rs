@@ -5,12 +5,9 @@
 //! SMCCC TRNG): `vmbase::rand` must then take its entropy from the virtio-rng fallback. Its own
 //! test binary, because it puts a QEMU wrapper first on PATH for the whole process.
 
-#[path = "../../../example/tests/harness.rs"]
-mod harness;
-
-use harness::{assert_in_order, boot, guest_image};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
+use vmbase_test_harness::{assert_in_order, boot_to_end as boot, guest_image};
 use vmclient::{DeathReason, VirtualMachineRawConfig};
 
 const DEADLINE: Duration = Duration::from_secs(30);

@@ -5,14 +5,11 @@
 //! read, wrote and refused; and with hostile PCI nodes in the device tree, which the guest must
 //! report before it resets.
 
-#[path = "../../../example/tests/harness.rs"]
-mod harness;
-
-use harness::{assert_in_order, boot, guest_image};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use vmbase_test_harness::{assert_in_order, boot_to_end as boot, guest_image};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig};
 
 /// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
