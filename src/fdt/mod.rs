@@ -37,6 +37,62 @@ const FDT_PROP: u32 = 0x3;
 const FDT_NOP: u32 = 0x4;
 const FDT_END: u32 = 0x9;
 
+// The same tokens as the structure block stores them (big-endian), for compares without swaps.
+const BEGIN_NODE_TAG: u32 = FDT_BEGIN_NODE.to_be();
+const END_NODE_TAG: u32 = FDT_END_NODE.to_be();
+const PROP_TAG: u32 = FDT_PROP.to_be();
+const NOP_TAG: u32 = FDT_NOP.to_be();
+const END_TAG: u32 = FDT_END.to_be();
+
+/// The length of the NUL-terminated name whose first word is `words[first]`, if it ends inside
+/// `words`.
+#[inline(always)]
+fn name_length(words: &[u32], first: usize) -> Option<usize> {
+    let name = words.get(first..)?;
+    let after = skip_name(name)?;
+    let (words, zeros) = (name.len() - after.len(), last_name_word_zeros(name, after)?);
+    Some((words - 1) * 4 + zeros.trailing_zeros() as usize / 8)
+}
+
+/// The zero-byte mask (see [`zero_bytes`]) of the last word of `name`, which `after` follows.
+#[inline(always)]
+fn last_name_word_zeros(name: &[u32], after: &[u32]) -> Option<u32> {
+    let last = name.get((name.len() - after.len()).checked_sub(1)?)?;
+    Some(zero_bytes(u32::from_le(*last)))
+}
+
+/// The words after the NUL-terminated name at the start of `words`, if it ends inside `words`.
+/// Two words per step, one length check and one zero-byte test for both.
+#[inline(always)]
+fn skip_name(mut words: &[u32]) -> Option<&[u32]> {
+    loop {
+        match *words {
+            [low, high, ref rest @ ..] => {
+                // The bytes in memory order, first byte lowest.
+                let pair = u64::from(u32::from_le(low)) | u64::from(u32::from_le(high)) << 32;
+                let zeros = pair.wrapping_sub(0x0101_0101_0101_0101) & !pair & 0x8080_8080_8080_8080;
+                if zeros != 0 {
+                    // One word more than the name when the NUL is in the first.
+                    let extra = usize::from(zeros as u32 != 0);
+                    return words.get(2 - extra..);
+                }
+                words = rest;
+            }
+            [last, ref rest @ ..] => {
+                return (zero_bytes(u32::from_le(last)) != 0).then_some(rest);
+            }
+            [] => return None,
+        }
+    }
+}
+
+/// A word whose lowest set bit marks the first zero byte of `word` (memory order, first byte
+/// lowest), or zero if there is none: borrows only reach bytes above the first zero.
+#[inline(always)]
+fn zero_bytes(word: u32) -> u32 {
+    word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080
+}
+
 /// Why an FDT could not be read or edited.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum FdtError {
@@ -258,20 +314,10 @@ impl<'a> Fdt<'a> {
     }
 
     /// The length of the NUL-terminated name at byte `offset` (a multiple of 4) of the
-    /// structure block, scanned a word at a time.
+    /// structure block.
     #[inline(always)]
     fn name_length(&self, offset: usize) -> Option<usize> {
-        let first = offset / 4;
-        for (index, &word) in self.words.get(first..)?.iter().enumerate() {
-            // The bytes in memory order, first byte lowest.
-            let word = u32::from_le(word);
-            // The lowest set bit of this marks the first zero byte, if there is one.
-            let zeros = word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080;
-            if zeros != 0 {
-                return Some(index * 4 + zeros.trailing_zeros() as usize / 8);
-            }
-        }
-        None
+        name_length(self.words, offset / 4)
     }
 
     /// The token at `offset` into the structure block, and the offset of the next one.
@@ -308,46 +354,49 @@ impl<'a> Fdt<'a> {
 
     /// The offset after the `FDT_END_NODE` that closes the node whose properties start at
     /// `offset`. Skipping is most of what lookups do, so this reads no more than token tags,
-    /// property lengths and name words, in word indices.
+    /// property lengths and name words, in word indices, comparing tags in the blob's byte order.
     #[inline(always)]
     fn skip_subtree(&self, offset: usize) -> Result<usize, FdtError> {
         let words = self.words;
+        // Each step reads a tag and the word after it (a property's length, a node's first
+        // name word): both exist while the tag's index is below this. A valid block ends with
+        // FDT_END, so no tag this loop accepts is in its last word.
+        let Some(last) = words.len().checked_sub(1) else {
+            return Err(self.bad_structure(offset));
+        };
         let mut index = offset / 4;
         let mut depth = 1usize;
-        while let Some(&tag) = words.get(index) {
-            match u32::from_be(tag) {
-                FDT_PROP => {
-                    let Some(&len) = words.get(index + 1) else {
-                        break;
-                    };
-                    // The value is not read; a length past the block makes the next tag fail.
-                    index += 3 + (u32::from_be(len) as usize).div_ceil(4);
+        'walk: loop {
+            // Properties come in runs: a loop of their own keeps this one short.
+            let tag = loop {
+                if index >= last {
+                    break 'walk;
                 }
-                FDT_BEGIN_NODE => {
-                    index += 1;
-                    // The name ends in the first word with a zero byte.
-                    loop {
-                        let Some(&word) = words.get(index) else {
-                            return Err(self.bad_structure(offset));
-                        };
-                        index += 1;
-                        let word = u32::from_le(word);
-                        if word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080 != 0 {
-                            break;
-                        }
-                    }
-                    depth += 1;
+                let (tag, next) = (words[index], words[index + 1]);
+                if tag != PROP_TAG {
+                    break tag;
                 }
-                FDT_END_NODE => {
-                    index += 1;
-                    depth -= 1;
-                    if depth == 0 {
-                        return Ok(index * 4);
-                    }
+                // The value (and the name offset before it) is not read.
+                index += 3 + (u32::from_be(next) as usize).div_ceil(4);
+            };
+            if tag == BEGIN_NODE_TAG {
+                let Some(len) = name_length(words, index + 1) else {
+                    break;
+                };
+                index += 2 + len / 4;
+                depth += 1;
+            } else if tag == END_NODE_TAG {
+                index += 1;
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(index * 4);
                 }
-                FDT_NOP => index += 1,
-                FDT_END => return Err(FdtError::UnbalancedNodes),
-                _ => break,
+            } else if tag == NOP_TAG {
+                index += 1;
+            } else if tag == END_TAG {
+                return Err(FdtError::UnbalancedNodes);
+            } else {
+                break;
             }
         }
         Err(self.bad_structure(index.saturating_mul(4)))
