@@ -48,38 +48,33 @@ const END_TAG: u32 = FDT_END.to_be();
 /// `words`.
 #[inline(always)]
 fn name_length(words: &[u32], first: usize) -> Option<usize> {
-    let name = words.get(first..)?;
-    let after = skip_name(name)?;
-    let (words, zeros) = (name.len() - after.len(), last_name_word_zeros(name, after)?);
-    Some((words - 1) * 4 + zeros.trailing_zeros() as usize / 8)
+    Some(skip_name(words.get(first..)?)?.1)
 }
 
-/// The zero-byte mask (see [`zero_bytes`]) of the last word of `name`, which `after` follows.
+/// The words after the NUL-terminated name at the start of `words` and the name's length in
+/// bytes, if it ends inside `words`. Two words per step, one length check and one zero-byte
+/// test for both.
 #[inline(always)]
-fn last_name_word_zeros(name: &[u32], after: &[u32]) -> Option<u32> {
-    let last = name.get((name.len() - after.len()).checked_sub(1)?)?;
-    Some(zero_bytes(u32::from_le(*last)))
-}
-
-/// The words after the NUL-terminated name at the start of `words`, if it ends inside `words`.
-/// Two words per step, one length check and one zero-byte test for both.
-#[inline(always)]
-fn skip_name(mut words: &[u32]) -> Option<&[u32]> {
+fn skip_name(words: &[u32]) -> Option<(&[u32], usize)> {
+    let mut rest = words;
     loop {
-        match *words {
-            [low, high, ref rest @ ..] => {
+        match *rest {
+            [low, high, ref after @ ..] => {
                 // The bytes in memory order, first byte lowest.
                 let pair = u64::from(u32::from_le(low)) | u64::from(u32::from_le(high)) << 32;
                 let zeros = pair.wrapping_sub(0x0101_0101_0101_0101) & !pair & 0x8080_8080_8080_8080;
                 if zeros != 0 {
-                    // One word more than the name when the NUL is in the first.
-                    let extra = usize::from(zeros as u32 != 0);
-                    return words.get(2 - extra..);
+                    let nul = zeros.trailing_zeros() as usize / 8;
+                    let len = (words.len() - rest.len()) * 4 + nul;
+                    // The name's last word is the first of the pair if the NUL is there.
+                    return Some((rest.get(1 + nul / 4..)?, len));
                 }
-                words = rest;
+                rest = after;
             }
-            [last, ref rest @ ..] => {
-                return (zero_bytes(u32::from_le(last)) != 0).then_some(rest);
+            [last, ref after @ ..] => {
+                let zeros = zero_bytes(u32::from_le(last));
+                let len = (words.len() - rest.len()) * 4 + zeros.trailing_zeros() as usize / 8;
+                return (zeros != 0).then_some((after, len));
             }
             [] => return None,
         }
@@ -332,7 +327,8 @@ impl<'a> Fdt<'a> {
             FDT_BEGIN_NODE => {
                 let len = self.name_length(body).ok_or_else(bad)?;
                 let name = self.structure.get(body..body + len).ok_or_else(bad)?;
-                Ok((Token::BeginNode(name), body + (len + 1).next_multiple_of(4)))
+                // The name and its NUL, padded to whole words.
+                Ok((Token::BeginNode(name), body + (len / 4 + 1) * 4))
             }
             FDT_END_NODE => Ok((Token::EndNode, body)),
             FDT_PROP => {
@@ -383,6 +379,7 @@ impl<'a> Fdt<'a> {
                 let Some(len) = name_length(words, index + 1) else {
                     break;
                 };
+                // The name and its NUL, padded to whole words.
                 index += 2 + len / 4;
                 depth += 1;
             } else if tag == END_NODE_TAG {
@@ -428,11 +425,13 @@ impl<'a> Fdt<'a> {
     }
 
     /// Whether the string at `offset` in the strings block is `name`, without measuring it.
+    /// The terminator is tested first: most names differ in length.
+    #[inline(always)]
     fn string_is(&self, offset: usize, name: &[u8]) -> bool {
         offset
             .checked_add(name.len())
             .and_then(|end| self.strings.get(offset..=end))
-            .is_some_and(|s| s[..name.len()] == *name && s[name.len()] == 0)
+            .is_some_and(|s| s[name.len()] == 0 && s[..name.len()] == *name)
     }
 
     /// The root node.
