@@ -13,10 +13,7 @@
 //! UART's registers, as `safe-mmio` requires. Every wait on the device is bounded: a UART that
 //! never makes room for a byte is given up on, and the console is silent from then on.
 
-use crate::fdt::{
-    c_string, components, node_name_matches, split_stdout_path, string_list_contains, Fdt,
-    FdtError, Node,
-};
+use crate::fdt::{c_string, components, node_name_matches, split_stdout_path, Fdt, FdtError, Node};
 use crate::uart;
 use core::fmt::{self, Write};
 use core::num::NonZeroUsize;
@@ -211,21 +208,21 @@ impl ConsoleDevice {
         }
         let address = first_address(&node)?;
         let compatible = node.property(b"compatible")?.unwrap_or_default();
-        let is = |name: &[u8]| string_list_contains(compatible, name);
-        let (device, size): (fn(NonZeroUsize) -> Self, usize) =
-            if [&b"ns16550a"[..], b"ns16550", b"ns8250"]
-                .into_iter()
-                .any(is)
-            {
-                (Self::Ns16550, uart::REGISTERS_SIZE)
-            } else if is(b"arm,pl011") {
-                (
+        // The first entry vmbase has a driver for: entries go from the most specific on.
+        let (device, size): (fn(NonZeroUsize) -> Self, usize) = compatible
+            .split(|&b| b == 0)
+            .find_map(|entry| match entry {
+                b"ns16550a" | b"ns16550" | b"ns8250" => Some((
+                    Self::Ns16550 as fn(NonZeroUsize) -> Self,
+                    uart::REGISTERS_SIZE,
+                )),
+                b"arm,pl011" => Some((
                     Self::Pl011,
                     core::mem::size_of::<arm_pl011_uart::PL011Registers>(),
-                )
-            } else {
-                return Err(ConsoleError::UnsupportedDevice);
-            };
+                )),
+                _ => None,
+            })
+            .ok_or(ConsoleError::UnsupportedDevice)?;
         let outside = ConsoleError::OutsideMmio(address);
         let base = usize::try_from(address).map_err(|_| outside)?;
         let end = base.checked_add(size).ok_or(outside)?;

@@ -62,7 +62,8 @@ fn skip_name(words: &[u32]) -> Option<(&[u32], usize)> {
             [low, high, ref after @ ..] => {
                 // The bytes in memory order, first byte lowest.
                 let pair = u64::from(u32::from_le(low)) | u64::from(u32::from_le(high)) << 32;
-                let zeros = pair.wrapping_sub(0x0101_0101_0101_0101) & !pair & 0x8080_8080_8080_8080;
+                let zeros =
+                    pair.wrapping_sub(0x0101_0101_0101_0101) & !pair & 0x8080_8080_8080_8080;
                 if zeros != 0 {
                     let nul = zeros.trailing_zeros() as usize / 8;
                     let len = (words.len() - rest.len()) * 4 + nul;
@@ -156,6 +157,20 @@ enum Token<'a> {
     Property { name_offset: usize, value: &'a [u8] },
     Nop,
     End,
+}
+
+/// Where [`Fdt::walk`] stopped.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// At the `FDT_BEGIN_NODE` token at word `index`, whose name is `name_len` bytes long and
+    /// whose properties start at word `after_name`.
+    Child {
+        index: usize,
+        name_len: usize,
+        after_name: usize,
+    },
+    /// Before the word after the `FDT_END_NODE` that closed the level.
+    Close(usize),
 }
 
 /// `#address-cells` and `#size-cells` of a node: how its children's `reg` is encoded.
@@ -349,19 +364,29 @@ impl<'a> Fdt<'a> {
     }
 
     /// The offset after the `FDT_END_NODE` that closes the node whose properties start at
-    /// `offset`. Skipping is most of what lookups do, so this reads no more than token tags,
-    /// property lengths and name words, in word indices, comparing tags in the blob's byte order.
+    /// `offset`.
     #[inline(always)]
     fn skip_subtree(&self, offset: usize) -> Result<usize, FdtError> {
+        match self.walk(offset / 4, 0, false)? {
+            Stop::Close(after) => Ok(after * 4),
+            Stop::Child { index, .. } => Err(self.bad_structure(index * 4)),
+        }
+    }
+
+    /// Walks forward from the token at word `index`, inside `depth` nodes opened since the level
+    /// the walk watches, to the `FDT_END_NODE` that closes that level or, if `children`, to the
+    /// next `FDT_BEGIN_NODE` at that level. Skipping is most of what lookups do, so this reads
+    /// no more than token tags, property lengths and name words, comparing tags in the blob's
+    /// byte order.
+    #[inline(always)]
+    fn walk(&self, mut index: usize, mut depth: usize, children: bool) -> Result<Stop, FdtError> {
         let words = self.words;
         // Each step reads a tag and the word after it (a property's length, a node's first
         // name word): both exist while the tag's index is below this. A valid block ends with
         // FDT_END, so no tag this loop accepts is in its last word.
         let Some(last) = words.len().checked_sub(1) else {
-            return Err(self.bad_structure(offset));
+            return Err(self.bad_structure(index.saturating_mul(4)));
         };
-        let mut index = offset / 4;
-        let mut depth = 1usize;
         'walk: loop {
             // Properties come in runs: a loop of their own keeps this one short.
             let tag = loop {
@@ -376,18 +401,25 @@ impl<'a> Fdt<'a> {
                 index += 3 + (u32::from_be(next) as usize).div_ceil(4);
             };
             if tag == BEGIN_NODE_TAG {
-                let Some(len) = name_length(words, index + 1) else {
+                let Some((after, name_len)) = skip_name(&words[index + 1..]) else {
                     break;
                 };
-                // The name and its NUL, padded to whole words.
-                index += 2 + len / 4;
+                let after_name = words.len() - after.len();
+                if children && depth == 0 {
+                    return Ok(Stop::Child {
+                        index,
+                        name_len,
+                        after_name,
+                    });
+                }
+                index = after_name;
                 depth += 1;
             } else if tag == END_NODE_TAG {
                 index += 1;
-                depth -= 1;
                 if depth == 0 {
-                    return Ok(index * 4);
+                    return Ok(Stop::Close(index));
                 }
+                depth -= 1;
             } else if tag == NOP_TAG {
                 index += 1;
             } else if tag == END_TAG {
@@ -743,31 +775,37 @@ impl<'a> Node<'a> {
     ) -> Result<Option<usize>, FdtError> {
         let fdt = self.fdt;
         let cells = self.cells()?;
-        let mut offset = match from {
+        let start = match from {
             Some(offset) => offset,
             None => fdt.children_start(self.body)?,
         };
-        loop {
-            match fdt.token(offset)? {
-                (Token::Nop, next) => offset = next,
-                (Token::BeginNode(name), body) => {
-                    let child = Node {
-                        fdt,
-                        offset,
-                        body,
-                        name,
-                        parent_cells: cells,
-                    };
-                    let after = fdt.skip_subtree(body)?;
-                    if visit(&child)? {
-                        return Ok(Some(after));
-                    }
-                    offset = after;
-                }
-                (Token::EndNode, _) => return Ok(None),
-                _ => return Err(fdt.bad_structure(offset)),
+        // The first walk starts between children; later ones inside the child just visited.
+        let (mut index, mut depth) = (start / 4, 0);
+        while let Stop::Child {
+            index: child,
+            name_len,
+            after_name,
+        } = fdt.walk(index, depth, true)?
+        {
+            let offset = child * 4;
+            let name_start = offset + 4;
+            let name = fdt
+                .structure
+                .get(name_start..name_start + name_len)
+                .ok_or_else(|| fdt.bad_structure(offset))?;
+            let node = Node {
+                fdt,
+                offset,
+                body: after_name * 4,
+                name,
+                parent_cells: cells,
+            };
+            if visit(&node)? {
+                return Ok(Some(fdt.skip_subtree(node.body)?));
             }
+            (index, depth) = (after_name, 1);
         }
+        Ok(None)
     }
 
     /// The first child that path component `component` names.
