@@ -528,20 +528,54 @@ impl<'a> Fdt<'a> {
 
     /// The value of property `name` among the properties that start at `body`.
     fn property_at(&self, body: usize, name: &[u8]) -> Result<Option<&'a [u8]>, FdtError> {
-        let mut offset = body;
-        loop {
-            match self.token(offset)? {
-                (Token::Property { name_offset, value }, next) => {
-                    if self.string_is(name_offset, name) {
-                        return Ok(Some(value));
-                    }
-                    offset = next;
+        let mut found = None;
+        self.scan_properties(body, |name_offset, value| {
+            if self.string_is(name_offset, name) {
+                found = Some(value);
+            }
+            Ok(found.is_some())
+        })?;
+        Ok(found)
+    }
+
+    /// Calls `visit` with the name offset and the value of each property from byte `body` on,
+    /// until it returns `true` or the properties end. Tags are compared in the blob's byte order.
+    #[inline(always)]
+    fn scan_properties(
+        &self,
+        body: usize,
+        mut visit: impl FnMut(usize, &'a [u8]) -> Result<bool, FdtError>,
+    ) -> Result<(), FdtError> {
+        let words = self.words;
+        // A tag and the word after it exist while the tag's index is below this.
+        let last = words.len().saturating_sub(1);
+        let mut index = body / 4;
+        while index < last {
+            let (tag, len) = (words[index], words[index + 1]);
+            if tag == PROP_TAG {
+                let len = u32::from_be(len) as usize;
+                let start = (index + 3) * 4;
+                let value = start
+                    .checked_add(len)
+                    .and_then(|end| self.structure.get(start..end));
+                let (Some(&name_offset), Some(value)) = (words.get(index + 2), value) else {
+                    break;
+                };
+                if visit(u32::from_be(name_offset) as usize, value)? {
+                    return Ok(());
                 }
-                (Token::Nop, next) => offset = next,
-                (Token::BeginNode(_) | Token::EndNode, _) => return Ok(None),
-                (Token::End, _) => return Err(FdtError::UnbalancedNodes),
+                index += 3 + len.div_ceil(4);
+            } else if tag == NOP_TAG {
+                index += 1;
+            } else if tag == BEGIN_NODE_TAG || tag == END_NODE_TAG {
+                return Ok(());
+            } else if tag == END_TAG {
+                return Err(FdtError::UnbalancedNodes);
+            } else {
+                break;
             }
         }
+        Err(self.bad_structure(index.saturating_mul(4)))
     }
 
     /// The path `/aliases` gives for `alias`, without its NUL.
@@ -731,22 +765,16 @@ impl<'a> Node<'a> {
     /// The node's `#address-cells` and `#size-cells`: how its children's `reg` is encoded.
     pub fn cells(&self) -> Result<Cells, FdtError> {
         let mut cells = Cells::default();
-        let mut offset = self.body;
-        loop {
-            match self.fdt.token(offset)? {
-                (Token::Property { name_offset, value }, next) => {
-                    if self.fdt.string_is(name_offset, b"#address-cells") {
-                        cells.address = cell_count(value)?;
-                    } else if self.fdt.string_is(name_offset, b"#size-cells") {
-                        cells.size = cell_count(value)?;
-                    }
-                    offset = next;
-                }
-                (Token::Nop, next) => offset = next,
-                (Token::BeginNode(_) | Token::EndNode, _) => return Ok(cells),
-                (Token::End, _) => return Err(FdtError::UnbalancedNodes),
+        let fdt = self.fdt;
+        fdt.scan_properties(self.body, |name_offset, value| {
+            if fdt.string_is(name_offset, b"#address-cells") {
+                cells.address = cell_count(value)?;
+            } else if fdt.string_is(name_offset, b"#size-cells") {
+                cells.size = cell_count(value)?;
             }
-        }
+            Ok(false)
+        })?;
+        Ok(cells)
     }
 
     /// The parent's `#address-cells` and `#size-cells`, which encode this node's `reg`.
