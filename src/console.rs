@@ -13,9 +13,12 @@
 //! UART's registers, as `safe-mmio` requires. Every wait on the device is bounded: a UART that
 //! never makes room for a byte is given up on, and the console is silent from then on.
 
-use crate::fdt::{c_string, components, node_name_matches, split_stdout_path, Fdt, FdtError, Node};
+use crate::fdt::{
+    c_string, components, node_name_matches, split_stdout_path, Cells, Fdt, FdtError, Node,
+};
 use crate::uart;
 use core::fmt::{self, Write};
+use core::mem::MaybeUninit;
 use core::num::NonZeroUsize;
 use core::ops::Range;
 use core::ptr::NonNull;
@@ -95,20 +98,19 @@ const REMEMBERED_NODES: usize = 64;
 /// `/chosen` and, remembering where each child was, the console node before it.
 fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let root = fdt.root()?;
-    // Name and offset of each root child before /chosen, as far as they fit.
-    let mut remembered: [(&[u8], usize); REMEMBERED_NODES] = [(&[], 0); REMEMBERED_NODES];
+    // Name and offset of each root child before /chosen, as far as they fit: slots are written
+    // in order and only the written ones read, so none is initialised before (a cost per slot).
+    let mut remembered = [const { MaybeUninit::<(&[u8], usize)>::uninit() }; REMEMBERED_NODES];
     let mut count = 0;
-    let mut overflowed = false;
-    let mut root_cells = None;
+    let mut root_cells = Cells::default();
     let mut aliases = None;
     let mut stdout_path = None;
     let after_chosen = root.scan_children(None, |child| {
-        root_cells = Some(child.parent_cells());
-        match remembered.get_mut(count) {
-            Some(slot) => *slot = (child.name(), child.offset()),
-            None => overflowed = true,
+        if let Some(slot) = remembered.get_mut(count) {
+            slot.write((child.name(), child.offset()));
         }
         count += 1;
+        root_cells = child.parent_cells();
         if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
             aliases = Some(*child);
         } else if node_name_matches(child.name(), b"chosen") {
@@ -117,6 +119,7 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
         }
         Ok(false)
     })?;
+    let overflowed = count > REMEMBERED_NODES;
     let (mut path, _options) = split_stdout_path(stdout_path.ok_or(ConsoleError::NoStdoutPath)?);
     if path.first() != Some(&b'/') {
         if aliases.is_none() {
@@ -138,14 +141,23 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let node = if overflowed {
         root.child(first)?
     } else {
-        match remembered[..count.min(REMEMBERED_NODES)]
-            .iter()
-            .find(|(name, _)| node_name_matches(name, first))
-        {
-            Some(&(_, offset)) => {
-                let cells = root_cells.ok_or(ConsoleError::NodeNotFound)?;
-                Some(fdt.node_at(offset, cells)?)
-            }
+        let written = &remembered[..count.min(REMEMBERED_NODES)];
+        let matches = |slot: &&MaybeUninit<(&[u8], usize)>| {
+            // SAFETY: The walk wrote the first `count` slots (as many as there are).
+            node_name_matches(unsafe { slot.assume_init_ref() }.0, first)
+        };
+        // A name with its unit address names one node (a full path is unique), so it is sought
+        // from the end, near which VMMs write their devices; a name without one matches the
+        // first node so named.
+        let found = if first.contains(&b'@') {
+            written.iter().rev().find(matches)
+        } else {
+            written.iter().find(matches)
+        };
+        // SAFETY: As above.
+        let found = found.map(|slot| unsafe { slot.assume_init_ref() });
+        match found {
+            Some(&(_, offset)) => Some(fdt.node_at(offset, root_cells)?),
             None => find_after(&root, after_chosen, first)?,
         }
     };
