@@ -110,11 +110,11 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
             slot.write((child.name(), child.offset()));
         }
         count += 1;
-        root_cells = child.parent_cells();
         if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
             aliases = Some(*child);
         } else if node_name_matches(child.name(), b"chosen") {
             stdout_path = child.property(b"stdout-path")?;
+            root_cells = child.parent_cells();
             return Ok(true);
         }
         Ok(false)

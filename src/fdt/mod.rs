@@ -159,20 +159,6 @@ enum Token<'a> {
     End,
 }
 
-/// Where [`Fdt::walk`] stopped.
-#[derive(Clone, Copy)]
-enum Stop {
-    /// At the `FDT_BEGIN_NODE` token at word `index`, whose name is `name_len` bytes long and
-    /// whose properties start at word `after_name`.
-    Child {
-        index: usize,
-        name_len: usize,
-        after_name: usize,
-    },
-    /// Before the word after the `FDT_END_NODE` that closed the level.
-    Close(usize),
-}
-
 /// `#address-cells` and `#size-cells` of a node: how its children's `reg` is encoded.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub struct Cells {
@@ -367,19 +353,21 @@ impl<'a> Fdt<'a> {
     /// `offset`.
     #[inline(always)]
     fn skip_subtree(&self, offset: usize) -> Result<usize, FdtError> {
-        match self.walk(offset / 4, 0, false)? {
-            Stop::Close(after) => Ok(after * 4),
-            Stop::Child { index, .. } => Err(self.bad_structure(index * 4)),
-        }
+        Ok(self.walk(offset / 4, |_, _, _| Ok(false))? * 4)
     }
 
-    /// Walks forward from the token at word `index`, inside `depth` nodes opened since the level
-    /// the walk watches, to the `FDT_END_NODE` that closes that level or, if `children`, to the
-    /// next `FDT_BEGIN_NODE` at that level. Skipping is most of what lookups do, so this reads
-    /// no more than token tags, property lengths and name words, comparing tags in the blob's
-    /// byte order.
+    /// Walks forward from the token at word `index`, in the body of a node, to the
+    /// `FDT_END_NODE` that closes it, and returns the word index after that token. Calls
+    /// `child` with the word index of each child's `FDT_BEGIN_NODE`, the length of its name and
+    /// the word index of its properties; if that returns `true`, stops and returns the last.
+    /// Skipping is most of what lookups do, so this reads no more than token tags, property
+    /// lengths and name words, comparing tags in the blob's byte order.
     #[inline(always)]
-    fn walk(&self, mut index: usize, mut depth: usize, children: bool) -> Result<Stop, FdtError> {
+    fn walk(
+        &self,
+        mut index: usize,
+        mut child: impl FnMut(usize, usize, usize) -> Result<bool, FdtError>,
+    ) -> Result<usize, FdtError> {
         let words = self.words;
         // Each step reads a tag and the word after it (a property's length, a node's first
         // name word): both exist while the tag's index is below this. A valid block ends with
@@ -387,6 +375,8 @@ impl<'a> Fdt<'a> {
         let Some(last) = words.len().checked_sub(1) else {
             return Err(self.bad_structure(index.saturating_mul(4)));
         };
+        // Nodes open below the one walked.
+        let mut depth = 0usize;
         'walk: loop {
             // Properties come in runs: a loop of their own keeps this one short.
             let tag = loop {
@@ -405,19 +395,15 @@ impl<'a> Fdt<'a> {
                     break;
                 };
                 let after_name = words.len() - after.len();
-                if children && depth == 0 {
-                    return Ok(Stop::Child {
-                        index,
-                        name_len,
-                        after_name,
-                    });
+                if depth == 0 && child(index, name_len, after_name)? {
+                    return Ok(after_name);
                 }
                 index = after_name;
                 depth += 1;
             } else if tag == END_NODE_TAG {
                 index += 1;
                 if depth == 0 {
-                    return Ok(Stop::Close(index));
+                    return Ok(index);
                 }
                 depth -= 1;
             } else if tag == NOP_TAG {
@@ -807,33 +793,28 @@ impl<'a> Node<'a> {
             Some(offset) => offset,
             None => fdt.children_start(self.body)?,
         };
-        // The first walk starts between children; later ones inside the child just visited.
-        let (mut index, mut depth) = (start / 4, 0);
-        while let Stop::Child {
-            index: child,
-            name_len,
-            after_name,
-        } = fdt.walk(index, depth, true)?
-        {
-            let offset = child * 4;
+        let mut visited = false;
+        let after = fdt.walk(start / 4, |index, name_len, after_name| {
+            let offset = index * 4;
             let name_start = offset + 4;
             let name = fdt
                 .structure
                 .get(name_start..name_start + name_len)
                 .ok_or_else(|| fdt.bad_structure(offset))?;
-            let node = Node {
+            visited = visit(&Node {
                 fdt,
                 offset,
                 body: after_name * 4,
                 name,
                 parent_cells: cells,
-            };
-            if visit(&node)? {
-                return Ok(Some(fdt.skip_subtree(node.body)?));
-            }
-            (index, depth) = (after_name, 1);
+            })?;
+            Ok(visited)
+        })?;
+        if visited {
+            Ok(Some(fdt.skip_subtree(after * 4)?))
+        } else {
+            Ok(None)
         }
-        Ok(None)
     }
 
     /// The first child that path component `component` names.
