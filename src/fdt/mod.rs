@@ -383,14 +383,15 @@ impl<'a> Fdt<'a> {
                 if index >= last {
                     break 'walk;
                 }
-                let (tag, next) = (words[index], words[index + 1]);
-                if tag != PROP_TAG {
+                let (tag, next) = (u32::from_be(words[index]), words[index + 1]);
+                if tag != FDT_PROP {
                     break tag;
                 }
-                // The value (and the name offset before it) is not read.
-                index += 3 + (u32::from_be(next) as usize).div_ceil(4);
+                // The value (and the name offset before it) is not read. Tag, length, name
+                // offset and the value in whole words: 3 + ceil(len / 4) = (len + 15) / 4.
+                index += (u32::from_be(next) as usize + 15) / 4;
             };
-            if tag == BEGIN_NODE_TAG {
+            if tag == FDT_BEGIN_NODE {
                 let Some((after, name_len)) = skip_name(&words[index + 1..]) else {
                     break;
                 };
@@ -400,15 +401,15 @@ impl<'a> Fdt<'a> {
                 }
                 index = after_name;
                 depth += 1;
-            } else if tag == END_NODE_TAG {
+            } else if tag == FDT_END_NODE {
                 index += 1;
                 if depth == 0 {
                     return Ok(index);
                 }
                 depth -= 1;
-            } else if tag == NOP_TAG {
+            } else if tag == FDT_NOP {
                 index += 1;
-            } else if tag == END_TAG {
+            } else if tag == FDT_END {
                 return Err(FdtError::UnbalancedNodes);
             } else {
                 break;
