@@ -353,7 +353,7 @@ impl<'a> Fdt<'a> {
     /// `offset`.
     #[inline(always)]
     fn skip_subtree(&self, offset: usize) -> Result<usize, FdtError> {
-        Ok(self.walk(offset / 4, |_, _, _| Ok(false))? * 4)
+        Ok(self.walk(offset / 4, |_, _, _| false)? * 4)
     }
 
     /// Walks forward from the token at word `index`, in the body of a node, to the
@@ -366,7 +366,7 @@ impl<'a> Fdt<'a> {
     fn walk(
         &self,
         mut index: usize,
-        mut child: impl FnMut(usize, usize, usize) -> Result<bool, FdtError>,
+        mut child: impl FnMut(usize, usize, usize) -> bool,
     ) -> Result<usize, FdtError> {
         let words = self.words;
         // Each step reads a tag and the word after it (a property's length, a node's first
@@ -396,7 +396,7 @@ impl<'a> Fdt<'a> {
                     break;
                 };
                 let after_name = words.len() - after.len();
-                if depth == 0 && child(index, name_len, after_name)? {
+                if depth == 0 && child(index, name_len, after_name) {
                     return Ok(after_name);
                 }
                 index = after_name;
@@ -794,24 +794,25 @@ impl<'a> Node<'a> {
             Some(offset) => offset,
             None => fdt.children_start(self.body)?,
         };
-        let mut visited = false;
+        // What stopped the walk: a visit that returned true, or an error.
+        let mut stopped = Ok(false);
         let after = fdt.walk(start / 4, |index, name_len, after_name| {
             let offset = index * 4;
             let name_start = offset + 4;
-            let name = fdt
-                .structure
-                .get(name_start..name_start + name_len)
-                .ok_or_else(|| fdt.bad_structure(offset))?;
-            visited = visit(&Node {
+            let Some(name) = fdt.structure.get(name_start..name_start + name_len) else {
+                stopped = Err(fdt.bad_structure(offset));
+                return true;
+            };
+            stopped = visit(&Node {
                 fdt,
                 offset,
                 body: after_name * 4,
                 name,
                 parent_cells: cells,
-            })?;
-            Ok(visited)
+            });
+            stopped != Ok(false)
         })?;
-        if visited {
+        if stopped? {
             Ok(Some(fdt.skip_subtree(after * 4)?))
         } else {
             Ok(None)
