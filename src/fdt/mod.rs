@@ -37,13 +37,6 @@ const FDT_PROP: u32 = 0x3;
 const FDT_NOP: u32 = 0x4;
 const FDT_END: u32 = 0x9;
 
-// The same tokens as the structure block stores them (big-endian), for compares without swaps.
-const BEGIN_NODE_TAG: u32 = FDT_BEGIN_NODE.to_be();
-const END_NODE_TAG: u32 = FDT_END_NODE.to_be();
-const PROP_TAG: u32 = FDT_PROP.to_be();
-const NOP_TAG: u32 = FDT_NOP.to_be();
-const END_TAG: u32 = FDT_END.to_be();
-
 /// The length of the NUL-terminated name whose first word is `words[first]`, if it ends inside
 /// `words`.
 #[inline(always)]
@@ -245,7 +238,8 @@ pub fn node_name_matches(name: &[u8], component: &[u8]) -> bool {
         Some(&b'@') => !component.contains(&b'@'),
         Some(_) => false,
     };
-    boundary && name[..component.len()] == *component
+    // And the first byte before calling memcmp.
+    boundary && name.first() == component.first() && name[..component.len()] == *component
 }
 
 /// The non-empty components of a path ("/soc/uart@0" gives "soc", "uart@0").
@@ -450,7 +444,9 @@ impl<'a> Fdt<'a> {
         offset
             .checked_add(name.len())
             .and_then(|end| self.strings.get(offset..=end))
-            .is_some_and(|s| s[name.len()] == 0 && s[..name.len()] == *name)
+            .is_some_and(|s| {
+                s[name.len()] == 0 && s.first() == name.first() && s[..name.len()] == *name
+            })
     }
 
     /// The root node.
@@ -518,51 +514,58 @@ impl<'a> Fdt<'a> {
         let mut found = None;
         self.scan_properties(body, |name_offset, value| {
             if self.string_is(name_offset, name) {
-                found = Some(value);
+                found = Some(self.value(value)?);
             }
             Ok(found.is_some())
         })?;
         Ok(found)
     }
 
-    /// Calls `visit` with the name offset and the value of each property from byte `body` on,
-    /// until it returns `true` or the properties end. Tags are compared in the blob's byte order.
+    /// Calls `visit` with the name offset and the value's place (for [`Fdt::value`]) of each
+    /// property from byte `body` on, until it returns `true` or the properties end. Values are
+    /// only sliced when asked for.
     #[inline(always)]
     fn scan_properties(
         &self,
         body: usize,
-        mut visit: impl FnMut(usize, &'a [u8]) -> Result<bool, FdtError>,
+        mut visit: impl FnMut(usize, Range<usize>) -> Result<bool, FdtError>,
     ) -> Result<(), FdtError> {
         let words = self.words;
         // A tag and the word after it exist while the tag's index is below this.
         let last = words.len().saturating_sub(1);
         let mut index = body / 4;
         while index < last {
-            let (tag, len) = (words[index], words[index + 1]);
-            if tag == PROP_TAG {
-                let len = u32::from_be(len) as usize;
-                let start = (index + 3) * 4;
-                let value = start
-                    .checked_add(len)
-                    .and_then(|end| self.structure.get(start..end));
-                let (Some(&name_offset), Some(value)) = (words.get(index + 2), value) else {
+            let (tag, len) = (u32::from_be(words[index]), u32::from_be(words[index + 1]));
+            if tag == FDT_PROP {
+                let Some(&name_offset) = words.get(index + 2) else {
                     break;
                 };
+                let start = (index + 3) * 4;
+                let value = start..start.saturating_add(len as usize);
                 if visit(u32::from_be(name_offset) as usize, value)? {
                     return Ok(());
                 }
-                index += 3 + len.div_ceil(4);
-            } else if tag == NOP_TAG {
+                // As in walk: a length past the block ends the loop.
+                index += (len as usize + 15) / 4;
+            } else if tag == FDT_NOP {
                 index += 1;
-            } else if tag == BEGIN_NODE_TAG || tag == END_NODE_TAG {
+            } else if tag == FDT_BEGIN_NODE || tag == FDT_END_NODE {
                 return Ok(());
-            } else if tag == END_TAG {
+            } else if tag == FDT_END {
                 return Err(FdtError::UnbalancedNodes);
             } else {
                 break;
             }
         }
         Err(self.bad_structure(index.saturating_mul(4)))
+    }
+
+    /// The bytes of a property value that [`Fdt::scan_properties`] placed.
+    fn value(&self, place: Range<usize>) -> Result<&'a [u8], FdtError> {
+        let offset = place.start;
+        self.structure
+            .get(place)
+            .ok_or_else(|| self.bad_structure(offset))
     }
 
     /// The path `/aliases` gives for `alias`, without its NUL.
@@ -755,9 +758,9 @@ impl<'a> Node<'a> {
         let fdt = self.fdt;
         fdt.scan_properties(self.body, |name_offset, value| {
             if fdt.string_is(name_offset, b"#address-cells") {
-                cells.address = cell_count(value)?;
+                cells.address = cell_count(fdt.value(value)?)?;
             } else if fdt.string_is(name_offset, b"#size-cells") {
-                cells.size = cell_count(value)?;
+                cells.size = cell_count(fdt.value(value)?)?;
             }
             Ok(false)
         })?;
