@@ -416,17 +416,6 @@ impl<'a> Fdt<'a> {
         FdtError::BadStructure(self.structure_start.saturating_add(offset))
     }
 
-    /// The offset of the first token after the properties that start at `body`.
-    fn children_start(&self, body: usize) -> Result<usize, FdtError> {
-        let mut offset = body;
-        loop {
-            match self.token(offset)? {
-                (Token::Property { .. } | Token::Nop, next) => offset = next,
-                _ => return Ok(offset),
-            }
-        }
-    }
-
     /// The name at `offset` in the strings block (NUL-terminated there), without its NUL.
     fn string(&self, offset: usize) -> Result<&'a [u8], FdtError> {
         let rest = self
@@ -522,14 +511,14 @@ impl<'a> Fdt<'a> {
     }
 
     /// Calls `visit` with the name offset and the value's place (for [`Fdt::value`]) of each
-    /// property from byte `body` on, until it returns `true` or the properties end. Values are
-    /// only sliced when asked for.
+    /// property from byte `body` on, until it returns `true` or the properties end; returns the
+    /// offset of the token it stopped at. Values are only sliced when asked for.
     #[inline(always)]
     fn scan_properties(
         &self,
         body: usize,
         mut visit: impl FnMut(usize, Range<usize>) -> Result<bool, FdtError>,
-    ) -> Result<(), FdtError> {
+    ) -> Result<usize, FdtError> {
         let words = self.words;
         // A tag and the word after it exist while the tag's index is below this.
         let last = words.len().saturating_sub(1);
@@ -543,14 +532,14 @@ impl<'a> Fdt<'a> {
                 let start = (index + 3) * 4;
                 let value = start..start.saturating_add(len as usize);
                 if visit(u32::from_be(name_offset) as usize, value)? {
-                    return Ok(());
+                    return Ok(index * 4);
                 }
                 // As in walk: a length past the block ends the loop.
                 index += (len as usize + 15) / 4;
             } else if tag == FDT_NOP {
                 index += 1;
             } else if tag == FDT_BEGIN_NODE || tag == FDT_END_NODE {
-                return Ok(());
+                return Ok(index * 4);
             } else if tag == FDT_END {
                 return Err(FdtError::UnbalancedNodes);
             } else {
@@ -754,9 +743,15 @@ impl<'a> Node<'a> {
 
     /// The node's `#address-cells` and `#size-cells`: how its children's `reg` is encoded.
     pub fn cells(&self) -> Result<Cells, FdtError> {
+        Ok(self.cells_and_children()?.0)
+    }
+
+    /// [`Node::cells`], and the offset of the first token after the node's properties, which
+    /// reading them finds.
+    fn cells_and_children(&self) -> Result<(Cells, usize), FdtError> {
         let mut cells = Cells::default();
         let fdt = self.fdt;
-        fdt.scan_properties(self.body, |name_offset, value| {
+        let children = fdt.scan_properties(self.body, |name_offset, value| {
             if fdt.string_is(name_offset, b"#address-cells") {
                 cells.address = cell_count(fdt.value(value)?)?;
             } else if fdt.string_is(name_offset, b"#size-cells") {
@@ -764,7 +759,7 @@ impl<'a> Node<'a> {
             }
             Ok(false)
         })?;
-        Ok(cells)
+        Ok((cells, children))
     }
 
     /// The parent's `#address-cells` and `#size-cells`, which encode this node's `reg`.
@@ -792,11 +787,8 @@ impl<'a> Node<'a> {
         mut visit: impl FnMut(&Node<'a>) -> Result<bool, FdtError>,
     ) -> Result<Option<usize>, FdtError> {
         let fdt = self.fdt;
-        let cells = self.cells()?;
-        let start = match from {
-            Some(offset) => offset,
-            None => fdt.children_start(self.body)?,
-        };
+        let (cells, children) = self.cells_and_children()?;
+        let start = from.unwrap_or(children);
         // What stopped the walk: a visit that returned true, or an error.
         let mut stopped = Ok(false);
         let after = fdt.walk(start / 4, |index, name_len, after_name| {
