@@ -501,6 +501,56 @@ mod tests {
         );
     }
 
+    #[test]
+    fn first_supported_compatible_entry_decides() {
+        let pl011_first = tree_with_console(b"vendor,uart\0arm,pl011\0ns16550a\0", &[0, 0x1000]);
+        assert_eq!(
+            ConsoleDevice::from_fdt(&pl011_first),
+            Ok(ConsoleDevice::Pl011(NonZeroUsize::new(0x1000).unwrap()))
+        );
+        let ns16550_first = tree_with_console(b"ns16550\0arm,pl011\0", &[0, 0x1000]);
+        assert_eq!(
+            ConsoleDevice::from_fdt(&ns16550_first),
+            Ok(ConsoleDevice::Ns16550(NonZeroUsize::new(0x1000).unwrap()))
+        );
+    }
+
+    /// Root children remembered on the way to `/chosen`: a full name finds its node wherever it
+    /// is; a name without unit address finds the first node so named.
+    #[test]
+    fn remembered_children_found_by_full_or_short_name() {
+        let tree = |stdout_path: &[u8]| {
+            let mut builder = FdtBuilder::new();
+            builder.begin("").prop_u32s("#address-cells", &[1]);
+            for (name, address) in [("uart@1000", 0x1000u32), ("uart@2000", 0x2000), ("x", 0)] {
+                builder
+                    .begin(name)
+                    .prop("compatible", b"arm,pl011\0")
+                    .prop_u32s("reg", &[address])
+                    .end();
+            }
+            builder
+                .begin("chosen")
+                .prop("stdout-path", stdout_path)
+                .end();
+            builder.end().build()
+        };
+        let pl011 = |address| Ok(ConsoleDevice::Pl011(NonZeroUsize::new(address).unwrap()));
+        assert_eq!(
+            ConsoleDevice::from_fdt(&tree(b"/uart@2000\0")),
+            pl011(0x2000)
+        );
+        assert_eq!(
+            ConsoleDevice::from_fdt(&tree(b"/uart@1000\0")),
+            pl011(0x1000)
+        );
+        assert_eq!(ConsoleDevice::from_fdt(&tree(b"/uart\0")), pl011(0x1000));
+        assert_eq!(
+            ConsoleDevice::from_fdt(&tree(b"/uart@3000\0")),
+            Err(ConsoleError::NodeNotFound)
+        );
+    }
+
     /// While one driver for the device exists (its claim is held), no writer makes another: it
     /// gives up after a bounded wait without touching the device (which, on the host, is not
     /// there: a write would crash the test).
