@@ -110,12 +110,17 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
             slot.write((child.name(), child.offset()));
         }
         count += 1;
-        if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
-            aliases = Some(*child);
-        } else if node_name_matches(child.name(), b"chosen") {
-            stdout_path = child.property(b"stdout-path")?;
-            root_cells = child.parent_cells();
-            return Ok(true);
+        // The first byte rules out most names at once.
+        match child.name().first() {
+            Some(b'a') if aliases.is_none() && node_name_matches(child.name(), b"aliases") => {
+                aliases = Some(*child);
+            }
+            Some(b'c') if node_name_matches(child.name(), b"chosen") => {
+                stdout_path = child.property(b"stdout-path")?;
+                root_cells = child.parent_cells();
+                return Ok(true);
+            }
+            _ => {}
         }
         Ok(false)
     })?;
