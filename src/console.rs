@@ -14,11 +14,11 @@
 //! never makes room for a byte is given up on, and the console is silent from then on.
 
 use crate::fdt::{
-    c_string, components, node_name_matches, split_stdout_path, string_list_contains, Fdt,
-    FdtError, Node,
+    c_string, components, node_name_matches, split_stdout_path, Cells, Fdt, FdtError, Node,
 };
 use crate::uart;
 use core::fmt::{self, Write};
+use core::mem::MaybeUninit;
 use core::num::NonZeroUsize;
 use core::ops::Range;
 use core::ptr::NonNull;
@@ -98,28 +98,33 @@ const REMEMBERED_NODES: usize = 64;
 /// `/chosen` and, remembering where each child was, the console node before it.
 fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let root = fdt.root()?;
-    // Name and offset of each root child before /chosen, as far as they fit.
-    let mut remembered: [(&[u8], usize); REMEMBERED_NODES] = [(&[], 0); REMEMBERED_NODES];
+    // Name and offset of each root child before /chosen, as far as they fit: slots are written
+    // in order and only the written ones read, so none is initialised before (a cost per slot).
+    let mut remembered = [const { MaybeUninit::<(&[u8], usize)>::uninit() }; REMEMBERED_NODES];
     let mut count = 0;
-    let mut overflowed = false;
-    let mut root_cells = None;
+    let mut root_cells = Cells::default();
     let mut aliases = None;
     let mut stdout_path = None;
     let after_chosen = root.scan_children(None, |child| {
-        root_cells = Some(child.parent_cells());
-        match remembered.get_mut(count) {
-            Some(slot) => *slot = (child.name(), child.offset()),
-            None => overflowed = true,
+        if let Some(slot) = remembered.get_mut(count) {
+            slot.write((child.name(), child.offset()));
         }
         count += 1;
-        if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
-            aliases = Some(*child);
-        } else if node_name_matches(child.name(), b"chosen") {
-            stdout_path = child.property(b"stdout-path")?;
-            return Ok(true);
+        // The first byte rules out most names at once.
+        match child.name().first() {
+            Some(b'a') if aliases.is_none() && node_name_matches(child.name(), b"aliases") => {
+                aliases = Some(*child);
+            }
+            Some(b'c') if node_name_matches(child.name(), b"chosen") => {
+                stdout_path = child.property(b"stdout-path")?;
+                root_cells = child.parent_cells();
+                return Ok(true);
+            }
+            _ => {}
         }
         Ok(false)
     })?;
+    let overflowed = count > REMEMBERED_NODES;
     let (mut path, _options) = split_stdout_path(stdout_path.ok_or(ConsoleError::NoStdoutPath)?);
     if path.first() != Some(&b'/') {
         if aliases.is_none() {
@@ -141,14 +146,23 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let node = if overflowed {
         root.child(first)?
     } else {
-        match remembered[..count.min(REMEMBERED_NODES)]
-            .iter()
-            .find(|(name, _)| node_name_matches(name, first))
-        {
-            Some(&(_, offset)) => {
-                let cells = root_cells.ok_or(ConsoleError::NodeNotFound)?;
-                Some(fdt.node_at(offset, cells)?)
-            }
+        let written = &remembered[..count.min(REMEMBERED_NODES)];
+        let matches = |slot: &&MaybeUninit<(&[u8], usize)>| {
+            // SAFETY: The walk wrote the first `count` slots (as many as there are).
+            node_name_matches(unsafe { slot.assume_init_ref() }.0, first)
+        };
+        // A name with its unit address names one node (a full path is unique), so it is sought
+        // from the end, near which VMMs write their devices; a name without one matches the
+        // first node so named.
+        let found = if first.contains(&b'@') {
+            written.iter().rev().find(matches)
+        } else {
+            written.iter().find(matches)
+        };
+        // SAFETY: As above.
+        let found = found.map(|slot| unsafe { slot.assume_init_ref() });
+        match found {
+            Some(&(_, offset)) => Some(fdt.node_at(offset, root_cells)?),
             None => find_after(&root, after_chosen, first)?,
         }
     };
@@ -211,21 +225,21 @@ impl ConsoleDevice {
         }
         let address = first_address(&node)?;
         let compatible = node.property(b"compatible")?.unwrap_or_default();
-        let is = |name: &[u8]| string_list_contains(compatible, name);
-        let (device, size): (fn(NonZeroUsize) -> Self, usize) =
-            if [&b"ns16550a"[..], b"ns16550", b"ns8250"]
-                .into_iter()
-                .any(is)
-            {
-                (Self::Ns16550, uart::REGISTERS_SIZE)
-            } else if is(b"arm,pl011") {
-                (
+        // The first entry vmbase has a driver for: entries go from the most specific on.
+        let (device, size): (fn(NonZeroUsize) -> Self, usize) = compatible
+            .split(|&b| b == 0)
+            .find_map(|entry| match entry {
+                b"ns16550a" | b"ns16550" | b"ns8250" => Some((
+                    Self::Ns16550 as fn(NonZeroUsize) -> Self,
+                    uart::REGISTERS_SIZE,
+                )),
+                b"arm,pl011" => Some((
                     Self::Pl011,
                     core::mem::size_of::<arm_pl011_uart::PL011Registers>(),
-                )
-            } else {
-                return Err(ConsoleError::UnsupportedDevice);
-            };
+                )),
+                _ => None,
+            })
+            .ok_or(ConsoleError::UnsupportedDevice)?;
         let outside = ConsoleError::OutsideMmio(address);
         let base = usize::try_from(address).map_err(|_| outside)?;
         let end = base.checked_add(size).ok_or(outside)?;
@@ -489,6 +503,56 @@ mod tests {
         assert_eq!(
             ConsoleDevice::from_fdt(&straddling),
             Err(ConsoleError::OutsideMmio(0x3fff_fffc))
+        );
+    }
+
+    #[test]
+    fn first_supported_compatible_entry_decides() {
+        let pl011_first = tree_with_console(b"vendor,uart\0arm,pl011\0ns16550a\0", &[0, 0x1000]);
+        assert_eq!(
+            ConsoleDevice::from_fdt(&pl011_first),
+            Ok(ConsoleDevice::Pl011(NonZeroUsize::new(0x1000).unwrap()))
+        );
+        let ns16550_first = tree_with_console(b"ns16550\0arm,pl011\0", &[0, 0x1000]);
+        assert_eq!(
+            ConsoleDevice::from_fdt(&ns16550_first),
+            Ok(ConsoleDevice::Ns16550(NonZeroUsize::new(0x1000).unwrap()))
+        );
+    }
+
+    /// Root children remembered on the way to `/chosen`: a full name finds its node wherever it
+    /// is; a name without unit address finds the first node so named.
+    #[test]
+    fn remembered_children_found_by_full_or_short_name() {
+        let tree = |stdout_path: &[u8]| {
+            let mut builder = FdtBuilder::new();
+            builder.begin("").prop_u32s("#address-cells", &[1]);
+            for (name, address) in [("uart@1000", 0x1000u32), ("uart@2000", 0x2000), ("x", 0)] {
+                builder
+                    .begin(name)
+                    .prop("compatible", b"arm,pl011\0")
+                    .prop_u32s("reg", &[address])
+                    .end();
+            }
+            builder
+                .begin("chosen")
+                .prop("stdout-path", stdout_path)
+                .end();
+            builder.end().build()
+        };
+        let pl011 = |address| Ok(ConsoleDevice::Pl011(NonZeroUsize::new(address).unwrap()));
+        assert_eq!(
+            ConsoleDevice::from_fdt(&tree(b"/uart@2000\0")),
+            pl011(0x2000)
+        );
+        assert_eq!(
+            ConsoleDevice::from_fdt(&tree(b"/uart@1000\0")),
+            pl011(0x1000)
+        );
+        assert_eq!(ConsoleDevice::from_fdt(&tree(b"/uart\0")), pl011(0x1000));
+        assert_eq!(
+            ConsoleDevice::from_fdt(&tree(b"/uart@3000\0")),
+            Err(ConsoleError::NodeNotFound)
         );
     }
 

@@ -37,6 +37,51 @@ const FDT_PROP: u32 = 0x3;
 const FDT_NOP: u32 = 0x4;
 const FDT_END: u32 = 0x9;
 
+/// The length of the NUL-terminated name whose first word is `words[first]`, if it ends inside
+/// `words`.
+#[inline(always)]
+fn name_length(words: &[u32], first: usize) -> Option<usize> {
+    Some(skip_name(words.get(first..)?)?.1)
+}
+
+/// The words after the NUL-terminated name at the start of `words` and the name's length in
+/// bytes, if it ends inside `words`. Two words per step, one length check and one zero-byte
+/// test for both.
+#[inline(always)]
+fn skip_name(words: &[u32]) -> Option<(&[u32], usize)> {
+    let mut rest = words;
+    loop {
+        match *rest {
+            [low, high, ref after @ ..] => {
+                // The bytes in memory order, first byte lowest.
+                let pair = u64::from(u32::from_le(low)) | u64::from(u32::from_le(high)) << 32;
+                let zeros =
+                    pair.wrapping_sub(0x0101_0101_0101_0101) & !pair & 0x8080_8080_8080_8080;
+                if zeros != 0 {
+                    let nul = zeros.trailing_zeros() as usize / 8;
+                    let len = (words.len() - rest.len()) * 4 + nul;
+                    // The name's last word is the first of the pair if the NUL is there.
+                    return Some((rest.get(1 + nul / 4..)?, len));
+                }
+                rest = after;
+            }
+            [last, ref after @ ..] => {
+                let zeros = zero_bytes(u32::from_le(last));
+                let len = (words.len() - rest.len()) * 4 + zeros.trailing_zeros() as usize / 8;
+                return (zeros != 0).then_some((after, len));
+            }
+            [] => return None,
+        }
+    }
+}
+
+/// A word whose lowest set bit marks the first zero byte of `word` (memory order, first byte
+/// lowest), or zero if there is none: borrows only reach bytes above the first zero.
+#[inline(always)]
+fn zero_bytes(word: u32) -> u32 {
+    word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080
+}
+
 /// Why an FDT could not be read or edited.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum FdtError {
@@ -193,7 +238,8 @@ pub fn node_name_matches(name: &[u8], component: &[u8]) -> bool {
         Some(&b'@') => !component.contains(&b'@'),
         Some(_) => false,
     };
-    boundary && name[..component.len()] == *component
+    // And the first byte before calling memcmp.
+    boundary && name.first() == component.first() && name[..component.len()] == *component
 }
 
 /// The non-empty components of a path ("/soc/uart@0" gives "soc", "uart@0").
@@ -258,20 +304,10 @@ impl<'a> Fdt<'a> {
     }
 
     /// The length of the NUL-terminated name at byte `offset` (a multiple of 4) of the
-    /// structure block, scanned a word at a time.
+    /// structure block.
     #[inline(always)]
     fn name_length(&self, offset: usize) -> Option<usize> {
-        let first = offset / 4;
-        for (index, &word) in self.words.get(first..)?.iter().enumerate() {
-            // The bytes in memory order, first byte lowest.
-            let word = u32::from_le(word);
-            // The lowest set bit of this marks the first zero byte, if there is one.
-            let zeros = word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080;
-            if zeros != 0 {
-                return Some(index * 4 + zeros.trailing_zeros() as usize / 8);
-            }
-        }
-        None
+        name_length(self.words, offset / 4)
     }
 
     /// The token at `offset` into the structure block, and the offset of the next one.
@@ -286,7 +322,8 @@ impl<'a> Fdt<'a> {
             FDT_BEGIN_NODE => {
                 let len = self.name_length(body).ok_or_else(bad)?;
                 let name = self.structure.get(body..body + len).ok_or_else(bad)?;
-                Ok((Token::BeginNode(name), body + (len + 1).next_multiple_of(4)))
+                // The name and its NUL, padded to whole words.
+                Ok((Token::BeginNode(name), body + (len / 4 + 1) * 4))
             }
             FDT_END_NODE => Ok((Token::EndNode, body)),
             FDT_PROP => {
@@ -307,47 +344,69 @@ impl<'a> Fdt<'a> {
     }
 
     /// The offset after the `FDT_END_NODE` that closes the node whose properties start at
-    /// `offset`. Skipping is most of what lookups do, so this reads no more than token tags,
-    /// property lengths and name words, in word indices.
+    /// `offset`.
     #[inline(always)]
     fn skip_subtree(&self, offset: usize) -> Result<usize, FdtError> {
+        Ok(self.walk(offset / 4, |_, _, _| false)? * 4)
+    }
+
+    /// Walks forward from the token at word `index`, in the body of a node, to the
+    /// `FDT_END_NODE` that closes it, and returns the word index after that token. Calls
+    /// `child` with the word index of each child's `FDT_BEGIN_NODE`, the length of its name and
+    /// the word index of its properties; if that returns `true`, stops and returns the last.
+    /// Skipping is most of what lookups do, so this reads no more than token tags, property
+    /// lengths and name words, comparing tags in the blob's byte order.
+    #[inline(always)]
+    fn walk(
+        &self,
+        mut index: usize,
+        mut child: impl FnMut(usize, usize, usize) -> bool,
+    ) -> Result<usize, FdtError> {
         let words = self.words;
-        let mut index = offset / 4;
-        let mut depth = 1usize;
-        while let Some(&tag) = words.get(index) {
-            match u32::from_be(tag) {
-                FDT_PROP => {
-                    let Some(&len) = words.get(index + 1) else {
-                        break;
-                    };
-                    // The value is not read; a length past the block makes the next tag fail.
-                    index += 3 + (u32::from_be(len) as usize).div_ceil(4);
+        // Each step reads a tag and the word after it (a property's length, a node's first
+        // name word): both exist while the tag's index is below this. A valid block ends with
+        // FDT_END, so no tag this loop accepts is in its last word.
+        let Some(last) = words.len().checked_sub(1) else {
+            return Err(self.bad_structure(index.saturating_mul(4)));
+        };
+        // Nodes open below the one walked.
+        let mut depth = 0usize;
+        'walk: loop {
+            // Properties come in runs: a loop of their own keeps this one short.
+            let tag = loop {
+                if index >= last {
+                    break 'walk;
                 }
-                FDT_BEGIN_NODE => {
-                    index += 1;
-                    // The name ends in the first word with a zero byte.
-                    loop {
-                        let Some(&word) = words.get(index) else {
-                            return Err(self.bad_structure(offset));
-                        };
-                        index += 1;
-                        let word = u32::from_le(word);
-                        if word.wrapping_sub(0x0101_0101) & !word & 0x8080_8080 != 0 {
-                            break;
-                        }
-                    }
-                    depth += 1;
+                let (tag, next) = (u32::from_be(words[index]), words[index + 1]);
+                if tag != FDT_PROP {
+                    break tag;
                 }
-                FDT_END_NODE => {
-                    index += 1;
-                    depth -= 1;
-                    if depth == 0 {
-                        return Ok(index * 4);
-                    }
+                // The value (and the name offset before it) is not read. Tag, length, name
+                // offset and the value in whole words: 3 + ceil(len / 4) = (len + 15) / 4.
+                index += (u32::from_be(next) as usize + 15) / 4;
+            };
+            if tag == FDT_BEGIN_NODE {
+                let Some((after, name_len)) = skip_name(&words[index + 1..]) else {
+                    break;
+                };
+                let after_name = words.len() - after.len();
+                if depth == 0 && child(index, name_len, after_name) {
+                    return Ok(after_name);
                 }
-                FDT_NOP => index += 1,
-                FDT_END => return Err(FdtError::UnbalancedNodes),
-                _ => break,
+                index = after_name;
+                depth += 1;
+            } else if tag == FDT_END_NODE {
+                index += 1;
+                if depth == 0 {
+                    return Ok(index);
+                }
+                depth -= 1;
+            } else if tag == FDT_NOP {
+                index += 1;
+            } else if tag == FDT_END {
+                return Err(FdtError::UnbalancedNodes);
+            } else {
+                break;
             }
         }
         Err(self.bad_structure(index.saturating_mul(4)))
@@ -355,17 +414,6 @@ impl<'a> Fdt<'a> {
 
     fn bad_structure(&self, offset: usize) -> FdtError {
         FdtError::BadStructure(self.structure_start.saturating_add(offset))
-    }
-
-    /// The offset of the first token after the properties that start at `body`.
-    fn children_start(&self, body: usize) -> Result<usize, FdtError> {
-        let mut offset = body;
-        loop {
-            match self.token(offset)? {
-                (Token::Property { .. } | Token::Nop, next) => offset = next,
-                _ => return Ok(offset),
-            }
-        }
     }
 
     /// The name at `offset` in the strings block (NUL-terminated there), without its NUL.
@@ -379,11 +427,15 @@ impl<'a> Fdt<'a> {
     }
 
     /// Whether the string at `offset` in the strings block is `name`, without measuring it.
+    /// The terminator is tested first: most names differ in length.
+    #[inline(always)]
     fn string_is(&self, offset: usize, name: &[u8]) -> bool {
         offset
             .checked_add(name.len())
             .and_then(|end| self.strings.get(offset..=end))
-            .is_some_and(|s| s[..name.len()] == *name && s[name.len()] == 0)
+            .is_some_and(|s| {
+                s[name.len()] == 0 && s.first() == name.first() && s[..name.len()] == *name
+            })
     }
 
     /// The root node.
@@ -448,20 +500,61 @@ impl<'a> Fdt<'a> {
 
     /// The value of property `name` among the properties that start at `body`.
     fn property_at(&self, body: usize, name: &[u8]) -> Result<Option<&'a [u8]>, FdtError> {
-        let mut offset = body;
-        loop {
-            match self.token(offset)? {
-                (Token::Property { name_offset, value }, next) => {
-                    if self.string_is(name_offset, name) {
-                        return Ok(Some(value));
-                    }
-                    offset = next;
+        let mut found = None;
+        self.scan_properties(body, |name_offset, value| {
+            if self.string_is(name_offset, name) {
+                found = Some(self.value(value)?);
+            }
+            Ok(found.is_some())
+        })?;
+        Ok(found)
+    }
+
+    /// Calls `visit` with the name offset and the value's place (for [`Fdt::value`]) of each
+    /// property from byte `body` on, until it returns `true` or the properties end; returns the
+    /// offset of the token it stopped at. Values are only sliced when asked for.
+    #[inline(always)]
+    fn scan_properties(
+        &self,
+        body: usize,
+        mut visit: impl FnMut(usize, Range<usize>) -> Result<bool, FdtError>,
+    ) -> Result<usize, FdtError> {
+        let words = self.words;
+        // A tag and the word after it exist while the tag's index is below this.
+        let last = words.len().saturating_sub(1);
+        let mut index = body / 4;
+        while index < last {
+            let (tag, len) = (u32::from_be(words[index]), u32::from_be(words[index + 1]));
+            if tag == FDT_PROP {
+                let Some(&name_offset) = words.get(index + 2) else {
+                    break;
+                };
+                let start = (index + 3) * 4;
+                let value = start..start.saturating_add(len as usize);
+                if visit(u32::from_be(name_offset) as usize, value)? {
+                    return Ok(index * 4);
                 }
-                (Token::Nop, next) => offset = next,
-                (Token::BeginNode(_) | Token::EndNode, _) => return Ok(None),
-                (Token::End, _) => return Err(FdtError::UnbalancedNodes),
+                // As in walk: a length past the block ends the loop.
+                index += (len as usize + 15) / 4;
+            } else if tag == FDT_NOP {
+                index += 1;
+            } else if tag == FDT_BEGIN_NODE || tag == FDT_END_NODE {
+                return Ok(index * 4);
+            } else if tag == FDT_END {
+                return Err(FdtError::UnbalancedNodes);
+            } else {
+                break;
             }
         }
+        Err(self.bad_structure(index.saturating_mul(4)))
+    }
+
+    /// The bytes of a property value that [`Fdt::scan_properties`] placed.
+    fn value(&self, place: Range<usize>) -> Result<&'a [u8], FdtError> {
+        let offset = place.start;
+        self.structure
+            .get(place)
+            .ok_or_else(|| self.bad_structure(offset))
     }
 
     /// The path `/aliases` gives for `alias`, without its NUL.
@@ -650,23 +743,23 @@ impl<'a> Node<'a> {
 
     /// The node's `#address-cells` and `#size-cells`: how its children's `reg` is encoded.
     pub fn cells(&self) -> Result<Cells, FdtError> {
+        Ok(self.cells_and_children()?.0)
+    }
+
+    /// [`Node::cells`], and the offset of the first token after the node's properties, which
+    /// reading them finds.
+    fn cells_and_children(&self) -> Result<(Cells, usize), FdtError> {
         let mut cells = Cells::default();
-        let mut offset = self.body;
-        loop {
-            match self.fdt.token(offset)? {
-                (Token::Property { name_offset, value }, next) => {
-                    if self.fdt.string_is(name_offset, b"#address-cells") {
-                        cells.address = cell_count(value)?;
-                    } else if self.fdt.string_is(name_offset, b"#size-cells") {
-                        cells.size = cell_count(value)?;
-                    }
-                    offset = next;
-                }
-                (Token::Nop, next) => offset = next,
-                (Token::BeginNode(_) | Token::EndNode, _) => return Ok(cells),
-                (Token::End, _) => return Err(FdtError::UnbalancedNodes),
+        let fdt = self.fdt;
+        let children = fdt.scan_properties(self.body, |name_offset, value| {
+            if fdt.string_is(name_offset, b"#address-cells") {
+                cells.address = cell_count(fdt.value(value)?)?;
+            } else if fdt.string_is(name_offset, b"#size-cells") {
+                cells.size = cell_count(fdt.value(value)?)?;
             }
-        }
+            Ok(false)
+        })?;
+        Ok((cells, children))
     }
 
     /// The parent's `#address-cells` and `#size-cells`, which encode this node's `reg`.
@@ -694,31 +787,30 @@ impl<'a> Node<'a> {
         mut visit: impl FnMut(&Node<'a>) -> Result<bool, FdtError>,
     ) -> Result<Option<usize>, FdtError> {
         let fdt = self.fdt;
-        let cells = self.cells()?;
-        let mut offset = match from {
-            Some(offset) => offset,
-            None => fdt.children_start(self.body)?,
-        };
-        loop {
-            match fdt.token(offset)? {
-                (Token::Nop, next) => offset = next,
-                (Token::BeginNode(name), body) => {
-                    let child = Node {
-                        fdt,
-                        offset,
-                        body,
-                        name,
-                        parent_cells: cells,
-                    };
-                    let after = fdt.skip_subtree(body)?;
-                    if visit(&child)? {
-                        return Ok(Some(after));
-                    }
-                    offset = after;
-                }
-                (Token::EndNode, _) => return Ok(None),
-                _ => return Err(fdt.bad_structure(offset)),
-            }
+        let (cells, children) = self.cells_and_children()?;
+        let start = from.unwrap_or(children);
+        // What stopped the walk: a visit that returned true, or an error.
+        let mut stopped = Ok(false);
+        let after = fdt.walk(start / 4, |index, name_len, after_name| {
+            let offset = index * 4;
+            let name_start = offset + 4;
+            let Some(name) = fdt.structure.get(name_start..name_start + name_len) else {
+                stopped = Err(fdt.bad_structure(offset));
+                return true;
+            };
+            stopped = visit(&Node {
+                fdt,
+                offset,
+                body: after_name * 4,
+                name,
+                parent_cells: cells,
+            });
+            stopped != Ok(false)
+        })?;
+        if stopped? {
+            Ok(Some(fdt.skip_subtree(after * 4)?))
+        } else {
+            Ok(None)
         }
     }
 
