@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLUEPRINTS = [ROOT / "Android.bp", ROOT / "example" / "Android.bp"]
+BLUEPRINTS = [ROOT / "Android.bp", ROOT / "example" / "Android.bp", ROOT / "linuxboot" / "Android.bp"]
 
 # Cargo package name -> the Soong module of the same crate in AOSP (no_std variants where AOSP
 # has one).
@@ -35,6 +35,7 @@ ANDROID_CRATES = {
 RUST_MODULES = {
     "libvmbase": ROOT / "Cargo.toml",
     "libvmbase_example": ROOT / "example" / "Cargo.toml",
+    "libvmbase_linuxboot": ROOT / "linuxboot" / "Cargo.toml",
 }
 
 REQUIRED_MODULES = {
@@ -44,6 +45,9 @@ REQUIRED_MODULES = {
     "libvmbase_example": "rust_ffi_static",
     "vmbase_example": "cc_binary",
     "vmbase_example_bin": "raw_binary",
+    "libvmbase_linuxboot": "rust_ffi_static",
+    "vmbase_linuxboot": "cc_binary",
+    "vmbase_linuxboot_bin": "raw_binary",
 }
 
 # Properties whose entries are files relative to the Android.bp (or `:module` references).
