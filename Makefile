@@ -67,7 +67,7 @@ fuzz: deps
 stress: vmbase_example vm
 	@tools/stress.sh
 
-bench: guests vm
+bench: guests vm linux-deps
 	@cargo run --quiet --release -p vmbase_bench
 
 clean:
