@@ -298,3 +298,26 @@ fn vmbase_linuxboot_refuses_a_kernel_outside_ram() {
         ),
     );
 }
+
+/// `x0` that is not a device tree vmbase may take: garbage, and a header claiming more than the
+/// 2 MiB a tree may have. vmbase finds no console then (under QEMU it is known only through the
+/// tree) and falls back to crosvm's 8250, which QEMU does not have: the firmware's refusal is
+/// not seen, but it must still end the VM with a reset, never hang or boot the kernel.
+#[test]
+fn vmbase_linuxboot_resets_when_x0_is_no_device_tree() {
+    let mut oversized = vec![0; 64];
+    oversized[0..4].copy_from_slice(&0xd00d_feed_u32.to_be_bytes());
+    oversized[4..8].copy_from_slice(&(3_u32 << 20).to_be_bytes());
+    let garbage = b"not a device tree ".repeat(100);
+    for tree in [garbage, oversized] {
+        let mut boot = LinuxBoot::new(PARAMS, None);
+        let path = boot.dir.path().join("x0.bin");
+        fs::write(&path, tree).unwrap();
+        boot.config.params = None;
+        boot.config.device_tree = Some(path);
+        boot.config.firmware = Some(guest_image("vmbase_linuxboot"));
+        let (ended, console) = boot.boot();
+        assert_eq!(console, "");
+        assert_eq!(ended, DeathReason::Reboot);
+    }
+}
