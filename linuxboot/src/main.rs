@@ -59,6 +59,8 @@ enum Refusal {
     DeviceTree(FdtError),
     /// The device tree describes no RAM.
     NoMemory,
+    /// The first `/memory` range holds no whole page.
+    NoWholePage(Range<u64>),
     /// The tree, kernel and initrd are not where they can be booted from.
     Layout(LayoutError),
     /// The kernel is not an arm64 `Image` this firmware can boot.
@@ -80,6 +82,11 @@ impl fmt::Display for Refusal {
             Self::NoDeviceTree(x0) => write!(f, "no valid device tree at x0 = {x0:#x}"),
             Self::DeviceTree(error) => write!(f, "bad device tree: {error}"),
             Self::NoMemory => write!(f, "the device tree has no /memory"),
+            Self::NoWholePage(memory) => write!(
+                f,
+                "/memory ({:#x}..{:#x}) holds no whole page",
+                memory.start, memory.end
+            ),
             Self::Layout(error) => write!(f, "{error}"),
             Self::Kernel(error) => write!(f, "the kernel is not a bootable arm64 Image: {error}"),
             Self::NoRoomForKernel(Some(part)) => write!(
@@ -129,9 +136,10 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     let fdt = Fdt::new(vmm_tree)?;
     let memory = fdt.memory()?.next().ok_or(Refusal::NoMemory)??;
     // Whole pages: what the page table can map.
-    let ram = memory.start.next_multiple_of(PAGE_SIZE as u64)..memory.end & !(PAGE_SIZE as u64 - 1);
-    let initrd = fdt.chosen()?.and_then(|chosen| chosen.initrd);
-    let has_chosen = fdt.node(b"/chosen")?.is_some();
+    let ram = checks::whole_pages(&memory, PAGE_SIZE as u64).ok_or(Refusal::NoWholePage(memory))?;
+    let chosen = fdt.chosen()?;
+    let has_chosen = chosen.is_some();
+    let initrd = chosen.and_then(|chosen| chosen.initrd);
     let layout = Layout::current();
     let handoff = Handoff {
         fdt: checks::range(x0, FDT_REGION_SIZE).ok_or(LayoutError::Empty(Part::Fdt))?,
@@ -164,7 +172,8 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     // included) and both stacks: everything used from here on but the tree, kernel and initrd,
     // which are mapped below before they are touched.
     let tracker = unsafe { tracker.activate() };
-    let fdt_region = tracker.map_data(&usize_range(&handoff.fdt))?;
+    tracker.map_data(&usize_range(&handoff.fdt))?;
+    let fdt_region = usize_range(&handoff.fdt);
     tracker.map_rodata(&usize_range(&handoff.kernel))?;
     if let Some(initrd) = &handoff.initrd {
         tracker.map_rodata(&usize_range(initrd))?;
