@@ -155,11 +155,11 @@ fn debian_kernel_boots_through_vmbase_linuxboot_with_its_seeds() {
     assert_eq!(kernel_fdt_bytes, handover.fdt_bytes, "{console}");
 }
 
-/// A device tree for the firmware to refuse: QEMU's PL011 as the console, so the refusal is
-/// seen, and `body` for the rest of the root node. Compiled with dtc.
-fn hostile_tree(dir: &Path, body: &str) -> PathBuf {
-    let source = dir.join("hostile.dts");
-    let tree = dir.join("hostile.dtb");
+/// A device tree with QEMU's PL011 as the console, so the firmware's line is seen, and `body`
+/// for the rest of the root node: enough for the firmware, not for Linux. Compiled with dtc.
+fn small_tree(dir: &Path, body: &str) -> PathBuf {
+    let source = dir.join("small.dts");
+    let tree = dir.join("small.dtb");
     fs::write(
         &source,
         format!(
@@ -221,7 +221,7 @@ fn assert_refused(mut boot: LinuxBoot, reason: &str) {
 
 /// `boot` with the given device tree instead of the generated one (and so no params).
 fn with_tree(mut boot: LinuxBoot, body: &str) -> LinuxBoot {
-    let tree = hostile_tree(boot.dir.path(), body);
+    let tree = small_tree(boot.dir.path(), body);
     boot.config.params = None;
     boot.config.device_tree = Some(tree);
     boot
@@ -320,4 +320,48 @@ fn vmbase_linuxboot_resets_when_x0_is_no_device_tree() {
         assert_eq!(console, "");
         assert_eq!(ended, DeathReason::Reboot);
     }
+}
+
+/// An arm64 `Image` of `image_size` bytes in memory whose code, after its header, powers the VM
+/// off: it stands in for a kernel where only the firmware is tested.
+fn stand_in_kernel(image_size: u64) -> Vec<u8> {
+    const CODE: [u32; 5] = [
+        0x1400_0010, // b +0x40: over the header
+        0x5280_0100, // movz w0, #0x8
+        0x72b0_8000, // movk w0, #0x8400, lsl #16: PSCI SYSTEM_OFF
+        0xd400_0002, // hvc #0
+        0x1400_0000, // b .
+    ];
+    let mut image = vec![0; 0x50];
+    image[0..4].copy_from_slice(&CODE[0].to_le_bytes());
+    image[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
+    // Little-endian, 4 KiB pages, anywhere in RAM; then the magic.
+    image[0x18..0x20].copy_from_slice(&0b1010_u64.to_le_bytes());
+    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    for (index, instruction) in CODE[1..].iter().enumerate() {
+        image[0x40 + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
+    }
+    image
+}
+
+/// A kernel that cannot run where it is: its file (80 bytes at 0x8000_0000) is clear of the
+/// initrd, but its 4 MiB `image_size` (its `.bss`) would run over it. The firmware moves it to
+/// the lowest 2 MiB boundary where it is clear of everything, 0x8020_0000, and enters it there.
+#[test]
+fn vmbase_linuxboot_moves_a_kernel_that_would_run_over_the_initrd() {
+    let body = format!(
+        "{MEMORY}{}",
+        chosen(
+            "linux,initrd-start = <0x0 0x80100000>;\n        \
+             linux,initrd-end = <0x0 0x80200000>;"
+        )
+    );
+    let mut boot = with_tree(
+        with_kernel(LinuxBoot::new(PARAMS, None), &stand_in_kernel(4 << 20)),
+        &body,
+    );
+    boot.config.firmware = Some(guest_image("vmbase_linuxboot"));
+    let (ended, console) = boot.boot();
+    assert_eq!(handover(&console).entry, 0x8020_0000, "{console}");
+    assert_eq!(ended, DeathReason::Shutdown, "{console}");
 }
