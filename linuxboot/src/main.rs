@@ -158,8 +158,8 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     page_table
         .map_image(&layout)
         .map_err(MemoryTrackerError::PageTable)?;
-    // map_image maps the FDT region too, here a window over all of RAM: the firmware maps only
-    // what it uses, through the tracker.
+    // map_image maps the FDT region too, here the window over the first 3 GiB of RAM: the
+    // firmware maps only what it uses, through the tracker.
     page_table
         .unmap(&layout.dtb)
         .map_err(MemoryTrackerError::PageTable)?;

@@ -33,6 +33,19 @@ const PARALLEL_VMS: usize = 8;
 const MEMORY_MIB: u32 = 64;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Instructions the stand-in kernel executes up to and including its `hvc`.
+const STAND_IN_KERNEL_INSTRUCTIONS: u64 = 4;
+/// RAM for the firmware benchmarks: room for the largest stand-in kernel and the tree.
+const FIRMWARE_MEMORY_MIB: u32 = 64;
+/// Sizes of the stand-in kernel: tiny, and as large as Debian's (which the firmware must not
+/// read through: the count should not grow).
+const STAND_IN_KERNEL_SIZES: [usize; 2] = [0x50, 32 << 20];
+
+/// Alternating runs for each Linux wall-time median (each boots a whole kernel).
+const LINUX_WALL_TIME_RUNS: usize = 7;
+/// RAM for the Linux boots.
+const LINUX_MEMORY_MIB: u32 = 300;
+
 /// A guest image and the ELF it was made from.
 struct Guest {
     name: &'static str,
@@ -188,14 +201,6 @@ fn stand_in_kernel(file_size: usize) -> Vec<u8> {
     image
 }
 
-/// Instructions the stand-in kernel executes up to and including its `hvc`.
-const STAND_IN_KERNEL_INSTRUCTIONS: u64 = 4;
-/// RAM for the firmware benchmarks: room for the largest stand-in kernel and the tree.
-const FIRMWARE_MEMORY_MIB: u32 = 64;
-/// Sizes of the stand-in kernel: tiny, and as large as Debian's (which the firmware must not
-/// read through: the count should not grow).
-const STAND_IN_KERNEL_SIZES: [usize; 2] = [0x50, 32 << 20];
-
 /// Instructions from reset to `SYSTEM_OFF` in the stand-in kernel, booted through
 /// vmbase_linuxboot, for each of [`STAND_IN_KERNEL_SIZES`].
 fn firmware_boot_costs(root: &Path) -> Result<Vec<u64>> {
@@ -317,11 +322,6 @@ fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
     }
     Ok((median(direct), median(through_firmware)))
 }
-
-/// Alternating runs for each Linux wall-time median (each boots a whole kernel).
-const LINUX_WALL_TIME_RUNS: usize = 7;
-/// RAM for the Linux boots.
-const LINUX_MEMORY_MIB: u32 = 300;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
