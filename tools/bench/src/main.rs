@@ -29,7 +29,7 @@ const BOOT_STUB_INSTRUCTIONS: u64 = 6;
 const WALL_TIME_RUNS: usize = 11;
 /// VMs started at once for the parallel figure.
 const PARALLEL_VMS: usize = 8;
-/// Guest RAM for every run.
+/// Guest RAM for the bootloader images' runs.
 const MEMORY_MIB: u32 = 64;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
