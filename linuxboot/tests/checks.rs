@@ -5,8 +5,4 @@
 //! by the vmclient package (the firmware itself builds for the VM only).
 
 #[path = "../src/checks.rs"]
-#[allow(
-    dead_code,
-    reason = "the firmware uses all of it; these tests use most"
-)]
 mod checks;
