@@ -16,8 +16,9 @@ use common::linux::{
 use common::{REGISTER_PRINTING_FIRMWARE, assemble};
 use harness::guest_image;
 use std::fs;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use vmclient::DeathReason;
 
 /// The command line the tests give; the kernel's starts with `panic=-1`, as under crosvm.
@@ -364,4 +365,47 @@ fn vmbase_linuxboot_moves_a_kernel_that_would_run_over_the_initrd() {
     let (ended, console) = boot.boot();
     assert_eq!(handover(&console).entry, 0x8020_0000, "{console}");
     assert_eq!(ended, DeathReason::Shutdown, "{console}");
+}
+
+/// `x0` anywhere: the VM is started paused under `--gdb`, and gdb-multiarch replaces `x0` at the
+/// firmware's first instruction. Outside linuxboot's RAM window (from 0x8000_0000, 3 GiB) vmbase
+/// reads nothing; inside it but past the end of RAM the first read faults. Either way the VM
+/// must reset (`Reboot`), never hang, and never reach the kernel.
+#[test]
+fn vmbase_linuxboot_resets_whatever_x0_points_at() {
+    for x0 in [
+        0x0_u64,               // null: MMIO, outside the window
+        0x8000_0004,           // in RAM but misaligned
+        0x9000_0000,           // in RAM, no tree there
+        0x1_2000_0000,         // in the window, past the end of the VM's 300 MiB of RAM
+        0x2_0000_0000,         // past the window
+        0xffff_ffff_ffff_fff8, // the top of the address space
+    ] {
+        let mut boot = LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot")));
+        // A free port, released just before QEMU takes it.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        boot.config.gdb_port = Some(port);
+        let debugger = std::thread::spawn(move || {
+            Command::new("gdb-multiarch")
+                .args(["-batch", "-nx", "-ex", "set architecture aarch64"])
+                .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+                .args(["-ex", "break *0x7fc00000", "-ex", "continue"])
+                .args(["-ex", &format!("set $x0 = {x0:#x}")])
+                .args(["-ex", "delete", "-ex", "continue"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run gdb-multiarch (apt-get install gdb-multiarch)")
+        });
+        let (ended, console) = boot.boot();
+        debugger.join().unwrap();
+        assert!(
+            !console.contains("Linux version"),
+            "x0 = {x0:#x}:\n{console}"
+        );
+        assert_eq!(ended, DeathReason::Reboot, "x0 = {x0:#x}:\n{console}");
+    }
 }
