@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection};
 use serde_json::{Value, json};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
