@@ -10,9 +10,10 @@ GUEST_BUILD := target/$(TARGET)/release
 OUT := out
 VM := target/release/vm
 # Guest packages, and the raw images they produce.
-GUEST_PACKAGES := vmbase_example vmbase_faults vmbase_hello baseline_hello vmbase_virtio
-GUEST_IMAGES := vmbase_example vmbase_faults vmbase_faults_early vmbase_hello baseline_hello \
+GUEST_PACKAGES := vmbase_example vmbase_linuxboot vmbase_faults vmbase_hello baseline_hello \
 	vmbase_virtio
+GUEST_IMAGES := vmbase_example vmbase_linuxboot vmbase_faults vmbase_faults_early vmbase_hello \
+	baseline_hello vmbase_virtio
 
 .DEFAULT_GOAL := vmbase_example
 .PHONY: deps vmbase_example guests vm install run test lint fuzz stress bench clean
@@ -70,7 +71,7 @@ fuzz: deps
 stress: vmbase_example vm
 	@tools/stress.sh
 
-bench: guests vm
+bench: guests vm linux-deps
 	@cargo run --quiet --release -p vmbase_bench
 
 clean:

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLUEPRINTS = [ROOT / "Android.bp", ROOT / "example" / "Android.bp"]
+BLUEPRINTS = [ROOT / "Android.bp", ROOT / "example" / "Android.bp", ROOT / "linuxboot" / "Android.bp"]
 
 # Cargo package name -> the Soong module of the same crate in AOSP (no_std variants where AOSP
 # has one).
@@ -37,6 +37,7 @@ ANDROID_CRATES = {
 RUST_MODULES = {
     "libvmbase": ROOT / "Cargo.toml",
     "libvmbase_example": ROOT / "example" / "Cargo.toml",
+    "libvmbase_linuxboot": ROOT / "linuxboot" / "Cargo.toml",
 }
 
 REQUIRED_MODULES = {
@@ -48,6 +49,9 @@ REQUIRED_MODULES = {
     "vmbase_example": "cc_binary",
     "vmbase_example_bin": "raw_binary",
     "vmbase_example.integration_test": "rust_test",
+    "libvmbase_linuxboot": "rust_ffi_static",
+    "vmbase_linuxboot": "cc_binary",
+    "vmbase_linuxboot_bin": "raw_binary",
 }
 
 # The integration test's sources compiled for Android (tests/backend/qemu.rs is the Cargo side),

@@ -19,6 +19,9 @@ use core::ops::Range;
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
 /// Size of the FDT header (version 17).
 pub const HEADER_SIZE: usize = 40;
+/// The largest tree [`from_region`] takes: crosvm's limit, and Linux's (booting.rst). It bounds
+/// what vmbase reads when `region` is large, as a window over all of RAM is.
+pub const MAX_SIZE: usize = crate::layout::crosvm::FDT_MAX_SIZE;
 /// The oldest FDT version whose layout this reader understands.
 const LAST_COMPATIBLE_VERSION: u32 = 16;
 /// Nodes nested deeper than this are rejected by walks that track every level.
@@ -201,8 +204,9 @@ pub fn total_size(header: &[u8]) -> Result<usize, FdtError> {
     usize::try_from(size).map_err(|_| FdtError::BadLayout)
 }
 
-/// The FDT a VMM passed at `address`, if its header and the size it claims lie inside `region`.
-/// Nothing outside `region` is read, whatever `address` is.
+/// The FDT a VMM passed at `address`, if its header and the size it claims lie inside `region`
+/// and that size is at most [`MAX_SIZE`]. Nothing outside `region`, and nothing more than
+/// [`MAX_SIZE`] bytes from `address`, is read, whatever `address` is.
 ///
 /// # Safety
 ///
@@ -216,7 +220,7 @@ pub unsafe fn from_region(address: u64, region: Range<usize>) -> Option<&'static
     // SAFETY: The header lies within region, which the caller promises is readable and stable.
     let header = unsafe { core::slice::from_raw_parts(start as *const u8, HEADER_SIZE) };
     let size = total_size(header).ok()?;
-    if size > region.end - start {
+    if size > region.end - start || size > MAX_SIZE {
         return None;
     }
     // SAFETY: As above, for the whole blob, which the check above keeps inside region.
@@ -1534,6 +1538,24 @@ pub(crate) mod tests {
             memory[4096 - 64..4096 - 60].copy_from_slice(&FDT_MAGIC.to_be_bytes());
             memory[4096 - 60..4096 - 56].copy_from_slice(&0x1000u32.to_be_bytes());
             assert_eq!(from_region(at(4096 - 64), region.clone()), None);
+        }
+    }
+
+    #[test]
+    fn blobs_larger_than_the_maximum_are_refused_even_in_a_larger_region() {
+        let mut memory = vec![0u8; MAX_SIZE + 4096];
+        let tree = crosvm_like();
+        memory[..tree.len()].copy_from_slice(&tree);
+        let base = memory.as_ptr() as usize;
+        let region = base..base + memory.len();
+        // SAFETY: memory is readable and not written while these slices are used.
+        unsafe {
+            assert_eq!(
+                from_region(base as u64, region.clone()),
+                Some(&memory[..tree.len()])
+            );
+            memory[4..8].copy_from_slice(&(MAX_SIZE as u32 + 8).to_be_bytes());
+            assert_eq!(from_region(base as u64, region.clone()), None);
         }
     }
 

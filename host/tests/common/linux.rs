@@ -29,7 +29,9 @@ const LINUX_BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const INIT_PREFIX: &str = "vmbase-init: ";
 
 /// The test's `/init`: prints a marker, the command line, each `/memory` node's `reg` as hex,
-/// and whether `/chosen` still has the seeds, then powers off.
+/// whether `/chosen` still has the seeds, and the size of the device tree the kernel was given
+/// (`/sys/firmware/fdt`, the tree as the kernel received it, with the seeds it consumed erased
+/// in place), then powers off.
 const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
 bb=/bin/busybox
 $bb mount -t proc proc /proc
@@ -46,6 +48,7 @@ for seed in kaslr-seed rng-seed; do
         echo "vmbase-init: $seed: absent"
     fi
 done
+echo "vmbase-init: fdt bytes: $($bb wc -c < /sys/firmware/fdt | $bb tr -d ' ')"
 $bb poweroff -f
 "#;
 

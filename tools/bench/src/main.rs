@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection};
 use serde_json::{Value, json};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,9 +29,22 @@ const BOOT_STUB_INSTRUCTIONS: u64 = 6;
 const WALL_TIME_RUNS: usize = 11;
 /// VMs started at once for the parallel figure.
 const PARALLEL_VMS: usize = 8;
-/// Guest RAM for every run.
+/// Guest RAM for the bootloader images' runs.
 const MEMORY_MIB: u32 = 64;
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Instructions the stand-in kernel executes up to and including its `hvc`.
+const STAND_IN_KERNEL_INSTRUCTIONS: u64 = 4;
+/// RAM for the firmware benchmarks: room for the largest stand-in kernel and the tree.
+const FIRMWARE_MEMORY_MIB: u32 = 64;
+/// Sizes of the stand-in kernel: tiny, and as large as Debian's (which the firmware must not
+/// read through: the count should not grow).
+const STAND_IN_KERNEL_SIZES: [usize; 2] = [0x50, 32 << 20];
+
+/// Alternating runs for each Linux wall-time median (each boots a whole kernel).
+const LINUX_WALL_TIME_RUNS: usize = 7;
+/// RAM for the Linux boots.
+const LINUX_MEMORY_MIB: u32 = 300;
 
 /// A guest image and the ELF it was made from.
 struct Guest {
@@ -94,13 +107,22 @@ fn boot_counted(image: &Path, params: Option<&str>) -> Result<(Vec<String>, u64)
         icount_shift: Some(0),
         ..Default::default()
     };
-    let (lines, instructions) = boot_config(&config)?;
+    run_counted(&config, image)
+}
+
+/// Boots `config` (which sets `icount_shift`), returning its console lines and exact
+/// instruction count; it must end with `Shutdown`. `image` names it in errors.
+fn run_counted(config: &VirtualMachineRawConfig, image: &Path) -> Result<(Vec<String>, u64)> {
+    let (lines, instructions) = boot_config(config, image)?;
     Ok((lines, instructions.context("no instruction count")?))
 }
 
-/// Boots `config`, returning its console lines and, under icount, its instruction count.
-fn boot_config(config: &VirtualMachineRawConfig) -> Result<(Vec<String>, Option<u64>)> {
-    let image = config.bootloader.clone().unwrap_or_default();
+/// Boots `config`, returning its console lines and, under icount, its instruction count; it
+/// must end with `Shutdown`. `image` names it in errors.
+fn boot_config(
+    config: &VirtualMachineRawConfig,
+    image: &Path,
+) -> Result<(Vec<String>, Option<u64>)> {
     let boot = vmbase_test_harness::boot(config, TIMEOUT)?;
     if boot.reason != DeathReason::Shutdown {
         bail!(
@@ -142,9 +164,10 @@ fn disk_bench(root: &Path) -> Result<DiskBench> {
         &disk,
         (0..DISK_BYTES).map(|i| (i >> 9) as u8).collect::<Vec<u8>>(),
     )?;
+    let image = root.join("out/vmbase_virtio.bin");
     let mut config = VirtualMachineRawConfig {
         name: "vmbase-bench-virtio".to_owned(),
-        bootloader: Some(root.join("out/vmbase_virtio.bin")),
+        bootloader: Some(image.clone()),
         params: Some("virtio=bench".to_owned()),
         memory_mib: DISK_BENCH_MEMORY_MIB,
         disks: vec![DiskImage {
@@ -163,7 +186,7 @@ fn disk_bench(root: &Path) -> Result<DiskBench> {
             })
             .collect()
     };
-    let (lines, _) = boot_config(&config)?;
+    let (lines, _) = boot_config(&config, &image)?;
     let instructions = phase_ticks(&lines)?
         .into_iter()
         .map(|ticks| ticks * INSTRUCTIONS_PER_TICK)
@@ -171,7 +194,7 @@ fn disk_bench(root: &Path) -> Result<DiskBench> {
     config.icount_shift = None;
     let mut samples = vec![Vec::new(); DISK_PHASES.len()];
     for _ in 0..DISK_WALL_RUNS {
-        let (lines, _) = boot_config(&config)?;
+        let (lines, _) = boot_config(&config, &image)?;
         let frequency = number_after(&lines, "bench counter ").context("no counter frequency")?;
         for (phase, ticks) in phase_ticks(&lines)?.into_iter().enumerate() {
             samples[phase].push(Duration::from_secs_f64(ticks as f64 / frequency as f64));
@@ -210,6 +233,154 @@ fn boot_cost(root: &Path, guest: &Guest) -> Result<BootCost> {
         main: ticks("main after ").context("the guest printed no main tick count")?,
         system_off,
     })
+}
+
+/// A stand-in kernel: an arm64 `Image` whose code, after the 64-byte header, powers the VM off
+/// (PSCI `SYSTEM_OFF` over HVC), padded with zeros to `file_size` bytes. Booted through the
+/// firmware under icount, the count at `SYSTEM_OFF` is the firmware's cost plus
+/// [`STAND_IN_KERNEL_INSTRUCTIONS`].
+fn stand_in_kernel(file_size: usize) -> Vec<u8> {
+    const CODE: [u32; 5] = [
+        0x1400_0010, // b +0x40: over the header
+        0x5280_0100, // movz w0, #0x8
+        0x72b0_8000, // movk w0, #0x8400, lsl #16: PSCI SYSTEM_OFF
+        0xd400_0002, // hvc #0
+        0x1400_0000, // b .
+    ];
+    let mut image = vec![0; file_size.max(0x40 + 16)];
+    image[0..4].copy_from_slice(&CODE[0].to_le_bytes());
+    // text_offset 0 (at 0x08); image_size (at 0x10): the file; flags (at 0x18): little-endian,
+    // 4 KiB pages, anywhere in RAM; magic "ARM\x64" (at 0x38).
+    let image_size = image.len() as u64;
+    image[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
+    image[0x18..0x20].copy_from_slice(&0b1010_u64.to_le_bytes());
+    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    for (index, instruction) in CODE[1..].iter().enumerate() {
+        image[0x40 + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
+    }
+    image
+}
+
+/// Instructions from reset to `SYSTEM_OFF` in the stand-in kernel, booted through
+/// vmbase_linuxboot, for each of [`STAND_IN_KERNEL_SIZES`].
+fn firmware_boot_costs(root: &Path) -> Result<Vec<u64>> {
+    let dir = tempfile::tempdir()?;
+    let firmware = root.join("out/vmbase_linuxboot.bin");
+    STAND_IN_KERNEL_SIZES
+        .iter()
+        .map(|&size| {
+            let kernel = dir.path().join(format!("kernel-{size}"));
+            fs::write(&kernel, stand_in_kernel(size))?;
+            let config = VirtualMachineRawConfig {
+                name: "vmbase-bench-firmware".to_owned(),
+                kernel: Some(kernel),
+                firmware: Some(firmware.clone()),
+                memory_mib: FIRMWARE_MEMORY_MIB,
+                icount_shift: Some(0),
+                ..Default::default()
+            };
+            let (lines, instructions) = run_counted(&config, &firmware)?;
+            if !lines
+                .iter()
+                .any(|line| line.starts_with("linuxboot: entering the kernel at 0x80000000"))
+            {
+                bail!(
+                    "vmbase_linuxboot did not enter the kernel:\n{}",
+                    lines.join("\n")
+                );
+            }
+            Ok(instructions)
+        })
+        .collect()
+}
+
+/// Where `tools/install-deps.sh linux` keeps Debian's kernel and busybox.
+fn linux_cache() -> Result<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set")?;
+    let linux = cache.join("vmbase/linux");
+    if !linux.join("Image").is_file() || !linux.join("busybox").is_file() {
+        bail!(
+            "no Debian kernel in {}: run make linux-deps",
+            linux.display()
+        );
+    }
+    Ok(linux)
+}
+
+/// A newc initramfs whose `/init` powers the VM off at once: busybox and a console.
+fn poweroff_initramfs(busybox: &[u8]) -> Result<Vec<u8>> {
+    const INIT: &[u8] = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n";
+    let entries: [(&str, u32, &[u8]); 4] = [
+        ("bin", 0o040_755, b""),
+        ("dev", 0o040_755, b""),
+        ("bin/busybox", 0o100_755, busybox),
+        ("init", 0o100_755, INIT),
+    ];
+    let mut archive = Vec::new();
+    for (inode, (name, mode, data)) in entries.into_iter().enumerate() {
+        let builder = cpio::NewcBuilder::new(name)
+            .ino(inode as u32 + 1)
+            .mode(mode)
+            .nlink(if mode & 0o040_000 != 0 { 2 } else { 1 });
+        let mut writer = builder.write(&mut archive, data.len() as u32);
+        std::io::Write::write_all(&mut writer, data)?;
+        writer.finish()?;
+    }
+    let console = cpio::NewcBuilder::new("dev/console")
+        .ino(entries.len() as u32 + 1)
+        .mode(0o020_600)
+        .rdev_major(5)
+        .rdev_minor(1);
+    console.write(&mut archive, 0).finish()?;
+    cpio::newc::trailer(&mut archive)?;
+    Ok(archive)
+}
+
+/// Median wall times of `vm run` booting Debian's kernel to init's power-off, directly and
+/// through vmbase_linuxboot, alternating.
+fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
+    let linux = linux_cache()?;
+    let dir = tempfile::tempdir()?;
+    let initrd = dir.path().join("initramfs.cpio");
+    fs::write(
+        &initrd,
+        poweroff_initramfs(&fs::read(linux.join("busybox"))?)?,
+    )?;
+    let command = |firmware: bool| {
+        let mut command = Command::new(root.join("target/release/vm"));
+        command
+            .args([
+                "run",
+                "--console",
+                "/dev/null",
+                "--log",
+                "/dev/null",
+                "--mem",
+            ])
+            .arg(LINUX_MEMORY_MIB.to_string())
+            .arg("--kernel")
+            .arg(linux.join("Image"))
+            .arg("--initrd")
+            .arg(&initrd);
+        if firmware {
+            command
+                .arg("--firmware")
+                .arg(root.join("out/vmbase_linuxboot.bin"));
+        }
+        command
+    };
+    // A first run of each warms the launcher's device-tree cache and the page cache.
+    time(&mut command(false))?;
+    time(&mut command(true))?;
+    let (mut direct, mut through_firmware) = (Vec::new(), Vec::new());
+    for _ in 0..LINUX_WALL_TIME_RUNS {
+        direct.push(time(&mut command(false))?);
+        through_firmware.push(time(&mut command(true))?);
+    }
+    Ok((median(direct), median(through_firmware)))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -341,6 +512,8 @@ fn main() -> Result<()> {
         number_after(&console_lines, "raw stores ").context("raw cost")? * INSTRUCTIONS_PER_TICK;
 
     let disk = disk_bench(&root)?;
+    let firmware_costs = firmware_boot_costs(&root)?;
+    let (linux_direct, linux_firmware) = linux_wall_times(&root)?;
 
     let hello = root.join("out/vmbase_hello.bin");
     let (launcher, bare) = launcher_overhead(&root, &hello)?;
@@ -434,6 +607,24 @@ fn main() -> Result<()> {
     }
     println!();
     println!(
+        "vmbase_linuxboot, reset -> the kernel's first instruction (exact): {} instructions \
+         with a {}-byte stand-in kernel, {} with a {} MiB one ({} more instructions to its \
+         SYSTEM_OFF not included)",
+        firmware_costs[0] - STAND_IN_KERNEL_INSTRUCTIONS,
+        STAND_IN_KERNEL_SIZES[0],
+        firmware_costs[1] - STAND_IN_KERNEL_INSTRUCTIONS,
+        STAND_IN_KERNEL_SIZES[1] >> 20,
+        STAND_IN_KERNEL_INSTRUCTIONS
+    );
+    println!(
+        "Debian's kernel to init's poweroff, median of {LINUX_WALL_TIME_RUNS} alternating runs: \
+         direct {:.0} ms, through vmbase_linuxboot {:.0} ms, ratio {:.3}",
+        milliseconds(linux_direct),
+        milliseconds(linux_firmware),
+        linux_firmware.as_secs_f64() / linux_direct.as_secs_f64()
+    );
+    println!();
+    println!(
         "host wall time, vmbase hello, median of {WALL_TIME_RUNS} alternating runs: vm run {:.1} ms, \
          bare QEMU {:.1} ms, ratio {:.2}",
         milliseconds(launcher),
@@ -480,6 +671,18 @@ fn main() -> Result<()> {
             "bytes": console_bytes,
             "println_instructions": println_instructions,
             "raw_store_instructions": raw_instructions,
+        },
+        "linuxboot": {
+            "reset_to_kernel_instructions": STAND_IN_KERNEL_SIZES
+                .iter()
+                .zip(&firmware_costs)
+                .map(|(size, cost)| json!({ "kernel_bytes": size, "instructions": cost - STAND_IN_KERNEL_INSTRUCTIONS }))
+                .collect::<Vec<_>>(),
+            "linux_to_poweroff_ms": {
+                "runs": LINUX_WALL_TIME_RUNS,
+                "direct_median": milliseconds(linux_direct),
+                "firmware_median": milliseconds(linux_firmware),
+            },
         },
         "wall_time_ms": {
             "vm_run_median": milliseconds(launcher),

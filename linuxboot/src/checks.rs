@@ -1,0 +1,307 @@
+// Copyright 2026 The vmbase Authors
+// SPDX-License-Identifier: Apache-2.0
+
+//! Where the VMM put things, checked before anything is mapped: plain functions over address
+//! ranges (host-tested through `linuxboot/tests/checks.rs`).
+
+use core::fmt;
+use core::ops::Range;
+
+/// The room crosvm leaves for the device tree at `x0`: the tree and whatever it grows into.
+pub const FDT_REGION_SIZE: u64 = 2 << 20;
+
+/// One of the things a firmware boot places in memory.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Part {
+    /// The device tree's region (`x0` and the [`FDT_REGION_SIZE`] bytes from it).
+    Fdt,
+    /// The kernel as loaded (`x1`, `x2` bytes), or as it runs (`image_size` bytes).
+    Kernel,
+    /// The initrd (`/chosen/linux,initrd-start` to `linux,initrd-end`).
+    Initrd,
+    /// This firmware: its image, data and stacks.
+    Firmware,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Self::Fdt => "the device tree",
+            Self::Kernel => "the kernel",
+            Self::Initrd => "the initrd",
+            Self::Firmware => "the firmware",
+        })
+    }
+}
+
+/// Why the layout the VMM handed over cannot be booted.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum LayoutError {
+    /// A part holds no byte, or its end overflows the address space.
+    Empty(Part),
+    /// A part is not entirely inside RAM.
+    OutsideRam {
+        /// Which.
+        part: Part,
+        /// Where it is.
+        range: Range<u64>,
+        /// Where RAM is (`/memory`).
+        ram: Range<u64>,
+    },
+    /// Two parts share at least one byte.
+    Overlap(Part, Part),
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::Empty(part) => write!(f, "{part} is empty or ends past the address space"),
+            Self::OutsideRam { part, range, ram } => write!(
+                f,
+                "{part} ({:#x}..{:#x}) is outside RAM ({:#x}..{:#x})",
+                range.start, range.end, ram.start, ram.end
+            ),
+            Self::Overlap(first, second) => write!(f, "{second} overlaps {first}"),
+        }
+    }
+}
+
+/// `size` bytes from `start`, if that neither is empty nor overflows.
+pub fn range(start: u64, size: u64) -> Option<Range<u64>> {
+    let end = start.checked_add(size)?;
+    (start < end).then_some(start..end)
+}
+
+/// The whole pages of `page_size` bytes (a power of two) inside `range`, if there is one.
+pub fn whole_pages(range: &Range<u64>, page_size: u64) -> Option<Range<u64>> {
+    let start = range.start.checked_next_multiple_of(page_size)?;
+    let end = range.end & !(page_size - 1);
+    (start < end).then_some(start..end)
+}
+
+/// Whether `a` and `b` share a byte.
+pub fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+/// What the VMM handed the firmware, as address ranges.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Handoff {
+    /// RAM, from `/memory`.
+    pub ram: Range<u64>,
+    /// This firmware's memory.
+    pub firmware: Range<u64>,
+    /// The device tree's region: `x0` and [`FDT_REGION_SIZE`] bytes.
+    pub fdt: Range<u64>,
+    /// The kernel as loaded: `x1`, `x2` bytes.
+    pub kernel: Range<u64>,
+    /// The initrd, if `/chosen` names one.
+    pub initrd: Option<Range<u64>>,
+}
+
+impl Handoff {
+    /// The firmware, then the parts the VMM placed in RAM, in the order they are checked.
+    fn parts(&self) -> impl Iterator<Item = (Part, &Range<u64>)> {
+        [
+            (Part::Firmware, Some(&self.firmware)),
+            (Part::Fdt, Some(&self.fdt)),
+            (Part::Kernel, Some(&self.kernel)),
+            (Part::Initrd, self.initrd.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(part, range)| Some((part, range?)))
+    }
+
+    /// Checks that the device tree's region, the kernel and the initrd are non-empty and inside
+    /// RAM, and that no two of them and the firmware overlap. The first problem found is returned.
+    pub fn check(&self) -> Result<(), LayoutError> {
+        for (part, range) in self.parts().filter(|(part, _)| *part != Part::Firmware) {
+            if range.is_empty() {
+                return Err(LayoutError::Empty(part));
+            }
+            if range.start < self.ram.start || range.end > self.ram.end {
+                return Err(LayoutError::OutsideRam {
+                    part,
+                    range: range.clone(),
+                    ram: self.ram.clone(),
+                });
+            }
+        }
+        for (index, (first, a)) in self.parts().enumerate() {
+            if let Some((second, _)) = self.parts().skip(index + 1).find(|(_, b)| overlaps(a, b)) {
+                return Err(LayoutError::Overlap(first, second));
+            }
+        }
+        Ok(())
+    }
+
+    /// The first part (other than the kernel) that the kernel's memory once it runs, `footprint`
+    /// (its `image_size` from where it runs, `.bss` included), would overlap.
+    pub fn footprint_overlap(&self, footprint: &Range<u64>) -> Option<Part> {
+        self.parts()
+            .filter(|(part, _)| *part != Part::Kernel)
+            .find(|(_, range)| overlaps(footprint, range))
+            .map(|(part, _)| part)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const RAM_START: u64 = 0x8000_0000;
+
+    /// What `vm run --firmware` hands over with 300 MiB: a 30 MiB kernel with a 40 MiB
+    /// footprint at the start of RAM, the initrd at the next 16 MiB boundary, the tree 2 MiB +
+    /// 64 KiB below the end of RAM.
+    fn crosvm_like() -> Handoff {
+        let ram = RAM_START..RAM_START + 300 * MIB;
+        Handoff {
+            fdt: range(ram.end - 2 * MIB - 0x1_0000, FDT_REGION_SIZE).unwrap(),
+            kernel: range(RAM_START, 30 * MIB).unwrap(),
+            initrd: range(RAM_START + 48 * MIB, 3 * MIB),
+            firmware: RAM_START - 4 * MIB..RAM_START,
+            ram,
+        }
+    }
+
+    #[test]
+    fn crosvm_layout_is_accepted() {
+        assert_eq!(crosvm_like().check(), Ok(()));
+        let without_initrd = Handoff {
+            initrd: None,
+            ..crosvm_like()
+        };
+        assert_eq!(without_initrd.check(), Ok(()));
+    }
+
+    #[test]
+    fn ranges_are_non_empty_and_do_not_overflow() {
+        assert_eq!(range(0x1000, 0x10), Some(0x1000..0x1010));
+        assert_eq!(range(0x1000, 0), None);
+        assert_eq!(range(u64::MAX - 1, 2), None);
+        assert_eq!(range(u64::MAX - 1, 1), Some(u64::MAX - 1..u64::MAX));
+    }
+
+    #[test]
+    fn ram_is_rounded_in_to_whole_pages() {
+        assert_eq!(whole_pages(&(0x1000..0x3000), 0x1000), Some(0x1000..0x3000));
+        assert_eq!(whole_pages(&(0x1001..0x3fff), 0x1000), Some(0x2000..0x3000));
+        assert_eq!(whole_pages(&(0x1001..0x2fff), 0x1000), None);
+        assert_eq!(whole_pages(&(u64::MAX - 10..u64::MAX), 0x1000), None);
+    }
+
+    #[test]
+    fn each_part_must_be_inside_ram() {
+        let base = crosvm_like();
+        let outside = [
+            (Part::Kernel, RAM_START - 0x1000..RAM_START + 0x1000),
+            (Part::Kernel, 0x4000_0000..0x4100_0000),
+            (Part::Initrd, base.ram.end - 0x1000..base.ram.end + 1),
+            (
+                Part::Fdt,
+                base.ram.end - 0x1000..base.ram.end - 0x1000 + FDT_REGION_SIZE,
+            ),
+        ];
+        for (part, range) in outside {
+            let mut handoff = base.clone();
+            match part {
+                Part::Kernel => handoff.kernel = range.clone(),
+                Part::Initrd => handoff.initrd = Some(range.clone()),
+                _ => handoff.fdt = range.clone(),
+            }
+            assert_eq!(
+                handoff.check(),
+                Err(LayoutError::OutsideRam {
+                    part,
+                    range,
+                    ram: base.ram.clone()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_part_is_refused() {
+        let handoff = Handoff {
+            kernel: RAM_START..RAM_START,
+            ..crosvm_like()
+        };
+        assert_eq!(handoff.check(), Err(LayoutError::Empty(Part::Kernel)));
+    }
+
+    #[test]
+    fn overlaps_are_refused_and_named() {
+        let base = crosvm_like();
+        let initrd_in_kernel = Handoff {
+            initrd: range(RAM_START + 16 * MIB, MIB),
+            ..base.clone()
+        };
+        assert_eq!(
+            initrd_in_kernel.check(),
+            Err(LayoutError::Overlap(Part::Kernel, Part::Initrd))
+        );
+        assert_eq!(
+            initrd_in_kernel.check().unwrap_err().to_string(),
+            "the initrd overlaps the kernel"
+        );
+        let initrd_on_fdt = Handoff {
+            initrd: range(base.fdt.start - 0x1000, 0x2000),
+            ..base.clone()
+        };
+        assert_eq!(
+            initrd_on_fdt.check(),
+            Err(LayoutError::Overlap(Part::Fdt, Part::Initrd))
+        );
+        let kernel_on_fdt = Handoff {
+            kernel: base.fdt.end - 8..base.fdt.end + 8,
+            initrd: None,
+            ..base.clone()
+        };
+        assert_eq!(
+            kernel_on_fdt.check(),
+            Err(LayoutError::Overlap(Part::Fdt, Part::Kernel))
+        );
+        // Touching ends are not an overlap.
+        let adjacent = Handoff {
+            initrd: Some(base.kernel.end..base.kernel.end + MIB),
+            ..base
+        };
+        assert_eq!(adjacent.check(), Ok(()));
+    }
+
+    #[test]
+    fn ram_that_includes_the_firmware_must_not_put_anything_on_it() {
+        let mut handoff = crosvm_like();
+        handoff.ram = RAM_START - 4 * MIB..handoff.ram.end;
+        handoff.kernel = RAM_START - MIB..RAM_START + MIB;
+        assert_eq!(
+            handoff.check(),
+            Err(LayoutError::Overlap(Part::Firmware, Part::Kernel))
+        );
+    }
+
+    #[test]
+    fn the_running_kernel_must_leave_the_other_parts_alone() {
+        let handoff = crosvm_like();
+        // Debian's kernel: a 30 MiB file, 40 MiB once .bss is counted: short of the initrd.
+        assert_eq!(
+            handoff.footprint_overlap(&(RAM_START..RAM_START + 40 * MIB)),
+            None
+        );
+        assert_eq!(
+            handoff.footprint_overlap(&(RAM_START..RAM_START + 50 * MIB)),
+            Some(Part::Initrd)
+        );
+        // The first part in the way is named, the device tree before the initrd.
+        assert_eq!(
+            handoff.footprint_overlap(&(RAM_START..handoff.ram.end)),
+            Some(Part::Fdt)
+        );
+        assert_eq!(
+            handoff.footprint_overlap(&(RAM_START - 0x1000..RAM_START + 0x1000)),
+            Some(Part::Firmware)
+        );
+    }
+}
