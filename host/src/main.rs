@@ -80,8 +80,9 @@ number of guest instructions executed from reset until then, whatever SHIFT (QEM
 )]
 struct RunArgs {
     /// VM config in AOSP's JSON format (`bootloader` or `kernel` and `initrd`, `params`,
-    /// `disks`, `protected`, `memory_mib`, `cpu_topology`, `platform_version`, `name`, and this
-    /// project's `firmware`); relative paths are taken from its directory. Flags override it.
+    /// `disks`, `protected`, `memory_mib`, `cpu_topology` or `num_cpus`, `platform_version`,
+    /// `name`, and this project's `firmware`); relative paths are taken from its directory.
+    /// Flags override it.
     #[arg(value_name = "CONFIG.json")]
     config: Option<PathBuf>,
 
