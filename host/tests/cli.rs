@@ -576,6 +576,9 @@ fn qemu_dies_with_vm_whatever_signal_kills_it() {
         ("-KILL", None, ["--bootloader", &spin]),
         ("-QUIT", Some(128 + 3), ["--bootloader", &spin]),
         ("-USR1", Some(128 + 10), ["--bootloader", &spin]),
+        ("-HUP", Some(128 + 1), ["--bootloader", &spin]),
+        ("-USR2", Some(128 + 12), ["--bootloader", &spin]),
+        ("-ALRM", Some(128 + 14), ["--bootloader", &spin]),
         ("-KILL", None, ["--kernel", &spinning_kernel]),
         ("-INT", Some(128 + 2), ["--kernel", &spinning_kernel]),
     ] {
@@ -1035,6 +1038,18 @@ const REFUSALS: &[Refusal] = &[
         ],
         code: 1,
         message: "is the bootloader image",
+    },
+    Refusal {
+        name: "virtio console output that is a hard link to the image",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--virtio-console",
+            "{dir}/link.bin",
+        ],
+        code: 1,
+        message: "the virtio console file {dir}/link.bin is the bootloader image {dir}/guest.bin",
     },
     Refusal {
         name: "console that is the config",
