@@ -6,44 +6,17 @@
 //! refuse to make up entropy. Its own test binary, because it puts a QEMU wrapper first on PATH
 //! for the whole process.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
-use vmbase_test_harness::{assert_in_order, boot, guest_image};
+use vmbase_test_harness::{assert_in_order, boot, guest_image, use_cpu_without_rng};
 use vmclient::{DeathReason, VirtualMachineRawConfig};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A `qemu-system-aarch64` that runs the real one with `-cpu cortex-a57` instead of `-cpu max`.
-const WRAPPER: &str = r#"#!/bin/sh
-for arg in "$@"; do
-    shift
-    if [ "$arg" = max ]; then set -- "$@" cortex-a57; else set -- "$@" "$arg"; fi
-done
-exec "$REAL_QEMU" "$@"
-"#;
-
 #[test]
 fn example_boots_without_entropy_and_says_so() {
     let image = guest_image("vmbase_example");
-    let real_qemu = std::env::split_paths(&std::env::var_os("PATH").expect("PATH is set"))
-        .map(|directory| directory.join("qemu-system-aarch64"))
-        .find(|path| path.is_file())
-        .expect("qemu-system-aarch64 on PATH");
-    let directory = tempfile::tempdir().expect("create temporary directory");
-    let wrapper = directory.path().join("qemu-system-aarch64");
-    std::fs::write(&wrapper, WRAPPER).expect("write QEMU wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-        .expect("make QEMU wrapper executable");
-    let path = std::env::join_paths(
-        std::iter::once(directory.path().to_owned())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-    )
-    .expect("join PATH");
-    // SAFETY: This test binary has this one test, so no other thread reads the environment.
-    unsafe {
-        std::env::set_var("PATH", path);
-        std::env::set_var("REAL_QEMU", real_qemu);
-    }
+    // SAFETY: This test binary has this one test, so no other thread uses the environment.
+    let _qemu_wrapper = unsafe { use_cpu_without_rng() };
 
     let config = VirtualMachineRawConfig {
         name: "VmBaseNoEntropyTest".to_owned(),

@@ -15,7 +15,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use vmbase_test_harness::guest_image;
+use vmbase_test_harness::{guest_image, stand_in_kernel};
 use vmclient::DeathReason;
 
 /// The command line the tests give; the kernel's starts with `panic=-1`, as under crosvm.
@@ -207,6 +207,18 @@ fn chosen(extra: &str) -> String {
     )
 }
 
+/// A tree body with the initrd at 0x8010_0000..0x8020_0000: 1 MiB into RAM, where the kernel is
+/// loaded.
+fn initrd_at_1_mib() -> String {
+    format!(
+        "{MEMORY}{}",
+        chosen(
+            "linux,initrd-start = <0x0 0x80100000>;\n        \
+             linux,initrd-end = <0x0 0x80200000>;"
+        )
+    )
+}
+
 /// Boots `boot` through vmbase_linuxboot and asserts that it refused with exactly `reason`:
 /// one console line, then a reset, and no kernel.
 fn assert_refused(mut boot: LinuxBoot, reason: &str) {
@@ -258,13 +270,7 @@ fn vmbase_linuxboot_refuses_a_truncated_image() {
 
 #[test]
 fn vmbase_linuxboot_refuses_an_initrd_overlapping_the_kernel() {
-    let body = format!(
-        "{MEMORY}{}",
-        chosen(
-            "linux,initrd-start = <0x0 0x80100000>;\n        \
-             linux,initrd-end = <0x0 0x80200000>;"
-        )
-    );
+    let body = initrd_at_1_mib();
     let boot = with_tree(LinuxBoot::new(PARAMS, None), &body);
     assert_refused(boot, "the initrd overlaps the kernel");
 }
@@ -320,42 +326,17 @@ fn vmbase_linuxboot_resets_when_x0_is_no_device_tree() {
     }
 }
 
-/// An arm64 `Image` of `image_size` bytes in memory whose code, after its header, powers the VM
-/// off: it stands in for a kernel where only the firmware is tested.
-fn stand_in_kernel(image_size: u64) -> Vec<u8> {
-    const CODE: [u32; 5] = [
-        0x1400_0010, // b +0x40: over the header
-        0x5280_0100, // movz w0, #0x8
-        0x72b0_8000, // movk w0, #0x8400, lsl #16: PSCI SYSTEM_OFF
-        0xd400_0002, // hvc #0
-        0x1400_0000, // b .
-    ];
-    let mut image = vec![0; 0x50];
-    image[0..4].copy_from_slice(&CODE[0].to_le_bytes());
-    image[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
-    // Little-endian, 4 KiB pages, anywhere in RAM; then the magic.
-    image[0x18..0x20].copy_from_slice(&0b1010_u64.to_le_bytes());
-    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
-    for (index, instruction) in CODE[1..].iter().enumerate() {
-        image[0x40 + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
-    }
-    image
-}
-
 /// A kernel that cannot run where it is: its file (80 bytes at 0x8000_0000) is clear of the
 /// initrd, but its 4 MiB `image_size` (its `.bss`) would run over it. The firmware moves it to
 /// the lowest 2 MiB boundary where it is clear of everything, 0x8020_0000, and enters it there.
 #[test]
 fn vmbase_linuxboot_moves_a_kernel_that_would_run_over_the_initrd() {
-    let body = format!(
-        "{MEMORY}{}",
-        chosen(
-            "linux,initrd-start = <0x0 0x80100000>;\n        \
-             linux,initrd-end = <0x0 0x80200000>;"
-        )
-    );
+    let body = initrd_at_1_mib();
     let mut boot = with_tree(
-        with_kernel(LinuxBoot::new(PARAMS, None), &stand_in_kernel(4 << 20)),
+        with_kernel(
+            LinuxBoot::new(PARAMS, None),
+            &stand_in_kernel(0x50, 4 << 20),
+        ),
         &body,
     );
     boot.config.firmware = Some(guest_image("vmbase_linuxboot"));

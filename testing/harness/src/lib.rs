@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
@@ -95,4 +96,73 @@ pub fn boot_to_end(
 ) -> (DeathReason, Vec<String>) {
     let boot = boot(config, timeout).expect("start the guest");
     (boot.reason, boot.lines())
+}
+
+/// A `qemu-system-aarch64` that runs the real one (`$REAL_QEMU`) with `-cpu cortex-a57` instead of
+/// `-cpu max`.
+const QEMU_WITHOUT_RNG: &str = r#"#!/bin/sh
+for arg in "$@"; do
+    shift
+    if [ "$arg" = max ]; then set -- "$@" cortex-a57; else set -- "$@" "$arg"; fi
+done
+exec "$REAL_QEMU" "$@"
+"#;
+
+/// Makes every later boot in this process run on a CPU without FEAT_RNG (QEMU's cortex-a57; QEMU
+/// offers no SMCCC TRNG either), by putting a QEMU wrapper first on PATH. The wrapper lives in the
+/// returned directory: keep it until the last boot.
+///
+/// # Safety
+///
+/// It changes the process environment, so no other thread may read or write the environment at
+/// the same time: call it from a test binary of its own that holds a single test.
+pub unsafe fn use_cpu_without_rng() -> tempfile::TempDir {
+    let path = std::env::var_os("PATH").expect("PATH is set");
+    let real_qemu = std::env::split_paths(&path)
+        .map(|directory| directory.join("qemu-system-aarch64"))
+        .find(|qemu| qemu.is_file())
+        .expect("qemu-system-aarch64 on PATH");
+    let directory = tempfile::tempdir().expect("create temporary directory");
+    let wrapper = directory.path().join("qemu-system-aarch64");
+    std::fs::write(&wrapper, QEMU_WITHOUT_RNG).expect("write QEMU wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .expect("make QEMU wrapper executable");
+    let path = std::env::join_paths(
+        std::iter::once(directory.path().to_owned()).chain(std::env::split_paths(&path)),
+    )
+    .expect("join PATH");
+    // SAFETY: The caller promises that no other thread uses the environment meanwhile.
+    unsafe {
+        std::env::set_var("PATH", path);
+        std::env::set_var("REAL_QEMU", real_qemu);
+    }
+    directory
+}
+
+/// Instructions [`stand_in_kernel`] executes up to and including its `hvc`.
+pub const STAND_IN_KERNEL_INSTRUCTIONS: u64 = 4;
+
+/// A stand-in kernel for tests and benchmarks of a firmware: an arm64 `Image` whose code, after
+/// the 64-byte header, powers the VM off (PSCI `SYSTEM_OFF` over HVC). The file is `file_size`
+/// bytes (at least the 0x50 of header and code, padded with zeros); its header claims
+/// `image_size` bytes in memory, which may be more than the file (its `.bss`).
+pub fn stand_in_kernel(file_size: usize, image_size: u64) -> Vec<u8> {
+    const CODE: [u32; 5] = [
+        0x1400_0010, // b +0x40: over the header
+        0x5280_0100, // movz w0, #0x8
+        0x72b0_8000, // movk w0, #0x8400, lsl #16: PSCI SYSTEM_OFF
+        0xd400_0002, // hvc #0
+        0x1400_0000, // b .
+    ];
+    let mut image = vec![0; file_size.max(0x40 + 4 * (CODE.len() - 1))];
+    image[0..4].copy_from_slice(&CODE[0].to_le_bytes());
+    // text_offset 0 (at 0x08); image_size (at 0x10); flags (at 0x18): little-endian, 4 KiB
+    // pages, anywhere in RAM; magic "ARM\x64" (at 0x38).
+    image[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
+    image[0x18..0x20].copy_from_slice(&0b1010_u64.to_le_bytes());
+    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    for (index, instruction) in CODE[1..].iter().enumerate() {
+        image[0x40 + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
+    }
+    image
 }

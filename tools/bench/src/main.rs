@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-use vmbase_test_harness::repository_root;
+use vmbase_test_harness::{STAND_IN_KERNEL_INSTRUCTIONS, repository_root, stand_in_kernel};
 use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig, boot_stub};
 
@@ -33,8 +33,6 @@ const PARALLEL_VMS: usize = 8;
 const MEMORY_MIB: u32 = 64;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Instructions the stand-in kernel executes up to and including its `hvc`.
-const STAND_IN_KERNEL_INSTRUCTIONS: u64 = 4;
 /// RAM for the firmware benchmarks: room for the largest stand-in kernel and the tree.
 const FIRMWARE_MEMORY_MIB: u32 = 64;
 /// Sizes of the stand-in kernel: tiny, and as large as Debian's (which the firmware must not
@@ -235,32 +233,6 @@ fn boot_cost(root: &Path, guest: &Guest) -> Result<BootCost> {
     })
 }
 
-/// A stand-in kernel: an arm64 `Image` whose code, after the 64-byte header, powers the VM off
-/// (PSCI `SYSTEM_OFF` over HVC), padded with zeros to `file_size` bytes. Booted through the
-/// firmware under icount, the count at `SYSTEM_OFF` is the firmware's cost plus
-/// [`STAND_IN_KERNEL_INSTRUCTIONS`].
-fn stand_in_kernel(file_size: usize) -> Vec<u8> {
-    const CODE: [u32; 5] = [
-        0x1400_0010, // b +0x40: over the header
-        0x5280_0100, // movz w0, #0x8
-        0x72b0_8000, // movk w0, #0x8400, lsl #16: PSCI SYSTEM_OFF
-        0xd400_0002, // hvc #0
-        0x1400_0000, // b .
-    ];
-    let mut image = vec![0; file_size.max(0x40 + 16)];
-    image[0..4].copy_from_slice(&CODE[0].to_le_bytes());
-    // text_offset 0 (at 0x08); image_size (at 0x10): the file; flags (at 0x18): little-endian,
-    // 4 KiB pages, anywhere in RAM; magic "ARM\x64" (at 0x38).
-    let image_size = image.len() as u64;
-    image[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
-    image[0x18..0x20].copy_from_slice(&0b1010_u64.to_le_bytes());
-    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
-    for (index, instruction) in CODE[1..].iter().enumerate() {
-        image[0x40 + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
-    }
-    image
-}
-
 /// Instructions from reset to `SYSTEM_OFF` in the stand-in kernel, booted through
 /// vmbase_linuxboot, for each of [`STAND_IN_KERNEL_SIZES`].
 fn firmware_boot_costs(root: &Path) -> Result<Vec<u64>> {
@@ -270,7 +242,7 @@ fn firmware_boot_costs(root: &Path) -> Result<Vec<u64>> {
         .iter()
         .map(|&size| {
             let kernel = dir.path().join(format!("kernel-{size}"));
-            fs::write(&kernel, stand_in_kernel(size))?;
+            fs::write(&kernel, stand_in_kernel(size, size as u64))?;
             let config = VirtualMachineRawConfig {
                 name: "vmbase-bench-firmware".to_owned(),
                 kernel: Some(kernel),
@@ -350,17 +322,8 @@ fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
         poweroff_initramfs(&fs::read(linux.join("busybox"))?)?,
     )?;
     let command = |firmware: bool| {
-        let mut command = Command::new(root.join("target/release/vm"));
+        let mut command = vm_run(root, LINUX_MEMORY_MIB);
         command
-            .args([
-                "run",
-                "--console",
-                "/dev/null",
-                "--log",
-                "/dev/null",
-                "--mem",
-            ])
-            .arg(LINUX_MEMORY_MIB.to_string())
             .arg("--kernel")
             .arg(linux.join("Image"))
             .arg("--initrd")
@@ -405,21 +368,26 @@ fn time(command: &mut Command) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
+/// `vm run` with `memory_mib` of RAM, console and log discarded; the caller adds what to boot.
+fn vm_run(root: &Path, memory_mib: u32) -> Command {
+    let mut command = Command::new(root.join("target/release/vm"));
+    command
+        .args([
+            "run",
+            "--console",
+            "/dev/null",
+            "--log",
+            "/dev/null",
+            "--mem",
+        ])
+        .arg(memory_mib.to_string());
+    command
+}
+
 /// `vm run` on `image`, console and log discarded.
 fn vm_command(root: &Path, image: &Path) -> Command {
-    let mut command = Command::new(root.join("target/release/vm"));
-    command.args([
-        "run",
-        "--console",
-        "/dev/null",
-        "--log",
-        "/dev/null",
-        "--mem",
-    ]);
-    command
-        .arg(MEMORY_MIB.to_string())
-        .arg("--bootloader")
-        .arg(image);
+    let mut command = vm_run(root, MEMORY_MIB);
+    command.arg("--bootloader").arg(image);
     command
 }
 
