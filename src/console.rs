@@ -650,40 +650,28 @@ mod tests {
             Err(ConsoleError::NoStdoutPath)
         );
 
-        let dangling = FdtBuilder::new()
-            .begin("")
-            .begin("chosen")
-            .prop("stdout-path", b"/nowhere\0")
-            .end()
-            .end()
-            .build();
-        assert_eq!(
-            ConsoleDevice::from_fdt(&dangling),
-            Err(ConsoleError::NodeNotFound)
-        );
-
-        let bad_alias = FdtBuilder::new()
-            .begin("")
-            .begin("chosen")
-            .prop("stdout-path", b"serial3\0")
-            .end()
-            .end()
-            .build();
-        assert_eq!(
-            ConsoleDevice::from_fdt(&bad_alias),
-            Err(ConsoleError::UnknownAlias)
-        );
-
-        let no_reg = FdtBuilder::new()
-            .begin("")
-            .begin("chosen")
-            .prop("stdout-path", b"/uart\0")
-            .end()
-            .begin("uart")
-            .end()
-            .end()
-            .build();
-        assert_eq!(ConsoleDevice::from_fdt(&no_reg), Err(ConsoleError::NoReg));
+        // The tree has a node `/uart` without `reg`, and no aliases.
+        let cases: [(&[u8], ConsoleError); 3] = [
+            (b"/nowhere\0", ConsoleError::NodeNotFound),
+            (b"serial3\0", ConsoleError::UnknownAlias),
+            (b"/uart\0", ConsoleError::NoReg),
+        ];
+        for (stdout_path, error) in cases {
+            let blob = FdtBuilder::new()
+                .begin("")
+                .begin("chosen")
+                .prop("stdout-path", stdout_path)
+                .end()
+                .begin("uart")
+                .end()
+                .end()
+                .build();
+            assert_eq!(
+                ConsoleDevice::from_fdt(&blob),
+                Err(error),
+                "stdout-path {stdout_path:?}"
+            );
+        }
     }
 
     /// Console selection on the regression inputs and on corrupted copies of QEMU's tree: a

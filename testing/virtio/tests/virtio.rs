@@ -6,7 +6,7 @@
 //! report before it resets.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use vmbase_test_harness::{assert_in_order, boot_to_end as boot, guest_image};
@@ -59,29 +59,27 @@ fn disk(path: &Path, writable: bool) -> DiskImage {
     }
 }
 
-#[test]
-fn reads_one_disk_and_writes_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let (source, target) = (dir.path().join("source.img"), dir.path().join("target.img"));
-    let source_bytes = source_image();
-    fs::write(&source, &source_bytes).unwrap();
+/// Boots `config` and asserts that the console shows `expected` in order and that the VM ended
+/// with `ending`.
+fn assert_boot(config: &VirtualMachineRawConfig, expected: &[&str], ending: DeathReason) {
+    let (reason, lines) = boot(config, DEADLINE);
+    assert_in_order(&lines, expected);
+    assert_eq!(reason, ending, "{}: {}", config.name, lines.join("\n"));
+}
+
+/// Writes the `disks` test's two disks into `dir`: a read-only one holding [`source_image`] and
+/// a writable one filled with [`FILL`].
+fn source_and_target_disks(dir: &Path) -> Vec<DiskImage> {
+    let (source, target) = (dir.join("source.img"), dir.join("target.img"));
+    fs::write(&source, source_image()).unwrap();
     fs::write(&target, vec![FILL; DISK_SIZE]).unwrap();
-    let mut config = config("disks", "disks");
-    config.disks = vec![disk(&source, false), disk(&target, true)];
+    vec![disk(&source, false), disk(&target, true)]
+}
 
-    let (reason, lines) = boot(&config, DEADLINE);
-    assert_in_order(
-        &lines,
-        &[
-            "virtio guest: disk 00:01.0 has 2048 sectors (read-only: true)",
-            "virtio guest: read 1048576 bytes, checksum",
-            "virtio guest: wrote and read back sectors 3..703 of disk 00:02.0",
-            "virtio guest: disks passed",
-        ],
-    );
-    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
-
-    let written = fs::read(&target).unwrap();
+/// Asserts that the guest wrote its pattern to [`WRITE_SECTORS`] of the writable disk `target`
+/// and left the rest as it was.
+fn assert_target_written(target: &DiskImage) {
+    let written = fs::read(&target.image).unwrap();
     assert_eq!(written.len(), DISK_SIZE, "the disk kept its size");
     let inside = WRITE_SECTORS.start * SECTOR..WRITE_SECTORS.end * SECTOR;
     for (offset, &byte) in written.iter().enumerate() {
@@ -92,9 +90,29 @@ fn reads_one_disk_and_writes_another() {
         };
         assert_eq!(byte, expected, "byte {offset:#x} of the written disk");
     }
+}
+
+#[test]
+fn reads_one_disk_and_writes_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config("disks", "disks");
+    config.disks = source_and_target_disks(dir.path());
+
+    assert_boot(
+        &config,
+        &[
+            "virtio guest: disk 00:01.0 has 2048 sectors (read-only: true)",
+            "virtio guest: read 1048576 bytes, checksum",
+            "virtio guest: wrote and read back sectors 3..703 of disk 00:02.0",
+            "virtio guest: disks passed",
+        ],
+        DeathReason::Shutdown,
+    );
+
+    assert_target_written(&config.disks[1]);
     assert_eq!(
-        fs::read(&source).unwrap(),
-        source_bytes,
+        fs::read(&config.disks[0].image).unwrap(),
+        source_image(),
         "read-only disk changed"
     );
 }
@@ -108,20 +126,19 @@ fn a_read_only_disk_refuses_writes() {
     let mut config = config("read-only", "read-only");
     config.disks = vec![disk(&image, false)];
 
-    let (reason, lines) = boot(&config, DEADLINE);
-    assert_in_order(
-        &lines,
+    assert_boot(
+        &config,
         &[
             "virtio guest: write refused: virtio-blk 00:01.0: write of 512 bytes at sector 0: \
-             the disk is read-only",
+         the disk is read-only",
             "virtio guest: read refused: virtio-blk 00:01.0: read of 524288 bytes at sector 0: \
-             no room in the DMA pool",
+         no room in the DMA pool",
             "virtio guest: read refused: virtio-blk 00:01.0: read of 512 bytes at sector 2048: \
-             past the end of the disk",
+         past the end of the disk",
             "virtio guest: read-only passed",
         ],
+        DeathReason::Shutdown,
     );
-    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
     assert_eq!(fs::read(&image).unwrap(), bytes, "the file changed");
 }
 
@@ -133,17 +150,16 @@ fn a_silent_disk_times_out() {
     let mut config = config("timeout", "timeout");
     config.disks = vec![disk(&image, true)];
 
-    let (reason, lines) = boot(&config, DEADLINE);
-    assert_in_order(
-        &lines,
+    assert_boot(
+        &config,
         &[
             "virtio guest: virtio-blk 00:01.0: read of 2048 bytes at sector 8: no answer in time",
             "virtio guest: virtio-blk 00:01.0: read of 2048 bytes at sector 8: an earlier \
-             request timed out",
+         request timed out",
             "virtio guest: timeout passed",
         ],
+        DeathReason::Shutdown,
     );
-    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
 }
 
 #[test]
@@ -155,15 +171,14 @@ fn echoes_a_line_read_from_the_virtio_console() {
     config.console_in = Some(input.clone());
     config.virtio_console = Some(output.clone());
 
-    let (reason, lines) = boot(&config, DEADLINE);
-    assert_in_order(
-        &lines,
+    assert_boot(
+        &config,
         &[
             "virtio guest: read \"hello from the host\" from the virtio console",
             "virtio guest: console passed",
         ],
+        DeathReason::Shutdown,
     );
-    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
     assert_eq!(
         fs::read_to_string(&output).unwrap(),
         "virtio guest: type a line\necho: hello from the host\n"
@@ -268,9 +283,11 @@ fn virtio_rng_entropy_is_not_zero_and_differs_between_boots() {
 fn vm_attaches_no_rng_when_told() {
     let mut config = config("no-rng", "rng");
     config.rng = false;
-    let (reason, lines) = boot(&config, DEADLINE);
-    assert_in_order(&lines, &["virtio guest: no virtio-rng device"]);
-    assert_eq!(reason, DeathReason::Reboot, "{}", lines.join("\n"));
+    assert_boot(
+        &config,
+        &["virtio guest: no virtio-rng device"],
+        DeathReason::Reboot,
+    );
 }
 
 /// QEMU's device tree for `vm run`'s machine with `MEMORY_MIB` of RAM, as source text, with
@@ -325,41 +342,21 @@ fn a_restricted_dma_pool_carries_the_disk_traffic() {
              \t\t\treg = <0x00 0x83000000 0x00 0x400000>;\n\t\t};\n\t};\n\tchosen {\n",
             1,
         );
-    let (source_disk, target) = (dir.path().join("source.img"), dir.path().join("target.img"));
-    fs::write(&source_disk, source_image()).unwrap();
-    fs::write(&target, vec![FILL; DISK_SIZE]).unwrap();
-    let (dts, dtb) = (dir.path().join("pool.dts"), dir.path().join("pool.dtb"));
-    fs::write(&dts, source).unwrap();
-    let status = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(&dtb)
-        .arg(&dts)
-        .status()
-        .expect("run dtc");
-    assert!(status.success(), "dtc failed");
     let mut config = config("pool", "disks");
     config.params = None;
-    config.device_tree = Some(dtb);
-    config.disks = vec![disk(&source_disk, false), disk(&target, true)];
+    config.device_tree = Some(compiled_tree(dir.path(), "pool", &source));
+    config.disks = source_and_target_disks(dir.path());
 
-    let (reason, lines) = boot(&config, DEADLINE);
-    assert_in_order(
-        &lines,
+    assert_boot(
+        &config,
         &[
             "virtio guest: running disks",
             "virtio guest: DMA pool 0x83000000..0x83400000",
             "virtio guest: disks passed",
         ],
+        DeathReason::Shutdown,
     );
-    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
-    let written = fs::read(&target).unwrap();
-    let inside = WRITE_SECTORS.start * SECTOR..WRITE_SECTORS.end * SECTOR;
-    assert!(written.iter().enumerate().all(|(offset, &byte)| byte
-        == if inside.contains(&offset) {
-            write_pattern(offset as u64)
-        } else {
-            FILL
-        }));
+    assert_target_written(&config.disks[1]);
 }
 
 /// Replaces property `name` of QEMU's PCI host bridge with `value` (source text).
@@ -376,8 +373,8 @@ fn with_pci_property(source: &str, name: &str, value: &str) -> String {
     .concat()
 }
 
-/// Boots the `pci` test on the device tree compiled from `source`.
-fn boot_with_tree(dir: &Path, name: &str, source: &str) -> (DeathReason, Vec<String>) {
+/// Compiles device tree `source` to `dir/name.dtb`, returning its path.
+fn compiled_tree(dir: &Path, name: &str, source: &str) -> PathBuf {
     let (dts, dtb) = (
         dir.join(format!("{name}.dts")),
         dir.join(format!("{name}.dtb")),
@@ -390,10 +387,15 @@ fn boot_with_tree(dir: &Path, name: &str, source: &str) -> (DeathReason, Vec<Str
         .status()
         .expect("run dtc");
     assert!(status.success(), "dtc failed on {name}");
+    dtb
+}
+
+/// The `pci` test on the device tree compiled from `source`.
+fn pci_config(dir: &Path, name: &str, source: &str) -> VirtualMachineRawConfig {
     let mut config = config(name, "pci");
     config.params = None;
-    config.device_tree = Some(dtb);
-    boot(&config, DEADLINE)
+    config.device_tree = Some(compiled_tree(dir, name, source));
+    config
 }
 
 #[test]
@@ -401,15 +403,14 @@ fn hostile_pci_nodes_are_reported_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     let source = qemu_tree_source(dir.path());
 
-    let (reason, lines) = boot_with_tree(dir.path(), "unchanged", &source);
-    assert_in_order(
-        &lines,
+    assert_boot(
+        &pci_config(dir.path(), "unchanged", &source),
         &[
             "virtio guest: PCI 00:00.0 1b36:0008",
             "virtio guest: pci passed",
         ],
+        DeathReason::Shutdown,
     );
-    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
 
     let cases = [
         (
@@ -460,12 +461,11 @@ fn hostile_pci_nodes_are_reported_and_reset() {
         ),
     ];
     for (name, property, value, report) in cases {
-        let (reason, lines) = boot_with_tree(
+        let config = pci_config(
             dir.path(),
             name,
             &with_pci_property(&source, property, value),
         );
-        assert_in_order(&lines, &[report]);
-        assert_eq!(reason, DeathReason::Reboot, "{name}: {}", lines.join("\n"));
+        assert_boot(&config, &[report], DeathReason::Reboot);
     }
 }
