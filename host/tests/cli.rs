@@ -157,6 +157,29 @@ struct Boot {
     stderr: &'static str,
 }
 
+impl Boot {
+    /// A boot that exits with `code` after printing `stdout`, whatever it writes to stderr.
+    const fn new(
+        name: &'static str,
+        args: &'static [&'static str],
+        code: i32,
+        stdout: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            args,
+            code,
+            stdout,
+            stderr: "",
+        }
+    }
+
+    /// A boot of a guest that prints "hello" and powers off.
+    const fn hello(name: &'static str, args: &'static [&'static str]) -> Self {
+        Self::new(name, args, 0, "hello\nVM ended: Shutdown\n")
+    }
+}
+
 /// What the register-printing firmware prints when it boots `hello.bin` in 64 MiB, then the
 /// payload's own output.
 const FIRMWARE_BOOTS_HELLO: &str = "firmware: x0=0000000083df0000 x1=0000000080000000 \
@@ -164,31 +187,26 @@ const FIRMWARE_BOOTS_HELLO: &str = "firmware: x0=0000000083df0000 x1=00000000800
 
 /// Boots of tiny guests, each with the exit code and stdout it must give.
 const BOOTS: &[Boot] = &[
-    Boot {
-        name: "bootloader with the console on stdout",
-        args: &["--bootloader", "{dir}/hello.bin", "--mem", "16"],
-        code: 0,
-        stdout: "hello\nVM ended: Shutdown\n",
-        stderr: "",
-    },
-    Boot {
-        name: "a reset exits 32",
-        args: &["--bootloader", "{dir}/reset.bin", "--cpus", "2"],
-        code: 32,
-        stdout: "VM ended: Reboot\n",
-        stderr: "",
-    },
-    Boot {
-        name: "the timeout kills a spinning guest",
-        args: &["--bootloader", "{dir}/spin.bin", "--timeout", "0.5"],
-        code: 137,
-        stdout: "VM ended: Killed\n",
-        stderr: "",
-    },
+    Boot::hello(
+        "bootloader with the console on stdout",
+        &["--bootloader", "{dir}/hello.bin", "--mem", "16"],
+    ),
+    Boot::new(
+        "a reset exits 32",
+        &["--bootloader", "{dir}/reset.bin", "--cpus", "2"],
+        32,
+        "VM ended: Reboot\n",
+    ),
+    Boot::new(
+        "the timeout kills a spinning guest",
+        &["--bootloader", "{dir}/spin.bin", "--timeout", "0.5"],
+        137,
+        "VM ended: Killed\n",
+    ),
     // QEMU warns that with sleep=off no timer is active: its log stays out of stdout.
-    Boot {
-        name: "icount prints the instruction count",
-        args: &[
+    Boot::new(
+        "icount prints the instruction count",
+        &[
             "--bootloader",
             "{dir}/hello.bin",
             "--icount",
@@ -196,14 +214,13 @@ const BOOTS: &[Boot] = &[
             "--log",
             "/dev/null",
         ],
-        code: 0,
+        0,
         // The boot stub's 6 instructions and the guest's 34 (see boot.rs).
-        stdout: "hello\nVM ended: Shutdown\ninstructions: 40\n",
-        stderr: "",
-    },
-    Boot {
-        name: "an icount run that is killed prints no count",
-        args: &[
+        "hello\nVM ended: Shutdown\ninstructions: 40\n",
+    ),
+    Boot::new(
+        "an icount run that is killed prints no count",
+        &[
             "--bootloader",
             "{dir}/spin.bin",
             "--icount",
@@ -213,31 +230,21 @@ const BOOTS: &[Boot] = &[
             "--log",
             "/dev/null",
         ],
-        code: 137,
-        stdout: "VM ended: Killed\n",
-        stderr: "",
-    },
-    Boot {
-        name: "timeout 1e19 does not overflow",
-        args: &["--bootloader", "{dir}/hello.bin", "--timeout", "1e19"],
-        code: 0,
-        stdout: "hello\nVM ended: Shutdown\n",
-        stderr: "",
-    },
-    Boot {
-        name: "timeout 1e300 does not overflow",
-        args: &["--bootloader", "{dir}/hello.bin", "--timeout", "1e300"],
-        code: 0,
-        stdout: "hello\nVM ended: Shutdown\n",
-        stderr: "",
-    },
-    Boot {
-        name: "timeout inf is no timeout",
-        args: &["--bootloader", "{dir}/hello.bin", "--timeout", "inf"],
-        code: 0,
-        stdout: "hello\nVM ended: Shutdown\n",
-        stderr: "",
-    },
+        137,
+        "VM ended: Killed\n",
+    ),
+    Boot::hello(
+        "timeout 1e19 does not overflow",
+        &["--bootloader", "{dir}/hello.bin", "--timeout", "1e19"],
+    ),
+    Boot::hello(
+        "timeout 1e300 does not overflow",
+        &["--bootloader", "{dir}/hello.bin", "--timeout", "1e300"],
+    ),
+    Boot::hello(
+        "timeout inf is no timeout",
+        &["--bootloader", "{dir}/hello.bin", "--timeout", "inf"],
+    ),
     Boot {
         name: "a console write error exits 2",
         args: &["--bootloader", "{dir}/hello.bin", "--console", "/dev/full"],
@@ -247,9 +254,9 @@ const BOOTS: &[Boot] = &[
     },
     // hello.bin is not an Image: with a firmware it is loaded at 0x8000_0000 as it is, and run
     // by the firmware here.
-    Boot {
-        name: "the firmware gets crosvm's registers and can enter the payload",
-        args: &[
+    Boot::new(
+        "the firmware gets crosvm's registers and can enter the payload",
+        &[
             "--kernel",
             "{dir}/hello.bin",
             "--firmware",
@@ -257,13 +264,12 @@ const BOOTS: &[Boot] = &[
             "--mem",
             "64",
         ],
-        code: 0,
-        stdout: FIRMWARE_BOOTS_HELLO,
-        stderr: "",
-    },
-    Boot {
-        name: "a firmware of exactly 4 MiB",
-        args: &[
+        0,
+        FIRMWARE_BOOTS_HELLO,
+    ),
+    Boot::new(
+        "a firmware of exactly 4 MiB",
+        &[
             "--kernel",
             "{dir}/hello.bin",
             "--firmware",
@@ -271,22 +277,18 @@ const BOOTS: &[Boot] = &[
             "--mem",
             "64",
         ],
-        code: 0,
-        stdout: FIRMWARE_BOOTS_HELLO,
-        stderr: "",
-    },
+        0,
+        FIRMWARE_BOOTS_HELLO,
+    ),
     // The kernel's 64 KiB and the device tree's 2 MiB + 64 KiB: 3 MiB.
-    Boot {
-        name: "a kernel at its minimum memory",
-        args: &["--kernel", "{dir}/kernel.bin", "--mem", "3"],
-        code: 0,
-        stdout: "hello\nVM ended: Shutdown\n",
-        stderr: "",
-    },
+    Boot::hello(
+        "a kernel at its minimum memory",
+        &["--kernel", "{dir}/kernel.bin", "--mem", "3"],
+    ),
     // The initrd at 16 MiB and the device tree's 2 MiB + 64 KiB after it: 19 MiB.
-    Boot {
-        name: "a kernel and initrd at their minimum memory",
-        args: &[
+    Boot::hello(
+        "a kernel and initrd at their minimum memory",
+        &[
             "--kernel",
             "{dir}/kernel.bin",
             "--initrd",
@@ -294,10 +296,7 @@ const BOOTS: &[Boot] = &[
             "--mem",
             "19",
         ],
-        code: 0,
-        stdout: "hello\nVM ended: Shutdown\n",
-        stderr: "",
-    },
+    ),
 ];
 
 /// The guests [`BOOTS`] runs, in one directory: `hello.bin`, `reset.bin`, `spin.bin`,
