@@ -471,12 +471,20 @@ mod tests {
         );
     }
 
-    fn tree_with_console(compatible: &[u8], reg: &[u32]) -> Vec<u8> {
-        FdtBuilder::new()
+    /// A tree builder inside the root node, after a `/chosen` whose `stdout-path` is `path`: the
+    /// caller adds the rest and closes the root.
+    fn root_with_stdout_path(path: &[u8]) -> FdtBuilder {
+        let mut builder = FdtBuilder::new();
+        builder
             .begin("")
             .begin("chosen")
-            .prop("stdout-path", b"/serial\0")
-            .end()
+            .prop("stdout-path", path)
+            .end();
+        builder
+    }
+
+    fn tree_with_console(compatible: &[u8], reg: &[u32]) -> Vec<u8> {
+        root_with_stdout_path(b"/serial\0")
             .begin("serial")
             .prop("compatible", compatible)
             .prop_u32s("reg", reg)
@@ -577,11 +585,7 @@ mod tests {
 
     #[test]
     fn stdout_path_through_alias_with_options() {
-        let blob = FdtBuilder::new()
-            .begin("")
-            .begin("chosen")
-            .prop("stdout-path", b"serial0:115200n8\0")
-            .end()
+        let blob = root_with_stdout_path(b"serial0:115200n8\0")
             .begin("aliases")
             .prop("serial0", b"/soc/uart@1000\0")
             .end()
@@ -622,11 +626,7 @@ mod tests {
 
     #[test]
     fn translated_bus_is_refused() {
-        let blob = FdtBuilder::new()
-            .begin("")
-            .begin("chosen")
-            .prop("stdout-path", b"/bus/uart@0\0")
-            .end()
+        let blob = root_with_stdout_path(b"/bus/uart@0\0")
             .begin("bus")
             .prop_u32s("ranges", &[0, 0, 0x1000, 0, 0x1000])
             .begin("uart@0")
@@ -657,11 +657,7 @@ mod tests {
             (b"/uart\0", ConsoleError::NoReg),
         ];
         for (stdout_path, error) in cases {
-            let blob = FdtBuilder::new()
-                .begin("")
-                .begin("chosen")
-                .prop("stdout-path", stdout_path)
-                .end()
+            let blob = root_with_stdout_path(stdout_path)
                 .begin("uart")
                 .end()
                 .end()
