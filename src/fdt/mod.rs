@@ -504,14 +504,35 @@ impl<'a> Fdt<'a> {
 
     /// The value of property `name` among the properties that start at `body`.
     fn property_at(&self, body: usize, name: &[u8]) -> Result<Option<&'a [u8]>, FdtError> {
-        let mut found = None;
+        let [value] = self.properties_at(body, [name])?;
+        Ok(value)
+    }
+
+    /// The values of properties `names` among the properties that start at `body`, in one scan
+    /// that stops once all are found.
+    #[inline(always)]
+    fn properties_at<const N: usize>(
+        &self,
+        body: usize,
+        names: [&[u8]; N],
+    ) -> Result<[Option<&'a [u8]>; N], FdtError> {
+        let mut places = [const { None }; N];
+        let mut missing = N;
         self.scan_properties(body, |name_offset, value| {
-            if self.string_is(name_offset, name) {
-                found = Some(self.value(value)?);
+            for (name, place) in names.iter().zip(&mut places) {
+                if place.is_none() && self.string_is(name_offset, name) {
+                    *place = Some(value);
+                    missing -= 1;
+                    break;
+                }
             }
-            Ok(found.is_some())
+            missing == 0
         })?;
-        Ok(found)
+        let mut values = [None; N];
+        for (value, place) in values.iter_mut().zip(places) {
+            *value = place.map(|place| self.value(place)).transpose()?;
+        }
+        Ok(values)
     }
 
     /// Calls `visit` with the name offset and the value's place (for [`Fdt::value`]) of each
@@ -521,7 +542,7 @@ impl<'a> Fdt<'a> {
     fn scan_properties(
         &self,
         body: usize,
-        mut visit: impl FnMut(usize, Range<usize>) -> Result<bool, FdtError>,
+        mut visit: impl FnMut(usize, Range<usize>) -> bool,
     ) -> Result<usize, FdtError> {
         let words = self.words;
         // A tag and the word after it exist while the tag's index is below this.
@@ -533,9 +554,10 @@ impl<'a> Fdt<'a> {
                 let Some(&name_offset) = words.get(index + 2) else {
                     break;
                 };
+                let name_offset = u32::from_be(name_offset) as usize;
                 let start = (index + 3) * 4;
                 let value = start..start.saturating_add(len as usize);
-                if visit(u32::from_be(name_offset) as usize, value)? {
+                if visit(name_offset, value) {
                     return Ok(index * 4);
                 }
                 // As in walk: a length past the block ends the loop.
@@ -750,20 +772,30 @@ impl<'a> Node<'a> {
         Ok(self.cells_and_children()?.0)
     }
 
-    /// [`Node::cells`], and the offset of the first token after the node's properties, which
-    /// reading them finds.
-    fn cells_and_children(&self) -> Result<(Cells, usize), FdtError> {
+    /// [`Node::cells`], and the offset of the first token after the node's properties (where
+    /// [`Node::scan_child_offsets`] starts), which reading them finds.
+    pub fn cells_and_children(&self) -> Result<(Cells, usize), FdtError> {
         let mut cells = Cells::default();
         let fdt = self.fdt;
+        let mut error = None;
         let children = fdt.scan_properties(self.body, |name_offset, value| {
-            if fdt.string_is(name_offset, b"#address-cells") {
-                cells.address = cell_count(fdt.value(value)?)?;
+            let count = if fdt.string_is(name_offset, b"#address-cells") {
+                &mut cells.address
             } else if fdt.string_is(name_offset, b"#size-cells") {
-                cells.size = cell_count(fdt.value(value)?)?;
+                &mut cells.size
+            } else {
+                return false;
+            };
+            match fdt.value(value).and_then(cell_count) {
+                Ok(value) => *count = value,
+                Err(e) => error = Some(e),
             }
-            Ok(false)
+            error.is_some()
         })?;
-        Ok((cells, children))
+        match error {
+            Some(error) => Err(error),
+            None => Ok((cells, children)),
+        }
     }
 
     /// The parent's `#address-cells` and `#size-cells`, which encode this node's `reg`.
@@ -812,6 +844,32 @@ impl<'a> Node<'a> {
             stopped != Ok(false)
         })?;
         if stopped? {
+            Ok(Some(fdt.skip_subtree(after * 4)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Calls `visit` with the offset ([`Node::offset`], for [`Fdt::node_at`]), the name's length
+    /// and the name's first four bytes (as in the blob: NUL-padded when shorter) of each child
+    /// from offset `from` on (a child's offset, or where [`Node::cells_and_children`] says the
+    /// children start), until it returns `true`; returns the offset after the subtree of the
+    /// child it stopped at, or `None` if it never did. It makes no [`Node`] and slices no name:
+    /// the leanest walk over many children, for callers that look closely at few of them.
+    pub fn scan_child_offsets(
+        &self,
+        from: usize,
+        mut visit: impl FnMut(usize, usize, [u8; 4]) -> bool,
+    ) -> Result<Option<usize>, FdtError> {
+        let fdt = self.fdt;
+        let mut stopped = false;
+        let after = fdt.walk(from / 4, |index, name_len, _| {
+            // The walk found the name's NUL after this word, so it exists.
+            let first = fdt.words.get(index + 1).map_or([0; 4], |word| word.to_ne_bytes());
+            stopped = visit(index * 4, name_len, first);
+            stopped
+        })?;
+        if stopped {
             Ok(Some(fdt.skip_subtree(after * 4)?))
         } else {
             Ok(None)
