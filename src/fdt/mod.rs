@@ -232,6 +232,14 @@ pub fn c_string(bytes: &[u8]) -> &[u8] {
     bytes.split(|&b| b == 0).next().unwrap_or(bytes)
 }
 
+/// Whether `a` and `b` are equal. Names are short, and most that get this far match: a loop
+/// inlined at the caller (unrolled against a constant name) costs less than a call to `memcmp`,
+/// which compares byte by byte too on targets without unaligned loads.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Whether node `name` ("serial@3f8") is what path component `component` names: the same full
 /// name, or the same name before '@' when the component has no unit address.
 #[inline]
@@ -243,7 +251,7 @@ pub fn node_name_matches(name: &[u8], component: &[u8]) -> bool {
         Some(_) => false,
     };
     // And the first byte before calling memcmp.
-    boundary && name.first() == component.first() && name[..component.len()] == *component
+    boundary && same_bytes(&name[..component.len()], component)
 }
 
 /// The non-empty components of a path ("/soc/uart@0" gives "soc", "uart@0").
@@ -437,9 +445,7 @@ impl<'a> Fdt<'a> {
         offset
             .checked_add(name.len())
             .and_then(|end| self.strings.get(offset..=end))
-            .is_some_and(|s| {
-                s[name.len()] == 0 && s.first() == name.first() && s[..name.len()] == *name
-            })
+            .is_some_and(|s| s[name.len()] == 0 && same_bytes(&s[..name.len()], name))
     }
 
     /// The root node.
