@@ -721,9 +721,10 @@ pub struct Chosen<'a> {
 
 /// Splits a `stdout-path` value into the path (or alias) and the options after ':'.
 pub fn split_stdout_path(value: &[u8]) -> (&[u8], &[u8]) {
-    let value = c_string(value);
-    match value.iter().position(|&b| b == b':') {
-        Some(colon) => (&value[..colon], &value[colon + 1..]),
+    // One pass to the end of the path, whichever of ':' and NUL comes first.
+    match value.iter().position(|&b| b == 0 || b == b':') {
+        Some(end) if value[end] == b':' => (&value[..end], c_string(&value[end + 1..])),
+        Some(end) => (&value[..end], &[]),
         None => (value, &[]),
     }
 }
