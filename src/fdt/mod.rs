@@ -1339,6 +1339,12 @@ pub(crate) mod tests {
                     seen += 1;
                     Ok(seen == 3)
                 });
+                if let Ok((_, children)) = node.cells_and_children() {
+                    let _ = node.scan_child_offsets(children, |offset, _, _| {
+                        let _ = fdt.node_at(offset, Cells::default());
+                        false
+                    });
+                }
             }
             level = next;
         }
@@ -1367,6 +1373,53 @@ pub(crate) mod tests {
         assert_eq!(end, None);
         assert_eq!(first.len(), 4);
         assert_eq!([first, rest].concat(), all);
+    }
+
+    #[test]
+    fn child_offsets_name_each_child_and_resume() {
+        let blob = qemu_virt();
+        let fdt = Fdt::new(&blob).unwrap();
+        let root = fdt.root().unwrap();
+        let (cells, children) = root.cells_and_children().unwrap();
+        let all: Vec<_> = root.children().map(|c| c.unwrap()).collect();
+        let mut first = Vec::new();
+        let after = root
+            .scan_child_offsets(children, |offset, name_len, first_bytes| {
+                first.push((offset, name_len, first_bytes));
+                offset == all[3].offset()
+            })
+            .unwrap();
+        let mut rest = Vec::new();
+        let end = root
+            .scan_child_offsets(after.unwrap(), |offset, name_len, first_bytes| {
+                rest.push((offset, name_len, first_bytes));
+                false
+            })
+            .unwrap();
+        assert_eq!(end, None);
+        assert_eq!(first.len(), 4);
+        let seen = [first, rest].concat();
+        assert_eq!(seen.len(), all.len());
+        for ((offset, name_len, first_bytes), child) in seen.into_iter().zip(&all) {
+            assert_eq!(offset, child.offset());
+            assert_eq!(name_len, child.name().len());
+            let mut padded = child.name().to_vec();
+            padded.resize(4.max(padded.len()), 0);
+            assert_eq!(first_bytes, padded[..4]);
+            assert_eq!(fdt.node_at(offset, cells).unwrap().name(), child.name());
+        }
+    }
+
+    #[test]
+    fn stdout_path_ends_at_the_first_colon_or_nul() {
+        assert_eq!(split_stdout_path(b"/uart@1\0"), (&b"/uart@1"[..], &b""[..]));
+        assert_eq!(split_stdout_path(b"serial0"), (&b"serial0"[..], &b""[..]));
+        assert_eq!(
+            split_stdout_path(b"serial0:115200n8\0:x"),
+            (&b"serial0"[..], &b"115200n8"[..])
+        );
+        assert_eq!(split_stdout_path(b"/a\0:b\0"), (&b"/a"[..], &b""[..]));
+        assert_eq!(split_stdout_path(b":9600"), (&b""[..], &b"9600"[..]));
     }
 
     #[test]
