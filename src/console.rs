@@ -174,7 +174,9 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
         // from the end, near which VMMs write their devices, among names of its length; a name
         // without one matches the first node so named.
         let found = if first.contains(&b'@') {
-            find_named(fdt, root_cells, written.rev(), first, |len| len == first.len())?
+            find_named(fdt, root_cells, written.rev(), first, |len| {
+                len == first.len()
+            })?
         } else {
             find_named(fdt, root_cells, written, first, |len| len >= first.len())?
         };

@@ -872,7 +872,10 @@ impl<'a> Node<'a> {
         let mut stopped = false;
         let after = fdt.walk(from / 4, |index, name_len, _| {
             // The walk found the name's NUL after this word, so it exists.
-            let first = fdt.words.get(index + 1).map_or([0; 4], |word| word.to_ne_bytes());
+            let first = fdt
+                .words
+                .get(index + 1)
+                .map_or([0; 4], |word| word.to_ne_bytes());
             stopped = visit(index * 4, name_len, first);
             stopped
         })?;
