@@ -8,6 +8,14 @@
 #[allow(dead_code)]
 #[path = "../../src/fdt/mod.rs"]
 mod fdt;
+#[allow(dead_code)]
+#[path = "../../src/layout/crosvm.rs"]
+mod crosvm;
+/// crosvm's memory map where the guest's sources look for it: the FDT reader takes its size
+/// limit from it.
+mod layout {
+    pub(crate) use super::crosvm;
+}
 
 use fdt::writer::FdtWriter;
 use fdt::Fdt;
