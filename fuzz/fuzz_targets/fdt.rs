@@ -9,14 +9,14 @@
 #[path = "../../src/console.rs"]
 mod console;
 #[allow(dead_code)]
+#[path = "../../src/layout/crosvm.rs"]
+mod crosvm;
+#[allow(dead_code)]
 #[path = "../../src/fdt/mod.rs"]
 mod fdt;
 #[allow(dead_code)]
 #[path = "../../src/uart.rs"]
 mod uart;
-#[allow(dead_code)]
-#[path = "../../src/layout/crosvm.rs"]
-mod crosvm;
 /// crosvm's memory map where the guest's sources look for it: the FDT reader and the console
 /// take their limits from it.
 mod layout {

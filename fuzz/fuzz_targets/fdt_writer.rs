@@ -6,11 +6,11 @@
 #![no_main]
 
 #[allow(dead_code)]
-#[path = "../../src/fdt/mod.rs"]
-mod fdt;
-#[allow(dead_code)]
 #[path = "../../src/layout/crosvm.rs"]
 mod crosvm;
+#[allow(dead_code)]
+#[path = "../../src/fdt/mod.rs"]
+mod fdt;
 /// crosvm's memory map where the guest's sources look for it: the FDT reader takes its size
 /// limit from it.
 mod layout {
