@@ -98,32 +98,50 @@ const REMEMBERED_NODES: usize = 64;
 /// `/chosen` and, remembering where each child was, the console node before it.
 fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let root = fdt.root()?;
-    // Name and offset of each root child before /chosen, as far as they fit: slots are written
-    // in order and only the written ones read, so none is initialised before (a cost per slot).
-    let mut remembered = [const { MaybeUninit::<(&[u8], usize)>::uninit() }; REMEMBERED_NODES];
+    let (root_cells, first_child) = root.cells_and_children()?;
+    // Offset and name length of each root child before /chosen, as far as they fit: slots are
+    // written in order and only the written ones read, so none is initialised before (a cost
+    // per slot).
+    let mut remembered = [const { MaybeUninit::<(usize, usize)>::uninit() }; REMEMBERED_NODES];
     let mut count = 0;
-    let mut root_cells = Cells::default();
     let mut aliases = None;
-    let mut stdout_path = None;
-    let after_chosen = root.scan_children(None, |child| {
+    let mut chosen = None;
+    let mut error = None;
+    let after_chosen = root.scan_child_offsets(first_child, |offset, name_len, first_bytes| {
         if let Some(slot) = remembered.get_mut(count) {
-            slot.write((child.name(), child.offset()));
+            slot.write((offset, name_len));
         }
         count += 1;
-        // The first byte rules out most names at once.
-        match child.name().first() {
-            Some(b'a') if aliases.is_none() && node_name_matches(child.name(), b"aliases") => {
-                aliases = Some(*child);
-            }
-            Some(b'c') if node_name_matches(child.name(), b"chosen") => {
-                stdout_path = child.property(b"stdout-path")?;
-                root_cells = child.parent_cells();
-                return Ok(true);
-            }
-            _ => {}
+        // The first byte rules out most names in one test ('a' and 'c' differ in one bit), the
+        // first four nearly all the rest; the few left are read whole.
+        if first_bytes[0] | (b'a' ^ b'c') != b'c'
+            || (first_bytes != *b"chos" && first_bytes != *b"alia")
+        {
+            return false;
         }
-        Ok(false)
+        let child = match fdt.node_at(offset, root_cells) {
+            Ok(child) => child,
+            Err(e) => {
+                error = Some(e);
+                return true;
+            }
+        };
+        if node_name_matches(child.name(), b"chosen") {
+            chosen = Some(child);
+            return true;
+        }
+        if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
+            aliases = Some(child);
+        }
+        false
     })?;
+    if let Some(error) = error {
+        return Err(error.into());
+    }
+    let stdout_path = match chosen {
+        Some(chosen) => chosen.property(b"stdout-path")?,
+        None => None,
+    };
     let overflowed = count > REMEMBERED_NODES;
     let (mut path, _options) = split_stdout_path(stdout_path.ok_or(ConsoleError::NoStdoutPath)?);
     if path.first() != Some(&b'/') {
@@ -146,23 +164,24 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let node = if overflowed {
         root.child(first)?
     } else {
-        let written = &remembered[..count.min(REMEMBERED_NODES)];
-        let matches = |slot: &&MaybeUninit<(&[u8], usize)>| {
-            // SAFETY: The walk wrote the first `count` slots (as many as there are).
-            node_name_matches(unsafe { slot.assume_init_ref() }.0, first)
-        };
+        let written = remembered[..count.min(REMEMBERED_NODES)]
+            .iter()
+            .map(|slot| {
+                // SAFETY: The walk wrote the first `count` slots (as many as there are).
+                unsafe { slot.assume_init() }
+            });
         // A name with its unit address names one node (a full path is unique), so it is sought
-        // from the end, near which VMMs write their devices; a name without one matches the
-        // first node so named.
+        // from the end, near which VMMs write their devices, among names of its length; a name
+        // without one matches the first node so named.
         let found = if first.contains(&b'@') {
-            written.iter().rev().find(matches)
+            find_named(fdt, root_cells, written.rev(), first, |len| {
+                len == first.len()
+            })?
         } else {
-            written.iter().find(matches)
+            find_named(fdt, root_cells, written, first, |len| len >= first.len())?
         };
-        // SAFETY: As above.
-        let found = found.map(|slot| unsafe { slot.assume_init_ref() });
         match found {
-            Some(&(_, offset)) => Some(fdt.node_at(offset, root_cells)?),
+            Some(node) => Some(node),
             None => find_after(&root, after_chosen, first)?,
         }
     };
@@ -175,6 +194,26 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
         node = node.child(component)?.ok_or(ConsoleError::NodeNotFound)?;
     }
     Ok((node, translated))
+}
+
+/// The first of the root children at `(offset, name length)` in `children` that path component
+/// `component` names, reading only those whose name length `length_fits`.
+fn find_named<'a>(
+    fdt: &'a Fdt<'a>,
+    root_cells: Cells,
+    children: impl Iterator<Item = (usize, usize)>,
+    component: &[u8],
+    length_fits: impl Fn(usize) -> bool,
+) -> Result<Option<Node<'a>>, FdtError> {
+    for (offset, name_len) in children {
+        if length_fits(name_len) {
+            let node = fdt.node_at(offset, root_cells)?;
+            if node_name_matches(node.name(), component) {
+                return Ok(Some(node));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The first address in `reg` of `node`. Only the address must be there: the size is the

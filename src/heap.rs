@@ -20,12 +20,34 @@ const ORDER: usize = 32;
 
 /// The allocator behind `alloc` in vmbase binaries.
 pub struct VmbaseHeap {
-    heap: SpinMutex<Option<Heap<ORDER>>>,
+    heap: SpinMutex<HeapState>,
+}
+
+/// The allocator, set up in place: it is a few hundred bytes, which building it elsewhere and
+/// moving it into the static would cost a copy of at every boot.
+struct HeapState {
+    heap: Heap<ORDER>,
+    /// Whether `init` gave the allocator its region.
+    ready: bool,
+}
+
+impl HeapState {
+    const fn new() -> Self {
+        Self {
+            heap: Heap::empty(),
+            ready: false,
+        }
+    }
+
+    /// The allocator, once it has its region.
+    fn ready(&mut self) -> Option<&mut Heap<ORDER>> {
+        self.ready.then_some(&mut self.heap)
+    }
 }
 
 #[cfg_attr(all(target_arch = "aarch64", not(test)), global_allocator)]
 static HEAP: VmbaseHeap = VmbaseHeap {
-    heap: SpinMutex::new(None),
+    heap: SpinMutex::new(HeapState::new()),
 };
 
 #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
@@ -53,7 +75,7 @@ pub(crate) unsafe fn init() {
 pub fn usage() -> Option<(usize, usize)> {
     HEAP.heap
         .lock()
-        .as_ref()
+        .ready()
         .map(|heap| (heap.stats_alloc_actual(), heap.stats_total_bytes()))
 }
 
@@ -92,17 +114,16 @@ impl VmbaseHeap {
     /// Hands `region` to the allocator, which must not have one yet.
     #[cfg(any(test, target_arch = "aarch64"))]
     fn init(&self, region: &'static mut [u8]) {
-        let mut heap = self.heap.lock();
-        debug_assert!(heap.is_none(), "the heap is set up once");
-        let mut new_heap = Heap::empty();
+        let mut state = self.heap.lock();
+        debug_assert!(!state.ready, "the heap is set up once");
         // SAFETY: region is exclusively ours for the rest of the program ('static and &mut).
-        unsafe { new_heap.init(region.as_mut_ptr() as usize, region.len()) };
-        *heap = Some(new_heap);
+        unsafe { state.heap.init(region.as_mut_ptr() as usize, region.len()) };
+        state.ready = true;
     }
 
     fn try_alloc(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let mut heap = self.heap.lock();
-        let heap = heap.as_mut().ok_or(AllocError::BeforeInit(layout))?;
+        let heap = heap.ready().ok_or(AllocError::BeforeInit(layout))?;
         heap.alloc(layout).map_err(|()| AllocError::Exhausted {
             request: layout,
             allocated: heap.stats_alloc_actual(),
@@ -130,7 +151,7 @@ unsafe impl GlobalAlloc for VmbaseHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let (Some(heap), Some(block)) = (self.heap.lock().as_mut(), NonNull::new(ptr)) {
+        if let (Some(heap), Some(block)) = (self.heap.lock().ready(), NonNull::new(ptr)) {
             // SAFETY: The caller promises ptr came from alloc with this layout.
             unsafe { heap.dealloc(block, layout) };
         }
@@ -219,7 +240,7 @@ mod tests {
     #[test]
     fn allocates_from_the_region_and_reports_exhaustion() {
         let heap = VmbaseHeap {
-            heap: SpinMutex::new(None),
+            heap: SpinMutex::new(HeapState::new()),
         };
         let small = Layout::from_size_align(1024, 8).unwrap();
         assert_eq!(heap.try_alloc(small), Err(AllocError::BeforeInit(small)));
@@ -249,6 +270,6 @@ mod tests {
         );
         // SAFETY: block came from this heap with this layout.
         unsafe { heap.dealloc(block.as_ptr(), small) };
-        assert_eq!(heap.heap.lock().as_ref().unwrap().stats_alloc_actual(), 0);
+        assert_eq!(heap.heap.lock().ready().unwrap().stats_alloc_actual(), 0);
     }
 }

@@ -9,11 +9,19 @@
 #[path = "../../src/console.rs"]
 mod console;
 #[allow(dead_code)]
+#[path = "../../src/layout/crosvm.rs"]
+mod crosvm;
+#[allow(dead_code)]
 #[path = "../../src/fdt/mod.rs"]
 mod fdt;
 #[allow(dead_code)]
 #[path = "../../src/uart.rs"]
 mod uart;
+/// crosvm's memory map where the guest's sources look for it: the FDT reader and the console
+/// take their limits from it.
+mod layout {
+    pub(crate) use super::crosvm;
+}
 
 use libfuzzer_sys::fuzz_target;
 
@@ -64,6 +72,12 @@ fn read_everything(fdt: &fdt::Fdt) {
                 seen += 1;
                 Ok(seen == 3)
             });
+            if let Ok((cells, children)) = node.cells_and_children() {
+                let _ = node.scan_child_offsets(children, |offset, _, _| {
+                    let _ = fdt.node_at(offset, cells);
+                    false
+                });
+            }
         }
         level = next;
     }

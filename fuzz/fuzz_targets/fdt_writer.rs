@@ -6,8 +6,16 @@
 #![no_main]
 
 #[allow(dead_code)]
+#[path = "../../src/layout/crosvm.rs"]
+mod crosvm;
+#[allow(dead_code)]
 #[path = "../../src/fdt/mod.rs"]
 mod fdt;
+/// crosvm's memory map where the guest's sources look for it: the FDT reader takes its size
+/// limit from it.
+mod layout {
+    pub(crate) use super::crosvm;
+}
 
 use fdt::writer::FdtWriter;
 use fdt::Fdt;

@@ -232,6 +232,14 @@ pub fn c_string(bytes: &[u8]) -> &[u8] {
     bytes.split(|&b| b == 0).next().unwrap_or(bytes)
 }
 
+/// Whether `a` and `b` are equal. Names are short, and most that get this far match: a loop
+/// inlined at the caller (unrolled against a constant name) costs less than a call to `memcmp`,
+/// which compares byte by byte too on targets without unaligned loads.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Whether node `name` ("serial@3f8") is what path component `component` names: the same full
 /// name, or the same name before '@' when the component has no unit address.
 #[inline]
@@ -243,7 +251,7 @@ pub fn node_name_matches(name: &[u8], component: &[u8]) -> bool {
         Some(_) => false,
     };
     // And the first byte before calling memcmp.
-    boundary && name.first() == component.first() && name[..component.len()] == *component
+    boundary && same_bytes(&name[..component.len()], component)
 }
 
 /// The non-empty components of a path ("/soc/uart@0" gives "soc", "uart@0").
@@ -437,9 +445,7 @@ impl<'a> Fdt<'a> {
         offset
             .checked_add(name.len())
             .and_then(|end| self.strings.get(offset..=end))
-            .is_some_and(|s| {
-                s[name.len()] == 0 && s.first() == name.first() && s[..name.len()] == *name
-            })
+            .is_some_and(|s| s[name.len()] == 0 && same_bytes(&s[..name.len()], name))
     }
 
     /// The root node.
@@ -504,14 +510,35 @@ impl<'a> Fdt<'a> {
 
     /// The value of property `name` among the properties that start at `body`.
     fn property_at(&self, body: usize, name: &[u8]) -> Result<Option<&'a [u8]>, FdtError> {
-        let mut found = None;
+        let [value] = self.properties_at(body, [name])?;
+        Ok(value)
+    }
+
+    /// The values of properties `names` among the properties that start at `body`, in one scan
+    /// that stops once all are found.
+    #[inline(always)]
+    fn properties_at<const N: usize>(
+        &self,
+        body: usize,
+        names: [&[u8]; N],
+    ) -> Result<[Option<&'a [u8]>; N], FdtError> {
+        let mut places = [const { None }; N];
+        let mut missing = N;
         self.scan_properties(body, |name_offset, value| {
-            if self.string_is(name_offset, name) {
-                found = Some(self.value(value)?);
+            for (name, place) in names.iter().zip(&mut places) {
+                if place.is_none() && self.string_is(name_offset, name) {
+                    *place = Some(value);
+                    missing -= 1;
+                    break;
+                }
             }
-            Ok(found.is_some())
+            missing == 0
         })?;
-        Ok(found)
+        let mut values = [None; N];
+        for (value, place) in values.iter_mut().zip(places) {
+            *value = place.map(|place| self.value(place)).transpose()?;
+        }
+        Ok(values)
     }
 
     /// Calls `visit` with the name offset and the value's place (for [`Fdt::value`]) of each
@@ -521,7 +548,7 @@ impl<'a> Fdt<'a> {
     fn scan_properties(
         &self,
         body: usize,
-        mut visit: impl FnMut(usize, Range<usize>) -> Result<bool, FdtError>,
+        mut visit: impl FnMut(usize, Range<usize>) -> bool,
     ) -> Result<usize, FdtError> {
         let words = self.words;
         // A tag and the word after it exist while the tag's index is below this.
@@ -533,9 +560,10 @@ impl<'a> Fdt<'a> {
                 let Some(&name_offset) = words.get(index + 2) else {
                     break;
                 };
+                let name_offset = u32::from_be(name_offset) as usize;
                 let start = (index + 3) * 4;
                 let value = start..start.saturating_add(len as usize);
-                if visit(u32::from_be(name_offset) as usize, value)? {
+                if visit(name_offset, value) {
                     return Ok(index * 4);
                 }
                 // As in walk: a length past the block ends the loop.
@@ -693,9 +721,10 @@ pub struct Chosen<'a> {
 
 /// Splits a `stdout-path` value into the path (or alias) and the options after ':'.
 pub fn split_stdout_path(value: &[u8]) -> (&[u8], &[u8]) {
-    let value = c_string(value);
-    match value.iter().position(|&b| b == b':') {
-        Some(colon) => (&value[..colon], &value[colon + 1..]),
+    // One pass to the end of the path, whichever of ':' and NUL comes first.
+    match value.iter().position(|&b| b == 0 || b == b':') {
+        Some(end) if value[end] == b':' => (&value[..end], c_string(&value[end + 1..])),
+        Some(end) => (&value[..end], &[]),
         None => (value, &[]),
     }
 }
@@ -750,20 +779,30 @@ impl<'a> Node<'a> {
         Ok(self.cells_and_children()?.0)
     }
 
-    /// [`Node::cells`], and the offset of the first token after the node's properties, which
-    /// reading them finds.
-    fn cells_and_children(&self) -> Result<(Cells, usize), FdtError> {
+    /// [`Node::cells`], and the offset of the first token after the node's properties (where
+    /// [`Node::scan_child_offsets`] starts), which reading them finds.
+    pub fn cells_and_children(&self) -> Result<(Cells, usize), FdtError> {
         let mut cells = Cells::default();
         let fdt = self.fdt;
+        let mut error = None;
         let children = fdt.scan_properties(self.body, |name_offset, value| {
-            if fdt.string_is(name_offset, b"#address-cells") {
-                cells.address = cell_count(fdt.value(value)?)?;
+            let count = if fdt.string_is(name_offset, b"#address-cells") {
+                &mut cells.address
             } else if fdt.string_is(name_offset, b"#size-cells") {
-                cells.size = cell_count(fdt.value(value)?)?;
+                &mut cells.size
+            } else {
+                return false;
+            };
+            match fdt.value(value).and_then(cell_count) {
+                Ok(value) => *count = value,
+                Err(e) => error = Some(e),
             }
-            Ok(false)
+            error.is_some()
         })?;
-        Ok((cells, children))
+        match error {
+            Some(error) => Err(error),
+            None => Ok((cells, children)),
+        }
     }
 
     /// The parent's `#address-cells` and `#size-cells`, which encode this node's `reg`.
@@ -812,6 +851,35 @@ impl<'a> Node<'a> {
             stopped != Ok(false)
         })?;
         if stopped? {
+            Ok(Some(fdt.skip_subtree(after * 4)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Calls `visit` with the offset ([`Node::offset`], for [`Fdt::node_at`]), the name's length
+    /// and the name's first four bytes (as in the blob: NUL-padded when shorter) of each child
+    /// from offset `from` on (a child's offset, or where [`Node::cells_and_children`] says the
+    /// children start), until it returns `true`; returns the offset after the subtree of the
+    /// child it stopped at, or `None` if it never did. It makes no [`Node`] and slices no name:
+    /// the leanest walk over many children, for callers that look closely at few of them.
+    pub fn scan_child_offsets(
+        &self,
+        from: usize,
+        mut visit: impl FnMut(usize, usize, [u8; 4]) -> bool,
+    ) -> Result<Option<usize>, FdtError> {
+        let fdt = self.fdt;
+        let mut stopped = false;
+        let after = fdt.walk(from / 4, |index, name_len, _| {
+            // The walk found the name's NUL after this word, so it exists.
+            let first = fdt
+                .words
+                .get(index + 1)
+                .map_or([0; 4], |word| word.to_ne_bytes());
+            stopped = visit(index * 4, name_len, first);
+            stopped
+        })?;
+        if stopped {
             Ok(Some(fdt.skip_subtree(after * 4)?))
         } else {
             Ok(None)
@@ -1274,6 +1342,12 @@ pub(crate) mod tests {
                     seen += 1;
                     Ok(seen == 3)
                 });
+                if let Ok((_, children)) = node.cells_and_children() {
+                    let _ = node.scan_child_offsets(children, |offset, _, _| {
+                        let _ = fdt.node_at(offset, Cells::default());
+                        false
+                    });
+                }
             }
             level = next;
         }
@@ -1302,6 +1376,53 @@ pub(crate) mod tests {
         assert_eq!(end, None);
         assert_eq!(first.len(), 4);
         assert_eq!([first, rest].concat(), all);
+    }
+
+    #[test]
+    fn child_offsets_name_each_child_and_resume() {
+        let blob = qemu_virt();
+        let fdt = Fdt::new(&blob).unwrap();
+        let root = fdt.root().unwrap();
+        let (cells, children) = root.cells_and_children().unwrap();
+        let all: Vec<_> = root.children().map(|c| c.unwrap()).collect();
+        let mut first = Vec::new();
+        let after = root
+            .scan_child_offsets(children, |offset, name_len, first_bytes| {
+                first.push((offset, name_len, first_bytes));
+                offset == all[3].offset()
+            })
+            .unwrap();
+        let mut rest = Vec::new();
+        let end = root
+            .scan_child_offsets(after.unwrap(), |offset, name_len, first_bytes| {
+                rest.push((offset, name_len, first_bytes));
+                false
+            })
+            .unwrap();
+        assert_eq!(end, None);
+        assert_eq!(first.len(), 4);
+        let seen = [first, rest].concat();
+        assert_eq!(seen.len(), all.len());
+        for ((offset, name_len, first_bytes), child) in seen.into_iter().zip(&all) {
+            assert_eq!(offset, child.offset());
+            assert_eq!(name_len, child.name().len());
+            let mut padded = child.name().to_vec();
+            padded.resize(4.max(padded.len()), 0);
+            assert_eq!(first_bytes, padded[..4]);
+            assert_eq!(fdt.node_at(offset, cells).unwrap().name(), child.name());
+        }
+    }
+
+    #[test]
+    fn stdout_path_ends_at_the_first_colon_or_nul() {
+        assert_eq!(split_stdout_path(b"/uart@1\0"), (&b"/uart@1"[..], &b""[..]));
+        assert_eq!(split_stdout_path(b"serial0"), (&b"serial0"[..], &b""[..]));
+        assert_eq!(
+            split_stdout_path(b"serial0:115200n8\0:x"),
+            (&b"serial0"[..], &b"115200n8"[..])
+        );
+        assert_eq!(split_stdout_path(b"/a\0:b\0"), (&b"/a"[..], &b""[..]));
+        assert_eq!(split_stdout_path(b":9600"), (&b""[..], &b"9600"[..]));
     }
 
     #[test]
