@@ -327,6 +327,25 @@ pub enum Error {
         field: &'static str,
     },
 
+    /// A vmbase image was linked to run at another address than the one it would be loaded
+    /// at; vmbase has no relocation, so its entry code would reset the VM before any console.
+    #[error(
+        "{role} {path} is a vmbase image linked at {linked_at:#x}, but a {role} is loaded at \
+         {loaded_at:#x}: {hint}"
+    )]
+    ImageLinkedElsewhere {
+        /// "bootloader image" or "firmware".
+        role: &'static str,
+        /// The image.
+        path: PathBuf,
+        /// Where its entry code says it was linked.
+        linked_at: u64,
+        /// Where this boot would load it.
+        loaded_at: u64,
+        /// What to do instead.
+        hint: &'static str,
+    },
+
     /// A bootloader image or firmware is an ELF file, which QEMU would load byte for byte and
     /// the guest would execute its header.
     #[error(

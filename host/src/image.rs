@@ -80,8 +80,12 @@ pub(crate) enum ImageKind {
     /// An ELF file: it must be turned into a raw image first.
     Elf,
     /// A vmbase binary; `ram_end` is the highest address its entry code computes (the end of
-    /// its boot stack, at the end of `writable_data`), if that lies beyond the image itself.
-    Vmbase { ram_end: Option<u64> },
+    /// its boot stack, at the end of `writable_data`), if that lies beyond the image itself, and
+    /// `linked_at` the address it was linked to run at (its entry code's first literal).
+    Vmbase {
+        ram_end: Option<u64>,
+        linked_at: Option<u64>,
+    },
     /// An arm64 Linux `Image`, `image_size` bytes once loaded (0 when the header does not say).
     Arm64Image { image_size: u64 },
     /// Anything else: it may be a raw image of some other kind, or a mistake.
@@ -106,8 +110,10 @@ pub(crate) fn inspect(start: &[u8]) -> ImageKind {
         .take(VECTOR_TABLE_SETUP_WINDOW)
         .any(|pair| pair[0] & !0x1f == MSR_VBAR_EL1 && pair[1] == ISB);
     if installs_vectors {
+        let (ram_end, first_literal) = scan_entry_code(&words);
         return ImageKind::Vmbase {
-            ram_end: highest_address_computed(&words),
+            ram_end,
+            linked_at: first_literal.and_then(|index| read_u64(start, 4 * index)),
         };
     }
     ImageKind::Unknown
@@ -117,7 +123,7 @@ pub(crate) fn inspect(start: &[u8]) -> ImageKind {
 pub(crate) fn ram_end_needed(kind: &ImageKind, size: u64) -> u64 {
     let loaded = IMAGE_ADDRESS + size;
     match *kind {
-        ImageKind::Vmbase { ram_end } => ram_end.unwrap_or(0).max(loaded),
+        ImageKind::Vmbase { ram_end, .. } => ram_end.unwrap_or(0).max(loaded),
         ImageKind::Arm64Image { image_size } => (IMAGE_ADDRESS + image_size).max(loaded),
         ImageKind::Elf | ImageKind::Unknown => loaded,
     }
@@ -137,14 +143,17 @@ fn read_u64(bytes: &[u8], offset: usize) -> Option<u64> {
     ))
 }
 
-/// The highest address the entry code forms with `adr` or `adrp` (+ `add`), scanning from the
-/// first instruction up to the first literal that an `ldr` (literal) loads: the code before the
-/// literal pool. vmbase's entry forms the addresses of `.data`, `.bss` and both stacks this
-/// way, and the boot stack ends `writable_data`.
-fn highest_address_computed(words: &[u32]) -> Option<u64> {
+/// Scans the entry code from the first instruction up to the first literal that an `ldr`
+/// (literal) loads, the code before the literal pool, for the highest address it forms with
+/// `adr` or `adrp` (+ `add`), and for the word index of the first 64-bit literal it loads.
+/// vmbase's entry forms the addresses of `.data`, `.bss` and both stacks this way (the boot
+/// stack ends `writable_data`), and its first literal is its own link address (`ldr x, =entry`,
+/// the check that it runs where it was linked).
+fn scan_entry_code(words: &[u32]) -> (Option<u64>, Option<usize>) {
     let mut end_of_code = words.len();
     let mut page_of = [None; 32];
     let mut highest = None;
+    let mut first_literal = None;
     let mut index = 0;
     while index < end_of_code {
         let word = words[index];
@@ -171,6 +180,10 @@ fn highest_address_computed(words: &[u32]) -> Option<u64> {
             let literal = (4 * index as i64 + offset) / 4;
             if literal > index as i64 {
                 end_of_code = end_of_code.min(literal as usize);
+                // Bit 30: a 64-bit (X register) load.
+                if word & 0x4000_0000 != 0 && first_literal.is_none() {
+                    first_literal = Some(literal as usize);
+                }
             }
         }
         if let Some(address) = formed {
@@ -178,7 +191,7 @@ fn highest_address_computed(words: &[u32]) -> Option<u64> {
         }
         index += 1;
     }
-    highest
+    (highest, first_literal)
 }
 
 /// The signed 21-bit immediate of ADR/ADRP (immhi at bits 23:5, immlo at bits 30:29).
@@ -270,7 +283,13 @@ pub(crate) mod tests {
         );
         assert_eq!(inspect(&late), ImageKind::Unknown);
         let early = words(&[0xd503_201f, MSR_VBAR_EL1 | 1, ISB]);
-        assert_eq!(inspect(&early), ImageKind::Vmbase { ram_end: None });
+        assert_eq!(
+            inspect(&early),
+            ImageKind::Vmbase {
+                ram_end: None,
+                linked_at: None
+            }
+        );
     }
 
     #[test]
@@ -298,15 +317,17 @@ pub(crate) mod tests {
             0x9110_03de, // add x30, x30, #1024
             0x5800_005d, // ldr x29, #8 (the literal two words on)
             0xd503_201f,
-            // The literal pool: data that would decode as a far adrp must be ignored.
-            0xf000_0000,
-            0xf000_0000,
+            // The literal pool (=entry, the link address): data that would decode as a far
+            // adrp must be ignored.
+            0x8020_0000,
+            0x0000_0000,
         ]);
         let kind = inspect(&image);
         assert_eq!(
             kind,
             ImageKind::Vmbase {
-                ram_end: Some(0x8044_2400)
+                ram_end: Some(0x8044_2400),
+                linked_at: Some(0x8020_0000),
             }
         );
         assert_eq!(ram_end_needed(&kind, 48), 0x8044_2400);

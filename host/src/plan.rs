@@ -254,6 +254,7 @@ fn bootloader_boot(
             raw: raw_image_name(bootloader),
         });
     }
+    refuse_linked_elsewhere("bootloader image", bootloader, &kind, IMAGE_ADDRESS)?;
     let ram_end = RAM_START + u64::from(config.memory_mib) * MIB;
     let available = ram_end - IMAGE_ADDRESS;
     if size > available {
@@ -331,6 +332,7 @@ fn kernel_boot(
                     raw: raw_image_name(firmware),
                 });
             }
+            refuse_linked_elsewhere("firmware", firmware, &kind, FIRMWARE_ADDRESS)?;
             kind
         }
         None => ImageKind::Arm64Image {
@@ -571,6 +573,35 @@ fn non_empty_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
             path: path.to_owned(),
         }),
         size => Ok(size),
+    }
+}
+
+/// Refuses a vmbase image (`kind`) linked to run elsewhere than `loaded_at`: without relocation
+/// its entry code would find itself at the wrong address and reset the VM before any console.
+fn refuse_linked_elsewhere(
+    role: &'static str,
+    path: &Path,
+    kind: &ImageKind,
+    loaded_at: u64,
+) -> Result<(), Error> {
+    match *kind {
+        ImageKind::Vmbase {
+            linked_at: Some(linked_at),
+            ..
+        } if linked_at != loaded_at => Err(Error::ImageLinkedElsewhere {
+            role,
+            path: path.to_owned(),
+            linked_at,
+            loaded_at,
+            hint: if linked_at == FIRMWARE_ADDRESS {
+                "it is a VM firmware: boot a kernel through it with --kernel IMAGE --firmware"
+            } else if linked_at == IMAGE_ADDRESS {
+                "it is a bootloader: boot it with --bootloader"
+            } else {
+                "link it at the address its boot mode loads it at (see its image.ld)"
+            },
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+use vmbase_test_harness::guest_image;
 
 /// What a `vm` run printed and how it exited.
 struct Run {
@@ -526,14 +527,9 @@ fn device_tree_dumps_are_cached() {
     );
 }
 
-/// The example, built by `make guests`.
+/// The example, brought up to date by `make guests`.
 fn example_image() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../out/vmbase_example.bin");
-    assert!(
-        Path::new(path).is_file(),
-        "{path} is missing: run `make guests` first"
-    );
-    path.to_owned()
+    run_path(&guest_image("vmbase_example"))
 }
 
 /// Whether process `pid` is gone (or a zombie nobody reaped yet).
@@ -1051,6 +1047,27 @@ const REFUSALS: &[Refusal] = &[
         message: "the virtio console file {dir}/link.bin is the bootloader image {dir}/guest.bin",
     },
     Refusal {
+        name: "a vmbase firmware given as the bootloader",
+        args: &["run", "--bootloader", "{dir}/vmbase_linuxboot.bin"],
+        code: 1,
+        message: "bootloader image {dir}/vmbase_linuxboot.bin is a vmbase image linked at \
+                  0x7fc00000, but a bootloader image is loaded at 0x80200000: it is a VM \
+                  firmware",
+    },
+    Refusal {
+        name: "a vmbase bootloader given as the firmware",
+        args: &[
+            "run",
+            "--kernel",
+            "{dir}/Image",
+            "--firmware",
+            "{dir}/vmbase_example.bin",
+        ],
+        code: 1,
+        message: "firmware {dir}/vmbase_example.bin is a vmbase image linked at 0x80200000, but \
+                  a firmware is loaded at 0x7fc00000: it is a bootloader",
+    },
+    Refusal {
         name: "console that is the config",
         args: &["run", "{dir}/vm.json", "--console", "{dir}/vm.json"],
         code: 1,
@@ -1474,6 +1491,9 @@ fn refusal_fixture() -> common::Guest {
     );
     write_fake_kernel(&dir.join("Image"), 0x1000);
     write_fake_kernel(&dir.join("large-Image"), 64 << 20);
+    for image in ["vmbase_example", "vmbase_linuxboot"] {
+        fs::copy(guest_image(image), dir.join(format!("{image}.bin"))).unwrap();
+    }
     guest
 }
 
