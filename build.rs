@@ -1,9 +1,10 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! Assembles entry.S, exceptions.S, exceptions_panic.S and payload.S into libvmbase_entry.a (what Soong's
-//! `libvmbase_entry` is) and hands sections.ld and the assembler headers (`include/`) to the
-//! binaries that depend on vmbase. On the host it does nothing.
+//! Assembles entry.S, exceptions.S, exceptions_panic.S and payload.S into libvmbase_entry.a
+//! (what Soong's `libvmbase_entry` is) and hands sections.ld, the assembler headers (`include/`)
+//! and the chosen assembler and archiver to the binaries that depend on vmbase. On the host it
+//! does nothing.
 
 use std::env;
 use std::path::PathBuf;
