@@ -4,9 +4,8 @@
 #
 # Installs what building and booting vmbase needs, if it is missing: Debian packages for QEMU,
 # clang/LLVM (assembler, archiver, objcopy), bpfmt, gdb-multiarch (for `vm run --gdb`) and dtc
-# (for the FDT tests' round trips), and
-# the Rust toolchain and bare-metal target that rust-toolchain.toml pins. Quiet and idempotent:
-# prints only what it installs.
+# (for the FDT tests' round trips), and the Rust toolchain and bare-metal target that
+# rust-toolchain.toml pins. Quiet and idempotent: prints only what it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
