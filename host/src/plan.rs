@@ -242,19 +242,7 @@ fn bootloader_boot(
             path: bootloader.to_owned(),
         });
     }
-    let kind = image::inspect(&read_start(
-        "bootloader image",
-        bootloader,
-        image::INSPECTED_BYTES,
-    )?);
-    if kind == ImageKind::Elf {
-        return Err(Error::ImageIsElf {
-            role: "bootloader image",
-            path: bootloader.to_owned(),
-            raw: raw_image_name(bootloader),
-        });
-    }
-    refuse_linked_elsewhere("bootloader image", bootloader, &kind, IMAGE_ADDRESS)?;
+    let kind = inspect_first_image("bootloader image", bootloader, IMAGE_ADDRESS)?;
     let ram_end = RAM_START + u64::from(config.memory_mib) * MIB;
     let available = ram_end - IMAGE_ADDRESS;
     if size > available {
@@ -324,16 +312,7 @@ fn kernel_boot(
                     size,
                 });
             }
-            let kind = image::inspect(&read_start("firmware", firmware, image::INSPECTED_BYTES)?);
-            if kind == ImageKind::Elf {
-                return Err(Error::ImageIsElf {
-                    role: "firmware",
-                    path: firmware.clone(),
-                    raw: raw_image_name(firmware),
-                });
-            }
-            refuse_linked_elsewhere("firmware", firmware, &kind, FIRMWARE_ADDRESS)?;
-            kind
+            inspect_first_image("firmware", firmware, FIRMWARE_ADDRESS)?
         }
         None => ImageKind::Arm64Image {
             image_size: header.as_ref().map_or(0, |header| header.image_size),
@@ -574,6 +553,25 @@ fn non_empty_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
         }),
         size => Ok(size),
     }
+}
+
+/// What kind of image `path` is, the image that runs first (the bootloader or the firmware),
+/// loaded at `loaded_at`: refused if it is an ELF file or a vmbase image linked elsewhere.
+fn inspect_first_image(
+    role: &'static str,
+    path: &Path,
+    loaded_at: u64,
+) -> Result<ImageKind, Error> {
+    let kind = image::inspect(&read_start(role, path, image::INSPECTED_BYTES)?);
+    if kind == ImageKind::Elf {
+        return Err(Error::ImageIsElf {
+            role,
+            path: path.to_owned(),
+            raw: raw_image_name(path),
+        });
+    }
+    refuse_linked_elsewhere(role, path, &kind, loaded_at)?;
+    Ok(kind)
 }
 
 /// Refuses a vmbase image (`kind`) linked to run elsewhere than `loaded_at`: without relocation
