@@ -517,8 +517,8 @@ fn regular_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
     regular_file_start(role, path, 0).map(|(size, _)| size)
 }
 
-/// The size of a regular file that can be opened for reading, for what it is for: `role`, and
-/// its first `length` bytes (fewer if it is shorter), read through the same open.
+/// The size of the regular file at `path` (a `role`, for errors) that can be opened for reading,
+/// and its first `length` bytes (fewer if it is shorter), read through that one open.
 fn regular_file_start(
     role: &'static str,
     path: &Path,
