@@ -236,25 +236,13 @@ fn bootloader_boot(
     config: &VirtualMachineRawConfig,
     bootloader: &Path,
 ) -> Result<(Placement, ImageKind), Error> {
-    let size = regular_file_size("bootloader image", bootloader)?;
+    let (size, start) = regular_file_start("bootloader image", bootloader, image::INSPECTED_BYTES)?;
     if size == 0 {
         return Err(Error::ImageEmpty {
             path: bootloader.to_owned(),
         });
     }
-    let kind = image::inspect(&read_start(
-        "bootloader image",
-        bootloader,
-        image::INSPECTED_BYTES,
-    )?);
-    if kind == ImageKind::Elf {
-        return Err(Error::ImageIsElf {
-            role: "bootloader image",
-            path: bootloader.to_owned(),
-            raw: raw_image_name(bootloader),
-        });
-    }
-    refuse_linked_elsewhere("bootloader image", bootloader, &kind, IMAGE_ADDRESS)?;
+    let kind = inspect_first_image("bootloader image", bootloader, &start, IMAGE_ADDRESS)?;
     let ram_end = RAM_START + u64::from(config.memory_mib) * MIB;
     let available = ram_end - IMAGE_ADDRESS;
     if size > available {
@@ -296,8 +284,7 @@ fn kernel_boot(
     config: &VirtualMachineRawConfig,
     kernel: &Path,
 ) -> Result<(Placement, ImageKind), Error> {
-    let kernel_file_size = non_empty_file_size("kernel", kernel)?;
-    let start = read_start("kernel", kernel, image::INSPECTED_BYTES)?;
+    let (kernel_file_size, start) = non_empty_file_start("kernel", kernel, image::INSPECTED_BYTES)?;
     let header = match (ImageHeader::parse(&start), &config.firmware) {
         (Ok(header), _) => Some(header),
         // Checking the payload is the firmware's job: the tests of firmware rely on that.
@@ -312,28 +299,19 @@ fn kernel_boot(
     let initrd_size = config
         .initrd
         .as_deref()
-        .map(|initrd| non_empty_file_size("initrd", initrd))
+        .map(|initrd| non_empty_file_start("initrd", initrd, 0).map(|(size, _)| size))
         .transpose()?;
     // What runs first: the firmware, or else the kernel itself.
     let kind = match &config.firmware {
         Some(firmware) => {
-            let size = non_empty_file_size("firmware", firmware)?;
+            let (size, start) = non_empty_file_start("firmware", firmware, image::INSPECTED_BYTES)?;
             if size > FIRMWARE_MAX_SIZE {
                 return Err(Error::FirmwareTooLarge {
                     path: firmware.clone(),
                     size,
                 });
             }
-            let kind = image::inspect(&read_start("firmware", firmware, image::INSPECTED_BYTES)?);
-            if kind == ImageKind::Elf {
-                return Err(Error::ImageIsElf {
-                    role: "firmware",
-                    path: firmware.clone(),
-                    raw: raw_image_name(firmware),
-                });
-            }
-            refuse_linked_elsewhere("firmware", firmware, &kind, FIRMWARE_ADDRESS)?;
-            kind
+            inspect_first_image("firmware", firmware, &start, FIRMWARE_ADDRESS)?
         }
         None => ImageKind::Arm64Image {
             image_size: header.as_ref().map_or(0, |header| header.image_size),
@@ -495,19 +473,6 @@ fn warnings(
     )]
 }
 
-/// The first `length` bytes of a file (fewer if it is shorter), for what it is for: `role`.
-fn read_start(role: &'static str, path: &Path, length: usize) -> Result<Vec<u8>, Error> {
-    let mut start = Vec::with_capacity(length);
-    fs::File::open(path)
-        .and_then(|file| file.take(length as u64).read_to_end(&mut start))
-        .map_err(|source| Error::ImageUnreadable {
-            role,
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(start)
-}
-
 /// Where to suggest writing the raw image made from ELF file `elf`: beside it, `.bin`.
 fn raw_image_name(elf: &Path) -> PathBuf {
     let raw = elf.with_extension("bin");
@@ -549,6 +514,16 @@ fn validate_memory_mib(
 
 /// The size of a regular file that can be opened for reading.
 fn regular_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
+    regular_file_start(role, path, 0).map(|(size, _)| size)
+}
+
+/// The size of the regular file at `path` (a `role`, for errors) that can be opened for reading,
+/// and its first `length` bytes (fewer if it is shorter), read through that one open.
+fn regular_file_start(
+    role: &'static str,
+    path: &Path,
+    length: usize,
+) -> Result<(u64, Vec<u8>), Error> {
     let unreadable = |source| Error::ImageUnreadable {
         role,
         path: path.to_owned(),
@@ -561,19 +536,47 @@ fn regular_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
             path: path.to_owned(),
         });
     }
-    fs::File::open(path).map_err(unreadable)?;
-    Ok(metadata.len())
+    let mut start = Vec::with_capacity(length);
+    fs::File::open(path)
+        .and_then(|file| file.take(length as u64).read_to_end(&mut start))
+        .map_err(unreadable)?;
+    Ok((metadata.len(), start))
 }
 
-/// The size of a file that [`regular_file_size`] accepts and that is not empty.
-fn non_empty_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
-    match regular_file_size(role, path)? {
-        0 => Err(Error::FileEmpty {
+/// What [`regular_file_start`] says of a file that it accepts and that is not empty.
+fn non_empty_file_start(
+    role: &'static str,
+    path: &Path,
+    length: usize,
+) -> Result<(u64, Vec<u8>), Error> {
+    match regular_file_start(role, path, length)? {
+        (0, _) => Err(Error::FileEmpty {
             role,
             path: path.to_owned(),
         }),
-        size => Ok(size),
+        size_and_start => Ok(size_and_start),
     }
+}
+
+/// What kind of image `path` is from its first bytes, `start`: the image that runs first (the
+/// bootloader or the firmware), loaded at `loaded_at`. Refused if it is an ELF file or a vmbase
+/// image linked elsewhere.
+fn inspect_first_image(
+    role: &'static str,
+    path: &Path,
+    start: &[u8],
+    loaded_at: u64,
+) -> Result<ImageKind, Error> {
+    let kind = image::inspect(start);
+    if kind == ImageKind::Elf {
+        return Err(Error::ImageIsElf {
+            role,
+            path: path.to_owned(),
+            raw: raw_image_name(path),
+        });
+    }
+    refuse_linked_elsewhere(role, path, &kind, loaded_at)?;
+    Ok(kind)
 }
 
 /// Refuses a vmbase image (`kind`) linked to run elsewhere than `loaded_at`: without relocation
