@@ -222,7 +222,7 @@ impl Disk {
         token: u16,
     ) -> Result<(), BlockError> {
         let device = &mut self.device;
-        if poll_until(self.timeout_ms, || device.peek_used()).is_some() {
+        if poll_until(self.timeout_ms, || device.peek_used().is_some()) {
             return Ok(());
         }
         // The request stays queued; its bounce buffers stay allocated in the pool (the device
