@@ -4,6 +4,7 @@
 //! The arm64 Linux `Image` header (Documentation/arch/arm64/booting.rst): checking it, and where
 //! the kernel must sit to run.
 
+use crate::memory::overlaps;
 use core::fmt;
 use core::ops::Range;
 
@@ -192,7 +193,7 @@ impl ImageHeader {
             }
             let blocker = avoid
                 .iter()
-                .filter(|range| range.start < end && start < range.end)
+                .filter(|range| overlaps(range, &(start..end)))
                 .map(|range| range.end)
                 .max();
             match blocker {

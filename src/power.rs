@@ -26,19 +26,13 @@ pub fn reboot() -> ! {
 /// [`shutdown`] through the given SMCCC conduit. Falls back to a reset, then to halting this
 /// CPU, if the calls fail, saying so on the console.
 pub fn shutdown_via<C: Call>() -> ! {
-    end_vm::<C>(Request::PowerOff, &mut |message| {
-        crate::console::emergency_write_args(format_args!("{message}\n"))
-    });
-    halt()
+    end_vm_or_halt::<C>(Request::PowerOff)
 }
 
 /// [`reboot`] through the given SMCCC conduit. Halts this CPU if the call fails, saying so on
 /// the console.
 pub fn reboot_via<C: Call>() -> ! {
-    end_vm::<C>(Request::Reset, &mut |message| {
-        crate::console::emergency_write_args(format_args!("{message}\n"))
-    });
-    halt()
+    end_vm_or_halt::<C>(Request::Reset)
 }
 
 /// How a VM is asked to end.
@@ -46,6 +40,14 @@ pub fn reboot_via<C: Call>() -> ! {
 enum Request {
     PowerOff,
     Reset,
+}
+
+/// [`end_vm`], saying on the console what failed, then halts if the VM is still running.
+fn end_vm_or_halt<C: Call>(request: Request) -> ! {
+    end_vm::<C>(request, &mut |message| {
+        crate::console::emergency_write_args(format_args!("{message}\n"))
+    });
+    halt()
 }
 
 /// Asks the hypervisor through conduit `C` to end the VM as `request` says: `SYSTEM_OFF`, and

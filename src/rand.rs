@@ -259,15 +259,12 @@ pub fn set_fallback(fill: Fallback) -> bool {
 /// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 #[cfg(any(doc, target_arch = "aarch64"))]
 pub fn fill_with_entropy(bytes: &mut [u8]) -> Result<(), Error> {
-    match (init(), FALLBACK.get()) {
+    match (ENTROPY.call_once(Entropy::probe), FALLBACK.get()) {
+        (Ok(entropy), _) => entropy.fill(bytes),
         (Err(Error::NoEntropySource), Some(fallback)) => {
             fallback(bytes).then_some(()).ok_or(Error::FallbackFailed)
         }
-        (Err(error), _) => Err(error),
-        (Ok(_), _) => match ENTROPY.get() {
-            Some(Ok(entropy)) => entropy.fill(bytes),
-            _ => Err(Error::NoEntropySource),
-        },
+        (Err(error), _) => Err(*error),
     }
 }
 

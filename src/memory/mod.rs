@@ -19,6 +19,11 @@ pub fn dcache_line_size(ctr_el0: u64) -> usize {
     4 << ((ctr_el0 >> CTR_DMINLINE_SHIFT) & CTR_DMINLINE_MASK)
 }
 
+/// Whether `a` and `b` have an address in common: each starts before the other ends.
+pub(crate) fn overlaps<T: PartialOrd>(a: &Range<T>, b: &Range<T>) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
 /// The start address of every cache line of `line_size` bytes (a power of two) that `range`
 /// touches.
 pub fn cache_lines(range: &Range<usize>, line_size: usize) -> impl Iterator<Item = usize> {

@@ -4,6 +4,7 @@
 //! Maps and unmaps RAM and MMIO found at run time on the live page table, and remembers what it
 //! mapped so that ranges never overlap and nothing is both writable and executable.
 
+use super::overlaps;
 use crate::layout::PAGE_SIZE;
 use crate::paging::{PageTable, CODE, DATA, DEVICE, RODATA};
 use aarch64_paging::descriptor::El1Attributes as Attributes;
@@ -129,10 +130,6 @@ fn is_page_aligned(range: &Range<usize>) -> bool {
 
 fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
     outer.start <= inner.start && inner.end <= outer.end
-}
-
-fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
-    a.start < b.end && b.start < a.end
 }
 
 impl MemoryTracker {

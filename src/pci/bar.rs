@@ -5,6 +5,7 @@
 //! never overlapping another BAR.
 
 use super::{PciError, Space, Window, FOUR_GIB};
+use crate::memory::overlaps;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -17,10 +18,6 @@ pub struct BarAllocator {
     windows: Vec<Window>,
     /// PCI addresses already taken: BARs the VMM assigned, and those given out.
     used: Vec<Range<u64>>,
-}
-
-fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
-    a.start < b.end && b.start < a.end
 }
 
 impl BarAllocator {

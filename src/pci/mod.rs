@@ -13,6 +13,7 @@ pub use bar::BarAllocator;
 pub use root::{CamAccess, PciRoot};
 
 use crate::fdt::{Fdt, FdtError, Node};
+use crate::memory::overlaps;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{Range, RangeInclusive};
@@ -276,10 +277,6 @@ impl From<crate::memory::MemoryTrackerError> for PciError {
     fn from(error: crate::memory::MemoryTrackerError) -> Self {
         Self::Map(error)
     }
-}
-
-fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
-    a.start < b.end && b.start < a.end
 }
 
 /// Reads `count` big-endian cells as one value; `None` past the end.

@@ -143,13 +143,7 @@ impl Disk {
     }
 
     fn check(&self, operation: Operation, sector: u64, len: usize) -> Result<(), BlockError> {
-        let error = |kind| BlockError {
-            device: self.function,
-            operation,
-            sector,
-            len,
-            kind,
-        };
+        let error = |kind| self.error(operation, sector, len, kind);
         if self.broken {
             return Err(error(BlockErrorKind::Broken));
         }
@@ -184,14 +178,15 @@ impl Disk {
             self.device
                 .read_blocks_nb(sector as usize, &mut request, buffer, &mut response)
         };
-        let token = token.map_err(|e| self.error(Operation::Read, sector, buffer.len(), e))?;
-        self.wait(Operation::Read, sector, buffer.len(), token)?;
+        let token =
+            token.map_err(|e| self.device_error(Operation::Read, sector, buffer.len(), e))?;
+        self.wait(Operation::Read, sector, buffer.len())?;
         // SAFETY: The same buffers as read_blocks_nb got, for the token it returned.
         let result = unsafe {
             self.device
                 .complete_read_blocks(token, &request, buffer, &mut response)
         };
-        result.map_err(|e| self.error(Operation::Read, sector, buffer.len(), e))
+        result.map_err(|e| self.device_error(Operation::Read, sector, buffer.len(), e))
     }
 
     /// Writes `buffer` (whole sectors, at most [`Disk::max_request`]) at `sector`.
@@ -204,38 +199,26 @@ impl Disk {
             self.device
                 .write_blocks_nb(sector as usize, &mut request, buffer, &mut response)
         };
-        let token = token.map_err(|e| self.error(Operation::Write, sector, buffer.len(), e))?;
-        self.wait(Operation::Write, sector, buffer.len(), token)?;
+        let token =
+            token.map_err(|e| self.device_error(Operation::Write, sector, buffer.len(), e))?;
+        self.wait(Operation::Write, sector, buffer.len())?;
         // SAFETY: The same buffers as write_blocks_nb got, for the token it returned.
         let result = unsafe {
             self.device
                 .complete_write_blocks(token, &request, buffer, &mut response)
         };
-        result.map_err(|e| self.error(Operation::Write, sector, buffer.len(), e))
+        result.map_err(|e| self.device_error(Operation::Write, sector, buffer.len(), e))
     }
 
-    fn wait(
-        &mut self,
-        operation: Operation,
-        sector: u64,
-        len: usize,
-        token: u16,
-    ) -> Result<(), BlockError> {
+    fn wait(&mut self, operation: Operation, sector: u64, len: usize) -> Result<(), BlockError> {
         let device = &mut self.device;
-        if poll_until(self.timeout_ms, || device.peek_used()).is_some() {
+        if poll_until(self.timeout_ms, || device.peek_used().is_some()) {
             return Ok(());
         }
         // The request stays queued; its bounce buffers stay allocated in the pool (the device
         // may still write them), and the disk takes no more requests.
-        let _ = token;
         self.broken = true;
-        Err(BlockError {
-            device: self.function,
-            operation,
-            sector,
-            len,
-            kind: BlockErrorKind::TimedOut,
-        })
+        Err(self.error(operation, sector, len, BlockErrorKind::TimedOut))
     }
 
     fn error(
@@ -243,14 +226,24 @@ impl Disk {
         operation: Operation,
         sector: u64,
         len: usize,
-        error: virtio_drivers::Error,
+        kind: BlockErrorKind,
     ) -> BlockError {
         BlockError {
             device: self.function,
             operation,
             sector,
             len,
-            kind: BlockErrorKind::Device(error),
+            kind,
         }
+    }
+
+    fn device_error(
+        &self,
+        operation: Operation,
+        sector: u64,
+        len: usize,
+        error: virtio_drivers::Error,
+    ) -> BlockError {
+        self.error(operation, sector, len, BlockErrorKind::Device(error))
     }
 }

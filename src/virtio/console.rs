@@ -167,7 +167,7 @@ impl Console {
                 self.transport.notify(TRANSMIT_QUEUE);
             }
             let queue = &self.transmit_queue;
-            if poll_until(self.timeout_ms, || queue.can_pop().then_some(())).is_none() {
+            if !poll_until(self.timeout_ms, || queue.can_pop()) {
                 self.broken = true;
                 return Err(self.error(ConsoleOperation::Write, ConsoleErrorKind::TimedOut));
             }
@@ -186,7 +186,7 @@ impl Console {
                 return self.read_byte();
             };
             let queue = &self.receive_queue;
-            if poll_until(self.timeout_ms, || queue.can_pop().then_some(())).is_none() {
+            if !poll_until(self.timeout_ms, || queue.can_pop()) {
                 return Err(self.error(ConsoleOperation::Read, ConsoleErrorKind::TimedOut));
             }
             // SAFETY: The same buffer as offer_receive_buffer gave add, for its token.

@@ -25,14 +25,15 @@ pub use virtio_drivers;
 /// How long a device may take to answer one request before the driver gives up on it.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
 
-/// Polls `done` until it answers `Some`, or until `timeout_ms` of the generic timer elapse.
+/// Polls `done` until it answers true, or until `timeout_ms` of the generic timer elapse;
+/// returns its last answer.
 #[cfg(target_arch = "aarch64")]
-pub(crate) fn poll_until<T>(timeout_ms: u64, mut done: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn poll_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
     let start = crate::counter::ticks();
     let limit = crate::counter::frequency().saturating_mul(timeout_ms) / 1000;
     loop {
-        if let Some(value) = done() {
-            return Some(value);
+        if done() {
+            return true;
         }
         if crate::counter::ticks().wrapping_sub(start) > limit {
             return done();

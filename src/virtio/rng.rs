@@ -117,7 +117,7 @@ impl Rng {
                 self.transport.notify(REQUEST_QUEUE);
             }
             let queue = &self.queue;
-            if poll_until(self.timeout_ms, || queue.can_pop().then_some(())).is_none() {
+            if !poll_until(self.timeout_ms, || queue.can_pop()) {
                 // The request stays queued with its bounce buffer; the device is given up.
                 self.broken = true;
                 return Err(error(RngErrorKind::TimedOut));
