@@ -1206,6 +1206,47 @@ impl<'a> Iterator for CompatibleNodes<'a> {
     }
 }
 
+/// Runs every read the module offers over `blob` to its end, ignoring the results: what
+/// hostile input must survive. Shared by the unit tests and the fuzz target (`fuzz/`).
+#[cfg(any(test, fuzzing))]
+pub(crate) fn read_everything(blob: &[u8]) {
+    let Ok(fdt) = Fdt::new(blob) else { return };
+    let _ = fdt.check();
+    let _ = fdt.chosen();
+    let _ = fdt.resolve(b"serial0");
+    let _ = fdt.resolve(b"/chosen");
+    let _ = fdt.property(b"/chosen", b"stdout-path");
+    if let Ok(memory) = fdt.memory() {
+        memory.for_each(drop);
+    }
+    fdt.compatible_nodes(b"arm,pl011").for_each(drop);
+    // Every node, breadth by breadth, with everything it has.
+    let mut level = alloc::vec::Vec::new();
+    level.extend(fdt.root());
+    for _ in 0..=MAX_DEPTH {
+        let mut next = alloc::vec::Vec::new();
+        for node in &level {
+            node.properties().for_each(drop);
+            let _ = node.cells();
+            let _ = node.reg().map(|reg| reg.map(Iterator::count));
+            let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
+            next.extend(node.children().map_while(Result::ok).take(64));
+            let mut seen = 0;
+            let _ = node.scan_children(None, |_| {
+                seen += 1;
+                Ok(seen == 3)
+            });
+            if let Ok((cells, children)) = node.cells_and_children() {
+                let _ = node.scan_child_offsets(children, |offset, _, _| {
+                    let _ = fdt.node_at(offset, cells);
+                    false
+                });
+            }
+        }
+        level = next;
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -1312,45 +1353,6 @@ pub(crate) mod tests {
     /// QEMU virt's tree, in a heap buffer (8-byte aligned, unlike `include_bytes!`).
     pub(crate) fn qemu_virt() -> Vec<u8> {
         QEMU_VIRT_DTB.to_vec()
-    }
-
-    /// Runs every read the module offers over `blob` to its end, ignoring the results: what
-    /// hostile input must survive.
-    pub(crate) fn read_everything(blob: &[u8]) {
-        let Ok(fdt) = Fdt::new(blob) else { return };
-        let _ = fdt.check();
-        let _ = fdt.chosen();
-        let _ = fdt.resolve(b"serial0");
-        let _ = fdt.property(b"/chosen", b"stdout-path");
-        if let Ok(memory) = fdt.memory() {
-            memory.for_each(drop);
-        }
-        fdt.compatible_nodes(b"arm,pl011").for_each(drop);
-        // Every node, breadth by breadth, with everything it has.
-        let mut level = alloc::vec::Vec::new();
-        level.extend(fdt.root());
-        for _ in 0..=MAX_DEPTH {
-            let mut next = alloc::vec::Vec::new();
-            for node in &level {
-                node.properties().for_each(drop);
-                let _ = node.cells();
-                let _ = node.reg().map(|reg| reg.map(Iterator::count));
-                let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
-                next.extend(node.children().map_while(Result::ok).take(64));
-                let mut seen = 0;
-                let _ = node.scan_children(None, |_| {
-                    seen += 1;
-                    Ok(seen == 3)
-                });
-                if let Ok((_, children)) = node.cells_and_children() {
-                    let _ = node.scan_child_offsets(children, |offset, _, _| {
-                        let _ = fdt.node_at(offset, Cells::default());
-                        false
-                    });
-                }
-            }
-            level = next;
-        }
     }
 
     #[test]
