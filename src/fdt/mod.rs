@@ -19,6 +19,16 @@ use core::ops::Range;
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
 /// Size of the FDT header (version 17).
 pub const HEADER_SIZE: usize = 40;
+/// Header fields, by byte offset (Devicetree Specification 5.2).
+const TOTAL_SIZE: usize = 4;
+const OFF_DT_STRUCT: usize = 8;
+const OFF_DT_STRINGS: usize = 12;
+const OFF_MEM_RSVMAP: usize = 16;
+const VERSION: usize = 20;
+const LAST_COMP_VERSION: usize = 24;
+const BOOT_CPUID_PHYS: usize = 28;
+const SIZE_DT_STRINGS: usize = 32;
+const SIZE_DT_STRUCT: usize = 36;
 /// The largest tree [`from_region`] takes: crosvm's limit, and Linux's (booting.rst). It bounds
 /// what vmbase reads when `region` is large, as a window over all of RAM is.
 pub const MAX_SIZE: usize = crate::layout::crosvm::FDT_MAX_SIZE;
@@ -200,7 +210,7 @@ pub fn total_size(header: &[u8]) -> Result<usize, FdtError> {
     if magic != FDT_MAGIC {
         return Err(FdtError::BadMagic(magic));
     }
-    let size = be32(header, 4).ok_or(FdtError::Truncated)?;
+    let size = be32(header, TOTAL_SIZE).ok_or(FdtError::Truncated)?;
     usize::try_from(size).map_err(|_| FdtError::BadLayout)
 }
 
@@ -273,7 +283,7 @@ impl<'a> Fdt<'a> {
                 .map(|v| v as usize)
                 .ok_or(FdtError::Truncated)
         };
-        let last_compatible = field(24)? as u32;
+        let last_compatible = field(LAST_COMP_VERSION)? as u32;
         if last_compatible > LAST_COMPATIBLE_VERSION + 1 {
             return Err(FdtError::UnsupportedVersion(last_compatible));
         }
@@ -281,9 +291,9 @@ impl<'a> Fdt<'a> {
             let end = offset.checked_add(len).ok_or(FdtError::BadLayout)?;
             blob.get(offset..end).ok_or(FdtError::BadLayout)
         };
-        let structure_start = field(8)?;
-        let structure = block(structure_start, field(36)?)?;
-        let strings = block(field(12)?, field(32)?)?;
+        let structure_start = field(OFF_DT_STRUCT)?;
+        let structure = block(structure_start, field(SIZE_DT_STRUCT)?)?;
+        let strings = block(field(OFF_DT_STRINGS)?, field(SIZE_DT_STRINGS)?)?;
         if !structure_start.is_multiple_of(4) {
             return Err(FdtError::BadLayout);
         }
