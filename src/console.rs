@@ -265,27 +265,25 @@ impl ConsoleDevice {
         let address = first_address(&node)?;
         let compatible = node.property(b"compatible")?.unwrap_or_default();
         // The first entry vmbase has a driver for: entries go from the most specific on.
-        let (device, size): (fn(NonZeroUsize) -> Self, usize) = compatible
+        let device: fn(NonZeroUsize) -> Self = compatible
             .split(|&b| b == 0)
             .find_map(|entry| match entry {
-                b"ns16550a" | b"ns16550" | b"ns8250" => Some((
-                    Self::Ns16550 as fn(NonZeroUsize) -> Self,
-                    uart::REGISTERS_SIZE,
-                )),
-                b"arm,pl011" => Some((
-                    Self::Pl011,
-                    core::mem::size_of::<arm_pl011_uart::PL011Registers>(),
-                )),
+                b"ns16550a" | b"ns16550" | b"ns8250" => {
+                    Some(Self::Ns16550 as fn(NonZeroUsize) -> Self)
+                }
+                b"arm,pl011" => Some(Self::Pl011),
                 _ => None,
             })
             .ok_or(ConsoleError::UnsupportedDevice)?;
         let outside = ConsoleError::OutsideMmio(address);
         let base = usize::try_from(address).map_err(|_| outside)?;
-        let end = base.checked_add(size).ok_or(outside)?;
-        if !MMIO_RANGE.contains(&base) || end > MMIO_RANGE.end {
+        let device = device(NonZeroUsize::new(base).ok_or(outside)?);
+        // mmio_range saturates: registers past the end of the address space end past MMIO_RANGE.
+        let registers = device.mmio_range();
+        if !MMIO_RANGE.contains(&registers.start) || registers.end > MMIO_RANGE.end {
             return Err(outside);
         }
-        Ok(device(NonZeroUsize::new(base).ok_or(outside)?))
+        Ok(device)
     }
 
     /// The addresses of the device's registers: what a page table must map as device memory

@@ -5,6 +5,9 @@
 
 #![no_main]
 
+// The guest's sources name `alloc` as a no_std crate does.
+extern crate alloc;
+
 #[allow(dead_code)]
 #[path = "../../src/layout/crosvm.rs"]
 mod crosvm;

@@ -19,6 +19,16 @@ use core::ops::Range;
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
 /// Size of the FDT header (version 17).
 pub const HEADER_SIZE: usize = 40;
+/// Header fields, by byte offset (Devicetree Specification 5.2).
+const TOTAL_SIZE: usize = 4;
+const OFF_DT_STRUCT: usize = 8;
+const OFF_DT_STRINGS: usize = 12;
+const OFF_MEM_RSVMAP: usize = 16;
+const VERSION: usize = 20;
+const LAST_COMP_VERSION: usize = 24;
+const BOOT_CPUID_PHYS: usize = 28;
+const SIZE_DT_STRINGS: usize = 32;
+const SIZE_DT_STRUCT: usize = 36;
 /// The largest tree [`from_region`] takes: crosvm's limit, and Linux's (booting.rst). It bounds
 /// what vmbase reads when `region` is large, as a window over all of RAM is.
 pub const MAX_SIZE: usize = crate::layout::crosvm::FDT_MAX_SIZE;
@@ -200,7 +210,7 @@ pub fn total_size(header: &[u8]) -> Result<usize, FdtError> {
     if magic != FDT_MAGIC {
         return Err(FdtError::BadMagic(magic));
     }
-    let size = be32(header, 4).ok_or(FdtError::Truncated)?;
+    let size = be32(header, TOTAL_SIZE).ok_or(FdtError::Truncated)?;
     usize::try_from(size).map_err(|_| FdtError::BadLayout)
 }
 
@@ -273,7 +283,7 @@ impl<'a> Fdt<'a> {
                 .map(|v| v as usize)
                 .ok_or(FdtError::Truncated)
         };
-        let last_compatible = field(24)? as u32;
+        let last_compatible = field(LAST_COMP_VERSION)? as u32;
         if last_compatible > LAST_COMPATIBLE_VERSION + 1 {
             return Err(FdtError::UnsupportedVersion(last_compatible));
         }
@@ -281,9 +291,9 @@ impl<'a> Fdt<'a> {
             let end = offset.checked_add(len).ok_or(FdtError::BadLayout)?;
             blob.get(offset..end).ok_or(FdtError::BadLayout)
         };
-        let structure_start = field(8)?;
-        let structure = block(structure_start, field(36)?)?;
-        let strings = block(field(12)?, field(32)?)?;
+        let structure_start = field(OFF_DT_STRUCT)?;
+        let structure = block(structure_start, field(SIZE_DT_STRUCT)?)?;
+        let strings = block(field(OFF_DT_STRINGS)?, field(SIZE_DT_STRINGS)?)?;
         if !structure_start.is_multiple_of(4) {
             return Err(FdtError::BadLayout);
         }
@@ -1206,6 +1216,47 @@ impl<'a> Iterator for CompatibleNodes<'a> {
     }
 }
 
+/// Runs every read the module offers over `blob` to its end, ignoring the results: what
+/// hostile input must survive. Shared by the unit tests and the fuzz target (`fuzz/`).
+#[cfg(any(test, fuzzing))]
+pub(crate) fn read_everything(blob: &[u8]) {
+    let Ok(fdt) = Fdt::new(blob) else { return };
+    let _ = fdt.check();
+    let _ = fdt.chosen();
+    let _ = fdt.resolve(b"serial0");
+    let _ = fdt.resolve(b"/chosen");
+    let _ = fdt.property(b"/chosen", b"stdout-path");
+    if let Ok(memory) = fdt.memory() {
+        memory.for_each(drop);
+    }
+    fdt.compatible_nodes(b"arm,pl011").for_each(drop);
+    // Every node, breadth by breadth, with everything it has.
+    let mut level = alloc::vec::Vec::new();
+    level.extend(fdt.root());
+    for _ in 0..=MAX_DEPTH {
+        let mut next = alloc::vec::Vec::new();
+        for node in &level {
+            node.properties().for_each(drop);
+            let _ = node.cells();
+            let _ = node.reg().map(|reg| reg.map(Iterator::count));
+            let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
+            next.extend(node.children().map_while(Result::ok).take(64));
+            let mut seen = 0;
+            let _ = node.scan_children(None, |_| {
+                seen += 1;
+                Ok(seen == 3)
+            });
+            if let Ok((cells, children)) = node.cells_and_children() {
+                let _ = node.scan_child_offsets(children, |offset, _, _| {
+                    let _ = fdt.node_at(offset, cells);
+                    false
+                });
+            }
+        }
+        level = next;
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -1312,45 +1363,6 @@ pub(crate) mod tests {
     /// QEMU virt's tree, in a heap buffer (8-byte aligned, unlike `include_bytes!`).
     pub(crate) fn qemu_virt() -> Vec<u8> {
         QEMU_VIRT_DTB.to_vec()
-    }
-
-    /// Runs every read the module offers over `blob` to its end, ignoring the results: what
-    /// hostile input must survive.
-    pub(crate) fn read_everything(blob: &[u8]) {
-        let Ok(fdt) = Fdt::new(blob) else { return };
-        let _ = fdt.check();
-        let _ = fdt.chosen();
-        let _ = fdt.resolve(b"serial0");
-        let _ = fdt.property(b"/chosen", b"stdout-path");
-        if let Ok(memory) = fdt.memory() {
-            memory.for_each(drop);
-        }
-        fdt.compatible_nodes(b"arm,pl011").for_each(drop);
-        // Every node, breadth by breadth, with everything it has.
-        let mut level = alloc::vec::Vec::new();
-        level.extend(fdt.root());
-        for _ in 0..=MAX_DEPTH {
-            let mut next = alloc::vec::Vec::new();
-            for node in &level {
-                node.properties().for_each(drop);
-                let _ = node.cells();
-                let _ = node.reg().map(|reg| reg.map(Iterator::count));
-                let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
-                next.extend(node.children().map_while(Result::ok).take(64));
-                let mut seen = 0;
-                let _ = node.scan_children(None, |_| {
-                    seen += 1;
-                    Ok(seen == 3)
-                });
-                if let Ok((_, children)) = node.cells_and_children() {
-                    let _ = node.scan_child_offsets(children, |offset, _, _| {
-                        let _ = fdt.node_at(offset, Cells::default());
-                        false
-                    });
-                }
-            }
-            level = next;
-        }
     }
 
     #[test]

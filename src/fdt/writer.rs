@@ -9,18 +9,12 @@
 //! of the buffer), so every edit is one move of the bytes after it. An edit that does not fit
 //! fails with [`FdtError::NoSpace`] and leaves the tree as it was.
 
-use super::{be32, Fdt, FdtError, Token, FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, HEADER_SIZE};
+use super::{
+    be32, Fdt, FdtError, Token, BOOT_CPUID_PHYS, FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP,
+    HEADER_SIZE, LAST_COMP_VERSION, OFF_DT_STRINGS, OFF_DT_STRUCT, OFF_MEM_RSVMAP, SIZE_DT_STRINGS,
+    SIZE_DT_STRUCT, TOTAL_SIZE, VERSION,
+};
 
-/// Header fields, by byte offset (Devicetree Specification 5.2).
-const TOTAL_SIZE: usize = 4;
-const OFF_DT_STRUCT: usize = 8;
-const OFF_DT_STRINGS: usize = 12;
-const OFF_MEM_RSVMAP: usize = 16;
-const VERSION: usize = 20;
-const LAST_COMP_VERSION: usize = 24;
-const BOOT_CPUID_PHYS: usize = 28;
-const SIZE_DT_STRINGS: usize = 32;
-const SIZE_DT_STRUCT: usize = 36;
 /// One memory reservation entry: address and size, 64 bits each.
 const RESERVATION_SIZE: usize = 16;
 
