@@ -8,14 +8,14 @@
 //! it the first time.
 
 use std::env;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tempfile::TempDir;
 use vmbase_test_harness::{linux_cache_dir, newc_archive};
-use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance};
+use vmclient::{DeathReason, VirtualMachineRawConfig};
 
 /// RAM for the Linux tests: enough for Debian's kernel, and not a round number, so that the
 /// size init reports is clearly the configured one.
@@ -98,7 +98,7 @@ pub fn busybox_initramfs() -> Vec<u8> {
     .unwrap()
 }
 
-/// A Linux boot's files: the initramfs, and the console output once booted.
+/// A Linux boot: its config, and the directory holding its initramfs and any file a test adds.
 pub struct LinuxBoot {
     pub dir: TempDir,
     pub config: VirtualMachineRawConfig,
@@ -127,14 +127,8 @@ impl LinuxBoot {
     /// the timeout is killed, and reported as such.
     pub fn boot(&self) -> (DeathReason, String) {
         super::require_qemu();
-        let console_path = self.dir.path().join("console.txt");
-        let console = File::create(&console_path).unwrap();
-        let mut vm = VmInstance::create(&self.config, Some(console), None).unwrap();
-        vm.start().unwrap();
-        let reason = vm
-            .wait_for_death_with_timeout(LINUX_BOOT_TIMEOUT)
-            .unwrap_or_else(|| vm.kill());
-        (reason, fs::read_to_string(console_path).unwrap())
+        let boot = vmbase_test_harness::boot(&self.config, LINUX_BOOT_TIMEOUT).unwrap();
+        (boot.reason, boot.console)
     }
 }
 
