@@ -22,7 +22,7 @@ use sha2::{Digest, Sha512};
 use vmbase::entry::{expected_stack_guard, stack_guard};
 use vmbase::fdt::Fdt;
 use vmbase::layout::{Layout, PAGE_SIZE};
-use vmbase::memory::{MemoryTracker, MemoryTrackerError};
+use vmbase::memory::{whole_pages, MemoryTracker, MemoryTrackerError};
 use vmbase::paging::PageTable;
 use vmbase::payload::jump_to_payload;
 use vmbase::{configure_heap, logger, main};
@@ -111,12 +111,7 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
 
 /// The first `/memory` range of the FDT, rounded in to whole pages.
 fn memory_range(fdt: &[u8]) -> Option<Range<usize>> {
-    let ram = Fdt::new(fdt).ok()?.memory().ok()?.next()?.ok()?;
-    let start = usize::try_from(ram.start)
-        .ok()?
-        .checked_next_multiple_of(PAGE_SIZE)?;
-    let end = usize::try_from(ram.end).ok()? & !(PAGE_SIZE - 1);
-    (start < end).then_some(start..end)
+    whole_pages(&Fdt::new(fdt).ok()?.memory().ok()?.next()?.ok()?)
 }
 
 /// Maps the last 16 KiB of RAM read-write on the live page table, writes and reads it, unmaps it,

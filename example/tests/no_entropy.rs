@@ -6,28 +6,18 @@
 //! refuse to make up entropy. Its own test binary, because it puts a QEMU wrapper first on PATH
 //! for the whole process.
 
-use std::time::Duration;
-use vmbase_test_harness::{assert_in_order, boot, guest_image, use_cpu_without_rng};
-use vmclient::{DeathReason, VirtualMachineRawConfig};
+mod backend;
 
-const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+use backend::{DeathReason, boot_example};
+use vmbase_test_harness::{assert_in_order, use_cpu_without_rng};
 
 #[test]
 fn example_boots_without_entropy_and_says_so() {
-    let image = guest_image("vmbase_example");
     // SAFETY: This test binary has this one test, so no other thread uses the environment.
     let _qemu_wrapper = unsafe { use_cpu_without_rng() };
 
-    let config = VirtualMachineRawConfig {
-        name: "VmBaseNoEntropyTest".to_owned(),
-        bootloader: Some(image),
-        memory_mib: 300,
-        num_cpus: 1,
-        platform_version: "~1.0".to_owned(),
-        ..Default::default()
-    };
-    let boot = boot(&config, BOOT_TIMEOUT).expect("boot the example");
-    let lines = boot.lines();
+    let run = boot_example(300, 1);
+    let lines = run.console;
     assert_in_order(
         &lines,
         &[
@@ -39,7 +29,7 @@ fn example_boots_without_entropy_and_says_so() {
         ],
     );
     assert_eq!(
-        boot.reason,
+        run.reason,
         DeathReason::Shutdown,
         "console:\n{}",
         lines.join("\n")

@@ -72,13 +72,6 @@ pub fn range(start: u64, size: u64) -> Option<Range<u64>> {
     (start < end).then_some(start..end)
 }
 
-/// The whole pages of `page_size` bytes (a power of two) inside `range`, if there is one.
-pub fn whole_pages(range: &Range<u64>, page_size: u64) -> Option<Range<u64>> {
-    let start = range.start.checked_next_multiple_of(page_size)?;
-    let end = range.end & !(page_size - 1);
-    (start < end).then_some(start..end)
-}
-
 /// Whether `a` and `b` share a byte.
 pub fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
     a.start < b.end && b.start < a.end
@@ -182,14 +175,6 @@ mod tests {
         assert_eq!(range(0x1000, 0), None);
         assert_eq!(range(u64::MAX - 1, 2), None);
         assert_eq!(range(u64::MAX - 1, 1), Some(u64::MAX - 1..u64::MAX));
-    }
-
-    #[test]
-    fn ram_is_rounded_in_to_whole_pages() {
-        assert_eq!(whole_pages(&(0x1000..0x3000), 0x1000), Some(0x1000..0x3000));
-        assert_eq!(whole_pages(&(0x1001..0x3fff), 0x1000), Some(0x2000..0x3000));
-        assert_eq!(whole_pages(&(0x1001..0x2fff), 0x1000), None);
-        assert_eq!(whole_pages(&(u64::MAX - 10..u64::MAX), 0x1000), None);
     }
 
     #[test]

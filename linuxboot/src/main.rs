@@ -27,7 +27,7 @@ use vmbase::fdt::writer::FdtWriter;
 use vmbase::fdt::{Fdt, FdtError};
 use vmbase::layout::{Layout, PAGE_SIZE};
 use vmbase::linux::{ImageError, ImageHeader};
-use vmbase::memory::{flushed_zeroize, MemoryTracker, MemoryTrackerError};
+use vmbase::memory::{flushed_zeroize, whole_pages, MemoryTracker, MemoryTrackerError};
 use vmbase::paging::PageTable;
 use vmbase::{configure_heap, main, power, println, rand};
 
@@ -134,7 +134,7 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     let fdt = Fdt::new(vmm_tree)?;
     let memory = fdt.memory()?.next().ok_or(Refusal::NoMemory)??;
     // Whole pages: what the page table can map.
-    let ram = checks::whole_pages(&memory, PAGE_SIZE as u64).ok_or(Refusal::NoWholePage(memory))?;
+    let ram = whole_pages(&memory).ok_or(Refusal::NoWholePage(memory))?;
     let chosen = fdt.chosen()?;
     let has_chosen = chosen.is_some();
     let initrd = chosen.and_then(|chosen| chosen.initrd);
@@ -144,7 +144,7 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
         kernel: checks::range(x1, x2).ok_or(LayoutError::Empty(Part::Kernel))?,
         initrd,
         firmware: layout.text.start as u64..layout.boot_stack.end as u64,
-        ram,
+        ram: ram.start as u64..ram.end as u64,
     };
     handoff.check()?;
 
@@ -161,11 +161,7 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     page_table
         .unmap(&layout.dtb)
         .map_err(MemoryTrackerError::PageTable)?;
-    let tracker = MemoryTracker::new(
-        page_table,
-        usize_range(&handoff.ram),
-        vmbase::layout::crosvm::MMIO_RANGE,
-    )?;
+    let tracker = MemoryTracker::new(page_table, ram, vmbase::layout::crosvm::MMIO_RANGE)?;
     // SAFETY: The table maps the console, the image, .data, .bss (heap and page tables
     // included) and both stacks: everything used from here on but the tree, kernel and initrd,
     // which are mapped below before they are touched.

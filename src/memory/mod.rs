@@ -8,7 +8,18 @@ mod tracker;
 
 pub use tracker::{MemoryTracker, MemoryTrackerError, MemoryType, Region};
 
+use crate::layout::PAGE_SIZE;
 use core::ops::Range;
+
+/// The whole pages inside `range` (a `/memory` range, which need not be page-aligned): the RAM a
+/// [`MemoryTracker`] can manage. `None` if it holds no whole page.
+pub fn whole_pages(range: &Range<u64>) -> Option<Range<usize>> {
+    let start = usize::try_from(range.start)
+        .ok()?
+        .checked_next_multiple_of(PAGE_SIZE)?;
+    let end = usize::try_from(range.end).ok()? & !(PAGE_SIZE - 1);
+    (start < end).then_some(start..end)
+}
 
 /// `CTR_EL0.DminLine`, bits [19:16]: log2 of the smallest data cache line, in 4-byte words.
 const CTR_DMINLINE_SHIFT: u64 = 16;
@@ -83,6 +94,14 @@ pub fn flushed_zeroize(region: &mut [u8]) {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn ram_is_rounded_in_to_whole_pages() {
+        assert_eq!(whole_pages(&(0x1000..0x3000)), Some(0x1000..0x3000));
+        assert_eq!(whole_pages(&(0x1001..0x3fff)), Some(0x2000..0x3000));
+        assert_eq!(whole_pages(&(0x1001..0x2fff)), None);
+        assert_eq!(whole_pages(&(u64::MAX - 10..u64::MAX)), None);
+    }
 
     #[test]
     fn line_size_comes_from_dminline() {

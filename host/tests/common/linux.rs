@@ -8,14 +8,14 @@
 //! it the first time.
 
 use std::env;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tempfile::TempDir;
-use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance};
+use vmbase_test_harness::{linux_cache_dir, newc_archive};
+use vmclient::{DeathReason, VirtualMachineRawConfig};
 
 /// RAM for the Linux tests: enough for Debian's kernel, and not a round number, so that the
 /// size init reports is clearly the configured one.
@@ -57,11 +57,7 @@ $bb poweroff -f
 fn linux_cache() -> &'static Path {
     static CACHE: OnceLock<PathBuf> = OnceLock::new();
     CACHE.get_or_init(|| {
-        let cache = env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-            .expect("neither XDG_CACHE_HOME nor HOME is set");
-        let linux = cache.join("vmbase/linux");
+        let linux = linux_cache_dir().expect("neither XDG_CACHE_HOME nor HOME is set");
         let present = || linux.join("Image").is_file() && linux.join("busybox").is_file();
         if !present() {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/install-deps.sh");
@@ -90,7 +86,7 @@ pub fn debian_kernel() -> PathBuf {
 /// `/init`.
 pub fn busybox_initramfs() -> Vec<u8> {
     let busybox = fs::read(linux_cache().join("busybox")).unwrap();
-    let entries: [(&str, u32, &[u8]); 7] = [
+    newc_archive(&[
         ("bin", 0o040_755, b""),
         ("dev", 0o040_755, b""),
         ("proc", 0o040_755, b""),
@@ -98,26 +94,11 @@ pub fn busybox_initramfs() -> Vec<u8> {
         ("dev/console", 0o020_600, b""),
         ("bin/busybox", 0o100_755, &busybox),
         ("init", 0o100_755, INIT_SCRIPT.as_bytes()),
-    ];
-    let mut archive = Vec::new();
-    for (inode, (name, mode, data)) in entries.into_iter().enumerate() {
-        let mut builder = cpio::NewcBuilder::new(name)
-            .ino(inode as u32 + 1)
-            .mode(mode)
-            .nlink(if mode & 0o040_000 != 0 { 2 } else { 1 });
-        if name == "dev/console" {
-            // The console character device, 5:1.
-            builder = builder.rdev_major(5).rdev_minor(1);
-        }
-        let mut writer = builder.write(&mut archive, data.len() as u32);
-        writer.write_all(data).unwrap();
-        writer.finish().unwrap();
-    }
-    cpio::newc::trailer(&mut archive).unwrap();
-    archive
+    ])
+    .unwrap()
 }
 
-/// A Linux boot's files: the initramfs, and the console output once booted.
+/// A Linux boot: its config, and the directory holding its initramfs and any file a test adds.
 pub struct LinuxBoot {
     pub dir: TempDir,
     pub config: VirtualMachineRawConfig,
@@ -146,14 +127,8 @@ impl LinuxBoot {
     /// the timeout is killed, and reported as such.
     pub fn boot(&self) -> (DeathReason, String) {
         super::require_qemu();
-        let console_path = self.dir.path().join("console.txt");
-        let console = File::create(&console_path).unwrap();
-        let mut vm = VmInstance::create(&self.config, Some(console), None).unwrap();
-        vm.start().unwrap();
-        let reason = vm
-            .wait_for_death_with_timeout(LINUX_BOOT_TIMEOUT)
-            .unwrap_or_else(|| vm.kill());
-        (reason, fs::read_to_string(console_path).unwrap())
+        let boot = vmbase_test_harness::boot(&self.config, LINUX_BOOT_TIMEOUT).unwrap();
+        (boot.reason, boot.console)
     }
 }
 

@@ -166,3 +166,33 @@ pub fn stand_in_kernel(file_size: usize, image_size: u64) -> Vec<u8> {
     }
     image
 }
+
+/// Where `tools/install-deps.sh linux` keeps Debian's arm64 kernel (`Image`) and `busybox`:
+/// `$XDG_CACHE_HOME/vmbase/linux`, by default `~/.cache/vmbase/linux`; `None` if neither
+/// variable is set.
+pub fn linux_cache_dir() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    Some(cache.join("vmbase/linux"))
+}
+
+/// A newc cpio archive (an initramfs) of `entries`, each a path, a mode (file type included) and
+/// the contents, numbered from inode 1. `dev/console` is the console character device, 5:1.
+pub fn newc_archive(entries: &[(&str, u32, &[u8])]) -> std::io::Result<Vec<u8>> {
+    let mut archive = Vec::new();
+    for (inode, &(name, mode, data)) in entries.iter().enumerate() {
+        let mut builder = cpio::NewcBuilder::new(name)
+            .ino(inode as u32 + 1)
+            .mode(mode)
+            .nlink(if mode & 0o040_000 != 0 { 2 } else { 1 });
+        if name == "dev/console" {
+            builder = builder.rdev_major(5).rdev_minor(1);
+        }
+        let mut writer = builder.write(&mut archive, data.len() as u32);
+        std::io::Write::write_all(&mut writer, data)?;
+        writer.finish()?;
+    }
+    cpio::newc::trailer(&mut archive)?;
+    Ok(archive)
+}

@@ -13,8 +13,8 @@ use alloc::vec;
 use core::fmt::Write;
 use core::ops::Range;
 use vmbase::fdt::Fdt;
-use vmbase::layout::{Layout, PAGE_SIZE};
-use vmbase::memory::MemoryTracker;
+use vmbase::layout::Layout;
+use vmbase::memory::{whole_pages, MemoryTracker};
 use vmbase::paging::PageTable;
 use vmbase::pci::PciRoot;
 use vmbase::virtio::blk::{BlockErrorKind, Disk, SECTOR};
@@ -104,12 +104,7 @@ fn test_from_bootargs(bootargs: &[u8]) -> Option<&str> {
 
 /// The first `/memory` range, rounded in to pages.
 fn ram(fdt: &Fdt) -> Option<Range<usize>> {
-    let range = fdt.memory().ok()?.next()?.ok()?;
-    let start = usize::try_from(range.start)
-        .ok()?
-        .checked_next_multiple_of(PAGE_SIZE)?;
-    let end = usize::try_from(range.end).ok()? & !(PAGE_SIZE - 1);
-    (start < end).then_some(start..end)
+    whole_pages(&fdt.memory().ok()?.next()?.ok()?)
 }
 
 /// Maps the image and the console, and makes the page table live with a tracker over RAM and

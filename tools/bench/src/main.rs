@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-use vmbase_test_harness::{STAND_IN_KERNEL_INSTRUCTIONS, repository_root, stand_in_kernel};
+use vmbase_test_harness::{
+    STAND_IN_KERNEL_INSTRUCTIONS, linux_cache_dir, newc_archive, repository_root, stand_in_kernel,
+};
 use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig, boot_stub};
 
@@ -268,11 +270,7 @@ fn firmware_boot_costs(root: &Path) -> Result<Vec<u64>> {
 
 /// Where `tools/install-deps.sh linux` keeps Debian's kernel and busybox.
 fn linux_cache() -> Result<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-        .context("neither XDG_CACHE_HOME nor HOME is set")?;
-    let linux = cache.join("vmbase/linux");
+    let linux = linux_cache_dir().context("neither XDG_CACHE_HOME nor HOME is set")?;
     if !linux.join("Image").is_file() || !linux.join("busybox").is_file() {
         bail!(
             "no Debian kernel in {}: run make linux-deps",
@@ -285,30 +283,13 @@ fn linux_cache() -> Result<PathBuf> {
 /// A newc initramfs whose `/init` powers the VM off at once: busybox and a console.
 fn poweroff_initramfs(busybox: &[u8]) -> Result<Vec<u8>> {
     const INIT: &[u8] = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n";
-    let entries: [(&str, u32, &[u8]); 4] = [
+    Ok(newc_archive(&[
         ("bin", 0o040_755, b""),
         ("dev", 0o040_755, b""),
         ("bin/busybox", 0o100_755, busybox),
         ("init", 0o100_755, INIT),
-    ];
-    let mut archive = Vec::new();
-    for (inode, (name, mode, data)) in entries.into_iter().enumerate() {
-        let builder = cpio::NewcBuilder::new(name)
-            .ino(inode as u32 + 1)
-            .mode(mode)
-            .nlink(if mode & 0o040_000 != 0 { 2 } else { 1 });
-        let mut writer = builder.write(&mut archive, data.len() as u32);
-        std::io::Write::write_all(&mut writer, data)?;
-        writer.finish()?;
-    }
-    let console = cpio::NewcBuilder::new("dev/console")
-        .ino(entries.len() as u32 + 1)
-        .mode(0o020_600)
-        .rdev_major(5)
-        .rdev_minor(1);
-    console.write(&mut archive, 0).finish()?;
-    cpio::newc::trailer(&mut archive)?;
-    Ok(archive)
+        ("dev/console", 0o020_600, b""),
+    ])?)
 }
 
 /// Median wall times of `vm run` booting Debian's kernel to init's power-off, directly and
