@@ -3,6 +3,7 @@
 
 //! The guest's device tree: QEMU's own, with `/memory` and `/chosen/bootargs` rewritten.
 
+use crate::accel::Chosen;
 use crate::bounded_read::read_regular_file;
 use crate::error::Error;
 use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
@@ -44,18 +45,21 @@ const SEEDS: [(&str, usize); 2] = [("kaslr-seed", 8), ("rng-seed", 32)];
 /// `$XDG_CACHE_HOME/vmclient` (or `~/.cache/vmclient`), named after the QEMU binary (path,
 /// size, modification time) and the machine options; a new QEMU or other options miss the
 /// cache. A cached tree that is not a complete, valid device tree is dumped again and replaced.
-/// Without a usable cache directory every VM dumps afresh. The seeds in a dump are never used:
+/// Without a usable cache directory every VM dumps afresh. Under KVM, where the tree also
+/// depends on what the host kernel's KVM offers, the kernel's release is part of the name too.
+/// The seeds in a dump are never used:
 /// [`rewrite`] draws new ones for every VM.
 ///
 /// The dump is killed after [`DUMP_TIMEOUT`], or as soon as `interrupt` is raised.
 pub(crate) fn qemu_device_tree(
     memory_mib: u32,
     num_cpus: u32,
+    accelerator: &Chosen,
     boot_stub: &Path,
     scratch: &Path,
     interrupt: &AtomicBool,
 ) -> Result<Vec<u8>, Error> {
-    let cached = cache_file(memory_mib, num_cpus);
+    let cached = cache_file(memory_mib, num_cpus, accelerator);
     if let Some(dtb) = cached
         .as_deref()
         .and_then(|path| read_regular_file(path, FDT_MAX_SIZE).ok())
@@ -63,7 +67,14 @@ pub(crate) fn qemu_device_tree(
     {
         return Ok(dtb);
     }
-    let dtb = dump_qemu_device_tree(memory_mib, num_cpus, boot_stub, scratch, interrupt)?;
+    let dtb = dump_qemu_device_tree(
+        memory_mib,
+        num_cpus,
+        accelerator,
+        boot_stub,
+        scratch,
+        interrupt,
+    )?;
     check_dump(&dtb).map_err(|reason| {
         Error::DeviceTreeParse(format!("QEMU's dump {}: {reason}", scratch.display()))
     })?;
@@ -90,7 +101,7 @@ fn check_dump(dtb: &[u8]) -> Result<(), String> {
 }
 
 /// The cache file for these options, if QEMU is on `PATH` and there is a cache directory.
-fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
+fn cache_file(memory_mib: u32, num_cpus: u32, accelerator: &Chosen) -> Option<PathBuf> {
     let qemu = env::split_paths(&env::var_os("PATH")?)
         .map(|dir| dir.join(qemu::QEMU))
         .find(|path| path.is_file())?;
@@ -101,7 +112,19 @@ fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
     let mut hasher = DefaultHasher::new();
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
     // Which stub file is given does not change the tree; that there is one does.
-    qemu::machine_args(memory_mib, num_cpus, Path::new("boot-stub"), None).hash(&mut hasher);
+    qemu::machine_args(
+        memory_mib,
+        num_cpus,
+        accelerator,
+        Path::new("boot-stub"),
+        None,
+    )
+    .hash(&mut hasher);
+    if accelerator.is_kvm() {
+        fs::read("/proc/sys/kernel/osrelease")
+            .ok()?
+            .hash(&mut hasher);
+    }
     let name = format!("qemu-virt-{:016x}.dtb", hasher.finish());
     Some(directory.join(CACHE_SUBDIRECTORY).join(name))
 }
@@ -121,6 +144,7 @@ fn store(path: &Path, dtb: &[u8]) -> std::io::Result<()> {
 fn dump_qemu_device_tree(
     memory_mib: u32,
     num_cpus: u32,
+    accelerator: &Chosen,
     boot_stub: &Path,
     output: &Path,
     interrupt: &AtomicBool,
@@ -132,6 +156,7 @@ fn dump_qemu_device_tree(
             .args(qemu::machine_args(
                 memory_mib,
                 num_cpus,
+                accelerator,
                 boot_stub,
                 Some(output),
             ))
@@ -351,6 +376,9 @@ mod tests {
         dump_qemu_device_tree(
             memory_mib,
             2,
+            &Chosen::Tcg {
+                instead_of_kvm: None,
+            },
             &stub,
             &dir.path().join("qemu.dtb"),
             &AtomicBool::new(false),

@@ -156,6 +156,7 @@ impl VmInstance {
             let qemu_dtb = device_tree::qemu_device_tree(
                 plan.memory_mib,
                 plan.num_cpus,
+                &plan.accelerator,
                 files.boot_stub,
                 &dir.join(QEMU_DTB_FILE),
                 &interrupt,

@@ -3,6 +3,7 @@
 
 //! AOSP's `vm run` JSON config format, read into a [`VirtualMachineRawConfig`].
 
+use crate::accel::Accelerator;
 use crate::bounded_read::read_regular_file;
 use crate::config::{DiskImage, VirtualMachineRawConfig};
 use crate::error::Error;
@@ -40,6 +41,9 @@ struct VmConfigJson {
     cpu_topology: Option<CpuTopology>,
     num_cpus: Option<u32>,
     platform_version: Option<String>,
+    /// This project's extension: see [`VirtualMachineRawConfig::accelerator`].
+    #[serde(default)]
+    accel: Accelerator,
 }
 
 impl VirtualMachineRawConfig {
@@ -99,6 +103,7 @@ impl VirtualMachineRawConfig {
             gdb_port: None,
             icount_shift: None,
             device_tree: None,
+            accelerator: json.accel,
             ..defaults
         })
     }

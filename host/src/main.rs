@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use vmclient::{DeathReason, Error, VirtualMachineRawConfig, VmInstance};
+use vmclient::{Accelerator, DeathReason, Error, VirtualMachineRawConfig, VmInstance};
 
 /// Writes a line to stderr. A closed or full stderr must not turn a message into a panic (as
 /// `eprintln!` would): the exit code still tells what happened.
@@ -81,7 +81,8 @@ number of guest instructions executed from reset until then, whatever SHIFT (QEM
 struct RunArgs {
     /// VM config in AOSP's JSON format (`bootloader` or `kernel` and `initrd`, `params`,
     /// `disks`, `protected`, `memory_mib`, `cpu_topology` or `num_cpus`, `platform_version`,
-    /// `name`, and this project's `firmware`); relative paths are taken from its directory.
+    /// `name`, and this project's `firmware` and `accel`); relative paths are taken from its
+    /// directory.
     /// Flags override it.
     #[arg(value_name = "CONFIG.json")]
     config: Option<PathBuf>,
@@ -148,6 +149,13 @@ struct RunArgs {
     /// (QEMU -icount shift=SHIFT; 0 to 10). Also prints `instructions: N` at the end.
     #[arg(long, value_name = "SHIFT")]
     icount: Option<u32>,
+
+    /// The accelerator: kvm (the host's CPU, on an aarch64 host with a usable /dev/kvm; refused
+    /// elsewhere, with the reason), tcg (QEMU emulates every instruction), or auto: KVM where
+    /// usable and --icount is not given, else TCG [default: the config's `accel`, else auto].
+    /// `vm` says on stderr which one it used.
+    #[arg(long, value_name = "kvm|tcg|auto")]
+    accel: Option<Accelerator>,
 
     /// Give the guest this device tree, as it is, instead of QEMU's own (rewritten with the
     /// memory size and params): to try a guest on another platform's tree or a corrupt one.
@@ -304,6 +312,7 @@ fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     };
     outputs.empty()?;
     vm.start()?;
+    say!("vm: accelerator: {}", plan.accelerator());
     if let Some(port) = config.gdb_port {
         say!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
     }
@@ -360,6 +369,9 @@ fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
     }
     config.gdb_port = args.gdb;
     config.icount_shift = args.icount;
+    if let Some(accelerator) = args.accel {
+        config.accelerator = accelerator;
+    }
     if let Some(device_tree) = &args.dtb {
         config.device_tree = Some(device_tree.clone());
     }

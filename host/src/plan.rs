@@ -4,6 +4,7 @@
 //! The boot plan: a config checked once, before anything is written or started, and turned into
 //! the machine QEMU builds, what it loads where, and the registers the guest starts with.
 
+use crate::accel::{self, Chosen};
 use crate::boot_stub::EntryState;
 use crate::config::{DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig};
 use crate::error::Error;
@@ -56,6 +57,8 @@ pub struct BootPlan {
     pub(crate) rng: bool,
     /// The virtio console's host-side input and output, if the VM has one.
     pub(crate) virtio_console: Option<VirtioConsole>,
+    /// The accelerator QEMU runs the VM with.
+    pub(crate) accelerator: Chosen,
     /// What may still go wrong although the config passed its checks.
     pub(crate) warnings: Vec<String>,
 }
@@ -68,11 +71,21 @@ impl BootPlan {
         &self.warnings
     }
 
+    /// The accelerator QEMU runs the VM with, and with `auto`, why it is not KVM.
+    pub fn accelerator(&self) -> &Chosen {
+        &self.accelerator
+    }
+
     /// Checks everything about `config` that can be checked without running QEMU and plans
     /// the boot.
     pub(crate) fn new(config: &VirtualMachineRawConfig) -> Result<Self, Error> {
         let (placement, kind) = place(config)?;
         let warnings = warnings(config, &placement, &kind);
+        let accelerator = accel::choose(
+            config.accelerator,
+            accel::host_kvm(),
+            config.icount_shift.is_some(),
+        )?;
         Ok(Self {
             name: config.name.clone(),
             memory_mib: config.memory_mib,
@@ -84,6 +97,7 @@ impl BootPlan {
             icount_shift: config.icount_shift,
             rng: config.rng,
             virtio_console: virtio_console(config)?,
+            accelerator,
             warnings,
         })
     }

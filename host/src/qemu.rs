@@ -3,6 +3,7 @@
 
 //! QEMU command lines that reproduce crosvm's aarch64 machine (docs/contract.md, section 3).
 
+use crate::accel::Chosen;
 use crate::layout::QEMU_RAM_BELOW_RAM_START_MIB;
 use crate::plan::BootPlan;
 use std::ffi::{OsStr, OsString};
@@ -25,8 +26,11 @@ pub(crate) struct RunFiles<'a> {
     pub(crate) virtio_console: &'a Path,
 }
 
-/// The CPU model.
+/// The CPU model under TCG.
 const CPU: &str = "max";
+
+/// The CPU model under KVM: the host's own CPU, as crosvm gives its guests.
+const KVM_CPU: &str = "host";
 
 /// QEMU documents its architected pointer-authentication algorithm as slow under TCG;
 /// `pauth-impdef=on` keeps the feature with a faster implementation-defined one, which takes
@@ -45,10 +49,11 @@ const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
 /// QEMU's high layout). The device tree dump must use exactly the same options, the `-bios`
 /// boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
 /// tree dumped without it describes a device that is absent at run time, and Linux faults
-/// probing it.
+/// probing it (and the same accelerator: under KVM the GIC and the CPUs are KVM's).
 pub(crate) fn machine_args(
     memory_mib: u32,
     num_cpus: u32,
+    accelerator: &Chosen,
     boot_stub: &Path,
     dump_dtb: Option<&Path>,
 ) -> Vec<OsString> {
@@ -61,25 +66,28 @@ pub(crate) fn machine_args(
         machine.push(",dumpdtb=");
         machine.push(escape(dump_dtb.as_os_str()));
     }
-    [
-        "-M".into(),
-        machine,
-        "-cpu".into(),
-        CPU.into(),
-        "-global".into(),
-        CPU_GLOBAL.into(),
-        "-m".into(),
-        format!("{qemu_ram_mib}M").into(),
-        "-smp".into(),
-        num_cpus.to_string().into(),
-        // Without -nodefaults QEMU adds a NIC whose option ROM may not be installed.
-        "-nodefaults".into(),
-        "-display".into(),
-        "none".into(),
-        "-bios".into(),
-        boot_stub.into(),
-    ]
-    .into()
+    // Without `-accel`, QEMU uses TCG.
+    let accelerator_args = if accelerator.is_kvm() {
+        ["-accel", "kvm", "-cpu", KVM_CPU].as_slice()
+    } else {
+        ["-cpu", CPU, "-global", CPU_GLOBAL].as_slice()
+    };
+    ["-M".into(), machine]
+        .into_iter()
+        .chain(accelerator_args.iter().map(OsString::from))
+        .chain([
+            "-m".into(),
+            format!("{qemu_ram_mib}M").into(),
+            "-smp".into(),
+            num_cpus.to_string().into(),
+            // Without -nodefaults QEMU adds a NIC whose option ROM may not be installed.
+            "-nodefaults".into(),
+            "-display".into(),
+            "none".into(),
+            "-bios".into(),
+            boot_stub.into(),
+        ])
+        .collect()
 }
 
 /// The full command line that boots `plan`, with the boot stub and device tree in `files`.
@@ -88,7 +96,13 @@ pub(crate) fn machine_args(
 /// and sent `cont`, so no `SHUTDOWN` event can be missed. The console is QEMU's stdout
 /// (`-serial stdio`) when `console` is set.
 pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<OsString> {
-    let mut args = machine_args(plan.memory_mib, plan.num_cpus, files.boot_stub, None);
+    let mut args = machine_args(
+        plan.memory_mib,
+        plan.num_cpus,
+        &plan.accelerator,
+        files.boot_stub,
+        None,
+    );
     args.extend(["-no-reboot".into(), "-S".into()]);
     if !plan.name.is_empty() {
         args.extend(["-name".into(), escape(plan.name.as_ref())]);
@@ -201,9 +215,14 @@ mod tests {
             icount_shift: None,
             rng: true,
             virtio_console: None,
+            accelerator: TCG,
             warnings: Vec::new(),
         }
     }
+
+    const TCG: Chosen = Chosen::Tcg {
+        instead_of_kvm: None,
+    };
 
     fn bootloader(path: &str) -> BootPlan {
         plan(Placement {
@@ -226,23 +245,39 @@ mod tests {
     fn machine_matches_design() {
         let stub = Path::new("/t/stub.bin");
         assert_eq!(
-            joined(&machine_args(300, 2, stub, None)),
+            joined(&machine_args(300, 2, &TCG, stub, None)),
             "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );
         assert_eq!(
-            joined(&machine_args(300, 2, stub, Some(Path::new("/t/q,1.dtb"))))
-                .split(' ')
-                .nth(1)
-                .unwrap(),
+            joined(&machine_args(
+                300,
+                2,
+                &TCG,
+                stub,
+                Some(Path::new("/t/q,1.dtb"))
+            ))
+            .split(' ')
+            .nth(1)
+            .unwrap(),
             "virt,gic-version=3,highmem=off,dumpdtb=/t/q,,1.dtb"
+        );
+    }
+
+    #[test]
+    fn kvm_runs_the_same_machine_on_the_host_cpu() {
+        let stub = Path::new("/t/stub.bin");
+        assert_eq!(
+            joined(&machine_args(300, 2, &Chosen::Kvm, stub, None)),
+            "-M virt,gic-version=3,highmem=off -accel kvm -cpu host -m 1324M -smp 2 \
+             -nodefaults -display none -bios /t/stub.bin"
         );
     }
 
     #[test]
     fn highmem_stays_on_when_ram_does_not_fit_below_four_gib() {
         let stub = Path::new("/t/stub.bin");
-        let machine = |memory_mib| machine_args(memory_mib, 1, stub, None)[1].clone();
+        let machine = |memory_mib| machine_args(memory_mib, 1, &TCG, stub, None)[1].clone();
         assert_eq!(machine(2048), "virt,gic-version=3,highmem=off");
         assert_eq!(machine(2049), "virt,gic-version=3");
     }
