@@ -188,7 +188,8 @@ pub enum Error {
 
     /// The config asks for KVM, which this host cannot give.
     #[error(
-        "cannot run the VM under KVM (`--accel kvm`): {reason}; TCG (`--accel tcg` or `auto`) runs it anywhere"
+        "cannot run the VM under KVM (`--accel kvm`): {reason}; TCG (`--accel tcg` or `auto`) \
+         runs it anywhere"
     )]
     KvmUnusable {
         /// Why KVM is unusable here.
