@@ -218,6 +218,31 @@ mod tests {
     }
 
     #[test]
+    fn accel_names_the_accelerator_and_defaults_to_auto() {
+        let accelerator = |text| parse(text).map(|config| config.accelerator);
+        assert_eq!(accelerator(r#"{}"#).unwrap(), Accelerator::Auto);
+        assert_eq!(
+            accelerator(r#"{"accel": "kvm"}"#).unwrap(),
+            Accelerator::Kvm
+        );
+        assert_eq!(
+            accelerator(r#"{"accel": "tcg"}"#).unwrap(),
+            Accelerator::Tcg
+        );
+        assert_eq!(
+            accelerator(r#"{"accel": "auto"}"#).unwrap(),
+            Accelerator::Auto
+        );
+        let error = accelerator(r#"{"accel": "hvf"}"#).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("unknown variant `hvf`, expected one of `auto`, `kvm`, `tcg`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn match_host_and_num_cpus() {
         assert_eq!(
             parse(r#"{"cpu_topology": "match_host"}"#).unwrap().num_cpus,
