@@ -4,8 +4,10 @@
 #
 # Installs what building and booting vmbase needs, if it is missing: Debian packages for QEMU,
 # clang/LLVM (assembler, archiver, objcopy), bpfmt, gdb-multiarch (for `vm run --gdb`) and dtc
-# (for the FDT tests' round trips), and the Rust toolchain and bare-metal target that
-# rust-toolchain.toml pins. Quiet and idempotent: prints only what it installs.
+# (for the FDT tests' round trips), and the Rust toolchain and targets (bare metal, static
+# aarch64 Linux) that rust-toolchain.toml pins. With `linux` or `qemu-arm64`, also Debian's
+# arm64 kernel and busybox, or Debian's arm64 QEMU with its libraries, for the tests that boot
+# Linux or nest KVM (see the end). Quiet and idempotent: prints only what it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,11 +53,14 @@ fi
 # rustup installs the toolchain, components and targets rust-toolchain.toml names: the bare-metal
 # target for the guests, and static aarch64 Linux for `vm` on arm64 hosts.
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+targets=(aarch64-unknown-none aarch64-unknown-linux-musl)
 installed_targets=$(rustup target list --installed --toolchain "$toolchain" 2>/dev/null || true)
-for target in aarch64-unknown-none aarch64-unknown-linux-musl; do
+for target in "${targets[@]}"; do
     if ! grep -qx "$target" <<<"$installed_targets"; then
-        echo "install-deps: installing Rust $toolchain for $target"
-        quietly rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt -t "$target"
+        echo "install-deps: installing Rust $toolchain for ${targets[*]}"
+        quietly rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt
+        quietly rustup target add --toolchain "$toolchain" "${targets[@]}"
+        break
     fi
 done
 

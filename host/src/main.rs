@@ -311,8 +311,9 @@ fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
         }
     };
     outputs.empty()?;
-    vm.start()?;
+    // Said before the guest runs, so that the line is not spliced into the guest's output.
     say!("vm: accelerator: {}", plan.accelerator());
+    vm.start()?;
     if let Some(port) = config.gdb_port {
         say!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
     }

@@ -528,7 +528,11 @@ fn the_accelerator_is_kvm_where_usable_and_said() {
 
     let tcg = vm(&["run", "--bootloader", &image, "--accel", "tcg"]);
     assert_eq!(tcg.code, Some(0), "{}", tcg.stderr);
-    assert!(tcg.stdout.ends_with("VM ended: Shutdown\n"), "{}", tcg.stdout);
+    assert!(
+        tcg.stdout.ends_with("VM ended: Shutdown\n"),
+        "{}",
+        tcg.stdout
+    );
     assert_eq!(tcg.stderr, "vm: accelerator: TCG\n");
 }
 

@@ -129,23 +129,38 @@ const VIRTIO_DISKS_CONFIG: &str = r#"{
 /// What the virtio console case reads.
 const CONSOLE_INPUT: &str = "hello from the host\n";
 
-/// `vmbase: unhandled synchronous exception at the current EL: `, the start of most reports.
-const SYNC: &str = "vmbase: unhandled synchronous exception at the current EL: ";
+/// The report line of an unhandled synchronous exception that starts with `$rest`.
+macro_rules! sync {
+    ($rest:literal) => {
+        concat!(
+            "vmbase: unhandled synchronous exception at the current EL: ",
+            $rest
+        )
+    };
+}
 
 /// Every fault of the fault suite (testing/faults), with how its VM ends (the exit code of
-/// `vm`: 0 Shutdown, 32 Reboot) and the key line of its report.
+/// `vm`: 0 Shutdown, 32 Reboot) and the start of the key line of its report.
 const FAULTS: &[(&str, i32, &str)] = &[
     ("none", 0, "VM ended: Shutdown"),
     ("reboot", 32, "VM ended: Reboot"),
-    ("undefined-instruction", 32, "undefined instruction"),
+    ("undefined-instruction", 32, sync!("undefined instruction")),
     ("unmapped-read", 32, "vmbase: FAR=0x0000000040000000"),
     ("null-read", 32, "vmbase: FAR=0x0000000000000000"),
-    ("null-write", 32, "translation fault, level 2, on write"),
-    ("read-only-write", 32, "permission fault, level 3, on write"),
+    (
+        "null-write",
+        32,
+        sync!("data abort: translation fault, level 2, on write"),
+    ),
+    (
+        "read-only-write",
+        32,
+        sync!("data abort: permission fault, level 3, on write"),
+    ),
     (
         "execute-data",
         32,
-        "instruction abort: permission fault, level 3",
+        sync!("instruction abort: permission fault, level 3"),
     ),
     (
         "stack-overflow",
@@ -524,7 +539,7 @@ fn faults(mode: Mode) {
     }
     let misaligned = suite.case("fault-misaligned-sp");
     let reported = misaligned.lines.iter().any(|line| {
-        line.starts_with(&format!("{SYNC}SP alignment fault"))
+        line.starts_with(sync!("SP alignment fault"))
             || line == "fault guest: this CPU does not check SP alignment"
     });
     assert!(reported, "{}", misaligned.lines.join("\n"));
