@@ -146,7 +146,7 @@ fetch_qemu_arm64() {
     local cache="$cache_root/qemu-arm64"
     [[ -x "$cache/qemu-system-aarch64" && -s "$cache/lib/ld-linux-aarch64.so.1" ]] && return
     prepare_arm64_download
-    # qemu-system-arm and every arm64 package it needs, recursively (about 100, 40 MB).
+    # qemu-system-arm and every arm64 package it needs, recursively (about 100).
     qemu_packages() {
         apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
             --no-replaces --no-enhances qemu-system-arm:arm64 2>/dev/null |
