@@ -78,7 +78,7 @@ impl fmt::Display for KvmUnusable {
 
 /// The accelerator a VM runs with, as [`choose`] decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Chosen {
+pub enum ChosenAccelerator {
     /// KVM, with the host's CPU.
     Kvm,
     /// TCG; with `auto`, why KVM was not taken.
@@ -88,14 +88,14 @@ pub enum Chosen {
     },
 }
 
-impl Chosen {
+impl ChosenAccelerator {
     /// Whether QEMU runs the VM under KVM.
     pub(crate) fn is_kvm(&self) -> bool {
         matches!(self, Self::Kvm)
     }
 }
 
-impl fmt::Display for Chosen {
+impl fmt::Display for ChosenAccelerator {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Self::Kvm => write!(f, "KVM"),
@@ -115,21 +115,21 @@ pub(crate) fn choose(
     requested: Accelerator,
     kvm: Result<(), KvmUnusable>,
     counts_instructions: bool,
-) -> Result<Chosen, Error> {
+) -> Result<ChosenAccelerator, Error> {
     match requested {
-        Accelerator::Tcg => Ok(Chosen::Tcg {
+        Accelerator::Tcg => Ok(ChosenAccelerator::Tcg {
             instead_of_kvm: None,
         }),
         Accelerator::Kvm if counts_instructions => Err(Error::IcountNeedsTcg),
         Accelerator::Kvm => kvm
-            .map(|()| Chosen::Kvm)
+            .map(|()| ChosenAccelerator::Kvm)
             .map_err(|reason| Error::KvmUnusable { reason }),
-        Accelerator::Auto if counts_instructions => Ok(Chosen::Tcg {
+        Accelerator::Auto if counts_instructions => Ok(ChosenAccelerator::Tcg {
             instead_of_kvm: Some("instruction counting needs TCG".to_owned()),
         }),
         Accelerator::Auto => Ok(match kvm {
-            Ok(()) => Chosen::Kvm,
-            Err(reason) => Chosen::Tcg {
+            Ok(()) => ChosenAccelerator::Kvm,
+            Err(reason) => ChosenAccelerator::Tcg {
                 instead_of_kvm: Some(reason.to_string()),
             },
         }),
@@ -201,7 +201,7 @@ mod tests {
     fn auto_takes_kvm_when_usable_and_says_why_not_otherwise() {
         assert_eq!(
             choose(Accelerator::Auto, Ok(()), false).unwrap(),
-            Chosen::Kvm
+            ChosenAccelerator::Kvm
         );
         let on_x86 = choose(
             Accelerator::Auto,

@@ -3,7 +3,7 @@
 
 //! The guest's device tree: QEMU's own, with `/memory` and `/chosen/bootargs` rewritten.
 
-use crate::accel::Chosen;
+use crate::accel::ChosenAccelerator;
 use crate::bounded_read::read_regular_file;
 use crate::error::Error;
 use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
@@ -54,7 +54,7 @@ const SEEDS: [(&str, usize); 2] = [("kaslr-seed", 8), ("rng-seed", 32)];
 pub(crate) fn qemu_device_tree(
     memory_mib: u32,
     num_cpus: u32,
-    accelerator: &Chosen,
+    accelerator: &ChosenAccelerator,
     boot_stub: &Path,
     scratch: &Path,
     interrupt: &AtomicBool,
@@ -101,7 +101,7 @@ fn check_dump(dtb: &[u8]) -> Result<(), String> {
 }
 
 /// The cache file for these options, if QEMU is on `PATH` and there is a cache directory.
-fn cache_file(memory_mib: u32, num_cpus: u32, accelerator: &Chosen) -> Option<PathBuf> {
+fn cache_file(memory_mib: u32, num_cpus: u32, accelerator: &ChosenAccelerator) -> Option<PathBuf> {
     let qemu = env::split_paths(&env::var_os("PATH")?)
         .map(|dir| dir.join(qemu::QEMU))
         .find(|path| path.is_file())?;
@@ -144,7 +144,7 @@ fn store(path: &Path, dtb: &[u8]) -> std::io::Result<()> {
 fn dump_qemu_device_tree(
     memory_mib: u32,
     num_cpus: u32,
-    accelerator: &Chosen,
+    accelerator: &ChosenAccelerator,
     boot_stub: &Path,
     output: &Path,
     interrupt: &AtomicBool,
@@ -376,7 +376,7 @@ mod tests {
         dump_qemu_device_tree(
             memory_mib,
             2,
-            &Chosen::Tcg {
+            &ChosenAccelerator::Tcg {
                 instead_of_kvm: None,
             },
             &stub,

@@ -54,7 +54,7 @@ mod qemu;
 mod qmp;
 mod supervise;
 
-pub use accel::{Accelerator, Chosen as ChosenAccelerator, KvmUnusable};
+pub use accel::{Accelerator, ChosenAccelerator, KvmUnusable};
 pub use boot_stub::boot_stub;
 pub use config::{
     DEFAULT_MEMORY_MIB, DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig,

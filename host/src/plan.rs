@@ -4,7 +4,7 @@
 //! The boot plan: a config checked once, before anything is written or started, and turned into
 //! the machine QEMU builds, what it loads where, and the registers the guest starts with.
 
-use crate::accel::{self, Chosen};
+use crate::accel::{self, ChosenAccelerator};
 use crate::boot_stub::EntryState;
 use crate::config::{DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig};
 use crate::error::Error;
@@ -58,7 +58,7 @@ pub struct BootPlan {
     /// The virtio console's host-side input and output, if the VM has one.
     pub(crate) virtio_console: Option<VirtioConsole>,
     /// The accelerator QEMU runs the VM with.
-    pub(crate) accelerator: Chosen,
+    pub(crate) accelerator: ChosenAccelerator,
     /// What may still go wrong although the config passed its checks.
     pub(crate) warnings: Vec<String>,
 }
@@ -72,7 +72,7 @@ impl BootPlan {
     }
 
     /// The accelerator QEMU runs the VM with, and with `auto`, why it is not KVM.
-    pub fn accelerator(&self) -> &Chosen {
+    pub fn accelerator(&self) -> &ChosenAccelerator {
         &self.accelerator
     }
 

@@ -3,7 +3,7 @@
 
 //! QEMU command lines that reproduce crosvm's aarch64 machine (docs/contract.md, section 3).
 
-use crate::accel::Chosen;
+use crate::accel::ChosenAccelerator;
 use crate::layout::QEMU_RAM_BELOW_RAM_START_MIB;
 use crate::plan::BootPlan;
 use std::ffi::{OsStr, OsString};
@@ -53,7 +53,7 @@ const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
 pub(crate) fn machine_args(
     memory_mib: u32,
     num_cpus: u32,
-    accelerator: &Chosen,
+    accelerator: &ChosenAccelerator,
     boot_stub: &Path,
     dump_dtb: Option<&Path>,
 ) -> Vec<OsString> {
@@ -220,7 +220,7 @@ mod tests {
         }
     }
 
-    const TCG: Chosen = Chosen::Tcg {
+    const TCG: ChosenAccelerator = ChosenAccelerator::Tcg {
         instead_of_kvm: None,
     };
 
@@ -268,7 +268,7 @@ mod tests {
     fn kvm_runs_the_same_machine_on_the_host_cpu() {
         let stub = Path::new("/t/stub.bin");
         assert_eq!(
-            joined(&machine_args(300, 2, &Chosen::Kvm, stub, None)),
+            joined(&machine_args(300, 2, &ChosenAccelerator::Kvm, stub, None)),
             "-M virt,gic-version=3,highmem=off -accel kvm -cpu host -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );

@@ -28,11 +28,11 @@ use vmbase_test_harness::{
     assert_in_order, guest_image, newc_archive, repository_root, stand_in_kernel,
 };
 
-/// RAM of the outer VM: the initramfs (about 100 MB, twice while it is unpacked) and the inner
-/// VMs' memory.
+/// RAM of the outer VM: the initramfs (about 70 MB, twice while it is unpacked) and the memory
+/// two inner VMs at a time touch.
 const OUTER_MEMORY_MIB: u32 = 2048;
 
-/// Far more than one mode's cases need (a minute or two on a loaded 2-core host), so that a
+/// Far more than one mode's cases need (about 4 minutes on a loaded 2-core host), so that a
 /// hang fails the tests instead of blocking them.
 const OUTER_TIMEOUT: Duration = Duration::from_secs(900);
 
