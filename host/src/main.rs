@@ -82,8 +82,7 @@ struct RunArgs {
     /// VM config in AOSP's JSON format (`bootloader` or `kernel` and `initrd`, `params`,
     /// `disks`, `protected`, `memory_mib`, `cpu_topology` or `num_cpus`, `platform_version`,
     /// `name`, and this project's `firmware` and `accel`); relative paths are taken from its
-    /// directory.
-    /// Flags override it.
+    /// directory. Flags override it.
     #[arg(value_name = "CONFIG.json")]
     config: Option<PathBuf>,
 
