@@ -20,10 +20,6 @@ use std::io::{BufRead, BufReader};
 use std::thread;
 use vmclient::{VirtualizationService, VmInstance};
 
-/// Whether the image checks SHA-512 and prints a digest of its stack guard: Soong builds it
-/// without the `sha2` feature, as Android 15 has no no_std SHA-2 crate.
-pub const HASHES: bool = false;
-
 /// Boots the example with `memory_mib` of RAM and waits for it to end; a VM still running after
 /// the timeout fails the test. Android 15 cannot ask for a CPU count: one CPU is `ONE_CPU`, more
 /// is `MATCH_HOST`, as many as the device has.

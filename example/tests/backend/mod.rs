@@ -12,9 +12,9 @@ mod android;
 mod qemu;
 
 #[cfg(target_os = "android")]
-pub use android::{HASHES, boot_example};
+pub use android::boot_example;
 #[cfg(not(target_os = "android"))]
-pub use qemu::{HASHES, boot_example};
+pub use qemu::boot_example;
 pub use vmclient::DeathReason;
 
 use std::time::Duration;

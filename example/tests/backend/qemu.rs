@@ -8,10 +8,6 @@ use super::{BOOT_TIMEOUT, Run};
 use vmbase_test_harness::{boot, guest_image};
 use vmclient::VirtualMachineRawConfig;
 
-/// Whether the image checks SHA-512 and prints a digest of its stack guard: `make guests` builds
-/// it with its default features, `sha2` among them.
-pub const HASHES: bool = true;
-
 /// Boots the example with `memory_mib` of RAM and `num_cpus` CPUs and waits for it to end (a VM
 /// still running after the timeout is killed: `Killed`).
 pub fn boot_example(memory_mib: u32, num_cpus: u32) -> Run {
