@@ -67,6 +67,17 @@ class PropertyTest(BlueprintCase):
             }
             """, "Android.bp:8:", "unknown property made_up_property", "android-15.0.0_r1")
 
+    def test_a_test_property_is_rejected_on_a_library(self):
+        self.assert_one_error(
+            """\
+            rust_library_rlib {
+                name: "libx",
+                crate_name: "x",
+                srcs: ["lib.rs"],
+                test_suites: ["general-tests"],
+            }
+            """, "Android.bp:8:", "unknown property test_suites")
+
     def test_panic_abort_is_not_a_rust_property(self):
         self.assert_one_error(
             """\
