@@ -9,6 +9,7 @@
 - every module a property names (`rustlibs`, `static_libs`, `defaults`, `":module"` in `srcs`,
   `data`, ...) is defined here or exists in that release (tools/soong/RELEASE/modules.json); a name
   the release lacks but this tree needs is a warning, naming why;
+- the tree's Rust is no newer than the release's (a warning otherwise);
 - the root Android.bp declares a `soong_namespace` first; bpfmt-clean files; every file they name
   exists; the modules the README promises are defined; TEST_MAPPING names rust_test modules;
   each Rust crate's Cargo dependencies match its rustlibs (through the table of Android crate
@@ -229,7 +230,8 @@ def load_release(data_dir=RELEASE_DATA):
             accepted |= set(schema["structs"][struct]["properties"])
             variant |= set(schema["structs"][struct]["arch_variant"])
         types[module_type] = (accepted, variant, description["arch_variants"])
-    return {"release": schema["release"], "types": types, "arch_groups": schema["arch_groups"],
+    return {"release": schema["release"], "rust_version": schema["rust_default_version"],
+            "types": types, "arch_groups": schema["arch_groups"],
             "dynamic_groups": set(schema["dynamic_groups"]), "modules": modules["modules"],
             "absent": modules["absent"]}
 
@@ -425,6 +427,21 @@ def check_test_environment(modules):
     return warnings
 
 
+def check_rust_version(release, toolchain=ROOT / "rust-toolchain.toml"):
+    """A warning when the tree's Rust (rust-toolchain.toml) is newer than the release's Soong
+    builds with: the sources, and crates such as safe-mmio 0.3 (rust-version 1.88), may use what
+    that rustc lacks."""
+    ours = tomllib.loads(toolchain.read_text())["toolchain"]["channel"]
+
+    def version(text):
+        return tuple(int(part) for part in text.split("."))
+
+    if version(ours) > version(release["rust_version"]):
+        return [f"{show(toolchain)}: this tree builds with Rust {ours}; {release['release']}'s "
+                f"Soong builds with {release['rust_version']} (rust/config/global.go)"]
+    return []
+
+
 def check_blueprints(paths, release):
     """(modules, errors, warnings) of a set of Android.bp files, the first one the root."""
     modules_by_file = {path: parse_blueprint(path) for path in paths}
@@ -450,6 +467,7 @@ def main():
                                  text=True, check=True).stdout.split()
     errors = [f"{path}: not bpfmt-clean (run `bpfmt -w {path}`)" for path in unformatted]
     modules, found, warnings = check_blueprints(BLUEPRINTS, release)
+    warnings += check_rust_version(release)
     errors += found
     by_name = {module.name: module for module in modules}
     for name, module_type in REQUIRED_MODULES.items():

@@ -291,8 +291,12 @@ def extract(git_dir, tag):
                 "properties": sorted(properties),
                 "arch_variant": sorted(name for name, variant in properties.items() if variant),
             }
+    rust_config = git_show(git_dir, tag, "rust/config/global.go")
+    rust_version = re.search(r'RustDefaultVersion\s*=\s*"([^"]+)"', rust_config).group(1)
     return {
         "release": tag,
+        "rust_default_version": rust_version,
+        "rust_default_version_from": "rust/config/global.go",
         "source": {
             "repository": "https://android.googlesource.com/platform/build/soong",
             "read_from": "https://github.com/msft-mirror-aosp/platform.build.soong",

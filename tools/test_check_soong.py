@@ -223,6 +223,21 @@ class ReferenceTest(BlueprintCase):
                       "android-15.0.0_r1: Android 15 has no safe-mmio crate", warnings[0])
 
 
+class RustVersionTest(unittest.TestCase):
+    def test_a_newer_toolchain_than_the_release_is_a_warning(self):
+        release = check_soong.load_release()
+        self.assertEqual(release["rust_version"], "1.78.0")
+        with tempfile.TemporaryDirectory() as folder:
+            toolchain = Path(folder) / "rust-toolchain.toml"
+            toolchain.write_text('[toolchain]\nchannel = "1.95.0"\n')
+            warnings = check_soong.check_rust_version(release, toolchain)
+            self.assertEqual(len(warnings), 1)
+            self.assertIn("builds with Rust 1.95.0; android-15.0.0_r1's Soong builds with 1.78.0",
+                          warnings[0])
+            toolchain.write_text('[toolchain]\nchannel = "1.78.0"\n')
+            self.assertEqual(check_soong.check_rust_version(release, toolchain), [])
+
+
 class SchemaExtractionTest(unittest.TestCase):
     def test_fields_of_a_go_struct(self):
         body = textwrap.dedent("""\
