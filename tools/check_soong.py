@@ -22,7 +22,7 @@ import re
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +117,6 @@ class Module:
     props: dict
     path: Path
     line: int
-    errors: list = field(default_factory=list)
 
     @property
     def name(self):

@@ -215,7 +215,7 @@ def property_name(field):
     return field[0].lower() + field[1:]
 
 
-def flatten(soong, package, body, prefix, arch_variant, out, where):
+def flatten(soong, package, body, prefix, arch_variant, out):
     """Adds `prefix + name` -> arch-variant flag for every settable property in a struct body."""
     for name, go_type, tag in fields(body):
         if 'blueprint:"mutated"' in tag:
@@ -225,13 +225,13 @@ def flatten(soong, package, body, prefix, arch_variant, out, where):
             embedded_package, _, embedded = name.rpartition(".")
             found = soong.struct(embedded_package or package, embedded)
             if found:
-                flatten(soong, embedded_package or package, found[1], prefix, variant, out, where)
+                flatten(soong, embedded_package or package, found[1], prefix, variant, out)
             continue
         if not name[0].isupper():
             continue
         if go_type.startswith("struct"):
             flatten(soong, package, go_type[len("struct"):], f"{prefix}{property_name(name)}.",
-                    variant, out, where)
+                    variant, out)
             continue
         bare = go_type.lstrip("*")
         named = re.fullmatch(r"(?:(\w+)\.)?([A-Za-z]\w*)", bare)
@@ -239,7 +239,7 @@ def flatten(soong, package, body, prefix, arch_variant, out, where):
             found = soong.struct(named.group(1) or package, named.group(2))
             if found:
                 flatten(soong, named.group(1) or package, found[1],
-                        f"{prefix}{property_name(name)}.", variant, out, where)
+                        f"{prefix}{property_name(name)}.", variant, out)
                 continue
         out[prefix + property_name(name)] = variant
 
@@ -286,7 +286,7 @@ def extract(git_dir, tag):
             if found[0] != path:
                 raise SystemExit(f"{tag}: struct {name} is in {found[0]}, not {path}")
             properties = {}
-            flatten(soong, path.rsplit("/", 1)[0], found[1], "", False, properties, path)
+            flatten(soong, path.rsplit("/", 1)[0], found[1], "", False, properties)
             structs[qualified] = {
                 "properties": sorted(properties),
                 "arch_variant": sorted(name for name, variant in properties.items() if variant),

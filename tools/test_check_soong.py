@@ -253,7 +253,7 @@ class SchemaExtractionTest(unittest.TestCase):
             unexported string
         """)
         properties = {}
-        soong_schema.flatten(None, "rust", body, "", False, properties, "rust/x.go")
+        soong_schema.flatten(None, "rust", body, "", False, properties)
         self.assertEqual(properties, {
             "srcs": True, "crate_name": False, "vendor.cflags": False, "product.cflags": False,
             "lto.thin": True,
