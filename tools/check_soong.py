@@ -346,9 +346,16 @@ def check_files(modules):
     return errors
 
 
-def strings(module, prop):
+def strings(module, prop, by_name=None):
+    """A list property's strings, with those its `defaults` modules give when `by_name` (name ->
+    module) is passed; Soong appends a module's own list to its defaults'."""
+    inherited = []
+    if by_name is not None:
+        for name in strings(module, "defaults"):
+            if name in by_name:
+                inherited += strings(by_name[name], prop, by_name)
     value = module.props.get(prop)
-    return [entry.value for entry in value.value] if value else []
+    return inherited + ([entry.value for entry in value.value] if value else [])
 
 
 def cargo_dependencies(manifest, features):
@@ -379,9 +386,9 @@ def check_cargo_consistency(by_name):
     errors = []
     for name, manifest in RUST_MODULES.items():
         module = by_name[name]
-        cargo = cargo_dependencies(manifest, strings(module, "features"))
+        cargo = cargo_dependencies(manifest, strings(module, "features", by_name))
         expected = {ANDROID_CRATES.get(dep, f"<no Soong name for {dep}>") for dep in cargo}
-        soong = set(strings(module, "rustlibs"))
+        soong = set(strings(module, "rustlibs", by_name))
         where = f"{show(module.path)}:{module.line}: {name}"
         for missing in sorted(expected - soong):
             errors.append(f"{where}: Cargo dependency has no rustlibs entry {missing}")
@@ -413,11 +420,12 @@ def check_test_environment(modules):
     """Warnings for rust_test sources that read `env!("CARGO_MANIFEST_DIR")`: Soong sets no such
     variable (android-15.0.0_r1 rust/builder.go sets only CARGO_CRATE_NAME, CARGO_PKG_NAME,
     CARGO_PKG_VERSION* and CARGO_BIN_NAME, with cargo_env_compat), so they do not compile there."""
-    warnings = []
+    warnings, by_name = [], {module.name: module for module in modules}
     for module in modules:
-        if module.module_type != "rust_test" or not strings(module, "srcs"):
+        srcs = strings(module, "srcs", by_name)
+        if module.module_type != "rust_test" or not srcs:
             continue
-        crate_dir = (module.path.parent / strings(module, "srcs")[0]).parent
+        crate_dir = (module.path.parent / srcs[0]).parent
         for source in sorted(crate_dir.rglob("*.rs")):
             for number, line in enumerate(source.read_text().splitlines(), 1):
                 if 'env!("CARGO_MANIFEST_DIR")' in line:

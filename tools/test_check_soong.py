@@ -44,10 +44,13 @@ class BlueprintCase(unittest.TestCase):
 
 class TreeTest(unittest.TestCase):
     def test_the_tree_is_valid_for_the_release(self):
-        modules, errors, _ = check_soong.check_blueprints(check_soong.BLUEPRINTS,
-                                                          check_soong.load_release())
+        modules, errors, warnings = check_soong.check_blueprints(check_soong.BLUEPRINTS,
+                                                                 check_soong.load_release())
         self.assertEqual(errors, [])
         self.assertGreater(len(modules), 10)
+        # What Android 15 lacks is said, not hidden: the two crates, and the test corpus path.
+        self.assertTrue(any("libsafe_mmio does not exist" in warning for warning in warnings))
+        self.assertTrue(any("reads CARGO_MANIFEST_DIR" in warning for warning in warnings))
 
     def test_the_release_is_named_in_the_data(self):
         release = check_soong.load_release()
