@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU32, Ordering};
 use log::{info, LevelFilter};
+#[cfg(feature = "sha2")]
 use sha2::{Digest, Sha512};
 use vmbase::entry::{expected_stack_guard, stack_guard};
 use vmbase::fdt::Fdt;
@@ -92,6 +93,7 @@ pub fn main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
     info!("Activated.");
 
     check_data(&layout);
+    #[cfg(feature = "sha2")]
     check_hash();
     match ram {
         Some(ram) => check_runtime_mapping(tracker, &ram),
@@ -242,11 +244,16 @@ fn check_entropy() {
             info!("No entropy: {error}");
         }
     }
-    let digest = Sha512::digest(expected_stack_guard().to_le_bytes());
-    info!("Stack guard digest: {:02x?}", &digest[..8]);
+    #[cfg(feature = "sha2")]
+    {
+        let digest = Sha512::digest(expected_stack_guard().to_le_bytes());
+        info!("Stack guard digest: {:02x?}", &digest[..8]);
+    }
 }
 
-/// SHA-512 in place of the original example's DICE hash: real work with a known answer.
+/// SHA-512 in place of the original example's DICE hash: real work with a known answer. Only
+/// with the `sha2` feature (Cargo's default): Android 15 has no no_std SHA-2 crate for Soong.
+#[cfg(feature = "sha2")]
 fn check_hash() {
     const EXPECTED: [u8; 64] = hex(
         b"309ecc489c12d6eb4cc40f50c902f2b4d0ed77ee511a7c7a9bcd3ca86d4cd86f\
@@ -258,6 +265,7 @@ fn check_hash() {
 }
 
 /// Parses 128 hexadecimal digits at compile time.
+#[cfg(feature = "sha2")]
 const fn hex(digits: &[u8; 128]) -> [u8; 64] {
     const fn nibble(digit: u8) -> u8 {
         match digit {

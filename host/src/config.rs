@@ -15,7 +15,7 @@ pub const DEFAULT_MEMORY_MIB: u32 = 256;
 pub const SUPPORTED_PLATFORM_VERSION: &str = "1.0.0";
 
 /// The platform version requirement used when a config does not give one.
-const DEFAULT_PLATFORM_VERSION: &str = "~1.0";
+pub(crate) const DEFAULT_PLATFORM_VERSION: &str = "~1.0";
 
 /// A VM to boot, named after AOSP's `VirtualMachineRawConfig`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -280,7 +280,7 @@ struct Outcome {
 }
 
 fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
-    let config = vm_config(args)?;
+    let (config, differences) = vm_config(args)?;
     // Everything is checked before any output file is touched.
     let plan = config.check()?;
     let mut inputs = config.input_files();
@@ -311,6 +311,9 @@ fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     for warning in plan.warnings() {
         say!("vm: warning: {warning}");
     }
+    for difference in &differences {
+        say!("vm: warning: {difference}");
+    }
 
     let deadline = args
         .timeout
@@ -334,17 +337,21 @@ fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     })
 }
 
-/// The config file or `--bootloader`, with the flags applied.
-fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
-    let mut config = match &args.config {
-        Some(path) => VirtualMachineRawConfig::from_json_file(path)?,
-        None => VirtualMachineRawConfig {
-            bootloader: args.bootloader.clone(),
-            kernel: args.kernel.clone(),
-            initrd: args.initrd.clone(),
-            firmware: args.firmware.clone(),
-            ..Default::default()
-        },
+/// The config file or `--bootloader`, with the flags applied, and where AOSP's `vm` would read
+/// the config file differently.
+fn vm_config(args: &RunArgs) -> Result<(VirtualMachineRawConfig, Vec<String>), Error> {
+    let (mut config, differences) = match &args.config {
+        Some(path) => VirtualMachineRawConfig::from_json_file_with_differences(path)?,
+        None => (
+            VirtualMachineRawConfig {
+                bootloader: args.bootloader.clone(),
+                kernel: args.kernel.clone(),
+                initrd: args.initrd.clone(),
+                firmware: args.firmware.clone(),
+                ..Default::default()
+            },
+            Vec::new(),
+        ),
     };
     if let Some(mem) = args.mem {
         config.memory_mib = mem;
@@ -372,7 +379,7 @@ fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
     if let Some(virtio_console) = &args.virtio_console {
         config.virtio_console = Some(virtio_console.clone());
     }
-    Ok(config)
+    Ok((config, differences))
 }
 
 /// The console and log files (or stdout), opened but not yet emptied.

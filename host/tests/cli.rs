@@ -382,6 +382,53 @@ fn an_icount_run_that_resets_prints_its_count() {
     assert_eq!(run.code, Some(32));
 }
 
+/// A config AOSP's `vm` (Android 15) would read differently still boots here, and each
+/// difference is a warning; a config it reads the same way gets none.
+#[test]
+fn json_config_differences_from_aosp_are_warned_about() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let dir = guest.dir.path();
+    fs::write(
+        dir.join("ours.json"),
+        r#"{"bootloader": "guest.bin", "num_cpus": 2, "memory_mib": 32}"#,
+    )
+    .unwrap();
+    let image = dir.join("guest.bin");
+    fs::write(
+        dir.join("aosp.json"),
+        format!(
+            r#"{{"bootloader": {:?}, "memory_mib": 32, "platform_version": "~1.0"}}"#,
+            image.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let run = vm(&["run", dir.join("ours.json").to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "hello\nVM ended: Shutdown\n");
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("AOSP's vm"))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{}", run.stderr);
+    assert!(warnings[0].starts_with("vm: warning: `num_cpus` is this vm's own field"));
+    assert!(warnings[1].starts_with("vm: warning: no `platform_version`: AOSP's vm refuses"));
+    assert_eq!(
+        warnings[2],
+        format!(
+            "vm: warning: relative paths (`bootloader`) are taken from the config's folder {} \
+             here, from the working directory by AOSP's vm",
+            dir.display()
+        )
+    );
+
+    let run = vm(&["run", dir.join("aosp.json").to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(!run.stderr.contains("AOSP's vm"), "{}", run.stderr);
+}
+
 #[test]
 fn boots_json_config_with_relative_paths_and_console_file() {
     require_qemu();
