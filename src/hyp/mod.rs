@@ -165,7 +165,7 @@ fn pages(range: &Range<usize>) -> Range<usize> {
 
 /// What [`enroll_mmio_guard`] did.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum Enrolment {
+pub(crate) enum Enrolment {
     /// The hypervisor offers no MMIO guard (or no KVM services at all): every device page works.
     NotOffered,
     /// vmbase enrolled, and registered the console's pages.
