@@ -12,6 +12,7 @@
 //! `restricted-dma-pool` alone: pKVM shares no guest memory by itself, and that region is the
 //! payload kernel's, which shares it on its own terms. Without memory protection (crosvm
 //! without pKVM, QEMU) the host sees all guest memory and nothing is shared.
+
 use crate::fdt::{Fdt, FdtError};
 use crate::layout::PAGE_SIZE;
 use buddy_system_allocator::Heap;
