@@ -9,9 +9,10 @@
 //! `Some`), the pool is shared with the host granule by granule when it is set up
 //! ([`crate::hyp::mem_share`]) and unshared when it is released ([`release_dma_pool`]). There,
 //! like AOSP's pvmfw, vmbase takes the pool from the heap and leaves the tree's
-//! `restricted-dma-pool` alone: pKVM shares no guest memory by itself, and that region is the
-//! payload kernel's, which shares it on its own terms. Without memory protection (crosvm
-//! without pKVM, QEMU) the host sees all guest memory and nothing is shared.
+//! `restricted-dma-pool` alone. The tree's region is for hypervisors without `MEM_SHARE`
+//! (Gunyah, for one), where the host designates it as shared before the guest starts: it is used
+//! as it is, never shared again. Without memory protection at all (crosvm without pKVM, QEMU)
+//! the host sees all guest memory and nothing is shared.
 
 use crate::fdt::{Fdt, FdtError};
 use crate::layout::PAGE_SIZE;
