@@ -13,6 +13,12 @@ use virtio_drivers::transport::pci::PciTransport;
 /// Bytes per sector.
 pub const SECTOR: usize = SECTOR_SIZE;
 
+/// The bounce buffers `share` allocates for a request of `len` bytes, in its order: the
+/// header, the data, the status byte (virtio-drivers queues reads and writes alike this way).
+fn request_bounces(len: usize) -> [usize; 3] {
+    [size_of::<BlkReq>(), len, size_of::<BlkResp>()]
+}
+
 /// What was asked of the disk.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum Operation {
@@ -160,7 +166,7 @@ impl Disk {
         if operation == Operation::Write && self.read_only() {
             return Err(error(BlockErrorKind::ReadOnly));
         }
-        if !super::pool::has_room_for(len) {
+        if !super::pool::has_room_for_bounces(&request_bounces(len)) {
             return Err(error(BlockErrorKind::NoDmaMemory));
         }
         Ok(())
