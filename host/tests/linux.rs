@@ -345,9 +345,32 @@ fn vmbase_linuxboot_moves_a_kernel_that_would_run_over_the_initrd() {
     assert_eq!(ended, DeathReason::Shutdown, "{console}");
 }
 
+/// VMs larger than 3 GiB put the device tree (2 MiB + 64 KiB below the end of RAM) past
+/// 0x1_4000_0000, where linuxboot's fixed window over RAM ended: vmbase found no tree, fell back
+/// to crosvm's console, which QEMU does not have, and the VM reset without a word. Every size
+/// up to `vm`'s largest must enter the (stand-in) kernel, with the firmware's line.
+#[test]
+fn vmbase_linuxboot_boots_a_kernel_in_vms_up_to_the_largest() {
+    for memory_mib in [3074, 3075, 4097, vmclient::layout::MAX_MEMORY_MIB] {
+        let mut boot = with_kernel(
+            LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot"))),
+            &stand_in_kernel(0x50, 4 << 20),
+        );
+        boot.config.memory_mib = memory_mib;
+        let (ended, console) = boot.boot();
+        let vmm_fdt = 0x8000_0000 + (u64::from(memory_mib) << 20) - (2 << 20) - 0x1_0000;
+        assert_eq!(
+            handover(&console).vmm_fdt,
+            vmm_fdt,
+            "{memory_mib} MiB:\n{console}"
+        );
+        assert_eq!(ended, DeathReason::Shutdown, "{memory_mib} MiB:\n{console}");
+    }
+}
+
 /// `x0` anywhere: the VM is started paused under `--gdb`, and gdb-multiarch replaces `x0` at the
-/// firmware's first instruction. Outside linuxboot's RAM window (from 0x8000_0000, 3 GiB) vmbase
-/// reads nothing; inside it but past the end of RAM the first read faults. Either way the VM
+/// firmware's first instruction. Outside linuxboot's RAM window (0x8000_0000 up to 512 GiB)
+/// vmbase reads nothing; inside it but past the end of RAM the first read faults. Either way the VM
 /// must reset (`Reboot`), never hang, and never reach the kernel.
 #[test]
 fn vmbase_linuxboot_resets_whatever_x0_points_at() {
@@ -356,7 +379,8 @@ fn vmbase_linuxboot_resets_whatever_x0_points_at() {
         0x8000_0004,           // in RAM but misaligned
         0x9000_0000,           // in RAM, no tree there
         0x1_2000_0000,         // in the window, past the end of the VM's 300 MiB of RAM
-        0x2_0000_0000,         // past the window
+        0x2_0000_0000,         // in the window, far past the end of RAM
+        0x80_0000_0000,        // past the window
         0xffff_ffff_ffff_fff8, // the top of the address space
     ] {
         let mut boot = LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot")));

@@ -156,7 +156,7 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     page_table
         .map_image(&layout)
         .map_err(MemoryTrackerError::PageTable)?;
-    // map_image maps the FDT region too, here the window over the first 3 GiB of RAM: the
+    // map_image maps the FDT region too, here the window over all of RAM (up to 512 GiB): the
     // firmware maps only what it uses, through the tracker.
     page_table
         .unmap(&layout.dtb)
