@@ -268,6 +268,28 @@ fn vmbase_linuxboot_refuses_a_truncated_image() {
     );
 }
 
+/// A `text_offset` that is not whole pages: 2 would make the entry misaligned (a PC alignment
+/// fault in the kernel), 0x800 a kernel that cannot be mapped or moved in pages.
+#[test]
+fn vmbase_linuxboot_refuses_a_misaligned_text_offset() {
+    for (text_offset, reason) in [
+        (
+            2_u64,
+            "text_offset 0x2 would put the kernel's first instruction at an address that is not \
+             4-byte aligned",
+        ),
+        (0x800, "text_offset 0x800 is not a multiple of the 4 KiB page"),
+    ] {
+        let mut kernel = stand_in_kernel(0x50, 4 << 20);
+        kernel[0x08..0x10].copy_from_slice(&text_offset.to_le_bytes());
+        let boot = with_kernel(LinuxBoot::new(PARAMS, None), &kernel);
+        assert_refused(
+            boot,
+            &format!("the kernel is not a bootable arm64 Image: {reason}"),
+        );
+    }
+}
+
 #[test]
 fn vmbase_linuxboot_refuses_an_initrd_overlapping_the_kernel() {
     let body = initrd_at_1_mib();

@@ -158,7 +158,9 @@ pub fn restricted_dma_pool(fdt: &Fdt) -> Result<Option<Range<u64>>, FdtError> {
         .reg()?
         .and_then(|mut reg| reg.next())
         .ok_or(FdtError::BadValue)?;
-    let end = address.checked_add(size).ok_or(FdtError::BadValue)?;
+    let end = address
+        .checked_add(size)
+        .ok_or(FdtError::RegOverflow { address, size })?;
     Ok(Some(address..end))
 }
 
