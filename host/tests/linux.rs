@@ -268,6 +268,37 @@ fn vmbase_linuxboot_refuses_a_truncated_image() {
     );
 }
 
+/// A valid tree that `dtc -S 2097152` padded to the 2 MiB a tree may have fills its whole
+/// region: the edited copy, which went after the VMM's tree there, goes to free RAM instead
+/// (it was refused: "FDT needs 7185 bytes of buffer").
+#[test]
+fn vmbase_linuxboot_boots_with_a_tree_padded_to_its_whole_region() {
+    let mut boot = with_tree(
+        with_kernel(
+            LinuxBoot::new(PARAMS, None),
+            &stand_in_kernel(0x50, 4 << 20),
+        ),
+        &format!("{MEMORY}{}", chosen("")),
+    );
+    let tree = boot.config.device_tree.clone().unwrap();
+    let output = Command::new("dtc")
+        .args(["-I", "dtb", "-O", "dtb", "-S", "2097152", "-o"])
+        .arg(&tree)
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(fs::metadata(&tree).unwrap().len(), 2 << 20);
+    boot.config.firmware = Some(guest_image("vmbase_linuxboot"));
+    let (ended, console) = boot.boot();
+    let handover = handover(&console);
+    assert_eq!(handover.vmm_fdt, FDT_ADDRESS, "{console}");
+    assert_eq!(handover.vmm_fdt_bytes, 2 << 20, "{console}");
+    // The lowest free page: past the stand-in kernel's 4 MiB at the start of RAM.
+    assert_eq!(handover.fdt, 0x8040_0000, "{console}");
+    assert_eq!(ended, DeathReason::Shutdown, "{console}");
+}
+
 /// A `text_offset` that is not whole pages: 2 would make the entry misaligned (a PC alignment
 /// fault in the kernel), 0x800 a kernel that cannot be mapped or moved in pages.
 #[test]

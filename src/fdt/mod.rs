@@ -178,7 +178,10 @@ impl fmt::Display for FdtError {
             Self::NotFound => write!(f, "no such FDT node or property"),
             Self::Exists => write!(f, "FDT node already exists"),
             Self::BadName => write!(f, "invalid FDT node or property name"),
-            Self::NoSpace(needed) => write!(f, "FDT needs {needed} bytes of buffer"),
+            Self::NoSpace(needed) => write!(
+                f,
+                "the edited FDT needs {needed} bytes, more than the buffer it is edited in"
+            ),
         }
     }
 }
