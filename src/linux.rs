@@ -339,8 +339,7 @@ mod tests {
                 file_size: 0x200
             })
         );
-        for (text_offset, image_size) in [(!0xfff, MIB as u64), (0, u64::MAX), (1 << 63, 1 << 63)]
-        {
+        for (text_offset, image_size) in [(!0xfff, MIB as u64), (0, u64::MAX), (1 << 63, 1 << 63)] {
             assert_eq!(
                 ImageHeader::parse(&image(text_offset, image_size, 0, 64)),
                 Err(ImageError::TooLarge),

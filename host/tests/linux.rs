@@ -309,7 +309,10 @@ fn vmbase_linuxboot_refuses_a_misaligned_text_offset() {
             "text_offset 0x2 would put the kernel's first instruction at an address that is not \
              4-byte aligned",
         ),
-        (0x800, "text_offset 0x800 is not a multiple of the 4 KiB page"),
+        (
+            0x800,
+            "text_offset 0x800 is not a multiple of the 4 KiB page",
+        ),
     ] {
         let mut kernel = stand_in_kernel(0x50, 4 << 20);
         kernel[0x08..0x10].copy_from_slice(&text_offset.to_le_bytes());

@@ -4,11 +4,11 @@
 //! virtio-blk: sectors read and written with a bounded wait, errors that name the device and
 //! the request.
 
+use super::VirtioTransport;
 use super::{poll_until, VirtioHal, DEFAULT_TIMEOUT_MS};
 use core::fmt;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::transport::pci::bus::DeviceFunction;
-use virtio_drivers::transport::pci::PciTransport;
 
 /// Bytes per sector.
 pub const SECTOR: usize = SECTOR_SIZE;
@@ -90,7 +90,7 @@ impl fmt::Display for BlockError {
 
 /// A virtio-blk disk on PCI.
 pub struct Disk {
-    device: VirtIOBlk<VirtioHal, PciTransport>,
+    device: VirtIOBlk<VirtioHal, VirtioTransport>,
     function: DeviceFunction,
     max_request: usize,
     timeout_ms: u64,
@@ -102,7 +102,7 @@ impl Disk {
     /// bytes (rounded down to sectors, at least one): a bounce buffer of that size must fit in
     /// the DMA pool.
     pub fn new(
-        transport: PciTransport,
+        transport: VirtioTransport,
         function: DeviceFunction,
         max_request: usize,
     ) -> Result<Self, virtio_drivers::Error> {

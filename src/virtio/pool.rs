@@ -33,6 +33,7 @@ impl DmaPool {
     /// Whether bounce buffers of `sizes` bytes, allocated in this order (as `share` allocates a
     /// request's buffers, one per descriptor), would all fit now. They are taken and given back:
     /// the same allocations from the same state, so the answer is what `share` will find.
+    #[cfg(any(test, target_arch = "aarch64"))]
     fn has_room_for_bounces(&mut self, sizes: &[usize]) -> bool {
         let mut taken: [Option<(NonNull<u8>, Layout)>; MAX_BOUNCES] = [None; MAX_BOUNCES];
         let fits = sizes.len() <= MAX_BOUNCES
@@ -52,6 +53,7 @@ impl DmaPool {
 }
 
 /// The most bounce buffers [`DmaPool::has_room_for_bounces`] checks at once (a block request has three).
+#[cfg(any(test, target_arch = "aarch64"))]
 const MAX_BOUNCES: usize = 4;
 
 /// The allocation behind a bounce buffer of `size` bytes.
@@ -219,7 +221,7 @@ pub(crate) fn has_room_for_bounces(sizes: &[usize]) -> bool {
 /// Allocates a bounce buffer of `size` bytes from the pool, or `None` if it is not set up or is
 /// full.
 pub(crate) fn alloc_bounce(size: usize) -> Option<NonNull<u8>> {
-    alloc(size, BOUNCE_ALIGN)
+    POOL.lock().as_mut()?.heap.alloc(bounce_layout(size)?).ok()
 }
 
 /// Frees what [`alloc_bounce`] returned.
@@ -228,8 +230,12 @@ pub(crate) fn alloc_bounce(size: usize) -> Option<NonNull<u8>> {
 ///
 /// `block` must come from [`alloc_bounce`] with the same `size`, and not be freed yet.
 pub(crate) unsafe fn dealloc_bounce(block: NonNull<u8>, size: usize) {
-    // SAFETY: The caller's promise.
-    unsafe { dealloc(block, size, BOUNCE_ALIGN) }
+    let mut pool = POOL.lock();
+    let (Some(pool), Some(layout)) = (pool.as_mut(), bounce_layout(size)) else {
+        return;
+    };
+    // SAFETY: The caller's promise: the block came from alloc_bounce, with this layout.
+    unsafe { pool.heap.dealloc(block, layout) };
 }
 
 /// Frees what [`alloc`] returned.
@@ -300,7 +306,11 @@ mod tests {
                 for sectors in 1..=(pages * PAGE_SIZE / 512 + 1) {
                     let sizes = request(sectors * 512);
                     let room = pool.has_room_for_bounces(&sizes);
-                    assert_eq!(room, share_all(&mut pool, &sizes), "{pages} pages, {sizes:?}");
+                    assert_eq!(
+                        room,
+                        share_all(&mut pool, &sizes),
+                        "{pages} pages, {sizes:?}"
+                    );
                     checked += 1;
                 }
                 if let (Some(block), Some(size)) = (block, held) {
