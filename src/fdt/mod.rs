@@ -1395,6 +1395,19 @@ pub(crate) mod tests {
     /// QEMU virt's tree, dumped with `-M virt,gic-version=3,dumpdtb=...` (QEMU 7.2).
     const QEMU_VIRT_DTB: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");
 
+    /// The inputs in `tests/data/fdt-regressions/`: the fuzzer's seeds, hand-made malformed
+    /// trees and every input the fuzzer (`fuzz/`) ever crashed on. Never empty: a test that
+    /// replays them must replay something.
+    pub(crate) fn regression_inputs() -> Vec<Vec<u8>> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
+        let inputs: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .collect();
+        assert!(!inputs.is_empty(), "no inputs in {dir}");
+        inputs
+    }
+
     /// QEMU virt's tree, in a heap buffer (8-byte aligned, unlike `include_bytes!`).
     pub(crate) fn qemu_virt() -> Vec<u8> {
         QEMU_VIRT_DTB.to_vec()
@@ -1722,14 +1735,9 @@ pub(crate) mod tests {
     /// crashed on: each must be read to a result, never a panic.
     #[test]
     fn fuzz_regressions_never_panic() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
-        let mut count = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let blob = std::fs::read(entry.unwrap().path()).unwrap();
+        for blob in regression_inputs() {
             read_everything(&blob);
-            count += 1;
         }
-        assert!(count > 0, "no inputs in {dir}");
     }
 
     #[test]
