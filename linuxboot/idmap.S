@@ -12,6 +12,14 @@
 #include <vmbase/crosvm.h>
 #include <vmbase/idmap.h>
 
+/* What the table below maps for image.ld's image and writable_data regions, for the link-time
+ * checks in vmbase's sections.ld (see example/idmap.S). Move these with the table's entries. */
+.global idmap_image_begin, idmap_image_end, idmap_writable_data_begin, idmap_writable_data_end
+.set idmap_image_begin, CROSVM_FIRMWARE_START
+.set idmap_image_end, CROSVM_FIRMWARE_START + 0x200000			/* one 2 MiB block */
+.set idmap_writable_data_begin, CROSVM_FIRMWARE_START + 0x200000
+.set idmap_writable_data_end, CROSVM_FIRMWARE_START + 0x400000		/* one 2 MiB block */
+
 /* Block descriptors, with the attributes vmbase::paging gives the same memory. */
 .set DEVICE, DESC_BLOCK | DESC_ATTR_DEVICE | DESC_AF | DESC_PXN | DESC_UXN
 .set NORMAL, DESC_BLOCK | DESC_ATTR_NORMAL | DESC_SH_INNER | DESC_AF

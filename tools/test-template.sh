@@ -6,7 +6,9 @@
 # this checkout, built and booted with `cargo run` under QEMU. It must print its greeting and end
 # the VM with Shutdown. Then the same crate with the seed README's example as its src/main.rs
 # (tests/data/seed-readme-example.rs: `main!` and `println!`, no `configure_heap!`) must do the
-# same: the API vmbase promised from the start still links, with the default heap.
+# same: the API vmbase promised from the start still links, with the default heap. Last, the
+# mistakes a newcomer makes in their own crate must fail to link with a message that says what
+# to change (sections.ld's ASSERTs), not boot into a silent reset.
 set -euo pipefail
 repository=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -54,3 +56,26 @@ grep -qx 'Hello world' "$console" || fail "the seed README's example: no 'Hello 
 grep -qx 'VM ended: Shutdown' "$console" ||
     fail "the seed README's example: the VM did not end with Shutdown"
 echo "test-template: the seed README's example (no configure_heap!) builds and boots outside the repository"
+
+# Builds the crate as it is now, which must fail with `message` on stderr; $1 names the mistake.
+refused() {
+    local status=0
+    CARGO_TARGET_DIR=$work/target cargo build --quiet --release >"$console" 2>"$work/stderr.txt" ||
+        status=$?
+    ((status != 0)) || fail "$1: the build succeeded"
+    grep -qF "$2" "$work/stderr.txt" || fail "$1: the build failed without saying: $2"
+}
+cp "$repository/template/src/main.rs" src/main.rs
+sed -i 's/^main!(main);$//' src/main.rs
+refused "no main!" 'vmbase: the binary has no `main!(your_main);`'
+cp "$repository/template/src/main.rs" src/main.rs
+sed -i 's/^configure_heap!(64 \* 4096);$/configure_heap!(3 << 20);/' src/main.rs
+grep -qx 'configure_heap!(3 << 20);' src/main.rs || fail "template/src/main.rs has no configure_heap! line"
+refused "a heap larger than writable_data" \
+    "do not fit in writable_data: shrink configure_heap!(SIZE), or enlarge writable_data in image.ld"
+# The next step of the same mistake: writable_data grown in image.ld but not in idmap.S.
+sed -i 's/^\(\twritable_data\t: ORIGIN = 0x80400000, LENGTH = \)2M$/\14M/' image.ld
+grep -q 'LENGTH = 4M' image.ld || fail "image.ld has no 2 MiB writable_data line"
+refused "writable_data enlarged in image.ld only" \
+    "reach past what idmap.S maps writable (idmap_writable_data_begin..idmap_writable_data_end)"
+echo "test-template: a missing main!, a heap too large and an idmap.S left behind image.ld fail to link, saying what to change"
