@@ -728,7 +728,10 @@ mod tests {
                 Err(_) => refused += 1,
             }
         }
-        assert!(chosen > 0 && refused > 0, "{chosen} chosen, {refused} refused");
+        assert!(
+            chosen > 0 && refused > 0,
+            "{chosen} chosen, {refused} refused"
+        );
     }
 
     #[test]

@@ -12,9 +12,8 @@ use common::linux::{
 };
 use common::{REGISTER_PRINTING_FIRMWARE, assemble};
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use vmbase_test_harness::{guest_image, stand_in_kernel};
 use vmclient::DeathReason;
 
@@ -439,27 +438,15 @@ fn vmbase_linuxboot_resets_whatever_x0_points_at() {
         0x80_0000_0000,        // past the window
         0xffff_ffff_ffff_fff8, // the top of the address space
     ] {
-        let mut boot = LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot")));
-        // A free port, released just before QEMU takes it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .unwrap()
-            .port();
-        boot.config.gdb_port = Some(port);
-        let debugger = std::thread::spawn(move || {
-            Command::new("gdb-multiarch")
-                .args(["-batch", "-nx", "-ex", "set architecture aarch64"])
-                .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
-                .args(["-ex", "break *0x7fc00000", "-ex", "continue"])
-                .args(["-ex", &format!("set $x0 = {x0:#x}")])
-                .args(["-ex", "delete", "-ex", "continue"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run gdb-multiarch (apt-get install gdb-multiarch)")
-        });
-        let (ended, console) = boot.boot();
-        debugger.join().unwrap();
+        let boot = LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot")));
+        let set_x0 = format!("set $x0 = {x0:#x}");
+        let (ended, console) = boot.boot_under_gdb(&[
+            "break *0x7fc00000",
+            "continue",
+            &set_x0,
+            "delete",
+            "continue",
+        ]);
         assert!(
             !console.contains("Linux version"),
             "x0 = {x0:#x}:\n{console}"

@@ -623,6 +623,9 @@ mod tests {
             let _ = writer.pack();
             writer.fdt().unwrap().check().unwrap();
         }
-        assert!(edited > 0 && refused > 0, "{edited} edited, {refused} refused");
+        assert!(
+            edited > 0 && refused > 0,
+            "{edited} edited, {refused} refused"
+        );
     }
 }

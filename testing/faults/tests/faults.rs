@@ -5,7 +5,9 @@
 //! checks that vmbase reports the fault on the console and ends the VM, as README's table says.
 
 use std::time::Duration;
-use vmbase_test_harness::{assert_in_order, boot_to_end, guest_image, repository_root};
+use vmbase_test_harness::{
+    assert_in_order, boot_to_end, boot_under_gdb, guest_image, repository_root,
+};
 use vmclient::{DeathReason, VirtualMachineRawConfig};
 
 /// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
@@ -203,8 +205,10 @@ fn console_on_a_device_that_never_drains() {
     }
 }
 
-/// Device trees the example cannot use: it must still boot, on the fallback console (crosvm's
-/// 8250 at 0x3f8, which QEMU does not have, so nothing reaches this console) and shut down.
+/// Device trees the example cannot use: vmbase must refuse them and fall back to crosvm's 8250 at
+/// 0x3f8, and the example must still run all its checks and shut down. QEMU has no UART at
+/// 0x3f8, so the fallback console's output is lost: gdb watches those registers instead, and
+/// must see them used, where the tree QEMU made (the control) leaves them alone.
 #[test]
 fn example_survives_a_corrupt_device_tree_from_the_host() {
     let qemu_tree = std::fs::read(repository_root().join("tests/data/qemu-virt.dtb"))
@@ -226,8 +230,58 @@ fn example_survives_a_corrupt_device_tree_from_the_host() {
             memory_mib: 300,
             ..Default::default()
         };
-        let (reason, lines) = boot(&config);
+        let (reason, lines, fallback) = boot_watching_the_fallback_uart(&config);
         assert_eq!(reason, DeathReason::Shutdown, "{what} device tree");
+        assert!(
+            fallback,
+            "{what} device tree: the 8250 at 0x3f8 was never used"
+        );
         assert_eq!(lines, Vec::<String>::new(), "{what} device tree");
     }
+    // The control: QEMU's own tree names its PL011, so the example prints there and never
+    // touches 0x3f8.
+    let config = VirtualMachineRawConfig {
+        name: "vmbase-good-device-tree".to_owned(),
+        bootloader: Some(guest_image("vmbase_example")),
+        memory_mib: 300,
+        ..Default::default()
+    };
+    let (reason, lines, fallback) = boot_watching_the_fallback_uart(&config);
+    assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
+    assert!(
+        !fallback,
+        "the example used the 8250 at 0x3f8 with QEMU's own tree"
+    );
+    assert!(
+        lines.iter().any(|line| line == "[INFO] Hello world"),
+        "{}",
+        lines.join("\n")
+    );
+}
+
+/// Boots `config` under gdb, which watches crosvm's 8250 at 0x3f8 (where vmbase's fallback
+/// console is; under QEMU nothing answers there). Returns how the VM ended, its console lines,
+/// and whether the guest touched the 8250's registers.
+fn boot_watching_the_fallback_uart(
+    config: &VirtualMachineRawConfig,
+) -> (DeathReason, Vec<String>, bool) {
+    const MARK: &str = "guest used the 8250 at 0x3f8";
+    let announce = format!("echo {MARK}\\n");
+    let (boot, gdb) = boot_under_gdb(
+        config,
+        &[
+            // The 8 bytes of the 8250's registers, any access.
+            "awatch *(unsigned long *)0x3f8",
+            "commands",
+            "silent",
+            &announce,
+            // Once is enough; a watchpoint hit on every poll of the line status is slow.
+            "delete",
+            "continue",
+            "end",
+            "continue",
+        ],
+        DEADLINE,
+    );
+    (boot.reason, boot.lines(), gdb.contains(MARK))
 }
