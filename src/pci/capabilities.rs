@@ -46,8 +46,8 @@ impl From<VirtioPciError> for TransportError {
 
 /// Where the capability list of `function` loops back on itself, if it does. It takes
 /// `virtio-drivers`' own walk (`PciRoot::capabilities`, which `PciTransport::new` runs to its
-/// end and which has no guard against a loop), but at most [`MAX_CAPABILITIES`] steps of it: so
-/// when this returns `None`, that walk ends.
+/// end and which has no guard against a loop), but at most 65 steps of it (64 capabilities
+/// fit): so when this returns `None`, that walk ends.
 pub fn capability_loop<C: ConfigurationAccess>(
     root: &PciRoot<C>,
     function: DeviceFunction,
