@@ -52,7 +52,8 @@ impl DmaPool {
     }
 }
 
-/// The most bounce buffers [`DmaPool::has_room_for_bounces`] checks at once (a block request has three).
+/// The most bounce buffers [`DmaPool::has_room_for_bounces`] checks at once (a block request
+/// has three).
 #[cfg(any(test, target_arch = "aarch64"))]
 const MAX_BOUNCES: usize = 4;
 
