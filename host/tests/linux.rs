@@ -37,11 +37,16 @@ const FIRMWARE_RNG_SEED_BYTES: usize = 64;
 /// Asserts the kernel's own banner, init's report and a clean power-off; returns the size of
 /// the device tree the kernel was given, as init read it from `/sys/firmware/fdt`.
 fn assert_linux_ran(reason: DeathReason, console: &str) -> usize {
+    assert_linux_ran_with(LINUX_MEMORY_MIB, reason, console)
+}
+
+/// [`assert_linux_ran`] in a VM of `memory_mib`.
+fn assert_linux_ran_with(memory_mib: u32, reason: DeathReason, console: &str) -> usize {
     assert!(
         console.contains("Linux version "),
         "no kernel banner:\n{console}"
     );
-    let mut expected = expected_init_report(&format!("panic=-1 {PARAMS}"), LINUX_MEMORY_MIB);
+    let mut expected = expected_init_report(&format!("panic=-1 {PARAMS}"), memory_mib);
     expected.extend(SEED_REPORT.map(str::to_owned));
     let report = init_report(console);
     let (fdt_bytes, rest) = report.split_last().expect("init printed nothing");
@@ -421,6 +426,21 @@ fn vmbase_linuxboot_boots_a_kernel_in_vms_up_to_the_largest() {
         );
         assert_eq!(ended, DeathReason::Shutdown, "{memory_mib} MiB:\n{console}");
     }
+}
+
+/// Debian's kernel through vmbase_linuxboot in a VM whose device tree lies above 4 GiB: Linux
+/// gets the firmware's tree and sees all its RAM.
+#[test]
+fn debian_kernel_boots_through_vmbase_linuxboot_above_4_gib() {
+    const MEMORY_MIB: u32 = 4 * 1024 + 300;
+    let mut boot = LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot")));
+    boot.config.memory_mib = MEMORY_MIB;
+    let (reason, console) = boot.boot();
+    let handover = handover(&console);
+    let vmm_fdt = 0x8000_0000 + (u64::from(MEMORY_MIB) << 20) - (2 << 20) - 0x1_0000;
+    assert_eq!(handover.vmm_fdt, vmm_fdt, "{console}");
+    let kernel_fdt_bytes = assert_linux_ran_with(MEMORY_MIB, reason, &console);
+    assert_eq!(kernel_fdt_bytes, handover.fdt_bytes, "{console}");
 }
 
 /// `x0` anywhere: the VM is started paused under `--gdb`, and gdb-multiarch replaces `x0` at the
