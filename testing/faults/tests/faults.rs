@@ -134,6 +134,20 @@ fn misaligned_sp() {
     assert_eq!(reason, DeathReason::Reboot, "{console}");
 }
 
+/// `configure_heap!(16 * 4096)` in the fault guest replaces vmbase's default heap (256 KiB,
+/// for binaries without it): the exhausted heap's report gives its size.
+#[test]
+fn configure_heap_sets_the_heap_size() {
+    let (reason, lines) = inject("vmbase_faults", "heap-exhaustion");
+    let console = lines.join("\n");
+    let report = lines
+        .iter()
+        .find(|line| line.starts_with("vmbase: heap exhausted: "))
+        .unwrap_or_else(|| panic!("no heap report:\n{console}"));
+    assert!(report.ends_with(" of 65536 bytes in use"), "{report}");
+    assert_eq!(reason, DeathReason::Reboot, "{console}");
+}
+
 /// A fault in entry.S, before Rust, the console and the real vector table exist (the first
 /// store after the MMU is switched on, as vmbase_faults_early's idmap leaves RAM unmapped):
 /// the early vector table resets the VM, silently.
