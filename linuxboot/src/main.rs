@@ -160,13 +160,14 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     page_table
         .map_device(&vmbase::console::device().mmio_range())
         .map_err(MemoryTrackerError::PageTable)?;
+    // map_image maps the FDT region too, here the window over all of RAM (up to 512 GiB): left
+    // out (an empty region), as the firmware maps only what it uses, through the tracker.
+    let without_fdt_window = Layout {
+        dtb: layout.dtb.start..layout.dtb.start,
+        ..layout.clone()
+    };
     page_table
-        .map_image(&layout)
-        .map_err(MemoryTrackerError::PageTable)?;
-    // map_image maps the FDT region too, here the window over all of RAM (up to 512 GiB): the
-    // firmware maps only what it uses, through the tracker.
-    page_table
-        .unmap(&layout.dtb)
+        .map_image(&without_fdt_window)
         .map_err(MemoryTrackerError::PageTable)?;
     let tracker = MemoryTracker::new(page_table, ram, vmbase::layout::crosvm::MMIO_RANGE)?;
     // SAFETY: The table maps the console, the image, .data, .bss (heap and page tables
