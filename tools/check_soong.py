@@ -42,6 +42,7 @@ ANDROID_CRATES = {
     "spin": "libspin_nostd",
     "virtio-drivers": "libvirtio_drivers",
     "vmbase": "libvmbase",
+    "zerocopy": "libzerocopy_nostd",
     "zeroize": "libzeroize_nostd",
 }
 

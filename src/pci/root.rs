@@ -4,9 +4,10 @@
 //! The running PCI root complex: configuration space and windows mapped as device memory, BARs
 //! assigned, devices enumerated.
 
-use super::{bar_pages, BarAllocator, CamKind, PciError, PciInfo};
+use super::{bar_pages, capability_loop, BarAllocator, CamKind, PciError, PciInfo, TransportError};
 use crate::fdt::Fdt;
 use crate::memory::MemoryTracker;
+use crate::virtio::VirtioTransport;
 use alloc::vec::Vec;
 use core::ops::{Deref, Range};
 use core::ptr::NonNull;
@@ -16,7 +17,7 @@ use virtio_drivers::transport::pci::bus::{
     self, BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType,
     MemoryBarType,
 };
-use virtio_drivers::transport::pci::{virtio_device_type, PciTransport, VirtioPciError};
+use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
 use virtio_drivers::transport::DeviceType;
 
 /// What a configuration read of an absent function returns.
@@ -187,9 +188,19 @@ impl PciRoot {
         self.root.set_command(function, command);
     }
 
-    /// A virtio transport for `function`, with DMA through [`crate::virtio::VirtioHal`].
-    pub fn transport(&mut self, function: DeviceFunction) -> Result<PciTransport, VirtioPciError> {
-        PciTransport::new::<crate::virtio::VirtioHal, _>(&mut self.root, function)
+    /// A virtio transport for `function`, with DMA through [`crate::virtio::VirtioHal`] and
+    /// every wait on the device bounded ([`VirtioTransport`]). A capability list that loops is
+    /// refused before `virtio-drivers` walks it. (A host that rewrites the list between the two
+    /// walks could still make it loop; it could as well stop the VM.)
+    pub fn transport(
+        &mut self,
+        function: DeviceFunction,
+    ) -> Result<VirtioTransport, TransportError> {
+        if let Some(offset) = capability_loop(&self.root, function) {
+            return Err(TransportError::CapabilityLoop { function, offset });
+        }
+        let transport = PciTransport::new::<crate::virtio::VirtioHal, _>(&mut self.root, function)?;
+        Ok(VirtioTransport::new(transport))
     }
 }
 

@@ -27,6 +27,8 @@ use spin::mutex::SpinMutex;
 const RESTRICTED_DMA_POOL: &[u8] = b"restricted-dma-pool";
 /// Block orders of the pool's buddy allocator: blocks up to 2^31 bytes.
 const ORDER: usize = 32;
+/// Alignment of bounce buffers: enough for every virtio structure.
+pub(crate) const BOUNCE_ALIGN: usize = 16;
 
 static POOL: SpinMutex<Option<DmaPool>> = SpinMutex::new(None);
 
@@ -37,6 +39,39 @@ struct DmaPool {
     shared: bool,
     /// The heap allocation the range is, if it came from the heap.
     from_heap: Option<Layout>,
+}
+
+impl DmaPool {
+    /// Whether bounce buffers of `sizes` bytes, allocated in this order (as `share` allocates a
+    /// request's buffers, one per descriptor), would all fit now. They are taken and given back:
+    /// the same allocations from the same state, so the answer is what `share` will find.
+    #[cfg(any(test, target_arch = "aarch64"))]
+    fn has_room_for_bounces(&mut self, sizes: &[usize]) -> bool {
+        let mut taken: [Option<(NonNull<u8>, Layout)>; MAX_BOUNCES] = [None; MAX_BOUNCES];
+        let fits = sizes.len() <= MAX_BOUNCES
+            && sizes.iter().zip(&mut taken).all(|(&size, slot)| {
+                let Some(layout) = bounce_layout(size) else {
+                    return false;
+                };
+                *slot = self.heap.alloc(layout).ok().map(|block| (block, layout));
+                slot.is_some()
+            });
+        for (block, layout) in taken.into_iter().flatten() {
+            // SAFETY: The block was just allocated with this layout, and is given back once.
+            unsafe { self.heap.dealloc(block, layout) };
+        }
+        fits
+    }
+}
+
+/// The most bounce buffers [`DmaPool::has_room_for_bounces`] checks at once (a block request
+/// has three).
+#[cfg(any(test, target_arch = "aarch64"))]
+const MAX_BOUNCES: usize = 4;
+
+/// The allocation behind a bounce buffer of `size` bytes.
+fn bounce_layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.max(1), BOUNCE_ALIGN).ok()
 }
 
 /// Why the DMA pool could not be set up.
@@ -184,7 +219,9 @@ pub fn restricted_dma_pool(fdt: &Fdt) -> Result<Option<Range<u64>>, FdtError> {
         .reg()?
         .and_then(|mut reg| reg.next())
         .ok_or(FdtError::BadValue)?;
-    let end = address.checked_add(size).ok_or(FdtError::BadValue)?;
+    let end = address
+        .checked_add(size)
+        .ok_or(FdtError::RegOverflow { address, size })?;
     Ok(Some(address..end))
 }
 
@@ -232,25 +269,36 @@ pub(crate) fn alloc(size: usize, align: usize) -> Option<NonNull<u8>> {
     POOL.lock().as_mut()?.heap.alloc(layout).ok()
 }
 
-/// Whether the pool could give `size` bytes now (a block is taken and given back), so that a
-/// driver can refuse a request instead of `share` finding the pool full.
+/// Whether the pool could give, now, one bounce buffer for each of `sizes`, allocated in this
+/// order: what `share` allocates for the descriptors of one request, so that a driver can refuse
+/// the request ([`NoDmaMemory`](super::blk::BlockErrorKind::NoDmaMemory)) instead of `share`
+/// finding the pool full. The answer holds as long as nothing else allocates from the pool in
+/// between (the pool is shared by every device, so a driver on another CPU could).
 #[cfg(target_arch = "aarch64")]
-pub(crate) fn has_room_for(size: usize) -> bool {
-    let Ok(layout) = Layout::from_size_align(size.max(1), PAGE_SIZE) else {
-        return false;
-    };
+pub(crate) fn has_room_for_bounces(sizes: &[usize]) -> bool {
+    POOL.lock()
+        .as_mut()
+        .is_some_and(|pool| pool.has_room_for_bounces(sizes))
+}
+
+/// Allocates a bounce buffer of `size` bytes from the pool, or `None` if it is not set up or is
+/// full.
+pub(crate) fn alloc_bounce(size: usize) -> Option<NonNull<u8>> {
+    POOL.lock().as_mut()?.heap.alloc(bounce_layout(size)?).ok()
+}
+
+/// Frees what [`alloc_bounce`] returned.
+///
+/// # Safety
+///
+/// `block` must come from [`alloc_bounce`] with the same `size`, and not be freed yet.
+pub(crate) unsafe fn dealloc_bounce(block: NonNull<u8>, size: usize) {
     let mut pool = POOL.lock();
-    let Some(pool) = pool.as_mut() else {
-        return false;
+    let (Some(pool), Some(layout)) = (pool.as_mut(), bounce_layout(size)) else {
+        return;
     };
-    match pool.heap.alloc(layout) {
-        Ok(block) => {
-            // SAFETY: The block was just allocated with this layout.
-            unsafe { pool.heap.dealloc(block, layout) };
-            true
-        }
-        Err(()) => false,
-    }
+    // SAFETY: The caller's promise: the block came from alloc_bounce, with this layout.
+    unsafe { pool.heap.dealloc(block, layout) };
 }
 
 /// Frees what [`alloc`] returned.
@@ -272,6 +320,78 @@ pub(crate) unsafe fn dealloc(block: NonNull<u8>, size: usize, align: usize) {
 mod tests {
     use super::*;
     use crate::fdt::tests::FdtBuilder;
+    use virtio_drivers::device::blk::{BlkReq, BlkResp};
+
+    /// A pool over `pages` fresh pages of the host's heap (leaked: the pool keeps them).
+    fn host_pool(pages: usize) -> DmaPool {
+        let size = pages * PAGE_SIZE;
+        let layout = Layout::from_size_align(size, PAGE_SIZE).unwrap();
+        // SAFETY: The layout is not empty.
+        let start = unsafe { std::alloc::alloc_zeroed(layout) }.addr();
+        assert_ne!(start, 0);
+        let mut heap = Heap::empty();
+        // SAFETY: The block is ours and never freed.
+        unsafe { heap.init(start, size) };
+        DmaPool {
+            heap,
+            range: start..start + size,
+        }
+    }
+
+    /// Allocates what `share` would for one request, in order; whether all of it fitted.
+    fn share_all(pool: &mut DmaPool, sizes: &[usize]) -> bool {
+        let mut taken = std::vec::Vec::new();
+        for &size in sizes {
+            match pool.heap.alloc(bounce_layout(size).unwrap()) {
+                Ok(block) => taken.push((block, size)),
+                Err(()) => break,
+            }
+        }
+        let fitted = taken.len() == sizes.len();
+        for (block, size) in taken {
+            // SAFETY: Allocated just above with this layout.
+            unsafe { pool.heap.dealloc(block, bounce_layout(size).unwrap()) };
+        }
+        fitted
+    }
+
+    #[test]
+    fn room_check_agrees_with_what_share_allocates() {
+        // A block request's bounce buffers: its header, the data, the status byte.
+        let request = |len| [size_of::<BlkReq>(), len, size_of::<BlkResp>()];
+        let mut checked = 0;
+        for pages in [1, 2, 3, 8] {
+            let mut pool = host_pool(pages);
+            // A small allocation held, as a queue or another request would, shapes the free
+            // blocks too.
+            for held in [None, Some(512)] {
+                let block = held.map(|size| pool.heap.alloc(bounce_layout(size).unwrap()).unwrap());
+                for sectors in 1..=(pages * PAGE_SIZE / 512 + 1) {
+                    let sizes = request(sectors * 512);
+                    let room = pool.has_room_for_bounces(&sizes);
+                    assert_eq!(
+                        room,
+                        share_all(&mut pool, &sizes),
+                        "{pages} pages, {sizes:?}"
+                    );
+                    checked += 1;
+                }
+                if let (Some(block), Some(size)) = (block, held) {
+                    // SAFETY: Allocated above with this layout.
+                    unsafe { pool.heap.dealloc(block, bounce_layout(size).unwrap()) };
+                }
+                // The check gave back everything it took.
+                assert_eq!(pool.heap.stats_alloc_actual(), 0);
+            }
+        }
+        assert!(checked > 100);
+        // The case that made `share` panic: the data is a whole free block, which the header,
+        // allocated first, splits.
+        let mut pool = host_pool(2);
+        assert!(!pool.has_room_for_bounces(&request(2 * PAGE_SIZE)));
+        assert!(pool.has_room_for_bounces(&request(PAGE_SIZE)));
+        assert!(!pool.has_room_for_bounces(&[1; MAX_BOUNCES + 1]));
+    }
 
     #[test]
     fn finds_the_restricted_dma_pool() {
