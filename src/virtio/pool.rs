@@ -335,6 +335,8 @@ mod tests {
         DmaPool {
             heap,
             range: start..start + size,
+            shared: false,
+            from_heap: None,
         }
     }
 
