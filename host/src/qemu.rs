@@ -18,8 +18,6 @@ pub(crate) struct RunFiles<'a> {
     pub(crate) boot_stub: &'a Path,
     /// The rewritten device tree.
     pub(crate) device_tree: &'a Path,
-    /// The Unix socket QEMU connects its QMP monitor to.
-    pub(crate) qmp_socket: &'a Path,
     /// The base name of the virtio console's pipe backend: QEMU reads `BASE.in` and writes
     /// `BASE.out`.
     pub(crate) virtio_console: &'a Path,
@@ -82,23 +80,29 @@ pub(crate) fn machine_args(
     .into()
 }
 
-/// The full command line that boots `plan`, with the boot stub and device tree in `files`.
+/// The full command line that boots `plan`, with the boot stub, device tree and copies of the
+/// loaded files (in the plan's order) in `files`.
 ///
 /// QEMU starts paused (`-S`): the VM only runs once the QMP client has negotiated capabilities
 /// and sent `cont`, so no `SHUTDOWN` event can be missed. The console is QEMU's stdout
-/// (`-serial stdio`) when `console` is set.
-pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<OsString> {
+/// (`-serial stdio`). Paths and the name are given so that QEMU takes them literally: as values
+/// of named options (`guest=`, `file.filename=`) with commas doubled, never where QEMU looks for
+/// a protocol prefix (`file:`, `nbd:`) or an option name.
+pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, loaded: &[&Path]) -> Vec<OsString> {
     let mut args = machine_args(plan.memory_mib, plan.num_cpus, files.boot_stub, None);
     args.extend(["-no-reboot".into(), "-S".into()]);
     if !plan.name.is_empty() {
-        args.extend(["-name".into(), escape(plan.name.as_ref())]);
+        args.extend([
+            "-name".into(),
+            concat(&["guest=".as_ref(), &escape(plan.name.as_ref())]),
+        ]);
     }
     let placement = &plan.placement;
     let device_tree = (files.device_tree, placement.fdt_address);
-    let loaded = placement
-        .files
+    let loaded = loaded
         .iter()
-        .map(|(file, address)| (file.as_path(), *address));
+        .zip(&placement.files)
+        .map(|(copy, file)| (*copy, file.address));
     for (file, address) in [device_tree].into_iter().chain(loaded) {
         args.push("-device".into());
         args.push(concat(&[
@@ -109,21 +113,15 @@ pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<
     }
     args.extend([
         "-serial".into(),
-        if console { "stdio" } else { "null" }.into(),
+        "stdio".into(),
     ]);
-    args.push("-chardev".into());
-    args.push(concat(&[
-        "socket,id=qmp,path=".as_ref(),
-        &escape(files.qmp_socket.as_os_str()),
-    ]));
-    args.extend(["-mon".into(), "chardev=qmp,mode=control".into()]);
     for (index, disk) in plan.disks.iter().enumerate() {
         let read_only = if disk.writable { "off" } else { "on" };
         args.push("-drive".into());
         args.push(concat(&[
-            "file=".as_ref(),
+            format!("format=raw,if=none,id=disk{index},readonly={read_only},").as_ref(),
+            "file.driver=file,file.filename=".as_ref(),
             &escape(disk.image.as_os_str()),
-            format!(",format=raw,if=none,id=disk{index},readonly={read_only}").as_ref(),
         ]));
         args.extend([
             "-device".into(),
@@ -161,6 +159,18 @@ pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<
         ]);
     }
     args
+}
+
+/// The options that connect QEMU's QMP monitor to `fd`, its end of a socket pair that it
+/// inherits: unlike a socket in the file system, it needs no path (whose length Unix sockets
+/// limit) and no other process can connect to it.
+pub(crate) fn qmp_args(fd: i32) -> [OsString; 4] {
+    [
+        "-chardev".into(),
+        format!("socket,id=qmp,fd={fd}").into(),
+        "-mon".into(),
+        "chardev=qmp,mode=control".into(),
+    ]
 }
 
 /// Joins the pieces of one command-line argument.

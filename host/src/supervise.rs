@@ -9,8 +9,10 @@ use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -95,18 +97,50 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 }
 
 /// A new instance directory in the system's temporary directory, named after this process so
-/// that a later run can tell when its owner is gone. Directories of owners that died without
+/// that a later run can tell when its owner is gone, and private to this user (mode 0700: it
+/// holds the guest's device tree with its seeds). Directories of owners that died without
 /// cleaning up (`SIGKILL`, a crash) are removed first.
 pub(crate) fn instance_temp_dir() -> Result<TempDir, Error> {
-    let base = std::env::temp_dir();
+    let base = temp_base();
     reclaim_stale_dirs(&base);
     tempfile::Builder::new()
         .prefix(&format!(
             "{TEMP_DIR_PREFIX}{}-",
             rustix::process::getpid().as_raw_nonzero()
         ))
+        .permissions(fs::Permissions::from_mode(0o700))
         .tempdir_in(&base)
         .map_err(Error::io("create a temporary directory"))
+}
+
+/// The system's temporary directory: `$TMPDIR`, or `/tmp` when that is unset or empty (an empty
+/// `TMPDIR` would otherwise put the instance directories in the working directory).
+fn temp_base() -> PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from("/tmp"),
+    }
+}
+
+/// Makes `fd` (a descriptor of this process, above 2) stay open, under the same number, in the
+/// child `command` starts; it must stay open here until then. The child gets no other
+/// descriptor of this process but its stdio.
+#[allow(unsafe_code)]
+pub(crate) fn pass_fd(command: &mut Command, fd: BorrowedFd<'_>) {
+    let raw = fd.as_raw_fd();
+    let clear_close_on_exec = move || {
+        // SAFETY: `raw` is open here until the command is spawned (the caller's promise), so
+        // it is open in the forked child, which has a copy of every descriptor; the borrow
+        // ends with this call, which only changes its flags.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec and makes one raw system call
+    // (fcntl) through rustix: async-signal-safe, no allocation, no lock.
+    unsafe {
+        command.pre_exec(clear_close_on_exec);
+    }
 }
 
 /// Removes the instance directories in `base` whose owning process no longer exists. Any
