@@ -801,23 +801,27 @@ mod tests {
         BootPlan::new(config).map(|plan| plan.placement)
     }
 
+    /// Each loaded file's path and address.
+    fn loaded(placement: &Placement) -> Vec<(PathBuf, u64)> {
+        placement
+            .files
+            .iter()
+            .map(|file| (file.input.path.clone(), file.address))
+            .collect()
+    }
+
     #[test]
     fn memory_limits() {
+        assert!(validate_memory_mib(MAX_MEMORY_MIB, None).is_ok());
         assert!(matches!(
-            validate_memory_mib(MIN_MEMORY_MIB - 1, MIN_MEMORY_MIB, None),
-            Err(Error::MemoryTooSmall { .. })
-        ));
-        assert!(validate_memory_mib(MIN_MEMORY_MIB, MIN_MEMORY_MIB, None).is_ok());
-        assert!(validate_memory_mib(MAX_MEMORY_MIB, MIN_MEMORY_MIB, None).is_ok());
-        assert!(matches!(
-            validate_memory_mib(MAX_MEMORY_MIB + 1, MIN_MEMORY_MIB, None),
+            validate_memory_mib(MAX_MEMORY_MIB + 1, None),
             Err(Error::MemoryTooLarge {
                 limit_mib: 16384,
                 ..
             })
         ));
         assert!(matches!(
-            validate_memory_mib(2048, MIN_MEMORY_MIB, Some(1024)),
+            validate_memory_mib(2048, Some(1024)),
             Err(Error::MemoryTooLarge {
                 limit_mib: 1024,
                 ..
@@ -1017,23 +1021,58 @@ mod tests {
     }
 
     #[test]
-    fn arm64_image_needs_its_image_size_in_ram() {
-        let header = header_bytes(0, 5 * MIB, 0);
-        let (_dir, config) = config_with_image(&header, 6);
+    fn a_linux_image_is_refused_as_a_bootloader() {
+        let (_dir, config) = config_with_image(&header_bytes(0, 5 * MIB, 0), 64);
         let error = validate(&config).unwrap_err();
+        assert!(matches!(error, Error::KernelAsBootloader { .. }), "{error}");
+        assert!(error.to_string().contains("boot it with --kernel"), "{error}");
+    }
+
+    #[test]
+    fn the_first_memory_refusal_gives_the_real_minimum() {
+        // A 3 MiB image needs 2 + 3 MiB: said at every size below, not 3 first.
+        let (_dir, mut config) = config_with_image(&vec![0; 3 << 20], 2);
+        for memory_mib in [0, 1, 2, 3, 4] {
+            config.memory_mib = memory_mib;
+            let error = validate(&config).unwrap_err();
+            assert!(
+                error.to_string().contains("at least 5"),
+                "{memory_mib}: {error}"
+            );
+        }
+        config.memory_mib = 5;
+        assert!(validate(&config).is_ok());
+    }
+
+    #[test]
+    fn what_is_loaded_is_what_was_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kernel_config(dir.path());
+        let plan = config.check().unwrap();
+        let initrd = &plan.placement.files[1];
+        assert_eq!(plan.placement.initrd, Some(0x8200_0000..0x8200_0064));
+        // The initrd grows after the check: its first 100 bytes are loaded, as its place says.
+        fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("initrd"))
+            .unwrap()
+            .write_all(&[2; 50])
+            .unwrap();
+        let copy = dir.path().join("copy");
+        initrd.input.copy_to(&copy).unwrap();
+        assert_eq!(fs::read(&copy).unwrap(), [1; 100]);
+        // Cut short: refused, naming it.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("initrd"))
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        let error = initrd.input.copy_to(&dir.path().join("copy-2")).unwrap_err();
         assert!(
-            matches!(
-                error,
-                Error::ImageNeedsMoreMemory {
-                    required_mib: 7,
-                    ram_end: 0x8070_0000,
-                    ..
-                }
-            ),
+            matches!(error, Error::InputChanged { size: 100, now: 10, .. }),
             "{error}"
         );
-        let (_dir, config) = config_with_image(&header, 7);
-        assert_eq!(config.check().unwrap().warnings(), [] as [String; 0]);
     }
 
     #[test]
@@ -1104,7 +1143,7 @@ mod tests {
         let image = validate(&config).unwrap();
         let fdt_address = 0x8000_0000 + (64 << 20) - (2 << 20) - 0x1_0000;
         assert_eq!(
-            image.files,
+            loaded(&image),
             [
                 (dir.path().join("Image"), 0x8000_0000),
                 (dir.path().join("initrd"), 0x8200_0000)
@@ -1143,7 +1182,7 @@ mod tests {
         fs::write(&firmware, vec![0; FIRMWARE_MAX_SIZE as usize]).unwrap();
         config.firmware = Some(firmware.clone());
         let image = validate(&config).unwrap();
-        assert_eq!(image.files.last(), Some(&(firmware.clone(), 0x7fc0_0000)));
+        assert_eq!(loaded(&image).last(), Some(&(firmware.clone(), 0x7fc0_0000)));
         assert_eq!(
             image.entry,
             EntryState {

@@ -195,8 +195,22 @@ mod tests {
     use super::*;
     use crate::boot_stub::EntryState;
     use crate::config::DiskImage;
-    use crate::plan::{Placement, VirtioConsole};
+    use crate::plan::{InputFile, LoadedFile, Placement, VirtioConsole};
+    use std::fs::File;
     use std::path::PathBuf;
+
+    /// `path`, as a file loaded at `address` (its contents are not looked at).
+    fn load(path: &str, address: u64) -> LoadedFile {
+        LoadedFile {
+            input: InputFile {
+                role: "test",
+                path: PathBuf::from(path),
+                file: File::open("/dev/null").unwrap(),
+                size: 0,
+            },
+            address,
+        }
+    }
 
     /// The plan of a 16 MiB, one-CPU VM named `vm` that loads `placement`.
     fn plan(placement: Placement) -> BootPlan {
@@ -217,7 +231,7 @@ mod tests {
 
     fn bootloader(path: &str) -> BootPlan {
         plan(Placement {
-            files: vec![(PathBuf::from(path), 0x8020_0000)],
+            files: vec![load(path, 0x8020_0000)],
             fdt_address: 0x8000_0000,
             entry: EntryState::BOOTLOADER,
             bootargs: None,
@@ -261,7 +275,6 @@ mod tests {
         RunFiles {
             boot_stub: Path::new("/t/boot-stub.bin"),
             device_tree: Path::new("/t/fdt.dtb"),
-            qmp_socket: Path::new("/t/qmp.sock"),
             virtio_console: Path::new("/t/virt,con"),
         }
     }
@@ -269,13 +282,44 @@ mod tests {
     #[test]
     fn minimal_run() {
         assert_eq!(
-            joined(&run_args(&bootloader("/images/a,b.bin"), &files(), true)),
+            joined(&run_args(
+                &bootloader("/images/a.bin"),
+                &files(),
+                &[Path::new("/t/load,0.bin")]
+            )),
             "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1040M -smp 1 \
-             -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name vm \
+             -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name guest=vm \
              -device loader,file=/t/fdt.dtb,addr=0x80000000,force-raw=on \
-             -device loader,file=/images/a,,b.bin,addr=0x80200000,force-raw=on \
-             -serial stdio -chardev socket,id=qmp,path=/t/qmp.sock -mon chardev=qmp,mode=control \
-             -device virtio-rng-pci"
+             -device loader,file=/t/load,,0.bin,addr=0x80200000,force-raw=on \
+             -serial stdio -device virtio-rng-pci"
+        );
+        assert_eq!(
+            joined(&qmp_args(7)),
+            "-chardev socket,id=qmp,fd=7 -mon chardev=qmp,mode=control"
+        );
+    }
+
+    #[test]
+    fn names_and_disk_paths_are_taken_literally() {
+        let plan = BootPlan {
+            name: "process=x,debug-threads=on".to_owned(),
+            disks: vec![DiskImage {
+                image: "d:1,x.img".into(),
+                writable: false,
+            }],
+            ..bootloader("/a.bin")
+        };
+        let command_line = joined(&run_args(&plan, &files(), &[Path::new("/t/load-0.bin")]));
+        assert!(
+            command_line.contains(" -name guest=process=x,,debug-threads=on "),
+            "{command_line}"
+        );
+        assert!(
+            command_line.contains(
+                " -drive format=raw,if=none,id=disk0,readonly=on,file.driver=file,\
+                 file.filename=d:1,,x.img "
+            ),
+            "{command_line}"
         );
     }
 
@@ -302,13 +346,12 @@ mod tests {
             }),
             ..bootloader("/a.bin")
         };
-        let command_line = joined(&run_args(&plan, &files(), false));
+        let command_line = joined(&run_args(&plan, &files(), &[Path::new("/t/load-0.bin")]));
         assert!(!command_line.contains("-name"), "{command_line}");
-        assert!(command_line.contains(" -serial null "), "{command_line}");
         assert!(command_line.ends_with(
-            "-drive file=/d/ro.img,format=raw,if=none,id=disk0,readonly=on \
+            "-drive format=raw,if=none,id=disk0,readonly=on,file.driver=file,file.filename=/d/ro.img \
              -device virtio-blk-pci,drive=disk0 \
-             -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
+             -drive format=raw,if=none,id=disk1,readonly=off,file.driver=file,file.filename=/d/rw.img \
              -device virtio-blk-pci,drive=disk1 \
              -chardev pipe,id=virtcon,path=/t/virt,,con \
              -device virtio-serial-pci -device virtconsole,chardev=virtcon \
@@ -320,9 +363,9 @@ mod tests {
     fn kernel_initrd_and_firmware_are_loaded_where_the_layout_says() {
         let plan = plan(Placement {
             files: vec![
-                (PathBuf::from("/k/Image"), 0x8000_0000),
-                (PathBuf::from("/k/initrd"), 0x8300_0000),
-                (PathBuf::from("/k/fw.bin"), 0x7fc0_0000),
+                load("/k/Image", 0x8000_0000),
+                load("/k/initrd", 0x8300_0000),
+                load("/k/fw.bin", 0x7fc0_0000),
             ],
             fdt_address: 0x9fdf_0000,
             entry: EntryState {
@@ -334,13 +377,14 @@ mod tests {
             bootargs: Some("panic=-1".to_owned()),
             initrd: Some(0x8300_0000..0x8300_1000),
         });
-        let command_line = joined(&run_args(&plan, &files(), true));
+        let copies = ["/t/load-0.bin", "/t/load-1.bin", "/t/load-2.bin"].map(Path::new);
+        let command_line = joined(&run_args(&plan, &files(), &copies));
         assert!(
             command_line.contains(
                 " -device loader,file=/t/fdt.dtb,addr=0x9fdf0000,force-raw=on \
-                 -device loader,file=/k/Image,addr=0x80000000,force-raw=on \
-                 -device loader,file=/k/initrd,addr=0x83000000,force-raw=on \
-                 -device loader,file=/k/fw.bin,addr=0x7fc00000,force-raw=on "
+                 -device loader,file=/t/load-0.bin,addr=0x80000000,force-raw=on \
+                 -device loader,file=/t/load-1.bin,addr=0x83000000,force-raw=on \
+                 -device loader,file=/t/load-2.bin,addr=0x7fc00000,force-raw=on "
             ),
             "{command_line}"
         );

@@ -151,7 +151,10 @@ fn reclaim_stale_dirs(base: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(owner) = name.to_str().and_then(owner_pid) else {
+        let Some(owner) = name
+            .to_str()
+            .and_then(|name| owner_pid(name, TEMP_DIR_PREFIX))
+        else {
             continue;
         };
         if !process_exists(owner) {
@@ -160,14 +163,14 @@ fn reclaim_stale_dirs(base: &Path) {
     }
 }
 
-/// The pid in an instance directory's name `vmclient-PID-RANDOM`.
-fn owner_pid(name: &str) -> Option<Pid> {
-    let (pid, _) = name.strip_prefix(TEMP_DIR_PREFIX)?.split_once('-')?;
+/// The pid in a name `PREFIXPID-RANDOM`, such as an instance directory's `vmclient-PID-RANDOM`.
+pub(crate) fn owner_pid(name: &str, prefix: &str) -> Option<Pid> {
+    let (pid, _) = name.strip_prefix(prefix)?.split_once('-')?;
     Pid::from_raw(pid.parse().ok()?)
 }
 
 /// Whether a process `pid` exists (possibly another user's: then signalling it is refused).
-fn process_exists(pid: Pid) -> bool {
+pub(crate) fn process_exists(pid: Pid) -> bool {
     !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
 }
 
@@ -222,12 +225,12 @@ mod tests {
     #[test]
     fn owner_pid_parsing() {
         assert_eq!(
-            owner_pid("vmclient-1234-abc").map(Pid::as_raw_nonzero),
+            owner_pid("vmclient-1234-abc", TEMP_DIR_PREFIX).map(Pid::as_raw_nonzero),
             std::num::NonZeroI32::new(1234)
         );
-        assert_eq!(owner_pid("vmclient-abc"), None);
-        assert_eq!(owner_pid("vmclient-0-abc"), None);
-        assert_eq!(owner_pid("other-1234-abc"), None);
+        assert_eq!(owner_pid("vmclient-abc", TEMP_DIR_PREFIX), None);
+        assert_eq!(owner_pid("vmclient-0-abc", TEMP_DIR_PREFIX), None);
+        assert_eq!(owner_pid("other-1234-abc", TEMP_DIR_PREFIX), None);
     }
 
     #[test]
