@@ -365,8 +365,11 @@ impl VmInstance {
     ) -> Result<RunningVm, Error> {
         let (stream, qemu_end) = UnixStream::pair().map_err(Error::io("create a socket pair"))?;
         // QEMU gets its end under the same number, which must not be one of its stdio.
-        let qemu_end = rustix::io::fcntl_dupfd_cloexec(&qemu_end, 3)
-            .map_err(|errno| Error::io("pass the QMP socket")(errno.into()))?;
+        let qemu_end = {
+            let original = qemu_end;
+            rustix::io::fcntl_dupfd_cloexec(&original, 3)
+                .map_err(|errno| Error::io("pass the QMP socket")(errno.into()))?
+        };
         // QEMU writes into pipes (and the virtio console's FIFO) that threads copy to the
         // caller's files, so that write errors there are seen, and QEMU's last messages are at
         // hand to explain a failure.

@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::fd::{AsFd, IntoRawFd};
+use rustix::fs::OFlags;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -186,9 +187,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    // Before anything is opened: a closed stdout (`vm run … >&-`) must not hand its number to
-    // some file that the console would then be written to.
-    let stdout_closed = reserve_closed_stdio();
+    let stdout_closed = stdout_was_closed();
     // A bug must not reach the user as a backtrace and an abort: say what happened and exit
     // with InfrastructureError. QEMU dies with this process; its temporary directory is
     // reclaimed by the next run.
@@ -254,28 +253,17 @@ fn refused(error: &Error) -> ExitCode {
     ExitCode::from(DeathReason::StartFailed.exit_code())
 }
 
-/// Opens `/dev/null` on whichever of stdin, stdout and stderr is closed, so that no file opened
-/// later takes their numbers; says whether stdout was closed.
-fn reserve_closed_stdio() -> bool {
-    let stdout_closed = rustix::io::fcntl_getfd(std::io::stdout()).is_err();
-    // Each open takes the lowest free number: once it is above stderr's, none was closed.
-    while let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
-        if rustix::io::fcntl_getfd(std::io::stderr()).is_ok()
-            && rustix::io::fcntl_getfd(std::io::stdin()).is_ok()
-            && !null_is_stdio(&null)
-        {
-            break;
-        }
-        // It now holds a standard descriptor's number for good.
-        let _ = null.into_raw_fd();
-    }
-    stdout_closed
-}
-
-/// Whether `file` got the number of stdin, stdout or stderr.
-fn null_is_stdio(file: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    file.as_raw_fd() <= 2
+/// Whether stdout was closed when `vm` was started (`vm run … >&-`). Rust's runtime opens
+/// `/dev/null` read-write on a closed standard descriptor before `main`, so that no file takes
+/// its number; a shell redirects stdout to `/dev/null` write-only.
+fn stdout_was_closed() -> bool {
+    let is_null = match (rustix::fs::fstat(std::io::stdout()), fs::metadata("/dev/null")) {
+        (Ok(stdout), Ok(null)) => (stdout.st_dev, stdout.st_ino) == (null.dev(), null.ino()),
+        _ => false,
+    };
+    is_null
+        && rustix::fs::fcntl_getfl(std::io::stdout())
+            .is_ok_and(|flags| flags & OFlags::ACCMODE == OFlags::RDWR)
 }
 
 /// The terminating signals, watched from before anything is checked until `vm` exits, and

@@ -809,7 +809,8 @@ fn images_that_do_not_look_bootable_are_warned_about() {
     ] {
         let image = dir.path().join(name);
         fs::write(&image, contents).unwrap();
-        let run = vm(&["run", "--bootloader", &run_path(&image), "--timeout", "0.5"]);
+        // The timeout counts from vm's start: long enough for QEMU to start on a busy host.
+        let run = vm(&["run", "--bootloader", &run_path(&image), "--timeout", "3"]);
         assert!(
             run.stderr.starts_with(&format!(
                 "vm: warning: bootloader image {} starts neither like a vmbase entry",
@@ -1726,11 +1727,13 @@ const CHATTER: &str = r#"
     b 1b
 "#;
 
-/// Prints 1 MiB of "x" (more than any pipe holds), then powers off.
+/// Prints 96 KiB of "x" (more than a FIFO holds, less than a FIFO and a pipe), then powers
+/// off.
 const CHATTER_THEN_OFF: &str = r#"
     movz x6, #0x0900, lsl #16
     mov w7, #'x'
-    movz x8, #0x10, lsl #16
+    movz x8, #0x1, lsl #16
+    movk x8, #0x8000
 1:  str w7, [x6]
     subs x8, x8, #1
     b.ne 1b
@@ -1812,17 +1815,25 @@ fn a_signal_after_the_guest_powered_off_keeps_its_verdict() {
         &run_path(&fifo),
     ]);
     let child = vm.spawn();
-    // Reads a little, then stalls: the guest's megabyte stays in vm's hands.
+    // Reads a little, then stalls: the rest of the guest's output stays in vm's hands.
     let mut reader = fs::File::open(&fifo).unwrap();
     let mut start = [0; 4096];
     std::io::Read::read_exact(&mut reader, &mut start).unwrap();
-    // Once QEMU is gone, the guest has powered off.
+    // Once QEMU (vm's child with the VM's name) has come and gone, the guest has powered off.
+    let qemu_runs = || {
+        processes_with_argument(&vm.name)
+            .into_iter()
+            .any(|(pid, parent)| parent == child.id() && !process_is_gone(pid))
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while processes_with_argument(&vm.name).is_empty() {
+    while !qemu_runs() {
         assert!(Instant::now() < deadline, "QEMU never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    wait_until_no_process_named(&vm.name);
+    while qemu_runs() {
+        assert!(Instant::now() < deadline, "the guest never powered off");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     send_signal("-TERM", child.id());
     let output = wait_bounded(child, Duration::from_secs(10), "a signal during output");
     let run = vm.finish(output);
