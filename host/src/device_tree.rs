@@ -111,9 +111,13 @@ fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
         .find(|path| path.is_file())?;
     let metadata = fs::metadata(&qemu).ok()?;
     // The XDG base directory specification: a relative path is invalid and ignored.
-    let absolute = |variable| env::var_os(variable).map(PathBuf::from).filter(|path| path.is_absolute());
-    let directory = absolute("XDG_CACHE_HOME")
-        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))?;
+    let absolute = |variable| {
+        env::var_os(variable)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let directory =
+        absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")))?;
     let mut hasher = DefaultHasher::new();
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
     // Which stub file is given does not change the tree; that there is one does.
@@ -397,7 +401,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut dead = std::process::Command::new("true").spawn().unwrap();
         dead.wait().unwrap();
-        let dead_writer = dir.path().join(format!("{CACHE_TEMP_PREFIX}{}-x", dead.id()));
+        let dead_writer = dir
+            .path()
+            .join(format!("{CACHE_TEMP_PREFIX}{}-x", dead.id()));
         let live_writer = dir
             .path()
             .join(format!("{CACHE_TEMP_PREFIX}{}-y", std::process::id()));

@@ -6,10 +6,10 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
+use rustix::fs::OFlags;
 use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use std::fs::{self, File};
 use std::io::Write;
-use rustix::fs::OFlags;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -257,7 +257,10 @@ fn refused(error: &Error) -> ExitCode {
 /// `/dev/null` read-write on a closed standard descriptor before `main`, so that no file takes
 /// its number; a shell redirects stdout to `/dev/null` write-only.
 fn stdout_was_closed() -> bool {
-    let is_null = match (rustix::fs::fstat(std::io::stdout()), fs::metadata("/dev/null")) {
+    let is_null = match (
+        rustix::fs::fstat(std::io::stdout()),
+        fs::metadata("/dev/null"),
+    ) {
         (Ok(stdout), Ok(null)) => (stdout.st_dev, stdout.st_ino) == (null.dev(), null.ino()),
         _ => false,
     };
@@ -482,8 +485,7 @@ impl Outputs {
             ("log", args.log.as_ref()),
             ("virtio console", args.virtio_console.as_ref()),
         ];
-        let mut destinations: Vec<(Vec<&'static str>, Destination, Option<Identity>)> =
-            Vec::new();
+        let mut destinations: Vec<(Vec<&'static str>, Destination, Option<Identity>)> = Vec::new();
         for (role, path) in named {
             let (destination, identity) = match path {
                 Some(path) => {

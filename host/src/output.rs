@@ -196,8 +196,7 @@ impl OutputFile {
         match fs::metadata(path) {
             Ok(metadata) => {
                 refuse_type(&metadata).map_err(unwritable)?;
-                rustix::fs::access(path, Access::WRITE_OK)
-                    .map_err(|errno| unwritable(errno.into()))
+                rustix::fs::access(path, Access::WRITE_OK).map_err(|errno| unwritable(errno.into()))
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 let parent = match path.parent() {
@@ -442,6 +441,9 @@ mod tests {
         assert!(target.exists());
         output.remove_if_created();
         assert!(!target.exists());
-        assert!(fs::symlink_metadata(&link).is_ok(), "the link itself is kept");
+        assert!(
+            fs::symlink_metadata(&link).is_ok(),
+            "the link itself is kept"
+        );
     }
 }

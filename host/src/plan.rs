@@ -343,7 +343,8 @@ fn bootloader_boot(
     config: &VirtualMachineRawConfig,
     bootloader: &Path,
 ) -> Result<(Placement, ImageKind), Error> {
-    let (image, start) = regular_file_start("bootloader image", bootloader, image::INSPECTED_BYTES)?;
+    let (image, start) =
+        regular_file_start("bootloader image", bootloader, image::INSPECTED_BYTES)?;
     let size = image.size;
     if size == 0 {
         return Err(Error::ImageEmpty {
@@ -1025,7 +1026,10 @@ mod tests {
         let (_dir, config) = config_with_image(&header_bytes(0, 5 * MIB, 0), 64);
         let error = validate(&config).unwrap_err();
         assert!(matches!(error, Error::KernelAsBootloader { .. }), "{error}");
-        assert!(error.to_string().contains("boot it with --kernel"), "{error}");
+        assert!(
+            error.to_string().contains("boot it with --kernel"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1068,9 +1072,19 @@ mod tests {
             .unwrap()
             .set_len(10)
             .unwrap();
-        let error = initrd.input.copy_to(&dir.path().join("copy-2")).unwrap_err();
+        let error = initrd
+            .input
+            .copy_to(&dir.path().join("copy-2"))
+            .unwrap_err();
         assert!(
-            matches!(error, Error::InputChanged { size: 100, now: 10, .. }),
+            matches!(
+                error,
+                Error::InputChanged {
+                    size: 100,
+                    now: 10,
+                    ..
+                }
+            ),
             "{error}"
         );
     }
@@ -1182,7 +1196,10 @@ mod tests {
         fs::write(&firmware, vec![0; FIRMWARE_MAX_SIZE as usize]).unwrap();
         config.firmware = Some(firmware.clone());
         let image = validate(&config).unwrap();
-        assert_eq!(loaded(&image).last(), Some(&(firmware.clone(), 0x7fc0_0000)));
+        assert_eq!(
+            loaded(&image).last(),
+            Some(&(firmware.clone(), 0x7fc0_0000))
+        );
         assert_eq!(
             image.entry,
             EntryState {

@@ -111,10 +111,7 @@ pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, loaded: &[&Path]) -> V
             format!(",addr={address:#x},force-raw=on").as_ref(),
         ]));
     }
-    args.extend([
-        "-serial".into(),
-        "stdio".into(),
-    ]);
+    args.extend(["-serial".into(), "stdio".into()]);
     for (index, disk) in plan.disks.iter().enumerate() {
         let read_only = if disk.writable { "off" } else { "on" };
         args.push("-drive".into());

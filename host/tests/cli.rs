@@ -1402,7 +1402,12 @@ const REFUSALS: &[Refusal] = &[
     },
     Refusal {
         name: "missing virtio console input",
-        args: &["run", "{dir}/vm.json", "--console-in", "{dir}/missing-input"],
+        args: &[
+            "run",
+            "{dir}/vm.json",
+            "--console-in",
+            "{dir}/missing-input",
+        ],
         code: 1,
         message: "cannot read virtio console input {dir}/missing-input: No such file",
     },
@@ -1472,14 +1477,26 @@ const REFUSALS: &[Refusal] = &[
     },
     Refusal {
         name: "too little memory for the example: the real minimum at once",
-        args: &["run", "--bootloader", "{dir}/vmbase_example.bin", "--mem", "2"],
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/vmbase_example.bin",
+            "--mem",
+            "2",
+        ],
         code: 1,
         message: "memory_mib 2 is too small: the device tree takes the first 2 MiB of RAM and the \
                   image is loaded after it, so at least 5 MiB are needed",
     },
     Refusal {
         name: "still too little memory for the example",
-        args: &["run", "--bootloader", "{dir}/vmbase_example.bin", "--mem", "3"],
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/vmbase_example.bin",
+            "--mem",
+            "3",
+        ],
         code: 1,
         message: "set memory_mib to at least 5",
     },
@@ -1742,13 +1759,7 @@ const CHATTER_THEN_OFF: &str = r#"
 
 /// Makes a FIFO at `path`.
 fn mkfifo(path: &Path) {
-    assert!(
-        Command::new("mkfifo")
-            .arg(path)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
 }
 
 /// Waits (within a bound) for `child` to exit and returns its output, or kills it and fails.
@@ -1927,7 +1938,11 @@ fn a_refused_start_leaves_every_output_as_it_was() {
     assert_eq!(fs::read_to_string(&console).unwrap(), "keep me");
     assert!(!log.exists(), "the log was created");
     assert!(!target.exists(), "the link's target was created");
-    assert_eq!(fs::read_link(&link).unwrap(), target, "the link was removed");
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        target,
+        "the link was removed"
+    );
 }
 
 #[test]
@@ -2042,10 +2057,7 @@ fn an_empty_tmpdir_does_not_mean_the_working_directory() {
     let in_working_directory: Vec<_> = fs::read_dir(work.path()).unwrap().collect();
     send_signal("-TERM", child.id());
     child.wait_with_output().unwrap();
-    assert!(
-        in_working_directory.is_empty(),
-        "{in_working_directory:?}"
-    );
+    assert!(in_working_directory.is_empty(), "{in_working_directory:?}");
 }
 
 #[test]
