@@ -247,7 +247,15 @@ impl VmInstance {
         };
         let virtio_console = self.virtio_console_output.clone();
         let interrupt = Arc::clone(&self.interrupt);
-        self.start_with_outputs(move || {
+        // The caller's files are open already: they get QEMU's messages from the start, also
+        // those that explain a failed start.
+        let given = VmOutputs {
+            console,
+            log,
+            virtio_console: None,
+        };
+        self.state = State::Dead(DeathReason::StartFailed);
+        let launched = self.launch(given, move || {
             let virtio_console = match virtio_console {
                 Some(path) => {
                     let output = OutputFile::open("virtio console", &path, &interrupt, || {})?;
@@ -258,11 +266,12 @@ impl VmInstance {
                 None => None,
             };
             Ok(VmOutputs {
-                console,
-                log,
                 virtio_console,
+                ..VmOutputs::default()
             })
-        })
+        });
+        self.state = State::Running(launched?);
+        Ok(())
     }
 
     /// Like [`VmInstance::start`], but the outputs are only opened, by `open_outputs`, once
@@ -277,7 +286,7 @@ impl VmInstance {
             return Err(Error::AlreadyStarted);
         }
         self.state = State::Dead(DeathReason::StartFailed);
-        self.state = State::Running(self.launch(open_outputs)?);
+        self.state = State::Running(self.launch(VmOutputs::default(), open_outputs)?);
         Ok(())
     }
 
@@ -358,9 +367,11 @@ impl VmInstance {
         reason
     }
 
-    /// Spawns QEMU, waits for its QMP greeting, opens the outputs and lets the guest run.
+    /// Spawns QEMU with the `given` outputs, waits for its QMP greeting, opens the others
+    /// with `open_outputs` and lets the guest run.
     fn launch(
         &self,
+        given: VmOutputs,
         open_outputs: impl FnOnce() -> Result<VmOutputs, Error>,
     ) -> Result<RunningVm, Error> {
         let (stream, qemu_end) = UnixStream::pair().map_err(Error::io("create a socket pair"))?;
@@ -378,6 +389,11 @@ impl VmInstance {
             Copier::start("console", reader).map_err(Error::io("start the console thread"))?;
         let (reader, stderr) = io::pipe().map_err(Error::io("create a pipe"))?;
         let mut log = Copier::start("log", reader).map_err(Error::io("start the log thread"))?;
+        for (copier, file) in [(&mut console, given.console), (&mut log, given.log)] {
+            if file.is_some() {
+                copier.deliver(file);
+            }
+        }
         let (mut virtio_console, fifo_keeper) = if self.has_virtio_console {
             let (reader, keeper) = open_virtio_console_fifo(self.temp_dir.path())?;
             let copier = Copier::start("virtio-console", reader)
@@ -414,7 +430,8 @@ impl VmInstance {
                 _ => error,
             });
         }
-        // The machine is built and paused: only now are the outputs opened.
+        // The machine is built and paused: only now are the other outputs opened (an output
+        // given already keeps its file).
         let outputs = open_outputs()?;
         console.deliver(outputs.console);
         log.deliver(outputs.log);

@@ -71,7 +71,8 @@ impl Copier {
         })
     }
 
-    /// Sends what was read so far, and all that follows, to `destination` (or discards it).
+    /// Sends what was read so far, and all that follows, to `destination` (or discards it);
+    /// only the first call counts.
     pub(crate) fn deliver(&mut self, destination: Option<File>) {
         if let Some(sender) = self.destination.take() {
             // The thread only ends after it received a destination or lost the sender.
