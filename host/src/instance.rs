@@ -76,7 +76,7 @@ enum State {
         console: Option<File>,
         log: Option<File>,
     },
-    Running(RunningVm),
+    Running(Box<RunningVm>),
     Dead(DeathReason),
 }
 
@@ -270,7 +270,7 @@ impl VmInstance {
                 ..VmOutputs::default()
             })
         });
-        self.state = State::Running(launched?);
+        self.state = State::Running(Box::new(launched?));
         Ok(())
     }
 
@@ -286,7 +286,7 @@ impl VmInstance {
             return Err(Error::AlreadyStarted);
         }
         self.state = State::Dead(DeathReason::StartFailed);
-        self.state = State::Running(self.launch(VmOutputs::default(), open_outputs)?);
+        self.state = State::Running(Box::new(self.launch(VmOutputs::default(), open_outputs)?));
         Ok(())
     }
 
