@@ -155,7 +155,8 @@ struct RunArgs {
     #[arg(long, value_name = "PORT")]
     gdb: Option<u16>,
 
-    /// Kill the VM if it has not ended after this many seconds (fractions allowed).
+    /// Kill the VM if it has not ended this many seconds (fractions allowed) after vm started:
+    /// every wait counts (QEMU starting, a FIFO's reader, an output's reader).
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     timeout: Option<Duration>,
 
