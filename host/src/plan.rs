@@ -14,7 +14,7 @@ use crate::layout::{
     FDT_ADDRESS, FDT_MAX_SIZE, FIRMWARE_ADDRESS, FIRMWARE_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB,
     MIB, MIN_MEMORY_MIB, RAM_START,
 };
-use rustix::fs::OFlags;
+use rustix::fs::{Access, OFlags};
 use std::fs::{self, File};
 use std::io::Write;
 use std::ops::Range;
@@ -185,8 +185,9 @@ fn virtio_console(config: &VirtualMachineRawConfig) -> Result<Option<VirtioConso
 }
 
 /// Checks the virtio console's input as QEMU's pipe backend will open it: a regular file, FIFO
-/// or character device that can be opened for reading and writing (it is only read). A FIFO
-/// is opened without waiting for a writer.
+/// or character device that may be opened for reading and writing (it is only read). It is
+/// not opened here: opening a FIFO would let a writer waiting for a reader go ahead, and
+/// closing it again would leave that writer without one.
 fn check_console_input(path: &Path) -> Result<(), Error> {
     let role = "virtio console input";
     let unreadable = |source| Error::ImageUnreadable {
@@ -201,16 +202,12 @@ fn check_console_input(path: &Path) -> Result<(), Error> {
             path: path.to_owned(),
         });
     }
-    fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|source| Error::ConsoleInputUnopenable {
+    rustix::fs::access(path, Access::READ_OK | Access::WRITE_OK).map_err(|errno| {
+        Error::ConsoleInputUnopenable {
             path: path.to_owned(),
-            source,
-        })?;
-    Ok(())
+            source: errno.into(),
+        }
+    })
 }
 
 /// Refuses `output` (the virtio console's) when it names one of the VM's input files.
