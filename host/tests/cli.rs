@@ -14,6 +14,7 @@ use common::{
 };
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -810,7 +811,7 @@ fn images_that_do_not_look_bootable_are_warned_about() {
         let image = dir.path().join(name);
         fs::write(&image, contents).unwrap();
         // The timeout counts from vm's start: long enough for QEMU to start on a busy host.
-        let run = vm(&["run", "--bootloader", &run_path(&image), "--timeout", "3"]);
+        let run = vm(&["run", "--bootloader", &run_path(&image), "--timeout", "5"]);
         assert!(
             run.stderr.starts_with(&format!(
                 "vm: warning: bootloader image {} starts neither like a vmbase entry",
@@ -1789,11 +1790,15 @@ fn a_console_reader_that_stalls_cannot_outlast_the_timeout() {
         "--console",
         &run_path(&fifo),
         "--timeout",
-        "2",
+        "5",
     ]);
+    // A reader that opens the FIFO (without waiting for vm) and never reads.
+    let _reader = fs::File::options()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&fifo)
+        .unwrap();
     let child = vm.spawn();
-    // A reader that opens the FIFO and never reads.
-    let _reader = fs::File::open(&fifo).unwrap();
     let output = wait_bounded(child, Duration::from_secs(20), "the reader stalls");
     let run = vm.finish(output);
     assert_eq!(
