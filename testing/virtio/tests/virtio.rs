@@ -558,7 +558,9 @@ fn the_virtio_console_output_follows_the_rules_of_every_output() {
     ] {
         let mut rest = written.chars();
         assert!(
-            output.chars().all(|wanted| rest.any(|found| found == wanted)),
+            output
+                .chars()
+                .all(|wanted| rest.any(|found| found == wanted)),
             "{output:?} is not in {written:?}"
         );
     }
