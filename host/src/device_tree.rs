@@ -19,7 +19,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 /// Offset of `boot_cpuid_phys` in the FDT header (devicetree specification, table 5.1).
@@ -27,6 +27,14 @@ const BOOT_CPUID_PHYS_OFFSET: usize = 0x1c;
 
 /// Where dumped device trees are kept, under the user's cache directory.
 const CACHE_SUBDIRECTORY: &str = "vmclient";
+
+/// The most dumps kept in the cache (one per QEMU binary and machine options: `--mem`,
+/// `--cpus`); the least recently used go first.
+const CACHE_LIMIT: usize = 32;
+
+/// Prefix of a dump being written to the cache; the writer's pid follows, so that the file of a
+/// writer that died (`SIGKILL`) is recognised and removed by the next store.
+const CACHE_TEMP_PREFIX: &str = ".tmp-";
 
 /// How long QEMU may take to dump its device tree (it normally takes well under a second).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,6 +69,13 @@ pub(crate) fn qemu_device_tree(
         .and_then(|path| read_regular_file(path, FDT_MAX_SIZE).ok())
         .filter(|dtb| check_dump(dtb).is_ok())
     {
+        // Recently used: the last to be pruned.
+        if let Some(path) = &cached {
+            let _ = File::options()
+                .write(true)
+                .open(path)
+                .and_then(|file| file.set_modified(SystemTime::now()));
+        }
         return Ok(dtb);
     }
     let dtb = dump_qemu_device_tree(memory_mib, num_cpus, boot_stub, scratch, interrupt)?;
@@ -95,9 +110,14 @@ fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
         .map(|dir| dir.join(qemu::QEMU))
         .find(|path| path.is_file())?;
     let metadata = fs::metadata(&qemu).ok()?;
-    let directory = env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    // The XDG base directory specification: a relative path is invalid and ignored.
+    let absolute = |variable| {
+        env::var_os(variable)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let directory =
+        absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")))?;
     let mut hasher = DefaultHasher::new();
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
     // Which stub file is given does not change the tree; that there is one does.
@@ -106,14 +126,47 @@ fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
     Some(directory.join(CACHE_SUBDIRECTORY).join(name))
 }
 
-/// Writes `dtb` to `path` atomically, so that VMs starting in parallel never read half a file.
+/// Writes `dtb` to `path` atomically, so that VMs starting in parallel never read half a file,
+/// then prunes the cache: files of writers that died, and the least recently used dumps beyond
+/// [`CACHE_LIMIT`].
 fn store(path: &Path, dtb: &[u8]) -> std::io::Result<()> {
     let directory = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(directory)?;
-    let mut file = tempfile::NamedTempFile::new_in(directory)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(
+            "{CACHE_TEMP_PREFIX}{}-",
+            rustix::process::getpid().as_raw_nonzero()
+        ))
+        .tempfile_in(directory)?;
     file.write_all(dtb)?;
     file.persist(path)?;
+    prune_cache(directory, CACHE_LIMIT);
     Ok(())
+}
+
+/// Removes from the cache `directory` the files of writers that no longer exist, and all but
+/// the `limit` most recently used dumps. Failures (a race with another run) are left alone.
+fn prune_cache(directory: &Path, limit: usize) {
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    let mut dumps = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(owner) = supervise::owner_pid(name, CACHE_TEMP_PREFIX) {
+            if !supervise::process_exists(owner) {
+                let _ = fs::remove_file(entry.path());
+            }
+        } else if name.starts_with("qemu-virt-") && name.ends_with(".dtb") {
+            let used = entry.metadata().and_then(|metadata| metadata.modified());
+            dumps.push((used.unwrap_or(SystemTime::UNIX_EPOCH), entry.path()));
+        }
+    }
+    dumps.sort_unstable_by(|a, b| b.cmp(a));
+    for (_, path) in dumps.iter().skip(limit) {
+        let _ = fs::remove_file(path);
+    }
 }
 
 /// Asks QEMU for the device tree of the machine `qemu::machine_args` describes, giving up
@@ -342,6 +395,38 @@ fn encode_cells(value: u64, cells: usize) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_keeps_the_most_recent_dumps_and_drops_dead_writers_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        let dead_writer = dir
+            .path()
+            .join(format!("{CACHE_TEMP_PREFIX}{}-x", dead.id()));
+        let live_writer = dir
+            .path()
+            .join(format!("{CACHE_TEMP_PREFIX}{}-y", std::process::id()));
+        let other = dir.path().join("unrelated");
+        for path in [&dead_writer, &live_writer, &other] {
+            fs::write(path, b"x").unwrap();
+        }
+        let dumps: Vec<_> = (0..5)
+            .map(|index| {
+                let path = dir.path().join(format!("qemu-virt-{index}.dtb"));
+                let file = File::create(&path).unwrap();
+                let used = SystemTime::UNIX_EPOCH + Duration::from_secs(1000 + index);
+                file.set_modified(used).unwrap();
+                path
+            })
+            .collect();
+        prune_cache(dir.path(), 3);
+        let exists: Vec<bool> = dumps.iter().map(|path| path.exists()).collect();
+        assert_eq!(exists, [false, false, true, true, true]);
+        assert!(!dead_writer.exists());
+        assert!(live_writer.exists());
+        assert!(other.exists());
+    }
 
     /// QEMU's real device tree for a 2-CPU VM with `memory_mib` of RAM, booted with a stub.
     fn qemu_dtb(memory_mib: u32) -> Vec<u8> {

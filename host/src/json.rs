@@ -185,7 +185,14 @@ const MAX_CONFIG_SIZE: u64 = 4 << 20;
 /// The text of the config file at `path`: a regular file of at most [`MAX_CONFIG_SIZE`] bytes.
 fn read_config(path: &Path) -> io::Result<String> {
     let bytes = read_regular_file(path, MAX_CONFIG_SIZE)?;
-    String::from_utf8(bytes).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    // Most likely an image given where the config goes (`vm run image.bin`).
+    String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "it is not a JSON config (it is not UTF-8 text): to boot an image, give it with \
+             --bootloader PATH (or --kernel PATH for a Linux kernel)",
+        )
+    })
 }
 
 /// Refuses a path field that is `""`: joined to the config's directory it would name the

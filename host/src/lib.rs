@@ -58,5 +58,6 @@ pub use config::{
 };
 pub use death_reason::DeathReason;
 pub use error::Error;
-pub use instance::VmInstance;
+pub use instance::{VmInstance, VmOutputs};
+pub use output::OutputFile;
 pub use plan::BootPlan;

@@ -18,8 +18,6 @@ pub(crate) struct RunFiles<'a> {
     pub(crate) boot_stub: &'a Path,
     /// The rewritten device tree.
     pub(crate) device_tree: &'a Path,
-    /// The Unix socket QEMU connects its QMP monitor to.
-    pub(crate) qmp_socket: &'a Path,
     /// The base name of the virtio console's pipe backend: QEMU reads `BASE.in` and writes
     /// `BASE.out`.
     pub(crate) virtio_console: &'a Path,
@@ -82,23 +80,29 @@ pub(crate) fn machine_args(
     .into()
 }
 
-/// The full command line that boots `plan`, with the boot stub and device tree in `files`.
+/// The full command line that boots `plan`, with the boot stub, device tree and copies of the
+/// loaded files (in the plan's order) in `files`.
 ///
 /// QEMU starts paused (`-S`): the VM only runs once the QMP client has negotiated capabilities
 /// and sent `cont`, so no `SHUTDOWN` event can be missed. The console is QEMU's stdout
-/// (`-serial stdio`) when `console` is set.
-pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<OsString> {
+/// (`-serial stdio`). Paths and the name are given so that QEMU takes them literally: as values
+/// of named options (`guest=`, `file.filename=`) with commas doubled, never where QEMU looks for
+/// a protocol prefix (`file:`, `nbd:`) or an option name.
+pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, loaded: &[&Path]) -> Vec<OsString> {
     let mut args = machine_args(plan.memory_mib, plan.num_cpus, files.boot_stub, None);
     args.extend(["-no-reboot".into(), "-S".into()]);
     if !plan.name.is_empty() {
-        args.extend(["-name".into(), escape(plan.name.as_ref())]);
+        args.extend([
+            "-name".into(),
+            concat(&["guest=".as_ref(), &escape(plan.name.as_ref())]),
+        ]);
     }
     let placement = &plan.placement;
     let device_tree = (files.device_tree, placement.fdt_address);
-    let loaded = placement
-        .files
+    let loaded = loaded
         .iter()
-        .map(|(file, address)| (file.as_path(), *address));
+        .zip(&placement.files)
+        .map(|(copy, file)| (*copy, file.address));
     for (file, address) in [device_tree].into_iter().chain(loaded) {
         args.push("-device".into());
         args.push(concat(&[
@@ -107,23 +111,14 @@ pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<
             format!(",addr={address:#x},force-raw=on").as_ref(),
         ]));
     }
-    args.extend([
-        "-serial".into(),
-        if console { "stdio" } else { "null" }.into(),
-    ]);
-    args.push("-chardev".into());
-    args.push(concat(&[
-        "socket,id=qmp,path=".as_ref(),
-        &escape(files.qmp_socket.as_os_str()),
-    ]));
-    args.extend(["-mon".into(), "chardev=qmp,mode=control".into()]);
+    args.extend(["-serial".into(), "stdio".into()]);
     for (index, disk) in plan.disks.iter().enumerate() {
         let read_only = if disk.writable { "off" } else { "on" };
         args.push("-drive".into());
         args.push(concat(&[
-            "file=".as_ref(),
+            format!("format=raw,if=none,id=disk{index},readonly={read_only},").as_ref(),
+            "file.driver=file,file.filename=".as_ref(),
             &escape(disk.image.as_os_str()),
-            format!(",format=raw,if=none,id=disk{index},readonly={read_only}").as_ref(),
         ]));
         args.extend([
             "-device".into(),
@@ -163,6 +158,18 @@ pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<
     args
 }
 
+/// The options that connect QEMU's QMP monitor to `fd`, its end of a socket pair that it
+/// inherits: unlike a socket in the file system, it needs no path (whose length Unix sockets
+/// limit) and no other process can connect to it.
+pub(crate) fn qmp_args(fd: i32) -> [OsString; 4] {
+    [
+        "-chardev".into(),
+        format!("socket,id=qmp,fd={fd}").into(),
+        "-mon".into(),
+        "chardev=qmp,mode=control".into(),
+    ]
+}
+
 /// Joins the pieces of one command-line argument.
 fn concat(parts: &[&OsStr]) -> OsString {
     parts.iter().copied().collect()
@@ -185,8 +192,22 @@ mod tests {
     use super::*;
     use crate::boot_stub::EntryState;
     use crate::config::DiskImage;
-    use crate::plan::{Placement, VirtioConsole};
+    use crate::plan::{InputFile, LoadedFile, Placement, VirtioConsole};
+    use std::fs::File;
     use std::path::PathBuf;
+
+    /// `path`, as a file loaded at `address` (its contents are not looked at).
+    fn load(path: &str, address: u64) -> LoadedFile {
+        LoadedFile {
+            input: InputFile {
+                role: "test",
+                path: PathBuf::from(path),
+                file: File::open("/dev/null").unwrap(),
+                size: 0,
+            },
+            address,
+        }
+    }
 
     /// The plan of a 16 MiB, one-CPU VM named `vm` that loads `placement`.
     fn plan(placement: Placement) -> BootPlan {
@@ -207,7 +228,7 @@ mod tests {
 
     fn bootloader(path: &str) -> BootPlan {
         plan(Placement {
-            files: vec![(PathBuf::from(path), 0x8020_0000)],
+            files: vec![load(path, 0x8020_0000)],
             fdt_address: 0x8000_0000,
             entry: EntryState::BOOTLOADER,
             bootargs: None,
@@ -251,7 +272,6 @@ mod tests {
         RunFiles {
             boot_stub: Path::new("/t/boot-stub.bin"),
             device_tree: Path::new("/t/fdt.dtb"),
-            qmp_socket: Path::new("/t/qmp.sock"),
             virtio_console: Path::new("/t/virt,con"),
         }
     }
@@ -259,13 +279,44 @@ mod tests {
     #[test]
     fn minimal_run() {
         assert_eq!(
-            joined(&run_args(&bootloader("/images/a,b.bin"), &files(), true)),
+            joined(&run_args(
+                &bootloader("/images/a.bin"),
+                &files(),
+                &[Path::new("/t/load,0.bin")]
+            )),
             "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1040M -smp 1 \
-             -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name vm \
+             -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name guest=vm \
              -device loader,file=/t/fdt.dtb,addr=0x80000000,force-raw=on \
-             -device loader,file=/images/a,,b.bin,addr=0x80200000,force-raw=on \
-             -serial stdio -chardev socket,id=qmp,path=/t/qmp.sock -mon chardev=qmp,mode=control \
-             -device virtio-rng-pci"
+             -device loader,file=/t/load,,0.bin,addr=0x80200000,force-raw=on \
+             -serial stdio -device virtio-rng-pci"
+        );
+        assert_eq!(
+            joined(&qmp_args(7)),
+            "-chardev socket,id=qmp,fd=7 -mon chardev=qmp,mode=control"
+        );
+    }
+
+    #[test]
+    fn names_and_disk_paths_are_taken_literally() {
+        let plan = BootPlan {
+            name: "process=x,debug-threads=on".to_owned(),
+            disks: vec![DiskImage {
+                image: "d:1,x.img".into(),
+                writable: false,
+            }],
+            ..bootloader("/a.bin")
+        };
+        let command_line = joined(&run_args(&plan, &files(), &[Path::new("/t/load-0.bin")]));
+        assert!(
+            command_line.contains(" -name guest=process=x,,debug-threads=on "),
+            "{command_line}"
+        );
+        assert!(
+            command_line.contains(
+                " -drive format=raw,if=none,id=disk0,readonly=on,file.driver=file,\
+                 file.filename=d:1,,x.img "
+            ),
+            "{command_line}"
         );
     }
 
@@ -292,13 +343,12 @@ mod tests {
             }),
             ..bootloader("/a.bin")
         };
-        let command_line = joined(&run_args(&plan, &files(), false));
+        let command_line = joined(&run_args(&plan, &files(), &[Path::new("/t/load-0.bin")]));
         assert!(!command_line.contains("-name"), "{command_line}");
-        assert!(command_line.contains(" -serial null "), "{command_line}");
         assert!(command_line.ends_with(
-            "-drive file=/d/ro.img,format=raw,if=none,id=disk0,readonly=on \
+            "-drive format=raw,if=none,id=disk0,readonly=on,file.driver=file,file.filename=/d/ro.img \
              -device virtio-blk-pci,drive=disk0 \
-             -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
+             -drive format=raw,if=none,id=disk1,readonly=off,file.driver=file,file.filename=/d/rw.img \
              -device virtio-blk-pci,drive=disk1 \
              -chardev pipe,id=virtcon,path=/t/virt,,con \
              -device virtio-serial-pci -device virtconsole,chardev=virtcon \
@@ -310,9 +360,9 @@ mod tests {
     fn kernel_initrd_and_firmware_are_loaded_where_the_layout_says() {
         let plan = plan(Placement {
             files: vec![
-                (PathBuf::from("/k/Image"), 0x8000_0000),
-                (PathBuf::from("/k/initrd"), 0x8300_0000),
-                (PathBuf::from("/k/fw.bin"), 0x7fc0_0000),
+                load("/k/Image", 0x8000_0000),
+                load("/k/initrd", 0x8300_0000),
+                load("/k/fw.bin", 0x7fc0_0000),
             ],
             fdt_address: 0x9fdf_0000,
             entry: EntryState {
@@ -324,13 +374,14 @@ mod tests {
             bootargs: Some("panic=-1".to_owned()),
             initrd: Some(0x8300_0000..0x8300_1000),
         });
-        let command_line = joined(&run_args(&plan, &files(), true));
+        let copies = ["/t/load-0.bin", "/t/load-1.bin", "/t/load-2.bin"].map(Path::new);
+        let command_line = joined(&run_args(&plan, &files(), &copies));
         assert!(
             command_line.contains(
                 " -device loader,file=/t/fdt.dtb,addr=0x9fdf0000,force-raw=on \
-                 -device loader,file=/k/Image,addr=0x80000000,force-raw=on \
-                 -device loader,file=/k/initrd,addr=0x83000000,force-raw=on \
-                 -device loader,file=/k/fw.bin,addr=0x7fc00000,force-raw=on "
+                 -device loader,file=/t/load-0.bin,addr=0x80000000,force-raw=on \
+                 -device loader,file=/t/load-1.bin,addr=0x83000000,force-raw=on \
+                 -device loader,file=/t/load-2.bin,addr=0x7fc00000,force-raw=on "
             ),
             "{command_line}"
         );

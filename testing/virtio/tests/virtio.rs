@@ -484,3 +484,99 @@ fn hostile_pci_nodes_are_reported_and_reset() {
         assert_boot(&config, &[report], DeathReason::Reboot);
     }
 }
+
+#[test]
+fn disks_given_with_flags_are_attached_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let disks = source_and_target_disks(dir.path());
+    let writable = format!("{},writable", disks[1].image.display());
+    let (code, stdout) = vm_run(
+        "disks",
+        &[
+            "--disk".as_ref(),
+            disks[0].image.as_os_str(),
+            "--disk".as_ref(),
+            writable.as_ref(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("virtio guest: disks passed"), "{stdout}");
+    assert_target_written(&disks[1]);
+}
+
+#[test]
+fn the_virtio_console_output_follows_the_rules_of_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    fs::write(&input, "rules\n").unwrap();
+    let console_in = ["--console-in".as_ref(), input.as_os_str()];
+    let expected = "virtio guest: type a line\necho: rules\n";
+
+    // A FIFO: its reader gets everything, not an end of file before the VM starts.
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
+    };
+    let (code, stdout) = vm_run(
+        "console",
+        &[
+            console_in[0],
+            console_in[1],
+            "--virtio-console".as_ref(),
+            fifo.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(reader.join().unwrap(), expected);
+
+    // A write error is lost output: exit 2.
+    let (code, stdout) = vm_run(
+        "console",
+        &[
+            console_in[0],
+            console_in[1],
+            "--virtio-console".as_ref(),
+            "/dev/full".as_ref(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(stdout.contains("virtio guest: console passed"), "{stdout}");
+
+    // The same file as the console: one open file holding both.
+    let both = dir.path().join("both.txt");
+    let (code, stdout) = vm_run(
+        "console",
+        &[
+            console_in[0],
+            console_in[1],
+            "--virtio-console".as_ref(),
+            both.as_os_str(),
+            "--console".as_ref(),
+            both.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    // The two outputs interleave (the UART's bytes come one by one), each in its order, and
+    // neither overwrites the other.
+    let written = fs::read_to_string(&both).unwrap();
+    for output in [
+        expected,
+        "virtio guest: read \"rules\" from the virtio console\nvirtio guest: console passed\n",
+    ] {
+        let mut rest = written.chars();
+        assert!(
+            output
+                .chars()
+                .all(|wanted| rest.any(|found| found == wanted)),
+            "{output:?} is not in {written:?}"
+        );
+    }
+}
