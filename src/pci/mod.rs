@@ -8,7 +8,7 @@ mod bar;
 #[cfg(target_arch = "aarch64")]
 mod root;
 
-pub use bar::BarAllocator;
+pub use bar::{bar_pages, BarAllocator};
 #[cfg(target_arch = "aarch64")]
 pub use root::{CamAccess, PciRoot};
 

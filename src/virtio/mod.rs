@@ -17,7 +17,7 @@ pub use hal::VirtioHal;
 #[cfg(target_arch = "aarch64")]
 pub use pool::init_dma_pool_from_fdt;
 pub use pool::{
-    init_dma_pool, init_dma_pool_from_heap, pool_range, restricted_dma_pool, share_with_host,
+    init_dma_pool, init_dma_pool_from_heap, pool_range, release_dma_pool, restricted_dma_pool,
     DmaPoolError,
 };
 pub use virtio_drivers;

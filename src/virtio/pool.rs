@@ -1,10 +1,18 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! The DMA pool: the only memory virtio devices see. It is a `restricted-dma-pool` from the
-//! device tree when there is one, otherwise pages taken from the heap; either way it is handed
-//! to [`share_with_host`] once, and every buffer a driver passes to a device is copied through
-//! it.
+//! The DMA pool: the only memory virtio devices see, and so the only memory vmbase shares with
+//! the host. It is a `restricted-dma-pool` from the device tree or pages taken from the heap;
+//! every buffer a driver passes to a device is copied through it.
+//!
+//! Under a hypervisor that protects guest memory (pKVM: `hyp::memory_sharing_granule` is
+//! `Some`), the pool is shared with the host granule by granule when it is set up
+//! ([`crate::hyp::mem_share`]) and unshared when it is released ([`release_dma_pool`]). There,
+//! like AOSP's pvmfw, vmbase takes the pool from the heap and leaves the tree's
+//! `restricted-dma-pool` alone. The tree's region is for hypervisors without `MEM_SHARE`
+//! (Gunyah, for one), where the host designates it as shared before the guest starts: it is used
+//! as it is, never shared again. Without memory protection at all (crosvm without pKVM, QEMU)
+//! the host sees all guest memory and nothing is shared.
 
 use crate::fdt::{Fdt, FdtError};
 use crate::layout::PAGE_SIZE;
@@ -25,6 +33,10 @@ static POOL: SpinMutex<Option<DmaPool>> = SpinMutex::new(None);
 struct DmaPool {
     heap: Heap<ORDER>,
     range: Range<usize>,
+    /// Whether vmbase shared the range with the host, and so must unshare it.
+    shared: bool,
+    /// The heap allocation the range is, if it came from the heap.
+    from_heap: Option<Layout>,
 }
 
 /// Why the DMA pool could not be set up.
@@ -40,6 +52,13 @@ pub enum DmaPoolError {
     Fdt(FdtError),
     /// The `restricted-dma-pool` could not be mapped.
     Map(crate::memory::MemoryTrackerError),
+    /// The hypervisor did not share the pool with the host (nothing of it stays shared).
+    Share(crate::hyp::Error),
+    /// [`release_dma_pool`] found no pool.
+    NotInitialised,
+    /// The hypervisor did not unshare the pool: part of it may still be visible to the host,
+    /// so it is never used again, nor given back to the heap.
+    Unshare(crate::hyp::Error),
 }
 
 impl fmt::Display for DmaPoolError {
@@ -52,6 +71,9 @@ impl fmt::Display for DmaPoolError {
             }
             Self::Fdt(error) => write!(f, "looking for a restricted-dma-pool: {error}"),
             Self::Map(error) => write!(f, "mapping the restricted-dma-pool: {error}"),
+            Self::Share(error) => write!(f, "sharing the DMA pool with the host: {error}"),
+            Self::NotInitialised => write!(f, "there is no DMA pool"),
+            Self::Unshare(error) => write!(f, "unsharing the DMA pool: {error}"),
         }
     }
 }
@@ -62,17 +84,15 @@ impl From<FdtError> for DmaPoolError {
     }
 }
 
-/// Makes `range` visible to the host. Nothing to do on the hypervisors vmbase runs on today
-/// (crosvm without protection, QEMU): all guest memory is shared. Under a hypervisor that
-/// isolates guest memory (pKVM), this is where each page would be shared with a hypercall.
-pub fn share_with_host(range: &Range<usize>) {
-    let _ = range;
-}
-
-/// Makes `region` the DMA pool, after [`share_with_host`].
+/// Makes `region` the DMA pool, sharing it with the host first if the hypervisor protects
+/// guest memory (then it must start and end on the sharing granule).
 pub fn init_dma_pool(region: &'static mut [u8]) -> Result<(), DmaPoolError> {
     let range = region.as_mut_ptr_range();
-    let range = range.start.addr()..range.end.addr();
+    install(range.start.addr()..range.end.addr(), None)
+}
+
+/// Makes `range` (memory the caller gives up for good, or `from_heap`'s allocation) the pool.
+fn install(range: Range<usize>, from_heap: Option<Layout>) -> Result<(), DmaPoolError> {
     if range.is_empty()
         || !range.start.is_multiple_of(PAGE_SIZE)
         || !range.end.is_multiple_of(PAGE_SIZE)
@@ -83,20 +103,35 @@ pub fn init_dma_pool(region: &'static mut [u8]) -> Result<(), DmaPoolError> {
     if pool.is_some() {
         return Err(DmaPoolError::AlreadyInitialised);
     }
-    share_with_host(&range);
+    let shared = crate::hyp::memory_sharing_granule()
+        .map_err(DmaPoolError::Share)?
+        .is_some();
+    if shared {
+        crate::hyp::mem_share(&range).map_err(DmaPoolError::Share)?;
+    }
     let mut heap = Heap::empty();
-    // SAFETY: region is exclusively ours for the rest of the program ('static and &mut).
+    // SAFETY: The range is exclusively the pool's for as long as it lives (the caller's
+    // 'static &mut, or a heap allocation only release_dma_pool frees).
     unsafe { heap.init(range.start, range.len()) };
-    *pool = Some(DmaPool { heap, range });
+    *pool = Some(DmaPool {
+        heap,
+        range,
+        shared,
+        from_heap,
+    });
     Ok(())
 }
 
-/// Makes `size` bytes (rounded up to pages) of the heap the DMA pool, for guests whose device
-/// tree has no `restricted-dma-pool`.
+/// Makes `size` bytes (rounded up to pages, or to the hypervisor's sharing granule) of the heap
+/// the DMA pool, for guests whose device tree has no `restricted-dma-pool` and for protected VMs.
 pub fn init_dma_pool_from_heap(size: usize) -> Result<(), DmaPoolError> {
-    let size = size.next_multiple_of(PAGE_SIZE);
+    let granule = crate::hyp::memory_sharing_granule()
+        .map_err(DmaPoolError::Share)?
+        .unwrap_or(PAGE_SIZE)
+        .max(PAGE_SIZE);
+    let size = size.next_multiple_of(granule);
     let layout =
-        Layout::from_size_align(size, PAGE_SIZE).map_err(|_| DmaPoolError::HeapExhausted(size))?;
+        Layout::from_size_align(size, granule).map_err(|_| DmaPoolError::HeapExhausted(size))?;
     if POOL.lock().is_some() {
         return Err(DmaPoolError::AlreadyInitialised);
     }
@@ -108,9 +143,32 @@ pub fn init_dma_pool_from_heap(size: usize) -> Result<(), DmaPoolError> {
     if pages.is_null() {
         return Err(DmaPoolError::HeapExhausted(size));
     }
-    // SAFETY: The block is ours, size bytes long, and never freed (the pool lives forever).
-    let region = unsafe { core::slice::from_raw_parts_mut(pages, size) };
-    init_dma_pool(region)
+    let range = pages.addr()..pages.addr() + size;
+    install(range, Some(layout)).inspect_err(|_| {
+        // SAFETY: install failed, so nothing uses the block and none of it is shared.
+        unsafe { alloc::alloc::dealloc(pages, layout) }
+    })
+}
+
+/// Takes the DMA pool down: unshares it from the host if vmbase shared it, and gives it back to
+/// the heap if it came from there. A program that hands the VM to another (a bootloader) calls
+/// it first, so that none of its memory stays visible to the host.
+///
+/// # Safety
+///
+/// No device may still use the pool and nothing may hold a block of it: every virtio driver and
+/// device wrapper is dropped (a device that timed out keeps its buffers; reset it first).
+pub unsafe fn release_dma_pool() -> Result<(), DmaPoolError> {
+    let pool = POOL.lock().take().ok_or(DmaPoolError::NotInitialised)?;
+    if pool.shared {
+        crate::hyp::mem_unshare(&pool.range).map_err(DmaPoolError::Unshare)?;
+    }
+    if let Some(layout) = pool.from_heap {
+        // SAFETY: init_dma_pool_from_heap allocated the range with this layout; the caller
+        // promises nothing uses it any more, and it is private to the guest again.
+        unsafe { alloc::alloc::dealloc(pool.range.start as *mut u8, layout) };
+    }
+    Ok(())
 }
 
 /// The CPU addresses of the first `restricted-dma-pool` under `/reserved-memory`, if any.
@@ -132,14 +190,18 @@ pub fn restricted_dma_pool(fdt: &Fdt) -> Result<Option<Range<u64>>, FdtError> {
 
 /// Sets the pool up from the device tree's `restricted-dma-pool` (mapped read-write through
 /// `tracker`, which refuses one outside RAM or overlapping the image), or else from
-/// `heap_size` bytes of the heap. Returns the pool's addresses.
+/// `heap_size` bytes of the heap; from the heap, and shared with the host, whenever the
+/// hypervisor protects guest memory. Returns the pool's addresses.
 #[cfg(target_arch = "aarch64")]
 pub fn init_dma_pool_from_fdt(
     fdt: &Fdt,
     tracker: &mut crate::memory::MemoryTracker,
     heap_size: usize,
 ) -> Result<Range<usize>, DmaPoolError> {
-    match restricted_dma_pool(fdt)? {
+    let protected = crate::hyp::memory_sharing_granule()
+        .map_err(DmaPoolError::Share)?
+        .is_some();
+    match restricted_dma_pool(fdt)?.filter(|_| !protected) {
         Some(range) => {
             let range = range.start as usize..range.end as usize;
             if !range.start.is_multiple_of(PAGE_SIZE) || !range.end.is_multiple_of(PAGE_SIZE) {

@@ -95,6 +95,16 @@ fault_tests! {
          "fault guest: corrupt FDT (structure outside blob): falls back (FDT blocks lie outside the blob)",
          "fault guest: corrupt FDT (truncated): falls back (truncated FDT)",
          "fault guest: corrupt FDT (garbage tokens): falls back (malformed FDT structure"];
+    // The hypervisor-misuse cases, without a hypervisor (plain QEMU): nothing stops the read, and
+    // with no memory protection there is nothing to share. Under `--protected` the hypervisor
+    // double must stop the first and refuse the others.
+    unregistered_mmio_is_read_without_a_guard: "unregistered-mmio" => Reboot,
+        ["fault guest: reading the unregistered device page 0x9010000 (MMIO guard not enrolled)",
+         "fault guest: read 0x"];
+    sharing_twice_needs_memory_protection: "share-twice" => Reboot,
+        ["fault guest: the hypervisor does not protect memory; nothing to share"];
+    unsharing_needs_memory_protection: "unshare-unshared" => Reboot,
+        ["fault guest: the hypervisor does not protect memory; nothing to share"];
     garbage_x0: "garbage-x0" => Shutdown,
         ["fault guest: x0 = 0x0: no FDT, ignored", "fault guest: x0 = 0xdeadbeef: no FDT, ignored",
          "fault guest: x0 = 0xffffffffffffffff: no FDT, ignored", "fault guest: x0 = 0x801ffff8: no FDT, ignored",

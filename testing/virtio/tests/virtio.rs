@@ -117,6 +117,21 @@ fn reads_one_disk_and_writes_another() {
     );
 }
 
+/// A buffer handed to a device without going through the DMA pool: without a hypervisor that
+/// protects memory (plain QEMU) the device writes it and nothing stops it, which the guest
+/// reports as a failure. Under `--protected` the hypervisor double must end the VM first.
+#[test]
+fn an_unshared_buffer_reaches_the_device_without_memory_protection() {
+    assert_boot(
+        &config("unshared-buffer", "unshared-buffer"),
+        &[
+            "virtio guest: handing virtio-rng 00:01.0 the buffer 0x",
+            "virtio guest: virtio-rng 00:01.0 answered (Ok(64)) into 0x",
+        ],
+        DeathReason::Reboot,
+    );
+}
+
 #[test]
 fn a_read_only_disk_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
