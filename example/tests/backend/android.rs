@@ -2,8 +2,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! The Android backend: vmbase_example.bin (the test's `data`, installed next to the test
-//! binary) booted as the bootloader of an unprotected VM by VirtualizationService, through AOSP's
-//! `vmclient`.
+//! binary) booted as the bootloader of a VM, protected (pKVM) or not, by VirtualizationService,
+//! through AOSP's `vmclient`.
 
 use super::{BOOT_TIMEOUT, Run};
 use android_system_virtualizationservice::{
@@ -19,9 +19,9 @@ use std::io::{BufRead, BufReader};
 use std::thread;
 use vmclient::{VirtualizationService, VmInstance};
 
-/// Boots the example with `memory_mib` of RAM and `num_cpus` CPUs and waits for it to end; a VM
-/// still running after the timeout fails the test.
-pub fn boot_example(memory_mib: u32, num_cpus: u32) -> Run {
+/// Boots the example with `memory_mib` of RAM and `num_cpus` CPUs, in a protected VM if
+/// `protected`, and waits for it to end; a VM still running after the timeout fails the test.
+pub fn boot_example(memory_mib: u32, num_cpus: u32, protected: bool) -> Run {
     // Binder needs its thread pool for the death notification that ends the wait.
     ProcessState::start_thread_pool();
     let image = std::env::current_exe()
@@ -36,6 +36,7 @@ pub fn boot_example(memory_mib: u32, num_cpus: u32) -> Run {
         cpuOptions: CpuOptions {
             cpuTopology: CpuTopology::CpuCount(num_cpus.try_into().expect("CPU count fits an i32")),
         },
+        protectedVm: protected,
         platformVersion: "~1.0".to_owned(),
         ..Default::default()
     });
