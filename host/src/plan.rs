@@ -754,13 +754,8 @@ mod tests {
     }
 
     #[test]
-    fn refusals() {
+    fn a_protected_vm_refuses_what_the_pkvm_double_cannot_honour() {
         let (_dir, config) = config_with_image(&[0; 4], 16);
-        let refuse = |change: fn(&mut VirtualMachineRawConfig)| {
-            let mut config = config.clone();
-            change(&mut config);
-            validate(&config).unwrap_err()
-        };
         for (change, what) in [
             (
                 (|c| c.device_tree = Some("t.dtb".into())) as fn(&mut VirtualMachineRawConfig),
@@ -778,6 +773,16 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn refusals() {
+        let (_dir, config) = config_with_image(&[0; 4], 16);
+        let refuse = |change: fn(&mut VirtualMachineRawConfig)| {
+            let mut config = config.clone();
+            change(&mut config);
+            validate(&config).unwrap_err()
+        };
         assert!(matches!(
             refuse(|c| c.kernel = Some("k".into())),
             Error::BootloaderAndKernel
