@@ -56,7 +56,7 @@ run: vmbase_example vm
 
 lint: deps
 	cargo fmt --all -- --check
-	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench --all-targets -- -D warnings
+	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench -p pkvm_double --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	rustfmt --edition 2021 --check template/build.rs template/src/main.rs
 	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase

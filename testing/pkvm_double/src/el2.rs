@@ -368,14 +368,10 @@ macro_rules! write_sysreg {
 
 /// The Rust entry point: `x0`–`x2` and `entry` are the guest's registers and first instruction.
 extern "C" fn main(x0: u64, x1: u64, x2: u64, entry: u64) -> ! {
-    // SAFETY: This runs once, before any exception can reach a handler that uses the tables, so
-    // these are the only references to them.
-    let (shared, registered) = unsafe {
-        (
-            &mut *(&raw mut SHARED_PAGES),
-            &mut *(&raw mut REGISTERED_PAGES),
-        )
-    };
+    let (shared, registered) = (&raw mut SHARED_PAGES, &raw mut REGISTERED_PAGES);
+    // SAFETY: This runs once, before any exception can reach a handler that uses the page sets,
+    // so these are the only references to them.
+    let (shared, registered) = unsafe { (&mut *shared, &mut *registered) };
     *STATE.lock() = Some(State {
         guest: Guest {
             shared: PageSet::new(RAM_START, shared),
@@ -394,13 +390,9 @@ extern "C" fn main(x0: u64, x1: u64, x2: u64, entry: u64) -> ! {
 /// Fills in stage 2: RAM from `0x8000_0000` to 4 GiB in 1 GiB blocks, the 4 MiB firmware
 /// region below it in 2 MiB blocks, nothing else.
 fn build_stage2() {
+    let (level1, below_ram) = (&raw mut STAGE2_LEVEL1, &raw mut STAGE2_BELOW_RAM);
     // SAFETY: Only this function, run once before the guest starts, touches the tables.
-    let (level1, below_ram) = unsafe {
-        (
-            &mut *(&raw mut STAGE2_LEVEL1),
-            &mut *(&raw mut STAGE2_BELOW_RAM),
-        )
-    };
+    let (level1, below_ram) = unsafe { (&mut *level1, &mut *below_ram) };
     below_ram.0[510] = S2_MEMORY | 0x7fc0_0000;
     below_ram.0[511] = S2_MEMORY | 0x7fe0_0000;
     level1.0[1] = S2_TABLE | (&raw const *below_ram) as u64;

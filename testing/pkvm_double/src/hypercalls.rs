@@ -117,7 +117,7 @@ impl Guest<'_> {
     /// `MMIO_GUARD_MAP`: only once enrolled, only granule-aligned, only device pages (pKVM
     /// refuses an IPA that holds memory). Registering a page twice succeeds.
     fn register(&mut self, ipa: u64) -> u64 {
-        if !self.enrolled || ipa % GRANULE != 0 || !self.registered.covers(ipa) {
+        if !self.enrolled || !ipa.is_multiple_of(GRANULE) || !self.registered.covers(ipa) {
             return INVALID_PARAMETER;
         }
         self.registered.insert(ipa);
@@ -146,7 +146,7 @@ impl Guest<'_> {
 /// never shared, not memory). Success with the number of pages changed in x1 if it changed any;
 /// INVALID_PARAMETER if it changed none, or for an unaligned IPA or a non-zero x3.
 fn each_page(ipa: u64, count: u64, arg3: u64, mut change: impl FnMut(u64) -> bool) -> Outcome {
-    if arg3 != 0 || ipa % GRANULE != 0 {
+    if arg3 != 0 || !ipa.is_multiple_of(GRANULE) {
         return Outcome::Return([INVALID_PARAMETER, 0, 0, 0]);
     }
     let changed = (0..count.max(1))

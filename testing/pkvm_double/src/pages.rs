@@ -17,7 +17,7 @@ impl<'a> PageSet<'a> {
     /// An empty set over the pages `bits` has room for, from `base` (granule aligned). `bits`
     /// must be all zeros.
     pub fn new(base: u64, bits: &'a mut [u64]) -> Self {
-        debug_assert!(base % GRANULE == 0 && bits.iter().all(|&word| word == 0));
+        debug_assert!(base.is_multiple_of(GRANULE) && bits.iter().all(|&word| word == 0));
         Self { base, bits }
     }
 
