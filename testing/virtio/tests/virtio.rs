@@ -138,11 +138,15 @@ fn an_unshared_buffer_reaches_the_device_without_memory_protection() {
 
 #[test]
 fn a_read_only_disk_refuses_writes() {
+    refuse_writes_to_a_read_only_disk(config("read-only", "read-only"));
+}
+
+/// Boots the `read-only` test with `config` on a read-only disk and checks the refusals.
+fn refuse_writes_to_a_read_only_disk(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("read-only.img");
     let bytes = source_image();
     fs::write(&image, &bytes).unwrap();
-    let mut config = config("read-only", "read-only");
     config.disks = vec![disk(&image, false)];
 
     assert_boot(
@@ -163,10 +167,14 @@ fn a_read_only_disk_refuses_writes() {
 
 #[test]
 fn a_silent_disk_times_out() {
+    time_out_on_a_silent_disk(config("timeout", "timeout"));
+}
+
+/// Boots the `timeout` test with `config` and checks that the silent disk times out.
+fn time_out_on_a_silent_disk(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("silent.img");
     fs::write(&image, source_image()).unwrap();
-    let mut config = config("timeout", "timeout");
     config.disks = vec![disk(&image, true)];
 
     assert_boot(
@@ -521,6 +529,16 @@ mod protected {
     #[test]
     fn echoes_a_line_read_from_the_virtio_console() {
         echo_a_line_read_from_the_virtio_console(protected_config("console", "console"));
+    }
+
+    #[test]
+    fn a_read_only_disk_refuses_writes() {
+        refuse_writes_to_a_read_only_disk(protected_config("read-only", "read-only"));
+    }
+
+    #[test]
+    fn a_silent_disk_times_out() {
+        time_out_on_a_silent_disk(protected_config("timeout", "timeout"));
     }
 
     #[test]
