@@ -54,7 +54,23 @@ fn expected_lines() -> Vec<&'static str> {
 
 #[test]
 fn example_boots_and_shuts_down() {
-    let run = boot_example(300, 1);
+    let run = boot_example(300, 1, false);
+    assert_in_order(&run.console, &expected_lines());
+    assert_eq!(
+        run.reason,
+        DeathReason::Shutdown,
+        "console:\n{}",
+        run.console.join("\n")
+    );
+}
+
+/// In a protected VM (under vm's pKVM double, or pKVM on a device), vmbase enrolls in the MMIO
+/// guard before `main` and the example runs exactly as without protection.
+#[test]
+fn example_boots_protected_enrolled_in_the_mmio_guard() {
+    let run = boot_example(300, 1, true);
+    let enrolled = ["vmbase: enrolled in the hypervisor's MMIO guard; console at 0x"];
+    assert_in_order(&run.console, &enrolled);
     assert_in_order(&run.console, &expected_lines());
     assert_eq!(
         run.reason,
@@ -71,7 +87,7 @@ fn example_boots_and_shuts_down() {
 )]
 fn stack_guard_differs_between_boots() {
     let guard_digest = || {
-        let run = boot_example(300, 1);
+        let run = boot_example(300, 1, false);
         assert_eq!(
             run.reason,
             DeathReason::Shutdown,
@@ -96,7 +112,7 @@ fn stack_guard_differs_between_boots() {
 #[test]
 fn example_runs_with_small_and_large_memory_and_many_cpus() {
     for (memory_mib, num_cpus) in [(64, 1), (2048, 1), (300, 4)] {
-        let run = boot_example(memory_mib, num_cpus);
+        let run = boot_example(memory_mib, num_cpus, false);
         assert_in_order(&run.console, &expected_lines());
         assert_eq!(
             run.reason,

@@ -6,7 +6,7 @@
 use crate::bounded_read::read_regular_file;
 use crate::error::Error;
 use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
-use crate::qemu;
+use crate::qemu::{self, Machine};
 use crate::supervise::{self, Waited};
 use fdt::Fdt;
 use fdt::node::FdtNode;
@@ -57,13 +57,12 @@ const SEEDS: [(&str, usize); 2] = [("kaslr-seed", 8), ("rng-seed", 32)];
 ///
 /// The dump is killed after [`DUMP_TIMEOUT`], or as soon as `interrupt` is raised.
 pub(crate) fn qemu_device_tree(
-    memory_mib: u32,
-    num_cpus: u32,
+    machine: &Machine,
     boot_stub: &Path,
     scratch: &Path,
     interrupt: &AtomicBool,
 ) -> Result<Vec<u8>, Error> {
-    let cached = cache_file(memory_mib, num_cpus);
+    let cached = cache_file(machine);
     if let Some(dtb) = cached
         .as_deref()
         .and_then(|path| read_regular_file(path, FDT_MAX_SIZE).ok())
@@ -78,7 +77,7 @@ pub(crate) fn qemu_device_tree(
         }
         return Ok(dtb);
     }
-    let dtb = dump_qemu_device_tree(memory_mib, num_cpus, boot_stub, scratch, interrupt)?;
+    let dtb = dump_qemu_device_tree(machine, boot_stub, scratch, interrupt)?;
     check_dump(&dtb).map_err(|reason| {
         Error::DeviceTreeParse(format!("QEMU's dump {}: {reason}", scratch.display()))
     })?;
@@ -105,7 +104,7 @@ fn check_dump(dtb: &[u8]) -> Result<(), String> {
 }
 
 /// The cache file for these options, if QEMU is on `PATH` and there is a cache directory.
-fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
+fn cache_file(machine: &Machine) -> Option<PathBuf> {
     let qemu = env::split_paths(&env::var_os("PATH")?)
         .map(|dir| dir.join(qemu::QEMU))
         .find(|path| path.is_file())?;
@@ -121,7 +120,7 @@ fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
     let mut hasher = DefaultHasher::new();
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
     // Which stub file is given does not change the tree; that there is one does.
-    qemu::machine_args(memory_mib, num_cpus, Path::new("boot-stub"), None).hash(&mut hasher);
+    qemu::machine_args(machine, Path::new("boot-stub"), None).hash(&mut hasher);
     let name = format!("qemu-virt-{:016x}.dtb", hasher.finish());
     Some(directory.join(CACHE_SUBDIRECTORY).join(name))
 }
@@ -172,8 +171,7 @@ fn prune_cache(directory: &Path, limit: usize) {
 /// Asks QEMU for the device tree of the machine `qemu::machine_args` describes, giving up
 /// after [`DUMP_TIMEOUT`] or when `interrupt` is raised.
 fn dump_qemu_device_tree(
-    memory_mib: u32,
-    num_cpus: u32,
+    machine: &Machine,
     boot_stub: &Path,
     output: &Path,
     interrupt: &AtomicBool,
@@ -182,12 +180,7 @@ fn dump_qemu_device_tree(
     let stderr = File::create(&stderr_path).map_err(Error::io("create QEMU's log"))?;
     let spawned = supervise::spawn_tied_to_this_thread(
         Command::new(qemu::QEMU)
-            .args(qemu::machine_args(
-                memory_mib,
-                num_cpus,
-                boot_stub,
-                Some(output),
-            ))
+            .args(qemu::machine_args(machine, boot_stub, Some(output)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr),
@@ -230,10 +223,12 @@ fn dump_qemu_device_tree(
 /// Rewrites QEMU's device tree for crosvm's layout: RAM is `memory_mib` from `RAM_START`,
 /// `/chosen/bootargs` is `bootargs` (or absent), `/chosen/linux,initrd-start` and
 /// `linux,initrd-end` give `initrd` (or are absent), and `/chosen/kaslr-seed` and `rng-seed` are
-/// fresh from the host's RNG. Every other node and property is kept as is.
+/// fresh from the host's RNG. For a protected VM, `/psci` says `method = "hvc"`, the conduit a
+/// guest has under pKVM (QEMU, whose PSCI then sits below the double's EL2, says "smc"). Every
+/// other node and property is kept as is.
 pub(crate) fn rewrite(
     qemu_dtb: &[u8],
-    memory_mib: u32,
+    machine: &Machine,
     bootargs: Option<&str>,
     initrd: Option<&Range<u64>>,
 ) -> Result<Vec<u8>, Error> {
@@ -256,7 +251,7 @@ pub(crate) fn rewrite(
     let cells = root.cell_sizes();
     let memory_reg = [
         encode_cells(RAM_START, cells.address_cells)?,
-        encode_cells(u64::from(memory_mib) * MIB, cells.size_cells)?,
+        encode_cells(u64::from(machine.memory_mib) * MIB, cells.size_cells)?,
     ]
     .concat();
 
@@ -274,6 +269,8 @@ pub(crate) fn rewrite(
         } else if child.name == "chosen" {
             write_chosen_node(&mut writer, Some(child), bootargs, initrd)?;
             chosen_written = true;
+        } else if machine.protected && child.name == "psci" {
+            write_psci_node_with_hvc(&mut writer, child)?;
         } else {
             copy_node(&mut writer, child)?;
         }
@@ -345,6 +342,23 @@ fn write_chosen_node(
         for child in qemu_chosen.children() {
             copy_node(writer, child)?;
         }
+    }
+    writer.end_node(node)?;
+    Ok(())
+}
+
+/// QEMU's `/psci` with the HVC conduit: under the pKVM double, the guest's HVC reaches the
+/// double, which passes PSCI calls on to QEMU.
+fn write_psci_node_with_hvc(writer: &mut FdtWriter, psci: FdtNode) -> Result<(), Error> {
+    let node = writer.begin_node(psci.name)?;
+    for property in psci.properties() {
+        match property.name {
+            "method" => writer.property_string("method", "hvc")?,
+            name => writer.property(name, property.value)?,
+        }
+    }
+    for child in psci.children() {
+        copy_node(writer, child)?;
     }
     writer.end_node(node)?;
     Ok(())
@@ -428,14 +442,27 @@ mod tests {
         assert!(other.exists());
     }
 
+    /// An unprotected machine with `memory_mib` of RAM and 2 CPUs.
+    fn unprotected(memory_mib: u32) -> Machine {
+        Machine {
+            memory_mib,
+            num_cpus: 2,
+            protected: false,
+        }
+    }
+
     /// QEMU's real device tree for a 2-CPU VM with `memory_mib` of RAM, booted with a stub.
     fn qemu_dtb(memory_mib: u32) -> Vec<u8> {
+        dump(&unprotected(memory_mib))
+    }
+
+    /// QEMU's real device tree for `machine`, booted with a stub.
+    fn dump(machine: &Machine) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let stub = dir.path().join("stub.bin");
         fs::write(&stub, crate::boot_stub()).unwrap();
         dump_qemu_device_tree(
-            memory_mib,
-            2,
+            machine,
             &stub,
             &dir.path().join("qemu.dtb"),
             &AtomicBool::new(false),
@@ -452,9 +479,42 @@ mod tests {
     }
 
     #[test]
+    fn a_protected_guest_sees_the_hvc_conduit_as_under_pkvm() {
+        let machine = Machine {
+            protected: true,
+            ..unprotected(16)
+        };
+        let qemu = dump(&machine);
+        let method = |dtb: &[u8]| {
+            let fdt = Fdt::new(dtb).unwrap();
+            let psci = fdt.find_node("/psci").expect("QEMU describes PSCI");
+            psci.property("method")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(method(&qemu), "smc", "QEMU's PSCI is below EL2");
+        let rewritten = rewrite(&qemu, &machine, None, None).unwrap();
+        assert_eq!(method(&rewritten), "hvc");
+        let fdt = Fdt::new(&rewritten).unwrap();
+        assert!(fdt.find_node("/psci").unwrap().compatible().is_some());
+        assert_eq!(
+            method(&rewrite(&qemu_dtb(16), &unprotected(16), None, None).unwrap()),
+            "hvc"
+        );
+    }
+
+    #[test]
     fn initrd_goes_in_chosen() {
         let initrd = 0x8300_0000..0x8312_3456;
-        let rewritten = rewrite(&qemu_dtb(64), 64, Some("panic=-1"), Some(&initrd)).unwrap();
+        let rewritten = rewrite(
+            &qemu_dtb(64),
+            &unprotected(64),
+            Some("panic=-1"),
+            Some(&initrd),
+        )
+        .unwrap();
         let fdt = Fdt::new(&rewritten).unwrap();
         let chosen = fdt.find_node("/chosen").unwrap();
         let value = |name| chosen.property(name).unwrap().value.to_vec();
@@ -462,7 +522,7 @@ mod tests {
         assert_eq!(value("linux,initrd-end"), 0x8312_3456_u64.to_be_bytes());
         assert_eq!(fdt.chosen().bootargs(), Some("panic=-1"));
         // Rewriting a rewritten tree replaces the properties rather than adding more.
-        let again = rewrite(&rewritten, 64, None, None).unwrap();
+        let again = rewrite(&rewritten, &unprotected(64), None, None).unwrap();
         let fdt = Fdt::new(&again).unwrap();
         assert!(
             fdt.find_node("/chosen")
@@ -489,7 +549,13 @@ mod tests {
             [(0x4000_0000, Some((1024 + 64) << 20))]
         );
 
-        let rewritten = rewrite(&original, 64, Some("console=ttyAMA0 panic=-1"), None).unwrap();
+        let rewritten = rewrite(
+            &original,
+            &unprotected(64),
+            Some("console=ttyAMA0 panic=-1"),
+            None,
+        )
+        .unwrap();
         assert_eq!(memory_regions(&rewritten), [(0x8000_0000, Some(64 << 20))]);
         let fdt = Fdt::new(&rewritten).unwrap();
         assert_eq!(fdt.chosen().bootargs(), Some("console=ttyAMA0 panic=-1"));
@@ -539,8 +605,8 @@ mod tests {
                 .map(|(name, _)| chosen.property(name).unwrap().value.to_vec())
                 .collect()
         };
-        let first = seeds(&rewrite(&original, 16, None, None).unwrap());
-        let second = seeds(&rewrite(&original, 16, None, None).unwrap());
+        let first = seeds(&rewrite(&original, &unprotected(16), None, None).unwrap());
+        let second = seeds(&rewrite(&original, &unprotected(16), None, None).unwrap());
         let qemu = seeds(&original);
         assert_eq!(first[0].len(), 8);
         assert_eq!(first[1].len(), qemu[1].len());
@@ -566,7 +632,7 @@ mod tests {
 
     #[test]
     fn without_params_has_no_bootargs() {
-        let rewritten = rewrite(&qemu_dtb(16), 16, None, None).unwrap();
+        let rewritten = rewrite(&qemu_dtb(16), &unprotected(16), None, None).unwrap();
         assert_eq!(Fdt::new(&rewritten).unwrap().chosen().bootargs(), None);
     }
 
@@ -574,10 +640,15 @@ mod tests {
     fn rewritten_tree_is_compact_and_checked_against_two_mib() {
         let original = qemu_dtb(16);
         // QEMU pads its dump to 1 MiB; the rewritten tree only holds what it needs.
-        assert!(rewrite(&original, 16, None, None).unwrap().len() < 64 * 1024);
+        assert!(
+            rewrite(&original, &unprotected(16), None, None)
+                .unwrap()
+                .len()
+                < 64 * 1024
+        );
         let huge_params = "x".repeat(FDT_MAX_SIZE as usize);
         assert!(matches!(
-            rewrite(&original, 16, Some(&huge_params), None),
+            rewrite(&original, &unprotected(16), Some(&huge_params), None),
             Err(Error::DeviceTreeTooLarge { .. })
         ));
     }
@@ -585,7 +656,7 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(matches!(
-            rewrite(&[0; 64], 16, None, None),
+            rewrite(&[0; 64], &unprotected(16), None, None),
             Err(Error::DeviceTreeParse(_))
         ));
     }

@@ -14,12 +14,30 @@ use std::time::Duration;
 /// Every variant means the VM never ran: its death reason is [`crate::DeathReason::StartFailed`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The config asks for a protected VM, which only pKVM can provide.
+    /// The config asks for a protected VM together with something the pKVM double cannot give
+    /// one.
     #[error(
-        "protected VMs need pKVM and crosvm (Android's VirtualizationService); they are not \
-         supported on this host, which runs VMs unprotected under QEMU: set `protected` to false"
+        "a protected VM (--protected, `\"protected\": true`) runs under vmbase's pKVM double, \
+         which cannot give it {what}: {remedy}"
     )]
-    ProtectedVmUnsupported,
+    ProtectedVmWith {
+        /// What the config asks for.
+        what: String,
+        /// What to do instead.
+        remedy: &'static str,
+    },
+
+    /// The pKVM double a protected VM runs under has not been built.
+    #[error(
+        "a protected VM runs under vmbase's pKVM double, {path}, which is not there ({source}): \
+         build it with `make guests` in the vmbase repository"
+    )]
+    PkvmDoubleMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: io::Error,
+    },
 
     /// The config names both a bootloader and a kernel or initrd; crosvm boots one or the other.
     #[error(

@@ -196,15 +196,14 @@ impl VmInstance {
             given.copy_to(&device_tree)?;
         } else {
             let qemu_dtb = device_tree::qemu_device_tree(
-                plan.memory_mib,
-                plan.num_cpus,
+                &plan.machine,
                 files.boot_stub,
                 &dir.join(QEMU_DTB_FILE),
                 &interrupt,
             )?;
             let dtb = device_tree::rewrite(
                 &qemu_dtb,
-                plan.memory_mib,
+                &plan.machine,
                 placement.bootargs.as_deref(),
                 placement.initrd.as_ref(),
             )?;

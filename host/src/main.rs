@@ -175,6 +175,13 @@ struct RunArgs {
     #[arg(long)]
     no_rng: bool,
 
+    /// Run the VM protected, as under pKVM: QEMU has no pKVM, so vmbase's pKVM double runs at
+    /// EL2 below the guest, answers pKVM's hypercalls and enforces the MMIO guard and memory
+    /// sharing (docs/protected.md). Same memory map, registers and exit codes; one CPU, at most
+    /// 2048 MiB, no --dtb. Needs out/pkvm_double.bin (`make guests`).
+    #[arg(long)]
+    protected: bool,
+
     /// Give the guest's virtio console (a virtio-serial device with one virtconsole port) this
     /// file's bytes as its input (AOSP's flag; a regular file, FIFO or character device that
     /// QEMU can open read-write; a FIFO is opened when QEMU starts).
@@ -428,6 +435,9 @@ fn vm_config(args: &RunArgs) -> Result<(VirtualMachineRawConfig, Vec<String>), E
     }
     if args.no_rng {
         config.rng = false;
+    }
+    if args.protected {
+        config.protected_vm = true;
     }
     if let Some(console_in) = &args.console_in {
         config.console_in = Some(console_in.clone());

@@ -12,8 +12,9 @@ use crate::image::{self, ImageHeader, ImageKind};
 use crate::kernel::{KernelPayload, kernel_layout};
 use crate::layout::{
     FDT_ADDRESS, FDT_MAX_SIZE, FIRMWARE_ADDRESS, FIRMWARE_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB,
-    MIB, MIN_MEMORY_MIB, RAM_START,
+    MIB, MIN_MEMORY_MIB, PKVM_DOUBLE_ADDRESS, RAM_START,
 };
+use crate::qemu::Machine;
 use rustix::fs::{Access, OFlags};
 use std::fs::{self, File};
 use std::io::Write;
@@ -42,10 +43,8 @@ const KERNEL_BASE_PARAMS: &str = "panic=-1";
 pub struct BootPlan {
     /// QEMU's `-name`.
     pub(crate) name: String,
-    /// RAM described to the guest, in MiB.
-    pub(crate) memory_mib: u32,
-    /// Number of virtual CPUs.
-    pub(crate) num_cpus: u32,
+    /// The machine: RAM, CPUs, and whether the guest runs under the pKVM double.
+    pub(crate) machine: Machine,
     /// What is loaded where, and the entry state.
     pub(crate) placement: Placement,
     /// The device tree given in the config, loaded as it is instead of a generated one.
@@ -80,8 +79,11 @@ impl BootPlan {
         warnings.extend(disk_warnings(&config.disks));
         Ok(Self {
             name: config.name.clone(),
-            memory_mib: config.memory_mib,
-            num_cpus: config.num_cpus,
+            machine: Machine {
+                memory_mib: config.memory_mib,
+                num_cpus: config.num_cpus,
+                protected: config.protected_vm,
+            },
             placement,
             given_device_tree,
             disks: config.disks.clone(),
@@ -263,7 +265,7 @@ fn place(
     config: &VirtualMachineRawConfig,
 ) -> Result<(Placement, ImageKind, Option<InputFile>), Error> {
     if config.protected_vm {
-        return Err(Error::ProtectedVmUnsupported);
+        refuse_what_the_double_cannot_honour(config)?;
     }
     // AOSP's virtualization manager refuses a bootloader with a kernel or an initrd.
     if config.bootloader.is_some() && (config.kernel.is_some() || config.initrd.is_some()) {
@@ -327,12 +329,69 @@ fn place(
         }
         None => None,
     };
-    let (placement, kind) = match (&config.bootloader, &config.kernel) {
+    let (mut placement, kind) = match (&config.bootloader, &config.kernel) {
         (Some(bootloader), _) => bootloader_boot(config, bootloader)?,
         (None, Some(kernel)) => kernel_boot(config, kernel)?,
         (None, None) => return Err(Error::NoImage),
     };
+    if config.protected_vm {
+        placement.files.push(LoadedFile {
+            input: pkvm_double()?,
+            address: PKVM_DOUBLE_ADDRESS,
+        });
+        placement.entry = placement.entry.behind_double(PKVM_DOUBLE_ADDRESS);
+    }
     Ok((placement, kind, given_device_tree))
+}
+
+/// The most RAM the pKVM double maps for a guest: up to 4 GiB (its stage 2 has 32-bit IPAs),
+/// which also keeps QEMU's PCI windows below RAM (`highmem=off`), where the double looks for them.
+const PROTECTED_MAX_MEMORY_MIB: u32 = 2048;
+
+/// Refuses, for a protected VM, what the pKVM double cannot honour.
+fn refuse_what_the_double_cannot_honour(config: &VirtualMachineRawConfig) -> Result<(), Error> {
+    let refuse = |what: String, remedy| Err(Error::ProtectedVmWith { what, remedy });
+    if config.device_tree.is_some() {
+        return refuse(
+            "a device tree of its own (--dtb, `device_tree`)".to_owned(),
+            "the double works on QEMU's machine as vm describes it; drop --dtb, or --protected",
+        );
+    }
+    if config.num_cpus > 1 {
+        return refuse(
+            format!("{} CPUs", config.num_cpus),
+            "the double runs one vCPU; use --cpus 1",
+        );
+    }
+    if config.memory_mib > PROTECTED_MAX_MEMORY_MIB {
+        return refuse(
+            format!("{} MiB of RAM", config.memory_mib),
+            "the double maps guest RAM below 4 GiB only; use --mem 2048 or less",
+        );
+    }
+    Ok(())
+}
+
+/// The pKVM double's image: `out/pkvm_double.bin` of the repository `vm` was built from, which
+/// `make guests` (and `make vm`) build.
+fn pkvm_double() -> Result<InputFile, Error> {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../out/pkvm_double.bin"
+    ));
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let path = path.components().collect::<PathBuf>();
+    match regular_file_start("pKVM double", &path, 0) {
+        Ok((double, _)) => Ok(double),
+        Err(Error::NotAFile { path, .. }) => Err(Error::PkvmDoubleMissing {
+            path,
+            source: std::io::Error::other("not a regular file"),
+        }),
+        Err(Error::ImageUnreadable { path, source, .. }) => {
+            Err(Error::PkvmDoubleMissing { path, source })
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// A bootloader image at `0x8020_0000`, with the device tree at the start of RAM.
@@ -480,6 +539,7 @@ fn kernel_boot(
                 x0: layout.fdt_address,
                 x1: layout.kernel.start,
                 x2: kernel_file_size,
+                x3: 0,
             }
         }
         None => EntryState {
@@ -487,6 +547,7 @@ fn kernel_boot(
             x0: layout.fdt_address,
             x1: 0,
             x2: 0,
+            x3: 0,
         },
     };
     let bootargs = match &config.params {
@@ -882,6 +943,28 @@ mod tests {
     }
 
     #[test]
+    fn a_protected_vm_refuses_what_the_pkvm_double_cannot_honour() {
+        let (_dir, config) = config_with_image(&[0; 4], 16);
+        for (change, what) in [
+            (
+                (|c| c.device_tree = Some("t.dtb".into())) as fn(&mut VirtualMachineRawConfig),
+                "a device tree of its own",
+            ),
+            (|c| c.num_cpus = 2, "2 CPUs"),
+            (|c| c.memory_mib = 2049, "2049 MiB of RAM"),
+        ] {
+            let mut config = config.clone();
+            config.protected_vm = true;
+            change(&mut config);
+            let error = validate(&config).unwrap_err();
+            assert!(
+                matches!(&error, Error::ProtectedVmWith { what: refused, .. } if refused.starts_with(what)),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn refusals() {
         let (_dir, config) = config_with_image(&[0; 4], 16);
         let refuse = |change: fn(&mut VirtualMachineRawConfig)| {
@@ -889,10 +972,6 @@ mod tests {
             change(&mut config);
             validate(&config).unwrap_err()
         };
-        assert!(matches!(
-            refuse(|c| c.protected_vm = true),
-            Error::ProtectedVmUnsupported
-        ));
         assert!(matches!(
             refuse(|c| c.kernel = Some("k".into())),
             Error::BootloaderAndKernel
@@ -1167,7 +1246,8 @@ mod tests {
                 pc: 0x8000_0000,
                 x0: fdt_address,
                 x1: 0,
-                x2: 0
+                x2: 0,
+                x3: 0
             }
         );
         assert_eq!(image.bootargs.as_deref(), Some("panic=-1 quiet"));
@@ -1203,7 +1283,8 @@ mod tests {
                 pc: 0x7fc0_0000,
                 x0: image.fdt_address,
                 x1: 0x8000_0000,
-                x2: 0x1000
+                x2: 0x1000,
+                x3: 0
             }
         );
 

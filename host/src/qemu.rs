@@ -37,6 +37,17 @@ const CPU_GLOBAL: &str = "max-arm-cpu.pauth-impdef=on";
 /// QEMU's RAM limit with `highmem=off`: everything below 4 GiB, from `0x4000_0000`.
 const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
 
+/// What defines the machine QEMU builds, and so its device tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Machine {
+    /// RAM described to the guest, in MiB.
+    pub(crate) memory_mib: u32,
+    /// Number of virtual CPUs.
+    pub(crate) num_cpus: u32,
+    /// Whether the guest runs under the pKVM double, at EL1 below it.
+    pub(crate) protected: bool,
+}
+
 /// Options that define the machine, with `highmem=off` whenever the RAM fits below 4 GiB: QEMU
 /// then puts the PCI configuration space (ECAM) and all PCI memory in the MMIO GiB below RAM,
 /// as crosvm does, instead of above 256 GiB where vmbase's PCI does not reach (bigger VMs keep
@@ -44,16 +55,27 @@ const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
 /// boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
 /// tree dumped without it describes a device that is absent at run time, and Linux faults
 /// probing it.
+///
+/// A protected VM's machine has EL2 (`virtualization=on`), where the pKVM double runs. QEMU then
+/// describes PSCI with the SMC conduit (its PSCI is the firmware below EL2);
+/// `device_tree::rewrite` puts back the HVC conduit a guest sees under pKVM.
 pub(crate) fn machine_args(
-    memory_mib: u32,
-    num_cpus: u32,
+    machine: &Machine,
     boot_stub: &Path,
     dump_dtb: Option<&Path>,
 ) -> Vec<OsString> {
+    let Machine {
+        memory_mib,
+        num_cpus,
+        protected,
+    } = *machine;
     let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
     let mut machine = OsString::from("virt,gic-version=3");
     if qemu_ram_mib <= HIGHMEM_OFF_MAX_RAM_MIB {
         machine.push(",highmem=off");
+    }
+    if protected {
+        machine.push(",virtualization=on");
     }
     if let Some(dump_dtb) = dump_dtb {
         machine.push(",dumpdtb=");
@@ -89,7 +111,7 @@ pub(crate) fn machine_args(
 /// of named options (`guest=`, `file.filename=`) with commas doubled, never where QEMU looks for
 /// a protocol prefix (`file:`, `nbd:`) or an option name.
 pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, loaded: &[&Path]) -> Vec<OsString> {
-    let mut args = machine_args(plan.memory_mib, plan.num_cpus, files.boot_stub, None);
+    let mut args = machine_args(&plan.machine, files.boot_stub, None);
     args.extend(["-no-reboot".into(), "-S".into()]);
     if !plan.name.is_empty() {
         args.extend([
@@ -213,8 +235,11 @@ mod tests {
     fn plan(placement: Placement) -> BootPlan {
         BootPlan {
             name: "vm".to_owned(),
-            memory_mib: 16,
-            num_cpus: 1,
+            machine: Machine {
+                memory_mib: 16,
+                num_cpus: 1,
+                protected: false,
+            },
             placement,
             given_device_tree: None,
             disks: Vec::new(),
@@ -243,19 +268,31 @@ mod tests {
             .join(" ")
     }
 
+    fn machine(memory_mib: u32, num_cpus: u32, protected: bool) -> Machine {
+        Machine {
+            memory_mib,
+            num_cpus,
+            protected,
+        }
+    }
+
     #[test]
     fn machine_matches_design() {
         let stub = Path::new("/t/stub.bin");
         assert_eq!(
-            joined(&machine_args(300, 2, stub, None)),
+            joined(&machine_args(&machine(300, 2, false), stub, None)),
             "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );
         assert_eq!(
-            joined(&machine_args(300, 2, stub, Some(Path::new("/t/q,1.dtb"))))
-                .split(' ')
-                .nth(1)
-                .unwrap(),
+            joined(&machine_args(
+                &machine(300, 2, false),
+                stub,
+                Some(Path::new("/t/q,1.dtb"))
+            ))
+            .split(' ')
+            .nth(1)
+            .unwrap(),
             "virt,gic-version=3,highmem=off,dumpdtb=/t/q,,1.dtb"
         );
     }
@@ -263,9 +300,19 @@ mod tests {
     #[test]
     fn highmem_stays_on_when_ram_does_not_fit_below_four_gib() {
         let stub = Path::new("/t/stub.bin");
-        let machine = |memory_mib| machine_args(memory_mib, 1, stub, None)[1].clone();
-        assert_eq!(machine(2048), "virt,gic-version=3,highmem=off");
-        assert_eq!(machine(2049), "virt,gic-version=3");
+        let option =
+            |memory_mib| machine_args(&machine(memory_mib, 1, false), stub, None)[1].clone();
+        assert_eq!(option(2048), "virt,gic-version=3,highmem=off");
+        assert_eq!(option(2049), "virt,gic-version=3");
+    }
+
+    #[test]
+    fn a_protected_vm_gets_el2() {
+        let stub = Path::new("/t/stub.bin");
+        assert_eq!(
+            machine_args(&machine(64, 1, true), stub, None)[1],
+            "virt,gic-version=3,highmem=off,virtualization=on"
+        );
     }
 
     fn files() -> RunFiles<'static> {
@@ -370,6 +417,7 @@ mod tests {
                 x0: 0x9fdf_0000,
                 x1: 0x8000_0000,
                 x2: 0x1000,
+                x3: 0,
             },
             bootargs: Some("panic=-1".to_owned()),
             initrd: Some(0x8300_0000..0x8300_1000),

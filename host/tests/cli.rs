@@ -1004,10 +1004,24 @@ const REFUSALS: &[Refusal] = &[
         message: "at line 1, column 32: unknown field `memory`, expected one of",
     },
     Refusal {
-        name: "protected VM",
+        name: "protected VM with more CPUs than the pKVM double runs",
         args: &["run", "{dir}/protected.json"],
         code: 1,
-        message: "protected VMs need pKVM",
+        message: "a protected VM (--protected, `\"protected\": true`) runs under vmbase's pKVM \
+                  double, which cannot give it 2 CPUs: the double runs one vCPU; use --cpus 1",
+    },
+    Refusal {
+        name: "protected VM with its own device tree",
+        args: &[
+            "run",
+            "--protected",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--dtb",
+            "{dir}/vm.json",
+        ],
+        code: 1,
+        message: "which cannot give it a device tree of its own (--dtb, `device_tree`)",
     },
     Refusal {
         name: "missing kernel",
@@ -1578,7 +1592,7 @@ fn refusal_fixture() -> common::Guest {
         ),
         (
             "protected.json",
-            br#"{"bootloader": "guest.bin", "protected": true}"#.to_vec(),
+            br#"{"bootloader": "guest.bin", "protected": true, "num_cpus": 2}"#.to_vec(),
         ),
         (
             "missing-kernel.json",

@@ -474,3 +474,63 @@ fn vmbase_linuxboot_resets_whatever_x0_points_at() {
         assert_eq!(ended, DeathReason::Reboot, "x0 = {x0:#x}:\n{console}");
     }
 }
+
+/// Linux and its firmware in protected VMs, under the pKVM double (`vm run --protected`).
+mod protected {
+    use super::*;
+
+    /// `boot` in a protected VM.
+    fn protected(mut boot: LinuxBoot) -> LinuxBoot {
+        boot.config.protected_vm = true;
+        boot
+    }
+
+    /// vmbase_linuxboot, this project's pvmfw, runs protected: it enrolls in the MMIO guard,
+    /// checks the payload and hands over with crosvm's registers; the stand-in kernel powers
+    /// off.
+    #[test]
+    fn vmbase_linuxboot_hands_over_to_a_kernel() {
+        let boot = protected(with_kernel(
+            LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot"))),
+            &stand_in_kernel(0x50, 4 << 20),
+        ));
+        let (reason, console) = boot.boot();
+        assert!(
+            console.starts_with("vmbase: enrolled in the hypervisor's MMIO guard; console at "),
+            "{console}"
+        );
+        assert!(
+            console.contains("linuxboot: entering the kernel at 0x80000000"),
+            "{console}"
+        );
+        assert_eq!(reason, DeathReason::Shutdown, "{console}");
+    }
+
+    /// Debian's kernel knows nothing of pKVM: it neither enrolls in the MMIO guard nor shares
+    /// memory. Entered directly it runs to its init and powers off, as without protection: the
+    /// double lets a guest that never enrolled touch every device, and nothing hands a device a
+    /// buffer (the busybox initramfs loads no virtio driver).
+    #[test]
+    fn debian_kernel_boots_directly() {
+        let (reason, console) = protected(LinuxBoot::new(PARAMS, None)).boot();
+        assert_linux_ran(reason, &console);
+    }
+
+    /// Behind vmbase_linuxboot, which enrolled in the MMIO guard for the whole VM and registered
+    /// only its console, Debian's kernel is stopped at its first access to another device page
+    /// (the GIC's), named by the double, as pKVM would stop it.
+    #[test]
+    fn debian_kernel_behind_vmbase_linuxboot_is_stopped_at_an_unregistered_device() {
+        let firmware = guest_image("vmbase_linuxboot");
+        let (reason, console) = protected(LinuxBoot::new(PARAMS, Some(&firmware))).boot();
+        let handed_over = console
+            .find("linuxboot: entering the kernel at ")
+            .unwrap_or_else(|| panic!("the firmware did not hand over:\n{console}"));
+        let stopped = console
+            .find("hyp: MMIO access to unregistered IPA 0x")
+            .unwrap_or_else(|| panic!("the double did not stop the kernel:\n{console}"));
+        assert!(handed_over < stopped, "{console}");
+        assert!(init_report(&console).is_empty(), "init ran:\n{console}");
+        assert_eq!(reason, DeathReason::Reboot, "{console}");
+    }
+}

@@ -22,8 +22,7 @@ pub enum Error {
     /// The hypervisor answered `NOT_REQUIRED` (-2).
     NotRequired,
     /// The hypervisor answered `INVALID_PARAMETER` (-3): pKVM's answer to an address it refuses
-    /// (not granule-aligned, not guest memory, shared twice, unshared while not shared, a device
-    /// page unregistered while not registered).
+    /// (not granule-aligned, not guest memory, shared twice, unshared while not shared).
     InvalidParameter,
     /// Any other answer where the call defines none (a negative code of no meaning, or a
     /// non-zero value where only 0 means success).

@@ -341,7 +341,11 @@ pub(super) mod tests {
                         0
                     }
                     0xc600_0007 => success(aligned && !refused && h.registered.insert(ipa)),
-                    0xc600_0008 => success(aligned && h.registered.remove(&ipa)),
+                    // android14-6.1 answers 0 whether or not the page was registered.
+                    0xc600_0008 => {
+                        h.registered.remove(&ipa);
+                        success(aligned)
+                    }
                     _ => NOT_SUPPORTED,
                 };
                 let mut result = [0; 18];

@@ -2,10 +2,11 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! The Android backend: vmbase_example.bin (the test's `data`, installed next to the test
-//! binary) booted as the bootloader of an unprotected VM by VirtualizationService, through AOSP's
-//! `vmclient`. Written against Android 15's API (android-15.0.0_r1): `VirtualMachineRawConfig`
-//! has a `cpuTopology` enum (one CPU, or as many as the host), `VmInstance::create` takes the
-//! service, the config, console out, console in, log and callback, and `start` takes nothing.
+//! binary) booted as the bootloader of a VM, protected (pKVM) or not, by VirtualizationService,
+//! through AOSP's `vmclient`. Written against Android 15's API (android-15.0.0_r1):
+//! `VirtualMachineRawConfig` has a `cpuTopology` enum (one CPU, or as many as the host) and a
+//! `protectedVm` flag, `VmInstance::create` takes the service, the config, console out, console
+//! in, log and callback, and `start` takes nothing.
 
 use super::{BOOT_TIMEOUT, Run};
 use android_system_virtualizationservice::{
@@ -20,10 +21,10 @@ use std::io::{BufRead, BufReader};
 use std::thread;
 use vmclient::{VirtualizationService, VmInstance};
 
-/// Boots the example with `memory_mib` of RAM and waits for it to end; a VM still running after
-/// the timeout fails the test. Android 15 cannot ask for a CPU count: one CPU is `ONE_CPU`, more
-/// is `MATCH_HOST`, as many as the device has.
-pub fn boot_example(memory_mib: u32, num_cpus: u32) -> Run {
+/// Boots the example with `memory_mib` of RAM, in a protected VM if `protected`, and waits for it
+/// to end; a VM still running after the timeout fails the test. Android 15 cannot ask for a CPU
+/// count: one CPU is `ONE_CPU`, more is `MATCH_HOST`, as many as the device has.
+pub fn boot_example(memory_mib: u32, num_cpus: u32, protected: bool) -> Run {
     // Binder needs its thread pool for the death notification that ends the wait.
     ProcessState::start_thread_pool();
     let image = std::env::current_exe()
@@ -40,6 +41,7 @@ pub fn boot_example(memory_mib: u32, num_cpus: u32) -> Run {
         } else {
             CpuTopology::ONE_CPU
         },
+        protectedVm: protected,
         platformVersion: "~1.0".to_owned(),
         ..Default::default()
     });

@@ -20,20 +20,27 @@ fn boot(config: &VirtualMachineRawConfig) -> (DeathReason, Vec<String>) {
 
 const SYNC: &str = "vmbase: unhandled synchronous exception at the current EL: ";
 
-fn inject(image: &str, fault: &str) -> (DeathReason, Vec<String>) {
+/// Boots `image` told to inject `fault`, in a protected VM (under the pKVM double) if
+/// `protected`.
+fn inject(image: &str, fault: &str, protected: bool) -> (DeathReason, Vec<String>) {
     let config = VirtualMachineRawConfig {
         name: format!("vmbase-fault-{fault}"),
         bootloader: Some(guest_image(image)),
         params: Some(format!("fault={fault}")),
         memory_mib: 64,
+        protected_vm: protected,
         ..Default::default()
     };
     boot(&config)
 }
 
-/// Injects `fault` and checks the outcome and the report lines, in order.
-fn check(fault: &str, outcome: DeathReason, report: &[&str]) {
-    let (reason, lines) = inject("vmbase_faults", fault);
+/// Whether the tests of this module boot protected VMs (see `mod protected`).
+const PROTECTED: bool = false;
+
+/// Injects `fault` (in a protected VM if `protected`) and checks the outcome and the report
+/// lines, in order.
+fn check(protected: bool, fault: &str, outcome: DeathReason, report: &[&str]) {
+    let (reason, lines) = inject("vmbase_faults", fault, protected);
     let injecting = format!("fault guest: injecting {fault}");
     let expected: Vec<&str> = [injecting.as_str()]
         .into_iter()
@@ -43,19 +50,23 @@ fn check(fault: &str, outcome: DeathReason, report: &[&str]) {
     assert_eq!(reason, outcome, "{fault}; console:\n{}", lines.join("\n"));
 }
 
-/// One test per row of README's fault table.
+/// One test per row of README's fault table, booted protected if `PROTECTED` where the macro
+/// is used says so.
 macro_rules! fault_tests {
     ($($test:ident: $fault:literal => $outcome:ident, [$($line:expr),* $(,)?];)*) => {
         $(
             #[test]
             fn $test() {
-                check($fault, DeathReason::$outcome, &[$($line),*]);
+                check(PROTECTED, $fault, DeathReason::$outcome, &[$($line),*]);
             }
         )*
     };
 }
 
-fault_tests! {
+/// The faults that end the same way with and without protection, given to `$tests`.
+macro_rules! faults_with_and_without_protection {
+    ($tests:ident) => {
+$tests! {
     reboot: "reboot" => Reboot, [];
     undefined_instruction: "undefined-instruction" => Reboot,
         [&format!("{SYNC}undefined instruction (unknown reason)")];
@@ -97,9 +108,20 @@ fault_tests! {
          "fault guest: corrupt FDT (structure outside blob): falls back (FDT blocks lie outside the blob)",
          "fault guest: corrupt FDT (truncated): falls back (truncated FDT)",
          "fault guest: corrupt FDT (garbage tokens): falls back (malformed FDT structure"];
+    garbage_x0: "garbage-x0" => Shutdown,
+        ["fault guest: x0 = 0x0: no FDT, ignored", "fault guest: x0 = 0xdeadbeef: no FDT, ignored",
+         "fault guest: x0 = 0xffffffffffffffff: no FDT, ignored", "fault guest: x0 = 0x801ffff8: no FDT, ignored",
+         "fault guest: x0 = 0x80000001: no FDT, ignored"];
+}
+    };
+}
+
+faults_with_and_without_protection!(fault_tests);
+
+fault_tests! {
     // The hypervisor-misuse cases, without a hypervisor (plain QEMU): nothing stops the read, and
-    // with no memory protection there is nothing to share. Under `--protected` the hypervisor
-    // double must stop the first and refuse the others.
+    // with no memory protection there is nothing to share. `mod protected` has them under the
+    // pKVM double, which stops the first and refuses the others.
     unregistered_mmio_is_read_without_a_guard: "unregistered-mmio" => Reboot,
         ["fault guest: reading the unregistered device page 0x9010000 (MMIO guard not enrolled)",
          "fault guest: read 0x"];
@@ -107,10 +129,78 @@ fault_tests! {
         ["fault guest: the hypervisor does not protect memory; nothing to share"];
     unsharing_needs_memory_protection: "unshare-unshared" => Reboot,
         ["fault guest: the hypervisor does not protect memory; nothing to share"];
-    garbage_x0: "garbage-x0" => Shutdown,
-        ["fault guest: x0 = 0x0: no FDT, ignored", "fault guest: x0 = 0xdeadbeef: no FDT, ignored",
-         "fault guest: x0 = 0xffffffffffffffff: no FDT, ignored", "fault guest: x0 = 0x801ffff8: no FDT, ignored",
-         "fault guest: x0 = 0x80000001: no FDT, ignored"];
+}
+
+/// The same faults in protected VMs, under the pKVM double (`vm run --protected`): each ends as
+/// it does without protection. Then the misuses only protection catches.
+mod protected {
+    use super::*;
+
+    const PROTECTED: bool = true;
+
+    faults_with_and_without_protection!(fault_tests);
+
+    #[test]
+    fn no_fault_shuts_down_enrolled_in_the_mmio_guard() {
+        let (reason, lines) = inject("vmbase_faults", "none", PROTECTED);
+        assert_in_order(
+            &lines,
+            &[
+                "vmbase: enrolled in the hypervisor's MMIO guard; console at 0x9000000 registered",
+                "fault guest: injecting none",
+            ],
+        );
+        assert_eq!(
+            reason,
+            DeathReason::Shutdown,
+            "console:\n{}",
+            lines.join("\n")
+        );
+    }
+
+    /// Boots `fault` protected and checks that the guest reports the double's answer to its
+    /// misuse as pKVM's: INVALID_PARAMETER.
+    fn refused(fault: &str, report: &str) {
+        let (reason, lines) = inject("vmbase_faults", fault, PROTECTED);
+        let console = lines.join("\n");
+        assert!(
+            lines.iter().any(|line| line.starts_with(report)
+                && line.ends_with(": the hypervisor answered INVALID_PARAMETER (-3)")),
+            "no {report:?} refused with INVALID_PARAMETER; console:\n{console}"
+        );
+        assert_eq!(reason, DeathReason::Shutdown, "console:\n{console}");
+    }
+
+    #[test]
+    fn sharing_twice_is_refused() {
+        refused("share-twice", "fault guest: sharing 0x");
+    }
+
+    #[test]
+    fn unsharing_what_was_never_shared_is_refused() {
+        refused("unshare-unshared", "fault guest: unsharing 0x");
+    }
+
+    /// The double names the page and ends the VM before the read returns anything.
+    #[test]
+    fn an_unregistered_device_page_is_named_and_never_read() {
+        let (reason, lines) = inject("vmbase_faults", "unregistered-mmio", PROTECTED);
+        let console = lines.join("\n");
+        assert_in_order(
+            &lines,
+            &[
+                "fault guest: reading the unregistered device page 0x9010000 (MMIO guard enrolled)",
+                "hyp: MMIO access to unregistered IPA 0x9010000",
+            ],
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|line| line.starts_with("fault guest: read 0x")),
+            "the read returned a value; console:\n{console}"
+        );
+        assert_eq!(reason, DeathReason::Reboot, "console:\n{console}");
+    }
 }
 
 /// A misaligned SP is an SP alignment fault, reported, then a reset: vmbase turns the check on
@@ -121,7 +211,7 @@ fault_tests! {
 /// goes unreported. (The syndrome's decoding is also a unit test of `Syndrome`.)
 #[test]
 fn misaligned_sp() {
-    let (reason, lines) = inject("vmbase_faults", "misaligned-sp");
+    let (reason, lines) = inject("vmbase_faults", "misaligned-sp", PROTECTED);
     let console = lines.join("\n");
     assert_in_order(
         &lines,
@@ -148,7 +238,7 @@ fn misaligned_sp() {
 /// for binaries without it): the exhausted heap's report gives its size.
 #[test]
 fn configure_heap_sets_the_heap_size() {
-    let (reason, lines) = inject("vmbase_faults", "heap-exhaustion");
+    let (reason, lines) = inject("vmbase_faults", "heap-exhaustion", PROTECTED);
     let console = lines.join("\n");
     let report = lines
         .iter()
@@ -163,7 +253,7 @@ fn configure_heap_sets_the_heap_size() {
 /// the early vector table resets the VM, silently.
 #[test]
 fn fault_in_entry_before_rust() {
-    let (reason, lines) = inject("vmbase_faults_early", "none");
+    let (reason, lines) = inject("vmbase_faults_early", "none", PROTECTED);
     assert_eq!(lines, Vec::<String>::new());
     assert_eq!(reason, DeathReason::Reboot);
 }
@@ -171,7 +261,7 @@ fn fault_in_entry_before_rust() {
 /// The same guest with nothing injected shuts down cleanly: the suite can tell the difference.
 #[test]
 fn no_fault_shuts_down() {
-    check("none", DeathReason::Shutdown, &[]);
+    check(PROTECTED, "none", DeathReason::Shutdown, &[]);
 }
 
 /// A device tree whose `/chosen/stdout-path` names an `arm,pl011` node at `address`.

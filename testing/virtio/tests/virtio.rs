@@ -94,8 +94,12 @@ fn assert_target_written(target: &DiskImage) {
 
 #[test]
 fn reads_one_disk_and_writes_another() {
+    read_one_disk_and_write_another(config("disks", "disks"));
+}
+
+/// Boots the `disks` test with `config` and checks every byte it read and wrote.
+fn read_one_disk_and_write_another(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config("disks", "disks");
     config.disks = source_and_target_disks(dir.path());
 
     assert_boot(
@@ -134,11 +138,15 @@ fn an_unshared_buffer_reaches_the_device_without_memory_protection() {
 
 #[test]
 fn a_read_only_disk_refuses_writes() {
+    refuse_writes_to_a_read_only_disk(config("read-only", "read-only"));
+}
+
+/// Boots the `read-only` test with `config` on a read-only disk and checks the refusals.
+fn refuse_writes_to_a_read_only_disk(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("read-only.img");
     let bytes = source_image();
     fs::write(&image, &bytes).unwrap();
-    let mut config = config("read-only", "read-only");
     config.disks = vec![disk(&image, false)];
 
     assert_boot(
@@ -159,10 +167,14 @@ fn a_read_only_disk_refuses_writes() {
 
 #[test]
 fn a_silent_disk_times_out() {
+    time_out_on_a_silent_disk(config("timeout", "timeout"));
+}
+
+/// Boots the `timeout` test with `config` and checks that the silent disk times out.
+fn time_out_on_a_silent_disk(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("silent.img");
     fs::write(&image, source_image()).unwrap();
-    let mut config = config("timeout", "timeout");
     config.disks = vec![disk(&image, true)];
 
     assert_boot(
@@ -179,10 +191,15 @@ fn a_silent_disk_times_out() {
 
 #[test]
 fn echoes_a_line_read_from_the_virtio_console() {
+    echo_a_line_read_from_the_virtio_console(config("console", "console"));
+}
+
+/// Boots the `console` test with `config`, a line on its virtio console's input, and checks the
+/// echo.
+fn echo_a_line_read_from_the_virtio_console(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
     fs::write(&input, "hello from the host\n").unwrap();
-    let mut config = config("console", "console");
     config.console_in = Some(input.clone());
     config.virtio_console = Some(output.clone());
 
@@ -268,7 +285,12 @@ fn vm_flags_attach_the_virtio_console_and_leave_out_the_rng() {
 
 /// Boots the `rng` test and returns the entropy lines' hexadecimal strings.
 fn rng_boot(run: usize) -> (String, String) {
-    let (reason, lines) = boot(&config(&format!("rng-{run}"), "rng"), DEADLINE);
+    rng_boot_with(config(&format!("rng-{run}"), "rng"))
+}
+
+/// Boots the `rng` test with `config` and returns the entropy lines' hexadecimal strings.
+fn rng_boot_with(config: VirtualMachineRawConfig) -> (String, String) {
+    let (reason, lines) = boot(&config, DEADLINE);
     assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
     let value = |prefix: &str| {
         lines
@@ -578,5 +600,81 @@ fn the_virtio_console_output_follows_the_rules_of_every_output() {
                 .all(|wanted| rest.any(|found| found == wanted)),
             "{output:?} is not in {written:?}"
         );
+    }
+}
+
+/// The device tests in protected VMs, under the pKVM double (`vm run --protected`): vmbase shares
+/// its DMA pool with the host, and the double checks every buffer a device is given against what
+/// was shared, so these pass only if nothing reaches a device unshared.
+mod protected {
+    use super::*;
+
+    /// `config` for `test`, in a protected VM.
+    fn protected_config(name: &str, test: &str) -> VirtualMachineRawConfig {
+        VirtualMachineRawConfig {
+            protected_vm: true,
+            ..config(&format!("{name}-protected"), test)
+        }
+    }
+
+    #[test]
+    fn reads_one_disk_and_writes_another() {
+        read_one_disk_and_write_another(protected_config("disks", "disks"));
+    }
+
+    #[test]
+    fn echoes_a_line_read_from_the_virtio_console() {
+        echo_a_line_read_from_the_virtio_console(protected_config("console", "console"));
+    }
+
+    #[test]
+    fn a_read_only_disk_refuses_writes() {
+        refuse_writes_to_a_read_only_disk(protected_config("read-only", "read-only"));
+    }
+
+    #[test]
+    fn a_silent_disk_times_out() {
+        time_out_on_a_silent_disk(protected_config("timeout", "timeout"));
+    }
+
+    #[test]
+    fn virtio_rng_entropy_is_not_zero() {
+        let (entropy, _) = rng_boot_with(protected_config("rng", "rng"));
+        assert_eq!(entropy.len(), 64, "32 bytes in hexadecimal: {entropy}");
+        assert!(entropy.chars().any(|c| c != '0'), "all zeros");
+    }
+
+    /// The double ends the VM at the notification, naming the buffer, before the device
+    /// answers.
+    #[test]
+    fn an_unshared_buffer_is_named_before_the_device_sees_it() {
+        let (reason, lines) = boot(
+            &protected_config("unshared-buffer", "unshared-buffer"),
+            DEADLINE,
+        );
+        let console = lines.join("\n");
+        assert_in_order(
+            &lines,
+            &[
+                "virtio guest: handing virtio-rng 00:01.0 the buffer 0x",
+                "hyp: virtio buffer at IPA 0x",
+            ],
+        );
+        let handed = lines
+            .iter()
+            .find_map(|line| {
+                line.strip_prefix("virtio guest: handing virtio-rng 00:01.0 the buffer ")
+            })
+            .and_then(|rest| rest.split(',').next())
+            .expect("the guest names its buffer");
+        assert!(
+            console.contains(&format!("hyp: virtio buffer at IPA {handed} ")),
+            "the double named another address than {handed}; console:\n{console}"
+        );
+        assert!(
+            !console.contains("answered"),
+            "the device answered; console:\n{console}"
+        );
+        assert_eq!(reason, DeathReason::Reboot, "console:\n{console}");
     }
 }
