@@ -13,9 +13,9 @@ VM := target/release/vm
 VM_AARCH64_TARGET := aarch64-unknown-linux-musl
 # Guest packages, and the raw images they produce.
 GUEST_PACKAGES := vmbase_example vmbase_linuxboot vmbase_faults vmbase_hello baseline_hello \
-	vmbase_virtio
+	vmbase_virtio pkvm_double
 GUEST_IMAGES := vmbase_example vmbase_linuxboot vmbase_faults vmbase_faults_early vmbase_hello \
-	baseline_hello vmbase_virtio
+	baseline_hello vmbase_virtio pkvm_double
 
 .DEFAULT_GOAL := vmbase_example
 .PHONY: deps vmbase_example guests vm vm-aarch64 install run test lint fuzz stress bench clean
@@ -46,8 +46,12 @@ guests: deps
 		llvm-objcopy -O binary $(GUEST_BUILD)/$$image $(OUT)/$$image.bin || exit 1; \
 	done
 
+# vm, and the pKVM double that `vm run --protected` runs the guest under.
 vm: deps
 	@cargo build --quiet --release -p vmclient --bin vm
+	@cargo build --quiet --release --target $(TARGET) -p pkvm_double
+	@mkdir -p $(OUT)
+	@llvm-objcopy -O binary $(GUEST_BUILD)/pkvm_double $(OUT)/pkvm_double.bin
 
 # target/aarch64-unknown-linux-musl/release/vm, for arm64 hosts (and the nested-KVM tests).
 vm-aarch64: deps
@@ -62,12 +66,15 @@ run: vmbase_example vm
 
 lint: deps
 	cargo fmt --all -- --check
-	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench --all-targets -- -D warnings
+	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench -p pkvm_double --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
+	# The example as Soong builds it: without its default `sha2` feature (docs/android.md).
+	cargo clippy --quiet --release --target $(TARGET) -p vmbase_example --no-default-features -- -D warnings
 	rustfmt --edition 2021 --check template/build.rs template/src/main.rs
 	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase
 	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase --target $(TARGET)
 	python3 tools/check_soong.py
+	python3 -m unittest discover --quiet -s tools -p 'test_*.py'
 	python3 tools/check_snippets.py
 
 test: lint guests vm vm-aarch64

@@ -15,6 +15,16 @@
 #define IMAGE_REGION CROSVM_BOOTLOADER_START
 #define WRITABLE_DATA_REGION (CROSVM_BOOTLOADER_START + 0x200000)
 
+/* What the table below maps for image.ld's image and writable_data regions, for the link-time
+ * checks in vmbase's sections.ld: a binary whose code or writable memory (.data, .bss with the
+ * heap, the stacks) outgrows them fails to link, saying what to change, instead of faulting
+ * before it has a console. Move these with the table's entries. */
+.global idmap_image_begin, idmap_image_end, idmap_writable_data_begin, idmap_writable_data_end
+.set idmap_image_begin, IMAGE_REGION
+.set idmap_image_end, IMAGE_REGION + 0x200000			/* one 2 MiB block */
+.set idmap_writable_data_begin, WRITABLE_DATA_REGION
+.set idmap_writable_data_end, WRITABLE_DATA_REGION + 0x200000	/* one 2 MiB block */
+
 /* Block descriptors, with the attributes vmbase::paging gives the same memory. */
 .set DEVICE, DESC_BLOCK | DESC_ATTR_DEVICE | DESC_AF | DESC_PXN | DESC_UXN
 .set NORMAL, DESC_BLOCK | DESC_ATTR_NORMAL | DESC_SH_INNER | DESC_AF

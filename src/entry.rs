@@ -38,6 +38,8 @@ extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
     // SAFETY: The binary's idmap maps crosvm's MMIO GiB as device memory (vmbase's linker and
     // idmap contract), and only the console driver uses the UART.
     let console = unsafe { console::init(fdt) };
+    // Before the first line is written: once enrolled, only registered device pages work.
+    let mmio_guard = crate::hyp::enroll_mmio_guard(&console::device().mmio_range());
     if fdt.is_none() {
         crate::println!(
             "vmbase: no valid FDT at x0 = {x0:#x}; console is the 8250 at {:#x}",
@@ -48,6 +50,14 @@ extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
             "vmbase: console from FDT unusable ({error}); using the 8250 at {:#x}",
             console::BASE_ADDRESS
         );
+    }
+    match mmio_guard {
+        Ok(crate::hyp::Enrolment::NotOffered) => {}
+        Ok(crate::hyp::Enrolment::Enrolled) => crate::println!(
+            "vmbase: enrolled in the hypervisor's MMIO guard; console at {:#x} registered",
+            console::device().mmio_range().start
+        ),
+        Err(error) => crate::println!("vmbase: MMIO guard: {error}"),
     }
     if let Err(error) = stack_guard_is_random() {
         crate::println!(

@@ -3,6 +3,7 @@
 
 //! The global heap: a buddy allocator over the `.bss` region the binary sets aside with
 //! [`configure_heap!`](crate::configure_heap), ready before `main` (as in AOSP's libvmbase).
+//! A binary without `configure_heap!` gets [`DEFAULT_HEAP_SIZE`] bytes.
 //!
 //! vmbase sets the heap up first thing in `rust_entry`; an allocation before that (only vmbase's
 //! own early code could make one) is reported and reboots. When the heap is exhausted, the failed
@@ -50,12 +51,33 @@ static HEAP: VmbaseHeap = VmbaseHeap {
     heap: SpinMutex::new(HeapState::new()),
 };
 
+/// The heap of a binary that has no [`configure_heap!`](crate::configure_heap): 256 KiB of
+/// `.bss`, as much as the template's. `configure_heap!(SIZE)` replaces it (it is then not linked
+/// in at all).
+pub const DEFAULT_HEAP_SIZE: usize = 64 * 4096;
+
 #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 extern "Rust" {
     /// The binary's heap region, defined by [`configure_heap!`](crate::configure_heap); to be
-    /// called at most once. A link error naming this symbol means the binary has no
-    /// `configure_heap!`.
+    /// called at most once. Without `configure_heap!`, sections.ld makes this symbol
+    /// `vmbase_default_heap_region` (`PROVIDE`).
     fn vmbase_heap_region() -> &'static mut [u8];
+}
+
+/// The heap region of a binary without [`configure_heap!`](crate::configure_heap):
+/// [`DEFAULT_HEAP_SIZE`] bytes. sections.ld links `vmbase_heap_region` to it only when the
+/// binary defines no `vmbase_heap_region` of its own; otherwise `--gc-sections` drops it and its
+/// region.
+///
+/// # Safety
+///
+/// Call it at most once.
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[unsafe(no_mangle)]
+unsafe fn vmbase_default_heap_region() -> &'static mut [u8] {
+    static REGION: StaticRegion<DEFAULT_HEAP_SIZE> = StaticRegion::new();
+    // SAFETY: The caller promises to call this function at most once.
+    unsafe { REGION.take() }
 }
 
 /// Gives the region of the binary's [`configure_heap!`](crate::configure_heap) to the global
@@ -66,8 +88,9 @@ extern "Rust" {
 /// Call it at most once.
 #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 pub(crate) unsafe fn init() {
-    // SAFETY: configure_heap! defines the function with this signature, and the caller promises
-    // that this is its only call.
+    // SAFETY: configure_heap! (or vmbase_default_heap_region, which sections.ld provides in its
+    // place) defines the function with this signature, and the caller promises that this is its
+    // only call.
     HEAP.init(unsafe { vmbase_heap_region() });
 }
 
@@ -199,8 +222,9 @@ impl<const SIZE: usize> StaticRegion<SIZE> {
 }
 
 /// Sets aside `size` bytes of `.bss` for the global allocator, which vmbase sets up before it
-/// calls `main` (AOSP libvmbase's `configure_heap!`). An item: write it once, at module level,
-/// in every vmbase binary (without it the link fails on `vmbase_heap_region`).
+/// calls `main` (AOSP libvmbase's `configure_heap!`). An item: write it at most once, at module
+/// level; a binary without it gets [`DEFAULT_HEAP_SIZE`] bytes. Two of them fail to link
+/// (`vmbase_heap_region` defined twice).
 ///
 /// ```
 /// vmbase::configure_heap!(64 * 4096);

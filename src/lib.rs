@@ -39,6 +39,7 @@ pub mod entry;
 pub mod exceptions;
 pub mod fdt;
 pub mod heap;
+pub mod hyp;
 pub mod layout;
 #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 mod linker;

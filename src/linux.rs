@@ -10,6 +10,9 @@ use core::ops::Range;
 
 /// The kernel runs at `text_offset` above a base aligned to this (2 MiB).
 pub const KERNEL_BASE_ALIGNMENT: usize = 2 << 20;
+/// `text_offset` must be a multiple of this (a page): the entry is then 4-byte aligned, and the
+/// kernel is mapped and moved in whole pages.
+const TEXT_OFFSET_ALIGNMENT: u64 = 4096;
 /// Bytes of the header.
 pub const IMAGE_HEADER_SIZE: usize = 64;
 /// "ARM\x64", little-endian, at offset 0x38.
@@ -48,6 +51,10 @@ pub enum ImageError {
     },
     /// `text_offset` and `image_size` do not fit in the address space.
     TooLarge,
+    /// `text_offset` is not a multiple of 4 KiB: the kernel's entry (its base plus
+    /// `text_offset`) would not be 4-byte aligned, or it could not be mapped or moved in whole
+    /// pages. Kernels have 0, or 0x80000 before Linux 5.8.
+    MisalignedTextOffset(u64),
     /// No 2 MiB-aligned base in RAM leaves room for the kernel without overlapping the ranges
     /// to avoid.
     NoRoom,
@@ -73,6 +80,15 @@ impl fmt::Display for ImageError {
                 "image_size {image_size:#x} is smaller than the image ({file_size:#x} bytes)"
             ),
             Self::TooLarge => write!(f, "text_offset + image_size overflow the address space"),
+            Self::MisalignedTextOffset(offset) if offset % 4 != 0 => write!(
+                f,
+                "text_offset {offset:#x} would put the kernel's first instruction at an address \
+                 that is not 4-byte aligned"
+            ),
+            Self::MisalignedTextOffset(offset) => write!(
+                f,
+                "text_offset {offset:#x} is not a multiple of the 4 KiB page"
+            ),
             Self::NoRoom => write!(f, "no room in RAM to place the kernel"),
         }
     }
@@ -125,6 +141,9 @@ impl ImageHeader {
             });
         }
         let text_offset = u64_at(header, TEXT_OFFSET_AT);
+        if !text_offset.is_multiple_of(TEXT_OFFSET_ALIGNMENT) {
+            return Err(ImageError::MisalignedTextOffset(text_offset));
+        }
         let too_large = |value: u64| usize::try_from(value).map_err(|_| ImageError::TooLarge);
         let (text_offset, image_size) = (too_large(text_offset)?, too_large(image_size)?);
         text_offset
@@ -320,13 +339,36 @@ mod tests {
                 file_size: 0x200
             })
         );
-        for (text_offset, image_size) in [(u64::MAX, MIB as u64), (0, u64::MAX), (1 << 63, 1 << 63)]
-        {
+        for (text_offset, image_size) in [(!0xfff, MIB as u64), (0, u64::MAX), (1 << 63, 1 << 63)] {
             assert_eq!(
                 ImageHeader::parse(&image(text_offset, image_size, 0, 64)),
                 Err(ImageError::TooLarge),
                 "{text_offset:#x} + {image_size:#x}"
             );
+        }
+    }
+
+    #[test]
+    fn a_text_offset_that_is_not_whole_pages_is_refused_with_the_reason() {
+        let refused = [0x8_0002_u64, 0x1001, 0x80_0800, 0x800];
+        for text_offset in refused {
+            assert_eq!(
+                ImageHeader::parse(&image(text_offset, 16 * MIB as u64, 0, 64)),
+                Err(ImageError::MisalignedTextOffset(text_offset)),
+                "{text_offset:#x}"
+            );
+        }
+        assert_eq!(
+            ImageError::MisalignedTextOffset(0x8_0002).to_string(),
+            "text_offset 0x80002 would put the kernel's first instruction at an address that is \
+             not 4-byte aligned"
+        );
+        assert_eq!(
+            ImageError::MisalignedTextOffset(0x800).to_string(),
+            "text_offset 0x800 is not a multiple of the 4 KiB page"
+        );
+        for text_offset in [0, 0x1000, 0x8_0000, 0x1f_f000] {
+            assert!(ImageHeader::parse(&image(text_offset, 16 * MIB as u64, 0, 64)).is_ok());
         }
     }
 

@@ -17,8 +17,8 @@ VM=target/release/vm
 NAME_PREFIX=stress-$$
 
 elapsed() { awk -v since="$1" -v now="$EPOCHREALTIME" 'BEGIN { printf "%.1f", now - since }'; }
-# QEMU processes of this script's VMs (QEMU's command line starts with its name, then -name).
-qemu_processes() { pgrep -c -f "^qemu-system-aarch64 .* -name $NAME_PREFIX-" || true; }
+# QEMU processes of this script's VMs (`-name guest=NAME` on QEMU's command line).
+qemu_processes() { pgrep -c -f "^qemu-system-aarch64 .* -name guest=$NAME_PREFIX-" || true; }
 temp_dirs() { find "$vm_tmp" -mindepth 1 -maxdepth 1 -name 'vmclient-*' | wc -l; }
 
 results=$(mktemp -d)

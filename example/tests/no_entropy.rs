@@ -16,7 +16,7 @@ fn example_boots_without_entropy_and_says_so() {
     // SAFETY: This test binary has this one test, so no other thread uses the environment.
     let _qemu_wrapper = unsafe { use_cpu_without_rng() };
 
-    let run = boot_example(300, 1);
+    let run = boot_example(300, 1, false);
     let lines = run.console;
     assert_in_order(
         &lines,

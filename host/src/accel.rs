@@ -109,25 +109,45 @@ impl fmt::Display for ChosenAccelerator {
     }
 }
 
+/// What a VM asks for that only TCG gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcgOnly {
+    /// Instruction counting (`--icount`): TCG emulates every instruction, KVM runs them on the
+    /// CPU.
+    InstructionCounting,
+    /// A protected VM (`--protected`): vmbase's pKVM double runs at the EL2 QEMU emulates, which
+    /// a KVM guest does not get.
+    ProtectedVm,
+}
+
+impl fmt::Display for TcgOnly {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::InstructionCounting => write!(f, "instruction counting (`--icount`)"),
+            Self::ProtectedVm => write!(f, "a protected VM (`--protected`), under the pKVM double"),
+        }
+    }
+}
+
 /// Decides the accelerator: `requested`, given whether the host's KVM is usable (`kvm`) and
-/// whether the VM counts instructions (which only TCG can).
+/// what the VM asks for that only TCG gives (`tcg_only`).
 pub(crate) fn choose(
     requested: Accelerator,
     kvm: Result<(), KvmUnusable>,
-    counts_instructions: bool,
+    tcg_only: Option<TcgOnly>,
 ) -> Result<ChosenAccelerator, Error> {
-    match requested {
-        Accelerator::Tcg => Ok(ChosenAccelerator::Tcg {
+    match (requested, tcg_only) {
+        (Accelerator::Tcg, _) => Ok(ChosenAccelerator::Tcg {
             instead_of_kvm: None,
         }),
-        Accelerator::Kvm if counts_instructions => Err(Error::IcountNeedsTcg),
-        Accelerator::Kvm => kvm
+        (Accelerator::Kvm, Some(what)) => Err(Error::NeedsTcg(what)),
+        (Accelerator::Kvm, None) => kvm
             .map(|()| ChosenAccelerator::Kvm)
             .map_err(|reason| Error::KvmUnusable { reason }),
-        Accelerator::Auto if counts_instructions => Ok(ChosenAccelerator::Tcg {
-            instead_of_kvm: Some("instruction counting needs TCG".to_owned()),
+        (Accelerator::Auto, Some(what)) => Ok(ChosenAccelerator::Tcg {
+            instead_of_kvm: Some(format!("{what} needs TCG")),
         }),
-        Accelerator::Auto => Ok(match kvm {
+        (Accelerator::Auto, None) => Ok(match kvm {
             Ok(()) => ChosenAccelerator::Kvm,
             Err(reason) => ChosenAccelerator::Tcg {
                 instead_of_kvm: Some(reason.to_string()),
@@ -200,13 +220,13 @@ mod tests {
     #[test]
     fn auto_takes_kvm_when_usable_and_says_why_not_otherwise() {
         assert_eq!(
-            choose(Accelerator::Auto, Ok(()), false).unwrap(),
+            choose(Accelerator::Auto, Ok(()), None).unwrap(),
             ChosenAccelerator::Kvm
         );
         let on_x86 = choose(
             Accelerator::Auto,
             Err(KvmUnusable::WrongArchitecture("x86_64")),
-            false,
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -214,37 +234,52 @@ mod tests {
             "TCG (not KVM: this host is x86_64, and KVM runs aarch64 guests only on aarch64 \
              hosts)"
         );
-        let counting = choose(Accelerator::Auto, Ok(()), true).unwrap();
+        let counting = choose(
+            Accelerator::Auto,
+            Ok(()),
+            Some(TcgOnly::InstructionCounting),
+        )
+        .unwrap();
         assert_eq!(
             counting.to_string(),
-            "TCG (not KVM: instruction counting needs TCG)"
+            "TCG (not KVM: instruction counting (`--icount`) needs TCG)"
+        );
+        let protected = choose(Accelerator::Auto, Ok(()), Some(TcgOnly::ProtectedVm)).unwrap();
+        assert_eq!(
+            protected.to_string(),
+            "TCG (not KVM: a protected VM (`--protected`), under the pKVM double needs TCG)"
         );
     }
 
     #[test]
-    fn kvm_is_refused_with_the_reason_or_with_instruction_counting() {
+    fn kvm_is_refused_with_the_reason_or_with_what_needs_tcg() {
         for reason in [
             KvmUnusable::WrongArchitecture("x86_64"),
             KvmUnusable::NoDevice,
             KvmUnusable::NoPermission,
         ] {
-            let error = choose(Accelerator::Kvm, Err(reason.clone()), false).unwrap_err();
+            let error = choose(Accelerator::Kvm, Err(reason.clone()), None).unwrap_err();
             assert!(
                 matches!(&error, Error::KvmUnusable { reason: given } if *given == reason),
                 "{error}"
             );
             assert!(error.to_string().contains(&reason.to_string()), "{error}");
         }
-        let error = choose(Accelerator::Kvm, Ok(()), true).unwrap_err();
-        assert!(matches!(error, Error::IcountNeedsTcg), "{error}");
+        for what in [TcgOnly::InstructionCounting, TcgOnly::ProtectedVm] {
+            let error = choose(Accelerator::Kvm, Ok(()), Some(what)).unwrap_err();
+            assert!(
+                matches!(error, Error::NeedsTcg(given) if given == what),
+                "{error}"
+            );
+        }
     }
 
     #[test]
     fn tcg_is_taken_whatever_the_host() {
         for kvm in [Ok(()), Err(KvmUnusable::NoDevice)] {
-            for counts_instructions in [false, true] {
+            for tcg_only in [None, Some(TcgOnly::InstructionCounting)] {
                 assert_eq!(
-                    choose(Accelerator::Tcg, kvm.clone(), counts_instructions)
+                    choose(Accelerator::Tcg, kvm.clone(), tcg_only)
                         .unwrap()
                         .to_string(),
                     "TCG"

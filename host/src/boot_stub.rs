@@ -17,6 +17,9 @@ pub(crate) struct EntryState {
     pub(crate) x1: u64,
     /// With a firmware, the payload's size in bytes; otherwise 0.
     pub(crate) x2: u64,
+    /// 0 for a guest (crosvm's value); under the pKVM double, which runs first, the guest's
+    /// first instruction.
+    pub(crate) x3: u64,
 }
 
 impl EntryState {
@@ -26,19 +29,31 @@ impl EntryState {
         x0: FDT_ADDRESS,
         x1: 0,
         x2: 0,
+        x3: 0,
     };
+
+    /// This entry state behind the pKVM double at `double`: the double starts with the
+    /// guest's registers and the guest's first instruction in x3, and enters it at EL1.
+    pub(crate) fn behind_double(&self, double: u64) -> Self {
+        Self {
+            pc: double,
+            x3: self.pc,
+            ..*self
+        }
+    }
 }
 
 /// The stub's instructions; the values they load follow them. QEMU runs them from address 0
-/// at EL1h with the MMU off and DAIF masked, so loading the argument registers and branching
-/// is all that is left to do. Each `ldr` is PC-relative (LDR literal: `0x5800_0000 |
-/// (offset / 4) << 5 | Rt`); the values start at byte 24, 8-byte aligned.
+/// at EL1h (at EL2 for a protected VM, whose pKVM double then runs first) with the MMU off and
+/// DAIF masked, so loading the argument registers and branching is all that is left to do. Each
+/// `ldr` is PC-relative (LDR literal: `0x5800_0000 | (offset / 4) << 5 | Rt`); the values start
+/// at byte 24, 8-byte aligned.
 const INSTRUCTIONS: [u32; 6] = [
     0x5800_00c0, // ldr x0, [pc + 24]   // from byte 24: x0
     0x5800_00e1, // ldr x1, [pc + 28]   // from byte 32: x1
     0x5800_0102, // ldr x2, [pc + 32]   // from byte 40: x2
-    0xaa1f_03e3, // mov x3, xzr
-    0x5800_0104, // ldr x4, [pc + 32]   // from byte 48: the entry point
+    0x5800_0123, // ldr x3, [pc + 36]   // from byte 48: x3
+    0x5800_0144, // ldr x4, [pc + 40]   // from byte 56: the entry point
     0xd61f_0080, // br  x4
 ];
 
@@ -54,7 +69,7 @@ pub(crate) fn boot_stub_for(entry: &EntryState) -> Vec<u8> {
         .iter()
         .flat_map(|instruction| instruction.to_le_bytes())
         .chain(
-            [entry.x0, entry.x1, entry.x2, entry.pc]
+            [entry.x0, entry.x1, entry.x2, entry.x3, entry.pc]
                 .iter()
                 .flat_map(|value| value.to_le_bytes()),
         )
@@ -72,13 +87,14 @@ mod tests {
         ldr x0, x0_value
         ldr x1, x1_value
         ldr x2, x2_value
-        mov x3, xzr
+        ldr x3, x3_value
         ldr x4, pc_value
         br  x4
         x0_value: .quad 0x8fdf0000
         x1_value: .quad 0x80000000
         x2_value: .quad 0x1f6e000
-        pc_value: .quad 0x7fc00000
+        x3_value: .quad 0x7fc00000
+        pc_value: .quad 0x40000000
     ";
 
     #[test]
@@ -107,16 +123,21 @@ mod tests {
             x0: 0x8fdf_0000,
             x1: 0x8000_0000,
             x2: 0x1f6_e000,
+            x3: 0,
         };
-        assert_eq!(boot_stub_for(&firmware_entry), fs::read(&binary).unwrap());
+        assert_eq!(
+            boot_stub_for(&firmware_entry.behind_double(0x4000_0000)),
+            fs::read(&binary).unwrap()
+        );
     }
 
     #[test]
     fn bootloader_stub_is_little_endian_and_six_instructions() {
         let stub = boot_stub();
         assert_eq!(stub[..4], [0xc0, 0x00, 0x00, 0x58]);
-        assert_eq!(stub.len(), 4 * 6 + 8 * 4);
+        assert_eq!(stub.len(), 4 * 6 + 8 * 5);
         assert_eq!(stub[24..32], 0x8000_0000_u64.to_le_bytes());
-        assert_eq!(stub[48..56], 0x8020_0000_u64.to_le_bytes());
+        assert_eq!(stub[48..56], [0; 8]);
+        assert_eq!(stub[56..64], 0x8020_0000_u64.to_le_bytes());
     }
 }

@@ -16,7 +16,7 @@ pub const DEFAULT_MEMORY_MIB: u32 = 256;
 pub const SUPPORTED_PLATFORM_VERSION: &str = "1.0.0";
 
 /// The platform version requirement used when a config does not give one.
-const DEFAULT_PLATFORM_VERSION: &str = "~1.0";
+pub(crate) const DEFAULT_PLATFORM_VERSION: &str = "~1.0";
 
 /// A VM to boot, named after AOSP's `VirtualMachineRawConfig`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +45,10 @@ pub struct VirtualMachineRawConfig {
     pub firmware: Option<PathBuf>,
     /// Disk images, attached as virtio-blk PCI devices in order.
     pub disks: Vec<DiskImage>,
-    /// Whether the VM must be protected (pKVM): refused, QEMU cannot provide it.
+    /// Whether the VM is protected (pKVM). QEMU has no pKVM: a protected VM runs under vmbase's
+    /// pKVM double (`testing/pkvm_double`, docs/protected.md), which answers pKVM's hypercalls
+    /// and enforces the MMIO guard and memory sharing, with the same memory map, registers and
+    /// death reasons. At most one CPU and 2048 MiB, and no `device_tree`.
     pub protected_vm: bool,
     /// RAM described to the guest, from `0x8000_0000`, in MiB.
     pub memory_mib: u32,

@@ -3,11 +3,10 @@
 
 //! The guest's device tree: QEMU's own, with `/memory` and `/chosen/bootargs` rewritten.
 
-use crate::accel::ChosenAccelerator;
 use crate::bounded_read::read_regular_file;
 use crate::error::Error;
 use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
-use crate::qemu;
+use crate::qemu::{self, Machine};
 use crate::supervise::{self, Waited};
 use fdt::Fdt;
 use fdt::node::FdtNode;
@@ -20,7 +19,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 /// Offset of `boot_cpuid_phys` in the FDT header (devicetree specification, table 5.1).
@@ -28,6 +27,14 @@ const BOOT_CPUID_PHYS_OFFSET: usize = 0x1c;
 
 /// Where dumped device trees are kept, under the user's cache directory.
 const CACHE_SUBDIRECTORY: &str = "vmclient";
+
+/// The most dumps kept in the cache (one per QEMU binary and machine options: `--mem`,
+/// `--cpus`); the least recently used go first.
+const CACHE_LIMIT: usize = 32;
+
+/// Prefix of a dump being written to the cache; the writer's pid follows, so that the file of a
+/// writer that died (`SIGKILL`) is recognised and removed by the next store.
+const CACHE_TEMP_PREFIX: &str = ".tmp-";
 
 /// How long QEMU may take to dump its device tree (it normally takes well under a second).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,29 +59,27 @@ const SEEDS: [(&str, usize); 2] = [("kaslr-seed", 8), ("rng-seed", 32)];
 ///
 /// The dump is killed after [`DUMP_TIMEOUT`], or as soon as `interrupt` is raised.
 pub(crate) fn qemu_device_tree(
-    memory_mib: u32,
-    num_cpus: u32,
-    accelerator: &ChosenAccelerator,
+    machine: &Machine,
     boot_stub: &Path,
     scratch: &Path,
     interrupt: &AtomicBool,
 ) -> Result<Vec<u8>, Error> {
-    let cached = cache_file(memory_mib, num_cpus, accelerator);
+    let cached = cache_file(machine);
     if let Some(dtb) = cached
         .as_deref()
         .and_then(|path| read_regular_file(path, FDT_MAX_SIZE).ok())
         .filter(|dtb| check_dump(dtb).is_ok())
     {
+        // Recently used: the last to be pruned.
+        if let Some(path) = &cached {
+            let _ = File::options()
+                .write(true)
+                .open(path)
+                .and_then(|file| file.set_modified(SystemTime::now()));
+        }
         return Ok(dtb);
     }
-    let dtb = dump_qemu_device_tree(
-        memory_mib,
-        num_cpus,
-        accelerator,
-        boot_stub,
-        scratch,
-        interrupt,
-    )?;
+    let dtb = dump_qemu_device_tree(machine, boot_stub, scratch, interrupt)?;
     check_dump(&dtb).map_err(|reason| {
         Error::DeviceTreeParse(format!("QEMU's dump {}: {reason}", scratch.display()))
     })?;
@@ -101,26 +106,25 @@ fn check_dump(dtb: &[u8]) -> Result<(), String> {
 }
 
 /// The cache file for these options, if QEMU is on `PATH` and there is a cache directory.
-fn cache_file(memory_mib: u32, num_cpus: u32, accelerator: &ChosenAccelerator) -> Option<PathBuf> {
+fn cache_file(machine: &Machine) -> Option<PathBuf> {
     let qemu = env::split_paths(&env::var_os("PATH")?)
         .map(|dir| dir.join(qemu::QEMU))
         .find(|path| path.is_file())?;
     let metadata = fs::metadata(&qemu).ok()?;
-    let directory = env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    // The XDG base directory specification: a relative path is invalid and ignored.
+    let absolute = |variable| {
+        env::var_os(variable)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let directory =
+        absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")))?;
     let mut hasher = DefaultHasher::new();
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
     // Which stub file is given does not change the tree; that there is one does.
-    qemu::machine_args(
-        memory_mib,
-        num_cpus,
-        accelerator,
-        Path::new("boot-stub"),
-        None,
-    )
-    .hash(&mut hasher);
-    if accelerator.is_kvm() {
+    qemu::machine_args(machine, Path::new("boot-stub"), None).hash(&mut hasher);
+    // Under KVM the tree also depends on the host's kernel (its GIC and CPU features).
+    if machine.kvm {
         fs::read("/proc/sys/kernel/osrelease")
             .ok()?
             .hash(&mut hasher);
@@ -129,22 +133,53 @@ fn cache_file(memory_mib: u32, num_cpus: u32, accelerator: &ChosenAccelerator) -
     Some(directory.join(CACHE_SUBDIRECTORY).join(name))
 }
 
-/// Writes `dtb` to `path` atomically, so that VMs starting in parallel never read half a file.
+/// Writes `dtb` to `path` atomically, so that VMs starting in parallel never read half a file,
+/// then prunes the cache: files of writers that died, and the least recently used dumps beyond
+/// [`CACHE_LIMIT`].
 fn store(path: &Path, dtb: &[u8]) -> std::io::Result<()> {
     let directory = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(directory)?;
-    let mut file = tempfile::NamedTempFile::new_in(directory)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(
+            "{CACHE_TEMP_PREFIX}{}-",
+            rustix::process::getpid().as_raw_nonzero()
+        ))
+        .tempfile_in(directory)?;
     file.write_all(dtb)?;
     file.persist(path)?;
+    prune_cache(directory, CACHE_LIMIT);
     Ok(())
+}
+
+/// Removes from the cache `directory` the files of writers that no longer exist, and all but
+/// the `limit` most recently used dumps. Failures (a race with another run) are left alone.
+fn prune_cache(directory: &Path, limit: usize) {
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    let mut dumps = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(owner) = supervise::owner_pid(name, CACHE_TEMP_PREFIX) {
+            if !supervise::process_exists(owner) {
+                let _ = fs::remove_file(entry.path());
+            }
+        } else if name.starts_with("qemu-virt-") && name.ends_with(".dtb") {
+            let used = entry.metadata().and_then(|metadata| metadata.modified());
+            dumps.push((used.unwrap_or(SystemTime::UNIX_EPOCH), entry.path()));
+        }
+    }
+    dumps.sort_unstable_by(|a, b| b.cmp(a));
+    for (_, path) in dumps.iter().skip(limit) {
+        let _ = fs::remove_file(path);
+    }
 }
 
 /// Asks QEMU for the device tree of the machine `qemu::machine_args` describes, giving up
 /// after [`DUMP_TIMEOUT`] or when `interrupt` is raised.
 fn dump_qemu_device_tree(
-    memory_mib: u32,
-    num_cpus: u32,
-    accelerator: &ChosenAccelerator,
+    machine: &Machine,
     boot_stub: &Path,
     output: &Path,
     interrupt: &AtomicBool,
@@ -153,13 +188,7 @@ fn dump_qemu_device_tree(
     let stderr = File::create(&stderr_path).map_err(Error::io("create QEMU's log"))?;
     let spawned = supervise::spawn_tied_to_this_thread(
         Command::new(qemu::QEMU)
-            .args(qemu::machine_args(
-                memory_mib,
-                num_cpus,
-                accelerator,
-                boot_stub,
-                Some(output),
-            ))
+            .args(qemu::machine_args(machine, boot_stub, Some(output)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr),
@@ -202,10 +231,12 @@ fn dump_qemu_device_tree(
 /// Rewrites QEMU's device tree for crosvm's layout: RAM is `memory_mib` from `RAM_START`,
 /// `/chosen/bootargs` is `bootargs` (or absent), `/chosen/linux,initrd-start` and
 /// `linux,initrd-end` give `initrd` (or are absent), and `/chosen/kaslr-seed` and `rng-seed` are
-/// fresh from the host's RNG. Every other node and property is kept as is.
+/// fresh from the host's RNG. For a protected VM, `/psci` says `method = "hvc"`, the conduit a
+/// guest has under pKVM (QEMU, whose PSCI then sits below the double's EL2, says "smc"). Every
+/// other node and property is kept as is.
 pub(crate) fn rewrite(
     qemu_dtb: &[u8],
-    memory_mib: u32,
+    machine: &Machine,
     bootargs: Option<&str>,
     initrd: Option<&Range<u64>>,
 ) -> Result<Vec<u8>, Error> {
@@ -228,7 +259,7 @@ pub(crate) fn rewrite(
     let cells = root.cell_sizes();
     let memory_reg = [
         encode_cells(RAM_START, cells.address_cells)?,
-        encode_cells(u64::from(memory_mib) * MIB, cells.size_cells)?,
+        encode_cells(u64::from(machine.memory_mib) * MIB, cells.size_cells)?,
     ]
     .concat();
 
@@ -246,6 +277,8 @@ pub(crate) fn rewrite(
         } else if child.name == "chosen" {
             write_chosen_node(&mut writer, Some(child), bootargs, initrd)?;
             chosen_written = true;
+        } else if machine.protected && child.name == "psci" {
+            write_psci_node_with_hvc(&mut writer, child)?;
         } else {
             copy_node(&mut writer, child)?;
         }
@@ -322,6 +355,23 @@ fn write_chosen_node(
     Ok(())
 }
 
+/// QEMU's `/psci` with the HVC conduit: under the pKVM double, the guest's HVC reaches the
+/// double, which passes PSCI calls on to QEMU.
+fn write_psci_node_with_hvc(writer: &mut FdtWriter, psci: FdtNode) -> Result<(), Error> {
+    let node = writer.begin_node(psci.name)?;
+    for property in psci.properties() {
+        match property.name {
+            "method" => writer.property_string("method", "hvc")?,
+            name => writer.property(name, property.value)?,
+        }
+    }
+    for child in psci.children() {
+        copy_node(writer, child)?;
+    }
+    writer.end_node(node)?;
+    Ok(())
+}
+
 fn copy_node(writer: &mut FdtWriter, node: FdtNode) -> Result<(), Error> {
     let copy = writer.begin_node(node.name)?;
     copy_properties(writer, node)?;
@@ -368,17 +418,60 @@ fn encode_cells(value: u64, cells: usize) -> Result<Vec<u8>, Error> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_cache_keeps_the_most_recent_dumps_and_drops_dead_writers_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        dead.wait().unwrap();
+        let dead_writer = dir
+            .path()
+            .join(format!("{CACHE_TEMP_PREFIX}{}-x", dead.id()));
+        let live_writer = dir
+            .path()
+            .join(format!("{CACHE_TEMP_PREFIX}{}-y", std::process::id()));
+        let other = dir.path().join("unrelated");
+        for path in [&dead_writer, &live_writer, &other] {
+            fs::write(path, b"x").unwrap();
+        }
+        let dumps: Vec<_> = (0..5)
+            .map(|index| {
+                let path = dir.path().join(format!("qemu-virt-{index}.dtb"));
+                let file = File::create(&path).unwrap();
+                let used = SystemTime::UNIX_EPOCH + Duration::from_secs(1000 + index);
+                file.set_modified(used).unwrap();
+                path
+            })
+            .collect();
+        prune_cache(dir.path(), 3);
+        let exists: Vec<bool> = dumps.iter().map(|path| path.exists()).collect();
+        assert_eq!(exists, [false, false, true, true, true]);
+        assert!(!dead_writer.exists());
+        assert!(live_writer.exists());
+        assert!(other.exists());
+    }
+
+    /// An unprotected machine with `memory_mib` of RAM and 2 CPUs.
+    fn unprotected(memory_mib: u32) -> Machine {
+        Machine {
+            memory_mib,
+            num_cpus: 2,
+            protected: false,
+            kvm: false,
+        }
+    }
+
     /// QEMU's real device tree for a 2-CPU VM with `memory_mib` of RAM, booted with a stub.
     fn qemu_dtb(memory_mib: u32) -> Vec<u8> {
+        dump(&unprotected(memory_mib))
+    }
+
+    /// QEMU's real device tree for `machine`, booted with a stub.
+    fn dump(machine: &Machine) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let stub = dir.path().join("stub.bin");
         fs::write(&stub, crate::boot_stub()).unwrap();
         dump_qemu_device_tree(
-            memory_mib,
-            2,
-            &ChosenAccelerator::Tcg {
-                instead_of_kvm: None,
-            },
+            machine,
             &stub,
             &dir.path().join("qemu.dtb"),
             &AtomicBool::new(false),
@@ -395,9 +488,42 @@ mod tests {
     }
 
     #[test]
+    fn a_protected_guest_sees_the_hvc_conduit_as_under_pkvm() {
+        let machine = Machine {
+            protected: true,
+            ..unprotected(16)
+        };
+        let qemu = dump(&machine);
+        let method = |dtb: &[u8]| {
+            let fdt = Fdt::new(dtb).unwrap();
+            let psci = fdt.find_node("/psci").expect("QEMU describes PSCI");
+            psci.property("method")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(method(&qemu), "smc", "QEMU's PSCI is below EL2");
+        let rewritten = rewrite(&qemu, &machine, None, None).unwrap();
+        assert_eq!(method(&rewritten), "hvc");
+        let fdt = Fdt::new(&rewritten).unwrap();
+        assert!(fdt.find_node("/psci").unwrap().compatible().is_some());
+        assert_eq!(
+            method(&rewrite(&qemu_dtb(16), &unprotected(16), None, None).unwrap()),
+            "hvc"
+        );
+    }
+
+    #[test]
     fn initrd_goes_in_chosen() {
         let initrd = 0x8300_0000..0x8312_3456;
-        let rewritten = rewrite(&qemu_dtb(64), 64, Some("panic=-1"), Some(&initrd)).unwrap();
+        let rewritten = rewrite(
+            &qemu_dtb(64),
+            &unprotected(64),
+            Some("panic=-1"),
+            Some(&initrd),
+        )
+        .unwrap();
         let fdt = Fdt::new(&rewritten).unwrap();
         let chosen = fdt.find_node("/chosen").unwrap();
         let value = |name| chosen.property(name).unwrap().value.to_vec();
@@ -405,7 +531,7 @@ mod tests {
         assert_eq!(value("linux,initrd-end"), 0x8312_3456_u64.to_be_bytes());
         assert_eq!(fdt.chosen().bootargs(), Some("panic=-1"));
         // Rewriting a rewritten tree replaces the properties rather than adding more.
-        let again = rewrite(&rewritten, 64, None, None).unwrap();
+        let again = rewrite(&rewritten, &unprotected(64), None, None).unwrap();
         let fdt = Fdt::new(&again).unwrap();
         assert!(
             fdt.find_node("/chosen")
@@ -432,7 +558,13 @@ mod tests {
             [(0x4000_0000, Some((1024 + 64) << 20))]
         );
 
-        let rewritten = rewrite(&original, 64, Some("console=ttyAMA0 panic=-1"), None).unwrap();
+        let rewritten = rewrite(
+            &original,
+            &unprotected(64),
+            Some("console=ttyAMA0 panic=-1"),
+            None,
+        )
+        .unwrap();
         assert_eq!(memory_regions(&rewritten), [(0x8000_0000, Some(64 << 20))]);
         let fdt = Fdt::new(&rewritten).unwrap();
         assert_eq!(fdt.chosen().bootargs(), Some("console=ttyAMA0 panic=-1"));
@@ -482,8 +614,8 @@ mod tests {
                 .map(|(name, _)| chosen.property(name).unwrap().value.to_vec())
                 .collect()
         };
-        let first = seeds(&rewrite(&original, 16, None, None).unwrap());
-        let second = seeds(&rewrite(&original, 16, None, None).unwrap());
+        let first = seeds(&rewrite(&original, &unprotected(16), None, None).unwrap());
+        let second = seeds(&rewrite(&original, &unprotected(16), None, None).unwrap());
         let qemu = seeds(&original);
         assert_eq!(first[0].len(), 8);
         assert_eq!(first[1].len(), qemu[1].len());
@@ -509,7 +641,7 @@ mod tests {
 
     #[test]
     fn without_params_has_no_bootargs() {
-        let rewritten = rewrite(&qemu_dtb(16), 16, None, None).unwrap();
+        let rewritten = rewrite(&qemu_dtb(16), &unprotected(16), None, None).unwrap();
         assert_eq!(Fdt::new(&rewritten).unwrap().chosen().bootargs(), None);
     }
 
@@ -517,10 +649,15 @@ mod tests {
     fn rewritten_tree_is_compact_and_checked_against_two_mib() {
         let original = qemu_dtb(16);
         // QEMU pads its dump to 1 MiB; the rewritten tree only holds what it needs.
-        assert!(rewrite(&original, 16, None, None).unwrap().len() < 64 * 1024);
+        assert!(
+            rewrite(&original, &unprotected(16), None, None)
+                .unwrap()
+                .len()
+                < 64 * 1024
+        );
         let huge_params = "x".repeat(FDT_MAX_SIZE as usize);
         assert!(matches!(
-            rewrite(&original, 16, Some(&huge_params), None),
+            rewrite(&original, &unprotected(16), Some(&huge_params), None),
             Err(Error::DeviceTreeTooLarge { .. })
         ));
     }
@@ -528,7 +665,7 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(matches!(
-            rewrite(&[0; 64], 16, None, None),
+            rewrite(&[0; 64], &unprotected(16), None, None),
             Err(Error::DeviceTreeParse(_))
         ));
     }

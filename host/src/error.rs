@@ -14,12 +14,30 @@ use std::time::Duration;
 /// Every variant means the VM never ran: its death reason is [`crate::DeathReason::StartFailed`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The config asks for a protected VM, which only pKVM can provide.
+    /// The config asks for a protected VM together with something the pKVM double cannot give
+    /// one.
     #[error(
-        "protected VMs need pKVM and crosvm (Android's VirtualizationService); they are not \
-         supported on this host, which runs VMs unprotected under QEMU: set `protected` to false"
+        "a protected VM (--protected, `\"protected\": true`) runs under vmbase's pKVM double, \
+         which cannot give it {what}: {remedy}"
     )]
-    ProtectedVmUnsupported,
+    ProtectedVmWith {
+        /// What the config asks for.
+        what: String,
+        /// What to do instead.
+        remedy: &'static str,
+    },
+
+    /// The pKVM double a protected VM runs under has not been built.
+    #[error(
+        "a protected VM runs under vmbase's pKVM double, {path}, which is not there ({source}): \
+         build it with `make guests` in the vmbase repository"
+    )]
+    PkvmDoubleMissing {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: io::Error,
+    },
 
     /// The config names both a bootloader and a kernel or initrd; crosvm boots one or the other.
     #[error(
@@ -163,8 +181,62 @@ pub enum Error {
     MemoryTooSmall {
         /// The configured RAM size.
         memory_mib: u32,
-        /// The smallest accepted RAM size.
-        minimum_mib: u32,
+        /// The smallest RAM size this image boots with.
+        minimum_mib: u64,
+    },
+
+    /// A Linux kernel (an arm64 `Image`) was given as the bootloader image.
+    #[error(
+        "bootloader image {path} is an arm64 Linux Image: boot it with --kernel (`kernel` in a \
+         config); a bootloader is entered at its first byte with no kernel boot protocol"
+    )]
+    KernelAsBootloader {
+        /// The image.
+        path: PathBuf,
+    },
+
+    /// An input file shrank between its check and its load.
+    #[error(
+        "{role} {path} changed while the VM was being prepared: it was {size} bytes when checked \
+         but ends after {now}"
+    )]
+    InputChanged {
+        /// What the file is for.
+        role: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its size when checked.
+        size: u64,
+        /// Where it ends now.
+        now: u64,
+    },
+
+    /// A writable disk is also one of the VM's other input files.
+    #[error(
+        "disk image {path} (disk {index}) is writable and is also the {input_role} {input}: the \
+         guest could overwrite it; attach it read-only or use a copy"
+    )]
+    WritableDiskIsInput {
+        /// The disk's path.
+        path: PathBuf,
+        /// Its index among the disks.
+        index: usize,
+        /// What the other input is for.
+        input_role: &'static str,
+        /// The other input's path.
+        input: PathBuf,
+    },
+
+    /// The virtio console input cannot be opened as QEMU's pipe backend opens it.
+    #[error(
+        "cannot open virtio console input {path} for reading and writing, as QEMU's pipe backend \
+         opens it (it is only read): {source}"
+    )]
+    ConsoleInputUnopenable {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be opened.
+        source: io::Error,
     },
 
     /// `memory_mib` is more than the host can or should give.
@@ -196,12 +268,9 @@ pub enum Error {
         reason: crate::accel::KvmUnusable,
     },
 
-    /// The config asks for KVM and for instruction counting, which only TCG does.
-    #[error(
-        "instruction counting (`--icount`) needs TCG, which emulates every instruction; KVM \
-         runs them on the CPU: drop `--accel kvm` or `--icount`"
-    )]
-    IcountNeedsTcg,
+    /// The config asks for KVM and for something only TCG gives.
+    #[error("{0} needs TCG, not KVM: drop `--accel kvm`, or what needs TCG")]
+    NeedsTcg(crate::accel::TcgOnly),
 
     /// The gdb port is 0, which would make QEMU pick a port nobody knows.
     #[error("gdb port 0 is not valid: give the TCP port the debugger will connect to")]
@@ -415,10 +484,10 @@ pub enum Error {
         input: PathBuf,
     },
 
-    /// An output file (console or log) cannot be opened for writing.
+    /// An output file (console, log or virtio console) cannot be opened for writing.
     #[error("cannot open the {role} file {path} for writing: {source}")]
     OutputUnwritable {
-        /// "console" or "log".
+        /// "console", "log" or "virtio console".
         role: &'static str,
         /// The file.
         path: PathBuf,
@@ -439,10 +508,10 @@ pub enum Error {
     #[error("interrupted before the VM started")]
     Interrupted,
 
-    /// The console or log could not be written while the VM ran; the rest of it was dropped.
+    /// An output could not be written while the VM ran; the rest of it was dropped.
     #[error("cannot write the VM's {output}: {source}")]
     OutputWrite {
-        /// "console" or "log".
+        /// "console", "log" or "virtio console".
         output: &'static str,
         /// Why writing failed.
         source: io::Error,

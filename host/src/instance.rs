@@ -9,31 +9,31 @@ use crate::death_reason::DeathReason;
 use crate::device_tree;
 use crate::error::Error;
 use crate::monitor::{self, Ending};
-use crate::output::Copier;
-use crate::plan::{BootPlan, VirtioConsole};
+use crate::output::{Copier, OutputFile};
+use crate::plan::BootPlan;
 use crate::qemu::{self, QEMU, RunFiles};
 use crate::qmp::{QmpClient, ReadLimit};
 use crate::supervise;
+use rustix::fs::{Mode, OFlags};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, ErrorKind};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::{self, ErrorKind, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tempfile::TempDir;
 
-/// How long QEMU may take to connect its QMP monitor and answer the first commands.
+/// How long QEMU may take to greet on its QMP monitor and answer the first commands.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How often to check on QEMU while waiting for it to connect.
-const START_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// How long QEMU may take to exit after it closed its monitor during start-up.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
@@ -45,7 +45,6 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 const QEMU_DTB_FILE: &str = "qemu.dtb";
 const DEVICE_TREE_FILE: &str = "fdt.dtb";
 const BOOT_STUB_FILE: &str = "boot-stub.bin";
-const QMP_SOCKET_FILE: &str = "qmp.sock";
 /// The base name of the virtio console's pipe backend (QEMU opens `.in` and `.out`).
 const VIRTIO_CONSOLE_PIPE: &str = "virtcon";
 
@@ -54,6 +53,10 @@ const VIRTIO_CONSOLE_PIPE: &str = "virtcon";
 /// Dropping it kills QEMU (if still running) and removes its temporary directory.
 pub struct VmInstance {
     qemu_args: Vec<OsString>,
+    /// Where the virtio console's output goes for [`VmInstance::start`], if the VM has one.
+    virtio_console_output: Option<PathBuf>,
+    /// Whether the VM has a virtio console.
+    has_virtio_console: bool,
     waits_for_debugger: bool,
     /// Whether QEMU counts instructions (`-icount`, with `-no-shutdown`).
     counts_instructions: bool,
@@ -61,7 +64,7 @@ pub struct VmInstance {
     instructions_executed: Option<u64>,
     /// Raised by the caller to stop waiting for QEMU while the VM is created or started.
     interrupt: Arc<AtomicBool>,
-    /// Why the console or log could not be written, once the VM ended.
+    /// Why an output could not be written, once the VM ended.
     output_error: Option<Error>,
     // Declared before `temp_dir` so that QEMU is killed before its files are removed.
     state: State,
@@ -73,34 +76,68 @@ enum State {
         console: Option<File>,
         log: Option<File>,
     },
-    Running(RunningVm),
+    Running(Box<RunningVm>),
     Dead(DeathReason),
 }
 
+/// Where a VM's output goes, given to [`VmInstance::start_with_outputs`] once QEMU is ready;
+/// `None` discards that output.
+#[derive(Debug, Default)]
+pub struct VmOutputs {
+    /// The guest's console (QEMU's PL011).
+    pub console: Option<File>,
+    /// QEMU's own messages.
+    pub log: Option<File>,
+    /// The guest's virtio console output, for a VM that has one.
+    pub virtio_console: Option<File>,
+}
+
 /// Gives QEMU's pipe backend the virtio console's files under the names it opens
-/// (`BASE.in`, `BASE.out`, both read-write): links to the input and to the output (created
-/// empty first), or to `/dev/null`.
-fn link_virtio_console(console: &VirtioConsole, dir: &Path) -> Result<(), Error> {
-    let output = match &console.output {
-        Some(output) => {
-            File::create(output).map_err(Error::io("create the virtio console output"))?;
-            output.as_path()
-        }
-        None => Path::new("/dev/null"),
-    };
-    for (target, suffix) in [(console.input.as_path(), "in"), (output, "out")] {
-        let link = dir.join(format!("{VIRTIO_CONSOLE_PIPE}.{suffix}"));
-        std::os::unix::fs::symlink(target, &link)
-            .map_err(Error::io("link the virtio console's files"))?;
-    }
-    Ok(())
+/// (`BASE.in`, `BASE.out`, both read-write): a link to the input, and a FIFO of our own for the
+/// output, which a thread copies to wherever the output goes.
+fn make_virtio_console_files(input: &Path, dir: &Path) -> Result<(), Error> {
+    std::os::unix::fs::symlink(input, virtio_console_file(dir, "in"))
+        .map_err(Error::io("link the virtio console's input"))?;
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        virtio_console_file(dir, "out"),
+        Mode::RUSR | Mode::WUSR,
+    )
+    .map_err(|errno| Error::io("make the virtio console's FIFO")(errno.into()))
+}
+
+/// `BASE.suffix` of the virtio console's pipe backend in `dir`.
+fn virtio_console_file(dir: &Path, suffix: &str) -> PathBuf {
+    dir.join(format!("{VIRTIO_CONSOLE_PIPE}.{suffix}"))
+}
+
+/// Opens the virtio console's FIFO for reading without waiting for QEMU, and keeps a write end
+/// open too until QEMU is gone: reading then sees end of file only once QEMU has exited.
+fn open_virtio_console_fifo(dir: &Path) -> Result<(File, OwnedFd), Error> {
+    let path = virtio_console_file(dir, "out");
+    let reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .open(&path)
+        .map_err(Error::io("open the virtio console's FIFO"))?;
+    let keeper = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(Error::io("open the virtio console's FIFO"))?;
+    let flags = rustix::fs::fcntl_getfl(&reader)
+        .map_err(|errno| Error::io("open the virtio console's FIFO")(errno.into()))?;
+    rustix::fs::fcntl_setfl(&reader, flags - OFlags::NONBLOCK)
+        .map_err(|errno| Error::io("open the virtio console's FIFO")(errno.into()))?;
+    Ok((reader, keeper.into()))
 }
 
 impl VmInstance {
     /// Checks `config` and prepares everything QEMU needs, without starting it.
     ///
     /// The guest's console (QEMU's PL011) goes to `console`, QEMU's own messages to `log`;
-    /// `None` discards them. A write error on either is reported by
+    /// `None` discards them. A virtio console's output goes to the config's
+    /// [`virtio_console`](VirtualMachineRawConfig::virtio_console), created or emptied by
+    /// [`VmInstance::start`]. A write error on any is reported by
     /// [`VmInstance::output_error`] once the VM ended.
     ///
     /// QEMU is killed if this process dies, however it dies (the kernel sends it `SIGKILL`);
@@ -135,42 +172,58 @@ impl VmInstance {
     ) -> Result<Self, Error> {
         let temp_dir = supervise::instance_temp_dir()?;
         let dir = temp_dir.path();
-        let generated_device_tree = dir.join(DEVICE_TREE_FILE);
+        let device_tree = dir.join(DEVICE_TREE_FILE);
         let files = RunFiles {
             boot_stub: &dir.join(BOOT_STUB_FILE),
-            device_tree: plan
-                .given_device_tree
-                .as_deref()
-                .unwrap_or(generated_device_tree.as_path()),
-            qmp_socket: &dir.join(QMP_SOCKET_FILE),
+            device_tree: &device_tree,
             virtio_console: &dir.join(VIRTIO_CONSOLE_PIPE),
         };
         let placement = &plan.placement;
         if let Some(console) = &plan.virtio_console {
-            link_virtio_console(console, dir)?;
+            make_virtio_console_files(&console.input, dir)?;
+        }
+        // QEMU loads private copies of what was checked, which cannot change meanwhile.
+        let copies: Vec<PathBuf> = (0..placement.files.len())
+            .map(|index| dir.join(format!("load-{index}.bin")))
+            .collect();
+        for (file, copy) in placement.files.iter().zip(&copies) {
+            file.input.copy_to(copy)?;
         }
         // Written first: QEMU's device tree is dumped with it as `-bios`, as the boot runs.
         fs::write(files.boot_stub, boot_stub_for(&placement.entry))
             .map_err(Error::io("write the boot stub"))?;
-        if plan.given_device_tree.is_none() {
+        if let Some(given) = &plan.given_device_tree {
+            given.copy_to(&device_tree)?;
+        } else {
             let qemu_dtb = device_tree::qemu_device_tree(
-                plan.memory_mib,
-                plan.num_cpus,
-                &plan.accelerator,
+                &plan.machine,
                 files.boot_stub,
                 &dir.join(QEMU_DTB_FILE),
                 &interrupt,
             )?;
             let dtb = device_tree::rewrite(
                 &qemu_dtb,
-                plan.memory_mib,
+                &plan.machine,
                 placement.bootargs.as_deref(),
                 placement.initrd.as_ref(),
             )?;
-            fs::write(&generated_device_tree, dtb).map_err(Error::io("write the device tree"))?;
+            // Private: it holds the guest's seeds.
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&device_tree)
+                .and_then(|mut file| file.write_all(&dtb))
+                .map_err(Error::io("write the device tree"))?;
         }
+        let copies: Vec<&Path> = copies.iter().map(PathBuf::as_path).collect();
         Ok(Self {
-            qemu_args: qemu::run_args(plan, &files, console.is_some()),
+            qemu_args: qemu::run_args(plan, &files, &copies),
+            virtio_console_output: plan
+                .virtio_console
+                .as_ref()
+                .and_then(|console| console.output.clone()),
+            has_virtio_console: plan.virtio_console.is_some(),
             waits_for_debugger: plan.gdb_port.is_some(),
             counts_instructions: plan.icount_shift.is_some(),
             instructions_executed: None,
@@ -187,12 +240,52 @@ impl VmInstance {
     /// On failure nothing is left running and the death reason is
     /// [`DeathReason::StartFailed`].
     pub fn start(&mut self) -> Result<(), Error> {
-        let state = std::mem::replace(&mut self.state, State::Dead(DeathReason::StartFailed));
-        let State::Created { console, log } = state else {
-            self.state = state;
-            return Err(Error::AlreadyStarted);
+        let (console, log) = match &mut self.state {
+            State::Created { console, log } => (console.take(), log.take()),
+            _ => return Err(Error::AlreadyStarted),
         };
-        self.state = State::Running(self.launch(console, log)?);
+        let virtio_console = self.virtio_console_output.clone();
+        let interrupt = Arc::clone(&self.interrupt);
+        // The caller's files are open already: they get QEMU's messages from the start, also
+        // those that explain a failed start.
+        let given = VmOutputs {
+            console,
+            log,
+            virtio_console: None,
+        };
+        self.state = State::Dead(DeathReason::StartFailed);
+        let launched = self.launch(given, move || {
+            let virtio_console = match virtio_console {
+                Some(path) => {
+                    let output = OutputFile::open("virtio console", &path, &interrupt, || {})?;
+                    output.empty()?;
+                    let file = output.file().try_clone();
+                    Some(file.map_err(Error::io("share an output file"))?)
+                }
+                None => None,
+            };
+            Ok(VmOutputs {
+                virtio_console,
+                ..VmOutputs::default()
+            })
+        });
+        self.state = State::Running(Box::new(launched?));
+        Ok(())
+    }
+
+    /// Like [`VmInstance::start`], but the outputs are only opened, by `open_outputs`, once
+    /// QEMU is up and has built the machine, and the guest runs only after that: a VM that
+    /// fails to start never touches them. The files given to [`VmInstance::create`] are not
+    /// used. `open_outputs` may wait (for a FIFO's reader); its error is the start's.
+    pub fn start_with_outputs(
+        &mut self,
+        open_outputs: impl FnOnce() -> Result<VmOutputs, Error>,
+    ) -> Result<(), Error> {
+        if !matches!(self.state, State::Created { .. }) {
+            return Err(Error::AlreadyStarted);
+        }
+        self.state = State::Dead(DeathReason::StartFailed);
+        self.state = State::Running(Box::new(self.launch(VmOutputs::default(), open_outputs)?));
         Ok(())
     }
 
@@ -242,8 +335,9 @@ impl VmInstance {
         self.instructions_executed
     }
 
-    /// Why the console or log could not be written ([`Error::OutputWrite`]), if that happened:
-    /// what came after the error was dropped. Known once the VM ended.
+    /// Why the console, log or virtio console could not be written ([`Error::OutputWrite`]), if
+    /// that happened: what came after the error was dropped, as is all output a reader did not
+    /// take once the VM ended and the interrupt flag was raised. Known once the VM ended.
     pub fn output_error(&self) -> Option<&Error> {
         self.output_error.as_ref()
     }
@@ -267,65 +361,84 @@ impl VmInstance {
     /// happened to its output.
     fn end(&mut self, reason: DeathReason) -> DeathReason {
         if let State::Running(mut vm) = std::mem::replace(&mut self.state, State::Dead(reason)) {
-            self.output_error = vm.close();
+            self.output_error = vm.close(&self.interrupt);
         }
         reason
     }
 
-    /// Spawns QEMU, accepts its QMP connection and lets the guest run.
-    fn launch(&self, console: Option<File>, log: Option<File>) -> Result<RunningVm, Error> {
-        let dir = self.temp_dir.path();
-        let listener = UnixListener::bind(dir.join(QMP_SOCKET_FILE))
-            .map_err(Error::io("listen on the QMP socket"))?;
-        // QEMU writes into pipes that threads copy to the caller's files, so that write
-        // errors there are seen, and QEMU's last messages are at hand to explain a failure.
-        let (stdout, console) = match console {
-            Some(console) => {
-                let (reader, writer) = io::pipe().map_err(Error::io("create a pipe"))?;
-                let copier = Copier::start("console", reader, Some(console))
-                    .map_err(Error::io("start the console thread"))?;
-                (Stdio::from(writer), Some(copier))
-            }
-            None => (Stdio::null(), None),
+    /// Spawns QEMU with the `given` outputs, waits for its QMP greeting, opens the others
+    /// with `open_outputs` and lets the guest run.
+    fn launch(
+        &self,
+        given: VmOutputs,
+        open_outputs: impl FnOnce() -> Result<VmOutputs, Error>,
+    ) -> Result<RunningVm, Error> {
+        let (stream, qemu_end) = UnixStream::pair().map_err(Error::io("create a socket pair"))?;
+        // QEMU gets its end under the same number, which must not be one of its stdio.
+        let qemu_end = {
+            let original = qemu_end;
+            rustix::io::fcntl_dupfd_cloexec(&original, 3)
+                .map_err(|errno| Error::io("pass the QMP socket")(errno.into()))?
         };
-        let (reader, writer) = io::pipe().map_err(Error::io("create a pipe"))?;
-        let mut log =
-            Copier::start("log", reader, log).map_err(Error::io("start the log thread"))?;
+        // QEMU writes into pipes (and the virtio console's FIFO) that threads copy to the
+        // caller's files, so that write errors there are seen, and QEMU's last messages are at
+        // hand to explain a failure.
+        let (reader, stdout) = io::pipe().map_err(Error::io("create a pipe"))?;
+        let mut console =
+            Copier::start("console", reader).map_err(Error::io("start the console thread"))?;
+        let (reader, stderr) = io::pipe().map_err(Error::io("create a pipe"))?;
+        let mut log = Copier::start("log", reader).map_err(Error::io("start the log thread"))?;
+        for (copier, file) in [(&mut console, given.console), (&mut log, given.log)] {
+            if file.is_some() {
+                copier.deliver(file);
+            }
+        }
+        let (mut virtio_console, fifo_keeper) = if self.has_virtio_console {
+            let (reader, keeper) = open_virtio_console_fifo(self.temp_dir.path())?;
+            let copier = Copier::start("virtio-console", reader)
+                .map_err(Error::io("start the virtio console thread"))?;
+            (Some(copier), Some(keeper))
+        } else {
+            (None, None)
+        };
         let mut command = Command::new(QEMU);
         command
             .args(&self.qemu_args)
+            .args(qemu::qmp_args(qemu_end.as_raw_fd()))
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(writer);
+            .stderr(stderr);
+        supervise::pass_fd(&mut command, qemu_end.as_fd());
         let mut qemu = QemuProcess::spawn(command).map_err(|error| match error.kind() {
             ErrorKind::NotFound => Error::QemuNotFound,
             _ => Error::QemuSpawn(error),
         })?;
+        // Only QEMU holds its end now: its exit closes the connection.
+        drop(qemu_end);
 
-        let stream = match self.accept_qmp(&listener, &mut qemu) {
-            Ok(stream) => stream,
-            Err(NoConnection::QemuExited(status)) => return Err(start_failure(status, &mut log)),
-            Err(NoConnection::Failed(error)) => return Err(error),
-        };
         let mut qmp = QmpClient::new(stream)?;
         qmp.limit_reads(Some(ReadLimit {
             deadline: supervise::deadline_after(START_TIMEOUT),
             timeout: START_TIMEOUT,
             interrupt: Arc::clone(&self.interrupt),
         }));
-        let started = qmp.negotiate().and_then(|()| {
-            if self.waits_for_debugger {
-                Ok(())
-            } else {
-                qmp.cont()
-            }
-        });
-        if let Err(error) = started {
+        if let Err(error) = qmp.negotiate() {
             // QEMU closes the monitor when it fails to build the machine: report why.
             return Err(match (&error, wait_with_timeout(&mut qemu, EXIT_GRACE)) {
-                (Error::Qmp(_), Some(status)) => start_failure(status, &mut log),
+                (Error::Qmp(_), Some(status)) => start_failure(status, &mut log, &self.interrupt),
                 _ => error,
             });
+        }
+        // The machine is built and paused: only now are the other outputs opened (an output
+        // given already keeps its file).
+        let outputs = open_outputs()?;
+        console.deliver(outputs.console);
+        log.deliver(outputs.log);
+        if let Some(copier) = &mut virtio_console {
+            copier.deliver(outputs.virtio_console);
+        }
+        if !self.waits_for_debugger {
+            qmp.cont()?;
         }
         qmp.limit_reads(None);
 
@@ -344,43 +457,10 @@ impl VmInstance {
             monitor: Some(monitor),
             console,
             log,
+            virtio_console,
+            fifo_keeper,
+            interrupt: Arc::clone(&self.interrupt),
         })
-    }
-
-    /// Waits for QEMU to connect to `listener`, at most [`START_TIMEOUT`] and only until the
-    /// interrupt flag is raised.
-    fn accept_qmp(
-        &self,
-        listener: &UnixListener,
-        qemu: &mut QemuProcess,
-    ) -> Result<UnixStream, NoConnection> {
-        let failed = |action| move |error| NoConnection::Failed(Error::io(action)(error));
-        listener
-            .set_nonblocking(true)
-            .map_err(failed("poll the QMP socket"))?;
-        let deadline = supervise::deadline_after(START_TIMEOUT);
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    stream
-                        .set_nonblocking(false)
-                        .map_err(failed("set up the QMP socket"))?;
-                    return Ok(stream);
-                }
-                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-                Err(error) => return Err(failed("accept QEMU's QMP connection")(error)),
-            }
-            if let Some(status) = qemu.child.try_wait().map_err(failed("check on QEMU"))? {
-                return Err(NoConnection::QemuExited(status));
-            }
-            if self.interrupt.load(Ordering::Relaxed) {
-                return Err(NoConnection::Failed(Error::Interrupted));
-            }
-            if Instant::now() > deadline {
-                return Err(NoConnection::Failed(Error::QemuStartTimeout(START_TIMEOUT)));
-            }
-            thread::sleep(START_POLL_INTERVAL);
-        }
     }
 
     /// Reaps QEMU after its monitor closed (`monitor_result`), or after the monitor thread
@@ -417,17 +497,9 @@ impl VmInstance {
     }
 }
 
-/// Why QEMU did not connect its QMP monitor.
-enum NoConnection {
-    /// QEMU exited first, with this status.
-    QemuExited(ExitStatus),
-    /// Waiting failed, timed out or was interrupted.
-    Failed(Error),
-}
-
 /// The error for QEMU exiting with `status` before the guest ran, with its last messages.
-fn start_failure(status: ExitStatus, log: &mut Copier) -> Error {
-    let messages = String::from_utf8_lossy(&log.finish().tail)
+fn start_failure(status: ExitStatus, log: &mut Copier, interrupt: &AtomicBool) -> Error {
+    let messages = String::from_utf8_lossy(&log.finish(interrupt).tail)
         .trim()
         .to_owned();
     Error::QemuFailed {
@@ -448,35 +520,56 @@ struct RunningVm {
     /// QEMU closed the monitor.
     monitor_result: Receiver<Result<Ending, Error>>,
     monitor: Option<JoinHandle<()>>,
-    /// Copies the guest's console, when there is one.
-    console: Option<Copier>,
+    /// Copies the guest's console.
+    console: Copier,
     /// Copies QEMU's messages.
     log: Copier,
+    /// Copies the guest's virtio console output, when there is one.
+    virtio_console: Option<Copier>,
+    /// A write end of the virtio console's FIFO, kept until QEMU is gone (see
+    /// `open_virtio_console_fifo`).
+    fifo_keeper: Option<OwnedFd>,
+    /// Raised by the caller to stop waiting for outputs to be written.
+    interrupt: Arc<AtomicBool>,
 }
 
 impl RunningVm {
-    /// Kills and reaps QEMU (if still there), waits for its monitor and output threads, and
-    /// says why the console or log could not be written, if that happened.
-    fn close(&mut self) -> Option<Error> {
+    /// Kills and reaps QEMU (if still there), waits for its monitor and output threads (for
+    /// the outputs, only until `interrupt` is raised), and says why an output could not be
+    /// written, if that happened.
+    fn close(&mut self, interrupt: &AtomicBool) -> Option<Error> {
         self.qemu.kill_and_reap();
+        self.fifo_keeper = None;
         // QEMU is gone, so its monitor socket and output pipes are closed and the threads end.
         if let Some(monitor) = self.monitor.take() {
             let _ = monitor.join();
         }
-        let console = self.console.as_mut().map(Copier::finish);
-        let log = self.log.finish();
-        [("console", console), ("log", Some(log))]
-            .into_iter()
-            .find_map(|(output, copied)| {
-                let source = copied?.write_error?;
-                Some(Error::OutputWrite { output, source })
-            })
+        let mut first_error = None;
+        let outputs = [
+            ("console", Some(&mut self.console)),
+            ("log", Some(&mut self.log)),
+            ("virtio console", self.virtio_console.as_mut()),
+        ];
+        for (output, copier) in outputs {
+            let Some(copier) = copier else { continue };
+            let copied = copier.finish(interrupt);
+            if first_error.is_none()
+                && let Some(error) = &copied.write_error
+            {
+                first_error = Some(Error::OutputWrite {
+                    output,
+                    source: io::Error::new(error.kind(), error.to_string()),
+                });
+            }
+        }
+        first_error
     }
 }
 
 impl Drop for RunningVm {
     fn drop(&mut self) {
-        self.close();
+        let interrupt = Arc::clone(&self.interrupt);
+        self.close(&interrupt);
     }
 }
 

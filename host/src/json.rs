@@ -5,7 +5,7 @@
 
 use crate::accel::Accelerator;
 use crate::bounded_read::read_regular_file;
-use crate::config::{DiskImage, VirtualMachineRawConfig};
+use crate::config::{DEFAULT_PLATFORM_VERSION, DiskImage, VirtualMachineRawConfig};
 use crate::error::Error;
 use crate::host::host_cpu_count;
 use serde::Deserialize;
@@ -49,17 +49,28 @@ struct VmConfigJson {
 impl VirtualMachineRawConfig {
     /// Reads an AOSP `vm run` JSON config; relative paths are taken from the file's directory.
     pub fn from_json_file(path: &Path) -> Result<Self, Error> {
+        Self::from_json_file_with_differences(path).map(|(config, _)| config)
+    }
+
+    /// Reads an AOSP `vm run` JSON config, and says where AOSP's `vm` (Android 15) would read
+    /// the same file differently: [`aosp_differences`].
+    pub fn from_json_file_with_differences(path: &Path) -> Result<(Self, Vec<String>), Error> {
         let text = read_config(path).map_err(|source| Error::ConfigUnreadable {
             path: path.to_owned(),
             source,
         })?;
         let base_dir = path.parent().unwrap_or(Path::new(""));
-        Self::from_json_str(&text, path, base_dir)
+        Self::parse_json(&text, path, base_dir)
     }
 
     /// Parses an AOSP `vm run` JSON config; `path` names it in errors and relative paths are
     /// taken from `base_dir`.
     pub fn from_json_str(text: &str, path: &Path, base_dir: &Path) -> Result<Self, Error> {
+        Self::parse_json(text, path, base_dir).map(|(config, _)| config)
+    }
+
+    /// The config, and where AOSP's `vm` would read it differently.
+    fn parse_json(text: &str, path: &Path, base_dir: &Path) -> Result<(Self, Vec<String>), Error> {
         let json: VmConfigJson =
             serde_json::from_str(text).map_err(|error| Error::ConfigMalformed {
                 path: path.to_owned(),
@@ -67,6 +78,7 @@ impl VirtualMachineRawConfig {
                 column: error.column(),
                 message: json_error_message(&error),
             })?;
+        let differences = aosp_differences(&json, base_dir);
         let num_cpus = match (json.cpu_topology, json.num_cpus) {
             (Some(_), Some(_)) => {
                 return Err(Error::ConfigInvalid {
@@ -81,7 +93,7 @@ impl VirtualMachineRawConfig {
         refuse_empty_paths(&json, path)?;
         let resolve = |relative: PathBuf| base_dir.join(relative);
         let defaults = Self::default();
-        Ok(Self {
+        let config = Self {
             name: json.name.unwrap_or(defaults.name),
             bootloader: json.bootloader.map(resolve),
             kernel: json.kernel.map(resolve),
@@ -105,7 +117,69 @@ impl VirtualMachineRawConfig {
             device_tree: None,
             accelerator: json.accel,
             ..defaults
-        })
+        };
+        Ok((config, differences))
+    }
+}
+
+/// Where AOSP's `vm run` (Android 15's `libs/vmconfig`) would read this config differently,
+/// one sentence each: it has no `num_cpus` or `firmware` (and ignores them), it refuses a config
+/// without `platform_version`, and it opens relative paths from its working directory.
+fn aosp_differences(json: &VmConfigJson, base_dir: &Path) -> Vec<String> {
+    let mut differences = Vec::new();
+    if json.num_cpus.is_some() {
+        differences.push(
+            "`num_cpus` is this vm's own field: AOSP's vm ignores it and boots one CPU (its \
+             `cpu_topology` offers \"one_cpu\" or \"match_host\")"
+                .to_owned(),
+        );
+    }
+    if json.firmware.is_some() {
+        differences.push("`firmware` is this vm's own field: AOSP's vm ignores it".to_owned());
+    }
+    if json.platform_version.is_none() {
+        differences.push(format!(
+            "no `platform_version`: AOSP's vm refuses a config without one; this vm takes \
+             {DEFAULT_PLATFORM_VERSION:?}"
+        ));
+    }
+    let relative: Vec<String> = [
+        ("`bootloader`", &json.bootloader),
+        ("`kernel`", &json.kernel),
+        ("`initrd`", &json.initrd),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.as_deref().is_some_and(Path::is_relative))
+    .map(|(field, _)| field.to_owned())
+    .chain(
+        json.disks
+            .iter()
+            .enumerate()
+            .filter(|(_, disk)| disk.image.is_relative())
+            .map(|(index, _)| format!("`image` of disk {index}")),
+    )
+    .collect();
+    if !relative.is_empty() && !is_working_directory(base_dir) {
+        differences.push(format!(
+            "relative paths ({}) are taken from the config's folder {} here, from the working \
+             directory by AOSP's vm",
+            relative.join(", "),
+            base_dir.display()
+        ));
+    }
+    differences
+}
+
+/// Whether `dir` (`""` for a config named without a folder) is the working directory.
+fn is_working_directory(dir: &Path) -> bool {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match (dir.canonicalize(), Path::new(".").canonicalize()) {
+        (Ok(dir), Ok(working)) => dir == working,
+        _ => false,
     }
 }
 
@@ -116,7 +190,14 @@ const MAX_CONFIG_SIZE: u64 = 4 << 20;
 /// The text of the config file at `path`: a regular file of at most [`MAX_CONFIG_SIZE`] bytes.
 fn read_config(path: &Path) -> io::Result<String> {
     let bytes = read_regular_file(path, MAX_CONFIG_SIZE)?;
-    String::from_utf8(bytes).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    // Most likely an image given where the config goes (`vm run image.bin`).
+    String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "it is not a JSON config (it is not UTF-8 text): to boot an image, give it with \
+             --bootloader PATH (or --kernel PATH for a Linux kernel)",
+        )
+    })
 }
 
 /// Refuses a path field that is `""`: joined to the config's directory it would name the
@@ -155,10 +236,15 @@ fn refuse_empty_paths(json: &VmConfigJson, path: &Path) -> Result<(), Error> {
 fn json_error_message(error: &serde_json::Error) -> String {
     let message = error.to_string();
     let position = format!(" at line {} column {}", error.line(), error.column());
-    message
-        .strip_suffix(&position)
-        .unwrap_or(&message)
-        .to_owned()
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    if message.starts_with("unknown field") {
+        format!(
+            "{message} (AOSP's vm ignores fields it does not know; this vm refuses them, so that \
+             a misspelt field is not dropped unnoticed)"
+        )
+    } else {
+        message.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +339,51 @@ mod tests {
         assert!(matches!(error, Error::ConfigInvalid { .. }), "{error}");
     }
 
+    /// What AOSP's `vm` would read differently in `text`, a config in /configs.
+    fn differences(text: &str) -> Vec<String> {
+        VirtualMachineRawConfig::parse_json(text, Path::new("vm.json"), Path::new("/configs"))
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn a_config_aosp_reads_the_same_way_has_no_differences() {
+        let text = r#"{"bootloader": "/abs/a.bin", "cpu_topology": "match_host",
+                       "disks": [{"image": "/abs/d.img"}], "platform_version": "~1.0"}"#;
+        assert_eq!(differences(text), [] as [String; 0]);
+    }
+
+    #[test]
+    fn each_difference_from_aosp_is_named() {
+        let found = differences(
+            r#"{"kernel": "Image", "initrd": "/i.cpio", "firmware": "/fw.bin", "num_cpus": 2,
+                "disks": [{"image": "/abs/d.img"}, {"image": "d.img"}]}"#,
+        );
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].starts_with("`num_cpus` is this vm's own field"));
+        assert!(found[1].starts_with("`firmware` is this vm's own field"));
+        assert!(found[2].starts_with("no `platform_version`: AOSP's vm refuses"));
+        assert_eq!(
+            found[3],
+            "relative paths (`kernel`, `image` of disk 1) are taken from the config's folder \
+             /configs here, from the working directory by AOSP's vm"
+        );
+    }
+
+    #[test]
+    fn relative_paths_in_a_config_in_the_working_directory_read_the_same() {
+        let text = r#"{"bootloader": "a.bin", "platform_version": "~1.0"}"#;
+        for base_dir in ["", "."] {
+            let (_, found) = VirtualMachineRawConfig::parse_json(
+                text,
+                Path::new("vm.json"),
+                Path::new(base_dir),
+            )
+            .unwrap();
+            assert_eq!(found, [] as [String; 0], "{base_dir:?}");
+        }
+    }
+
     #[test]
     fn malformed_json_reports_position() {
         let error = parse("{\n  \"bootloader\": \"a.bin\",\n  \"memory_mib\": ,\n}").unwrap_err();
@@ -279,7 +410,11 @@ mod tests {
         };
         assert_eq!(*line, 2);
         assert!(
-            message.starts_with("unknown field `bootloadr`"),
+            message.starts_with("unknown field `bootloadr`")
+                && message.ends_with(
+                    "(AOSP's vm ignores fields it does not know; this vm refuses them, so that a \
+                     misspelt field is not dropped unnoticed)"
+                ),
             "{message}"
         );
     }

@@ -49,3 +49,8 @@ pub const INITRD_ALIGNMENT: u64 = 16 * MIB;
 /// In a kernel boot, the device tree starts this far below the end of RAM (crosvm: its 2 MiB
 /// maximum size plus 64 KiB).
 pub const KERNEL_BOOT_FDT_OFFSET_FROM_END: u64 = FDT_MAX_SIZE + 0x1_0000;
+
+/// Where `vm` loads the pKVM double of a protected VM and enters it, at EL2: QEMU's RAM below the
+/// firmware region, which the guest's memory map does not have (testing/pkvm_double/double.ld;
+/// QEMU keeps its own copy of the device tree in the first MiB of its RAM, at `0x4000_0000`).
+pub const PKVM_DOUBLE_ADDRESS: u64 = 0x7f00_0000;

@@ -54,12 +54,13 @@ mod qemu;
 mod qmp;
 mod supervise;
 
-pub use accel::{Accelerator, ChosenAccelerator, KvmUnusable};
+pub use accel::{Accelerator, ChosenAccelerator, KvmUnusable, TcgOnly};
 pub use boot_stub::boot_stub;
 pub use config::{
     DEFAULT_MEMORY_MIB, DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig,
 };
 pub use death_reason::DeathReason;
 pub use error::Error;
-pub use instance::VmInstance;
+pub use instance::{VmInstance, VmOutputs};
+pub use output::OutputFile;
 pub use plan::BootPlan;

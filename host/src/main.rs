@@ -7,18 +7,20 @@
 
 use clap::{Args, Parser, Subcommand};
 use rustix::fs::OFlags;
-use rustix::io::Errno;
 use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-use vmclient::{Accelerator, DeathReason, Error, VirtualMachineRawConfig, VmInstance};
+use std::time::Duration;
+use vmclient::{
+    Accelerator, DeathReason, DiskImage, Error, OutputFile, VirtualMachineRawConfig, VmInstance,
+    VmOutputs,
+};
 
 /// Writes a line to stderr. A closed or full stderr must not turn a message into a panic (as
 /// `eprintln!` would): the exit code still tells what happened.
@@ -28,7 +30,7 @@ macro_rules! say {
     }};
 }
 
-/// How often to look for a signal while the VM runs, or while waiting for a FIFO's reader.
+/// How often to look for a signal or the timeout while the VM runs.
 const SIGNAL_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Signals that end the VM as `Killed`, at any moment; `vm` then exits with 128 + the signal
@@ -72,8 +74,15 @@ Prints `VM ended: <reason>` and exits with:
                               SIGUSR2 or SIGALRM), at any moment, also before the VM ran
   1      StartFailed          bad flags, config or image, QEMU missing (nothing is left
                               running, no output file touched)
-  2      InfrastructureError  or Unknown: anything else, also the console or log could not
-                              be written (after `VM ended: <reason>`, the error on stderr)
+  2      InfrastructureError  or Unknown: anything else, also an output (console, log,
+                              virtio console, stdout) could not be written (after
+                              `VM ended: <reason>`, the error on stderr)
+
+Whatever comes first decides: a VM that ended by itself keeps its reason and exit code
+if a signal or the timeout comes while its output is still being written (which then
+stops: exit 2 if output was lost); a VM ended by a signal or the timeout is Killed.
+--timeout counts from the start of vm and covers every wait: QEMU, a FIFO's reader,
+an output's reader.
 
 With --icount, a guest that powered off or reset also gets a line `instructions: N`: the exact
 number of guest instructions executed from reset until then, whatever SHIFT (QEMU's count)."
@@ -121,13 +130,20 @@ struct RunArgs {
     #[arg(long, value_name = "STRING")]
     params: Option<String>,
 
-    /// Name of the VM, shown in the host's process list.
+    /// Name of the VM, shown in the host's process list (QEMU's -name guest=NAME), taken
+    /// literally.
     #[arg(long)]
     name: Option<String>,
 
-    /// Write the guest's console to this file instead of stdout. It is emptied only once the
-    /// VM starts, and must not be one of the VM's input files; a FIFO is waited on until a
-    /// reader opens it.
+    /// Attach this raw disk image as a virtio-blk PCI device, after the config's disks;
+    /// read-only unless followed by `,writable`. Repeat for more disks.
+    #[arg(long, value_name = "PATH[,writable]", value_parser = parse_disk)]
+    disk: Vec<DiskImage>,
+
+    /// Write the guest's console to this file instead of stdout. It is opened (created,
+    /// emptied) only once QEMU has started, and must not be one of the VM's input files; a
+    /// FIFO is waited on until a reader opens it. Outputs that are one file (also stdout, e.g.
+    /// /dev/stdout) share one open file.
     #[arg(long, value_name = "PATH")]
     console: Option<PathBuf>,
 
@@ -140,7 +156,8 @@ struct RunArgs {
     #[arg(long, value_name = "PORT")]
     gdb: Option<u16>,
 
-    /// Kill the VM if it has not ended after this many seconds (fractions allowed).
+    /// Kill the VM if it has not ended this many seconds (fractions allowed) after vm started:
+    /// every wait counts (QEMU starting, a FIFO's reader, an output's reader).
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     timeout: Option<Duration>,
 
@@ -166,18 +183,27 @@ struct RunArgs {
     #[arg(long)]
     no_rng: bool,
 
+    /// Run the VM protected, as under pKVM: QEMU has no pKVM, so vmbase's pKVM double runs at
+    /// EL2 below the guest, answers pKVM's hypercalls and enforces the MMIO guard and memory
+    /// sharing (docs/protected.md). Same memory map, registers and exit codes; one CPU, at most
+    /// 2048 MiB, no --dtb. Needs out/pkvm_double.bin (`make guests`).
+    #[arg(long)]
+    protected: bool,
+
     /// Give the guest's virtio console (a virtio-serial device with one virtconsole port) this
-    /// file's bytes as its input (AOSP's flag; a FIFO is opened when QEMU starts).
+    /// file's bytes as its input (AOSP's flag; a regular file, FIFO or character device that
+    /// QEMU can open read-write; a FIFO is opened when QEMU starts).
     #[arg(long, value_name = "PATH")]
     console_in: Option<PathBuf>,
 
-    /// Write the guest's virtio console output to this file (created or emptied when QEMU
-    /// starts); adds the virtio console like --console-in. The UART stays on --console.
+    /// Write the guest's virtio console output to this file (same rules as --console); adds
+    /// the virtio console like --console-in. The UART stays on --console.
     #[arg(long, value_name = "PATH")]
     virtio_console: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
+    let stdout_closed = stdout_was_closed();
     // A bug must not reach the user as a backtrace and an abort: say what happened and exit
     // with InfrastructureError. QEMU dies with this process; its temporary directory is
     // reclaimed by the next run.
@@ -204,13 +230,13 @@ fn main() -> ExitCode {
         Ok(signals) => signals,
         Err(error) => return refused(&error),
     };
-    let outcome = match run(&args, &signals) {
+    if let Some(timeout) = args.timeout {
+        signals.raise_after(timeout);
+    }
+    let outcome = match run(&args, &signals, stdout_closed) {
         Ok(outcome) => outcome,
         Err(Error::Interrupted) => Outcome {
             reason: DeathReason::Killed,
-            exit_code: signals
-                .exit_code()
-                .unwrap_or(DeathReason::Killed.exit_code()),
             instructions: None,
             output_error: None,
         },
@@ -222,11 +248,19 @@ fn main() -> ExitCode {
     if let Some(instructions) = outcome.instructions {
         let _ = writeln!(stdout, "instructions: {instructions}");
     }
+    // A VM ended by a signal or the timeout is Killed, whatever was lost meanwhile; a VM that
+    // ended by itself but whose output was lost is not a success.
+    if outcome.reason == DeathReason::Killed {
+        if let Some(error) = outcome.output_error {
+            say!("vm: error: {error}");
+        }
+        return ExitCode::from(signals.exit_code().unwrap_or(outcome.reason.exit_code()));
+    }
     if let Some(error) = outcome.output_error {
         say!("vm: error: {error}");
         return ExitCode::from(DeathReason::InfrastructureError.exit_code());
     }
-    ExitCode::from(outcome.exit_code)
+    ExitCode::from(outcome.reason.exit_code())
 }
 
 /// Reports why the VM could not start; returns StartFailed's exit code.
@@ -235,9 +269,26 @@ fn refused(error: &Error) -> ExitCode {
     ExitCode::from(DeathReason::StartFailed.exit_code())
 }
 
-/// The terminating signals, watched from before anything is checked until `vm` exits.
+/// Whether stdout was closed when `vm` was started (`vm run … >&-`). Rust's runtime opens
+/// `/dev/null` read-write on a closed standard descriptor before `main`, so that no file takes
+/// its number; a shell redirects stdout to `/dev/null` write-only.
+fn stdout_was_closed() -> bool {
+    let is_null = match (
+        rustix::fs::fstat(std::io::stdout()),
+        fs::metadata("/dev/null"),
+    ) {
+        (Ok(stdout), Ok(null)) => (stdout.st_dev, stdout.st_ino) == (null.dev(), null.ino()),
+        _ => false,
+    };
+    is_null
+        && rustix::fs::fcntl_getfl(std::io::stdout())
+            .is_ok_and(|flags| flags & OFlags::ACCMODE == OFlags::RDWR)
+}
+
+/// The terminating signals, watched from before anything is checked until `vm` exits, and
+/// the timeout, which raises the same flag.
 struct Signals {
-    /// Raised by any of them: every wait for QEMU or for a FIFO reader stops.
+    /// Raised by any of them, or when the timeout expires: every wait stops.
     interrupt: Arc<AtomicBool>,
     /// The number of the last one received, or 0.
     number: Arc<AtomicUsize>,
@@ -266,6 +317,30 @@ impl Signals {
         Ok(signals)
     }
 
+    /// Raises the interrupt flag once `timeout` has passed (a `Duration` too large for that
+    /// never expires).
+    fn raise_after(&self, timeout: Duration) {
+        if timeout == Duration::MAX {
+            return;
+        }
+        let interrupt = Arc::clone(&self.interrupt);
+        let spawned = std::thread::Builder::new()
+            .name("vm-timeout".to_owned())
+            .spawn(move || {
+                std::thread::sleep(timeout);
+                interrupt.store(true, Ordering::Relaxed);
+            });
+        if spawned.is_err() {
+            // Without the timer the timeout could not be kept: end at once rather than never.
+            self.interrupt.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a signal came or the timeout expired.
+    fn raised(&self) -> bool {
+        self.interrupt.load(Ordering::Relaxed)
+    }
+
     /// 128 + the signal's number, once one came.
     fn exit_code(&self) -> Option<u8> {
         match self.number.load(Ordering::Relaxed) {
@@ -276,43 +351,39 @@ impl Signals {
     }
 }
 
-/// How the VM ended and what `vm` exits with.
+/// How the VM ended.
 struct Outcome {
     reason: DeathReason,
-    exit_code: u8,
     /// Guest instructions executed, when counted (`--icount`) and the guest ended the VM.
     instructions: Option<u64>,
-    /// Why the console or log could not be written, if that happened.
+    /// Why an output could not be written, if that happened.
     output_error: Option<String>,
 }
 
-fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
-    let config = vm_config(args)?;
-    // Everything is checked before any output file is touched.
+fn run(args: &RunArgs, signals: &Signals, stdout_closed: bool) -> Result<Outcome, Error> {
+    let (config, differences) = vm_config(args)?;
+    // Everything is checked before QEMU starts, and no output is touched until it has.
     let plan = config.check()?;
     let mut inputs = config.input_files();
     if let Some(path) = &args.config {
         inputs.push(("VM config", path));
     }
-    let mut outputs = Outputs::open(args, &inputs, &signals.interrupt)?;
-    let (console, log) = outputs.handles()?;
-    let created = VmInstance::create_from_plan(
-        &plan,
-        Some(console),
-        Some(log),
-        Arc::clone(&signals.interrupt),
-    );
-    let mut vm = match created {
-        Ok(vm) => vm,
-        Err(error) => {
-            outputs.remove_created();
-            return Err(error);
+    let outputs = Outputs::plan(args, &inputs, stdout_closed)?;
+    let mut vm = VmInstance::create_from_plan(&plan, None, None, Arc::clone(&signals.interrupt))?;
+    let mut opened = Vec::new();
+    let started = vm.start_with_outputs(|| {
+        let opened_outputs = outputs.open(&signals.interrupt, &mut opened)?;
+        // Said before the guest runs, so that the line is not spliced into the guest's output,
+        // and only once QEMU has started, so that a refusal stays the only message.
+        say!("vm: accelerator: {}", plan.accelerator());
+        Ok(opened_outputs)
+    });
+    if let Err(error) = started {
+        for output in &opened {
+            output.remove_if_created();
         }
-    };
-    outputs.empty()?;
-    // Said before the guest runs, so that the line is not spliced into the guest's output.
-    say!("vm: accelerator: {}", plan.accelerator());
-    vm.start()?;
+        return Err(error);
+    }
     if let Some(port) = config.gdb_port {
         say!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})");
     }
@@ -320,40 +391,44 @@ fn run(args: &RunArgs, signals: &Signals) -> Result<Outcome, Error> {
     for warning in plan.warnings() {
         say!("vm: warning: {warning}");
     }
+    for difference in &differences {
+        say!("vm: warning: {difference}");
+    }
 
-    let deadline = args
-        .timeout
-        .and_then(|timeout| Instant::now().checked_add(timeout));
     let reason = loop {
         if let Some(reason) = vm.wait_for_death_with_timeout(SIGNAL_POLL_INTERVAL) {
             break reason;
         }
-        let timed_out = deadline.is_some_and(|deadline| Instant::now() >= deadline);
-        if timed_out || signals.interrupt.load(Ordering::Relaxed) {
+        if signals.raised() {
             break vm.kill();
         }
     };
-    // A terminal's Ctrl-C also reaches QEMU, which may end the VM before `vm` notices the
-    // signal: the signal decides the exit code either way.
+    let output_error = vm
+        .output_error()
+        .map(ToString::to_string)
+        .or_else(|| outputs.closed_stdout_error());
     Ok(Outcome {
         reason,
-        exit_code: signals.exit_code().unwrap_or(reason.exit_code()),
         instructions: vm.instructions_executed(),
-        output_error: vm.output_error().map(ToString::to_string),
+        output_error,
     })
 }
 
-/// The config file or `--bootloader`, with the flags applied.
-fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
-    let mut config = match &args.config {
-        Some(path) => VirtualMachineRawConfig::from_json_file(path)?,
-        None => VirtualMachineRawConfig {
-            bootloader: args.bootloader.clone(),
-            kernel: args.kernel.clone(),
-            initrd: args.initrd.clone(),
-            firmware: args.firmware.clone(),
-            ..Default::default()
-        },
+/// The config file or `--bootloader`, with the flags applied, and where AOSP's `vm` would read
+/// the config file differently.
+fn vm_config(args: &RunArgs) -> Result<(VirtualMachineRawConfig, Vec<String>), Error> {
+    let (mut config, differences) = match &args.config {
+        Some(path) => VirtualMachineRawConfig::from_json_file_with_differences(path)?,
+        None => (
+            VirtualMachineRawConfig {
+                bootloader: args.bootloader.clone(),
+                kernel: args.kernel.clone(),
+                initrd: args.initrd.clone(),
+                firmware: args.firmware.clone(),
+                ..Default::default()
+            },
+            Vec::new(),
+        ),
     };
     if let Some(mem) = args.mem {
         config.memory_mib = mem;
@@ -378,174 +453,195 @@ fn vm_config(args: &RunArgs) -> Result<VirtualMachineRawConfig, Error> {
     if args.no_rng {
         config.rng = false;
     }
+    if args.protected {
+        config.protected_vm = true;
+    }
     if let Some(console_in) = &args.console_in {
         config.console_in = Some(console_in.clone());
     }
     if let Some(virtio_console) = &args.virtio_console {
         config.virtio_console = Some(virtio_console.clone());
     }
-    Ok(config)
+    config.disks.extend(args.disk.iter().cloned());
+    Ok((config, differences))
 }
 
-/// The console and log files (or stdout), opened but not yet emptied.
+/// `PATH` or `PATH,writable` (the path itself may hold commas).
+fn parse_disk(text: &str) -> Result<DiskImage, String> {
+    let (image, writable) = match text.strip_suffix(",writable") {
+        Some(image) => (image, true),
+        None => (text, false),
+    };
+    if image.is_empty() {
+        return Err("the disk image's path is empty".to_owned());
+    }
+    Ok(DiskImage {
+        image: image.into(),
+        writable,
+    })
+}
+
+/// Where the VM's outputs go: checked before QEMU starts, opened once it has.
 struct Outputs {
-    console: Output,
-    /// `None` when the log is the console's file.
-    log: Option<Output>,
+    /// Each distinct destination, with the roles that write to it, in the order
+    /// console, log, virtio console.
+    destinations: Vec<(Vec<&'static str>, Destination)>,
+    /// Whether stdout was closed when `vm` started.
+    stdout_closed: bool,
 }
 
-/// One output: a file named on the command line, or stdout.
-struct Output {
-    file: File,
-    /// The path, when `vm` created the file (removed again if the VM is refused).
-    created: Option<PathBuf>,
-    /// Whether to empty it when the VM starts: a regular file that was there before.
-    empty: bool,
+/// One destination of output.
+#[derive(Clone, Debug, PartialEq)]
+enum Destination {
+    /// `vm`'s stdout, as the shell opened it (never emptied).
+    Stdout,
+    /// A file named on the command line that is not stdout.
+    File(PathBuf),
 }
 
 impl Outputs {
-    /// Opens `--console` and `--log` (the same file once if they name one file), after
-    /// checking that neither is one of `inputs`.
-    fn open(
+    /// Checks the outputs `args` names: none may be one of `inputs`, each must be writable;
+    /// outputs that are one file (by device and inode, or by path while it does not exist),
+    /// stdout included, become one destination.
+    fn plan(
         args: &RunArgs,
         inputs: &[(&'static str, &Path)],
-        interrupt: &AtomicBool,
+        stdout_closed: bool,
     ) -> Result<Self, Error> {
-        let named = [("console", &args.console), ("log", &args.log)];
-        for (role, path) in named {
-            match path {
-                Some(path) => refuse_input(role, path, inputs)?,
-                None => refuse_stdout_input(role, inputs)?,
-            }
-        }
-        let console = Output::open("console", args.console.as_deref(), interrupt)?;
-        let same_file = match (&args.console, &args.log) {
-            (Some(console_path), Some(log_path)) => {
-                console_path == log_path || same_file(&console.file, log_path)
-            }
-            _ => false,
-        };
-        let log = if same_file {
+        let stdout = if stdout_closed {
             None
         } else {
-            match Output::open("log", args.log.as_deref(), interrupt) {
-                Ok(log) => Some(log),
-                Err(error) => {
-                    console.remove_created();
-                    return Err(error);
-                }
-            }
+            rustix::fs::fstat(std::io::stdout())
+                .ok()
+                .map(|stat| (stat.st_dev, stat.st_ino) as Identity)
         };
-        Ok(Self { console, log })
+        let named = [
+            ("console", args.console.as_ref()),
+            ("log", args.log.as_ref()),
+            ("virtio console", args.virtio_console.as_ref()),
+        ];
+        let mut destinations: Vec<(Vec<&'static str>, Destination, Option<Identity>)> = Vec::new();
+        for (role, path) in named {
+            let (destination, identity) = match path {
+                Some(path) => {
+                    refuse_input(role, path, inputs)?;
+                    let identity = identity(path);
+                    if identity.is_some() && identity == stdout {
+                        (Destination::Stdout, identity)
+                    } else {
+                        OutputFile::check(role, path)?;
+                        (Destination::File(path.clone()), identity)
+                    }
+                }
+                // The virtio console's output is discarded without a file.
+                None if role == "virtio console" => continue,
+                None => {
+                    refuse_stdout_input(role, inputs)?;
+                    (Destination::Stdout, stdout)
+                }
+            };
+            let same = destinations.iter_mut().find(|(_, other, other_identity)| {
+                let same_name = match (other, &destination) {
+                    (Destination::File(a), Destination::File(b)) => {
+                        std::path::absolute(a).ok() == std::path::absolute(b).ok()
+                    }
+                    (a, b) => a == b,
+                };
+                same_name || (identity.is_some() && *other_identity == identity)
+            });
+            match same {
+                Some((roles, _, _)) => roles.push(role),
+                None => destinations.push((vec![role], destination, identity)),
+            }
+        }
+        Ok(Self {
+            destinations: destinations
+                .into_iter()
+                .map(|(roles, destination, _)| (roles, destination))
+                .collect(),
+            stdout_closed,
+        })
     }
 
-    /// Handles for the VM: the console's and the log's.
-    fn handles(&self) -> Result<(File, File), Error> {
-        let clone = |output: &Output| {
-            output.file.try_clone().map_err(|source| Error::Io {
+    /// Opens every destination (a FIFO is waited on until a reader opens it, or `interrupt`
+    /// is raised), then empties those that are regular files that were there before. What
+    /// was opened is left in `opened`, so that the caller can remove the files `vm` created if
+    /// the VM does not start after all.
+    fn open(
+        &self,
+        interrupt: &AtomicBool,
+        opened: &mut Vec<OutputFile>,
+    ) -> Result<VmOutputs, Error> {
+        let share = |file: &File| {
+            file.try_clone().map_err(|source| Error::Io {
                 action: "share an output file",
                 source,
             })
         };
-        let console = clone(&self.console)?;
-        let log = clone(self.log.as_ref().unwrap_or(&self.console))?;
-        Ok((console, log))
-    }
-
-    /// Empties the files that were there before, now that the VM is about to start.
-    fn empty(&mut self) -> Result<(), Error> {
-        for output in std::iter::once(&self.console).chain(&self.log) {
-            if output.empty {
-                output.file.set_len(0).map_err(|source| Error::Io {
-                    action: "empty an output file",
-                    source,
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the files `vm` created, for a VM that was refused.
-    fn remove_created(&self) {
-        self.console.remove_created();
-        if let Some(log) = &self.log {
-            log.remove_created();
-        }
-    }
-}
-
-impl Output {
-    /// Opens `path` for writing without emptying it yet, or stdout without a path. A FIFO
-    /// without a reader is waited on, until `interrupt` is raised.
-    fn open(
-        role: &'static str,
-        path: Option<&Path>,
-        interrupt: &AtomicBool,
-    ) -> Result<Self, Error> {
-        let Some(path) = path else {
-            let file = std::io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .map(File::from)
-                .map_err(|source| Error::Io {
-                    action: "share stdout",
-                    source,
-                })?;
-            return Ok(Self {
-                file,
-                created: None,
-                empty: false,
-            });
-        };
-        let unwritable = |source| Error::OutputUnwritable {
-            role,
-            path: path.to_owned(),
-            source,
-        };
-        let existed = fs::metadata(path).is_ok();
-        let mut waiting = false;
-        let file = loop {
-            // Non-blocking, so that opening a FIFO nobody reads fails at once instead of
-            // blocking where no signal can stop it.
-            let opened = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .custom_flags(OFlags::NONBLOCK.bits() as i32)
-                .open(path);
-            match opened {
-                Ok(file) => break file,
-                Err(error) if error.raw_os_error() == Some(Errno::NXIO.raw_os_error()) => {
-                    if !waiting {
+        let mut outputs = VmOutputs::default();
+        for (roles, destination) in &self.destinations {
+            let file = match destination {
+                Destination::Stdout if self.stdout_closed => None,
+                Destination::Stdout => Some(
+                    std::io::stdout()
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .map(File::from)
+                        .map_err(|source| Error::Io {
+                            action: "share stdout",
+                            source,
+                        })?,
+                ),
+                Destination::File(path) => {
+                    let role = roles[0];
+                    let output = OutputFile::open(role, path, interrupt, || {
                         say!(
                             "vm: waiting for a reader to open the {role} FIFO {}",
                             path.display()
                         );
-                        waiting = true;
-                    }
-                    if interrupt.load(Ordering::Relaxed) {
-                        return Err(Error::Interrupted);
-                    }
-                    std::thread::sleep(SIGNAL_POLL_INTERVAL);
+                    })?;
+                    let file = share(output.file())?;
+                    opened.push(output);
+                    Some(file)
                 }
-                Err(error) => return Err(unwritable(error)),
+            };
+            for &role in roles {
+                let file = file.as_ref().map(share).transpose()?;
+                match role {
+                    "console" => outputs.console = file,
+                    "log" => outputs.log = file,
+                    _ => outputs.virtio_console = file,
+                }
             }
-        };
-        let flags = rustix::fs::fcntl_getfl(&file).map_err(|errno| unwritable(errno.into()))?;
-        rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)
-            .map_err(|errno| unwritable(errno.into()))?;
-        let is_file = file.metadata().map_err(unwritable)?.is_file();
-        Ok(Self {
-            file,
-            created: (!existed).then(|| path.to_owned()),
-            empty: existed && is_file,
-        })
+        }
+        for output in opened.iter() {
+            output.empty()?;
+        }
+        Ok(outputs)
     }
 
-    fn remove_created(&self) {
-        if let Some(path) = &self.created {
-            let _ = fs::remove_file(path);
-        }
+    /// The error to report for output that went to a closed stdout.
+    fn closed_stdout_error(&self) -> Option<String> {
+        let roles = self
+            .destinations
+            .iter()
+            .find(|(_, destination)| *destination == Destination::Stdout)
+            .filter(|_| self.stdout_closed)
+            .map(|(roles, _)| roles.join(" and "))?;
+        Some(format!(
+            "cannot write the VM's {roles}: standard output is closed"
+        ))
     }
+}
+
+/// An existing file's device and inode, which tell when two names are one file.
+type Identity = (u64, u64);
+
+/// The device and inode of the file `path` names, if it exists.
+fn identity(path: &Path) -> Option<Identity> {
+    fs::metadata(path)
+        .ok()
+        .map(|metadata| (metadata.dev(), metadata.ino()))
 }
 
 /// Refuses an output `path` that is one of `inputs`: the same file (device and inode), or
@@ -593,14 +689,6 @@ fn refuse_stdout_input(role: &'static str, inputs: &[(&'static str, &Path)]) -> 
         }
     }
     Ok(())
-}
-
-/// Whether `path` is the file `file` has open.
-fn same_file(file: &File, path: &Path) -> bool {
-    match (file.metadata(), fs::metadata(path)) {
-        (Ok(open), Ok(named)) => (open.dev(), open.ino()) == (named.dev(), named.ino()),
-        _ => false,
-    }
 }
 
 /// Seconds, more than 0; more than a `Duration` holds (even `inf`) means no timeout at all.

@@ -4,7 +4,7 @@
 //! The boot plan: a config checked once, before anything is written or started, and turned into
 //! the machine QEMU builds, what it loads where, and the registers the guest starts with.
 
-use crate::accel::{self, ChosenAccelerator};
+use crate::accel::{self, ChosenAccelerator, TcgOnly};
 use crate::boot_stub::EntryState;
 use crate::config::{DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig};
 use crate::error::Error;
@@ -13,13 +13,18 @@ use crate::image::{self, ImageHeader, ImageKind};
 use crate::kernel::{KernelPayload, kernel_layout};
 use crate::layout::{
     FDT_ADDRESS, FDT_MAX_SIZE, FIRMWARE_ADDRESS, FIRMWARE_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB,
-    MIB, MIN_MEMORY_MIB, RAM_START,
+    MIB, MIN_MEMORY_MIB, PKVM_DOUBLE_ADDRESS, RAM_START,
 };
-use std::fs;
-use std::io::Read;
+use crate::qemu::Machine;
+use rustix::fs::{Access, OFlags};
+use std::fs::{self, File};
+use std::io::Write;
 use std::ops::Range;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// The size of a disk sector: QEMU's raw disks are a whole number of them.
+const SECTOR_SIZE: u64 = 512;
 
 /// The largest `-icount` shift QEMU accepts.
 const MAX_ICOUNT_SHIFT: u32 = 10;
@@ -39,14 +44,12 @@ const KERNEL_BASE_PARAMS: &str = "panic=-1";
 pub struct BootPlan {
     /// QEMU's `-name`.
     pub(crate) name: String,
-    /// RAM described to the guest, in MiB.
-    pub(crate) memory_mib: u32,
-    /// Number of virtual CPUs.
-    pub(crate) num_cpus: u32,
+    /// The machine: RAM, CPUs, and whether the guest runs under the pKVM double.
+    pub(crate) machine: Machine,
     /// What is loaded where, and the entry state.
     pub(crate) placement: Placement,
     /// The device tree given in the config, loaded as it is instead of a generated one.
-    pub(crate) given_device_tree: Option<PathBuf>,
+    pub(crate) given_device_tree: Option<InputFile>,
     /// Disk images, attached in order.
     pub(crate) disks: Vec<DiskImage>,
     /// The gdb stub's port on 127.0.0.1, if any.
@@ -79,19 +82,27 @@ impl BootPlan {
     /// Checks everything about `config` that can be checked without running QEMU and plans
     /// the boot.
     pub(crate) fn new(config: &VirtualMachineRawConfig) -> Result<Self, Error> {
-        let (placement, kind) = place(config)?;
-        let warnings = warnings(config, &placement, &kind);
-        let accelerator = accel::choose(
-            config.accelerator,
-            accel::host_kvm(),
-            config.icount_shift.is_some(),
-        )?;
+        let (placement, kind, given_device_tree) = place(config)?;
+        let mut warnings = warnings(config, &placement, &kind);
+        warnings.extend(disk_warnings(&config.disks));
+        let tcg_only = if config.icount_shift.is_some() {
+            Some(TcgOnly::InstructionCounting)
+        } else if config.protected_vm {
+            Some(TcgOnly::ProtectedVm)
+        } else {
+            None
+        };
+        let accelerator = accel::choose(config.accelerator, accel::host_kvm(), tcg_only)?;
         Ok(Self {
             name: config.name.clone(),
-            memory_mib: config.memory_mib,
-            num_cpus: config.num_cpus,
+            machine: Machine {
+                memory_mib: config.memory_mib,
+                num_cpus: config.num_cpus,
+                protected: config.protected_vm,
+                kvm: accelerator.is_kvm(),
+            },
             placement,
-            given_device_tree: config.device_tree.clone(),
+            given_device_tree,
             disks: config.disks.clone(),
             gdb_port: config.gdb_port,
             icount_shift: config.icount_shift,
@@ -100,6 +111,62 @@ impl BootPlan {
             accelerator,
             warnings,
         })
+    }
+}
+
+/// An input file checked through one open, and loaded from that open file: what is loaded is
+/// what was checked, even if the file changes meanwhile.
+#[derive(Debug)]
+pub(crate) struct InputFile {
+    /// What it is for, e.g. "initrd".
+    pub(crate) role: &'static str,
+    /// The path it was opened at.
+    pub(crate) path: PathBuf,
+    /// The open file.
+    pub(crate) file: File,
+    /// Its size when checked: what is loaded.
+    pub(crate) size: u64,
+}
+
+impl InputFile {
+    /// Writes the `size` bytes that were checked to `destination` (mode 0600), read through
+    /// the open file; refuses a file that shrank since.
+    pub(crate) fn copy_to(&self, destination: &Path) -> Result<(), Error> {
+        let mut output = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(destination)
+            .map_err(Error::io("copy an input file"))?;
+        let mut buffer = vec![0; 1 << 20];
+        let mut offset = 0;
+        while offset < self.size {
+            let wanted = buffer.len().min((self.size - offset) as usize);
+            let count = match self.file.read_at(&mut buffer[..wanted], offset) {
+                Ok(0) => {
+                    return Err(Error::InputChanged {
+                        role: self.role,
+                        path: self.path.clone(),
+                        size: self.size,
+                        now: offset,
+                    });
+                }
+                Ok(count) => count,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(Error::ImageUnreadable {
+                        role: self.role,
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            };
+            output
+                .write_all(&buffer[..count])
+                .map_err(Error::io("copy an input file"))?;
+            offset += count as u64;
+        }
+        Ok(())
     }
 }
 
@@ -121,7 +188,10 @@ fn virtio_console(config: &VirtualMachineRawConfig) -> Result<Option<VirtioConso
     }
     let absolute = |path: &Path, action| std::path::absolute(path).map_err(Error::io(action));
     let input = match &config.console_in {
-        Some(input) => absolute(input, "find the virtio console input")?,
+        Some(input) => {
+            check_console_input(input)?;
+            absolute(input, "find the virtio console input")?
+        }
         None => PathBuf::from("/dev/null"),
     };
     let output = match &config.virtio_console {
@@ -132,6 +202,32 @@ fn virtio_console(config: &VirtualMachineRawConfig) -> Result<Option<VirtioConso
         None => None,
     };
     Ok(Some(VirtioConsole { input, output }))
+}
+
+/// Checks the virtio console's input as QEMU's pipe backend will open it: a regular file, FIFO
+/// or character device that may be opened for reading and writing (it is only read). It is
+/// not opened here: opening a FIFO would let a writer waiting for a reader go ahead, and
+/// closing it again would leave that writer without one.
+fn check_console_input(path: &Path) -> Result<(), Error> {
+    let role = "virtio console input";
+    let unreadable = |source| Error::ImageUnreadable {
+        role,
+        path: path.to_owned(),
+        source,
+    };
+    let file_type = fs::metadata(path).map_err(unreadable)?.file_type();
+    if !(file_type.is_file() || file_type.is_fifo() || file_type.is_char_device()) {
+        return Err(Error::NotAFile {
+            role,
+            path: path.to_owned(),
+        });
+    }
+    rustix::fs::access(path, Access::READ_OK | Access::WRITE_OK).map_err(|errno| {
+        Error::ConsoleInputUnopenable {
+            path: path.to_owned(),
+            source: errno.into(),
+        }
+    })
 }
 
 /// Refuses `output` (the virtio console's) when it names one of the VM's input files.
@@ -155,13 +251,22 @@ fn refuse_input_as_output(config: &VirtualMachineRawConfig, output: &Path) -> Re
     Ok(())
 }
 
+/// A file loaded into guest memory before the first instruction.
+#[derive(Debug)]
+pub(crate) struct LoadedFile {
+    /// The file, as checked.
+    pub(crate) input: InputFile,
+    /// Where it is loaded.
+    pub(crate) address: u64,
+}
+
 /// What is loaded into guest memory and where, the device tree's place and contents, and the
 /// registers the boot stub sets.
 #[derive(Debug)]
 pub(crate) struct Placement {
-    /// Files loaded into guest memory before the first instruction, with their addresses (the
-    /// device tree is not among them).
-    pub(crate) files: Vec<(PathBuf, u64)>,
+    /// Files loaded into guest memory before the first instruction (the device tree is not
+    /// among them).
+    pub(crate) files: Vec<LoadedFile>,
     /// Where the device tree is loaded.
     pub(crate) fdt_address: u64,
     /// The guest's first instruction and argument registers.
@@ -172,10 +277,13 @@ pub(crate) struct Placement {
     pub(crate) initrd: Option<Range<u64>>,
 }
 
-/// Checks `config` and places what it boots; also says what kind of image runs first.
-fn place(config: &VirtualMachineRawConfig) -> Result<(Placement, ImageKind), Error> {
+/// Checks `config` and places what it boots; also says what kind of image runs first, and
+/// gives the device tree to load instead of a generated one, if any.
+fn place(
+    config: &VirtualMachineRawConfig,
+) -> Result<(Placement, ImageKind, Option<InputFile>), Error> {
     if config.protected_vm {
-        return Err(Error::ProtectedVmUnsupported);
+        refuse_what_the_double_cannot_honour(config)?;
     }
     // AOSP's virtualization manager refuses a bootloader with a kernel or an initrd.
     if config.bootloader.is_some() && (config.kernel.is_some() || config.initrd.is_some()) {
@@ -191,13 +299,9 @@ fn place(config: &VirtualMachineRawConfig) -> Result<(Placement, ImageKind), Err
         return Err(Error::NoImage);
     }
     validate_platform_version(config)?;
-    // A kernel boot's minimum is what its kernel, initrd and device tree need: checked with
-    // their layout, so that the message says what needs it.
-    let minimum_mib = match config.kernel {
-        Some(_) => 0,
-        None => MIN_MEMORY_MIB,
-    };
-    validate_memory_mib(config.memory_mib, minimum_mib, host_memory_mib())?;
+    // The minimum is what the image (or kernel, initrd and device tree) needs: checked with
+    // their layout, so that the message says what needs it and gives the real minimum.
+    validate_memory_mib(config.memory_mib, host_memory_mib())?;
     if config.num_cpus == 0 {
         return Err(Error::NoCpus);
     }
@@ -221,27 +325,90 @@ fn place(config: &VirtualMachineRawConfig) -> Result<(Placement, ImageKind), Err
         return Err(Error::NulInText { field: "params" });
     }
     for disk in &config.disks {
-        regular_file_size("disk image", &disk.image)?;
+        non_empty_file_start("disk image", &disk.image, 0)?;
     }
     refuse_shared_writable_disk(&config.disks)?;
-    if let Some(device_tree) = &config.device_tree {
-        let size = regular_file_size("device tree", device_tree)?;
-        if size > FDT_MAX_SIZE {
-            return Err(Error::GivenDeviceTreeTooLarge {
-                path: device_tree.clone(),
-                size,
-            });
+    refuse_writable_input_disk(config)?;
+    let given_device_tree = match &config.device_tree {
+        Some(device_tree) => {
+            let (tree, _) = regular_file_start("device tree", device_tree, 0)?;
+            if tree.size > FDT_MAX_SIZE {
+                return Err(Error::GivenDeviceTreeTooLarge {
+                    path: device_tree.clone(),
+                    size: tree.size,
+                });
+            }
+            if config.params.is_some() {
+                return Err(Error::ParamsWithGivenDeviceTree {
+                    path: device_tree.clone(),
+                });
+            }
+            Some(tree)
         }
-        if config.params.is_some() {
-            return Err(Error::ParamsWithGivenDeviceTree {
-                path: device_tree.clone(),
-            });
-        }
+        None => None,
+    };
+    let (mut placement, kind) = match (&config.bootloader, &config.kernel) {
+        (Some(bootloader), _) => bootloader_boot(config, bootloader)?,
+        (None, Some(kernel)) => kernel_boot(config, kernel)?,
+        (None, None) => return Err(Error::NoImage),
+    };
+    if config.protected_vm {
+        placement.files.push(LoadedFile {
+            input: pkvm_double()?,
+            address: PKVM_DOUBLE_ADDRESS,
+        });
+        placement.entry = placement.entry.behind_double(PKVM_DOUBLE_ADDRESS);
     }
-    match (&config.bootloader, &config.kernel) {
-        (Some(bootloader), _) => bootloader_boot(config, bootloader),
-        (None, Some(kernel)) => kernel_boot(config, kernel),
-        (None, None) => Err(Error::NoImage),
+    Ok((placement, kind, given_device_tree))
+}
+
+/// The most RAM the pKVM double maps for a guest: up to 4 GiB (its stage 2 has 32-bit IPAs),
+/// which also keeps QEMU's PCI windows below RAM (`highmem=off`), where the double looks for them.
+const PROTECTED_MAX_MEMORY_MIB: u32 = 2048;
+
+/// Refuses, for a protected VM, what the pKVM double cannot honour.
+fn refuse_what_the_double_cannot_honour(config: &VirtualMachineRawConfig) -> Result<(), Error> {
+    let refuse = |what: String, remedy| Err(Error::ProtectedVmWith { what, remedy });
+    if config.device_tree.is_some() {
+        return refuse(
+            "a device tree of its own (--dtb, `device_tree`)".to_owned(),
+            "the double works on QEMU's machine as vm describes it; drop --dtb, or --protected",
+        );
+    }
+    if config.num_cpus > 1 {
+        return refuse(
+            format!("{} CPUs", config.num_cpus),
+            "the double runs one vCPU; use --cpus 1",
+        );
+    }
+    if config.memory_mib > PROTECTED_MAX_MEMORY_MIB {
+        return refuse(
+            format!("{} MiB of RAM", config.memory_mib),
+            "the double maps guest RAM below 4 GiB only; use --mem 2048 or less",
+        );
+    }
+    Ok(())
+}
+
+/// The pKVM double's image: `out/pkvm_double.bin` of the repository `vm` was built from, which
+/// `make guests` (and `make vm`) build.
+fn pkvm_double() -> Result<InputFile, Error> {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../out/pkvm_double.bin"
+    ));
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let path = path.components().collect::<PathBuf>();
+    match regular_file_start("pKVM double", &path, 0) {
+        Ok((double, _)) => Ok(double),
+        Err(Error::NotAFile { path, .. }) => Err(Error::PkvmDoubleMissing {
+            path,
+            source: std::io::Error::other("not a regular file"),
+        }),
+        Err(Error::ImageUnreadable { path, source, .. }) => {
+            Err(Error::PkvmDoubleMissing { path, source })
+        }
+        Err(other) => Err(other),
     }
 }
 
@@ -250,14 +417,34 @@ fn bootloader_boot(
     config: &VirtualMachineRawConfig,
     bootloader: &Path,
 ) -> Result<(Placement, ImageKind), Error> {
-    let (size, start) = regular_file_start("bootloader image", bootloader, image::INSPECTED_BYTES)?;
+    let (image, start) =
+        regular_file_start("bootloader image", bootloader, image::INSPECTED_BYTES)?;
+    let size = image.size;
     if size == 0 {
         return Err(Error::ImageEmpty {
             path: bootloader.to_owned(),
         });
     }
     let kind = inspect_first_image("bootloader image", bootloader, &start, IMAGE_ADDRESS)?;
+    if let ImageKind::Arm64Image { .. } = kind {
+        return Err(Error::KernelAsBootloader {
+            path: bootloader.to_owned(),
+        });
+    }
+    // The real minimum, whichever limit is hit first: the image itself after the device tree
+    // region, and what its entry code uses beyond it.
+    let image_end = IMAGE_ADDRESS + size;
+    let needed_end = image::ram_end_needed(&kind, size).max(image_end);
+    let required_mib = (needed_end - RAM_START)
+        .div_ceil(MIB)
+        .max(MIN_MEMORY_MIB.into());
     let ram_end = RAM_START + u64::from(config.memory_mib) * MIB;
+    if ram_end <= IMAGE_ADDRESS {
+        return Err(Error::MemoryTooSmall {
+            memory_mib: config.memory_mib,
+            minimum_mib: required_mib,
+        });
+    }
     let available = ram_end - IMAGE_ADDRESS;
     if size > available {
         return Err(Error::ImageTooLarge {
@@ -265,25 +452,24 @@ fn bootloader_boot(
             size,
             memory_mib: config.memory_mib,
             available,
-            required_mib: (IMAGE_ADDRESS - RAM_START + size).div_ceil(MIB),
+            required_mib,
         });
     }
-    let needed_end = image::ram_end_needed(&kind, size);
     if needed_end > ram_end {
         return Err(Error::ImageNeedsMoreMemory {
             path: bootloader.to_owned(),
-            what: match kind {
-                ImageKind::Arm64Image { .. } => "the image_size in its arm64 Image header",
-                _ => "the end of its boot stack, in writable_data",
-            },
+            what: "the end of its boot stack, in writable_data",
             ram_end: needed_end,
             memory_mib: config.memory_mib,
             configured_end: ram_end,
-            required_mib: (needed_end - RAM_START).div_ceil(MIB),
+            required_mib,
         });
     }
     let placement = Placement {
-        files: vec![(bootloader.to_owned(), IMAGE_ADDRESS)],
+        files: vec![LoadedFile {
+            input: image,
+            address: IMAGE_ADDRESS,
+        }],
         fdt_address: FDT_ADDRESS,
         entry: EntryState::BOOTLOADER,
         bootargs: config.params.clone(),
@@ -298,7 +484,8 @@ fn kernel_boot(
     config: &VirtualMachineRawConfig,
     kernel: &Path,
 ) -> Result<(Placement, ImageKind), Error> {
-    let (kernel_file_size, start) = non_empty_file_start("kernel", kernel, image::INSPECTED_BYTES)?;
+    let (kernel_file, start) = non_empty_file_start("kernel", kernel, image::INSPECTED_BYTES)?;
+    let kernel_file_size = kernel_file.size;
     let header = match (ImageHeader::parse(&start), &config.firmware) {
         (Ok(header), _) => Some(header),
         // Checking the payload is the firmware's job: the tests of firmware rely on that.
@@ -310,26 +497,31 @@ fn kernel_boot(
             });
         }
     };
-    let initrd_size = config
+    let initrd_file = config
         .initrd
         .as_deref()
-        .map(|initrd| non_empty_file_start("initrd", initrd, 0).map(|(size, _)| size))
+        .map(|initrd| non_empty_file_start("initrd", initrd, 0).map(|(file, _)| file))
         .transpose()?;
+    let initrd_size = initrd_file.as_ref().map(|initrd| initrd.size);
     // What runs first: the firmware, or else the kernel itself.
-    let kind = match &config.firmware {
+    let (kind, firmware_file) = match &config.firmware {
         Some(firmware) => {
-            let (size, start) = non_empty_file_start("firmware", firmware, image::INSPECTED_BYTES)?;
-            if size > FIRMWARE_MAX_SIZE {
+            let (file, start) = non_empty_file_start("firmware", firmware, image::INSPECTED_BYTES)?;
+            if file.size > FIRMWARE_MAX_SIZE {
                 return Err(Error::FirmwareTooLarge {
                     path: firmware.clone(),
-                    size,
+                    size: file.size,
                 });
             }
-            inspect_first_image("firmware", firmware, &start, FIRMWARE_ADDRESS)?
+            let kind = inspect_first_image("firmware", firmware, &start, FIRMWARE_ADDRESS)?;
+            (kind, Some(file))
         }
-        None => ImageKind::Arm64Image {
-            image_size: header.as_ref().map_or(0, |header| header.image_size),
-        },
+        None => (
+            ImageKind::Arm64Image {
+                image_size: header.as_ref().map_or(0, |header| header.image_size),
+            },
+            None,
+        ),
     };
     let payload = KernelPayload {
         header,
@@ -344,18 +536,28 @@ fn kernel_boot(
         }
     })?;
 
-    let mut files = vec![(kernel.to_owned(), layout.kernel.start)];
-    if let (Some(initrd), Some(range)) = (&config.initrd, &layout.initrd) {
-        files.push((initrd.clone(), range.start));
+    let mut files = vec![LoadedFile {
+        input: kernel_file,
+        address: layout.kernel.start,
+    }];
+    if let (Some(initrd), Some(range)) = (initrd_file, &layout.initrd) {
+        files.push(LoadedFile {
+            input: initrd,
+            address: range.start,
+        });
     }
-    let entry = match &config.firmware {
+    let entry = match firmware_file {
         Some(firmware) => {
-            files.push((firmware.clone(), FIRMWARE_ADDRESS));
+            files.push(LoadedFile {
+                input: firmware,
+                address: FIRMWARE_ADDRESS,
+            });
             EntryState {
                 pc: FIRMWARE_ADDRESS,
                 x0: layout.fdt_address,
                 x1: layout.kernel.start,
                 x2: kernel_file_size,
+                x3: 0,
             }
         }
         None => EntryState {
@@ -363,6 +565,7 @@ fn kernel_boot(
             x0: layout.fdt_address,
             x1: 0,
             x2: 0,
+            x3: 0,
         },
     };
     let bootargs = match &config.params {
@@ -421,6 +624,54 @@ fn payload_description(kernel: &Path, payload: &KernelPayload, initrd: Option<&P
     description
 }
 
+/// Refuses a writable disk that is also one of the VM's other inputs (image, kernel, initrd,
+/// firmware, device tree, console input): the guest would overwrite it.
+fn refuse_writable_input_disk(config: &VirtualMachineRawConfig) -> Result<(), Error> {
+    let identity = |path: &Path| fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
+    let inputs = config.input_files();
+    let others: Vec<_> = inputs
+        .iter()
+        .filter(|(role, _)| *role != "disk image")
+        .filter_map(|&(role, path)| Some((role, path, identity(path)?)))
+        .collect();
+    for (index, disk) in config.disks.iter().enumerate() {
+        let Some(disk_identity) = disk.writable.then(|| identity(&disk.image)).flatten() else {
+            continue;
+        };
+        if let Some(&(input_role, input, _)) =
+            others.iter().find(|(_, _, other)| *other == disk_identity)
+        {
+            return Err(Error::WritableDiskIsInput {
+                path: disk.image.clone(),
+                index,
+                input_role,
+                input: input.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Warnings about disks whose size is not a whole number of 512-byte sectors: QEMU shows the
+/// guest only the whole sectors.
+fn disk_warnings(disks: &[DiskImage]) -> Vec<String> {
+    disks
+        .iter()
+        .filter_map(|disk| {
+            let size = fs::metadata(&disk.image).ok()?.len();
+            let cut = size % SECTOR_SIZE;
+            (cut != 0).then(|| {
+                format!(
+                    "disk image {} is {size} bytes, not a multiple of {SECTOR_SIZE}: the guest \
+                     sees only its first {} bytes (the last {cut} are cut off)",
+                    disk.image.display(),
+                    size - cut
+                )
+            })
+        })
+        .collect()
+}
+
 /// Refuses one file attached as two disks when either is writable: QEMU would refuse it with
 /// a message that blames another process.
 fn refuse_shared_writable_disk(disks: &[DiskImage]) -> Result<(), Error> {
@@ -477,8 +728,8 @@ fn warnings(
     let path = placement
         .files
         .iter()
-        .find(|(_, load_address)| *load_address == placement.entry.pc)
-        .map_or(Path::new(""), |(path, _)| path.as_path());
+        .find(|file| file.address == placement.entry.pc)
+        .map_or(Path::new(""), |file| file.input.path.as_path());
     vec![format!(
         "{role} {} starts neither like a vmbase entry (msr vbar_el1 and isb within its first 8 \
          instructions) nor like an arm64 Image (magic ARM\\x64 at 0x38); if it is not raw \
@@ -497,18 +748,8 @@ fn raw_image_name(elf: &Path) -> PathBuf {
     }
 }
 
-/// Checks `memory_mib` against `minimum_mib`, the cap, and `host_memory_mib` when known.
-fn validate_memory_mib(
-    memory_mib: u32,
-    minimum_mib: u32,
-    host_memory_mib: Option<u64>,
-) -> Result<(), Error> {
-    if memory_mib < minimum_mib {
-        return Err(Error::MemoryTooSmall {
-            memory_mib,
-            minimum_mib,
-        });
-    }
+/// Checks `memory_mib` against the cap, and `host_memory_mib` when known.
+fn validate_memory_mib(memory_mib: u32, host_memory_mib: Option<u64>) -> Result<(), Error> {
     if memory_mib > MAX_MEMORY_MIB {
         return Err(Error::MemoryTooLarge {
             memory_mib,
@@ -526,35 +767,40 @@ fn validate_memory_mib(
     Ok(())
 }
 
-/// The size of a regular file that can be opened for reading.
-fn regular_file_size(role: &'static str, path: &Path) -> Result<u64, Error> {
-    regular_file_start(role, path, 0).map(|(size, _)| size)
-}
-
-/// The size of the regular file at `path` (a `role`, for errors) that can be opened for reading,
-/// and its first `length` bytes (fewer if it is shorter), read through that one open.
+/// Opens the regular file at `path` (a `role`, for errors) for reading, once, and reads its
+/// first `length` bytes (fewer if it is shorter) through that open. Nothing waits: a FIFO is
+/// opened without blocking and refused, like anything else that is not a regular file.
 fn regular_file_start(
     role: &'static str,
     path: &Path,
     length: usize,
-) -> Result<(u64, Vec<u8>), Error> {
+) -> Result<(InputFile, Vec<u8>), Error> {
     let unreadable = |source| Error::ImageUnreadable {
         role,
         path: path.to_owned(),
         source,
     };
-    let metadata = fs::metadata(path).map_err(unreadable)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(unreadable)?;
+    let metadata = file.metadata().map_err(unreadable)?;
     if !metadata.is_file() {
         return Err(Error::NotAFile {
             role,
             path: path.to_owned(),
         });
     }
-    let mut start = Vec::with_capacity(length);
-    fs::File::open(path)
-        .and_then(|file| file.take(length as u64).read_to_end(&mut start))
-        .map_err(unreadable)?;
-    Ok((metadata.len(), start))
+    let mut start = vec![0; length.min(usize::try_from(metadata.len()).unwrap_or(usize::MAX))];
+    file.read_exact_at(&mut start, 0).map_err(unreadable)?;
+    let input = InputFile {
+        role,
+        path: path.to_owned(),
+        file,
+        size: metadata.len(),
+    };
+    Ok((input, start))
 }
 
 /// What [`regular_file_start`] says of a file that it accepts and that is not empty.
@@ -562,13 +808,13 @@ fn non_empty_file_start(
     role: &'static str,
     path: &Path,
     length: usize,
-) -> Result<(u64, Vec<u8>), Error> {
+) -> Result<(InputFile, Vec<u8>), Error> {
     match regular_file_start(role, path, length)? {
-        (0, _) => Err(Error::FileEmpty {
+        (InputFile { size: 0, .. }, _) => Err(Error::FileEmpty {
             role,
             path: path.to_owned(),
         }),
-        size_and_start => Ok(size_and_start),
+        file_and_start => Ok(file_and_start),
     }
 }
 
@@ -632,23 +878,27 @@ mod tests {
         BootPlan::new(config).map(|plan| plan.placement)
     }
 
+    /// Each loaded file's path and address.
+    fn loaded(placement: &Placement) -> Vec<(PathBuf, u64)> {
+        placement
+            .files
+            .iter()
+            .map(|file| (file.input.path.clone(), file.address))
+            .collect()
+    }
+
     #[test]
     fn memory_limits() {
+        assert!(validate_memory_mib(MAX_MEMORY_MIB, None).is_ok());
         assert!(matches!(
-            validate_memory_mib(MIN_MEMORY_MIB - 1, MIN_MEMORY_MIB, None),
-            Err(Error::MemoryTooSmall { .. })
-        ));
-        assert!(validate_memory_mib(MIN_MEMORY_MIB, MIN_MEMORY_MIB, None).is_ok());
-        assert!(validate_memory_mib(MAX_MEMORY_MIB, MIN_MEMORY_MIB, None).is_ok());
-        assert!(matches!(
-            validate_memory_mib(MAX_MEMORY_MIB + 1, MIN_MEMORY_MIB, None),
+            validate_memory_mib(MAX_MEMORY_MIB + 1, None),
             Err(Error::MemoryTooLarge {
                 limit_mib: 16384,
                 ..
             })
         ));
         assert!(matches!(
-            validate_memory_mib(2048, MIN_MEMORY_MIB, Some(1024)),
+            validate_memory_mib(2048, Some(1024)),
             Err(Error::MemoryTooLarge {
                 limit_mib: 1024,
                 ..
@@ -711,6 +961,28 @@ mod tests {
     }
 
     #[test]
+    fn a_protected_vm_refuses_what_the_pkvm_double_cannot_honour() {
+        let (_dir, config) = config_with_image(&[0; 4], 16);
+        for (change, what) in [
+            (
+                (|c| c.device_tree = Some("t.dtb".into())) as fn(&mut VirtualMachineRawConfig),
+                "a device tree of its own",
+            ),
+            (|c| c.num_cpus = 2, "2 CPUs"),
+            (|c| c.memory_mib = 2049, "2049 MiB of RAM"),
+        ] {
+            let mut config = config.clone();
+            config.protected_vm = true;
+            change(&mut config);
+            let error = validate(&config).unwrap_err();
+            assert!(
+                matches!(&error, Error::ProtectedVmWith { what: refused, .. } if refused.starts_with(what)),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn refusals() {
         let (_dir, config) = config_with_image(&[0; 4], 16);
         let refuse = |change: fn(&mut VirtualMachineRawConfig)| {
@@ -718,10 +990,6 @@ mod tests {
             change(&mut config);
             validate(&config).unwrap_err()
         };
-        assert!(matches!(
-            refuse(|c| c.protected_vm = true),
-            Error::ProtectedVmUnsupported
-        ));
         assert!(matches!(
             refuse(|c| c.kernel = Some("k".into())),
             Error::BootloaderAndKernel
@@ -848,23 +1116,71 @@ mod tests {
     }
 
     #[test]
-    fn arm64_image_needs_its_image_size_in_ram() {
-        let header = header_bytes(0, 5 * MIB, 0);
-        let (_dir, config) = config_with_image(&header, 6);
+    fn a_linux_image_is_refused_as_a_bootloader() {
+        let (_dir, config) = config_with_image(&header_bytes(0, 5 * MIB, 0), 64);
         let error = validate(&config).unwrap_err();
+        assert!(matches!(error, Error::KernelAsBootloader { .. }), "{error}");
+        assert!(
+            error.to_string().contains("boot it with --kernel"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_first_memory_refusal_gives_the_real_minimum() {
+        // A 3 MiB image needs 2 + 3 MiB: said at every size below, not 3 first.
+        let (_dir, mut config) = config_with_image(&vec![0; 3 << 20], 2);
+        for memory_mib in [0, 1, 2, 3, 4] {
+            config.memory_mib = memory_mib;
+            let error = validate(&config).unwrap_err();
+            assert!(
+                error.to_string().contains("at least 5"),
+                "{memory_mib}: {error}"
+            );
+        }
+        config.memory_mib = 5;
+        assert!(validate(&config).is_ok());
+    }
+
+    #[test]
+    fn what_is_loaded_is_what_was_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kernel_config(dir.path());
+        let plan = config.check().unwrap();
+        let initrd = &plan.placement.files[1];
+        assert_eq!(plan.placement.initrd, Some(0x8200_0000..0x8200_0064));
+        // The initrd grows after the check: its first 100 bytes are loaded, as its place says.
+        fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("initrd"))
+            .unwrap()
+            .write_all(&[2; 50])
+            .unwrap();
+        let copy = dir.path().join("copy");
+        initrd.input.copy_to(&copy).unwrap();
+        assert_eq!(fs::read(&copy).unwrap(), [1; 100]);
+        // Cut short: refused, naming it.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("initrd"))
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        let error = initrd
+            .input
+            .copy_to(&dir.path().join("copy-2"))
+            .unwrap_err();
         assert!(
             matches!(
                 error,
-                Error::ImageNeedsMoreMemory {
-                    required_mib: 7,
-                    ram_end: 0x8070_0000,
+                Error::InputChanged {
+                    size: 100,
+                    now: 10,
                     ..
                 }
             ),
             "{error}"
         );
-        let (_dir, config) = config_with_image(&header, 7);
-        assert_eq!(config.check().unwrap().warnings(), [] as [String; 0]);
     }
 
     #[test]
@@ -935,7 +1251,7 @@ mod tests {
         let image = validate(&config).unwrap();
         let fdt_address = 0x8000_0000 + (64 << 20) - (2 << 20) - 0x1_0000;
         assert_eq!(
-            image.files,
+            loaded(&image),
             [
                 (dir.path().join("Image"), 0x8000_0000),
                 (dir.path().join("initrd"), 0x8200_0000)
@@ -948,7 +1264,8 @@ mod tests {
                 pc: 0x8000_0000,
                 x0: fdt_address,
                 x1: 0,
-                x2: 0
+                x2: 0,
+                x3: 0
             }
         );
         assert_eq!(image.bootargs.as_deref(), Some("panic=-1 quiet"));
@@ -974,14 +1291,18 @@ mod tests {
         fs::write(&firmware, vec![0; FIRMWARE_MAX_SIZE as usize]).unwrap();
         config.firmware = Some(firmware.clone());
         let image = validate(&config).unwrap();
-        assert_eq!(image.files.last(), Some(&(firmware.clone(), 0x7fc0_0000)));
+        assert_eq!(
+            loaded(&image).last(),
+            Some(&(firmware.clone(), 0x7fc0_0000))
+        );
         assert_eq!(
             image.entry,
             EntryState {
                 pc: 0x7fc0_0000,
                 x0: image.fdt_address,
                 x1: 0x8000_0000,
-                x2: 0x1000
+                x2: 0x1000,
+                x3: 0
             }
         );
 

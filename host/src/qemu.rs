@@ -3,7 +3,6 @@
 
 //! QEMU command lines that reproduce crosvm's aarch64 machine (docs/contract.md, section 3).
 
-use crate::accel::ChosenAccelerator;
 use crate::layout::QEMU_RAM_BELOW_RAM_START_MIB;
 use crate::plan::BootPlan;
 use std::ffi::{OsStr, OsString};
@@ -19,8 +18,6 @@ pub(crate) struct RunFiles<'a> {
     pub(crate) boot_stub: &'a Path,
     /// The rewritten device tree.
     pub(crate) device_tree: &'a Path,
-    /// The Unix socket QEMU connects its QMP monitor to.
-    pub(crate) qmp_socket: &'a Path,
     /// The base name of the virtio console's pipe backend: QEMU reads `BASE.in` and writes
     /// `BASE.out`.
     pub(crate) virtio_console: &'a Path,
@@ -43,6 +40,19 @@ const CPU_GLOBAL: &str = "max-arm-cpu.pauth-impdef=on";
 /// QEMU's RAM limit with `highmem=off`: everything below 4 GiB, from `0x4000_0000`.
 const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
 
+/// What defines the machine QEMU builds, and so its device tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Machine {
+    /// RAM described to the guest, in MiB.
+    pub(crate) memory_mib: u32,
+    /// Number of virtual CPUs.
+    pub(crate) num_cpus: u32,
+    /// Whether the guest runs under the pKVM double, at EL1 below it.
+    pub(crate) protected: bool,
+    /// Whether QEMU runs it under KVM (with the host's CPU) rather than TCG.
+    pub(crate) kvm: bool,
+}
+
 /// Options that define the machine, with `highmem=off` whenever the RAM fits below 4 GiB: QEMU
 /// then puts the PCI configuration space (ECAM) and all PCI memory in the MMIO GiB below RAM,
 /// as crosvm does, instead of above 256 GiB where vmbase's PCI does not reach (bigger VMs keep
@@ -50,24 +60,35 @@ const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
 /// boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
 /// tree dumped without it describes a device that is absent at run time, and Linux faults
 /// probing it (and the same accelerator: under KVM the GIC and the CPUs are KVM's).
+///
+/// A protected VM's machine has EL2 (`virtualization=on`), where the pKVM double runs. QEMU then
+/// describes PSCI with the SMC conduit (its PSCI is the firmware below EL2);
+/// `device_tree::rewrite` puts back the HVC conduit a guest sees under pKVM.
 pub(crate) fn machine_args(
-    memory_mib: u32,
-    num_cpus: u32,
-    accelerator: &ChosenAccelerator,
+    machine: &Machine,
     boot_stub: &Path,
     dump_dtb: Option<&Path>,
 ) -> Vec<OsString> {
+    let Machine {
+        memory_mib,
+        num_cpus,
+        protected,
+        kvm,
+    } = *machine;
     let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
     let mut machine = OsString::from("virt,gic-version=3");
     if qemu_ram_mib <= HIGHMEM_OFF_MAX_RAM_MIB {
         machine.push(",highmem=off");
+    }
+    if protected {
+        machine.push(",virtualization=on");
     }
     if let Some(dump_dtb) = dump_dtb {
         machine.push(",dumpdtb=");
         machine.push(escape(dump_dtb.as_os_str()));
     }
     // Without `-accel`, QEMU uses TCG.
-    let accelerator_args = if accelerator.is_kvm() {
+    let accelerator_args = if kvm {
         ["-accel", "kvm", "-cpu", KVM_CPU].as_slice()
     } else {
         ["-cpu", CPU, "-global", CPU_GLOBAL].as_slice()
@@ -90,29 +111,29 @@ pub(crate) fn machine_args(
         .collect()
 }
 
-/// The full command line that boots `plan`, with the boot stub and device tree in `files`.
+/// The full command line that boots `plan`, with the boot stub, device tree and copies of the
+/// loaded files (in the plan's order) in `files`.
 ///
 /// QEMU starts paused (`-S`): the VM only runs once the QMP client has negotiated capabilities
 /// and sent `cont`, so no `SHUTDOWN` event can be missed. The console is QEMU's stdout
-/// (`-serial stdio`) when `console` is set.
-pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<OsString> {
-    let mut args = machine_args(
-        plan.memory_mib,
-        plan.num_cpus,
-        &plan.accelerator,
-        files.boot_stub,
-        None,
-    );
+/// (`-serial stdio`). Paths and the name are given so that QEMU takes them literally: as values
+/// of named options (`guest=`, `file.filename=`) with commas doubled, never where QEMU looks for
+/// a protocol prefix (`file:`, `nbd:`) or an option name.
+pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, loaded: &[&Path]) -> Vec<OsString> {
+    let mut args = machine_args(&plan.machine, files.boot_stub, None);
     args.extend(["-no-reboot".into(), "-S".into()]);
     if !plan.name.is_empty() {
-        args.extend(["-name".into(), escape(plan.name.as_ref())]);
+        args.extend([
+            "-name".into(),
+            concat(&["guest=".as_ref(), &escape(plan.name.as_ref())]),
+        ]);
     }
     let placement = &plan.placement;
     let device_tree = (files.device_tree, placement.fdt_address);
-    let loaded = placement
-        .files
+    let loaded = loaded
         .iter()
-        .map(|(file, address)| (file.as_path(), *address));
+        .zip(&placement.files)
+        .map(|(copy, file)| (*copy, file.address));
     for (file, address) in [device_tree].into_iter().chain(loaded) {
         args.push("-device".into());
         args.push(concat(&[
@@ -121,23 +142,14 @@ pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<
             format!(",addr={address:#x},force-raw=on").as_ref(),
         ]));
     }
-    args.extend([
-        "-serial".into(),
-        if console { "stdio" } else { "null" }.into(),
-    ]);
-    args.push("-chardev".into());
-    args.push(concat(&[
-        "socket,id=qmp,path=".as_ref(),
-        &escape(files.qmp_socket.as_os_str()),
-    ]));
-    args.extend(["-mon".into(), "chardev=qmp,mode=control".into()]);
+    args.extend(["-serial".into(), "stdio".into()]);
     for (index, disk) in plan.disks.iter().enumerate() {
         let read_only = if disk.writable { "off" } else { "on" };
         args.push("-drive".into());
         args.push(concat(&[
-            "file=".as_ref(),
+            format!("format=raw,if=none,id=disk{index},readonly={read_only},").as_ref(),
+            "file.driver=file,file.filename=".as_ref(),
             &escape(disk.image.as_os_str()),
-            format!(",format=raw,if=none,id=disk{index},readonly={read_only}").as_ref(),
         ]));
         args.extend([
             "-device".into(),
@@ -177,6 +189,18 @@ pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, console: bool) -> Vec<
     args
 }
 
+/// The options that connect QEMU's QMP monitor to `fd`, its end of a socket pair that it
+/// inherits: unlike a socket in the file system, it needs no path (whose length Unix sockets
+/// limit) and no other process can connect to it.
+pub(crate) fn qmp_args(fd: i32) -> [OsString; 4] {
+    [
+        "-chardev".into(),
+        format!("socket,id=qmp,fd={fd}").into(),
+        "-mon".into(),
+        "chardev=qmp,mode=control".into(),
+    ]
+}
+
 /// Joins the pieces of one command-line argument.
 fn concat(parts: &[&OsStr]) -> OsString {
     parts.iter().copied().collect()
@@ -197,17 +221,36 @@ fn escape(value: &OsStr) -> OsString {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accel::ChosenAccelerator;
     use crate::boot_stub::EntryState;
     use crate::config::DiskImage;
-    use crate::plan::{Placement, VirtioConsole};
+    use crate::plan::{InputFile, LoadedFile, Placement, VirtioConsole};
+    use std::fs::File;
     use std::path::PathBuf;
+
+    /// `path`, as a file loaded at `address` (its contents are not looked at).
+    fn load(path: &str, address: u64) -> LoadedFile {
+        LoadedFile {
+            input: InputFile {
+                role: "test",
+                path: PathBuf::from(path),
+                file: File::open("/dev/null").unwrap(),
+                size: 0,
+            },
+            address,
+        }
+    }
 
     /// The plan of a 16 MiB, one-CPU VM named `vm` that loads `placement`.
     fn plan(placement: Placement) -> BootPlan {
         BootPlan {
             name: "vm".to_owned(),
-            memory_mib: 16,
-            num_cpus: 1,
+            machine: Machine {
+                memory_mib: 16,
+                num_cpus: 1,
+                protected: false,
+                kvm: false,
+            },
             placement,
             given_device_tree: None,
             disks: Vec::new(),
@@ -215,18 +258,16 @@ mod tests {
             icount_shift: None,
             rng: true,
             virtio_console: None,
-            accelerator: TCG,
+            accelerator: ChosenAccelerator::Tcg {
+                instead_of_kvm: None,
+            },
             warnings: Vec::new(),
         }
     }
 
-    const TCG: ChosenAccelerator = ChosenAccelerator::Tcg {
-        instead_of_kvm: None,
-    };
-
     fn bootloader(path: &str) -> BootPlan {
         plan(Placement {
-            files: vec![(PathBuf::from(path), 0x8020_0000)],
+            files: vec![load(path, 0x8020_0000)],
             fdt_address: 0x8000_0000,
             entry: EntryState::BOOTLOADER,
             bootargs: None,
@@ -241,19 +282,27 @@ mod tests {
             .join(" ")
     }
 
+    /// A TCG machine.
+    fn machine(memory_mib: u32, num_cpus: u32, protected: bool) -> Machine {
+        Machine {
+            memory_mib,
+            num_cpus,
+            protected,
+            kvm: false,
+        }
+    }
+
     #[test]
     fn machine_matches_design() {
         let stub = Path::new("/t/stub.bin");
         assert_eq!(
-            joined(&machine_args(300, 2, &TCG, stub, None)),
+            joined(&machine_args(&machine(300, 2, false), stub, None)),
             "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );
         assert_eq!(
             joined(&machine_args(
-                300,
-                2,
-                &TCG,
+                &machine(300, 2, false),
                 stub,
                 Some(Path::new("/t/q,1.dtb"))
             ))
@@ -268,7 +317,14 @@ mod tests {
     fn kvm_runs_the_same_machine_on_the_host_cpu() {
         let stub = Path::new("/t/stub.bin");
         assert_eq!(
-            joined(&machine_args(300, 2, &ChosenAccelerator::Kvm, stub, None)),
+            joined(&machine_args(
+                &Machine {
+                    kvm: true,
+                    ..machine(300, 2, false)
+                },
+                stub,
+                None
+            )),
             "-M virt,gic-version=3,highmem=off -accel kvm -cpu host -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );
@@ -277,16 +333,25 @@ mod tests {
     #[test]
     fn highmem_stays_on_when_ram_does_not_fit_below_four_gib() {
         let stub = Path::new("/t/stub.bin");
-        let machine = |memory_mib| machine_args(memory_mib, 1, &TCG, stub, None)[1].clone();
-        assert_eq!(machine(2048), "virt,gic-version=3,highmem=off");
-        assert_eq!(machine(2049), "virt,gic-version=3");
+        let option =
+            |memory_mib| machine_args(&machine(memory_mib, 1, false), stub, None)[1].clone();
+        assert_eq!(option(2048), "virt,gic-version=3,highmem=off");
+        assert_eq!(option(2049), "virt,gic-version=3");
+    }
+
+    #[test]
+    fn a_protected_vm_gets_el2() {
+        let stub = Path::new("/t/stub.bin");
+        assert_eq!(
+            machine_args(&machine(64, 1, true), stub, None)[1],
+            "virt,gic-version=3,highmem=off,virtualization=on"
+        );
     }
 
     fn files() -> RunFiles<'static> {
         RunFiles {
             boot_stub: Path::new("/t/boot-stub.bin"),
             device_tree: Path::new("/t/fdt.dtb"),
-            qmp_socket: Path::new("/t/qmp.sock"),
             virtio_console: Path::new("/t/virt,con"),
         }
     }
@@ -294,13 +359,44 @@ mod tests {
     #[test]
     fn minimal_run() {
         assert_eq!(
-            joined(&run_args(&bootloader("/images/a,b.bin"), &files(), true)),
+            joined(&run_args(
+                &bootloader("/images/a.bin"),
+                &files(),
+                &[Path::new("/t/load,0.bin")]
+            )),
             "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1040M -smp 1 \
-             -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name vm \
+             -nodefaults -display none -bios /t/boot-stub.bin -no-reboot -S -name guest=vm \
              -device loader,file=/t/fdt.dtb,addr=0x80000000,force-raw=on \
-             -device loader,file=/images/a,,b.bin,addr=0x80200000,force-raw=on \
-             -serial stdio -chardev socket,id=qmp,path=/t/qmp.sock -mon chardev=qmp,mode=control \
-             -device virtio-rng-pci"
+             -device loader,file=/t/load,,0.bin,addr=0x80200000,force-raw=on \
+             -serial stdio -device virtio-rng-pci"
+        );
+        assert_eq!(
+            joined(&qmp_args(7)),
+            "-chardev socket,id=qmp,fd=7 -mon chardev=qmp,mode=control"
+        );
+    }
+
+    #[test]
+    fn names_and_disk_paths_are_taken_literally() {
+        let plan = BootPlan {
+            name: "process=x,debug-threads=on".to_owned(),
+            disks: vec![DiskImage {
+                image: "d:1,x.img".into(),
+                writable: false,
+            }],
+            ..bootloader("/a.bin")
+        };
+        let command_line = joined(&run_args(&plan, &files(), &[Path::new("/t/load-0.bin")]));
+        assert!(
+            command_line.contains(" -name guest=process=x,,debug-threads=on "),
+            "{command_line}"
+        );
+        assert!(
+            command_line.contains(
+                " -drive format=raw,if=none,id=disk0,readonly=on,file.driver=file,\
+                 file.filename=d:1,,x.img "
+            ),
+            "{command_line}"
         );
     }
 
@@ -327,13 +423,12 @@ mod tests {
             }),
             ..bootloader("/a.bin")
         };
-        let command_line = joined(&run_args(&plan, &files(), false));
+        let command_line = joined(&run_args(&plan, &files(), &[Path::new("/t/load-0.bin")]));
         assert!(!command_line.contains("-name"), "{command_line}");
-        assert!(command_line.contains(" -serial null "), "{command_line}");
         assert!(command_line.ends_with(
-            "-drive file=/d/ro.img,format=raw,if=none,id=disk0,readonly=on \
+            "-drive format=raw,if=none,id=disk0,readonly=on,file.driver=file,file.filename=/d/ro.img \
              -device virtio-blk-pci,drive=disk0 \
-             -drive file=/d/rw.img,format=raw,if=none,id=disk1,readonly=off \
+             -drive format=raw,if=none,id=disk1,readonly=off,file.driver=file,file.filename=/d/rw.img \
              -device virtio-blk-pci,drive=disk1 \
              -chardev pipe,id=virtcon,path=/t/virt,,con \
              -device virtio-serial-pci -device virtconsole,chardev=virtcon \
@@ -345,9 +440,9 @@ mod tests {
     fn kernel_initrd_and_firmware_are_loaded_where_the_layout_says() {
         let plan = plan(Placement {
             files: vec![
-                (PathBuf::from("/k/Image"), 0x8000_0000),
-                (PathBuf::from("/k/initrd"), 0x8300_0000),
-                (PathBuf::from("/k/fw.bin"), 0x7fc0_0000),
+                load("/k/Image", 0x8000_0000),
+                load("/k/initrd", 0x8300_0000),
+                load("/k/fw.bin", 0x7fc0_0000),
             ],
             fdt_address: 0x9fdf_0000,
             entry: EntryState {
@@ -355,17 +450,19 @@ mod tests {
                 x0: 0x9fdf_0000,
                 x1: 0x8000_0000,
                 x2: 0x1000,
+                x3: 0,
             },
             bootargs: Some("panic=-1".to_owned()),
             initrd: Some(0x8300_0000..0x8300_1000),
         });
-        let command_line = joined(&run_args(&plan, &files(), true));
+        let copies = ["/t/load-0.bin", "/t/load-1.bin", "/t/load-2.bin"].map(Path::new);
+        let command_line = joined(&run_args(&plan, &files(), &copies));
         assert!(
             command_line.contains(
                 " -device loader,file=/t/fdt.dtb,addr=0x9fdf0000,force-raw=on \
-                 -device loader,file=/k/Image,addr=0x80000000,force-raw=on \
-                 -device loader,file=/k/initrd,addr=0x83000000,force-raw=on \
-                 -device loader,file=/k/fw.bin,addr=0x7fc00000,force-raw=on "
+                 -device loader,file=/t/load-0.bin,addr=0x80000000,force-raw=on \
+                 -device loader,file=/t/load-1.bin,addr=0x83000000,force-raw=on \
+                 -device loader,file=/t/load-2.bin,addr=0x7fc00000,force-raw=on "
             ),
             "{command_line}"
         );

@@ -9,8 +9,10 @@ use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -95,18 +97,50 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 }
 
 /// A new instance directory in the system's temporary directory, named after this process so
-/// that a later run can tell when its owner is gone. Directories of owners that died without
+/// that a later run can tell when its owner is gone, and private to this user (mode 0700: it
+/// holds the guest's device tree with its seeds). Directories of owners that died without
 /// cleaning up (`SIGKILL`, a crash) are removed first.
 pub(crate) fn instance_temp_dir() -> Result<TempDir, Error> {
-    let base = std::env::temp_dir();
+    let base = temp_base();
     reclaim_stale_dirs(&base);
     tempfile::Builder::new()
         .prefix(&format!(
             "{TEMP_DIR_PREFIX}{}-",
             rustix::process::getpid().as_raw_nonzero()
         ))
+        .permissions(fs::Permissions::from_mode(0o700))
         .tempdir_in(&base)
         .map_err(Error::io("create a temporary directory"))
+}
+
+/// The system's temporary directory: `$TMPDIR`, or `/tmp` when that is unset or empty (an empty
+/// `TMPDIR` would otherwise put the instance directories in the working directory).
+fn temp_base() -> PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from("/tmp"),
+    }
+}
+
+/// Makes `fd` (a descriptor of this process, above 2) stay open, under the same number, in the
+/// child `command` starts; it must stay open here until then. The child gets no other
+/// descriptor of this process but its stdio.
+#[allow(unsafe_code)]
+pub(crate) fn pass_fd(command: &mut Command, fd: BorrowedFd<'_>) {
+    let raw = fd.as_raw_fd();
+    let clear_close_on_exec = move || {
+        // SAFETY: `raw` is open here until the command is spawned (the caller's promise), so
+        // it is open in the forked child, which has a copy of every descriptor; the borrow
+        // ends with this call, which only changes its flags.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child before exec and makes one raw system call
+    // (fcntl) through rustix: async-signal-safe, no allocation, no lock.
+    unsafe {
+        command.pre_exec(clear_close_on_exec);
+    }
 }
 
 /// Removes the instance directories in `base` whose owning process no longer exists. Any
@@ -117,7 +151,10 @@ fn reclaim_stale_dirs(base: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(owner) = name.to_str().and_then(owner_pid) else {
+        let Some(owner) = name
+            .to_str()
+            .and_then(|name| owner_pid(name, TEMP_DIR_PREFIX))
+        else {
             continue;
         };
         if !process_exists(owner) {
@@ -126,14 +163,14 @@ fn reclaim_stale_dirs(base: &Path) {
     }
 }
 
-/// The pid in an instance directory's name `vmclient-PID-RANDOM`.
-fn owner_pid(name: &str) -> Option<Pid> {
-    let (pid, _) = name.strip_prefix(TEMP_DIR_PREFIX)?.split_once('-')?;
+/// The pid in a name `PREFIXPID-RANDOM`, such as an instance directory's `vmclient-PID-RANDOM`.
+pub(crate) fn owner_pid(name: &str, prefix: &str) -> Option<Pid> {
+    let (pid, _) = name.strip_prefix(prefix)?.split_once('-')?;
     Pid::from_raw(pid.parse().ok()?)
 }
 
 /// Whether a process `pid` exists (possibly another user's: then signalling it is refused).
-fn process_exists(pid: Pid) -> bool {
+pub(crate) fn process_exists(pid: Pid) -> bool {
     !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
 }
 
@@ -188,12 +225,12 @@ mod tests {
     #[test]
     fn owner_pid_parsing() {
         assert_eq!(
-            owner_pid("vmclient-1234-abc").map(Pid::as_raw_nonzero),
+            owner_pid("vmclient-1234-abc", TEMP_DIR_PREFIX).map(Pid::as_raw_nonzero),
             std::num::NonZeroI32::new(1234)
         );
-        assert_eq!(owner_pid("vmclient-abc"), None);
-        assert_eq!(owner_pid("vmclient-0-abc"), None);
-        assert_eq!(owner_pid("other-1234-abc"), None);
+        assert_eq!(owner_pid("vmclient-abc", TEMP_DIR_PREFIX), None);
+        assert_eq!(owner_pid("vmclient-0-abc", TEMP_DIR_PREFIX), None);
+        assert_eq!(owner_pid("other-1234-abc", TEMP_DIR_PREFIX), None);
     }
 
     #[test]

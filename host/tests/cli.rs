@@ -14,6 +14,7 @@ use common::{
 };
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -380,6 +381,53 @@ fn an_icount_run_that_resets_prints_its_count() {
         .and_then(|count| count.parse::<u64>().ok());
     assert!(count.is_some_and(|count| count > 0), "{}", run.stdout);
     assert_eq!(run.code, Some(32));
+}
+
+/// A config AOSP's `vm` (Android 15) would read differently still boots here, and each
+/// difference is a warning; a config it reads the same way gets none.
+#[test]
+fn json_config_differences_from_aosp_are_warned_about() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let dir = guest.dir.path();
+    fs::write(
+        dir.join("ours.json"),
+        r#"{"bootloader": "guest.bin", "num_cpus": 2, "memory_mib": 32}"#,
+    )
+    .unwrap();
+    let image = dir.join("guest.bin");
+    fs::write(
+        dir.join("aosp.json"),
+        format!(
+            r#"{{"bootloader": {:?}, "memory_mib": 32, "platform_version": "~1.0"}}"#,
+            image.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let run = vm(&["run", dir.join("ours.json").to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "hello\nVM ended: Shutdown\n");
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("AOSP's vm"))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{}", run.stderr);
+    assert!(warnings[0].starts_with("vm: warning: `num_cpus` is this vm's own field"));
+    assert!(warnings[1].starts_with("vm: warning: no `platform_version`: AOSP's vm refuses"));
+    assert_eq!(
+        warnings[2],
+        format!(
+            "vm: warning: relative paths (`bootloader`) are taken from the config's folder {} \
+             here, from the working directory by AOSP's vm",
+            dir.display()
+        )
+    );
+
+    let run = vm(&["run", dir.join("aosp.json").to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(!run.stderr.contains("AOSP's vm"), "{}", run.stderr);
 }
 
 #[test]
@@ -870,7 +918,8 @@ fn images_that_do_not_look_bootable_are_warned_about() {
     ] {
         let image = dir.path().join(name);
         fs::write(&image, contents).unwrap();
-        let run = vm(&["run", "--bootloader", &run_path(&image), "--timeout", "0.5"]);
+        // The timeout counts from vm's start: long enough for QEMU to start on a busy host.
+        let run = vm(&["run", "--bootloader", &run_path(&image), "--timeout", "5"]);
         let warning = format!(
             "vm: warning: bootloader image {} starts neither like a vmbase entry",
             image.display()
@@ -1035,16 +1084,43 @@ const REFUSALS: &[Refusal] = &[
         message: "vm: error: instruction counting (`--icount`) needs TCG",
     },
     Refusal {
+        name: "protected VM under KVM",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--accel",
+            "kvm",
+            "--protected",
+        ],
+        code: 1,
+        message: "vm: error: a protected VM (`--protected`), under the pKVM double needs TCG",
+    },
+    Refusal {
         name: "unknown accelerator",
         args: &["run", "--bootloader", "{dir}/guest.bin", "--accel", "hvf"],
         code: 1,
         message: "\"hvf\" is not an accelerator: give kvm, tcg or auto",
     },
     Refusal {
-        name: "protected VM",
+        name: "protected VM with more CPUs than the pKVM double runs",
         args: &["run", "{dir}/protected.json"],
         code: 1,
-        message: "protected VMs need pKVM",
+        message: "a protected VM (--protected, `\"protected\": true`) runs under vmbase's pKVM \
+                  double, which cannot give it 2 CPUs: the double runs one vCPU; use --cpus 1",
+    },
+    Refusal {
+        name: "protected VM with its own device tree",
+        args: &[
+            "run",
+            "--protected",
+            "--bootloader",
+            "{dir}/guest.bin",
+            "--dtb",
+            "{dir}/vm.json",
+        ],
+        code: 1,
+        message: "which cannot give it a device tree of its own (--dtb, `device_tree`)",
     },
     Refusal {
         name: "missing kernel",
@@ -1479,6 +1555,112 @@ const REFUSALS: &[Refusal] = &[
         code: 1,
         message: "give a bootloader, or a kernel with an optional initrd",
     },
+    Refusal {
+        name: "virtio console output that is the config",
+        args: &["run", "{dir}/vm.json", "--virtio-console", "{dir}/vm.json"],
+        code: 1,
+        message: "the virtio console file {dir}/vm.json is the VM config {dir}/vm.json",
+    },
+    Refusal {
+        name: "missing virtio console input",
+        args: &[
+            "run",
+            "{dir}/vm.json",
+            "--console-in",
+            "{dir}/missing-input",
+        ],
+        code: 1,
+        message: "cannot read virtio console input {dir}/missing-input: No such file",
+    },
+    Refusal {
+        name: "virtio console input that is a directory",
+        args: &["run", "{dir}/vm.json", "--console-in", "{dir}"],
+        code: 1,
+        message: "cannot read virtio console input {dir}: it is not a regular file",
+    },
+    Refusal {
+        name: "virtio console input that is a socket",
+        args: &["run", "{dir}/vm.json", "--console-in", "{dir}/socket"],
+        code: 1,
+        message: "cannot read virtio console input {dir}/socket: it is not a regular file",
+    },
+    Refusal {
+        name: "console that is a Unix socket",
+        args: &["run", "{dir}/vm.json", "--console", "{dir}/socket"],
+        code: 1,
+        message: "cannot open the console file {dir}/socket for writing: it is a Unix socket",
+    },
+    Refusal {
+        name: "log in a missing directory",
+        args: &["run", "{dir}/vm.json", "--log", "{dir}/missing/log.txt"],
+        code: 1,
+        message: "cannot open the log file {dir}/missing/log.txt for writing: No such file",
+    },
+    Refusal {
+        name: "writable disk that is the bootloader",
+        args: &["run", "{dir}/disk-is-image.json", "--timeout", "5"],
+        code: 1,
+        message: "disk image {dir}/./guest.bin (disk 0) is writable and is also the bootloader \
+                  image {dir}/guest.bin",
+    },
+    Refusal {
+        name: "writable disk flag that is the kernel",
+        args: &[
+            "run",
+            "--kernel",
+            "{dir}/Image",
+            "--disk",
+            "{dir}/Image,writable",
+            "--timeout",
+            "5",
+        ],
+        code: 1,
+        message: "is writable and is also the kernel {dir}/Image",
+    },
+    Refusal {
+        name: "empty disk",
+        args: &["run", "{dir}/vm.json", "--disk", "{dir}/empty.bin"],
+        code: 1,
+        message: "disk image {dir}/empty.bin is empty",
+    },
+    Refusal {
+        name: "a Linux Image as the bootloader",
+        args: &["run", "--bootloader", "{dir}/Image", "--timeout", "5"],
+        code: 1,
+        message: "bootloader image {dir}/Image is an arm64 Linux Image: boot it with --kernel",
+    },
+    Refusal {
+        name: "an image given where the config goes",
+        args: &["run", "{dir}/vmbase_example.bin", "--timeout", "5"],
+        code: 1,
+        message: "cannot read VM config {dir}/vmbase_example.bin: it is not a JSON config (it is \
+                  not UTF-8 text): to boot an image, give it with --bootloader PATH",
+    },
+    Refusal {
+        name: "too little memory for the example: the real minimum at once",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/vmbase_example.bin",
+            "--mem",
+            "2",
+        ],
+        code: 1,
+        message: "memory_mib 2 is too small: the device tree takes the first 2 MiB of RAM and the \
+                  image is loaded after it, so at least 5 MiB are needed",
+    },
+    Refusal {
+        name: "still too little memory for the example",
+        args: &[
+            "run",
+            "--bootloader",
+            "{dir}/vmbase_example.bin",
+            "--mem",
+            "3",
+        ],
+        code: 1,
+        message: "set memory_mib to at least 5",
+    },
 ];
 
 /// The files the refusals name, beside a guest that would boot (`guest.bin`, from `guest.o`).
@@ -1491,7 +1673,7 @@ fn refusal_fixture() -> common::Guest {
         .flat_map(|instruction| instruction.to_le_bytes())
         .collect();
     let long_params = format!(r#"{{"kernel": "Image", "params": "{}"}}"#, "a".repeat(3000));
-    let files: [(&str, Vec<u8>); 24] = [
+    let files: [(&str, Vec<u8>); 25] = [
         ("empty.bin", Vec::new()),
         ("big.bin", vec![0; 3 << 20]),
         ("big.dtb", vec![0; 3 << 20]),
@@ -1509,7 +1691,7 @@ fn refusal_fixture() -> common::Guest {
         ),
         (
             "protected.json",
-            br#"{"bootloader": "guest.bin", "protected": true}"#.to_vec(),
+            br#"{"bootloader": "guest.bin", "protected": true, "num_cpus": 2}"#.to_vec(),
         ),
         (
             "missing-kernel.json",
@@ -1557,6 +1739,11 @@ fn refusal_fixture() -> common::Guest {
             "disk-directory.json",
             br#"{"bootloader": "guest.bin", "disks": [{"image": "."}]}"#.to_vec(),
         ),
+        (
+            "disk-is-image.json",
+            br#"{"bootloader": "guest.bin", "disks": [{"image": "./guest.bin", "writable": true}]}"#
+                .to_vec(),
+        ),
     ];
     for (name, contents) in files {
         fs::write(dir.join(name), contents).unwrap();
@@ -1564,6 +1751,8 @@ fn refusal_fixture() -> common::Guest {
     fs::hard_link(&guest.image, dir.join("link.bin")).unwrap();
     fs::hard_link(dir.join("initrd"), dir.join("initrd-link")).unwrap();
     std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
+    // A socket file nobody listens on any more.
+    drop(std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap());
     fs::File::create(dir.join("huge"))
         .unwrap()
         .set_len(100 << 30)
@@ -1706,4 +1895,407 @@ fn help_and_version_exit_0() {
             .unwrap();
         assert_eq!(output.status.code(), Some(0), "{args:?}");
     }
+}
+
+/// Prints "x" on the console without end: fills any pipe or FIFO nobody reads.
+const CHATTER: &str = r#"
+    movz x6, #0x0900, lsl #16
+    mov w7, #'x'
+1:  str w7, [x6]
+    b 1b
+"#;
+
+/// Prints 96 KiB of "x" (more than a FIFO holds, less than a FIFO and a pipe), then powers
+/// off.
+const CHATTER_THEN_OFF: &str = r#"
+    movz x6, #0x0900, lsl #16
+    mov w7, #'x'
+    movz x8, #0x1, lsl #16
+    movk x8, #0x8000
+1:  str w7, [x6]
+    subs x8, x8, #1
+    b.ne 1b
+    b system_off
+"#;
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+/// Waits (within a bound) for `child` to exit and returns its output, or kills it and fails.
+fn wait_bounded(mut child: Child, bound: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + bound;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vm did not end within {bound:?}: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_console_reader_that_stalls_cannot_outlast_the_timeout() {
+    require_qemu();
+    let guest = assemble(CHATTER);
+    let fifo = guest.dir.path().join("console.fifo");
+    mkfifo(&fifo);
+    let mut vm = Vm::new(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--console",
+        &run_path(&fifo),
+        "--timeout",
+        "5",
+    ]);
+    // A reader that opens the FIFO (without waiting for vm) and never reads.
+    let _reader = fs::File::options()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&fifo)
+        .unwrap();
+    let child = vm.spawn();
+    let output = wait_bounded(child, Duration::from_secs(20), "the reader stalls");
+    let run = vm.finish(output);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(137), "VM ended: Killed\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("cannot write the VM's console"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// One story for a signal that comes after the guest powered off, while its output is still
+/// being written: the VM ended by itself, so that is the verdict; the output that could not be
+/// written makes it exit 2, not 128 + N.
+#[test]
+fn a_signal_after_the_guest_powered_off_keeps_its_verdict() {
+    require_qemu();
+    let guest = assemble(CHATTER_THEN_OFF);
+    let fifo = guest.dir.path().join("console.fifo");
+    mkfifo(&fifo);
+    let mut vm = Vm::new(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--console",
+        &run_path(&fifo),
+    ]);
+    let child = vm.spawn();
+    // Reads a little, then stalls: the rest of the guest's output stays in vm's hands.
+    let mut reader = fs::File::open(&fifo).unwrap();
+    let mut start = [0; 4096];
+    std::io::Read::read_exact(&mut reader, &mut start).unwrap();
+    // Once QEMU (vm's child with the VM's name) has come and gone, the guest has powered off.
+    let qemu_runs = || {
+        processes_with_argument(&vm.name)
+            .into_iter()
+            .any(|(pid, parent)| parent == child.id() && !process_is_gone(pid))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !qemu_runs() {
+        assert!(Instant::now() < deadline, "QEMU never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while qemu_runs() {
+        assert!(Instant::now() < deadline, "the guest never powered off");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send_signal("-TERM", child.id());
+    let output = wait_bounded(child, Duration::from_secs(10), "a signal during output");
+    let run = vm.finish(output);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(2), "VM ended: Shutdown\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("cannot write the VM's console"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_timeout_covers_the_wait_for_a_console_fifo_reader() {
+    let guest = assemble(HELLO);
+    let fifo = guest.dir.path().join("console.fifo");
+    mkfifo(&fifo);
+    let mut vm = Vm::new(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--console",
+        &run_path(&fifo),
+        "--timeout",
+        "1",
+    ]);
+    let child = vm.spawn();
+    let output = wait_bounded(child, Duration::from_secs(20), "nobody reads the FIFO");
+    let run = vm.finish(output);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(137), "VM ended: Killed\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_temporary_directory_and_device_tree_are_private() {
+    require_qemu();
+    let guest = assemble(SPIN);
+    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image)]);
+    let child = spawn_until_qemu_runs(&mut vm);
+    let dirs: Vec<_> = fs::read_dir(vm.temp_dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let mode = |path: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&dirs[0]), 0o700);
+    assert_eq!(mode(&dirs[0].join("fdt.dtb")), 0o600);
+    send_signal("-TERM", child.id());
+    vm.finish(child.wait_with_output().unwrap());
+}
+
+#[test]
+fn a_refused_start_leaves_every_output_as_it_was() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let dir = guest.dir.path();
+    let console = dir.join("console.txt");
+    fs::write(&console, "keep me").unwrap();
+    let log = dir.join("new-log.txt");
+    let target = dir.join("target.txt");
+    let link = dir.join("link.txt");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    // QEMU refuses to start: the gdb port is taken.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--gdb",
+        &port,
+        "--console",
+        &run_path(&console),
+        "--log",
+        &run_path(&log),
+        "--virtio-console",
+        &run_path(&link),
+    ]);
+    assert_start_failed(&run, "qemu-system-aarch64 failed to start the VM");
+    assert_eq!(fs::read_to_string(&console).unwrap(), "keep me");
+    assert!(!log.exists(), "the log was created");
+    assert!(!target.exists(), "the link's target was created");
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        target,
+        "the link was removed"
+    );
+}
+
+#[test]
+fn stdout_named_as_the_console_is_one_file_with_it() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let out = guest.dir.path().join("out.txt");
+    let mut vm = Vm::new(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--console",
+        "/dev/stdout",
+    ]);
+    vm.command.stdout(fs::File::create(&out).unwrap());
+    let output = vm.command.output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        "hello\nVM ended: Shutdown\n"
+    );
+
+    // `vm run --console log >> log`: what the file held stays.
+    fs::write(&out, "before\n").unwrap();
+    let mut vm = Vm::new(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--console",
+        &run_path(&out),
+    ]);
+    vm.command
+        .stdout(fs::File::options().append(true).open(&out).unwrap());
+    let output = vm.command.output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        "before\nhello\nVM ended: Shutdown\n"
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_lost_output() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let temp_dir = tempfile::tempdir().unwrap();
+    let output = Command::new("sh")
+        .args(["-c", "exec \"$0\" run --bootloader \"$1\" >&-"])
+        .arg(env!("CARGO_BIN_EXE_vm"))
+        .arg(&guest.image)
+        .env("TMPDIR", temp_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the VM's console and log: standard output is closed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn disk_paths_and_names_reach_qemu_literally() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let dir = guest.dir.path();
+    fs::write(dir.join("d:1.img"), [0; 512]).unwrap();
+    fs::write(dir.join("file:x,y.img"), [0; 512]).unwrap();
+    let temp_dir = tempfile::tempdir().unwrap();
+    let name = format!("{}=b,process=c", unique_name());
+    let output = Command::new(env!("CARGO_BIN_EXE_vm"))
+        .args(["run", "--bootloader", "guest.bin", "--name", &name])
+        .args(["--disk", "d:1.img", "--disk", "file:x,y.img,writable"])
+        .current_dir(dir)
+        .env("TMPDIR", temp_dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap()
+        ),
+        (Some(0), "hello\nVM ended: Shutdown\n".to_owned()),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_long_tmpdir_is_no_problem() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let base = tempfile::tempdir().unwrap();
+    let long = base.path().join("d".repeat(150));
+    fs::create_dir(&long).unwrap();
+    let run = Vm::in_temp_dir(
+        &["run", "--bootloader", &run_path(&guest.image)],
+        tempfile::TempDir::new_in(&long).unwrap(),
+    )
+    .run();
+    assert_eq!(run.stdout, "hello\nVM ended: Shutdown\n", "{}", run.stderr);
+}
+
+#[test]
+fn an_empty_tmpdir_does_not_mean_the_working_directory() {
+    require_qemu();
+    let guest = assemble(SPIN);
+    let work = tempfile::tempdir().unwrap();
+    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image)]);
+    vm.command.env("TMPDIR", "").current_dir(work.path());
+    let child = spawn_until_qemu_runs(&mut vm);
+    let in_working_directory: Vec<_> = fs::read_dir(work.path()).unwrap().collect();
+    send_signal("-TERM", child.id());
+    child.wait_with_output().unwrap();
+    assert!(in_working_directory.is_empty(), "{in_working_directory:?}");
+}
+
+#[test]
+fn a_relative_xdg_cache_home_is_ignored() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut vm = Vm::new(&["run", "--bootloader", &run_path(&guest.image)]);
+    vm.command
+        .env("XDG_CACHE_HOME", "relative-cache")
+        .env("HOME", home.path())
+        .current_dir(work.path());
+    let run = vm.run();
+    assert_eq!(run.stdout, "hello\nVM ended: Shutdown\n", "{}", run.stderr);
+    assert!(!work.path().join("relative-cache").exists());
+    assert_eq!(
+        fs::read_dir(home.path().join(".cache/vmclient"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_disk_that_is_not_whole_sectors_is_warned_about() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let disk = guest.dir.path().join("odd.img");
+    fs::write(&disk, [0; 1000]).unwrap();
+    let run = vm(&[
+        "run",
+        "--bootloader",
+        &run_path(&guest.image),
+        "--disk",
+        &run_path(&disk),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "vm: warning: disk image {} is 1000 bytes, not a multiple of 512: the guest sees \
+             only its first 512 bytes",
+            disk.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_cargo_runner_passes_configured_and_extra_arguments_to_vm() {
+    require_qemu();
+    let guest = assemble(HELLO);
+    let object = guest.dir.path().join("guest.o");
+    let console = guest.dir.path().join("console.txt");
+    let temp_dir = tempfile::tempdir().unwrap();
+    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/cargo-runner.sh");
+    // As `runner = ["tools/cargo-runner.sh", "--mem", "16", "--"]` and `cargo run -- ARGS`
+    // run it: configured arguments, `--`, the ELF, then the extra ones.
+    let output = Command::new(&runner)
+        .args(["--mem", "16", "--"])
+        .arg(&object)
+        .arg("--console")
+        .arg(&console)
+        .env("VM", env!("CARGO_BIN_EXE_vm"))
+        .env("TMPDIR", temp_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "VM ended: Shutdown\n"
+    );
+    assert_eq!(fs::read_to_string(&console).unwrap(), "hello\n");
 }

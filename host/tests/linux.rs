@@ -12,9 +12,8 @@ use common::linux::{
 };
 use common::{REGISTER_PRINTING_FIRMWARE, assemble};
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use vmbase_test_harness::{guest_image, stand_in_kernel};
 use vmclient::DeathReason;
 
@@ -38,11 +37,16 @@ const FIRMWARE_RNG_SEED_BYTES: usize = 64;
 /// Asserts the kernel's own banner, init's report and a clean power-off; returns the size of
 /// the device tree the kernel was given, as init read it from `/sys/firmware/fdt`.
 fn assert_linux_ran(reason: DeathReason, console: &str) -> usize {
+    assert_linux_ran_with(LINUX_MEMORY_MIB, reason, console)
+}
+
+/// [`assert_linux_ran`] in a VM of `memory_mib`.
+fn assert_linux_ran_with(memory_mib: u32, reason: DeathReason, console: &str) -> usize {
     assert!(
         console.contains("Linux version "),
         "no kernel banner:\n{console}"
     );
-    let mut expected = expected_init_report(&format!("panic=-1 {PARAMS}"), LINUX_MEMORY_MIB);
+    let mut expected = expected_init_report(&format!("panic=-1 {PARAMS}"), memory_mib);
     expected.extend(SEED_REPORT.map(str::to_owned));
     let report = init_report(console);
     let (fdt_bytes, rest) = report.split_last().expect("init printed nothing");
@@ -268,6 +272,62 @@ fn vmbase_linuxboot_refuses_a_truncated_image() {
     );
 }
 
+/// A valid tree that `dtc -S 2097152` padded to the 2 MiB a tree may have fills its whole
+/// region: the edited copy, which went after the VMM's tree there, goes to free RAM instead
+/// (it was refused: "FDT needs 7185 bytes of buffer").
+#[test]
+fn vmbase_linuxboot_boots_with_a_tree_padded_to_its_whole_region() {
+    let mut boot = with_tree(
+        with_kernel(
+            LinuxBoot::new(PARAMS, None),
+            &stand_in_kernel(0x50, 4 << 20),
+        ),
+        &format!("{MEMORY}{}", chosen("")),
+    );
+    let tree = boot.config.device_tree.clone().unwrap();
+    let output = Command::new("dtc")
+        .args(["-I", "dtb", "-O", "dtb", "-S", "2097152", "-o"])
+        .arg(&tree)
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(fs::metadata(&tree).unwrap().len(), 2 << 20);
+    boot.config.firmware = Some(guest_image("vmbase_linuxboot"));
+    let (ended, console) = boot.boot();
+    let handover = handover(&console);
+    assert_eq!(handover.vmm_fdt, FDT_ADDRESS, "{console}");
+    assert_eq!(handover.vmm_fdt_bytes, 2 << 20, "{console}");
+    // The lowest free page: past the stand-in kernel's 4 MiB at the start of RAM.
+    assert_eq!(handover.fdt, 0x8040_0000, "{console}");
+    assert_eq!(ended, DeathReason::Shutdown, "{console}");
+}
+
+/// A `text_offset` that is not whole pages: 2 would make the entry misaligned (a PC alignment
+/// fault in the kernel), 0x800 a kernel that cannot be mapped or moved in pages.
+#[test]
+fn vmbase_linuxboot_refuses_a_misaligned_text_offset() {
+    for (text_offset, reason) in [
+        (
+            2_u64,
+            "text_offset 0x2 would put the kernel's first instruction at an address that is not \
+             4-byte aligned",
+        ),
+        (
+            0x800,
+            "text_offset 0x800 is not a multiple of the 4 KiB page",
+        ),
+    ] {
+        let mut kernel = stand_in_kernel(0x50, 4 << 20);
+        kernel[0x08..0x10].copy_from_slice(&text_offset.to_le_bytes());
+        let boot = with_kernel(LinuxBoot::new(PARAMS, None), &kernel);
+        assert_refused(
+            boot,
+            &format!("the kernel is not a bootable arm64 Image: {reason}"),
+        );
+    }
+}
+
 #[test]
 fn vmbase_linuxboot_refuses_an_initrd_overlapping_the_kernel() {
     let body = initrd_at_1_mib();
@@ -345,9 +405,47 @@ fn vmbase_linuxboot_moves_a_kernel_that_would_run_over_the_initrd() {
     assert_eq!(ended, DeathReason::Shutdown, "{console}");
 }
 
+/// VMs larger than 3 GiB put the device tree (2 MiB + 64 KiB below the end of RAM) past
+/// 0x1_4000_0000, where linuxboot's fixed window over RAM ended: vmbase found no tree, fell back
+/// to crosvm's console, which QEMU does not have, and the VM reset without a word. Every size
+/// up to `vm`'s largest must enter the (stand-in) kernel, with the firmware's line.
+#[test]
+fn vmbase_linuxboot_boots_a_kernel_in_vms_up_to_the_largest() {
+    for memory_mib in [3074, 3075, 4097, vmclient::layout::MAX_MEMORY_MIB] {
+        let mut boot = with_kernel(
+            LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot"))),
+            &stand_in_kernel(0x50, 4 << 20),
+        );
+        boot.config.memory_mib = memory_mib;
+        let (ended, console) = boot.boot();
+        let vmm_fdt = 0x8000_0000 + (u64::from(memory_mib) << 20) - (2 << 20) - 0x1_0000;
+        assert_eq!(
+            handover(&console).vmm_fdt,
+            vmm_fdt,
+            "{memory_mib} MiB:\n{console}"
+        );
+        assert_eq!(ended, DeathReason::Shutdown, "{memory_mib} MiB:\n{console}");
+    }
+}
+
+/// Debian's kernel through vmbase_linuxboot in a VM whose device tree lies above 4 GiB: Linux
+/// gets the firmware's tree and sees all its RAM.
+#[test]
+fn debian_kernel_boots_through_vmbase_linuxboot_above_4_gib() {
+    const MEMORY_MIB: u32 = 4 * 1024 + 300;
+    let mut boot = LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot")));
+    boot.config.memory_mib = MEMORY_MIB;
+    let (reason, console) = boot.boot();
+    let handover = handover(&console);
+    let vmm_fdt = 0x8000_0000 + (u64::from(MEMORY_MIB) << 20) - (2 << 20) - 0x1_0000;
+    assert_eq!(handover.vmm_fdt, vmm_fdt, "{console}");
+    let kernel_fdt_bytes = assert_linux_ran_with(MEMORY_MIB, reason, &console);
+    assert_eq!(kernel_fdt_bytes, handover.fdt_bytes, "{console}");
+}
+
 /// `x0` anywhere: the VM is started paused under `--gdb`, and gdb-multiarch replaces `x0` at the
-/// firmware's first instruction. Outside linuxboot's RAM window (from 0x8000_0000, 3 GiB) vmbase
-/// reads nothing; inside it but past the end of RAM the first read faults. Either way the VM
+/// firmware's first instruction. Outside linuxboot's RAM window (0x8000_0000 up to 512 GiB)
+/// vmbase reads nothing; inside it but past the end of RAM the first read faults. Either way the VM
 /// must reset (`Reboot`), never hang, and never reach the kernel.
 #[test]
 fn vmbase_linuxboot_resets_whatever_x0_points_at() {
@@ -356,34 +454,83 @@ fn vmbase_linuxboot_resets_whatever_x0_points_at() {
         0x8000_0004,           // in RAM but misaligned
         0x9000_0000,           // in RAM, no tree there
         0x1_2000_0000,         // in the window, past the end of the VM's 300 MiB of RAM
-        0x2_0000_0000,         // past the window
+        0x2_0000_0000,         // in the window, far past the end of RAM
+        0x80_0000_0000,        // past the window
         0xffff_ffff_ffff_fff8, // the top of the address space
     ] {
-        let mut boot = LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot")));
-        // A free port, released just before QEMU takes it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .unwrap()
-            .port();
-        boot.config.gdb_port = Some(port);
-        let debugger = std::thread::spawn(move || {
-            Command::new("gdb-multiarch")
-                .args(["-batch", "-nx", "-ex", "set architecture aarch64"])
-                .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
-                .args(["-ex", "break *0x7fc00000", "-ex", "continue"])
-                .args(["-ex", &format!("set $x0 = {x0:#x}")])
-                .args(["-ex", "delete", "-ex", "continue"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run gdb-multiarch (apt-get install gdb-multiarch)")
-        });
-        let (ended, console) = boot.boot();
-        debugger.join().unwrap();
+        let boot = LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot")));
+        let set_x0 = format!("set $x0 = {x0:#x}");
+        let (ended, console) = boot.boot_under_gdb(&[
+            "break *0x7fc00000",
+            "continue",
+            &set_x0,
+            "delete",
+            "continue",
+        ]);
         assert!(
             !console.contains("Linux version"),
             "x0 = {x0:#x}:\n{console}"
         );
         assert_eq!(ended, DeathReason::Reboot, "x0 = {x0:#x}:\n{console}");
+    }
+}
+
+/// Linux and its firmware in protected VMs, under the pKVM double (`vm run --protected`).
+mod protected {
+    use super::*;
+
+    /// `boot` in a protected VM.
+    fn protected(mut boot: LinuxBoot) -> LinuxBoot {
+        boot.config.protected_vm = true;
+        boot
+    }
+
+    /// vmbase_linuxboot, this project's pvmfw, runs protected: it enrolls in the MMIO guard,
+    /// checks the payload and hands over with crosvm's registers; the stand-in kernel powers
+    /// off.
+    #[test]
+    fn vmbase_linuxboot_hands_over_to_a_kernel() {
+        let boot = protected(with_kernel(
+            LinuxBoot::new(PARAMS, Some(&guest_image("vmbase_linuxboot"))),
+            &stand_in_kernel(0x50, 4 << 20),
+        ));
+        let (reason, console) = boot.boot();
+        assert!(
+            console.starts_with("vmbase: enrolled in the hypervisor's MMIO guard; console at "),
+            "{console}"
+        );
+        assert!(
+            console.contains("linuxboot: entering the kernel at 0x80000000"),
+            "{console}"
+        );
+        assert_eq!(reason, DeathReason::Shutdown, "{console}");
+    }
+
+    /// Debian's kernel knows nothing of pKVM: it neither enrolls in the MMIO guard nor shares
+    /// memory. Entered directly it runs to its init and powers off, as without protection: the
+    /// double lets a guest that never enrolled touch every device, and nothing hands a device a
+    /// buffer (the busybox initramfs loads no virtio driver).
+    #[test]
+    fn debian_kernel_boots_directly() {
+        let (reason, console) = protected(LinuxBoot::new(PARAMS, None)).boot();
+        assert_linux_ran(reason, &console);
+    }
+
+    /// Behind vmbase_linuxboot, which enrolled in the MMIO guard for the whole VM and registered
+    /// only its console, Debian's kernel is stopped at its first access to another device page
+    /// (the GIC's), named by the double, as pKVM would stop it.
+    #[test]
+    fn debian_kernel_behind_vmbase_linuxboot_is_stopped_at_an_unregistered_device() {
+        let firmware = guest_image("vmbase_linuxboot");
+        let (reason, console) = protected(LinuxBoot::new(PARAMS, Some(&firmware))).boot();
+        let handed_over = console
+            .find("linuxboot: entering the kernel at ")
+            .unwrap_or_else(|| panic!("the firmware did not hand over:\n{console}"));
+        let stopped = console
+            .find("hyp: MMIO access to unregistered IPA 0x")
+            .unwrap_or_else(|| panic!("the double did not stop the kernel:\n{console}"));
+        assert!(handed_over < stopped, "{console}");
+        assert!(init_report(&console).is_empty(), "init ran:\n{console}");
+        assert_eq!(reason, DeathReason::Reboot, "{console}");
     }
 }

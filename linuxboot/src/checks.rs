@@ -10,6 +10,9 @@ use core::ops::Range;
 /// The room crosvm leaves for the device tree at `x0`: the tree and whatever it grows into.
 pub const FDT_REGION_SIZE: u64 = 2 << 20;
 
+/// The granule the run-time page table maps in.
+const PAGE_SIZE: u64 = 4096;
+
 /// One of the things a firmware boot places in memory.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum Part {
@@ -126,6 +129,22 @@ impl Handoff {
             }
         }
         Ok(())
+    }
+
+    /// The lowest page-aligned `size` bytes of RAM clear of every part and of `running_kernel`
+    /// (the kernel's memory where it will run), if RAM has such a gap.
+    pub fn free_range(&self, size: u64, running_kernel: &Range<u64>) -> Option<Range<u64>> {
+        let taken = || self.parts().map(|(_, range)| range).chain([running_kernel]);
+        // The lowest gap starts at the start of RAM or at the end of something taken.
+        core::iter::once(self.ram.start)
+            .chain(taken().map(|range| range.end))
+            .filter_map(|start| range(start.checked_next_multiple_of(PAGE_SIZE)?, size))
+            .filter(|candidate| {
+                self.ram.start <= candidate.start
+                    && candidate.end <= self.ram.end
+                    && taken().all(|range| !overlaps(range, candidate))
+            })
+            .min_by_key(|candidate| candidate.start)
     }
 
     /// The first part (other than the kernel) that the kernel's memory once it runs, `footprint`
@@ -265,6 +284,40 @@ mod tests {
             handoff.check(),
             Err(LayoutError::Overlap(Part::Firmware, Part::Kernel))
         );
+    }
+
+    #[test]
+    fn free_range_is_the_lowest_gap_clear_of_everything() {
+        let handoff = crosvm_like();
+        let kernel_runs = RAM_START..RAM_START + 40 * MIB;
+        // Past the running kernel, below the initrd at 48 MiB.
+        assert_eq!(
+            handoff.free_range(0x3000, &kernel_runs),
+            range(RAM_START + 40 * MIB, 0x3000)
+        );
+        // Too large for that gap: past the initrd.
+        assert_eq!(
+            handoff.free_range(9 * MIB, &kernel_runs),
+            range(RAM_START + 51 * MIB, 9 * MIB)
+        );
+        // Ends are rounded up to pages.
+        let odd_kernel = RAM_START..RAM_START + 40 * MIB + 1;
+        assert_eq!(
+            handoff.free_range(0x1000, &odd_kernel),
+            range(RAM_START + 40 * MIB + 0x1000, 0x1000)
+        );
+        // Nothing fits: all of RAM, or more than the gaps.
+        assert_eq!(handoff.free_range(300 * MIB, &kernel_runs), None);
+        let ram_is_full = Handoff {
+            kernel: handoff.ram.start..handoff.fdt.start,
+            initrd: None,
+            ..handoff.clone()
+        };
+        assert_eq!(
+            ram_is_full.free_range(0x10_0000, &ram_is_full.kernel.clone()),
+            None
+        );
+        assert_eq!(handoff.free_range(u64::MAX, &kernel_runs), None);
     }
 
     #[test]

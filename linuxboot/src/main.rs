@@ -74,6 +74,8 @@ enum Refusal {
     Map(MemoryTrackerError),
     /// There is no entropy for the seeds.
     NoEntropy(rand::Error),
+    /// Neither the tree's region nor free RAM has room for the kernel's tree; holds its size.
+    NoRoomForDeviceTree(usize),
 }
 
 impl fmt::Display for Refusal {
@@ -101,6 +103,11 @@ impl fmt::Display for Refusal {
             ),
             Self::Map(error) => write!(f, "cannot map memory: {error}"),
             Self::NoEntropy(error) => write!(f, "no entropy for the kernel's seeds: {error}"),
+            Self::NoRoomForDeviceTree(size) => write!(
+                f,
+                "no room for the kernel's device tree ({size} bytes): neither after the VMM's \
+                 in its 2 MiB region nor anywhere else in RAM"
+            ),
         }
     }
 }
@@ -153,13 +160,14 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     page_table
         .map_device(&vmbase::console::device().mmio_range())
         .map_err(MemoryTrackerError::PageTable)?;
+    // map_image maps the FDT region too, here the window over all of RAM (up to 512 GiB): left
+    // out (an empty region), as the firmware maps only what it uses, through the tracker.
+    let without_fdt_window = Layout {
+        dtb: layout.dtb.start..layout.dtb.start,
+        ..layout.clone()
+    };
     page_table
-        .map_image(&layout)
-        .map_err(MemoryTrackerError::PageTable)?;
-    // map_image maps the FDT region too, here the window over the first 3 GiB of RAM: the
-    // firmware maps only what it uses, through the tracker.
-    page_table
-        .unmap(&layout.dtb)
+        .map_image(&without_fdt_window)
         .map_err(MemoryTrackerError::PageTable)?;
     let tracker = MemoryTracker::new(page_table, ram, vmbase::layout::crosvm::MMIO_RANGE)?;
     // SAFETY: The table maps the console, the image, .data, .bss (heap and page tables
@@ -167,7 +175,6 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     // which are mapped below before they are touched.
     let tracker = unsafe { tracker.activate() };
     tracker.alloc_range_mut(&usize_range(&handoff.fdt))?;
-    let fdt_region = usize_range(&handoff.fdt);
     tracker.alloc_range(&usize_range(&handoff.kernel))?;
     if let Some(initrd) = &handoff.initrd {
         tracker.alloc_range(&usize_range(initrd))?;
@@ -182,14 +189,12 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     let mut kaslr_seed: [u8; KASLR_SEED_SIZE] = rand::random_array().map_err(Refusal::NoEntropy)?;
     let mut rng_seed: [u8; RNG_SEED_SIZE] = rand::random_array().map_err(Refusal::NoEntropy)?;
 
-    // The VMM's tree stays as it is (vmbase holds it as read-only for the whole program): the
-    // kernel gets an edited copy, right after it in the tree's region.
-    let copy_start = (x0 as usize + vmm_tree.len()).next_multiple_of(8);
-    // SAFETY: The tracker mapped the tree's region read-write; the copy lies after the VMM's
-    // tree, inside the region, and nothing else uses those bytes.
-    let buffer = unsafe {
-        core::slice::from_raw_parts_mut(copy_start as *mut u8, fdt_region.end - copy_start)
-    };
+    let running_kernel = entry as u64..(entry + header.image_size) as u64;
+    let copy = tree_copy_place(tracker, &handoff, vmm_tree, &running_kernel)?;
+    // SAFETY: tree_copy_place mapped the range read-write; it lies clear of the VMM's tree, the
+    // kernel (as loaded and as it will run), the initrd and the firmware, and nothing else
+    // uses those bytes.
+    let buffer = unsafe { core::slice::from_raw_parts_mut(copy.start as *mut u8, copy.len()) };
     let mut tree = FdtWriter::open_into(vmm_tree, buffer)?;
     if !has_chosen {
         tree.add_node(b"/", b"chosen")?;
@@ -211,6 +216,35 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     // SAFETY: `entry` is the kernel's first instruction, identity-mapped; the VMM loaded the
     // kernel (or place_kernel moved and cleaned it), and jump_to_payload cleans the tree.
     unsafe { vmbase::payload::jump_to_payload(entry, tree) }
+}
+
+/// Room the kernel's tree gets beyond the VMM's, packed: the seeds, their names and a
+/// `/chosen` node take less than 256 bytes.
+const TREE_EDIT_ROOM: usize = 4096;
+
+/// Where the kernel's tree goes, mapped read-write. The VMM's tree stays as it is (vmbase holds
+/// it as read-only memory for the whole program): the kernel gets an edited copy, right after
+/// it in the tree's region when it fits there (as crosvm intends, leaving room for the tree to
+/// grow), else in the lowest free pages of RAM (a tree padded to fill its region, as
+/// `dtc -S 2097152` makes, leaves no room after it).
+fn tree_copy_place(
+    tracker: &mut MemoryTracker,
+    handoff: &Handoff,
+    vmm_tree: &[u8],
+    running_kernel: &Range<u64>,
+) -> Result<Range<usize>, Refusal> {
+    let size = vmbase::fdt::writer::packed_size(vmm_tree)? + TREE_EDIT_ROOM;
+    let region = usize_range(&handoff.fdt);
+    let after_vmm_tree = (region.start + vmm_tree.len()).next_multiple_of(8);
+    if region.end.saturating_sub(after_vmm_tree) >= size {
+        return Ok(after_vmm_tree..region.end);
+    }
+    let pages = handoff
+        .free_range(size.next_multiple_of(PAGE_SIZE) as u64, running_kernel)
+        .ok_or(Refusal::NoRoomForDeviceTree(size))?;
+    let pages = usize_range(&pages);
+    tracker.alloc_range_mut(&pages)?;
+    Ok(pages)
 }
 
 /// Where the kernel runs: where the VMM put it if it can run there, else a copy at the lowest

@@ -120,6 +120,23 @@ pub enum FdtError {
     BadCells,
     /// A property's value does not have the length its meaning requires.
     BadValue,
+    /// `/chosen/linux,initrd-end` is below `linux,initrd-start`.
+    InitrdEndBeforeStart {
+        /// `linux,initrd-start`.
+        start: u64,
+        /// `linux,initrd-end`.
+        end: u64,
+    },
+    /// `/chosen` has one of `linux,initrd-start` and `linux,initrd-end` but not the other; holds
+    /// the name of the missing one.
+    InitrdHalf(&'static str),
+    /// A `reg` entry's address plus its size is past the 64-bit address space.
+    RegOverflow {
+        /// The entry's address.
+        address: u64,
+        /// The entry's size.
+        size: u64,
+    },
     /// The node or property to edit does not exist.
     NotFound,
     /// The node to add already exists.
@@ -146,10 +163,25 @@ impl fmt::Display for FdtError {
             Self::UnbalancedNodes => write!(f, "FDT ends more nodes than it begins"),
             Self::BadCells => write!(f, "unsupported #address-cells or #size-cells"),
             Self::BadValue => write!(f, "FDT property value has the wrong length"),
+            Self::InitrdEndBeforeStart { start, end } => write!(
+                f,
+                "/chosen/linux,initrd-end ({end:#x}) is below linux,initrd-start ({start:#x})"
+            ),
+            Self::InitrdHalf(missing) => write!(
+                f,
+                "/chosen has only one of linux,initrd-start and linux,initrd-end: no {missing}"
+            ),
+            Self::RegOverflow { address, size } => write!(
+                f,
+                "a reg entry at {address:#x} of size {size:#x} ends past the 64-bit address space"
+            ),
             Self::NotFound => write!(f, "no such FDT node or property"),
             Self::Exists => write!(f, "FDT node already exists"),
             Self::BadName => write!(f, "invalid FDT node or property name"),
-            Self::NoSpace(needed) => write!(f, "FDT needs {needed} bytes of buffer"),
+            Self::NoSpace(needed) => write!(
+                f,
+                "the edited FDT needs {needed} bytes, more than the buffer it is edited in"
+            ),
         }
     }
 }
@@ -664,11 +696,12 @@ impl<'a> Fdt<'a> {
             (Some(start), Some(end)) => {
                 let (start, end) = (be_value(start)?, be_value(end)?);
                 if end < start {
-                    return Err(FdtError::BadValue);
+                    return Err(FdtError::InitrdEndBeforeStart { start, end });
                 }
                 Some(start..end)
             }
-            _ => return Err(FdtError::BadValue),
+            (Some(_), None) => return Err(FdtError::InitrdHalf("linux,initrd-end")),
+            (None, Some(_)) => return Err(FdtError::InitrdHalf("linux,initrd-start")),
         };
         Ok(Some(Chosen {
             bootargs: node.property(b"bootargs")?.map(c_string),
@@ -1124,7 +1157,9 @@ impl MemoryRanges<'_> {
     fn step(&mut self) -> Result<Option<Range<u64>>, FdtError> {
         loop {
             if let Some([address, size]) = self.reg.as_mut().and_then(Iterator::next) {
-                let end = address.checked_add(size).ok_or(FdtError::BadValue)?;
+                let end = address
+                    .checked_add(size)
+                    .ok_or(FdtError::RegOverflow { address, size })?;
                 return Ok(Some(address..end));
             }
             let Some(node) = self.nodes.next().transpose()? else {
@@ -1360,6 +1395,19 @@ pub(crate) mod tests {
     /// QEMU virt's tree, dumped with `-M virt,gic-version=3,dumpdtb=...` (QEMU 7.2).
     const QEMU_VIRT_DTB: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");
 
+    /// The inputs in `tests/data/fdt-regressions/`: the fuzzer's seeds, hand-made malformed
+    /// trees and every input the fuzzer (`fuzz/`) ever crashed on. Never empty: a test that
+    /// replays them must replay something.
+    pub(crate) fn regression_inputs() -> Vec<Vec<u8>> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
+        let inputs: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .collect();
+        assert!(!inputs.is_empty(), "no inputs in {dir}");
+        inputs
+    }
+
     /// QEMU virt's tree, in a heap buffer (8-byte aligned, unlike `include_bytes!`).
     pub(crate) fn qemu_virt() -> Vec<u8> {
         QEMU_VIRT_DTB.to_vec()
@@ -1559,16 +1607,68 @@ pub(crate) mod tests {
             Some(Ok(0xffff_ffff..0x1_ffff_fffe))
         );
 
-        let bad_initrd = FdtBuilder::new()
+        let overflows = tree(2, &[0xffff_ffff, 0xffff_f000, 0x1000]);
+        let error = Fdt::new(&overflows).unwrap().memory().unwrap().next();
+        assert_eq!(
+            error,
+            Some(Err(FdtError::RegOverflow {
+                address: 0xffff_ffff_ffff_f000,
+                size: 0x1000
+            }))
+        );
+        assert_eq!(
+            error.unwrap().unwrap_err().to_string(),
+            "a reg entry at 0xfffffffffffff000 of size 0x1000 ends past the 64-bit address space"
+        );
+    }
+
+    #[test]
+    fn each_bad_initrd_has_its_own_error() {
+        let chosen = |properties: &[(&str, u32)]| {
+            let mut builder = FdtBuilder::new();
+            builder.begin("").begin("chosen");
+            for &(name, value) in properties {
+                builder.prop_u32s(name, &[value]);
+            }
+            builder.end().end().build()
+        };
+        let cases = [
+            (
+                chosen(&[("linux,initrd-start", 0x2000), ("linux,initrd-end", 0x1000)]),
+                FdtError::InitrdEndBeforeStart {
+                    start: 0x2000,
+                    end: 0x1000,
+                },
+                "/chosen/linux,initrd-end (0x1000) is below linux,initrd-start (0x2000)",
+            ),
+            (
+                chosen(&[("linux,initrd-start", 0x2000)]),
+                FdtError::InitrdHalf("linux,initrd-end"),
+                "/chosen has only one of linux,initrd-start and linux,initrd-end: no \
+                 linux,initrd-end",
+            ),
+            (
+                chosen(&[("linux,initrd-end", 0x2000)]),
+                FdtError::InitrdHalf("linux,initrd-start"),
+                "/chosen has only one of linux,initrd-start and linux,initrd-end: no \
+                 linux,initrd-start",
+            ),
+        ];
+        for (blob, error, message) in cases {
+            assert_eq!(Fdt::new(&blob).unwrap().chosen(), Err(error));
+            assert_eq!(error.to_string(), message);
+        }
+        // A value of the wrong length is still that.
+        let three_bytes = FdtBuilder::new()
             .begin("")
             .begin("chosen")
-            .prop_u32s("linux,initrd-start", &[0x2000])
+            .prop("linux,initrd-start", &[0, 0, 0])
             .prop_u32s("linux,initrd-end", &[0x1000])
             .end()
             .end()
             .build();
         assert_eq!(
-            Fdt::new(&bad_initrd).unwrap().chosen(),
+            Fdt::new(&three_bytes).unwrap().chosen(),
             Err(FdtError::BadValue)
         );
     }
@@ -1635,14 +1735,9 @@ pub(crate) mod tests {
     /// crashed on: each must be read to a result, never a panic.
     #[test]
     fn fuzz_regressions_never_panic() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
-        let mut count = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let blob = std::fs::read(entry.unwrap().path()).unwrap();
+        for blob in regression_inputs() {
             read_everything(&blob);
-            count += 1;
         }
-        assert!(count > 0, "no inputs in {dir}");
     }
 
     #[test]

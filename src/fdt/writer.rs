@@ -61,6 +61,27 @@ fn reservations_end(blob: &[u8], start: usize, limit: usize) -> Result<usize, Fd
     Err(FdtError::BadLayout)
 }
 
+/// The valid tree `blob` and its memory reservation block (terminator included): what
+/// [`FdtWriter::open_into`] copies, with the structure and strings blocks.
+fn packed_parts(blob: &[u8]) -> Result<(Fdt<'_>, &[u8]), FdtError> {
+    let fdt = Fdt::new(blob)?;
+    fdt.check()?;
+    let blob = fdt.as_bytes();
+    let rsv_start = field(blob, OFF_MEM_RSVMAP);
+    if rsv_start < HEADER_SIZE || !rsv_start.is_multiple_of(8) {
+        return Err(FdtError::BadLayout);
+    }
+    let rsv_end = reservations_end(blob, rsv_start, blob.len())?;
+    Ok((fdt, &blob[rsv_start..rsv_end]))
+}
+
+/// The bytes the valid tree `blob` takes once packed, as [`FdtWriter::open_into`] copies it:
+/// its `totalsize` less any padding (a tree `dtc -S` or `-p` padded is larger than its content).
+pub fn packed_size(blob: &[u8]) -> Result<usize, FdtError> {
+    let (fdt, reservations) = packed_parts(blob)?;
+    Ok(HEADER_SIZE + reservations.len() + fdt.structure.len() + fdt.strings.len())
+}
+
 impl<'b> FdtWriter<'b> {
     /// Opens the tree at the start of `buffer` for editing; the bytes after its `totalsize`
     /// are room to grow. The tree must already be in the canonical layout (as dtc and libfdt
@@ -87,15 +108,8 @@ impl<'b> FdtWriter<'b> {
     /// Copies the valid tree `blob` into `buffer` in the canonical layout and opens it there:
     /// how a tree moves into a larger buffer (or leaves a read-only one).
     pub fn open_into(blob: &[u8], buffer: &'b mut [u8]) -> Result<Self, FdtError> {
-        let fdt = Fdt::new(blob)?;
-        fdt.check()?;
+        let (fdt, reservations) = packed_parts(blob)?;
         let blob = fdt.as_bytes();
-        let rsv_start = field(blob, OFF_MEM_RSVMAP);
-        if rsv_start < HEADER_SIZE || !rsv_start.is_multiple_of(8) {
-            return Err(FdtError::BadLayout);
-        }
-        let rsv_end = reservations_end(blob, rsv_start, blob.len())?;
-        let reservations = &blob[rsv_start..rsv_end];
         let struct_start = HEADER_SIZE + reservations.len();
         let strings_start = struct_start + fdt.structure.len();
         let total = strings_start + fdt.strings.len();
@@ -369,6 +383,28 @@ mod tests {
     }
 
     #[test]
+    fn a_padded_tree_packs_to_its_content() {
+        let original = qemu_virt();
+        let packed = packed_size(&original).unwrap();
+        assert!(packed <= original.len());
+        // dtc -S pads the tree to the size asked for: 2 MiB, the most a tree may have.
+        let padded = dtc(&["-I", "dtb", "-O", "dtb", "-S", "2097152"], &original);
+        assert_eq!(padded.len(), 2 << 20);
+        assert_eq!(packed_size(&padded), Ok(packed));
+        let mut buffer = vec![0u8; packed];
+        let writer = FdtWriter::open_into(&padded, &mut buffer).unwrap();
+        assert_eq!(writer.as_bytes().len(), packed);
+        assert_eq!(
+            FdtWriter::open_into(&padded, &mut buffer[..packed - 1]).err(),
+            Some(FdtError::NoSpace(packed))
+        );
+        assert_eq!(
+            FdtError::NoSpace(packed).to_string(),
+            format!("the edited FDT needs {packed} bytes, more than the buffer it is edited in")
+        );
+    }
+
+    #[test]
     fn edits_read_back_through_the_reader_and_dtc() {
         let original = qemu_virt();
         let mut buffer = vec![0u8; original.len() + 4096];
@@ -568,16 +604,18 @@ mod tests {
     }
 
     /// Edits on every regression input: refused or done, never a panic, and a done edit leaves
-    /// a tree that passes [`Fdt::check`].
+    /// a tree that passes [`Fdt::check`]. The corpus must hold both trees the writer refuses and
+    /// trees it edits, or one of the two paths goes untested.
     #[test]
     fn hostile_trees_are_refused_or_edited_safely() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let blob = std::fs::read(entry.unwrap().path()).unwrap();
+        let (mut edited, mut refused) = (0, 0);
+        for blob in super::super::tests::regression_inputs() {
             let mut buffer = vec![0u8; blob.len() + 512];
             let Ok(mut writer) = FdtWriter::open_into(&blob, &mut buffer) else {
+                refused += 1;
                 continue;
             };
+            edited += 1;
             let _ = writer.set_property(b"/chosen", b"kaslr-seed", &[0; 8]);
             let _ = writer.set_property(b"/chosen", b"bootargs", b"quiet\0");
             let _ = writer.delete_property(b"/chosen", b"stdout-path");
@@ -585,5 +623,9 @@ mod tests {
             let _ = writer.pack();
             writer.fdt().unwrap().check().unwrap();
         }
+        assert!(
+            edited > 0 && refused > 0,
+            "{edited} edited, {refused} refused"
+        );
     }
 }

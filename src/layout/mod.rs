@@ -63,7 +63,7 @@ impl Layout {
             };
         }
         Self {
-            dtb: address!(dtb_begin)..address!(dtb_end),
+            dtb: far_address(&DTB_BEGIN)..far_address(&DTB_END),
             text: address!(text_begin)..address!(text_end),
             rodata: address!(rodata_begin)..address!(rodata_end),
             data: address!(data_begin)..address!(data_end),
@@ -100,6 +100,28 @@ impl Layout {
             .into_iter()
             .find(|&stack| self.guard_page(stack).contains(&address))
     }
+}
+
+/// A linker symbol's address, held as data: a 64-bit absolute relocation reaches any address,
+/// where code's PC-relative `ADRP` reaches only 4 GiB either way of the image. The FDT region
+/// may lie farther (vmbase_linuxboot's is a window over up to 512 GiB of RAM).
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+struct FarSymbol(*const u8);
+
+// SAFETY: Only the address is read; nothing is ever read through it.
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+unsafe impl Sync for FarSymbol {}
+
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+static DTB_BEGIN: FarSymbol = FarSymbol(&raw const crate::linker::dtb_begin);
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+static DTB_END: FarSymbol = FarSymbol(&raw const crate::linker::dtb_end);
+
+/// The address `symbol` holds. A volatile load: folded into the code, it would be `ADRP` again.
+#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+fn far_address(symbol: &'static FarSymbol) -> usize {
+    // SAFETY: `symbol` is a valid, aligned static that nothing writes.
+    unsafe { core::ptr::read_volatile(&raw const symbol.0) }.addr()
 }
 
 #[cfg(test)]

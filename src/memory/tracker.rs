@@ -74,6 +74,8 @@ pub enum MemoryTrackerError {
     NotMapped(Range<usize>),
     /// The page table refused the change.
     PageTable(MapError),
+    /// The hypervisor's MMIO guard refused to register or unregister the range's pages.
+    MmioGuard(crate::hyp::Error),
 }
 
 impl fmt::Display for MemoryTrackerError {
@@ -88,6 +90,7 @@ impl fmt::Display for MemoryTrackerError {
             Self::Overlaps(range) => write!(f, "range {range:#x?} overlaps a mapping"),
             Self::NotMapped(range) => write!(f, "range {range:#x?} was not mapped by the tracker"),
             Self::PageTable(error) => write!(f, "page table: {error}"),
+            Self::MmioGuard(error) => write!(f, "MMIO guard: {error}"),
         }
     }
 }
@@ -175,7 +178,8 @@ impl MemoryTracker {
 
     /// Maps `range` (rounded out to pages) as `memory_type`, after checking that it lies in the
     /// RAM or MMIO range that type belongs to and that no part of it is mapped yet. Returns the
-    /// page-aligned range mapped.
+    /// page-aligned range mapped. Device pages are registered with the hypervisor's MMIO guard
+    /// first when vmbase enrolled in it (`hyp::mmio_guard_enrolled`).
     pub fn map(
         &mut self,
         range: &Range<usize>,
@@ -197,7 +201,17 @@ impl MemoryTracker {
         {
             return Err(MemoryTrackerError::Overlaps(range));
         }
-        self.page_table.map(&range, memory_type.attributes())?;
+        let guarded = memory_type == MemoryType::Device && crate::hyp::mmio_guard_enrolled();
+        if guarded {
+            crate::hyp::mmio_guard_map(&range).map_err(MemoryTrackerError::MmioGuard)?;
+        }
+        if let Err(error) = self.page_table.map(&range, memory_type.attributes()) {
+            if guarded {
+                // The pages were registered a moment ago, by this call: this only undoes that.
+                let _ = crate::hyp::mmio_guard_unmap(&range);
+            }
+            return Err(error.into());
+        }
         self.regions.push(Region {
             range: range.clone(),
             memory_type,
@@ -248,8 +262,9 @@ impl MemoryTracker {
         self.alloc_range_mut(&checked_range(base, size)?)
     }
 
-    /// Maps `range` of MMIO as device memory (AOSP's `map_mmio_range`, which maps lazily for the
-    /// MMIO guard; this maps at once).
+    /// Maps `range` of MMIO as device memory, registering every page with the hypervisor's MMIO
+    /// guard when vmbase enrolled in it (AOSP's `map_mmio_range` maps lazily and registers a
+    /// page on its first access; this registers and maps at once).
     pub fn map_mmio_range(&mut self, range: Range<usize>) -> Result<(), MemoryTrackerError> {
         self.map(&range, MemoryType::Device).map(drop)
     }
@@ -257,7 +272,9 @@ impl MemoryTracker {
     /// Unmaps a range the tracker mapped, given as it was given to the map call (it is rounded
     /// out to pages the same way). Writable RAM is cleaned and invalidated to the point of
     /// coherency first, so what was written reaches memory and no dirty line outlives the
-    /// mapping.
+    /// mapping. Device pages are unregistered from the MMIO guard afterwards when vmbase enrolled
+    /// in it; if the hypervisor refuses, the range is unmapped all the same and the refusal is
+    /// returned.
     ///
     /// # Safety
     ///
@@ -274,7 +291,10 @@ impl MemoryTracker {
             crate::memory::clean_invalidate_range(&range);
         }
         self.page_table.unmap(&range)?;
-        self.regions.swap_remove(index);
+        let region = self.regions.swap_remove(index);
+        if region.memory_type == MemoryType::Device && crate::hyp::mmio_guard_enrolled() {
+            crate::hyp::mmio_guard_unmap(&range).map_err(MemoryTrackerError::MmioGuard)?;
+        }
         Ok(())
     }
 

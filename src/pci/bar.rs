@@ -105,6 +105,23 @@ impl BarAllocator {
     }
 }
 
+/// The pages `bars` lie in, as few ranges as possible: rounded out to pages, sorted, and merged
+/// where they overlap or touch (small BARs may share a page).
+pub fn bar_pages(mut bars: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    let page = crate::layout::PAGE_SIZE as u64;
+    bars.sort_by_key(|bar| bar.start);
+    let mut pages: Vec<Range<u64>> = Vec::new();
+    for bar in bars {
+        let start = bar.start & !(page - 1);
+        let end = bar.end.next_multiple_of(page);
+        match pages.last_mut() {
+            Some(last) if start <= last.end => last.end = last.end.max(end),
+            _ => pages.push(start..end),
+        }
+    }
+    pages
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +225,24 @@ mod tests {
         }
         let mut empty = BarAllocator::new(&[]);
         assert!(empty.allocate(0x1000, true, true).is_err());
+    }
+
+    #[test]
+    fn bar_pages_are_merged_where_they_share_a_page() {
+        assert_eq!(
+            bar_pages(vec![
+                0x1000_4000..0x1000_8000,
+                0x1000_0000..0x1000_0010,
+                0x1000_0020..0x1000_0040,
+                0x1000_8000..0x1000_9000,
+                0x1002_0000..0x1002_1000,
+            ]),
+            [
+                0x1000_0000..0x1000_1000,
+                0x1000_4000..0x1000_9000,
+                0x1002_0000..0x1002_1000
+            ]
+        );
+        assert!(bar_pages(Vec::new()).is_empty());
     }
 }

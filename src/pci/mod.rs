@@ -5,10 +5,12 @@
 //! assigned from those windows, and the devices found on the bus.
 
 mod bar;
+mod capabilities;
 #[cfg(target_arch = "aarch64")]
 mod root;
 
-pub use bar::BarAllocator;
+pub use bar::{bar_pages, BarAllocator};
+pub use capabilities::{capability_loop, TransportError};
 #[cfg(target_arch = "aarch64")]
 pub use root::{CamAccess, PciRoot};
 

@@ -4,9 +4,10 @@
 //! The running PCI root complex: configuration space and windows mapped as device memory, BARs
 //! assigned, devices enumerated.
 
-use super::{BarAllocator, CamKind, PciError, PciInfo};
+use super::{bar_pages, capability_loop, BarAllocator, CamKind, PciError, PciInfo, TransportError};
 use crate::fdt::Fdt;
 use crate::memory::MemoryTracker;
+use crate::virtio::VirtioTransport;
 use alloc::vec::Vec;
 use core::ops::{Deref, Range};
 use core::ptr::NonNull;
@@ -16,7 +17,7 @@ use virtio_drivers::transport::pci::bus::{
     self, BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType,
     MemoryBarType,
 };
-use virtio_drivers::transport::pci::{virtio_device_type, PciTransport, VirtioPciError};
+use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
 use virtio_drivers::transport::DeviceType;
 
 /// What a configuration read of an absent function returns.
@@ -120,17 +121,16 @@ fn to_usize_range(range: &Range<u64>) -> Range<usize> {
 
 impl PciRoot {
     /// Finds the host bridge in `fdt`, checks it against the tracker's RAM and MMIO ranges, maps
-    /// its configuration space and usable memory windows as device memory, assigns every memory
-    /// BAR that the VMM left unassigned (or placed outside the windows), and enables memory
-    /// decoding and bus mastering on every type 0 function of its buses.
+    /// its configuration space as device memory, assigns every memory BAR that the VMM left
+    /// unassigned (or placed outside the usable windows), maps the pages of every BAR as device
+    /// memory, and enables memory decoding and bus mastering on every type 0 function of its
+    /// buses. Only BARs are mapped, not whole windows: under the hypervisor's MMIO guard every
+    /// mapped page is registered, and a window is up to hundreds of MiB.
     pub fn new(fdt: &Fdt, tracker: &mut MemoryTracker) -> Result<Self, PciError> {
         let info = PciInfo::from_fdt(fdt)?;
         let as_u64 = |range: &Range<usize>| range.start as u64..range.end as u64;
         let windows = info.usable_windows(&as_u64(tracker.ram()), &as_u64(tracker.mmio()))?;
         tracker.map_mmio_range(to_usize_range(&info.cam_range))?;
-        for window in &windows {
-            tracker.map_mmio_range(to_usize_range(&window.cpu_range))?;
-        }
         // SAFETY: The tracker just mapped configuration space as device memory, and refuses to
         // map it again; only this CamAccess uses it.
         let cam = unsafe { CamAccess::new(&info) }
@@ -147,7 +147,10 @@ impl PciRoot {
                 }
             }
         }
-        assign_bars(&mut root, &devices, BarAllocator::new(&windows))?;
+        let bars = assign_bars(&mut root, &devices, BarAllocator::new(&windows))?;
+        for pages in bar_pages(bars) {
+            tracker.map_mmio_range(to_usize_range(&pages))?;
+        }
         for device in &devices {
             root.set_command(device.function, Command::MEMORY_SPACE | Command::BUS_MASTER);
         }
@@ -185,9 +188,19 @@ impl PciRoot {
         self.root.set_command(function, command);
     }
 
-    /// A virtio transport for `function`, with DMA through [`crate::virtio::VirtioHal`].
-    pub fn transport(&mut self, function: DeviceFunction) -> Result<PciTransport, VirtioPciError> {
-        PciTransport::new::<crate::virtio::VirtioHal, _>(&mut self.root, function)
+    /// A virtio transport for `function`, with DMA through [`crate::virtio::VirtioHal`] and
+    /// every wait on the device bounded ([`VirtioTransport`]). A capability list that loops is
+    /// refused before `virtio-drivers` walks it. (A host that rewrites the list between the two
+    /// walks could still make it loop; it could as well stop the VM.)
+    pub fn transport(
+        &mut self,
+        function: DeviceFunction,
+    ) -> Result<VirtioTransport, TransportError> {
+        if let Some(offset) = capability_loop(&self.root, function) {
+            return Err(TransportError::CapabilityLoop { function, offset });
+        }
+        let transport = PciTransport::new::<crate::virtio::VirtioHal, _>(&mut self.root, function)?;
+        Ok(VirtioTransport::new(transport))
     }
 }
 
@@ -198,11 +211,13 @@ fn bar_error(error: bus::PciError) -> PciError {
 }
 
 /// Keeps the BARs the VMM placed inside a window without overlap, then places the others.
+/// Returns where every memory BAR is.
 fn assign_bars(
     root: &mut bus::PciRoot<CamAccess>,
     devices: &[PciDevice],
     mut allocator: BarAllocator,
-) -> Result<(), PciError> {
+) -> Result<Vec<Range<u64>>, PciError> {
+    let mut placed = Vec::new();
     let mut unplaced = Vec::new();
     for device in devices {
         let bars = root.bars(device.function).map_err(bar_error)?;
@@ -223,7 +238,9 @@ fn assign_bars(
                 ..address
                     .checked_add(size)
                     .ok_or(PciError::Overflow(address))?;
-            if address == 0 || !allocator.reserve(&range) {
+            if address != 0 && allocator.reserve(&range) {
+                placed.push(range);
+            } else {
                 unplaced.push((
                     device.function,
                     index as u8,
@@ -239,14 +256,16 @@ fn assign_bars(
             MemoryBarType::Width64 => {
                 let address = allocator.allocate(size, true, prefetchable)?;
                 root.set_bar_64(function, index, address);
+                placed.push(address..address + size);
             }
             MemoryBarType::Below1MiB => return Err(PciError::Config("a BAR must lie below 1 MiB")),
             MemoryBarType::Width32 => {
                 let address = allocator.allocate(size, false, prefetchable)?;
-                let address = u32::try_from(address).map_err(|_| PciError::Overflow(address))?;
-                root.set_bar_32(function, index, address);
+                let address32 = u32::try_from(address).map_err(|_| PciError::Overflow(address))?;
+                root.set_bar_32(function, index, address32);
+                placed.push(address..address + size);
             }
         }
     }
-    Ok(())
+    Ok(placed)
 }

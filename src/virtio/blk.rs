@@ -4,14 +4,20 @@
 //! virtio-blk: sectors read and written with a bounded wait, errors that name the device and
 //! the request.
 
+use super::VirtioTransport;
 use super::{poll_until, VirtioHal, DEFAULT_TIMEOUT_MS};
 use core::fmt;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::transport::pci::bus::DeviceFunction;
-use virtio_drivers::transport::pci::PciTransport;
 
 /// Bytes per sector.
 pub const SECTOR: usize = SECTOR_SIZE;
+
+/// The bounce buffers `share` allocates for a request of `len` bytes, in its order: the
+/// header, the data, the status byte (virtio-drivers queues reads and writes alike this way).
+fn request_bounces(len: usize) -> [usize; 3] {
+    [size_of::<BlkReq>(), len, size_of::<BlkResp>()]
+}
 
 /// What was asked of the disk.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -84,7 +90,7 @@ impl fmt::Display for BlockError {
 
 /// A virtio-blk disk on PCI.
 pub struct Disk {
-    device: VirtIOBlk<VirtioHal, PciTransport>,
+    device: VirtIOBlk<VirtioHal, VirtioTransport>,
     function: DeviceFunction,
     max_request: usize,
     timeout_ms: u64,
@@ -96,7 +102,7 @@ impl Disk {
     /// bytes (rounded down to sectors, at least one): a bounce buffer of that size must fit in
     /// the DMA pool.
     pub fn new(
-        transport: PciTransport,
+        transport: VirtioTransport,
         function: DeviceFunction,
         max_request: usize,
     ) -> Result<Self, virtio_drivers::Error> {
@@ -160,7 +166,7 @@ impl Disk {
         if operation == Operation::Write && self.read_only() {
             return Err(error(BlockErrorKind::ReadOnly));
         }
-        if !super::pool::has_room_for(len) {
+        if !super::pool::has_room_for_bounces(&request_bounces(len)) {
             return Err(error(BlockErrorKind::NoDmaMemory));
         }
         Ok(())

@@ -5,13 +5,13 @@
 //! `hardware=virtio-console`): a second output, and input the guest can read lines from, every
 //! wait bounded.
 
+use super::VirtioTransport;
 use super::{poll_until, VirtioHal, DEFAULT_TIMEOUT_MS};
 use alloc::boxed::Box;
 use core::fmt;
 use virtio_drivers::device::common::Feature;
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
-use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::Transport;
 
 /// Port 0's queues (without `VIRTIO_CONSOLE_F_MULTIPORT`, the only port).
@@ -73,7 +73,7 @@ impl fmt::Display for ConsoleError {
 
 /// A virtio console on PCI.
 pub struct Console {
-    transport: PciTransport,
+    transport: VirtioTransport,
     receive_queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
     transmit_queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
     function: DeviceFunction,
@@ -90,7 +90,7 @@ impl Console {
     /// Drives the console at `function` through `transport`, and offers the device a buffer
     /// for input.
     pub fn new(
-        mut transport: PciTransport,
+        mut transport: VirtioTransport,
         function: DeviceFunction,
     ) -> Result<Self, ConsoleError> {
         let error = |error| ConsoleError {

@@ -8,9 +8,6 @@ use crate::layout::PAGE_SIZE;
 use core::ptr::{copy_nonoverlapping, NonNull};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
-/// Alignment of bounce buffers: enough for every virtio structure.
-const BOUNCE_ALIGN: usize = 16;
-
 /// DMA for `virtio-drivers`: queues and buffers live in the DMA pool (set up first with
 /// `virtio::init_dma_pool_from_fdt` or its siblings); vmbase's page tables are an identity map,
 /// so CPU and device addresses are the same.
@@ -18,8 +15,8 @@ const BOUNCE_ALIGN: usize = 16;
 /// `share` copies every buffer into the pool, so a device never sees other memory. When the
 /// pool is full or not set up, `share` and queue allocation fail: `dma_alloc` returns 0 (an
 /// error `virtio-drivers` reports), `share` panics (the trait has no error path), which the
-/// device wrappers avoid: the block device checks that the pool has room for each request
-/// first, the others send small chunks.
+/// device wrappers avoid: the block device checks that the pool has room for each request's
+/// bounce buffers, allocated as `share` will allocate them, first; the others send small chunks.
 #[derive(Debug)]
 pub struct VirtioHal;
 
@@ -53,7 +50,7 @@ unsafe impl Hal for VirtioHal {
 
     unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
         let size = buffer.len();
-        let Some(bounce) = pool::alloc(size, BOUNCE_ALIGN) else {
+        let Some(bounce) = pool::alloc_bounce(size) else {
             panic!("virtio: the DMA pool has no {size} bytes for a buffer");
         };
         if direction != BufferDirection::DeviceToDriver {
@@ -72,8 +69,8 @@ unsafe impl Hal for VirtioHal {
             unsafe { copy_nonoverlapping(bounce, buffer.as_ptr().cast::<u8>(), size) };
         }
         if let Some(bounce) = NonNull::new(bounce) {
-            // SAFETY: share allocated this block with this size and alignment.
-            unsafe { pool::dealloc(bounce, size, BOUNCE_ALIGN) };
+            // SAFETY: share allocated this bounce block with this size.
+            unsafe { pool::dealloc_bounce(bounce, size) };
         }
     }
 }

@@ -12,14 +12,16 @@ mod hal;
 mod pool;
 #[cfg(target_arch = "aarch64")]
 pub mod rng;
+mod transport;
 
 pub use hal::VirtioHal;
 #[cfg(target_arch = "aarch64")]
 pub use pool::init_dma_pool_from_fdt;
 pub use pool::{
-    init_dma_pool, init_dma_pool_from_heap, pool_range, restricted_dma_pool, share_with_host,
+    init_dma_pool, init_dma_pool_from_heap, pool_range, release_dma_pool, restricted_dma_pool,
     DmaPoolError,
 };
+pub use transport::{VirtioTransport, CONFIG_READ_ATTEMPTS};
 pub use virtio_drivers;
 
 /// How long a device may take to answer one request before the driver gives up on it.
@@ -40,4 +42,10 @@ pub(crate) fn poll_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> boo
         }
         core::hint::spin_loop();
     }
+}
+
+/// Host builds (unit tests) have no generic timer: one poll per millisecond of the timeout.
+#[cfg(not(target_arch = "aarch64"))]
+pub(crate) fn poll_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    (0..=timeout_ms).any(|_| done())
 }

@@ -6,13 +6,13 @@
 //! `virtio-drivers`' own rng driver waits for the device without a bound, so this one drives the
 //! single request queue itself.
 
+use super::VirtioTransport;
 use super::{poll_until, VirtioHal, DEFAULT_TIMEOUT_MS};
 use core::fmt;
 use spin::mutex::SpinMutex;
 use virtio_drivers::device::common::Feature;
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
-use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::Transport;
 
 /// The device's only queue.
@@ -60,7 +60,7 @@ impl fmt::Display for RngError {
 
 /// A virtio-rng device on PCI.
 pub struct Rng {
-    transport: PciTransport,
+    transport: VirtioTransport,
     queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
     function: DeviceFunction,
     timeout_ms: u64,
@@ -74,7 +74,7 @@ unsafe impl Send for Rng {}
 impl Rng {
     /// Drives the entropy device at `function` through `transport`.
     pub fn new(
-        mut transport: PciTransport,
+        mut transport: VirtioTransport,
         function: DeviceFunction,
     ) -> Result<Self, virtio_drivers::Error> {
         transport.begin_init(Feature::VERSION_1);

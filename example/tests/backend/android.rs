@@ -2,14 +2,16 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! The Android backend: vmbase_example.bin (the test's `data`, installed next to the test
-//! binary) booted as the bootloader of an unprotected VM by VirtualizationService, through AOSP's
-//! `vmclient`.
+//! binary) booted as the bootloader of a VM, protected (pKVM) or not, by VirtualizationService,
+//! through AOSP's `vmclient`. Written against Android 15's API (android-15.0.0_r1):
+//! `VirtualMachineRawConfig` has a `cpuTopology` enum (one CPU, or as many as the host) and a
+//! `protectedVm` flag, `VmInstance::create` takes the service, the config, console out, console
+//! in, log and callback, and `start` takes nothing.
 
 use super::{BOOT_TIMEOUT, Run};
 use android_system_virtualizationservice::{
     aidl::android::system::virtualizationservice::{
-        CpuOptions::CpuOptions, CpuOptions::CpuTopology::CpuTopology,
-        VirtualMachineConfig::VirtualMachineConfig,
+        CpuTopology::CpuTopology, VirtualMachineConfig::VirtualMachineConfig,
         VirtualMachineRawConfig::VirtualMachineRawConfig,
     },
     binder::{ParcelFileDescriptor, ProcessState},
@@ -19,9 +21,10 @@ use std::io::{BufRead, BufReader};
 use std::thread;
 use vmclient::{VirtualizationService, VmInstance};
 
-/// Boots the example with `memory_mib` of RAM and `num_cpus` CPUs and waits for it to end; a VM
-/// still running after the timeout fails the test.
-pub fn boot_example(memory_mib: u32, num_cpus: u32) -> Run {
+/// Boots the example with `memory_mib` of RAM, in a protected VM if `protected`, and waits for it
+/// to end; a VM still running after the timeout fails the test. Android 15 cannot ask for a CPU
+/// count: one CPU is `ONE_CPU`, more is `MATCH_HOST`, as many as the device has.
+pub fn boot_example(memory_mib: u32, num_cpus: u32, protected: bool) -> Run {
     // Binder needs its thread pool for the death notification that ends the wait.
     ProcessState::start_thread_pool();
     let image = std::env::current_exe()
@@ -33,9 +36,12 @@ pub fn boot_example(memory_mib: u32, num_cpus: u32) -> Run {
         name: "VmBaseTest".to_owned(),
         bootloader: Some(ParcelFileDescriptor::new(bootloader)),
         memoryMib: memory_mib.try_into().expect("memory size fits an i32"),
-        cpuOptions: CpuOptions {
-            cpuTopology: CpuTopology::CpuCount(num_cpus.try_into().expect("CPU count fits an i32")),
+        cpuTopology: if num_cpus > 1 {
+            CpuTopology::MATCH_HOST
+        } else {
+            CpuTopology::ONE_CPU
         },
+        protectedVm: protected,
         platformVersion: "~1.0".to_owned(),
         ..Default::default()
     });

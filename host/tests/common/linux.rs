@@ -162,6 +162,15 @@ impl LinuxBoot {
         let boot = vmbase_test_harness::boot(&self.config, LINUX_BOOT_TIMEOUT).unwrap();
         (boot.reason, boot.console)
     }
+
+    /// [`boot`](Self::boot), paused for gdb-multiarch, which runs `script`
+    /// (`vmbase_test_harness::boot_under_gdb`).
+    pub fn boot_under_gdb(&self, script: &[&str]) -> (DeathReason, String) {
+        super::require_qemu();
+        let (boot, _) =
+            vmbase_test_harness::boot_under_gdb(&self.config, script, LINUX_BOOT_TIMEOUT);
+        (boot.reason, boot.console)
+    }
 }
 
 /// The lines the test's init printed, without their prefix.

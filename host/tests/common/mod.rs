@@ -200,7 +200,8 @@ pub fn send_signal(signal: &str, pid: u32) {
     assert!(status.success(), "kill {signal} {pid} failed");
 }
 
-/// Processes whose command line contains `needle`, as (pid, parent pid).
+/// Processes with `needle` as an argument (or as `guest=NEEDLE`, QEMU's `-name`), as (pid,
+/// parent pid).
 pub fn processes_with_argument(needle: &str) -> Vec<(u32, u32)> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
@@ -210,9 +211,10 @@ pub fn processes_with_argument(needle: &str) -> Vec<(u32, u32)> {
         let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let matches = cmdline
-            .split(|&byte| byte == 0)
-            .any(|arg| arg == needle.as_bytes());
+        // QEMU gets a VM's name as `-name guest=NAME`.
+        let matches = cmdline.split(|&byte| byte == 0).any(|arg| {
+            arg == needle.as_bytes() || arg.strip_prefix(b"guest=") == Some(needle.as_bytes())
+        });
         if matches && let Some(parent) = parent_pid(&entry.path()) {
             found.push((pid, parent));
         }

@@ -22,7 +22,7 @@ use vmbase::console::ConsoleDevice;
 use vmbase::entry::boot_fdt;
 use vmbase::exceptions::{current_exception, report, ExceptionClass, ExceptionFrame, Vector};
 use vmbase::fdt::Fdt;
-use vmbase::layout::Layout;
+use vmbase::layout::{Layout, PAGE_SIZE};
 use vmbase::paging::PageTable;
 use vmbase::{configure_heap, counter, main, power, println};
 
@@ -137,7 +137,9 @@ fn fault_from_bootargs(bootargs: &[u8]) -> Option<&str> {
 }
 
 /// Maps the image like the example does, with guard pages below the stacks, and of MMIO only the
-/// console and the GIC: the null page stays unmapped under QEMU.
+/// console, the GIC and the RTC: the null page stays unmapped under QEMU. The GIC is registered
+/// with the hypervisor's MMIO guard when vmbase enrolled in it (vmbase registered the console);
+/// the RTC never is, for the unregistered-mmio case.
 fn activate_page_table() {
     let layout = Layout::current();
     let mut page_table = PageTable::new();
@@ -146,6 +148,15 @@ fn activate_page_table() {
         .unwrap();
     for range in gic::MMIO {
         page_table.map_device(&range).unwrap();
+        if vmbase::hyp::mmio_guard_enrolled() {
+            if let Err(error) = vmbase::hyp::mmio_guard_map(&range) {
+                println!("fault guest: registering the GIC at {range:#x?}: {error}");
+                power::reboot();
+            }
+        }
+    }
+    if let Some(rtc) = rtc() {
+        page_table.map_device(&(rtc..rtc + PAGE_SIZE)).unwrap();
     }
     page_table.map_image(&layout).unwrap();
     // SAFETY: The table maps everything this guest touches but UNMAPPED_ADDRESS, the null page
@@ -243,6 +254,9 @@ fn inject(case: &str) {
         "corrupt-fdt" => corrupt_fdts(),
         "garbage-x0" => garbage_x0(),
         "console-cost" => console_cost(),
+        "unregistered-mmio" => read_unregistered_device(),
+        "share-twice" => share_twice(),
+        "unshare-unshared" => unshare_unshared(),
         other => {
             println!("fault guest: unknown case {other}");
             power::reboot();
@@ -255,6 +269,113 @@ fn read_unmapped() -> ! {
     let value = unsafe { (UNMAPPED_ADDRESS as *const u64).read_volatile() };
     println!("fault guest: read {value:#x} from an unmapped address");
     power::reboot()
+}
+
+/// The page of the device tree's PL031 RTC (QEMU virt's is at `0x901_0000`), a device nothing in
+/// this guest registers with the MMIO guard.
+fn rtc() -> Option<usize> {
+    let fdt = Fdt::new(boot_fdt()?).ok()?;
+    let node = fdt.compatible_nodes(b"arm,pl031").next()?.ok()?;
+    let [address, _size] = node.reg().ok()??.next()?;
+    let address = usize::try_from(address).ok()?;
+    vmbase::console::MMIO_RANGE
+        .contains(&address)
+        .then_some(address & !(PAGE_SIZE - 1))
+}
+
+/// Reads the RTC's data register, a device page mapped but never registered with the MMIO
+/// guard: the hypervisor must stop the VM (without a guard, the read returns the time and the
+/// guest reports that and reboots).
+fn read_unregistered_device() -> ! {
+    let Some(rtc) = rtc() else {
+        println!("fault guest: the device tree has no arm,pl031 RTC in the MMIO range");
+        power::reboot();
+    };
+    let enrolled = if vmbase::hyp::mmio_guard_enrolled() {
+        "enrolled"
+    } else {
+        "not enrolled"
+    };
+    println!("fault guest: reading the unregistered device page {rtc:#x} (MMIO guard {enrolled})");
+    // SAFETY: The page table maps the RTC's page as device memory; nothing else in this guest
+    // uses the RTC, and reading its data register (offset 0) changes nothing.
+    let data =
+        unsafe { UniqueMmioPointer::new(NonNull::new(rtc as *mut ReadPureWrite<u32>).unwrap()) };
+    let value = data.read();
+    println!("fault guest: read {value:#x} from the unregistered device page {rtc:#x}");
+    power::reboot()
+}
+
+/// One granule of heap memory, aligned to the hypervisor's sharing granule; `None` (after
+/// saying so) when the hypervisor does not protect memory, so there is nothing to check.
+fn sharable_granule() -> Option<core::ops::Range<usize>> {
+    let granule = match vmbase::hyp::memory_sharing_granule() {
+        Ok(Some(granule)) => granule,
+        Ok(None) => {
+            println!("fault guest: the hypervisor does not protect memory; nothing to share");
+            return None;
+        }
+        Err(error) => {
+            println!("fault guest: memory sharing unusable: {error}");
+            return None;
+        }
+    };
+    let layout = core::alloc::Layout::from_size_align(granule, granule).ok()?;
+    // SAFETY: The layout's size is not zero. The block is never freed: it may end up shared.
+    let block = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    (!block.is_null()).then(|| block.addr()..block.addr() + granule)
+}
+
+/// Shares a granule twice: the hypervisor must refuse the second (`INVALID_PARAMETER`), and
+/// this guest shuts down if it did, reboots if it did not.
+fn share_twice() -> ! {
+    let Some(range) = sharable_granule() else {
+        power::reboot()
+    };
+    if let Err(error) = vmbase::hyp::mem_share(&range) {
+        println!("fault guest: sharing {:#x} once: {error}", range.start);
+        power::reboot();
+    }
+    match vmbase::hyp::mem_share(&range) {
+        Ok(()) => {
+            println!(
+                "fault guest: the hypervisor shared {:#x} a second time",
+                range.start
+            );
+            power::reboot()
+        }
+        Err(error) => {
+            println!(
+                "fault guest: sharing {:#x} a second time: {error}",
+                range.start
+            );
+            power::shutdown()
+        }
+    }
+}
+
+/// Unshares a granule that was never shared: the hypervisor must refuse
+/// (`INVALID_PARAMETER`); this guest shuts down if it did, reboots if it did not.
+fn unshare_unshared() -> ! {
+    let Some(range) = sharable_granule() else {
+        power::reboot()
+    };
+    match vmbase::hyp::mem_unshare(&range) {
+        Ok(()) => {
+            println!(
+                "fault guest: the hypervisor unshared {:#x}, never shared",
+                range.start
+            );
+            power::reboot()
+        }
+        Err(error) => {
+            println!(
+                "fault guest: unsharing {:#x}, never shared: {error}",
+                range.start
+            );
+            power::shutdown()
+        }
+    }
 }
 
 /// Recurses until the boot stack overflows into its guard page.

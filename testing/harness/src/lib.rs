@@ -98,6 +98,53 @@ pub fn boot_to_end(
     (boot.reason, boot.lines())
 }
 
+/// Boots `config` paused for a debugger (`--gdb` on a free local port) and runs
+/// `gdb-multiarch` on it in batch mode: `target remote`, then `script`, lines of a gdb script
+/// (`commands … end` blocks included) that end by continuing the guest. Returns the [`Boot`],
+/// killed after `timeout` like any other, and what gdb printed on its standard output.
+pub fn boot_under_gdb(
+    config: &VirtualMachineRawConfig,
+    script: &[&str],
+    timeout: Duration,
+) -> (Boot, String) {
+    // A free port, released just before QEMU takes it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("find a free port")
+        .port();
+    let mut file = tempfile::NamedTempFile::new().expect("create the gdb script");
+    let header = [
+        "set pagination off".to_owned(),
+        "set architecture aarch64".to_owned(),
+        format!("target remote 127.0.0.1:{port}"),
+    ];
+    for line in header
+        .iter()
+        .map(String::as_str)
+        .chain(script.iter().copied())
+    {
+        std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes())
+            .expect("write the gdb script");
+    }
+    let script_path = file.path().to_owned();
+    let debugger = thread::spawn(move || {
+        Command::new("gdb-multiarch")
+            .args(["-batch", "-nx", "-x"])
+            .arg(&script_path)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .expect("run gdb-multiarch (apt-get install gdb-multiarch)")
+    });
+    let config = VirtualMachineRawConfig {
+        gdb_port: Some(port),
+        ..config.clone()
+    };
+    let boot = boot(&config, timeout).expect("start the guest");
+    let output = debugger.join().expect("gdb-multiarch thread");
+    drop(file);
+    (boot, String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// A `qemu-system-aarch64` that runs the real one (`$REAL_QEMU`) with `-cpu cortex-a57` instead of
 /// `-cpu max`.
 const QEMU_WITHOUT_RNG: &str = r#"#!/bin/sh

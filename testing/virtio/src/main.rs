@@ -9,6 +9,8 @@
 
 extern crate alloc;
 
+mod unshared;
+
 use alloc::vec;
 use core::fmt::Write;
 use core::ops::Range;
@@ -79,6 +81,7 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
         "rng" => check_rng(&mut pci),
         "timeout" => check_timeout(&mut pci),
         "console" => check_console(&mut pci),
+        "unshared-buffer" => unshared::run(&mut pci),
         "bench" => {
             if let Some((source, target)) = bench_memory {
                 bench(&mut pci, source, target);

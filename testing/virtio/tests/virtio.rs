@@ -68,8 +68,12 @@ fn assert_target_written(target: &DiskImage) {
 
 #[test]
 fn reads_one_disk_and_writes_another() {
+    read_one_disk_and_write_another(config("disks", "disks"));
+}
+
+/// Boots the `disks` test with `config` and checks every byte it read and wrote.
+fn read_one_disk_and_write_another(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config("disks", "disks");
     config.disks = source_and_target_disks(dir.path());
 
     assert_boot(
@@ -91,13 +95,32 @@ fn reads_one_disk_and_writes_another() {
     );
 }
 
+/// A buffer handed to a device without going through the DMA pool: without a hypervisor that
+/// protects memory (plain QEMU) the device writes it and nothing stops it, which the guest
+/// reports as a failure. Under `--protected` the hypervisor double must end the VM first.
+#[test]
+fn an_unshared_buffer_reaches_the_device_without_memory_protection() {
+    assert_boot(
+        &config("unshared-buffer", "unshared-buffer"),
+        &[
+            "virtio guest: handing virtio-rng 00:01.0 the buffer 0x",
+            "virtio guest: virtio-rng 00:01.0 answered (Ok(64)) into 0x",
+        ],
+        DeathReason::Reboot,
+    );
+}
+
 #[test]
 fn a_read_only_disk_refuses_writes() {
+    refuse_writes_to_a_read_only_disk(config("read-only", "read-only"));
+}
+
+/// Boots the `read-only` test with `config` on a read-only disk and checks the refusals.
+fn refuse_writes_to_a_read_only_disk(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("read-only.img");
     let bytes = source_image();
     fs::write(&image, &bytes).unwrap();
-    let mut config = config("read-only", "read-only");
     config.disks = vec![disk(&image, false)];
 
     assert_boot(
@@ -118,10 +141,14 @@ fn a_read_only_disk_refuses_writes() {
 
 #[test]
 fn a_silent_disk_times_out() {
+    time_out_on_a_silent_disk(config("timeout", "timeout"));
+}
+
+/// Boots the `timeout` test with `config` and checks that the silent disk times out.
+fn time_out_on_a_silent_disk(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("silent.img");
     fs::write(&image, source_image()).unwrap();
-    let mut config = config("timeout", "timeout");
     config.disks = vec![disk(&image, true)];
 
     assert_boot(
@@ -138,10 +165,15 @@ fn a_silent_disk_times_out() {
 
 #[test]
 fn echoes_a_line_read_from_the_virtio_console() {
+    echo_a_line_read_from_the_virtio_console(config("console", "console"));
+}
+
+/// Boots the `console` test with `config`, a line on its virtio console's input, and checks the
+/// echo.
+fn echo_a_line_read_from_the_virtio_console(mut config: VirtualMachineRawConfig) {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
     fs::write(&input, "hello from the host\n").unwrap();
-    let mut config = config("console", "console");
     config.console_in = Some(input.clone());
     config.virtio_console = Some(output.clone());
 
@@ -227,7 +259,12 @@ fn vm_flags_attach_the_virtio_console_and_leave_out_the_rng() {
 
 /// Boots the `rng` test and returns the entropy lines' hexadecimal strings.
 fn rng_boot(run: usize) -> (String, String) {
-    let (reason, lines) = boot(&config(&format!("rng-{run}"), "rng"), DEADLINE);
+    rng_boot_with(config(&format!("rng-{run}"), "rng"))
+}
+
+/// Boots the `rng` test with `config` and returns the entropy lines' hexadecimal strings.
+fn rng_boot_with(config: VirtualMachineRawConfig) -> (String, String) {
+    let (reason, lines) = boot(&config, DEADLINE);
     assert_eq!(reason, DeathReason::Shutdown, "{}", lines.join("\n"));
     let value = |prefix: &str| {
         lines
@@ -441,5 +478,177 @@ fn hostile_pci_nodes_are_reported_and_reset() {
             &with_pci_property(&source, property, value),
         );
         assert_boot(&config, &[report], DeathReason::Reboot);
+    }
+}
+
+#[test]
+fn disks_given_with_flags_are_attached_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let disks = source_and_target_disks(dir.path());
+    let writable = format!("{},writable", disks[1].image.display());
+    let (code, stdout) = vm_run(
+        "disks",
+        &[
+            "--disk".as_ref(),
+            disks[0].image.as_os_str(),
+            "--disk".as_ref(),
+            writable.as_ref(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("virtio guest: disks passed"), "{stdout}");
+    assert_target_written(&disks[1]);
+}
+
+#[test]
+fn the_virtio_console_output_follows_the_rules_of_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    fs::write(&input, "rules\n").unwrap();
+    let console_in = ["--console-in".as_ref(), input.as_os_str()];
+    let expected = "virtio guest: type a line\necho: rules\n";
+
+    // A FIFO: its reader gets everything, not an end of file before the VM starts.
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
+    };
+    let (code, stdout) = vm_run(
+        "console",
+        &[
+            console_in[0],
+            console_in[1],
+            "--virtio-console".as_ref(),
+            fifo.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(reader.join().unwrap(), expected);
+
+    // A write error is lost output: exit 2.
+    let (code, stdout) = vm_run(
+        "console",
+        &[
+            console_in[0],
+            console_in[1],
+            "--virtio-console".as_ref(),
+            "/dev/full".as_ref(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(stdout.contains("virtio guest: console passed"), "{stdout}");
+
+    // The same file as the console: one open file holding both.
+    let both = dir.path().join("both.txt");
+    let (code, stdout) = vm_run(
+        "console",
+        &[
+            console_in[0],
+            console_in[1],
+            "--virtio-console".as_ref(),
+            both.as_os_str(),
+            "--console".as_ref(),
+            both.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    // The two outputs interleave (the UART's bytes come one by one), each in its order, and
+    // neither overwrites the other.
+    let written = fs::read_to_string(&both).unwrap();
+    for output in [
+        expected,
+        "virtio guest: read \"rules\" from the virtio console\nvirtio guest: console passed\n",
+    ] {
+        let mut rest = written.chars();
+        assert!(
+            output
+                .chars()
+                .all(|wanted| rest.any(|found| found == wanted)),
+            "{output:?} is not in {written:?}"
+        );
+    }
+}
+
+/// The device tests in protected VMs, under the pKVM double (`vm run --protected`): vmbase shares
+/// its DMA pool with the host, and the double checks every buffer a device is given against what
+/// was shared, so these pass only if nothing reaches a device unshared.
+mod protected {
+    use super::*;
+
+    /// `config` for `test`, in a protected VM.
+    fn protected_config(name: &str, test: &str) -> VirtualMachineRawConfig {
+        VirtualMachineRawConfig {
+            protected_vm: true,
+            ..config(&format!("{name}-protected"), test)
+        }
+    }
+
+    #[test]
+    fn reads_one_disk_and_writes_another() {
+        read_one_disk_and_write_another(protected_config("disks", "disks"));
+    }
+
+    #[test]
+    fn echoes_a_line_read_from_the_virtio_console() {
+        echo_a_line_read_from_the_virtio_console(protected_config("console", "console"));
+    }
+
+    #[test]
+    fn a_read_only_disk_refuses_writes() {
+        refuse_writes_to_a_read_only_disk(protected_config("read-only", "read-only"));
+    }
+
+    #[test]
+    fn a_silent_disk_times_out() {
+        time_out_on_a_silent_disk(protected_config("timeout", "timeout"));
+    }
+
+    #[test]
+    fn virtio_rng_entropy_is_not_zero() {
+        let (entropy, _) = rng_boot_with(protected_config("rng", "rng"));
+        assert_eq!(entropy.len(), 64, "32 bytes in hexadecimal: {entropy}");
+        assert!(entropy.chars().any(|c| c != '0'), "all zeros");
+    }
+
+    /// The double ends the VM at the notification, naming the buffer, before the device
+    /// answers.
+    #[test]
+    fn an_unshared_buffer_is_named_before_the_device_sees_it() {
+        let (reason, lines) = boot(
+            &protected_config("unshared-buffer", "unshared-buffer"),
+            DEADLINE,
+        );
+        let console = lines.join("\n");
+        assert_in_order(
+            &lines,
+            &[
+                "virtio guest: handing virtio-rng 00:01.0 the buffer 0x",
+                "hyp: virtio buffer at IPA 0x",
+            ],
+        );
+        let handed = lines
+            .iter()
+            .find_map(|line| {
+                line.strip_prefix("virtio guest: handing virtio-rng 00:01.0 the buffer ")
+            })
+            .and_then(|rest| rest.split(',').next())
+            .expect("the guest names its buffer");
+        assert!(
+            console.contains(&format!("hyp: virtio buffer at IPA {handed} ")),
+            "the double named another address than {handed}; console:\n{console}"
+        );
+        assert!(
+            !console.contains("answered"),
+            "the device answered; console:\n{console}"
+        );
+        assert_eq!(reason, DeathReason::Reboot, "console:\n{console}");
     }
 }

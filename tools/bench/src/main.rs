@@ -97,14 +97,16 @@ fn section_sizes(elf: &Path) -> Result<(u64, u64)> {
     Ok((size(".bss"), size(".data")))
 }
 
-/// Boots `image` under icount, returning its console lines and exact instruction count.
-fn boot_counted(image: &Path, params: Option<&str>) -> Result<(Vec<String>, u64)> {
+/// Boots `image` under icount (in a protected VM, under the pKVM double, if `protected`),
+/// returning its console lines and exact instruction count.
+fn boot_counted(image: &Path, params: Option<&str>, protected: bool) -> Result<(Vec<String>, u64)> {
     let config = VirtualMachineRawConfig {
         name: "vmbase-bench".to_owned(),
         bootloader: Some(image.to_owned()),
         params: params.map(str::to_owned),
         memory_mib: MEMORY_MIB,
         icount_shift: Some(0),
+        protected_vm: protected,
         ..Default::default()
     };
     run_counted(&config, image)
@@ -157,7 +159,9 @@ struct DiskBench {
 
 /// Boots vmbase_virtio's `bench` on a 16 MiB disk: once under icount for instructions, then
 /// `DISK_WALL_RUNS` times without for wall times (the guest times each phase with its counter).
-fn disk_bench(root: &Path) -> Result<DiskBench> {
+/// In a protected VM if `protected`: vmbase then shares its DMA pool, and the pKVM double
+/// performs every device access and checks every notification.
+fn disk_bench(root: &Path, protected: bool) -> Result<DiskBench> {
     let dir = tempfile::tempdir()?;
     let disk = dir.path().join("bench.img");
     fs::write(
@@ -175,6 +179,7 @@ fn disk_bench(root: &Path) -> Result<DiskBench> {
             writable: false,
         }],
         icount_shift: Some(0),
+        protected_vm: protected,
         ..Default::default()
     };
     let phase_ticks = |lines: &[String]| -> Result<Vec<u64>> {
@@ -217,13 +222,14 @@ fn number_after(lines: &[String], label: &str) -> Option<u64> {
     })
 }
 
-fn boot_cost(root: &Path, guest: &Guest) -> Result<BootCost> {
+/// What one deterministic boot of `guest` costs, in a protected VM if `protected`.
+fn boot_cost(root: &Path, guest: &Guest, protected: bool) -> Result<BootCost> {
     let image = root.join("out").join(format!("{}.bin", guest.name));
     let elf = root
         .join("target/aarch64-unknown-none/release")
         .join(guest.name);
     let (bss, data) = section_sizes(&elf)?;
-    let (lines, system_off) = boot_counted(&image, None)?;
+    let (lines, system_off) = boot_counted(&image, None, protected)?;
     let ticks = |label| number_after(&lines, label).map(|ticks| ticks * INSTRUCTIONS_PER_TICK);
     Ok(BootCost {
         bss,
@@ -233,6 +239,21 @@ fn boot_cost(root: &Path, guest: &Guest) -> Result<BootCost> {
         main: ticks("main after ").context("the guest printed no main tick count")?,
         system_off,
     })
+}
+
+/// The pKVM double's own instructions when it runs a guest that does nothing but power off: from
+/// reset to the guest's first instruction, plus passing the guest's `SYSTEM_OFF` on to QEMU.
+/// The guest is the stand-in kernel's code as a bootloader image; the figure is its protected
+/// boot's count less its unprotected one.
+fn double_boot_path() -> Result<u64> {
+    let dir = tempfile::tempdir()?;
+    let image = dir.path().join("power-off.bin");
+    fs::write(&image, stand_in_kernel(0x50, 0x50))?;
+    let (_, unprotected) = boot_counted(&image, None, false)?;
+    let (_, protected) = boot_counted(&image, None, true)?;
+    protected
+        .checked_sub(unprotected)
+        .with_context(|| format!("protected {protected} < unprotected {unprotected}"))
 }
 
 /// Instructions from reset to `SYSTEM_OFF` in the stand-in kernel, booted through
@@ -449,24 +470,28 @@ fn main() -> Result<()> {
     let root = repository_root().canonicalize()?;
     let costs = GUESTS
         .iter()
-        .map(|guest| boot_cost(&root, guest))
+        .map(|guest| boot_cost(&root, guest, false))
         .collect::<Result<Vec<_>>>()?;
+    let hello = &GUESTS[1];
+    let protected_hello = boot_cost(&root, hello, true)?;
+    let double_boot = double_boot_path()?;
 
     let faults_image = root.join("out/vmbase_faults.bin");
-    let (console_lines, _) = boot_counted(&faults_image, Some("fault=console-cost"))?;
+    let (console_lines, _) = boot_counted(&faults_image, Some("fault=console-cost"), false)?;
     let console_bytes = number_after(&console_lines, "console cost: ").context("console cost")?;
     let println_instructions =
         number_after(&console_lines, "println ").context("println cost")? * INSTRUCTIONS_PER_TICK;
     let raw_instructions =
         number_after(&console_lines, "raw stores ").context("raw cost")? * INSTRUCTIONS_PER_TICK;
 
-    let disk = disk_bench(&root)?;
+    let disk = disk_bench(&root, false)?;
+    let protected_disk = disk_bench(&root, true)?;
     let firmware_costs = firmware_boot_costs(&root)?;
     let (linux_direct, linux_firmware) = linux_wall_times(&root)?;
 
-    let hello = root.join("out/vmbase_hello.bin");
-    let (launcher, bare) = launcher_overhead(&root, &hello)?;
-    let parallel = parallel_wall_time(&root, &hello)?;
+    let hello_image = root.join("out/vmbase_hello.bin");
+    let (launcher, bare) = launcher_overhead(&root, &hello_image)?;
+    let parallel = parallel_wall_time(&root, &hello_image)?;
 
     let qemu_version = Command::new("qemu-system-aarch64")
         .arg("--version")
@@ -555,6 +580,24 @@ fn main() -> Result<()> {
         );
     }
     println!();
+    let hello_cost = &costs[1];
+    let read_1m = 2;
+    println!(
+        "protected (vm run --protected, under the pKVM double): {} reset -> main {} instructions \
+         against {} unprotected ({:.2}x); the double's own boot path {double_boot} instructions \
+         (reset to a guest that powers off, and passing on its SYSTEM_OFF); virtio-blk 1 MiB \
+         requests {} instructions against {} ({:.2}x), {:.0} MB/s against {:.0}",
+        hello.label,
+        protected_hello.main,
+        hello_cost.main,
+        protected_hello.main as f64 / hello_cost.main as f64,
+        protected_disk.instructions[read_1m],
+        disk.instructions[read_1m],
+        protected_disk.instructions[read_1m] as f64 / disk.instructions[read_1m] as f64,
+        megabytes / protected_disk.wall[read_1m].as_secs_f64(),
+        megabytes / disk.wall[read_1m].as_secs_f64(),
+    );
+    println!();
     println!(
         "vmbase_linuxboot, reset -> the kernel's first instruction (exact): {} instructions \
          with a {}-byte stand-in kernel, {} with a {} MiB one ({} more instructions to its \
@@ -632,6 +675,16 @@ fn main() -> Result<()> {
                 "direct_median": milliseconds(linux_direct),
                 "firmware_median": milliseconds(linux_firmware),
             },
+        },
+        "protected": {
+            "hello_main_instructions": protected_hello.main,
+            "hello_main_instructions_unprotected": hello_cost.main,
+            "hello_system_off_instructions": protected_hello.system_off,
+            "double_boot_path_instructions": double_boot,
+            "virtio_blk_read_1m_instructions": protected_disk.instructions[read_1m],
+            "virtio_blk_read_1m_instructions_unprotected": disk.instructions[read_1m],
+            "virtio_blk_read_1m_mb_per_s": megabytes / protected_disk.wall[read_1m].as_secs_f64(),
+            "virtio_blk_read_1m_mb_per_s_unprotected": megabytes / disk.wall[read_1m].as_secs_f64(),
         },
         "wall_time_ms": {
             "vm_run_median": milliseconds(launcher),
