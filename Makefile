@@ -9,6 +9,8 @@ TARGET := aarch64-unknown-none
 GUEST_BUILD := target/$(TARGET)/release
 OUT := out
 VM := target/release/vm
+# `vm` for arm64 Linux hosts: static, no C toolchain needed (.cargo/config.toml links it).
+VM_AARCH64_TARGET := aarch64-unknown-linux-musl
 # Guest packages, and the raw images they produce.
 GUEST_PACKAGES := vmbase_example vmbase_linuxboot vmbase_faults vmbase_hello baseline_hello \
 	vmbase_virtio pkvm_double
@@ -16,15 +18,19 @@ GUEST_IMAGES := vmbase_example vmbase_linuxboot vmbase_faults vmbase_faults_earl
 	baseline_hello vmbase_virtio pkvm_double
 
 .DEFAULT_GOAL := vmbase_example
-.PHONY: deps vmbase_example guests vm install run test lint fuzz stress bench clean
+.PHONY: deps vmbase_example guests vm vm-aarch64 install run test lint fuzz stress bench clean
 
 deps:
 	@tools/install-deps.sh
 
 # Debian's arm64 kernel and busybox, cached outside the repository, for the tests that boot Linux.
-.PHONY: linux-deps
+.PHONY: linux-deps kvm-deps
 linux-deps: deps
 	@tools/install-deps.sh linux
+
+# Also Debian's arm64 QEMU and its libraries, for the nested-KVM tests (`cargo test kvm`).
+kvm-deps: linux-deps
+	@tools/install-deps.sh qemu-arm64
 
 # out/vmbase_example.bin
 vmbase_example: deps
@@ -47,6 +53,10 @@ vm: deps
 	@mkdir -p $(OUT)
 	@llvm-objcopy -O binary $(GUEST_BUILD)/pkvm_double $(OUT)/pkvm_double.bin
 
+# target/aarch64-unknown-linux-musl/release/vm, for arm64 hosts (and the nested-KVM tests).
+vm-aarch64: deps
+	@cargo build --quiet --release --target $(VM_AARCH64_TARGET) -p vmclient --bin vm
+
 # `vm` on PATH (~/.cargo/bin), for cargo-runner.sh and your own crates.
 install: deps
 	cargo install --quiet --locked --path host
@@ -67,7 +77,7 @@ lint: deps
 	python3 -m unittest discover --quiet -s tools -p 'test_*.py'
 	python3 tools/check_snippets.py
 
-test: lint guests vm
+test: lint guests vm vm-aarch64
 	cargo test --workspace
 	tools/test-workspace.sh
 	tools/test-template.sh

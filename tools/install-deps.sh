@@ -4,8 +4,10 @@
 #
 # Installs what building and booting vmbase needs, if it is missing: Debian packages for QEMU,
 # clang/LLVM (assembler, archiver, objcopy), bpfmt, gdb-multiarch (for `vm run --gdb`) and dtc
-# (for the FDT tests' round trips), and the Rust toolchain and bare-metal target that
-# rust-toolchain.toml pins. Quiet and idempotent: prints only what it installs.
+# (for the FDT tests' round trips), and the Rust toolchain and targets (bare metal, static
+# aarch64 Linux) that rust-toolchain.toml pins. With `linux` or `qemu-arm64`, also Debian's
+# arm64 kernel and busybox, or Debian's arm64 QEMU with its libraries, for the tests that boot
+# Linux or nest KVM (see the end). Quiet and idempotent: prints only what it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,20 +50,27 @@ if ((${#missing[@]})); then
     quietly "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# rustup installs the toolchain, components and targets rust-toolchain.toml names.
+# rustup installs the toolchain, components and targets rust-toolchain.toml names: the bare-metal
+# target for the guests, and static aarch64 Linux for `vm` on arm64 hosts.
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
-if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx aarch64-unknown-none; then
-    echo "install-deps: installing Rust $toolchain for aarch64-unknown-none"
-    quietly rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt -t aarch64-unknown-none
-fi
+targets=(aarch64-unknown-none aarch64-unknown-linux-musl)
+installed_targets=$(rustup target list --installed --toolchain "$toolchain" 2>/dev/null || true)
+for target in "${targets[@]}"; do
+    if ! grep -qx "$target" <<<"$installed_targets"; then
+        echo "install-deps: installing Rust $toolchain for ${targets[*]}"
+        quietly rustup toolchain install "$toolchain" --profile minimal -c clippy -c rustfmt
+        quietly rustup target add --toolchain "$toolchain" "${targets[@]}"
+        break
+    fi
+done
 
-# With `linux`: Debian's arm64 kernel and a static busybox, for the tests that boot Linux. The
-# kernel package is whatever `linux-image-arm64` depends on today (Debian's archive drops
-# superseded point releases, so no version is pinned); both are unpacked into a cache outside
-# the repository, once: $XDG_CACHE_HOME/vmbase/linux (default ~/.cache/vmbase/linux).
-if [[ "${1:-}" == linux ]]; then
-    cache="${XDG_CACHE_HOME:-$HOME/.cache}/vmbase/linux"
-    [[ -s "$cache/Image" && -x "$cache/busybox" ]] && exit 0
+# The arm64 fetches below unpack Debian packages into a cache outside the repository, once:
+# $XDG_CACHE_HOME/vmbase (default ~/.cache/vmbase). Each writes its marker file last, so that an
+# interrupted fetch is retried.
+cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/vmbase"
+
+# Prepares apt for arm64 downloads into a fresh $staging directory, removed on exit.
+prepare_arm64_download() {
     sudo=()
     if ((EUID != 0)); then
         sudo=(sudo)
@@ -78,21 +87,40 @@ if [[ "${1:-}" == linux ]]; then
     if ((EUID == 0)); then
         sandbox=(-o APT::Sandbox::User=root)
     fi
+}
+
+# Downloads the packages that `$1` (a function) names into $staging. Package lists that are
+# missing or older than the archive (which dropped the version they name) are refreshed once.
+download_arm64() {
+    local packages
+    download() {
+        packages=$("$1") && [[ -n "$packages" ]] &&
+            (cd "$staging" && apt-get download -qq "${sandbox[@]}" $packages)
+    }
+    if ! download "$1" >/dev/null 2>&1; then
+        quietly "${sudo[@]}" apt-get update -qq
+        [[ -n "$("$1")" ]] || { echo "install-deps: apt knows no arm64 packages for $1" >&2; exit 1; }
+        quietly download "$1"
+    fi
+}
+
+# With `linux`: Debian's arm64 kernel and a static busybox, for the tests that boot Linux, in
+# $cache_root/linux. The kernel package is whatever `linux-image-arm64` depends on today
+# (Debian's archive drops superseded point releases, so no version is pinned).
+fetch_linux() {
+    local cache="$cache_root/linux"
+    [[ -s "$cache/Image" && -x "$cache/busybox" ]] && return
+    prepare_arm64_download
     # The package linux-image-arm64 depends on, e.g. linux-image-6.1.0-56-arm64:arm64.
     kernel_package() {
         apt-cache depends linux-image-arm64:arm64 2>/dev/null |
             sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1
     }
-    download() {
-        (cd "$staging" && apt-get download -qq "${sandbox[@]}" "$(kernel_package)" busybox-static:arm64)
+    kernel_and_busybox() {
+        local kernel
+        kernel=$(kernel_package) && [[ -n "$kernel" ]] && echo "$kernel busybox-static:arm64"
     }
-    # Package lists that are missing or older than the archive (which dropped the version they
-    # name) are refreshed once.
-    if [[ -z "$(kernel_package)" ]] || ! download >/dev/null 2>&1; then
-        quietly "${sudo[@]}" apt-get update -qq
-        [[ -n "$(kernel_package)" ]] || { echo "install-deps: apt knows no linux-image-arm64:arm64" >&2; exit 1; }
-        quietly download
-    fi
+    download_arm64 kernel_and_busybox
     echo "install-deps: fetched $(kernel_package) and busybox-static:arm64 into $cache"
     # Only the two files the tests use, not the kernel's 300 MB of modules.
     dpkg-deb --fsys-tarfile "$staging"/linux-image-*.deb | tar -x -C "$staging" --wildcards './boot/vmlinuz-*'
@@ -107,6 +135,59 @@ if [[ "${1:-}" == linux ]]; then
     fi
     kernel_package >"$cache/kernel-package"
     mv "$staging/bin/busybox" "$cache/busybox"
-    # Last, so that an interrupted fetch is retried.
     mv "$staging/Image" "$cache/Image"
-fi
+}
+
+# With `qemu-arm64`: Debian's arm64 qemu-system-aarch64 and the shared libraries it loads, for
+# the nested-KVM tests, which run it inside an arm64 Linux VM: $cache_root/qemu-arm64 holds
+# `qemu-system-aarch64`, `lib/` (its library closure, with glibc's dynamic loader
+# `ld-linux-aarch64.so.1`) and `package` (the QEMU package's version).
+fetch_qemu_arm64() {
+    local cache="$cache_root/qemu-arm64"
+    [[ -x "$cache/qemu-system-aarch64" && -s "$cache/lib/ld-linux-aarch64.so.1" ]] && return
+    prepare_arm64_download
+    # qemu-system-arm and every arm64 package it needs, recursively (about 100).
+    qemu_packages() {
+        apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+            --no-replaces --no-enhances qemu-system-arm:arm64 2>/dev/null |
+            grep -x '[^ <].*:arm64' | sort -u | tr '\n' ' '
+    }
+    download_arm64 qemu_packages
+    local root="$staging/root" deb
+    mkdir -p "$root" "$staging/lib"
+    for deb in "$staging"/*.deb; do
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$root"
+    done
+    local qemu="$root/usr/bin/qemu-system-aarch64"
+    [[ -x "$qemu" ]] || { echo "install-deps: qemu-system-arm:arm64 has no qemu-system-aarch64" >&2; exit 1; }
+    # The library closure: what qemu-system-aarch64 names as NEEDED, what those name, and so on,
+    # each found in the unpacked packages' multiarch directories.
+    local pending=("$qemu") library found
+    while ((${#pending[@]})); do
+        local elf=${pending[0]}
+        pending=("${pending[@]:1}")
+        for library in $(llvm-readelf --dynamic-table "$elf" |
+            sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            [[ -e "$staging/lib/$library" ]] && continue
+            found=$(find "$root/lib/aarch64-linux-gnu" "$root/usr/lib/aarch64-linux-gnu" \
+                -name "$library" 2>/dev/null | head -n 1)
+            [[ -n "$found" ]] || { echo "install-deps: no arm64 package gave $library, which $(basename "$elf") needs" >&2; exit 1; }
+            cp -L "$found" "$staging/lib/$library"
+            pending+=("$staging/lib/$library")
+        done
+    done
+    cp -L "$root/lib/ld-linux-aarch64.so.1" "$staging/lib/ld-linux-aarch64.so.1"
+    mkdir -p "$cache"
+    rm -rf "$cache/lib"
+    mv "$staging/lib" "$cache/lib"
+    dpkg-deb --field "$staging"/qemu-system-arm_*.deb Version >"$cache/package"
+    echo "install-deps: fetched qemu-system-arm:arm64 $(cat "$cache/package") and its $(ls "$cache/lib" | wc -l) libraries into $cache"
+    mv "$qemu" "$cache/qemu-system-aarch64"
+}
+
+case "${1:-}" in
+    "") ;;
+    linux) fetch_linux ;;
+    qemu-arm64) fetch_qemu_arm64 ;;
+    *) echo "install-deps: unknown argument $1 (linux or qemu-arm64)" >&2; exit 1 ;;
+esac

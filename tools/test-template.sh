@@ -42,7 +42,10 @@ fail() {
 }
 
 boot "the template"
-[[ ! -s $work/stderr.txt ]] || fail "the template: the build or the boot printed warnings or errors"
+# `vm` says which accelerator it used; anything else on stderr is a warning or an error.
+grep -q '^vm: accelerator: ' "$work/stderr.txt" || fail "the template: vm did not say which accelerator it used"
+! grep -qv '^vm: accelerator: ' "$work/stderr.txt" ||
+    fail "the template: the build or the boot printed warnings or errors"
 grep -qx '\[INFO\] Hello from my_vm' "$console" || fail "the template: no greeting on the console"
 grep -qx '\[INFO\] device tree at 0x80000000; x1=0x0, x2=0x0, x3=0x0' "$console" ||
     fail "the template: wrong boot registers on the console"

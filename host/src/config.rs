@@ -3,6 +3,7 @@
 
 //! The VM configuration a caller gives: `VirtualMachineRawConfig`, named after AOSP's.
 
+use crate::accel::Accelerator;
 use crate::error::Error;
 use crate::plan::BootPlan;
 use serde::Deserialize;
@@ -76,6 +77,9 @@ pub struct VirtualMachineRawConfig {
     pub console_in: Option<PathBuf>,
     /// Where the guest's virtio console output goes (the UART console stays `--console`).
     pub virtio_console: Option<PathBuf>,
+    /// The accelerator QEMU runs the VM with: by default KVM where the host can give it, else
+    /// TCG. Not part of AOSP's JSON format.
+    pub accelerator: Accelerator,
 }
 
 impl Default for VirtualMachineRawConfig {
@@ -98,6 +102,7 @@ impl Default for VirtualMachineRawConfig {
             rng: true,
             console_in: None,
             virtio_console: None,
+            accelerator: Accelerator::Auto,
         }
     }
 }

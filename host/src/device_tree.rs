@@ -52,7 +52,9 @@ const SEEDS: [(&str, usize); 2] = [("kaslr-seed", 8), ("rng-seed", 32)];
 /// `$XDG_CACHE_HOME/vmclient` (or `~/.cache/vmclient`), named after the QEMU binary (path,
 /// size, modification time) and the machine options; a new QEMU or other options miss the
 /// cache. A cached tree that is not a complete, valid device tree is dumped again and replaced.
-/// Without a usable cache directory every VM dumps afresh. The seeds in a dump are never used:
+/// Without a usable cache directory every VM dumps afresh. Under KVM, where the tree also
+/// depends on what the host kernel's KVM offers, the kernel's release is part of the name too.
+/// The seeds in a dump are never used:
 /// [`rewrite`] draws new ones for every VM.
 ///
 /// The dump is killed after [`DUMP_TIMEOUT`], or as soon as `interrupt` is raised.
@@ -121,6 +123,12 @@ fn cache_file(machine: &Machine) -> Option<PathBuf> {
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
     // Which stub file is given does not change the tree; that there is one does.
     qemu::machine_args(machine, Path::new("boot-stub"), None).hash(&mut hasher);
+    // Under KVM the tree also depends on the host's kernel (its GIC and CPU features).
+    if machine.kvm {
+        fs::read("/proc/sys/kernel/osrelease")
+            .ok()?
+            .hash(&mut hasher);
+    }
     let name = format!("qemu-virt-{:016x}.dtb", hasher.finish());
     Some(directory.join(CACHE_SUBDIRECTORY).join(name))
 }
@@ -448,6 +456,7 @@ mod tests {
             memory_mib,
             num_cpus: 2,
             protected: false,
+            kvm: false,
         }
     }
 

@@ -258,6 +258,20 @@ pub enum Error {
     #[error("icount shift {0} is out of range: QEMU accepts 0 to 10")]
     IcountShiftOutOfRange(u32),
 
+    /// The config asks for KVM, which this host cannot give.
+    #[error(
+        "cannot run the VM under KVM (`--accel kvm`): {reason}; TCG (`--accel tcg` or `auto`) \
+         runs it anywhere"
+    )]
+    KvmUnusable {
+        /// Why KVM is unusable here.
+        reason: crate::accel::KvmUnusable,
+    },
+
+    /// The config asks for KVM and for something only TCG gives.
+    #[error("{0} needs TCG, not KVM: drop `--accel kvm`, or what needs TCG")]
+    NeedsTcg(crate::accel::TcgOnly),
+
     /// The gdb port is 0, which would make QEMU pick a port nobody knows.
     #[error("gdb port 0 is not valid: give the TCP port the debugger will connect to")]
     GdbPortZero,

@@ -3,6 +3,7 @@
 
 //! AOSP's `vm run` JSON config format, read into a [`VirtualMachineRawConfig`].
 
+use crate::accel::Accelerator;
 use crate::bounded_read::read_regular_file;
 use crate::config::{DEFAULT_PLATFORM_VERSION, DiskImage, VirtualMachineRawConfig};
 use crate::error::Error;
@@ -40,6 +41,9 @@ struct VmConfigJson {
     cpu_topology: Option<CpuTopology>,
     num_cpus: Option<u32>,
     platform_version: Option<String>,
+    /// This project's extension: see [`VirtualMachineRawConfig::accelerator`].
+    #[serde(default)]
+    accel: Accelerator,
 }
 
 impl VirtualMachineRawConfig {
@@ -111,6 +115,7 @@ impl VirtualMachineRawConfig {
             gdb_port: None,
             icount_shift: None,
             device_tree: None,
+            accelerator: json.accel,
             ..defaults
         };
         Ok((config, differences))
@@ -296,6 +301,31 @@ mod tests {
         assert_eq!(config.num_cpus, 1);
         assert_eq!(config.platform_version, "~1.0");
         assert!(!config.protected_vm);
+    }
+
+    #[test]
+    fn accel_names_the_accelerator_and_defaults_to_auto() {
+        let accelerator = |text| parse(text).map(|config| config.accelerator);
+        assert_eq!(accelerator(r#"{}"#).unwrap(), Accelerator::Auto);
+        assert_eq!(
+            accelerator(r#"{"accel": "kvm"}"#).unwrap(),
+            Accelerator::Kvm
+        );
+        assert_eq!(
+            accelerator(r#"{"accel": "tcg"}"#).unwrap(),
+            Accelerator::Tcg
+        );
+        assert_eq!(
+            accelerator(r#"{"accel": "auto"}"#).unwrap(),
+            Accelerator::Auto
+        );
+        let error = accelerator(r#"{"accel": "hvf"}"#).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("unknown variant `hvf`, expected one of `auto`, `kvm`, `tcg`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Host-side launcher for vmbase guests: crosvm's aarch64 memory map and boot protocol on QEMU.
 //!
 //! This mirrors the parts of Android's VirtualizationService and `vmclient` that a bare-metal
-//! payload needs, backed by `qemu-system-aarch64` (TCG) instead of crosvm:
+//! payload needs, backed by `qemu-system-aarch64` (KVM on arm64 hosts that offer it, else TCG;
+//! [`VirtualMachineRawConfig::accelerator`]) instead of crosvm:
 //!
 //! - RAM starts at `0x8000_0000` and is `memory_mib` long;
 //! - the device tree (QEMU's own, with `/memory` and `/chosen/bootargs` rewritten) sits at the
@@ -33,6 +34,7 @@
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
+mod accel;
 mod boot_stub;
 mod bounded_read;
 mod config;
@@ -52,6 +54,7 @@ mod qemu;
 mod qmp;
 mod supervise;
 
+pub use accel::{Accelerator, ChosenAccelerator, KvmUnusable, TcgOnly};
 pub use boot_stub::boot_stub;
 pub use config::{
     DEFAULT_MEMORY_MIB, DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig,

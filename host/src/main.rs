@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use vmclient::{
-    DeathReason, DiskImage, Error, OutputFile, VirtualMachineRawConfig, VmInstance, VmOutputs,
+    Accelerator, DeathReason, DiskImage, Error, OutputFile, VirtualMachineRawConfig, VmInstance,
+    VmOutputs,
 };
 
 /// Writes a line to stderr. A closed or full stderr must not turn a message into a panic (as
@@ -89,8 +90,8 @@ number of guest instructions executed from reset until then, whatever SHIFT (QEM
 struct RunArgs {
     /// VM config in AOSP's JSON format (`bootloader` or `kernel` and `initrd`, `params`,
     /// `disks`, `protected`, `memory_mib`, `cpu_topology` or `num_cpus`, `platform_version`,
-    /// `name`, and this project's `firmware`); relative paths are taken from its directory.
-    /// Flags override it.
+    /// `name`, and this project's `firmware` and `accel`); relative paths are taken from its
+    /// directory. Flags override it.
     #[arg(value_name = "CONFIG.json")]
     config: Option<PathBuf>,
 
@@ -164,6 +165,13 @@ struct RunArgs {
     /// (QEMU -icount shift=SHIFT; 0 to 10). Also prints `instructions: N` at the end.
     #[arg(long, value_name = "SHIFT")]
     icount: Option<u32>,
+
+    /// The accelerator: kvm (the host's CPU, on an aarch64 host with a usable /dev/kvm; refused
+    /// elsewhere, with the reason), tcg (QEMU emulates every instruction), or auto: KVM where
+    /// usable and --icount is not given, else TCG [default: the config's `accel`, else auto].
+    /// `vm` says on stderr which one it used.
+    #[arg(long, value_name = "kvm|tcg|auto")]
+    accel: Option<Accelerator>,
 
     /// Give the guest this device tree, as it is, instead of QEMU's own (rewritten with the
     /// memory size and params): to try a guest on another platform's tree or a corrupt one.
@@ -363,7 +371,13 @@ fn run(args: &RunArgs, signals: &Signals, stdout_closed: bool) -> Result<Outcome
     let outputs = Outputs::plan(args, &inputs, stdout_closed)?;
     let mut vm = VmInstance::create_from_plan(&plan, None, None, Arc::clone(&signals.interrupt))?;
     let mut opened = Vec::new();
-    let started = vm.start_with_outputs(|| outputs.open(&signals.interrupt, &mut opened));
+    let started = vm.start_with_outputs(|| {
+        let opened_outputs = outputs.open(&signals.interrupt, &mut opened)?;
+        // Said before the guest runs, so that the line is not spliced into the guest's output,
+        // and only once QEMU has started, so that a refusal stays the only message.
+        say!("vm: accelerator: {}", plan.accelerator());
+        Ok(opened_outputs)
+    });
     if let Err(error) = started {
         for output in &opened {
             output.remove_if_created();
@@ -430,6 +444,9 @@ fn vm_config(args: &RunArgs) -> Result<(VirtualMachineRawConfig, Vec<String>), E
     }
     config.gdb_port = args.gdb;
     config.icount_shift = args.icount;
+    if let Some(accelerator) = args.accel {
+        config.accelerator = accelerator;
+    }
     if let Some(device_tree) = &args.dtb {
         config.device_tree = Some(device_tree.clone());
     }

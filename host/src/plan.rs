@@ -4,6 +4,7 @@
 //! The boot plan: a config checked once, before anything is written or started, and turned into
 //! the machine QEMU builds, what it loads where, and the registers the guest starts with.
 
+use crate::accel::{self, ChosenAccelerator, TcgOnly};
 use crate::boot_stub::EntryState;
 use crate::config::{DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig};
 use crate::error::Error;
@@ -59,6 +60,8 @@ pub struct BootPlan {
     pub(crate) rng: bool,
     /// The virtio console's host-side input and output, if the VM has one.
     pub(crate) virtio_console: Option<VirtioConsole>,
+    /// The accelerator QEMU runs the VM with.
+    pub(crate) accelerator: ChosenAccelerator,
     /// What may still go wrong although the config passed its checks.
     pub(crate) warnings: Vec<String>,
 }
@@ -71,18 +74,32 @@ impl BootPlan {
         &self.warnings
     }
 
+    /// The accelerator QEMU runs the VM with, and with `auto`, why it is not KVM.
+    pub fn accelerator(&self) -> &ChosenAccelerator {
+        &self.accelerator
+    }
+
     /// Checks everything about `config` that can be checked without running QEMU and plans
     /// the boot.
     pub(crate) fn new(config: &VirtualMachineRawConfig) -> Result<Self, Error> {
         let (placement, kind, given_device_tree) = place(config)?;
         let mut warnings = warnings(config, &placement, &kind);
         warnings.extend(disk_warnings(&config.disks));
+        let tcg_only = if config.icount_shift.is_some() {
+            Some(TcgOnly::InstructionCounting)
+        } else if config.protected_vm {
+            Some(TcgOnly::ProtectedVm)
+        } else {
+            None
+        };
+        let accelerator = accel::choose(config.accelerator, accel::host_kvm(), tcg_only)?;
         Ok(Self {
             name: config.name.clone(),
             machine: Machine {
                 memory_mib: config.memory_mib,
                 num_cpus: config.num_cpus,
                 protected: config.protected_vm,
+                kvm: accelerator.is_kvm(),
             },
             placement,
             given_device_tree,
@@ -91,6 +108,7 @@ impl BootPlan {
             icount_shift: config.icount_shift,
             rng: config.rng,
             virtio_console: virtio_console(config)?,
+            accelerator,
             warnings,
         })
     }

@@ -23,8 +23,11 @@ pub(crate) struct RunFiles<'a> {
     pub(crate) virtio_console: &'a Path,
 }
 
-/// The CPU model.
+/// The CPU model under TCG.
 const CPU: &str = "max";
+
+/// The CPU model under KVM: the host's own CPU, as crosvm gives its guests.
+const KVM_CPU: &str = "host";
 
 /// QEMU documents its architected pointer-authentication algorithm as slow under TCG;
 /// `pauth-impdef=on` keeps the feature with a faster implementation-defined one, which takes
@@ -46,6 +49,8 @@ pub(crate) struct Machine {
     pub(crate) num_cpus: u32,
     /// Whether the guest runs under the pKVM double, at EL1 below it.
     pub(crate) protected: bool,
+    /// Whether QEMU runs it under KVM (with the host's CPU) rather than TCG.
+    pub(crate) kvm: bool,
 }
 
 /// Options that define the machine, with `highmem=off` whenever the RAM fits below 4 GiB: QEMU
@@ -54,7 +59,7 @@ pub(crate) struct Machine {
 /// QEMU's high layout). The device tree dump must use exactly the same options, the `-bios`
 /// boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
 /// tree dumped without it describes a device that is absent at run time, and Linux faults
-/// probing it.
+/// probing it (and the same accelerator: under KVM the GIC and the CPUs are KVM's).
 ///
 /// A protected VM's machine has EL2 (`virtualization=on`), where the pKVM double runs. QEMU then
 /// describes PSCI with the SMC conduit (its PSCI is the firmware below EL2);
@@ -68,6 +73,7 @@ pub(crate) fn machine_args(
         memory_mib,
         num_cpus,
         protected,
+        kvm,
     } = *machine;
     let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
     let mut machine = OsString::from("virt,gic-version=3");
@@ -81,25 +87,28 @@ pub(crate) fn machine_args(
         machine.push(",dumpdtb=");
         machine.push(escape(dump_dtb.as_os_str()));
     }
-    [
-        "-M".into(),
-        machine,
-        "-cpu".into(),
-        CPU.into(),
-        "-global".into(),
-        CPU_GLOBAL.into(),
-        "-m".into(),
-        format!("{qemu_ram_mib}M").into(),
-        "-smp".into(),
-        num_cpus.to_string().into(),
-        // Without -nodefaults QEMU adds a NIC whose option ROM may not be installed.
-        "-nodefaults".into(),
-        "-display".into(),
-        "none".into(),
-        "-bios".into(),
-        boot_stub.into(),
-    ]
-    .into()
+    // Without `-accel`, QEMU uses TCG.
+    let accelerator_args = if kvm {
+        ["-accel", "kvm", "-cpu", KVM_CPU].as_slice()
+    } else {
+        ["-cpu", CPU, "-global", CPU_GLOBAL].as_slice()
+    };
+    ["-M".into(), machine]
+        .into_iter()
+        .chain(accelerator_args.iter().map(OsString::from))
+        .chain([
+            "-m".into(),
+            format!("{qemu_ram_mib}M").into(),
+            "-smp".into(),
+            num_cpus.to_string().into(),
+            // Without -nodefaults QEMU adds a NIC whose option ROM may not be installed.
+            "-nodefaults".into(),
+            "-display".into(),
+            "none".into(),
+            "-bios".into(),
+            boot_stub.into(),
+        ])
+        .collect()
 }
 
 /// The full command line that boots `plan`, with the boot stub, device tree and copies of the
@@ -212,6 +221,7 @@ fn escape(value: &OsStr) -> OsString {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accel::ChosenAccelerator;
     use crate::boot_stub::EntryState;
     use crate::config::DiskImage;
     use crate::plan::{InputFile, LoadedFile, Placement, VirtioConsole};
@@ -239,6 +249,7 @@ mod tests {
                 memory_mib: 16,
                 num_cpus: 1,
                 protected: false,
+                kvm: false,
             },
             placement,
             given_device_tree: None,
@@ -247,6 +258,9 @@ mod tests {
             icount_shift: None,
             rng: true,
             virtio_console: None,
+            accelerator: ChosenAccelerator::Tcg {
+                instead_of_kvm: None,
+            },
             warnings: Vec::new(),
         }
     }
@@ -268,11 +282,13 @@ mod tests {
             .join(" ")
     }
 
+    /// A TCG machine.
     fn machine(memory_mib: u32, num_cpus: u32, protected: bool) -> Machine {
         Machine {
             memory_mib,
             num_cpus,
             protected,
+            kvm: false,
         }
     }
 
@@ -294,6 +310,23 @@ mod tests {
             .nth(1)
             .unwrap(),
             "virt,gic-version=3,highmem=off,dumpdtb=/t/q,,1.dtb"
+        );
+    }
+
+    #[test]
+    fn kvm_runs_the_same_machine_on_the_host_cpu() {
+        let stub = Path::new("/t/stub.bin");
+        assert_eq!(
+            joined(&machine_args(
+                &Machine {
+                    kvm: true,
+                    ..machine(300, 2, false)
+                },
+                stub,
+                None
+            )),
+            "-M virt,gic-version=3,highmem=off -accel kvm -cpu host -m 1324M -smp 2 \
+             -nodefaults -display none -bios /t/stub.bin"
         );
     }
 

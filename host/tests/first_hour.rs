@@ -42,10 +42,11 @@ fn gdb_says_where_it_waits_for_the_debugger() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first_line = String::new();
-    BufReader::new(vm.stderr.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
+    // `vm` first says which accelerator it uses, then where it waits.
+    let mut stderr = BufReader::new(vm.stderr.take().unwrap());
+    let (mut accelerator_line, mut waiting_line) = (String::new(), String::new());
+    stderr.read_line(&mut accelerator_line).unwrap();
+    stderr.read_line(&mut waiting_line).unwrap();
     // The guest stays paused until a debugger comes: end the VM the way Ctrl-C would.
     let terminated = Command::new("kill")
         .args(["-TERM", &vm.id().to_string()])
@@ -53,8 +54,12 @@ fn gdb_says_where_it_waits_for_the_debugger() {
         .unwrap();
     let output = vm.wait_with_output().unwrap();
     assert!(terminated.success());
+    assert!(
+        accelerator_line.starts_with("vm: accelerator: "),
+        "{accelerator_line}"
+    );
     assert_eq!(
-        first_line,
+        waiting_line,
         format!("vm: waiting for a debugger on 127.0.0.1:{port} (target remote :{port})\n")
     );
     assert_eq!(

@@ -52,29 +52,61 @@ echo "vmbase-init: fdt bytes: $($bb wc -c < /sys/firmware/fdt | $bb tr -d ' ')"
 $bb poweroff -f
 "#;
 
+/// `directory`, after `tools/install-deps.sh ARGUMENT` fetched `files` (what) into it if any
+/// was missing.
+fn fetched(argument: &str, directory: PathBuf, files: &[&str], what: &str) -> PathBuf {
+    let present = || files.iter().all(|file| directory.join(file).is_file());
+    if !present() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/install-deps.sh");
+        let output = Command::new(&script)
+            .arg(argument)
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
+        assert!(
+            output.status.success() && present(),
+            "{} {argument} did not fetch {what} into {}: {}",
+            script.display(),
+            directory.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    directory
+}
+
 /// Where `tools/install-deps.sh linux` puts Debian's kernel and busybox; fetched there first if
 /// they are missing, once per test process.
 fn linux_cache() -> &'static Path {
     static CACHE: OnceLock<PathBuf> = OnceLock::new();
     CACHE.get_or_init(|| {
         let linux = linux_cache_dir().expect("neither XDG_CACHE_HOME nor HOME is set");
-        let present = || linux.join("Image").is_file() && linux.join("busybox").is_file();
-        if !present() {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/install-deps.sh");
-            let output = Command::new(&script)
-                .arg("linux")
-                .output()
-                .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
-            assert!(
-                output.status.success() && present(),
-                "{} linux did not fetch Debian's arm64 kernel and busybox into {}: {}",
-                script.display(),
-                linux.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        linux
+        fetched(
+            "linux",
+            linux,
+            &["Image", "busybox"],
+            "Debian's arm64 kernel and busybox",
+        )
     })
+}
+
+/// Where `tools/install-deps.sh qemu-arm64` puts Debian's arm64 `qemu-system-aarch64` and its
+/// libraries (`lib/`, with the dynamic loader), beside the kernel's cache; fetched there first
+/// if they are missing, once per test process.
+pub fn arm64_qemu_cache() -> &'static Path {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let linux = linux_cache_dir().expect("neither XDG_CACHE_HOME nor HOME is set");
+        fetched(
+            "qemu-arm64",
+            linux.with_file_name("qemu-arm64"),
+            &["qemu-system-aarch64", "lib/ld-linux-aarch64.so.1"],
+            "Debian's arm64 QEMU and its libraries",
+        )
+    })
+}
+
+/// Debian's static arm64 busybox.
+pub fn debian_busybox() -> PathBuf {
+    linux_cache().join("busybox")
 }
 
 /// Debian's arm64 kernel, an uncompressed `Image`.
@@ -85,7 +117,7 @@ pub fn debian_kernel() -> PathBuf {
 /// A newc cpio archive holding busybox as `/bin/busybox`, `/dev/console` and the test's
 /// `/init`.
 pub fn busybox_initramfs() -> Vec<u8> {
-    let busybox = fs::read(linux_cache().join("busybox")).unwrap();
+    let busybox = fs::read(debian_busybox()).unwrap();
     newc_archive(&[
         ("bin", 0o040_755, b""),
         ("dev", 0o040_755, b""),

@@ -12,36 +12,12 @@ use std::time::Duration;
 use vmbase_test_harness::{assert_in_order, boot_to_end as boot, guest_image};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig};
 
+mod disks;
+use disks::{DISK_SIZE, FILL, SECTOR, source_image, written_target_image};
+
 /// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
 const DEADLINE: Duration = Duration::from_secs(30);
 const MEMORY_MIB: u32 = 64;
-const DISK_SIZE: usize = 1 << 20;
-const SECTOR: usize = 512;
-/// Must match WRITE_SECTORS in the guest.
-const WRITE_SECTORS: std::ops::Range<usize> = 3..3 + 700;
-/// What the writable disk holds before the guest writes.
-const FILL: u8 = 0xee;
-
-/// Must match the guest's read_pattern.
-fn read_pattern(offset: u64) -> u8 {
-    (offset.wrapping_mul(0x9e37_79b9) >> 13) as u8 ^ (offset >> 9) as u8
-}
-
-/// Must match the guest's write_pattern.
-fn write_pattern(offset: u64) -> u8 {
-    (offset.wrapping_mul(0x0100_0193) >> 7) as u8 ^ 0x5a ^ (offset >> 9) as u8
-}
-
-/// The first disk's image: the read pattern, then the FNV-1a hash of it (little-endian).
-fn source_image() -> Vec<u8> {
-    let mut image: Vec<u8> = (0..(DISK_SIZE - 8) as u64).map(read_pattern).collect();
-    let hash = image.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    image.extend_from_slice(&hash.to_le_bytes());
-    image
-}
-
 fn config(name: &str, test: &str) -> VirtualMachineRawConfig {
     VirtualMachineRawConfig {
         name: format!("vmbase-virtio-{name}"),
@@ -76,19 +52,17 @@ fn source_and_target_disks(dir: &Path) -> Vec<DiskImage> {
     vec![disk(&source, false), disk(&target, true)]
 }
 
-/// Asserts that the guest wrote its pattern to [`WRITE_SECTORS`] of the writable disk `target`
+/// Asserts that the guest wrote its pattern to `WRITE_SECTORS` of the writable disk `target`
 /// and left the rest as it was.
 fn assert_target_written(target: &DiskImage) {
     let written = fs::read(&target.image).unwrap();
     assert_eq!(written.len(), DISK_SIZE, "the disk kept its size");
-    let inside = WRITE_SECTORS.start * SECTOR..WRITE_SECTORS.end * SECTOR;
-    for (offset, &byte) in written.iter().enumerate() {
-        let expected = if inside.contains(&offset) {
-            write_pattern(offset as u64)
-        } else {
-            FILL
-        };
-        assert_eq!(byte, expected, "byte {offset:#x} of the written disk");
+    let expected = written_target_image();
+    if let Some(offset) = (0..DISK_SIZE).find(|&offset| written[offset] != expected[offset]) {
+        panic!(
+            "byte {offset:#x} of the written disk is {:#x}, not {:#x}",
+            written[offset], expected[offset]
+        );
     }
 }
 
