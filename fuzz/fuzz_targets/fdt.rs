@@ -4,28 +4,7 @@
 
 #![no_main]
 
-// The guest's sources name `alloc` as a no_std crate does.
-extern crate alloc;
-
-// The guest's own sources, compiled for the host.
-#[allow(dead_code)]
-#[path = "../../src/console.rs"]
-mod console;
-#[allow(dead_code)]
-#[path = "../../src/layout/crosvm.rs"]
-mod crosvm;
-#[allow(dead_code)]
-#[path = "../../src/fdt/mod.rs"]
-mod fdt;
-#[allow(dead_code)]
-#[path = "../../src/uart.rs"]
-mod uart;
-/// crosvm's memory map where the guest's sources look for it: the FDT reader and the console
-/// take their limits from it.
-mod layout {
-    pub(crate) use super::crosvm;
-}
-
+use vmbase::{console, fdt};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

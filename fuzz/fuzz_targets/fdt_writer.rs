@@ -5,24 +5,9 @@
 
 #![no_main]
 
-// The guest's sources name `alloc` as a no_std crate does.
-extern crate alloc;
-
-#[allow(dead_code)]
-#[path = "../../src/layout/crosvm.rs"]
-mod crosvm;
-#[allow(dead_code)]
-#[path = "../../src/fdt/mod.rs"]
-mod fdt;
-/// crosvm's memory map where the guest's sources look for it: the FDT reader takes its size
-/// limit from it.
-mod layout {
-    pub(crate) use super::crosvm;
-}
-
-use fdt::writer::FdtWriter;
-use fdt::Fdt;
 use libfuzzer_sys::fuzz_target;
+use vmbase::fdt::writer::FdtWriter;
+use vmbase::fdt::Fdt;
 
 /// Bytes of edit script before the tree: 8 edits of 4 bytes.
 const SCRIPT: usize = 32;

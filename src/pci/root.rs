@@ -201,7 +201,7 @@ fn bar_error(error: bus::PciError) -> PciError {
 fn assign_bars(
     root: &mut bus::PciRoot<CamAccess>,
     devices: &[PciDevice],
-    mut allocator: BarAllocator,
+    mut allocator: BarAllocator<'_>,
 ) -> Result<(), PciError> {
     let mut unplaced = Vec::new();
     for device in devices {
@@ -223,7 +223,7 @@ fn assign_bars(
                 ..address
                     .checked_add(size)
                     .ok_or(PciError::Overflow(address))?;
-            if address == 0 || !allocator.reserve(&range) {
+            if !allocator.reserve(&range)? {
                 unplaced.push((
                     device.function,
                     index as u8,
