@@ -254,4 +254,19 @@ mod tests {
         let mut empty = BarAllocator::new(&[]);
         assert!(empty.allocate(0x1000, true, true).is_err());
     }
+
+    #[test]
+    fn no_bar_is_ever_at_address_zero() {
+        // A window that starts at PCI address 0 (identity mapped: CPU address 0 too).
+        let low = [window(Space::Memory32, false, 0..0x1_0000)];
+        let mut allocator = BarAllocator::new(&low);
+        assert_eq!(allocator.reserve(&(0..0x1000)), Ok(false));
+        assert_eq!(allocator.allocate(0x1000, false, false), Ok(0x1000));
+        assert_eq!(allocator.allocate(0x10, false, false), Ok(0x10));
+        assert_eq!(allocator.allocate(0x8000, false, false), Ok(0x8000));
+        assert_eq!(
+            allocator.used(),
+            [0x10..0x20, 0x1000..0x2000, 0x8000..0x1_0000]
+        );
+    }
 }
