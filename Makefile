@@ -52,6 +52,7 @@ run: vmbase_example vm
 
 lint: deps
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	rustfmt --edition 2021 --check template/build.rs template/src/main.rs
@@ -64,6 +65,7 @@ test: lint guests vm
 	cargo test --workspace
 	tools/test-workspace.sh
 	tools/test-template.sh
+	tools/test-fuzz.sh
 
 fuzz: deps
 	@tools/fuzz.sh
