@@ -541,9 +541,18 @@ fn for_each_interrupt_map_entry(
 /// for), read in one walk and sorted, so that each entry's lookup is a binary search rather
 /// than a walk of the tree.
 struct InterruptParents {
-    /// `(phandle, position among the children, #address-cells and #interrupt-cells)`; the
-    /// cells are `None` when they are missing or not one cell each.
-    sorted: Vec<(u32, usize, Option<(u32, u32)>)>,
+    /// Sorted by phandle, then position.
+    sorted: Vec<InterruptParent>,
+}
+
+/// A child of the root with a phandle.
+struct InterruptParent {
+    phandle: u32,
+    /// Its position among the children that have a phandle.
+    position: usize,
+    /// `#address-cells` (0 when absent) and `#interrupt-cells`; `None` when they are missing
+    /// or not one cell each.
+    cells: Option<(u32, u32)>,
 }
 
 impl InterruptParents {
@@ -563,31 +572,33 @@ impl InterruptParents {
                 value => one_cell(value),
             };
             let cells = address_cells.zip(one_cell(child.property(b"#interrupt-cells")?));
-            let position = sorted.len();
-            error = push(
-                &mut sorted,
-                (phandle, position, cells),
-                "interrupt controllers",
-            )
-            .err();
+            let parent = InterruptParent {
+                phandle,
+                position: sorted.len(),
+                cells,
+            };
+            error = push(&mut sorted, parent, "interrupt controllers").err();
             Ok(error.is_some())
         })?;
         if let Some(error) = error {
             return Err(error);
         }
         // The first child with a phandle wins, as a walk in tree order would find it.
-        sorted.sort_unstable_by_key(|&(phandle, position, _)| (phandle, position));
+        sorted.sort_unstable_by_key(|parent| (parent.phandle, parent.position));
         Ok(Self { sorted })
     }
 
     /// `#address-cells` (0 when absent) and `#interrupt-cells` of the controller `phandle`,
     /// `None` if no child of the root has it.
     fn cells(&self, phandle: u32) -> Result<Option<(u32, u32)>, PciError> {
-        let first = self.sorted.partition_point(|&(p, _, _)| p < phandle);
+        let first = self
+            .sorted
+            .partition_point(|parent| parent.phandle < phandle);
         match self.sorted.get(first) {
-            Some(&(p, _, cells)) if p == phandle => {
-                cells.map(Some).ok_or(PciError::BadInterruptParent(phandle))
-            }
+            Some(parent) if parent.phandle == phandle => parent
+                .cells
+                .map(Some)
+                .ok_or(PciError::BadInterruptParent(phandle)),
             _ => Ok(None),
         }
     }
