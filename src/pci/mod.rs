@@ -628,7 +628,8 @@ fn refuse_device_overlaps(
     }
     for child in bus.children() {
         let child = child?;
-        if child.offset() == bridge || child.property(b"device_type")? == Some(b"memory\0") {
+        let device_type = child.property(b"device_type")?.map(crate::fdt::c_string);
+        if child.offset() == bridge || device_type == Some(b"memory") {
             continue;
         }
         let refuse_overlap = |device: Range<u64>| -> Result<(), PciError> {
@@ -1409,6 +1410,13 @@ mod tests {
         let ok = decode(&bridge_among_devices(0x3f00_0000, 0x1000_0000..0x3eff_0000));
         assert!(ok.is_ok(), "{ok:?}");
         let refused = |cam, window| decode(&bridge_among_devices(cam, window)).unwrap_err();
+        // A CPU's `reg` is no address, and RAM is the tracker's to check (`usable_windows`).
+        assert!(decode(&bridge_among_devices(0x3f00_0000, 0x10..0x1000)).is_ok());
+        let over_ram = decode(&bridge_among_devices(0x3f00_0000, 0x8000_0000..0x8000_1000));
+        assert_eq!(
+            over_ram.unwrap().usable_windows(&RAM, &(0..0x1_0000_0000)),
+            Err(PciError::OverlapsRam(0x8000_0000..0x8000_1000))
+        );
         // Over the GIC's redistributors (its second reg entry).
         assert_eq!(
             refused(0x3f00_0000, 0x810_0000..0x3eff_0000),
