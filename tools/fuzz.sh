@@ -25,6 +25,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
 fi
 
+# libfuzzer-sys compiles libFuzzer with the C++ compiler; without a `c++` (the installer puts
+# only clang on a fresh machine), clang's.
+command -v c++ >/dev/null || export CXX=clang++
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 

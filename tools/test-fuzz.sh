@@ -14,7 +14,10 @@ fail() {
     exit 1
 }
 
-# Its own target directory: other RUSTFLAGS would invalidate fuzz/target's nightly builds.
+# libfuzzer-sys compiles libFuzzer with the C++ compiler; without a `c++` (the installer puts
+# only clang on a fresh machine), clang's.
+command -v c++ >/dev/null || export CXX=clang++
+# Its own target directory, apart from cargo-fuzz's instrumented nightly builds in fuzz/target.
 export CARGO_TARGET_DIR=fuzz/target/replay
 RUSTFLAGS="--cfg fuzzing" cargo build --quiet --manifest-path fuzz/Cargo.toml --bins ||
     fail "a fuzz target does not build"
