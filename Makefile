@@ -53,6 +53,8 @@ run: vmbase_example vm
 lint: deps
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+	CARGO_TARGET_DIR=fuzz/target/replay RUSTFLAGS="--cfg fuzzing" \
+		cargo clippy --quiet --manifest-path fuzz/Cargo.toml --lib --bins -- -D warnings
 	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	rustfmt --edition 2021 --check template/build.rs template/src/main.rs

@@ -45,9 +45,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = property.value_as::<u32>();
         }
         let _ = node.compatible().map(Iterator::count);
-        let _ = node
-            .reg()
-            .map(|reg| reg.map(|r| r.map(|r| r.address::<u64>()).count()));
+        if let Ok(Some(reg)) = node.reg() {
+            for entry in reg {
+                let _ = entry.address::<u64>();
+            }
+        }
         let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
         stack.extend(node.children());
     }

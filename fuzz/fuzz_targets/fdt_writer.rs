@@ -111,13 +111,11 @@ fuzz_target!(|data: &[u8]| {
 /// read.
 fn properties<'a>(fdt: &'a Fdt, path: &[u8], except: &[u8]) -> Option<Vec<(&'a [u8], &'a [u8])>> {
     let node = fdt.node(path).ok()??;
-    Some(
-        node.properties()
-            .map(|property| property.map(|p| (p.name, p.value)))
-            .filter(|property| property.as_ref().is_ok_and(|(name, _)| *name != except))
-            .collect::<Result<_, _>>()
-            .ok()?,
-    )
+    node.properties()
+        .map(|property| property.map(|p| (p.name, p.value)))
+        .filter(|property| !matches!(property, Ok((name, _)) if *name == except))
+        .collect::<Result<_, _>>()
+        .ok()
 }
 
 fn run(writer: &mut FdtWriter, edits: &[Edit]) {
