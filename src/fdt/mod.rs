@@ -534,9 +534,11 @@ impl<'a> Fdt<'a> {
     ) -> Result<[Option<&'a [u8]>; N], FdtError> {
         let mut places = [const { None }; N];
         let mut missing = N;
+        // A name with a NUL in it names no property; string_is would take "\0" for "".
+        let named: [bool; N] = core::array::from_fn(|i| !names[i].contains(&0));
         self.scan_properties(body, |name_offset, value| {
-            for (name, place) in names.iter().zip(&mut places) {
-                if place.is_none() && self.string_is(name_offset, name) {
+            for ((name, place), named) in names.iter().zip(&mut places).zip(named) {
+                if named && place.is_none() && self.string_is(name_offset, name) {
                     *place = Some(value);
                     missing -= 1;
                     break;
