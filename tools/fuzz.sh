@@ -41,11 +41,15 @@ for target in $targets; do
   # One job; debug assertions and overflow checks on, so arithmetic overflow is a crash. A
   # single input running for over 10 s counts as a hang.
   target_status=0
+  started=$SECONDS
   cargo fuzz run --debug-assertions "$target" "corpus-$target" "${seeds[@]}" -- \
     -dict=fdt.dict -max_len=65536 -timeout=10 -max_total_time="$seconds" -print_final_stats=1 \
     2>&1 | tee "$log" || target_status=$?
   executions="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
-  echo "fuzz: $target: ${executions:-0} executions in ${seconds}s (exit status ${target_status})"
+  # A crash ends the run early: the time is what it ran, and its executions are libFuzzer's
+  # count at the crash.
+  [[ -n "$executions" ]] || executions="$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -n 1)"
+  echo "fuzz: $target: ${executions:-0} executions in $((SECONDS - started))s (exit status ${target_status})"
   ((target_status == 0)) || status=$target_status
 done
 exit "$status"
