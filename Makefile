@@ -66,6 +66,9 @@ run: vmbase_example vm
 
 lint: deps
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+	CARGO_TARGET_DIR=fuzz/target/replay RUSTFLAGS="--cfg fuzzing" \
+		cargo clippy --quiet --manifest-path fuzz/Cargo.toml --lib --bins -- -D warnings
 	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench -p pkvm_double --all-targets -- -D warnings
 	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
 	# The example as Soong builds it: without its default `sha2` feature (docs/android.md).
@@ -81,6 +84,7 @@ test: lint guests vm vm-aarch64
 	cargo test --workspace
 	tools/test-workspace.sh
 	tools/test-template.sh
+	tools/test-fuzz.sh
 
 fuzz: deps
 	@tools/fuzz.sh

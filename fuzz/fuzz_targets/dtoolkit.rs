@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(fdt) = Fdt::new(blob) else { return };
 
     // Reads a bootloader makes.
-    let _ = fdt.memory().map(|memory| memory.reg().map(|reg| reg.map(|r| r.count())));
+    let _ = fdt
+        .memory()
+        .map(|memory| memory.reg().map(|reg| reg.map(|r| r.count())));
     if let Some(chosen) = fdt.chosen() {
         let _ = chosen.bootargs();
         let _ = chosen.stdout_path();
@@ -43,13 +45,19 @@ fuzz_target!(|data: &[u8]| {
             let _ = property.value_as::<u32>();
         }
         let _ = node.compatible().map(Iterator::count);
-        let _ = node.reg().map(|reg| reg.map(|r| r.map(|r| r.address::<u64>()).count()));
+        if let Ok(Some(reg)) = node.reg() {
+            for entry in reg {
+                let _ = entry.address::<u64>();
+            }
+        }
         let _ = node.ranges().map(|ranges| ranges.map(Iterator::count));
         stack.extend(node.children());
     }
 
     // Edits a bootloader makes, in a larger buffer, then a re-read.
-    let Ok(mut tree) = FdtMut::new(blob.to_vec()) else { return };
+    let Ok(mut tree) = FdtMut::new(blob.to_vec()) else {
+        return;
+    };
     if let Some(mut chosen) = tree.find_node_mut("/chosen") {
         let _ = chosen.add_property("kaslr-seed", [0u8; 8]);
         if let Some(mut bootargs) = chosen.property_mut("bootargs") {

@@ -4,41 +4,14 @@
 
 #![no_main]
 
-// The guest's sources name `alloc` as a no_std crate does.
-extern crate alloc;
-
-// The guest's own sources, compiled for the host.
-#[allow(dead_code)]
-#[path = "../../src/console.rs"]
-mod console;
-#[allow(dead_code)]
-#[path = "../../src/layout/crosvm.rs"]
-mod crosvm;
-#[allow(dead_code)]
-#[path = "../../src/fdt/mod.rs"]
-mod fdt;
-#[allow(dead_code)]
-#[path = "../../src/uart.rs"]
-mod uart;
-/// crosvm's memory map where the guest's sources look for it: the FDT reader and the console
-/// take their limits from it.
-mod layout {
-    pub(crate) use super::crosvm;
-}
-
 use libfuzzer_sys::fuzz_target;
+use vmbase::{console, fdt};
+use vmbase_fuzz::Aligned;
 
 fuzz_target!(|data: &[u8]| {
-    // The blob as the guest finds it: a VMM-given address at the start of a memory region, 8-byte
-    // aligned as the boot protocol requires (libFuzzer's buffer may not be).
-    let mut words = vec![0u64; data.len().div_ceil(8)];
-    for (word, chunk) in words.iter_mut().zip(data.chunks(8)) {
-        let mut bytes = [0; 8];
-        bytes[..chunk.len()].copy_from_slice(chunk);
-        *word = u64::from_ne_bytes(bytes);
-    }
-    // SAFETY: words holds at least data.len() initialised bytes, and lives past this use.
-    let blob = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), data.len()) };
+    // The blob as the guest finds it: a VMM-given address at the start of a memory region.
+    let memory = Aligned::new(data, data.len());
+    let blob = memory.bytes();
     let start = blob.as_ptr() as usize;
     // SAFETY: blob is readable and nothing writes it during this call.
     let found = unsafe { fdt::from_region(start as u64, start..start + blob.len()) };
@@ -48,4 +21,3 @@ fuzz_target!(|data: &[u8]| {
     fdt::read_everything(blob);
     let _ = console::ConsoleDevice::from_fdt(blob);
 });
-

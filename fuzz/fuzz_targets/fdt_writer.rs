@@ -1,83 +1,159 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
-//! Fuzz target: the guest's FDT writer, running a script of edits on an arbitrary tree and
-//! re-reading the result after each edit that succeeds.
+//! Fuzz target: the guest's FDT writer, running a script of edits on an arbitrary tree in tight
+//! buffers. After each edit: a refused edit left the tree's bytes as they were; an accepted one
+//! left a valid tree in which the edited node kept its other properties, in order.
+//!
+//! Input: two bytes of spare room (the in-place buffer's bytes after the tree; the moved copy's
+//! bytes after what it needs), a byte of edit count, the edits, then the tree. An edit is an
+//! operation byte, a path byte (an index into [`PATHS`]), a name length byte, two bytes of value
+//! length (big-endian, taken modulo 2049: values up to 2 KiB), then the name and the value.
 
 #![no_main]
 
-// The guest's sources name `alloc` as a no_std crate does.
-extern crate alloc;
-
-#[allow(dead_code)]
-#[path = "../../src/layout/crosvm.rs"]
-mod crosvm;
-#[allow(dead_code)]
-#[path = "../../src/fdt/mod.rs"]
-mod fdt;
-/// crosvm's memory map where the guest's sources look for it: the FDT reader takes its size
-/// limit from it.
-mod layout {
-    pub(crate) use super::crosvm;
-}
-
-use fdt::writer::FdtWriter;
-use fdt::Fdt;
 use libfuzzer_sys::fuzz_target;
+use vmbase::fdt::writer::FdtWriter;
+use vmbase::fdt::Fdt;
+use vmbase_fuzz::Aligned;
 
-/// Bytes of edit script before the tree: 8 edits of 4 bytes.
-const SCRIPT: usize = 32;
-const PATHS: [&[u8]; 6] = [b"/", b"/chosen", b"/aliases", b"/memory", b"/n", b"/n/m"];
-const NAMES: [&[u8]; 6] = [b"bootargs", b"stdout-path", b"reg", b"x", b"compatible", b"n"];
+/// Nodes that edits name (the ones hostile trees and the seeds have).
+const PATHS: [&[u8]; 8] = [
+    b"/",
+    b"/chosen",
+    b"/aliases",
+    b"/memory",
+    b"/n",
+    b"/n/m",
+    b"/soc",
+    b"/pcie@10000000",
+];
+/// Values longer than this are cut.
+const MAX_VALUE: usize = 2048;
 
-/// An 8-byte aligned copy of `bytes` in a buffer `room` bytes larger.
-fn aligned(bytes: &[u8], room: usize) -> Vec<u64> {
-    let mut words = vec![0u64; (bytes.len() + room).div_ceil(8)];
-    for (word, chunk) in words.iter_mut().zip(bytes.chunks(8)) {
-        let mut padded = [0; 8];
-        padded[..chunk.len()].copy_from_slice(chunk);
-        *word = u64::from_ne_bytes(padded);
-    }
-    words
+#[derive(Debug)]
+enum Operation {
+    Set,
+    Delete,
+    AddNode,
+    Pack,
 }
 
-fn as_bytes(words: &mut [u64]) -> &mut [u8] {
-    let len = words.len() * 8;
-    // SAFETY: u64 words are plain bytes, and the slice borrows them exclusively.
-    unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
+#[derive(Debug)]
+struct Edit<'a> {
+    operation: Operation,
+    path: &'a [u8],
+    name: &'a [u8],
+    value: &'a [u8],
+}
+
+/// Splits the script off the front of `data`: the edits, and the rest (the tree).
+fn parse(mut data: &[u8]) -> Option<(usize, usize, Vec<Edit<'_>>, &[u8])> {
+    let mut take = |count: usize| {
+        let (taken, rest) = data.split_at_checked(count)?;
+        data = rest;
+        Some(taken)
+    };
+    let &[in_place_room, moved_room, count] = take(3)? else {
+        return None;
+    };
+    let mut edits = Vec::new();
+    for _ in 0..count % 17 {
+        let &[operation, path, name_len, value_hi, value_lo] = take(5)? else {
+            return None;
+        };
+        let value_len = usize::from(u16::from_be_bytes([value_hi, value_lo])) % (MAX_VALUE + 1);
+        edits.push(Edit {
+            operation: match operation % 4 {
+                0 => Operation::Set,
+                1 => Operation::Delete,
+                2 => Operation::AddNode,
+                _ => Operation::Pack,
+            },
+            path: PATHS[usize::from(path) % PATHS.len()],
+            name: take(usize::from(name_len))?,
+            value: take(value_len)?,
+        });
+    }
+    Some((
+        usize::from(in_place_room),
+        usize::from(moved_room),
+        edits,
+        data,
+    ))
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((script, tree)) = data.split_at_checked(SCRIPT) else { return };
-    // The tree edited where it lies (if it is in the canonical layout)...
-    let mut in_place = aligned(tree, usize::from(script[0]));
-    if let Ok(mut writer) = FdtWriter::new(&mut as_bytes(&mut in_place)[..]) {
-        run(&mut writer, script);
+    let Some((in_place_room, moved_room, edits, tree)) = parse(data) else {
+        return;
+    };
+    // The tree edited where it lies (if it is in the canonical layout), its buffer ending
+    // `in_place_room` bytes after it...
+    let size = vmbase::fdt::total_size(tree)
+        .unwrap_or(tree.len())
+        .min(tree.len());
+    let mut in_place = Aligned::new(&tree[..size], size + in_place_room);
+    if let Ok(mut writer) = FdtWriter::new(in_place.bytes_mut()) {
+        run(&mut writer, &edits);
     }
-    // ...and after a move into a larger buffer.
-    let mut larger = aligned(&[], tree.len() + usize::from(script[1]) * 4);
-    if let Ok(mut writer) = FdtWriter::open_into(tree, as_bytes(&mut larger)) {
-        run(&mut writer, script);
-    }
+    // ...and moved into a buffer `moved_room` bytes larger than the tree needs (found by a
+    // first move into a buffer as large as the input).
+    let mut probe = Aligned::new(&[], tree.len());
+    let Ok(needed) = FdtWriter::open_into(tree, probe.bytes_mut()).map(|w| w.as_bytes().len())
+    else {
+        return;
+    };
+    let mut moved = Aligned::new(&[], needed + moved_room);
+    let mut writer = FdtWriter::open_into(tree, moved.bytes_mut()).expect("a larger buffer");
+    run(&mut writer, &edits);
 });
 
-fn run(writer: &mut FdtWriter, script: &[u8]) {
-    for edit in script.chunks_exact(4) {
-        let path = PATHS[usize::from(edit[1]) % PATHS.len()];
-        let name = NAMES[usize::from(edit[2]) % NAMES.len()];
-        let value = vec![edit[3]; usize::from(edit[3] % 64)];
-        let done = match edit[0] % 4 {
-            0 => writer.set_property(path, name, &value).is_ok(),
-            1 => writer.delete_property(path, name).is_ok(),
-            2 => writer.add_node(path, name).is_ok(),
-            _ => writer.pack().is_ok(),
+/// The properties of the node at `path`, without those named `except`; `None` if it cannot be
+/// read.
+fn properties<'a>(fdt: &'a Fdt, path: &[u8], except: &[u8]) -> Option<Vec<(&'a [u8], &'a [u8])>> {
+    let node = fdt.node(path).ok()??;
+    node.properties()
+        .map(|property| property.map(|p| (p.name, p.value)))
+        .filter(|property| !matches!(property, Ok((name, _)) if *name == except))
+        .collect::<Result<_, _>>()
+        .ok()
+}
+
+fn run(writer: &mut FdtWriter, edits: &[Edit]) {
+    for edit in edits {
+        let before = writer.as_bytes().to_vec();
+        let before_fdt = Fdt::new(&before).expect("the open tree reads");
+        let kept = properties(&before_fdt, edit.path, edit.name);
+        let done = match edit.operation {
+            Operation::Set => writer
+                .set_property(edit.path, edit.name, edit.value)
+                .is_ok(),
+            Operation::Delete => writer.delete_property(edit.path, edit.name).is_ok(),
+            Operation::AddNode => writer.add_node(edit.path, edit.name).is_ok(),
+            Operation::Pack => writer.pack().is_ok(),
         };
-        if done {
-            let fdt = writer.fdt().expect("an edit left an unreadable header");
-            fdt.check().expect("an edit left an invalid tree");
-            if edit[0] % 4 == 0 {
-                assert_eq!(fdt.property(path, name).unwrap(), Some(&value[..]));
-            }
-            assert!(Fdt::new(writer.as_bytes()).is_ok());
+        if !done {
+            assert_eq!(
+                writer.as_bytes(),
+                before,
+                "a refused {edit:?} changed the tree"
+            );
+            continue;
+        }
+        let fdt = writer.fdt().expect("an edit left an unreadable header");
+        fdt.check().expect("an edit left an invalid tree");
+        assert!(Fdt::new(writer.as_bytes()).is_ok());
+        if let Operation::Set = edit.operation {
+            assert_eq!(
+                fdt.property(edit.path, edit.name).unwrap(),
+                Some(edit.value)
+            );
+        }
+        if kept.is_some() {
+            assert_eq!(
+                properties(&fdt, edit.path, edit.name),
+                kept,
+                "{edit:?} changed the node's other properties"
+            );
         }
     }
 }

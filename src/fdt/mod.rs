@@ -566,9 +566,11 @@ impl<'a> Fdt<'a> {
     ) -> Result<[Option<&'a [u8]>; N], FdtError> {
         let mut places = [const { None }; N];
         let mut missing = N;
+        // A name with a NUL in it names no property; string_is would take "\0" for "".
+        let named: [bool; N] = core::array::from_fn(|i| !names[i].contains(&0));
         self.scan_properties(body, |name_offset, value| {
-            for (name, place) in names.iter().zip(&mut places) {
-                if place.is_none() && self.string_is(name_offset, name) {
+            for ((name, place), named) in names.iter().zip(&mut places).zip(named) {
+                if named && place.is_none() && self.string_is(name_offset, name) {
                     *place = Some(value);
                     missing -= 1;
                     break;
@@ -1252,9 +1254,11 @@ impl<'a> Iterator for CompatibleNodes<'a> {
 }
 
 /// Runs every read the module offers over `blob` to its end, ignoring the results: what
-/// hostile input must survive. Shared by the unit tests and the fuzz target (`fuzz/`).
+/// hostile input must survive. Shared by the unit tests and the fuzz targets (`fuzz/`), which
+/// build vmbase with `--cfg fuzzing`; not part of the API otherwise.
 #[cfg(any(test, fuzzing))]
-pub(crate) fn read_everything(blob: &[u8]) {
+#[doc(hidden)]
+pub fn read_everything(blob: &[u8]) {
     let Ok(fdt) = Fdt::new(blob) else { return };
     let _ = fdt.check();
     let _ = fdt.chosen();

@@ -195,6 +195,8 @@ impl<'b> FdtWriter<'b> {
 
     /// Deletes property `name` of the node at `path`.
     pub fn delete_property(&mut self, path: &[u8], name: &[u8]) -> Result<(), FdtError> {
+        // As for set_property: "\0" must not be taken for a property named "".
+        check_name(name, false)?;
         match self.find_property(path, name)? {
             (struct_start, Found::Property { offset, value_len }) => {
                 self.remove(struct_start + offset, 12 + value_len.next_multiple_of(4));
@@ -549,6 +551,27 @@ mod tests {
             .set_property(b"/chosen", b"a-new-name", &[0; 8])
             .unwrap();
         assert!(writer.fdt().unwrap().check().is_ok());
+    }
+
+    #[test]
+    fn a_name_with_a_nul_is_no_property_name() {
+        // Found by the fdt_writer fuzz target: deleting "\0" deleted the property named "",
+        // whose name string is followed by another NUL (here: a second empty name).
+        let mut builder = FdtBuilder::new();
+        builder
+            .begin("")
+            .prop("", &[0, 0, 0, 1])
+            .prop("", &[3])
+            .prop("x", &[2])
+            .end();
+        let mut buffer = builder.build();
+        let original = buffer.clone();
+        buffer.extend_from_slice(&[0; 64]);
+        let mut writer = FdtWriter::new(&mut buffer).unwrap();
+        assert_eq!(writer.fdt().unwrap().property(b"/", b"\0"), Ok(None));
+        assert_eq!(writer.fdt().unwrap().property(b"/", b"x\0"), Ok(None));
+        assert_eq!(writer.delete_property(b"/", b"\0"), Err(FdtError::BadName));
+        assert_eq!(writer.as_bytes(), original);
     }
 
     #[test]

@@ -2,10 +2,9 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! Assigns memory BARs from the host bridge's windows: naturally aligned, inside one window,
-//! never overlapping another BAR.
+//! never overlapping another BAR, never at PCI address 0 (which means "unassigned").
 
-use super::{PciError, Space, Window, FOUR_GIB};
-use crate::memory::overlaps;
+use super::{push, PciError, Space, Window, FOUR_GIB};
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -14,46 +13,74 @@ const MIN_BAR_SIZE: u64 = 16;
 
 /// Hands out PCI bus addresses for BARs from a set of memory windows.
 #[derive(Clone, Debug)]
-pub struct BarAllocator {
-    windows: Vec<Window>,
-    /// PCI addresses already taken: BARs the VMM assigned, and those given out.
+pub struct BarAllocator<'w> {
+    windows: &'w [Window],
+    /// PCI addresses already taken (BARs the VMM assigned, and those given out), sorted and
+    /// apart, so a search for room walks them once.
     used: Vec<Range<u64>>,
 }
 
-impl BarAllocator {
+impl<'w> BarAllocator<'w> {
     /// An allocator over the memory windows among `windows` (I/O windows are ignored).
-    pub fn new(windows: &[Window]) -> Self {
+    pub fn new(windows: &'w [Window]) -> Self {
         Self {
-            windows: windows.iter().filter(|w| w.is_memory()).cloned().collect(),
+            windows,
             used: Vec::new(),
         }
     }
 
-    /// Whether `range` (PCI addresses) lies entirely in one window.
+    fn memory_windows(&self) -> impl Iterator<Item = &'w Window> {
+        self.windows.iter().filter(|w| w.is_memory())
+    }
+
+    /// Whether `range` (PCI addresses) lies entirely in one memory window.
     pub fn in_window(&self, range: &Range<u64>) -> bool {
-        self.windows.iter().any(|w| {
+        self.memory_windows().any(|w| {
             let window = w.pci_range();
             window.start <= range.start && range.end <= window.end
         })
     }
 
-    /// Marks `range` as taken, for a BAR the VMM assigned: it is kept if it lies in a window and
-    /// overlaps nothing taken so far. Returns whether it was kept (if not, assign the BAR anew).
-    pub fn reserve(&mut self, range: &Range<u64>) -> bool {
-        if range.is_empty()
-            || !self.in_window(range)
-            || self.used.iter().any(|used| overlaps(used, range))
-        {
-            return false;
+    /// The PCI addresses taken so far, in address order.
+    pub fn used(&self) -> &[Range<u64>] {
+        &self.used
+    }
+
+    /// Where `range` would go in `used`, if it overlaps nothing there.
+    fn free_slot(&self, range: &Range<u64>) -> Option<usize> {
+        let slot = self.used.partition_point(|used| used.end <= range.start);
+        match self.used.get(slot) {
+            Some(next) if next.start < range.end => None,
+            _ => Some(slot),
         }
-        self.used.push(range.clone());
-        true
+    }
+
+    /// Marks `range` as taken, for a BAR the VMM assigned: it is kept if it is not at address 0,
+    /// lies in a window and overlaps nothing taken so far. Returns whether it was kept (if not,
+    /// assign the BAR anew), or [`PciError::NoMemory`].
+    pub fn reserve(&mut self, range: &Range<u64>) -> Result<bool, PciError> {
+        if range.is_empty() || range.start == 0 || !self.in_window(range) {
+            return Ok(false);
+        }
+        let Some(slot) = self.free_slot(range) else {
+            return Ok(false);
+        };
+        self.take(slot, range.clone())?;
+        Ok(true)
+    }
+
+    fn take(&mut self, slot: usize, range: Range<u64>) -> Result<(), PciError> {
+        // Grow fallibly, then insert where the order wants it.
+        push(&mut self.used, 0..0, "BARs")?;
+        self.used.pop();
+        self.used.insert(slot, range);
+        Ok(())
     }
 
     /// The PCI address for a BAR of `size` bytes (a power of two of at least 16), aligned to its
-    /// size. A 32-bit BAR gets an address below 4 GiB; a non-prefetchable BAR never lands in a
-    /// prefetchable window. 64-bit BARs try 64-bit windows first, keeping the 32-bit space for
-    /// BARs that need it.
+    /// size, never 0. A 32-bit BAR gets an address below 4 GiB; a non-prefetchable BAR never
+    /// lands in a prefetchable window. 64-bit BARs try 64-bit windows first, keeping the 32-bit
+    /// space for BARs that need it.
     pub fn allocate(
         &mut self,
         size: u64,
@@ -63,20 +90,18 @@ impl BarAllocator {
         if size < MIN_BAR_SIZE || !size.is_power_of_two() {
             return Err(PciError::BadBarSize(size));
         }
-        let mut order: Vec<&Window> = self
-            .windows
-            .iter()
-            .filter(|w| prefetchable || !w.prefetchable)
-            .collect();
-        // Stable sort: preferred windows first, in tree order otherwise.
-        order.sort_by_key(|w| !(is_64bit && w.space == Space::Memory64));
+        let fits = |w: &&Window| prefetchable || !w.prefetchable;
+        let preferred = |w: &&Window| is_64bit && w.space == Space::Memory64;
+        // Preferred windows first, in tree order otherwise.
+        let order = (self.memory_windows().filter(fits).filter(preferred))
+            .chain(self.memory_windows().filter(fits).filter(|w| !preferred(w)));
         for window in order {
             let mut limit = window.pci_range().end;
             if !is_64bit {
                 limit = limit.min(FOUR_GIB);
             }
-            if let Some(start) = self.first_fit(window.pci_range().start, limit, size) {
-                self.used.push(start..start + size);
+            if let Some((start, slot)) = self.first_fit(window.pci_range().start, limit, size) {
+                self.take(slot, start..start + size)?;
                 return Ok(start);
             }
         }
@@ -87,19 +112,24 @@ impl BarAllocator {
         })
     }
 
-    /// The lowest address from `start` where `size` aligned bytes end by `limit` and overlap
-    /// nothing taken.
-    fn first_fit(&self, start: u64, limit: u64, size: u64) -> Option<u64> {
-        let mut candidate = start.checked_next_multiple_of(size)?;
+    /// The lowest address from `start`, other than 0, where `size` aligned bytes end by `limit`
+    /// and overlap nothing taken; and where it goes in `used`.
+    fn first_fit(&self, start: u64, limit: u64, size: u64) -> Option<(u64, usize)> {
+        let mut candidate = start.max(1).checked_next_multiple_of(size)?;
+        let mut slot = self.used.partition_point(|used| used.end <= candidate);
         loop {
             let end = candidate.checked_add(size)?;
             if end > limit {
                 return None;
             }
-            let range = candidate..end;
-            match self.used.iter().find(|used| overlaps(used, &range)) {
-                None => return Some(candidate),
-                Some(used) => candidate = used.end.checked_next_multiple_of(size)?,
+            match self.used.get(slot) {
+                // Alignment moved the candidate past this one.
+                Some(used) if used.end <= candidate => slot += 1,
+                Some(used) if used.start < end => {
+                    candidate = used.end.checked_next_multiple_of(size)?;
+                    slot += 1;
+                }
+                _ => return Some((candidate, slot)),
             }
         }
     }
@@ -125,6 +155,7 @@ pub fn bar_pages(mut bars: Vec<Range<u64>>) -> Vec<Range<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::overlaps;
 
     fn window(space: Space, prefetchable: bool, range: Range<u64>) -> Window {
         Window {
@@ -147,7 +178,8 @@ mod tests {
 
     #[test]
     fn bars_are_aligned_to_their_size_and_never_overlap() {
-        let mut allocator = BarAllocator::new(&windows());
+        let windows = windows();
+        let mut allocator = BarAllocator::new(&windows);
         assert_eq!(allocator.allocate(0x100, false, false), Ok(0x1000_0000));
         assert_eq!(allocator.allocate(0x1000, false, false), Ok(0x1000_1000));
         assert_eq!(allocator.allocate(0x10, false, false), Ok(0x1000_0100));
@@ -165,7 +197,8 @@ mod tests {
 
     #[test]
     fn sixty_four_bit_bars_prefer_sixty_four_bit_windows() {
-        let mut allocator = BarAllocator::new(&windows());
+        let windows = windows();
+        let mut allocator = BarAllocator::new(&windows);
         assert_eq!(allocator.allocate(0x4000, true, false), Ok(0x80_0000_0000));
         assert_eq!(allocator.allocate(0x1000, true, true), Ok(0x80_0000_4000));
         // Non-prefetchable BARs stay out of the prefetchable window, and fall back to 32-bit.
@@ -179,7 +212,8 @@ mod tests {
 
     #[test]
     fn a_window_never_overflows() {
-        let mut allocator = BarAllocator::new(&windows());
+        let windows = windows();
+        let mut allocator = BarAllocator::new(&windows);
         assert_eq!(allocator.allocate(0x1_0000, false, false), Ok(0x1000_0000));
         assert_eq!(
             allocator.allocate(0x10, false, false),
@@ -203,12 +237,22 @@ mod tests {
 
     #[test]
     fn reserved_bars_are_kept_and_avoided() {
-        let mut allocator = BarAllocator::new(&windows());
-        assert!(allocator.reserve(&(0x1000_0000..0x1000_1000)));
-        assert!(!allocator.reserve(&(0x1000_0800..0x1000_0900)), "overlap");
-        assert!(!allocator.reserve(&(0x2000_0000..0x2000_1000)), "outside");
-        assert!(
-            !allocator.reserve(&(0x3eff_0000..0x3eff_0010)),
+        let windows = windows();
+        let mut allocator = BarAllocator::new(&windows);
+        assert_eq!(allocator.reserve(&(0x1000_0000..0x1000_1000)), Ok(true));
+        assert_eq!(
+            allocator.reserve(&(0x1000_0800..0x1000_0900)),
+            Ok(false),
+            "overlap"
+        );
+        assert_eq!(
+            allocator.reserve(&(0x2000_0000..0x2000_1000)),
+            Ok(false),
+            "outside"
+        );
+        assert_eq!(
+            allocator.reserve(&(0x3eff_0000..0x3eff_0010)),
+            Ok(false),
             "I/O window"
         );
         assert_eq!(allocator.allocate(0x1000, false, false), Ok(0x1000_1000));
@@ -216,7 +260,8 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_refused() {
-        let mut allocator = BarAllocator::new(&windows());
+        let windows = windows();
+        let mut allocator = BarAllocator::new(&windows);
         for size in [0, 8, 0x300] {
             assert_eq!(
                 allocator.allocate(size, false, false),
@@ -244,5 +289,20 @@ mod tests {
             ]
         );
         assert!(bar_pages(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn no_bar_is_ever_at_address_zero() {
+        // A window that starts at PCI address 0 (identity mapped: CPU address 0 too).
+        let low = [window(Space::Memory32, false, 0..0x1_0000)];
+        let mut allocator = BarAllocator::new(&low);
+        assert_eq!(allocator.reserve(&(0..0x1000)), Ok(false));
+        assert_eq!(allocator.allocate(0x1000, false, false), Ok(0x1000));
+        assert_eq!(allocator.allocate(0x10, false, false), Ok(0x10));
+        assert_eq!(allocator.allocate(0x8000, false, false), Ok(0x8000));
+        assert_eq!(
+            allocator.used(),
+            [0x10..0x20, 0x1000..0x2000, 0x8000..0x1_0000]
+        );
     }
 }

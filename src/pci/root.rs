@@ -215,9 +215,8 @@ fn bar_error(error: bus::PciError) -> PciError {
 fn assign_bars(
     root: &mut bus::PciRoot<CamAccess>,
     devices: &[PciDevice],
-    mut allocator: BarAllocator,
+    mut allocator: BarAllocator<'_>,
 ) -> Result<Vec<Range<u64>>, PciError> {
-    let mut placed = Vec::new();
     let mut unplaced = Vec::new();
     for device in devices {
         let bars = root.bars(device.function).map_err(bar_error)?;
@@ -238,9 +237,7 @@ fn assign_bars(
                 ..address
                     .checked_add(size)
                     .ok_or(PciError::Overflow(address))?;
-            if address != 0 && allocator.reserve(&range) {
-                placed.push(range);
-            } else {
+            if !allocator.reserve(&range)? {
                 unplaced.push((
                     device.function,
                     index as u8,
@@ -256,16 +253,14 @@ fn assign_bars(
             MemoryBarType::Width64 => {
                 let address = allocator.allocate(size, true, prefetchable)?;
                 root.set_bar_64(function, index, address);
-                placed.push(address..address + size);
             }
             MemoryBarType::Below1MiB => return Err(PciError::Config("a BAR must lie below 1 MiB")),
             MemoryBarType::Width32 => {
                 let address = allocator.allocate(size, false, prefetchable)?;
                 let address32 = u32::try_from(address).map_err(|_| PciError::Overflow(address))?;
                 root.set_bar_32(function, index, address32);
-                placed.push(address..address + size);
             }
         }
     }
-    Ok(placed)
+    Ok(allocator.used().to_vec())
 }

@@ -431,6 +431,13 @@ fn hostile_pci_nodes_are_reported_and_reset() {
             "virtio guest: PCI: PCI range 0x80000000..0x80100000 overlaps RAM",
         ),
         (
+            "window-over-the-gic",
+            "ranges",
+            "<0x2000000 0x00 0x8000000 0x00 0x8000000 0x00 0x10000>",
+            "virtio guest: PCI: PCI range 0x8000000..0x8010000 overlaps 0x8000000..0x8010000 of \
+             device tree node intc@8000000",
+        ),
+        (
             "empty-window",
             "ranges",
             "<0x2000000 0x00 0x10000000 0x00 0x10000000 0x00 0x00>",
