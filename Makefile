@@ -26,6 +26,11 @@ deps:
 linux-deps: deps
 	@tools/install-deps.sh linux
 
+# Debian's U-Boot and EDK2 for QEMU, which `make bench` compares vmbase_linuxboot with.
+.PHONY: peer-deps
+peer-deps: deps
+	@tools/install-deps.sh peers
+
 # out/vmbase_example.bin
 vmbase_example: deps
 	@cargo build --quiet --release --target $(TARGET) -p vmbase_example
@@ -74,7 +79,7 @@ fuzz: deps
 stress: vmbase_example vm
 	@tools/stress.sh
 
-bench: guests vm linux-deps
+bench: guests vm linux-deps peer-deps
 	@cargo run --quiet --release -p vmbase_bench
 
 clean:

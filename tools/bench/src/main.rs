@@ -9,8 +9,11 @@
 //! timer runs at 62.5 MHz, so one counter tick is 16 instructions: the guests print the counter
 //! at milestones, and the launcher reports the exact total at `SYSTEM_OFF`.
 
+mod peers;
+
 use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection};
+use peers::Peer;
 use serde_json::{Value, json};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 use vmbase_test_harness::{
-    STAND_IN_KERNEL_INSTRUCTIONS, linux_cache_dir, newc_archive, repository_root, stand_in_kernel,
+    STAND_IN_EFI_KERNEL_INSTRUCTIONS, STAND_IN_KERNEL_INSTRUCTIONS, linux_cache_dir, newc_archive,
+    repository_root, stand_in_efi_kernel, stand_in_kernel,
 };
 use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig, boot_stub};
@@ -239,33 +243,73 @@ fn boot_cost(root: &Path, guest: &Guest) -> Result<BootCost> {
 /// vmbase_linuxboot, for each of [`STAND_IN_KERNEL_SIZES`].
 fn firmware_boot_costs(root: &Path) -> Result<Vec<u64>> {
     let dir = tempfile::tempdir()?;
-    let firmware = root.join("out/vmbase_linuxboot.bin");
     STAND_IN_KERNEL_SIZES
         .iter()
         .map(|&size| {
             let kernel = dir.path().join(format!("kernel-{size}"));
             fs::write(&kernel, stand_in_kernel(size, size as u64))?;
-            let config = VirtualMachineRawConfig {
-                name: "vmbase-bench-firmware".to_owned(),
-                kernel: Some(kernel),
-                firmware: Some(firmware.clone()),
-                memory_mib: FIRMWARE_MEMORY_MIB,
-                icount_shift: Some(0),
-                ..Default::default()
-            };
-            let (lines, instructions) = run_counted(&config, &firmware)?;
-            if !lines
-                .iter()
-                .any(|line| line.starts_with("linuxboot: entering the kernel at 0x80000000"))
-            {
-                bail!(
-                    "vmbase_linuxboot did not enter the kernel:\n{}",
-                    lines.join("\n")
-                );
-            }
-            Ok(instructions)
+            linuxboot_instructions(root, kernel)
         })
         .collect()
+}
+
+/// Instructions from reset to `SYSTEM_OFF` in the stand-in `kernel` booted through
+/// vmbase_linuxboot.
+fn linuxboot_instructions(root: &Path, kernel: PathBuf) -> Result<u64> {
+    let firmware = root.join("out/vmbase_linuxboot.bin");
+    let config = VirtualMachineRawConfig {
+        name: "vmbase-bench-firmware".to_owned(),
+        kernel: Some(kernel),
+        firmware: Some(firmware.clone()),
+        memory_mib: FIRMWARE_MEMORY_MIB,
+        icount_shift: Some(0),
+        ..Default::default()
+    };
+    let (lines, instructions) = run_counted(&config, &firmware)?;
+    if !lines
+        .iter()
+        .any(|line| line.starts_with("linuxboot: entering the kernel at 0x80000000"))
+    {
+        bail!(
+            "vmbase_linuxboot did not enter the kernel:\n{}",
+            lines.join("\n")
+        );
+    }
+    Ok(instructions)
+}
+
+/// One firmware's instructions from reset to the first of the stand-in EFI kernel.
+struct FirmwareCost {
+    name: &'static str,
+    version: String,
+    instructions: u64,
+}
+
+/// Reset to the kernel's first instruction through vmbase_linuxboot and each [`Peer`], on the
+/// same stand-in kernel (an arm64 `Image` that is also an EFI application) and the same machine.
+fn peer_boot_costs(root: &Path) -> Result<Vec<FirmwareCost>> {
+    peers::check_installed()?;
+    let dir = tempfile::tempdir()?;
+    let kernel = dir.path().join("kernel");
+    fs::write(&kernel, stand_in_efi_kernel(0, 0x2000))?;
+    let mut costs = vec![FirmwareCost {
+        name: "vmbase_linuxboot",
+        version: "this tree".to_owned(),
+        instructions: linuxboot_instructions(root, kernel.clone())?
+            - STAND_IN_EFI_KERNEL_INSTRUCTIONS.0,
+    }];
+    for peer in Peer::ALL {
+        let args = peer.qemu_args(FIRMWARE_MEMORY_MIB, &kernel, None, "", dir.path())?;
+        let console = dir.path().join(format!("{}.console", peer.name()));
+        let instructions = peers::count_instructions(&args, dir.path(), &console)
+            .with_context(|| format!("boot the stand-in kernel through {}", peer.name()))?;
+        costs.push(FirmwareCost {
+            name: peer.name(),
+            version: peer.package(),
+            instructions: instructions - peer.kernel_instructions(),
+        });
+    }
+    Ok(costs)
 }
 
 /// Where `tools/install-deps.sh linux` keeps Debian's kernel and busybox.
@@ -292,9 +336,13 @@ fn poweroff_initramfs(busybox: &[u8]) -> Result<Vec<u8>> {
     ])?)
 }
 
-/// Median wall times of `vm run` booting Debian's kernel to init's power-off, directly and
-/// through vmbase_linuxboot, alternating.
-fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
+/// Ways of booting Debian's kernel that the Linux wall times compare.
+const LINUX_BOOTS: [&str; 4] = ["direct", "vmbase_linuxboot", "u-boot", "edk2"];
+
+/// Median wall times of booting Debian's kernel to init's power-off, for each of
+/// [`LINUX_BOOTS`], alternating: `vm run` directly and through vmbase_linuxboot, and QEMU with
+/// each [`Peer`] on the same machine.
+fn linux_wall_times(root: &Path) -> Result<Vec<Duration>> {
     let linux = linux_cache()?;
     let dir = tempfile::tempdir()?;
     let initrd = dir.path().join("initramfs.cpio");
@@ -302,11 +350,12 @@ fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
         &initrd,
         poweroff_initramfs(&fs::read(linux.join("busybox"))?)?,
     )?;
-    let command = |firmware: bool| {
+    let image = linux.join("Image");
+    let vm_command = |firmware: bool| {
         let mut command = vm_run(root, LINUX_MEMORY_MIB);
         command
             .arg("--kernel")
-            .arg(linux.join("Image"))
+            .arg(&image)
             .arg("--initrd")
             .arg(&initrd);
         if firmware {
@@ -316,15 +365,35 @@ fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
         }
         command
     };
+    // The kernel's command line `vm run` gives it (host/src/plan.rs).
+    let peer_args = Peer::ALL
+        .iter()
+        .map(|peer| {
+            peer.qemu_args(
+                LINUX_MEMORY_MIB,
+                &image,
+                Some(&initrd),
+                "panic=-1",
+                dir.path(),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let commands = || {
+        [vm_command(false), vm_command(true)]
+            .into_iter()
+            .chain(peer_args.iter().map(|args| peers::bare_qemu(args)))
+    };
     // A first run of each warms the launcher's device-tree cache and the page cache.
-    time(&mut command(false))?;
-    time(&mut command(true))?;
-    let (mut direct, mut through_firmware) = (Vec::new(), Vec::new());
-    for _ in 0..LINUX_WALL_TIME_RUNS {
-        direct.push(time(&mut command(false))?);
-        through_firmware.push(time(&mut command(true))?);
+    for mut command in commands() {
+        time(&mut command)?;
     }
-    Ok((median(direct), median(through_firmware)))
+    let mut samples = vec![Vec::new(); LINUX_BOOTS.len()];
+    for _ in 0..LINUX_WALL_TIME_RUNS {
+        for (samples, mut command) in samples.iter_mut().zip(commands()) {
+            samples.push(time(&mut command)?);
+        }
+    }
+    Ok(samples.into_iter().map(median).collect())
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -462,7 +531,8 @@ fn main() -> Result<()> {
 
     let disk = disk_bench(&root)?;
     let firmware_costs = firmware_boot_costs(&root)?;
-    let (linux_direct, linux_firmware) = linux_wall_times(&root)?;
+    let peer_costs = peer_boot_costs(&root)?;
+    let linux_times = linux_wall_times(&root)?;
 
     let hello = root.join("out/vmbase_hello.bin");
     let (launcher, bare) = launcher_overhead(&root, &hello)?;
@@ -565,13 +635,31 @@ fn main() -> Result<()> {
         STAND_IN_KERNEL_SIZES[1] >> 20,
         STAND_IN_KERNEL_INSTRUCTIONS
     );
+    println!();
     println!(
-        "Debian's kernel to init's poweroff, median of {LINUX_WALL_TIME_RUNS} alternating runs: \
-         direct {:.0} ms, through vmbase_linuxboot {:.0} ms, ratio {:.3}",
-        milliseconds(linux_direct),
-        milliseconds(linux_firmware),
-        linux_firmware.as_secs_f64() / linux_direct.as_secs_f64()
+        "reset -> the kernel's first instruction (exact), one stand-in kernel that is both an \
+         arm64 Image and an EFI application:"
     );
+    for cost in &peer_costs {
+        println!(
+            "  {:<18}{:>14} instructions  {:>8.1}x  {}",
+            cost.name,
+            cost.instructions,
+            cost.instructions as f64 / peer_costs[0].instructions as f64,
+            cost.version
+        );
+    }
+    println!(
+        "Debian's kernel to init's poweroff, median of {LINUX_WALL_TIME_RUNS} alternating runs \
+         (relative to direct boot):"
+    );
+    for (label, duration) in LINUX_BOOTS.iter().zip(&linux_times) {
+        println!(
+            "  {label:<18}{:>8.0} ms  {:.3}x",
+            milliseconds(*duration),
+            duration.as_secs_f64() / linux_times[0].as_secs_f64()
+        );
+    }
     println!();
     println!(
         "host wall time, vmbase hello, median of {WALL_TIME_RUNS} alternating runs: vm run {:.1} ms, \
@@ -627,10 +715,19 @@ fn main() -> Result<()> {
                 .zip(&firmware_costs)
                 .map(|(size, cost)| json!({ "kernel_bytes": size, "instructions": cost - STAND_IN_KERNEL_INSTRUCTIONS }))
                 .collect::<Vec<_>>(),
+        },
+        "firmware_peers": {
+            "reset_to_kernel_instructions": peer_costs
+                .iter()
+                .map(|cost| json!({ "firmware": cost.name, "version": cost.version, "instructions": cost.instructions }))
+                .collect::<Vec<_>>(),
             "linux_to_poweroff_ms": {
                 "runs": LINUX_WALL_TIME_RUNS,
-                "direct_median": milliseconds(linux_direct),
-                "firmware_median": milliseconds(linux_firmware),
+                "median": LINUX_BOOTS
+                    .iter()
+                    .zip(&linux_times)
+                    .map(|(label, duration)| (label.to_string(), json!(milliseconds(*duration))))
+                    .collect::<serde_json::Map<_, _>>(),
             },
         },
         "wall_time_ms": {
