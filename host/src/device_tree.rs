@@ -28,6 +28,10 @@ const BOOT_CPUID_PHYS_OFFSET: usize = 0x1c;
 /// Where dumped device trees are kept, under the user's cache directory.
 const CACHE_SUBDIRECTORY: &str = "vmclient";
 
+/// Part of every cache file's name, changed when what is cached changes: 2 since dumps are
+/// stored without QEMU's free space.
+const CACHE_FORMAT: u32 = 2;
+
 /// How long QEMU may take to dump its device tree (it normally takes well under a second).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -63,7 +67,8 @@ pub(crate) fn qemu_device_tree(
     {
         return Ok(dtb);
     }
-    let dtb = dump_qemu_device_tree(memory_mib, num_cpus, boot_stub, scratch, interrupt)?;
+    let dump = dump_qemu_device_tree(memory_mib, num_cpus, boot_stub, scratch, interrupt)?;
+    let dtb = without_free_space(&dump).unwrap_or(dump);
     check_dump(&dtb).map_err(|reason| {
         Error::DeviceTreeParse(format!("QEMU's dump {}: {reason}", scratch.display()))
     })?;
@@ -72,6 +77,25 @@ pub(crate) fn qemu_device_tree(
         let _ = store(&path, &dtb);
     }
     Ok(dtb)
+}
+
+/// `dtb` cut after its last block, with `totalsize` saying so, when its memory reservations
+/// come first (as in QEMU's dumps): QEMU pads its tree to 1 MiB of free space, which every VM's
+/// start would otherwise read from the cache again, for a tree of a few KiB. `None` for other
+/// layouts or inconsistent headers, which are kept as they are.
+fn without_free_space(dtb: &[u8]) -> Option<Vec<u8>> {
+    let field = |offset: usize| -> Option<usize> {
+        let bytes = dtb.get(offset..offset + 4)?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?) as usize)
+    };
+    let (structure, strings, reservations) = (field(8)?, field(12)?, field(16)?);
+    let end = (structure.checked_add(field(36)?)?).max(strings.checked_add(field(32)?)?);
+    if reservations > structure.min(strings) || end > dtb.len() {
+        return None;
+    }
+    let mut packed = dtb[..end].to_vec();
+    packed[4..8].copy_from_slice(&u32::try_from(end).ok()?.to_be_bytes());
+    Some(packed)
 }
 
 /// Checks that `dtb` is a whole device tree with a root node, as a dump (or a cached dump,
@@ -99,6 +123,7 @@ fn cache_file(memory_mib: u32, num_cpus: u32) -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
     let mut hasher = DefaultHasher::new();
+    CACHE_FORMAT.hash(&mut hasher);
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
     // Which stub file is given does not change the tree; that there is one does.
     qemu::machine_args(memory_mib, num_cpus, Path::new("boot-stub"), None).hash(&mut hasher);
@@ -373,6 +398,25 @@ mod tests {
         let fdt = Fdt::new(&dtb).unwrap();
         assert!(fdt.find_node("/pl011@9000000").is_some());
         assert!(fdt.find_compatible(&["arm,pl061"]).is_none());
+    }
+
+    #[test]
+    fn dumps_are_kept_without_free_space() {
+        let dump = qemu_dtb(16);
+        let packed = without_free_space(&dump).unwrap();
+        assert!(packed.len() < 16 << 10, "{} bytes", packed.len());
+        assert!(packed.len() < dump.len());
+        check_dump(&packed).unwrap();
+        let nodes = |dtb: &[u8]| {
+            Fdt::new(dtb)
+                .unwrap()
+                .all_nodes()
+                .map(|node| (node.name.to_owned(), node.properties().count()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nodes(&packed), nodes(&dump));
+        // A header whose blocks run past the end is left alone.
+        assert_eq!(without_free_space(&dump[..packed.len() - 1]), None);
     }
 
     #[test]
