@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection};
 use peers::Peer;
 use serde_json::{Value, json};
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,7 +25,7 @@ use vmbase_test_harness::{
     STAND_IN_EFI_KERNEL_INSTRUCTIONS, STAND_IN_KERNEL_INSTRUCTIONS, linux_cache_dir, newc_archive,
     repository_root, stand_in_efi_kernel, stand_in_kernel,
 };
-use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
+use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS, QEMU_RAM_BELOW_RAM_START_MIB};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig, boot_stub};
 
 /// Guest instructions per counter tick under `-icount shift=0` (16 ns at 62.5 MHz).
@@ -441,25 +442,38 @@ fn vm_command(root: &Path, image: &Path) -> Command {
     command
 }
 
-/// The same boot as `vm run` without the launcher: QEMU with the boot stub, QEMU's own device
-/// tree and the image, straight from the shell.
-fn bare_qemu_command(files: &Path, image: &Path) -> Command {
-    let mut command = Command::new("qemu-system-aarch64");
-    command.args([
+/// The machine `vm run` gives a guest with `memory_mib` of RAM (host/src/qemu.rs): the same
+/// CPU, RAM size and devices, its virtio-rng included, without a firmware.
+fn vm_machine_args(memory_mib: u32) -> Vec<OsString> {
+    [
         "-M",
         "virt,gic-version=3,highmem=off",
         "-cpu",
         "max",
         "-global",
         "max-arm-cpu.pauth-impdef=on",
+        "-m",
+        &format!("{}M", QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib)),
         "-smp",
         "1",
         "-nodefaults",
-    ]);
-    command.args(["-display", "none", "-no-reboot", "-serial", "null", "-m"]);
+        "-display",
+        "none",
+        "-no-reboot",
+        "-device",
+        "virtio-rng-pci",
+    ]
+    .map(OsString::from)
+    .into()
+}
+
+/// The same boot as `vm run` without the launcher: QEMU with the same machine and devices, the
+/// boot stub, QEMU's own device tree and the image, straight from the shell.
+fn bare_qemu_command(files: &Path, image: &Path) -> Command {
+    let mut command = Command::new("qemu-system-aarch64");
     command
-        .arg(format!("{}M", 1024 + MEMORY_MIB))
-        .arg("-bios")
+        .args(vm_machine_args(MEMORY_MIB))
+        .args(["-serial", "null", "-bios"])
         .arg(files.join("stub.bin"));
     for (file, address) in [
         (files.join("qemu.dtb"), FDT_ADDRESS),
@@ -477,15 +491,15 @@ fn bare_qemu_command(files: &Path, image: &Path) -> Command {
 fn launcher_overhead(root: &Path, image: &Path) -> Result<(Duration, Duration)> {
     let files = tempfile::tempdir()?;
     fs::write(files.path().join("stub.bin"), boot_stub())?;
-    let dump = format!(
-        "virt,gic-version=3,highmem=off,dumpdtb={}",
-        files.path().join("qemu.dtb").display()
-    );
     // The same machine as the boot, -bios included (QEMU leaves devices out under -bios).
     time(
         Command::new("qemu-system-aarch64")
-            .args(["-M", &dump, "-cpu", "max", "-nodefaults"])
-            .args(["-global", "max-arm-cpu.pauth-impdef=on"])
+            .args(vm_machine_args(MEMORY_MIB))
+            .arg("-machine")
+            .arg(format!(
+                "dumpdtb={}",
+                files.path().join("qemu.dtb").display()
+            ))
             .arg("-bios")
             .arg(files.path().join("stub.bin")),
     )?;

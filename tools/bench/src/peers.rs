@@ -16,7 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 use vmbase_test_harness::STAND_IN_EFI_KERNEL_INSTRUCTIONS;
-use vmclient::layout::QEMU_RAM_BELOW_RAM_START_MIB;
 
 /// Debian's U-Boot for QEMU's `virt` (package u-boot-qemu), run from QEMU's flash.
 const U_BOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -90,7 +89,7 @@ impl Peer {
         cmdline: &str,
         dir: &Path,
     ) -> Result<Vec<OsString>> {
-        let mut args = machine_args(memory_mib);
+        let mut args = crate::vm_machine_args(memory_mib);
         match self {
             Peer::UBoot => {
                 let ramdisk = match initrd {
@@ -134,31 +133,6 @@ impl Peer {
         }
         Ok(args)
     }
-}
-
-/// The machine `vm run` gives a guest with `memory_mib` of RAM (host/src/qemu.rs): the same
-/// CPU, RAM size and devices, its virtio-rng included, without a firmware.
-pub(crate) fn machine_args(memory_mib: u32) -> Vec<OsString> {
-    [
-        "-M",
-        "virt,gic-version=3,highmem=off",
-        "-cpu",
-        "max",
-        "-global",
-        "max-arm-cpu.pauth-impdef=on",
-        "-m",
-        &format!("{}M", QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib)),
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-device",
-        "virtio-rng-pci",
-    ]
-    .map(OsString::from)
-    .into()
 }
 
 fn path(path: &Path) -> &str {
