@@ -292,3 +292,50 @@ pub fn newc_archive(entries: &[(&str, u32, &[u8])]) -> std::io::Result<Vec<u8>> 
     cpio::newc::trailer(&mut archive)?;
     Ok(archive)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::pe::{
+        IMAGE_FILE_MACHINE_ARM64, IMAGE_SCN_MEM_EXECUTE, IMAGE_SUBSYSTEM_EFI_APPLICATION,
+    };
+    use object::read::pe::PeFile64;
+    use object::{Object, ObjectSection};
+
+    /// The word at `offset`.
+    fn word(image: &[u8], offset: usize) -> u32 {
+        u32::from_le_bytes(image[offset..offset + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn stand_in_efi_kernel_is_an_image_and_an_efi_application() {
+        let image = stand_in_efi_kernel(0, 0x2000);
+        // As an arm64 Image: the magic, and a branch from the second word to the code.
+        assert_eq!(&image[0x38..0x3c], b"ARM\x64");
+        let branch = word(&image, 4);
+        assert_eq!(branch >> 26, 0b000101, "b");
+        assert_eq!(4 + 4 * (branch & 0x03ff_ffff) as usize, EFI_CODE);
+        assert_eq!(word(&image, EFI_CODE), POWER_OFF[0]);
+        // As a PE32+ EFI application for arm64, entered at the same code.
+        let pe = PeFile64::parse(&*image).unwrap();
+        let header = pe.nt_headers();
+        assert_eq!(
+            header.file_header.machine.get(object::LittleEndian),
+            IMAGE_FILE_MACHINE_ARM64
+        );
+        let optional = &header.optional_header;
+        assert_eq!(
+            optional.subsystem.get(object::LittleEndian),
+            IMAGE_SUBSYSTEM_EFI_APPLICATION
+        );
+        assert_eq!(pe.entry(), EFI_CODE as u64);
+        let text = pe.section_by_name(".text").unwrap();
+        assert_eq!(text.address(), EFI_CODE as u64);
+        assert_eq!(text.data().unwrap()[..4], POWER_OFF[0].to_le_bytes());
+        let flags = match text.flags() {
+            object::SectionFlags::Coff { characteristics } => characteristics,
+            flags => panic!("{flags:?}"),
+        };
+        assert!(flags.contains(IMAGE_SCN_MEM_EXECUTE), "{flags:?}");
+    }
+}
