@@ -88,9 +88,10 @@ impl From<FdtError> for ConsoleError {
     }
 }
 
-/// How many children of the root [`stdout_node`] remembers on its way to `/chosen`. VMMs put
-/// the console node before `/chosen` (QEMU virt has about 50 root children); past this many,
-/// finding it takes a second walk.
+/// How many children of the root [`stdout_node`] remembers on its way to `/chosen`. QEMU's own
+/// tree puts the console node before `/chosen`, its last child; past this many, finding it
+/// takes a second walk. crosvm (and `vm`) write `/chosen` first: the walk stops there, and the
+/// console node is found by a second walk from it.
 const REMEMBERED_NODES: usize = 64;
 
 /// The node `/chosen/stdout-path` names (through `/aliases` if needed), and whether a bus

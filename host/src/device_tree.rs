@@ -234,31 +234,30 @@ pub(crate) fn rewrite(
 
     let root_node = writer.begin_node("")?;
     copy_properties(&mut writer, root)?;
+    // `/chosen` first, as crosvm writes it (QEMU writes it last): a guest looking for its
+    // console finds `stdout-path` before walking past the devices.
+    let qemu_chosen = root.children().find(|child| child.name == "chosen");
+    write_chosen_node(&mut writer, qemu_chosen, bootargs, initrd)?;
     let mut memory_written = false;
-    let mut chosen_written = false;
     for child in root.children() {
+        // `/chosen` is written above. QEMU's 32 virtio-mmio transports are left out: crosvm
+        // has none, `vm` never attaches a device to them (its devices are on PCI), and they
+        // were two thirds of QEMU's tree, which every guest walks at boot.
+        if child.name == "chosen" || is_virtio_mmio_node(child) {
+            continue;
+        }
         if is_memory_node(child) {
             // QEMU describes its RAM from 0x4000_0000; the guest only gets ours.
             if !memory_written {
                 write_memory_node(&mut writer, &memory_reg)?;
                 memory_written = true;
             }
-        } else if child.name == "chosen" {
-            write_chosen_node(&mut writer, Some(child), bootargs, initrd)?;
-            chosen_written = true;
-        } else if is_virtio_mmio_node(child) {
-            // QEMU's 32 virtio-mmio transports, which crosvm does not have and `vm` never
-            // attaches a device to (its devices are on PCI): two thirds of QEMU's tree, which
-            // every guest would walk at boot to find /chosen.
         } else {
             copy_node(&mut writer, child)?;
         }
     }
     if !memory_written {
         write_memory_node(&mut writer, &memory_reg)?;
-    }
-    if !chosen_written {
-        write_chosen_node(&mut writer, None, bootargs, initrd)?;
     }
     writer.end_node(root_node)?;
 
@@ -484,6 +483,13 @@ mod tests {
             "QEMU's dump has its virtio-mmio transports"
         );
         assert_eq!(fdt.find_all_nodes("/virtio_mmio").count(), 0);
+        // `/chosen` is the root's first child, as crosvm writes it; QEMU writes it last.
+        let first_child = |fdt: &Fdt| {
+            let root = fdt.find_node("/").unwrap();
+            root.children().next().unwrap().name.to_owned()
+        };
+        assert_eq!(first_child(&fdt), "chosen");
+        assert_ne!(first_child(&original_fdt), "chosen");
         let describe = |fdt: &Fdt| {
             fdt.all_nodes()
                 .filter(|node| {
