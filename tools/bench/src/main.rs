@@ -50,6 +50,8 @@ const STAND_IN_KERNEL_SIZES: [usize; 2] = [0x50, 32 << 20];
 const LINUX_WALL_TIME_RUNS: usize = 7;
 /// RAM for the Linux boots.
 const LINUX_MEMORY_MIB: u32 = 300;
+/// How long one Linux boot may take (about 2 s on an idle host) before it counts as hung.
+const LINUX_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A guest image and the ELF it was made from.
 struct Guest {
@@ -379,19 +381,37 @@ fn linux_wall_times(root: &Path) -> Result<Vec<Duration>> {
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let commands = || {
-        [vm_command(false), vm_command(true)]
+    let console = dir.path().join("peer.console");
+    // Each boot, and for the peers (whose QEMU exits the same way whether Linux powered off or
+    // reset) the console line Linux prints as it powers off.
+    let boots = || {
+        [(vm_command(false), false), (vm_command(true), false)]
             .into_iter()
-            .chain(peer_args.iter().map(|args| peers::bare_qemu(args)))
+            .chain(
+                peer_args
+                    .iter()
+                    .map(|args| (peers::bare_qemu(args, &console), true)),
+            )
+    };
+    let run = |(mut command, check_console): (Command, bool)| -> Result<Duration> {
+        let _ = fs::remove_file(&console);
+        let elapsed = time_bounded(&mut command, LINUX_TIMEOUT)?;
+        if check_console {
+            let output = fs::read_to_string(&console).unwrap_or_default();
+            if !output.contains("reboot: Power down") {
+                bail!("{command:?} did not power Linux off; console:\n{output}");
+            }
+        }
+        Ok(elapsed)
     };
     // A first run of each warms the launcher's device-tree cache and the page cache.
-    for mut command in commands() {
-        time(&mut command)?;
+    for boot in boots() {
+        run(boot)?;
     }
     let mut samples = vec![Vec::new(); LINUX_BOOTS.len()];
     for _ in 0..LINUX_WALL_TIME_RUNS {
-        for (samples, mut command) in samples.iter_mut().zip(commands()) {
-            samples.push(time(&mut command)?);
+        for (samples, boot) in samples.iter_mut().zip(boots()) {
+            samples.push(run(boot)?);
         }
     }
     Ok(samples.into_iter().map(median).collect())
@@ -417,6 +437,30 @@ fn time(command: &mut Command) -> Result<Duration> {
         bail!("{command:?} failed: {status}");
     }
     Ok(start.elapsed())
+}
+
+/// Like [`time`], but kills `command` and fails once it ran for `timeout`. It looks every
+/// 10 ms, which is nothing beside the seconds of the runs it bounds.
+fn time_bounded(command: &mut Command, timeout: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{command:?} failed: {status}");
+            }
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{command:?} did not finish in {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// `vm run` with `memory_mib` of RAM, console and log discarded; the caller adds what to boot.

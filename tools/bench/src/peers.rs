@@ -269,10 +269,13 @@ pub(crate) fn check_installed() -> Result<()> {
     Ok(())
 }
 
-/// `qemu-system-aarch64 args`, console and messages discarded.
-pub(crate) fn bare_qemu(args: &[OsString]) -> Command {
+/// `qemu-system-aarch64 args`, the console written to `console`.
+pub(crate) fn bare_qemu(args: &[OsString], console: &Path) -> Command {
     let mut command = Command::new("qemu-system-aarch64");
-    command.args(args).args(["-serial", "null"]);
+    command
+        .args(args)
+        .arg("-serial")
+        .arg(arg(&["file:", path(console)]));
     command
 }
 
