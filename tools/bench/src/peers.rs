@@ -102,8 +102,11 @@ impl Peer {
                 let environment = [
                     "bootdelay=0".to_owned(),
                     format!("bootargs={cmdline}"),
+                    // `reset` only runs if booti returns, which it does when it fails: QEMU
+                    // then exits (-no-reboot) rather than wait at U-Boot's prompt.
                     format!(
-                        "bootcmd=booti {U_BOOT_KERNEL_ADDRESS:#x} {ramdisk} ${{fdtcontroladdr}}"
+                        "bootcmd=booti {U_BOOT_KERNEL_ADDRESS:#x} {ramdisk} ${{fdtcontroladdr}}; \
+                         reset"
                     ),
                 ];
                 let flash = dir.join("u-boot-env.img");
