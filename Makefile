@@ -32,6 +32,11 @@ linux-deps: deps
 kvm-deps: linux-deps
 	@tools/install-deps.sh qemu-arm64
 
+# Debian's U-Boot and EDK2 for QEMU, which `make bench` compares vmbase_linuxboot with.
+.PHONY: peer-deps
+peer-deps: deps
+	@tools/install-deps.sh peers
+
 # out/vmbase_example.bin
 vmbase_example: deps
 	@cargo build --quiet --release --target $(TARGET) -p vmbase_example
@@ -92,7 +97,7 @@ fuzz: deps
 stress: vmbase_example vm
 	@tools/stress.sh
 
-bench: guests vm linux-deps
+bench: guests vm linux-deps peer-deps
 	@cargo run --quiet --release -p vmbase_bench
 
 clean:

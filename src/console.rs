@@ -88,9 +88,10 @@ impl From<FdtError> for ConsoleError {
     }
 }
 
-/// How many children of the root [`stdout_node`] remembers on its way to `/chosen`. VMMs put
-/// the console node before `/chosen` (QEMU virt has about 50 root children); past this many,
-/// finding it takes a second walk.
+/// How many children of the root [`stdout_node`] remembers on its way to `/chosen`. QEMU's own
+/// tree puts the console node before `/chosen`, its last child; past this many, finding it
+/// takes a second walk. crosvm (and `vm`) write `/chosen` first: the walk stops there, and the
+/// console node is found by a second walk from it.
 const REMEMBERED_NODES: usize = 64;
 
 /// The node `/chosen/stdout-path` names (through `/aliases` if needed), and whether a bus
@@ -146,7 +147,7 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
     let (mut path, _options) = split_stdout_path(stdout_path.ok_or(ConsoleError::NoStdoutPath)?);
     if path.first() != Some(&b'/') {
         if aliases.is_none() {
-            aliases = find_after(&root, after_chosen, b"aliases")?;
+            aliases = find_after(fdt, &root, root_cells, after_chosen, b"aliases")?;
         }
         let alias = aliases
             .ok_or(ConsoleError::UnknownAlias)?
@@ -182,7 +183,7 @@ fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
         };
         match found {
             Some(node) => Some(node),
-            None => find_after(&root, after_chosen, first)?,
+            None => find_after(fdt, &root, root_cells, after_chosen, first)?,
         }
     };
     let mut node = node.ok_or(ConsoleError::NodeNotFound)?;
@@ -230,24 +231,36 @@ fn first_address(node: &Node) -> Result<u64, ConsoleError> {
     }
 }
 
-/// The first child of `root` from offset `from` on (none if `None`) that path component
-/// `component` names.
+/// The first child of `root` (the root of `fdt`, whose cells are `root_cells`) from offset
+/// `from` on (none if `None`) that path component `component` names. Like the first walk, it
+/// makes a [`Node`] only of the children whose name has a length that can match.
 fn find_after<'a>(
+    fdt: &'a Fdt<'a>,
     root: &Node<'a>,
+    root_cells: Cells,
     from: Option<usize>,
     component: &[u8],
 ) -> Result<Option<Node<'a>>, FdtError> {
     let Some(from) = from else {
         return Ok(None);
     };
-    let mut found = None;
-    root.scan_children(Some(from), |child| {
-        if node_name_matches(child.name(), component) {
-            found = Some(*child);
+    let with_unit_address = component.contains(&b'@');
+    let mut found = Ok(None);
+    let first_bytes = component.first_chunk::<4>();
+    root.scan_child_offsets(from, |offset, name_len, first| {
+        // A name with its unit address has the component's length; one without may be longer.
+        // Either way a matching name starts with the component.
+        if name_len != component.len() && (with_unit_address || name_len < component.len())
+            || first_bytes.is_some_and(|bytes| *bytes != first)
+        {
+            return false;
         }
-        Ok(found.is_some())
+        found = fdt
+            .node_at(offset, root_cells)
+            .map(|child| node_name_matches(child.name(), component).then_some(child));
+        !matches!(found, Ok(None))
     })?;
-    Ok(found)
+    found
 }
 
 impl ConsoleDevice {
@@ -604,6 +617,48 @@ mod tests {
     /// While one driver for the device exists (its claim is held), no writer makes another: it
     /// gives up after a bounded wait without touching the device (which, on the host, is not
     /// there: a write would crash the test).
+    #[test]
+    fn children_after_chosen_found_by_full_or_short_name() {
+        // /chosen first, as crosvm writes it: the console node is found by the second walk.
+        let tree = |stdout_path: &[u8]| {
+            // The root's default #address-cells, 2.
+            let mut builder = root_with_stdout_path(stdout_path);
+            for (name, address) in [
+                ("x", 0x500u32),
+                ("uart@1000", 0x1000),
+                ("uart@2000", 0x2000),
+                ("u@3000", 0x3000),
+                ("uart", 0x4000),
+            ] {
+                builder
+                    .begin(name)
+                    .prop("compatible", b"arm,pl011\0")
+                    .prop_u32s("reg", &[0, address])
+                    .end();
+            }
+            builder.end().build()
+        };
+        let pl011 = |address| Ok(ConsoleDevice::Pl011(NonZeroUsize::new(address).unwrap()));
+        for (path, address) in [
+            (&b"/uart@2000\0"[..], 0x2000),
+            (b"/uart@1000\0", 0x1000),
+            (b"/uart\0", 0x1000),
+            (b"/u\0", 0x3000),
+            (b"/u@3000\0", 0x3000),
+            (b"/x\0", 0x500),
+        ] {
+            assert_eq!(
+                ConsoleDevice::from_fdt(&tree(path)),
+                pl011(address),
+                "{path:?}"
+            );
+        }
+        assert_eq!(
+            ConsoleDevice::from_fdt(&tree(b"/uart@3000\0")),
+            Err(ConsoleError::NodeNotFound)
+        );
+    }
+
     #[test]
     fn no_second_driver_while_one_exists() {
         let held = Claim::acquire().expect("nothing else claims the console in unit tests");

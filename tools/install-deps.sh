@@ -64,6 +64,29 @@ for target in "${targets[@]}"; do
     fi
 done
 
+# With `peers`: the firmwares `make bench` compares vmbase_linuxboot with, Debian's U-Boot for
+# QEMU (u-boot-qemu) and EDK2 (qemu-efi-aarch64).
+if [[ "${1:-}" == peers ]]; then
+    firmwares=(/usr/lib/u-boot/qemu_arm64/u-boot.bin /usr/share/qemu-efi-aarch64/QEMU_EFI.fd)
+    [[ -s "${firmwares[0]}" && -s "${firmwares[1]}" ]] && exit 0
+    echo "install-deps: installing u-boot-qemu qemu-efi-aarch64"
+    sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to apt-get install u-boot-qemu qemu-efi-aarch64" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    install_peers() {
+        "${sudo[@]}" apt-get install -y -qq --no-install-recommends u-boot-qemu qemu-efi-aarch64
+    }
+    # Package lists that are missing or stale are refreshed once.
+    if ! install_peers >/dev/null 2>&1; then
+        quietly "${sudo[@]}" apt-get update -qq
+        quietly install_peers
+    fi
+    exit 0
+fi
+
 # The arm64 fetches below unpack Debian packages into a cache outside the repository, once:
 # $XDG_CACHE_HOME/vmbase (default ~/.cache/vmbase). Each writes its marker file last, so that an
 # interrupted fetch is retried.

@@ -36,6 +36,10 @@ const CACHE_LIMIT: usize = 32;
 /// writer that died (`SIGKILL`) is recognised and removed by the next store.
 const CACHE_TEMP_PREFIX: &str = ".tmp-";
 
+/// Part of every cache file's name, changed when what is cached changes: 2 since dumps are
+/// stored without QEMU's free space.
+const CACHE_FORMAT: u32 = 2;
+
 /// How long QEMU may take to dump its device tree (it normally takes well under a second).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -79,7 +83,8 @@ pub(crate) fn qemu_device_tree(
         }
         return Ok(dtb);
     }
-    let dtb = dump_qemu_device_tree(machine, boot_stub, scratch, interrupt)?;
+    let dump = dump_qemu_device_tree(machine, boot_stub, scratch, interrupt)?;
+    let dtb = without_free_space(&dump).unwrap_or(dump);
     check_dump(&dtb).map_err(|reason| {
         Error::DeviceTreeParse(format!("QEMU's dump {}: {reason}", scratch.display()))
     })?;
@@ -88,6 +93,25 @@ pub(crate) fn qemu_device_tree(
         let _ = store(&path, &dtb);
     }
     Ok(dtb)
+}
+
+/// `dtb` cut after its last block, with `totalsize` saying so, when its memory reservations
+/// come first (as in QEMU's dumps): QEMU pads its tree to 1 MiB of free space, which every VM's
+/// start would otherwise read from the cache again, for a tree of a few KiB. `None` for other
+/// layouts or inconsistent headers, which are kept as they are.
+fn without_free_space(dtb: &[u8]) -> Option<Vec<u8>> {
+    let field = |offset: usize| -> Option<usize> {
+        let bytes = dtb.get(offset..offset + 4)?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?) as usize)
+    };
+    let (structure, strings, reservations) = (field(8)?, field(12)?, field(16)?);
+    let end = (structure.checked_add(field(36)?)?).max(strings.checked_add(field(32)?)?);
+    if reservations > structure.min(strings) || end > dtb.len() {
+        return None;
+    }
+    let mut packed = dtb[..end].to_vec();
+    packed[4..8].copy_from_slice(&u32::try_from(end).ok()?.to_be_bytes());
+    Some(packed)
 }
 
 /// Checks that `dtb` is a whole device tree with a root node, as a dump (or a cached dump,
@@ -120,6 +144,7 @@ fn cache_file(machine: &Machine) -> Option<PathBuf> {
     let directory =
         absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")))?;
     let mut hasher = DefaultHasher::new();
+    CACHE_FORMAT.hash(&mut hasher);
     (qemu, metadata.len(), metadata.modified().ok()).hash(&mut hasher);
     // Which stub file is given does not change the tree; that there is one does.
     qemu::machine_args(machine, Path::new("boot-stub"), None).hash(&mut hasher);
@@ -265,18 +290,24 @@ pub(crate) fn rewrite(
 
     let root_node = writer.begin_node("")?;
     copy_properties(&mut writer, root)?;
+    // `/chosen` first, as crosvm writes it (QEMU writes it last): a guest looking for its
+    // console finds `stdout-path` before walking past the devices.
+    let qemu_chosen = root.children().find(|child| child.name == "chosen");
+    write_chosen_node(&mut writer, qemu_chosen, bootargs, initrd)?;
     let mut memory_written = false;
-    let mut chosen_written = false;
     for child in root.children() {
+        // `/chosen` is written above. QEMU's 32 virtio-mmio transports are left out: crosvm
+        // has none, `vm` never attaches a device to them (its devices are on PCI), and they
+        // were two thirds of QEMU's tree, which every guest walks at boot.
+        if child.name == "chosen" || is_virtio_mmio_node(child) {
+            continue;
+        }
         if is_memory_node(child) {
             // QEMU describes its RAM from 0x4000_0000; the guest only gets ours.
             if !memory_written {
                 write_memory_node(&mut writer, &memory_reg)?;
                 memory_written = true;
             }
-        } else if child.name == "chosen" {
-            write_chosen_node(&mut writer, Some(child), bootargs, initrd)?;
-            chosen_written = true;
         } else if machine.protected && child.name == "psci" {
             write_psci_node_with_hvc(&mut writer, child)?;
         } else {
@@ -285,9 +316,6 @@ pub(crate) fn rewrite(
     }
     if !memory_written {
         write_memory_node(&mut writer, &memory_reg)?;
-    }
-    if !chosen_written {
-        write_chosen_node(&mut writer, None, bootargs, initrd)?;
     }
     writer.end_node(root_node)?;
 
@@ -300,6 +328,11 @@ pub(crate) fn rewrite(
 
 fn is_memory_node(node: FdtNode) -> bool {
     node.name == "memory" || node.name.starts_with("memory@")
+}
+
+fn is_virtio_mmio_node(node: FdtNode) -> bool {
+    node.compatible()
+        .is_some_and(|compatible| compatible.all().any(|entry| entry == "virtio,mmio"))
 }
 
 fn write_memory_node(writer: &mut FdtWriter, reg: &[u8]) -> Result<(), Error> {
@@ -515,6 +548,25 @@ mod tests {
     }
 
     #[test]
+    fn dumps_are_kept_without_free_space() {
+        let dump = qemu_dtb(16);
+        let packed = without_free_space(&dump).unwrap();
+        assert!(packed.len() < 16 << 10, "{} bytes", packed.len());
+        assert!(packed.len() < dump.len());
+        check_dump(&packed).unwrap();
+        let nodes = |dtb: &[u8]| {
+            Fdt::new(dtb)
+                .unwrap()
+                .all_nodes()
+                .map(|node| (node.name.to_owned(), node.properties().count()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nodes(&packed), nodes(&dump));
+        // A header whose blocks run past the end is left alone.
+        assert_eq!(without_free_space(&dump[..packed.len() - 1]), None);
+    }
+
+    #[test]
     fn initrd_goes_in_chosen() {
         let initrd = 0x8300_0000..0x8312_3456;
         let rewritten = rewrite(
@@ -582,11 +634,27 @@ mod tests {
         assert_eq!(psci.property("method").unwrap().as_str(), Some("hvc"));
         assert_eq!(fdt.cpus().count(), 2);
 
-        // Everything but /memory is byte-for-byte QEMU's.
+        // QEMU's virtio-mmio transports are gone; everything else but /memory and /chosen is
+        // byte-for-byte QEMU's.
         let original_fdt = Fdt::new(&original).unwrap();
+        assert_eq!(
+            original_fdt.find_all_nodes("/virtio_mmio").count(),
+            32,
+            "QEMU's dump has its virtio-mmio transports"
+        );
+        assert_eq!(fdt.find_all_nodes("/virtio_mmio").count(), 0);
+        // `/chosen` is the root's first child, as crosvm writes it; QEMU writes it last.
+        let first_child = |fdt: &Fdt| {
+            let root = fdt.find_node("/").unwrap();
+            root.children().next().unwrap().name.to_owned()
+        };
+        assert_eq!(first_child(&fdt), "chosen");
+        assert_ne!(first_child(&original_fdt), "chosen");
         let describe = |fdt: &Fdt| {
             fdt.all_nodes()
-                .filter(|node| !is_memory_node(*node) && node.name != "chosen")
+                .filter(|node| {
+                    !is_memory_node(*node) && node.name != "chosen" && !is_virtio_mmio_node(*node)
+                })
                 .map(|node| {
                     let properties: Vec<_> = node
                         .properties()

@@ -189,28 +189,124 @@ pub unsafe fn use_cpu_without_rng() -> tempfile::TempDir {
 /// Instructions [`stand_in_kernel`] executes up to and including its `hvc`.
 pub const STAND_IN_KERNEL_INSTRUCTIONS: u64 = 4;
 
-/// A stand-in kernel for tests and benchmarks of a firmware: an arm64 `Image` whose code, after
-/// the 64-byte header, powers the VM off (PSCI `SYSTEM_OFF` over HVC). The file is `file_size`
-/// bytes (at least the 0x50 of header and code, padded with zeros); its header claims
-/// `image_size` bytes in memory, which may be more than the file (its `.bss`).
-pub fn stand_in_kernel(file_size: usize, image_size: u64) -> Vec<u8> {
-    const CODE: [u32; 5] = [
-        0x1400_0010, // b +0x40: over the header
-        0x5280_0100, // movz w0, #0x8
-        0x72b0_8000, // movk w0, #0x8400, lsl #16: PSCI SYSTEM_OFF
-        0xd400_0002, // hvc #0
-        0x1400_0000, // b .
-    ];
-    let mut image = vec![0; file_size.max(0x40 + 4 * (CODE.len() - 1))];
-    image[0..4].copy_from_slice(&CODE[0].to_le_bytes());
+/// What a stand-in kernel runs once entered: PSCI `SYSTEM_OFF` over HVC, then spins.
+const POWER_OFF: [u32; 4] = [
+    0x5280_0100, // movz w0, #0x8
+    0x72b0_8000, // movk w0, #0x8400, lsl #16: PSCI SYSTEM_OFF
+    0xd400_0002, // hvc #0
+    0x1400_0000, // b .
+];
+
+/// The instructions of [`POWER_OFF`] up to and including its `hvc`.
+const POWER_OFF_INSTRUCTIONS: u64 = 3;
+
+/// An arm64 `Image` of `file_size` bytes (zero-padded) whose first instruction is `first` and
+/// whose header claims `image_size` bytes in memory, with [`POWER_OFF`] at `code`.
+fn arm64_image(file_size: usize, image_size: u64, first: u32, code: usize) -> Vec<u8> {
+    let mut image = vec![0; file_size.max(code + 4 * POWER_OFF.len())];
+    image[0..4].copy_from_slice(&first.to_le_bytes());
     // text_offset 0 (at 0x08); image_size (at 0x10); flags (at 0x18): little-endian, 4 KiB
     // pages, anywhere in RAM; magic "ARM\x64" (at 0x38).
     image[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
     image[0x18..0x20].copy_from_slice(&0b1010_u64.to_le_bytes());
     image[0x38..0x3c].copy_from_slice(b"ARM\x64");
-    for (index, instruction) in CODE[1..].iter().enumerate() {
-        image[0x40 + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
+    for (index, instruction) in POWER_OFF.iter().enumerate() {
+        image[code + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
     }
+    image
+}
+
+/// A stand-in kernel for tests and benchmarks of a firmware: an arm64 `Image` whose code, after
+/// the 64-byte header, powers the VM off (PSCI `SYSTEM_OFF` over HVC). The file is `file_size`
+/// bytes (at least the 0x50 of header and code, padded with zeros); its header claims
+/// `image_size` bytes in memory, which may be more than the file (its `.bss`).
+pub fn stand_in_kernel(file_size: usize, image_size: u64) -> Vec<u8> {
+    // b +0x40: over the header.
+    arm64_image(file_size, image_size, 0x1400_0010, 0x40)
+}
+
+/// Instructions [`stand_in_efi_kernel`] executes up to and including its `hvc` when entered as
+/// an arm64 `Image` (at its first byte, as vmbase_linuxboot and U-Boot's `booti` do), and when
+/// entered as an EFI application (at its PE entry point, as EDK2 does).
+pub const STAND_IN_EFI_KERNEL_INSTRUCTIONS: (u64, u64) =
+    (2 + POWER_OFF_INSTRUCTIONS, POWER_OFF_INSTRUCTIONS);
+
+/// Where [`stand_in_efi_kernel`]'s code starts, in the file and in memory: its one PE section,
+/// page-aligned as firmware that maps an image's sections with their own permissions wants.
+const EFI_CODE: usize = 0x1000;
+
+/// A stand-in kernel that is both an arm64 `Image` and a PE32+ EFI application, as Linux's
+/// EFI stub makes it: every firmware boots the same payload, which powers the VM off at once
+/// (PSCI `SYSTEM_OFF` over HVC), the `Image` way from its first byte, the EFI way from its PE
+/// entry point. The file is `file_size` bytes (at least two pages); its `Image` header claims
+/// `image_size` bytes in memory.
+pub fn stand_in_efi_kernel(file_size: usize, image_size: u64) -> Vec<u8> {
+    /// `ccmp x18, #0, #0xd, pl`: harmless, and its first two bytes are the DOS magic "MZ".
+    const MZ: u32 = 0xfa40_5a4d;
+    /// Where the PE header starts: the `Image` header's last word, the DOS `e_lfanew`.
+    const PE_HEADER: usize = 0x40;
+    const OPTIONAL_HEADER_SIZE: usize = 112 + 16 * 8;
+    const SECTION_TABLE: usize = PE_HEADER + 4 + 20 + OPTIONAL_HEADER_SIZE;
+    let file_size = file_size.max(2 * EFI_CODE);
+    let mut image = arm64_image(file_size, image_size, MZ, EFI_CODE);
+    // The `Image`'s second instruction branches to the code.
+    let branch = 0x1400_0000 | ((EFI_CODE - 4) / 4) as u32;
+    let mut put =
+        |offset: usize, bytes: &[u8]| image[offset..][..bytes.len()].copy_from_slice(bytes);
+    put(4, &branch.to_le_bytes());
+    put(0x3c, &(PE_HEADER as u32).to_le_bytes());
+    let section_size = (EFI_CODE as u32).to_le_bytes();
+    let code = (EFI_CODE as u32).to_le_bytes();
+    let image_bytes = (2 * EFI_CODE as u32).to_le_bytes();
+    let pe: &[&[u8]] = &[
+        b"PE\0\0",
+        // COFF header: machine ARM64, one section, no symbols, the optional header's size,
+        // an executable image whose relocations are not stripped (it has none to apply).
+        &0xaa64_u16.to_le_bytes(),
+        &1_u16.to_le_bytes(),
+        &[0; 12],
+        &(OPTIONAL_HEADER_SIZE as u16).to_le_bytes(),
+        &0x0206_u16.to_le_bytes(),
+        // Optional header, PE32+: linker version, code size, no data, the entry point and the
+        // base of code (both the section's start).
+        &0x20b_u16.to_le_bytes(),
+        &[0; 2],
+        &section_size,
+        &[0; 8],
+        &code,
+        &code,
+        // Preferred base 0; section and file alignment one page; versions 0; image and header
+        // sizes; no checksum; subsystem EFI application (10); no DLL characteristics; stack
+        // and heap sizes 0; no loader flags; 16 data directories, all empty.
+        &0_u64.to_le_bytes(),
+        &code,
+        &code,
+        &[0; 16],
+        &image_bytes,
+        &code,
+        &[0; 4],
+        &10_u16.to_le_bytes(),
+        &[0; 2],
+        &[0; 32],
+        &[0; 4],
+        &16_u32.to_le_bytes(),
+        &[0; 16 * 8],
+        // The section: ".text", a page at offset and address EFI_CODE, code, readable and
+        // executable.
+        b".text\0\0\0",
+        &section_size,
+        &code,
+        &section_size,
+        &code,
+        &[0; 12],
+        &0x6000_0020_u32.to_le_bytes(),
+    ];
+    let mut offset = PE_HEADER;
+    for field in pe {
+        put(offset, field);
+        offset += field.len();
+    }
+    assert_eq!(offset, SECTION_TABLE + 40, "PE header layout");
     image
 }
 
@@ -242,4 +338,51 @@ pub fn newc_archive(entries: &[(&str, u32, &[u8])]) -> std::io::Result<Vec<u8>> 
     }
     cpio::newc::trailer(&mut archive)?;
     Ok(archive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::pe::{
+        IMAGE_FILE_MACHINE_ARM64, IMAGE_SCN_MEM_EXECUTE, IMAGE_SUBSYSTEM_EFI_APPLICATION,
+    };
+    use object::read::pe::PeFile64;
+    use object::{Object, ObjectSection};
+
+    /// The word at `offset`.
+    fn word(image: &[u8], offset: usize) -> u32 {
+        u32::from_le_bytes(image[offset..offset + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn stand_in_efi_kernel_is_an_image_and_an_efi_application() {
+        let image = stand_in_efi_kernel(0, 0x2000);
+        // As an arm64 Image: the magic, and a branch from the second word to the code.
+        assert_eq!(&image[0x38..0x3c], b"ARM\x64");
+        let branch = word(&image, 4);
+        assert_eq!(branch >> 26, 0b000101, "b");
+        assert_eq!(4 + 4 * (branch & 0x03ff_ffff) as usize, EFI_CODE);
+        assert_eq!(word(&image, EFI_CODE), POWER_OFF[0]);
+        // As a PE32+ EFI application for arm64, entered at the same code.
+        let pe = PeFile64::parse(&*image).unwrap();
+        let header = pe.nt_headers();
+        assert_eq!(
+            header.file_header.machine.get(object::LittleEndian),
+            IMAGE_FILE_MACHINE_ARM64
+        );
+        let optional = &header.optional_header;
+        assert_eq!(
+            optional.subsystem.get(object::LittleEndian),
+            IMAGE_SUBSYSTEM_EFI_APPLICATION
+        );
+        assert_eq!(pe.entry(), EFI_CODE as u64);
+        let text = pe.section_by_name(".text").unwrap();
+        assert_eq!(text.address(), EFI_CODE as u64);
+        assert_eq!(text.data().unwrap()[..4], POWER_OFF[0].to_le_bytes());
+        let flags = match text.flags() {
+            object::SectionFlags::Coff { characteristics } => characteristics,
+            flags => panic!("{flags:?}"),
+        };
+        assert!(flags.contains(IMAGE_SCN_MEM_EXECUTE), "{flags:?}");
+    }
 }

@@ -9,18 +9,23 @@
 //! timer runs at 62.5 MHz, so one counter tick is 16 instructions: the guests print the counter
 //! at milestones, and the launcher reports the exact total at `SYSTEM_OFF`.
 
+mod peers;
+
 use anyhow::{Context, Result, bail};
 use object::{Object, ObjectSection};
+use peers::Peer;
 use serde_json::{Value, json};
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 use vmbase_test_harness::{
-    STAND_IN_KERNEL_INSTRUCTIONS, linux_cache_dir, newc_archive, repository_root, stand_in_kernel,
+    STAND_IN_EFI_KERNEL_INSTRUCTIONS, STAND_IN_KERNEL_INSTRUCTIONS, linux_cache_dir, newc_archive,
+    repository_root, stand_in_efi_kernel, stand_in_kernel,
 };
-use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
+use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS, QEMU_RAM_BELOW_RAM_START_MIB};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig, boot_stub};
 
 /// Guest instructions per counter tick under `-icount shift=0` (16 ns at 62.5 MHz).
@@ -45,6 +50,8 @@ const STAND_IN_KERNEL_SIZES: [usize; 2] = [0x50, 32 << 20];
 const LINUX_WALL_TIME_RUNS: usize = 7;
 /// RAM for the Linux boots.
 const LINUX_MEMORY_MIB: u32 = 300;
+/// How long one Linux boot may take (about 2 s on an idle host) before it counts as hung.
+const LINUX_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A guest image and the ELF it was made from.
 struct Guest {
@@ -260,33 +267,73 @@ fn double_boot_path() -> Result<u64> {
 /// vmbase_linuxboot, for each of [`STAND_IN_KERNEL_SIZES`].
 fn firmware_boot_costs(root: &Path) -> Result<Vec<u64>> {
     let dir = tempfile::tempdir()?;
-    let firmware = root.join("out/vmbase_linuxboot.bin");
     STAND_IN_KERNEL_SIZES
         .iter()
         .map(|&size| {
             let kernel = dir.path().join(format!("kernel-{size}"));
             fs::write(&kernel, stand_in_kernel(size, size as u64))?;
-            let config = VirtualMachineRawConfig {
-                name: "vmbase-bench-firmware".to_owned(),
-                kernel: Some(kernel),
-                firmware: Some(firmware.clone()),
-                memory_mib: FIRMWARE_MEMORY_MIB,
-                icount_shift: Some(0),
-                ..Default::default()
-            };
-            let (lines, instructions) = run_counted(&config, &firmware)?;
-            if !lines
-                .iter()
-                .any(|line| line.starts_with("linuxboot: entering the kernel at 0x80000000"))
-            {
-                bail!(
-                    "vmbase_linuxboot did not enter the kernel:\n{}",
-                    lines.join("\n")
-                );
-            }
-            Ok(instructions)
+            linuxboot_instructions(root, kernel)
         })
         .collect()
+}
+
+/// Instructions from reset to `SYSTEM_OFF` in the stand-in `kernel` booted through
+/// vmbase_linuxboot.
+fn linuxboot_instructions(root: &Path, kernel: PathBuf) -> Result<u64> {
+    let firmware = root.join("out/vmbase_linuxboot.bin");
+    let config = VirtualMachineRawConfig {
+        name: "vmbase-bench-firmware".to_owned(),
+        kernel: Some(kernel),
+        firmware: Some(firmware.clone()),
+        memory_mib: FIRMWARE_MEMORY_MIB,
+        icount_shift: Some(0),
+        ..Default::default()
+    };
+    let (lines, instructions) = run_counted(&config, &firmware)?;
+    if !lines
+        .iter()
+        .any(|line| line.starts_with("linuxboot: entering the kernel at 0x80000000"))
+    {
+        bail!(
+            "vmbase_linuxboot did not enter the kernel:\n{}",
+            lines.join("\n")
+        );
+    }
+    Ok(instructions)
+}
+
+/// One firmware's instructions from reset to the first of the stand-in EFI kernel.
+struct FirmwareCost {
+    name: &'static str,
+    version: String,
+    instructions: u64,
+}
+
+/// Reset to the kernel's first instruction through vmbase_linuxboot and each [`Peer`], on the
+/// same stand-in kernel (an arm64 `Image` that is also an EFI application) and the same machine.
+fn peer_boot_costs(root: &Path) -> Result<Vec<FirmwareCost>> {
+    peers::check_installed()?;
+    let dir = tempfile::tempdir()?;
+    let kernel = dir.path().join("kernel");
+    fs::write(&kernel, stand_in_efi_kernel(0, 0x2000))?;
+    let mut costs = vec![FirmwareCost {
+        name: "vmbase_linuxboot",
+        version: "this tree".to_owned(),
+        instructions: linuxboot_instructions(root, kernel.clone())?
+            - STAND_IN_EFI_KERNEL_INSTRUCTIONS.0,
+    }];
+    for peer in Peer::ALL {
+        let args = peer.qemu_args(FIRMWARE_MEMORY_MIB, &kernel, None, "", dir.path())?;
+        let console = dir.path().join(format!("{}.console", peer.name()));
+        let instructions = peers::count_instructions(&args, dir.path(), &console)
+            .with_context(|| format!("boot the stand-in kernel through {}", peer.name()))?;
+        costs.push(FirmwareCost {
+            name: peer.name(),
+            version: peer.package(),
+            instructions: instructions - peer.kernel_instructions(),
+        });
+    }
+    Ok(costs)
 }
 
 /// Where `tools/install-deps.sh linux` keeps Debian's kernel and busybox.
@@ -313,9 +360,13 @@ fn poweroff_initramfs(busybox: &[u8]) -> Result<Vec<u8>> {
     ])?)
 }
 
-/// Median wall times of `vm run` booting Debian's kernel to init's power-off, directly and
-/// through vmbase_linuxboot, alternating.
-fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
+/// Ways of booting Debian's kernel that the Linux wall times compare.
+const LINUX_BOOTS: [&str; 4] = ["direct", "vmbase_linuxboot", "u-boot", "edk2"];
+
+/// Median wall times of booting Debian's kernel to init's power-off, for each of
+/// [`LINUX_BOOTS`], alternating: `vm run` directly and through vmbase_linuxboot, and QEMU with
+/// each [`Peer`] on the same machine.
+fn linux_wall_times(root: &Path) -> Result<Vec<Duration>> {
     let linux = linux_cache()?;
     let dir = tempfile::tempdir()?;
     let initrd = dir.path().join("initramfs.cpio");
@@ -323,11 +374,12 @@ fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
         &initrd,
         poweroff_initramfs(&fs::read(linux.join("busybox"))?)?,
     )?;
-    let command = |firmware: bool| {
+    let image = linux.join("Image");
+    let vm_command = |firmware: bool| {
         let mut command = vm_run(root, LINUX_MEMORY_MIB);
         command
             .arg("--kernel")
-            .arg(linux.join("Image"))
+            .arg(&image)
             .arg("--initrd")
             .arg(&initrd);
         if firmware {
@@ -337,15 +389,53 @@ fn linux_wall_times(root: &Path) -> Result<(Duration, Duration)> {
         }
         command
     };
+    // The kernel's command line `vm run` gives it (host/src/plan.rs).
+    let peer_args = Peer::ALL
+        .iter()
+        .map(|peer| {
+            peer.qemu_args(
+                LINUX_MEMORY_MIB,
+                &image,
+                Some(&initrd),
+                "panic=-1",
+                dir.path(),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let console = dir.path().join("peer.console");
+    // Each boot, and for the peers (whose QEMU exits the same way whether Linux powered off or
+    // reset) the console line Linux prints as it powers off.
+    let boots = || {
+        [(vm_command(false), false), (vm_command(true), false)]
+            .into_iter()
+            .chain(
+                peer_args
+                    .iter()
+                    .map(|args| (peers::bare_qemu(args, &console), true)),
+            )
+    };
+    let run = |(mut command, check_console): (Command, bool)| -> Result<Duration> {
+        let _ = fs::remove_file(&console);
+        let elapsed = time_bounded(&mut command, LINUX_TIMEOUT)?;
+        if check_console {
+            let output = fs::read_to_string(&console).unwrap_or_default();
+            if !output.contains("reboot: Power down") {
+                bail!("{command:?} did not power Linux off; console:\n{output}");
+            }
+        }
+        Ok(elapsed)
+    };
     // A first run of each warms the launcher's device-tree cache and the page cache.
-    time(&mut command(false))?;
-    time(&mut command(true))?;
-    let (mut direct, mut through_firmware) = (Vec::new(), Vec::new());
-    for _ in 0..LINUX_WALL_TIME_RUNS {
-        direct.push(time(&mut command(false))?);
-        through_firmware.push(time(&mut command(true))?);
+    for boot in boots() {
+        run(boot)?;
     }
-    Ok((median(direct), median(through_firmware)))
+    let mut samples = vec![Vec::new(); LINUX_BOOTS.len()];
+    for _ in 0..LINUX_WALL_TIME_RUNS {
+        for (samples, boot) in samples.iter_mut().zip(boots()) {
+            samples.push(run(boot)?);
+        }
+    }
+    Ok(samples.into_iter().map(median).collect())
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -368,6 +458,30 @@ fn time(command: &mut Command) -> Result<Duration> {
         bail!("{command:?} failed: {status}");
     }
     Ok(start.elapsed())
+}
+
+/// Like [`time`], but kills `command` and fails once it ran for `timeout`. It looks every
+/// 10 ms, which is nothing beside the seconds of the runs it bounds.
+fn time_bounded(command: &mut Command, timeout: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{command:?} failed: {status}");
+            }
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{command:?} did not finish in {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// `vm run` with `memory_mib` of RAM, console and log discarded; the caller adds what to boot.
@@ -393,25 +507,38 @@ fn vm_command(root: &Path, image: &Path) -> Command {
     command
 }
 
-/// The same boot as `vm run` without the launcher: QEMU with the boot stub, QEMU's own device
-/// tree and the image, straight from the shell.
-fn bare_qemu_command(files: &Path, image: &Path) -> Command {
-    let mut command = Command::new("qemu-system-aarch64");
-    command.args([
+/// The machine `vm run` gives a guest with `memory_mib` of RAM (host/src/qemu.rs): the same
+/// CPU, RAM size and devices, its virtio-rng included, without a firmware.
+fn vm_machine_args(memory_mib: u32) -> Vec<OsString> {
+    [
         "-M",
         "virt,gic-version=3,highmem=off",
         "-cpu",
         "max",
         "-global",
         "max-arm-cpu.pauth-impdef=on",
+        "-m",
+        &format!("{}M", QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib)),
         "-smp",
         "1",
         "-nodefaults",
-    ]);
-    command.args(["-display", "none", "-no-reboot", "-serial", "null", "-m"]);
+        "-display",
+        "none",
+        "-no-reboot",
+        "-device",
+        "virtio-rng-pci",
+    ]
+    .map(OsString::from)
+    .into()
+}
+
+/// The same boot as `vm run` without the launcher: QEMU with the same machine and devices, the
+/// boot stub, QEMU's own device tree and the image, straight from the shell.
+fn bare_qemu_command(files: &Path, image: &Path) -> Command {
+    let mut command = Command::new("qemu-system-aarch64");
     command
-        .arg(format!("{}M", 1024 + MEMORY_MIB))
-        .arg("-bios")
+        .args(vm_machine_args(MEMORY_MIB))
+        .args(["-serial", "null", "-bios"])
         .arg(files.join("stub.bin"));
     for (file, address) in [
         (files.join("qemu.dtb"), FDT_ADDRESS),
@@ -429,15 +556,15 @@ fn bare_qemu_command(files: &Path, image: &Path) -> Command {
 fn launcher_overhead(root: &Path, image: &Path) -> Result<(Duration, Duration)> {
     let files = tempfile::tempdir()?;
     fs::write(files.path().join("stub.bin"), boot_stub())?;
-    let dump = format!(
-        "virt,gic-version=3,highmem=off,dumpdtb={}",
-        files.path().join("qemu.dtb").display()
-    );
     // The same machine as the boot, -bios included (QEMU leaves devices out under -bios).
     time(
         Command::new("qemu-system-aarch64")
-            .args(["-M", &dump, "-cpu", "max", "-nodefaults"])
-            .args(["-global", "max-arm-cpu.pauth-impdef=on"])
+            .args(vm_machine_args(MEMORY_MIB))
+            .arg("-machine")
+            .arg(format!(
+                "dumpdtb={}",
+                files.path().join("qemu.dtb").display()
+            ))
             .arg("-bios")
             .arg(files.path().join("stub.bin")),
     )?;
@@ -487,7 +614,8 @@ fn main() -> Result<()> {
     let disk = disk_bench(&root, false)?;
     let protected_disk = disk_bench(&root, true)?;
     let firmware_costs = firmware_boot_costs(&root)?;
-    let (linux_direct, linux_firmware) = linux_wall_times(&root)?;
+    let peer_costs = peer_boot_costs(&root)?;
+    let linux_times = linux_wall_times(&root)?;
 
     let hello_image = root.join("out/vmbase_hello.bin");
     let (launcher, bare) = launcher_overhead(&root, &hello_image)?;
@@ -608,13 +736,31 @@ fn main() -> Result<()> {
         STAND_IN_KERNEL_SIZES[1] >> 20,
         STAND_IN_KERNEL_INSTRUCTIONS
     );
+    println!();
     println!(
-        "Debian's kernel to init's poweroff, median of {LINUX_WALL_TIME_RUNS} alternating runs: \
-         direct {:.0} ms, through vmbase_linuxboot {:.0} ms, ratio {:.3}",
-        milliseconds(linux_direct),
-        milliseconds(linux_firmware),
-        linux_firmware.as_secs_f64() / linux_direct.as_secs_f64()
+        "reset -> the kernel's first instruction (exact), one stand-in kernel that is both an \
+         arm64 Image and an EFI application:"
     );
+    for cost in &peer_costs {
+        println!(
+            "  {:<18}{:>14} instructions  {:>8.1}x  {}",
+            cost.name,
+            cost.instructions,
+            cost.instructions as f64 / peer_costs[0].instructions as f64,
+            cost.version
+        );
+    }
+    println!(
+        "Debian's kernel to init's poweroff, median of {LINUX_WALL_TIME_RUNS} alternating runs \
+         (relative to direct boot):"
+    );
+    for (label, duration) in LINUX_BOOTS.iter().zip(&linux_times) {
+        println!(
+            "  {label:<18}{:>8.0} ms  {:.3}x",
+            milliseconds(*duration),
+            duration.as_secs_f64() / linux_times[0].as_secs_f64()
+        );
+    }
     println!();
     println!(
         "host wall time, vmbase hello, median of {WALL_TIME_RUNS} alternating runs: vm run {:.1} ms, \
@@ -670,10 +816,19 @@ fn main() -> Result<()> {
                 .zip(&firmware_costs)
                 .map(|(size, cost)| json!({ "kernel_bytes": size, "instructions": cost - STAND_IN_KERNEL_INSTRUCTIONS }))
                 .collect::<Vec<_>>(),
+        },
+        "firmware_peers": {
+            "reset_to_kernel_instructions": peer_costs
+                .iter()
+                .map(|cost| json!({ "firmware": cost.name, "version": cost.version, "instructions": cost.instructions }))
+                .collect::<Vec<_>>(),
             "linux_to_poweroff_ms": {
                 "runs": LINUX_WALL_TIME_RUNS,
-                "direct_median": milliseconds(linux_direct),
-                "firmware_median": milliseconds(linux_firmware),
+                "median": LINUX_BOOTS
+                    .iter()
+                    .zip(&linux_times)
+                    .map(|(label, duration)| (label.to_string(), json!(milliseconds(*duration))))
+                    .collect::<serde_json::Map<_, _>>(),
             },
         },
         "protected": {
