@@ -120,7 +120,8 @@ fn case_commands() -> Vec<String> {
     commands
 }
 
-/// The example's RAM (`--mem`) with QEMU's tree, the RAM the crosvm-like tree describes.
+/// The example's `--mem` on QEMU's tree: the RAM the crosvm-like tree describes, so that both
+/// example cases print the same `/memory` line.
 const EXAMPLE_MEMORY_MIB: u32 = CROSVM_LIKE_TREE_MEMORY_MIB;
 
 /// The virtio `disks` test, as a JSON config that asks for KVM itself.
