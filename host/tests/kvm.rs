@@ -25,7 +25,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use vmbase_test_harness::{
-    assert_in_order, guest_image, newc_archive, repository_root, stand_in_kernel,
+    CROSVM_LIKE_TREE_MEMORY_MIB, assert_in_order, crosvm_like_device_tree, guest_image,
+    newc_archive, repository_root, stand_in_kernel,
 };
 
 /// RAM of the outer VM: the initramfs (about 70 MB, twice while it is unpacked) and the memory
@@ -83,7 +84,14 @@ $bb poweroff -f
 /// `vm run --accel kvm ARGS`), the slowest first so that the two lanes end together.
 fn case_commands() -> Vec<String> {
     let mut commands = vec![
-        "kvm example --bootloader /images/vmbase_example.bin --mem 300".to_owned(),
+        format!("kvm example --bootloader /images/vmbase_example.bin --mem {EXAMPLE_MEMORY_MIB}"),
+        // With a crosvm-like tree instead of QEMU's, and more RAM than the tree describes, so
+        // that the example's `RAM from /memory` line shows which tree it read.
+        format!(
+            "kvm example-crosvm-tree --bootloader /images/vmbase_example.bin --mem {} \
+             --dtb /images/crosvm-like-virt.dtb",
+            CROSVM_LIKE_TREE_MEMORY_MIB + 20
+        ),
         // The disks case asks for KVM in its JSON config, and then checks both files.
         "$bb cp /images/source.img /tmp/source.img; $bb cp /images/fill.img /tmp/target.img; \
          run virtio-disks /images/virtio-disks.json; \
@@ -111,6 +119,10 @@ fn case_commands() -> Vec<String> {
     }));
     commands
 }
+
+/// The example's `--mem` on QEMU's tree: the RAM the crosvm-like tree describes, so that both
+/// example cases print the same `/memory` line.
+const EXAMPLE_MEMORY_MIB: u32 = CROSVM_LIKE_TREE_MEMORY_MIB;
 
 /// The virtio `disks` test, as a JSON config that asks for KVM itself.
 const VIRTIO_DISKS_CONFIG: &str = r#"{
@@ -392,6 +404,9 @@ fn outer_initramfs() -> &'static Path {
         }
         let data = |name: &str, bytes: Vec<u8>| (format!("images/{name}"), 0o100_644, bytes);
         files.push(data("stand-in-kernel", stand_in_kernel(0x1000, 0x1000)));
+        let trees = tempfile::tempdir().unwrap();
+        let crosvm_like_tree = fs::read(crosvm_like_device_tree(trees.path())).unwrap();
+        files.push(data("crosvm-like-virt.dtb", crosvm_like_tree));
         files.push(data("source.img", disks::source_image()));
         files.push(data("fill.img", vec![disks::FILL; disks::DISK_SIZE]));
         files.push(data("written.img", disks::written_target_image()));
@@ -513,10 +528,13 @@ fn hello(mode: Mode) {
     suite(mode).assert_case("hello", 0, &["Hello world: reached Rust after "]);
 }
 
-/// The example, whose entropy comes from KVM's SMCCC TRNG (QEMU's TCG offers none).
-fn example(mode: Mode) {
+/// Asserts that the example's case `name` ran to its clean end, its entropy from KVM's SMCCC
+/// TRNG (QEMU's TCG offers none), with `/memory` of [`CROSVM_LIKE_TREE_MEMORY_MIB`].
+fn assert_example(mode: Mode, name: &str) {
+    let ram_end = 0x8000_0000 + (u64::from(CROSVM_LIKE_TREE_MEMORY_MIB) << 20);
+    let ram = format!("[INFO] RAM from /memory: 0x80000000..{ram_end:#x}");
     suite(mode).assert_case(
-        "example",
+        name,
         0,
         &[
             "[INFO] Hello world",
@@ -524,9 +542,23 @@ fn example(mode: Mode) {
             "[INFO] Page table built; no mapping is both writable and executable.",
             "[INFO] Activated.",
             "[INFO] SHA-512 of \"hello world\" is correct",
+            &ram,
             "[INFO] Entering a stand-in payload with the MMU off; it powers off if the handoff is right",
+            "VM ended: Shutdown",
         ],
     );
+}
+
+/// The example on QEMU's tree, as `vm` rewrites it.
+fn example(mode: Mode) {
+    assert_example(mode, "example");
+}
+
+/// The example on a crosvm-like tree (`tests/data/crosvm-like-virt.dts`: crosvm's nodes, QEMU's
+/// PL011 as the console), given with `--dtb`; its `/memory` line is the tree's, not the larger
+/// RAM `vm` was asked for.
+fn example_on_a_crosvm_like_tree(mode: Mode) {
+    assert_example(mode, "example-crosvm-tree");
 }
 
 /// The whole fault suite, each fault checked on its own. `misaligned-sp` may fault (a CPU that
@@ -620,6 +652,11 @@ macro_rules! kvm_tests {
                 #[test]
                 fn kvm_example() {
                     example(Mode::$mode);
+                }
+
+                #[test]
+                fn kvm_example_on_a_crosvm_like_tree() {
+                    example_on_a_crosvm_like_tree(Mode::$mode);
                 }
 
                 #[test]

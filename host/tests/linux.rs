@@ -14,7 +14,7 @@ use common::{REGISTER_PRINTING_FIRMWARE, assemble};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vmbase_test_harness::{guest_image, stand_in_kernel};
+use vmbase_test_harness::{compiled_device_tree, guest_image, stand_in_kernel};
 use vmclient::DeathReason;
 
 /// The command line the tests give; the kernel's starts with `panic=-1`, as under crosvm.
@@ -160,12 +160,8 @@ fn debian_kernel_boots_through_vmbase_linuxboot_with_its_seeds() {
 /// A device tree with QEMU's PL011 as the console, so the firmware's line is seen, and `body`
 /// for the rest of the root node: enough for the firmware, not for Linux. Compiled with dtc.
 fn small_tree(dir: &Path, body: &str) -> PathBuf {
-    let source = dir.join("small.dts");
-    let tree = dir.join("small.dtb");
-    fs::write(
-        &source,
-        format!(
-            r#"/dts-v1/;
+    let source = format!(
+        r#"/dts-v1/;
 / {{
     #address-cells = <2>;
     #size-cells = <2>;
@@ -176,21 +172,8 @@ fn small_tree(dir: &Path, body: &str) -> PathBuf {
 {body}
 }};
 "#
-        ),
-    )
-    .unwrap();
-    let output = Command::new("dtc")
-        .args(["-I", "dts", "-O", "dtb", "-o"])
-        .arg(&tree)
-        .arg(&source)
-        .output()
-        .expect("run dtc (apt-get install device-tree-compiler)");
-    assert!(
-        output.status.success(),
-        "dtc failed: {}",
-        String::from_utf8_lossy(&output.stderr)
     );
-    tree
+    compiled_device_tree(dir, "small", &source)
 }
 
 /// `/memory` of `LINUX_MEMORY_MIB` from `0x8000_0000`, as the host describes RAM.

@@ -310,6 +310,44 @@ pub fn stand_in_efi_kernel(file_size: usize, image_size: u64) -> Vec<u8> {
     image
 }
 
+/// Compiles device tree source `source` (text) to `dir/NAME.dtb` with dtc, which
+/// `tools/install-deps.sh` installs, and returns that path; a test fails if dtc is missing or
+/// refuses the source (its messages in the failure).
+pub fn compiled_device_tree(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let (dts, dtb) = (
+        dir.join(format!("{name}.dts")),
+        dir.join(format!("{name}.dtb")),
+    );
+    std::fs::write(&dts, source).expect("write the device tree source");
+    let output = Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(&dts)
+        .output()
+        .expect("run dtc (tools/install-deps.sh installs it: device-tree-compiler)");
+    assert!(
+        output.status.success(),
+        "dtc failed on {}: {}",
+        dts.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dtb
+}
+
+/// A crosvm-like device tree for QEMU's `virt` machine as `vm` builds it, compiled from
+/// `tests/data/crosvm-like-virt.dts` into `dir`: crosvm's node shapes with a console QEMU has
+/// (the fixture says why). Its `/memory` is [`CROSVM_LIKE_TREE_MEMORY_MIB`] from `0x8000_0000`.
+pub fn crosvm_like_device_tree(dir: &Path) -> PathBuf {
+    let fixture = repository_root().join("tests/data/crosvm-like-virt.dts");
+    let source = std::fs::read_to_string(&fixture)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", fixture.display()));
+    compiled_device_tree(dir, "crosvm-like-virt", &source)
+}
+
+/// The RAM that `tests/data/crosvm-like-virt.dts` describes, in MiB: `/memory` ends at
+/// `0x92c0_0000`.
+pub const CROSVM_LIKE_TREE_MEMORY_MIB: u32 = 300;
+
 /// Where `tools/install-deps.sh linux` keeps Debian's arm64 kernel (`Image`) and `busybox`:
 /// `$XDG_CACHE_HOME/vmbase/linux`, by default `~/.cache/vmbase/linux`; `None` if neither
 /// variable is set.

@@ -6,10 +6,12 @@
 //! report before it resets.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use vmbase_test_harness::{assert_in_order, boot_to_end as boot, guest_image};
+use vmbase_test_harness::{
+    assert_in_order, boot_to_end as boot, compiled_device_tree, guest_image,
+};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig};
 
 mod disks;
@@ -355,7 +357,7 @@ fn a_restricted_dma_pool_carries_the_disk_traffic() {
         );
     let mut config = config("pool", "disks");
     config.params = None;
-    config.device_tree = Some(compiled_tree(dir.path(), "pool", &source));
+    config.device_tree = Some(compiled_device_tree(dir.path(), "pool", &source));
     config.disks = source_and_target_disks(dir.path());
 
     assert_boot(
@@ -384,28 +386,11 @@ fn with_pci_property(source: &str, name: &str, value: &str) -> String {
     .concat()
 }
 
-/// Compiles device tree `source` to `dir/name.dtb`, returning its path.
-fn compiled_tree(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let (dts, dtb) = (
-        dir.join(format!("{name}.dts")),
-        dir.join(format!("{name}.dtb")),
-    );
-    fs::write(&dts, source).unwrap();
-    let status = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(&dtb)
-        .arg(&dts)
-        .status()
-        .expect("run dtc");
-    assert!(status.success(), "dtc failed on {name}");
-    dtb
-}
-
 /// The `pci` test on the device tree compiled from `source`.
 fn pci_config(dir: &Path, name: &str, source: &str) -> VirtualMachineRawConfig {
     let mut config = config(name, "pci");
     config.params = None;
-    config.device_tree = Some(compiled_tree(dir, name, source));
+    config.device_tree = Some(compiled_device_tree(dir, name, source));
     config
 }
 
