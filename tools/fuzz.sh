@@ -6,7 +6,7 @@
 # console selection), fdt_writer (edits on arbitrary trees in tight buffers: a refused edit
 # changes nothing, an accepted one keeps the node's other properties), pci (the PCI decoder,
 # interrupt lookup, usable windows and the BAR allocator's invariants), dtoolkit (the crate
-# the README compares against). New corpus entries go to fuzz/corpus-<target>, crashes to
+# docs/guide.md compares against). New corpus entries go to fuzz/corpus-<target>, crashes to
 # fuzz/artifacts/<target>; a crash, once fixed, goes to fuzz/regressions/<target>, which
 # `make test` replays (tools/test-fuzz.sh).
 #
