@@ -17,7 +17,7 @@ use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig};
 
 /// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
 const DEADLINE: Duration = Duration::from_secs(30);
-/// The guest's RAM: also what tests/data/qemu-virt.dtsi's `/memory` describes.
+/// The guest's RAM: also what `data/qemu-virt.dtsi` (beside this file) gives `/memory`.
 const MEMORY_MIB: u32 = 64;
 fn config(name: &str, test: &str) -> VirtualMachineRawConfig {
     VirtualMachineRawConfig {
@@ -302,7 +302,7 @@ fn vm_attaches_no_rng_when_told() {
     );
 }
 
-/// The device tree fixture `tests/data/NAME.dts`, compiled into `dir`.
+/// The device tree fixture `data/NAME.dts` (beside this file), compiled into `dir`.
 fn fixture(dir: &Path, name: &str) -> PathBuf {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
     compiled_fixture(dir, &data.join(format!("{name}.dts")))
@@ -348,7 +348,7 @@ fn hostile_pci_nodes_are_reported_and_reset() {
         DeathReason::Shutdown,
     );
 
-    // Each fixture in tests/data/hostile-pci/ is pci.dts with one property of the host bridge
+    // Each fixture in data/hostile-pci/ is data/pci.dts with one property of the host bridge
     // changed.
     let cases = [
         (
