@@ -16,6 +16,11 @@ GUEST_PACKAGES := vmbase_example vmbase_linuxboot vmbase_faults vmbase_hello bas
 	vmbase_virtio pkvm_double
 GUEST_IMAGES := vmbase_example vmbase_linuxboot vmbase_faults vmbase_faults_early vmbase_hello \
 	baseline_hello vmbase_virtio pkvm_double
+# The guests' host tests (each guest's tests/ folder), and the host crates that tests, benchmarks
+# and guest builds share.
+GUEST_TEST_PACKAGES := vmbase_example_tests vmbase_faults_tests vmbase_virtio_tests \
+	vmbase_linuxboot_checks
+HOST_TOOL_PACKAGES := vmbase_test_harness vmbase_console_check vmbase_bench vmbase_guest_build
 
 .DEFAULT_GOAL := vmbase_example
 .PHONY: deps vmbase_example guests vm vm-aarch64 install run test lint fuzz stress bench clean
@@ -74,8 +79,8 @@ lint: deps
 	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 	CARGO_TARGET_DIR=fuzz/target/replay RUSTFLAGS="--cfg fuzzing" \
 		cargo clippy --quiet --manifest-path fuzz/Cargo.toml --lib --bins -- -D warnings
-	cargo clippy --quiet -p vmbase -p vmclient -p vmbase_test_harness -p vmbase_bench -p pkvm_double --all-targets -- -D warnings
-	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase $(GUEST_PACKAGES)) -- -D warnings
+	cargo clippy --quiet $(addprefix -p ,vmbase vmclient pkvm_double $(HOST_TOOL_PACKAGES) $(GUEST_TEST_PACKAGES)) --all-targets -- -D warnings
+	cargo clippy --quiet --release --target $(TARGET) $(addprefix -p ,vmbase vmbase_linuxboot_checks $(GUEST_PACKAGES)) -- -D warnings
 	# The example as Soong builds it: without its default `sha2` feature (docs/android.md).
 	cargo clippy --quiet --release --target $(TARGET) -p vmbase_example --no-default-features -- -D warnings
 	rustfmt --edition 2021 --check template/build.rs template/src/main.rs

@@ -4,8 +4,6 @@
 //! Links the firmware the way Soong's `vmbase_linuxboot` cc_binary does: with its own idmap.S and
 //! image.ld, and vmbase's sections.ld (which vmbase's build script puts on the search path).
 
-include!("../example/link_guest.rs");
-
 fn main() {
-    link_guests(&[("vmbase_linuxboot", "idmap.S")], "image.ld");
+    vmbase_guest_build::link_guests(&[("vmbase_linuxboot", "idmap.S")], "image.ld");
 }

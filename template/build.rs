@@ -2,6 +2,9 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! Assembles idmap.S and links the binary with image.ld, then vmbase's sections.ld.
+//!
+//! Self-contained on purpose: a copy of this crate depends on vmbase alone. (The guests inside the
+//! vmbase repository share these steps through its `vmbase_guest_build` crate instead.)
 
 fn main() {
     println!("cargo:rerun-if-changed=idmap.S");

@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = "android-15.0.0_r1"
 RELEASE_DATA = ROOT / "tools" / "soong" / RELEASE
-BLUEPRINTS = [ROOT / "Android.bp", ROOT / "example" / "Android.bp", ROOT / "linuxboot" / "Android.bp"]
+BLUEPRINTS = [ROOT / "Android.bp", ROOT / "example" / "Android.bp", ROOT / "linuxboot" / "Android.bp",
+              ROOT / "testing" / "console_check" / "Android.bp"]
 
 # Cargo package name -> the Soong module of the same crate in the release (no_std variants where
 # it has one).
@@ -42,6 +43,7 @@ ANDROID_CRATES = {
     "spin": "libspin_nostd",
     "virtio-drivers": "libvirtio_drivers",
     "vmbase": "libvmbase",
+    "vmbase_linuxboot_checks": "libvmbase_linuxboot_checks",
     "zerocopy": "libzerocopy_nostd",
     "zeroize": "libzeroize_nostd",
 }
@@ -52,6 +54,9 @@ RUST_MODULES = {
     "libvmbase.test": ROOT / "Cargo.toml",
     "libvmbase_example": ROOT / "example" / "Cargo.toml",
     "libvmbase_linuxboot": ROOT / "linuxboot" / "Cargo.toml",
+    "libvmbase_linuxboot_checks": ROOT / "linuxboot" / "checks" / "Cargo.toml",
+    "vmbase_linuxboot.checks.test": ROOT / "linuxboot" / "checks" / "Cargo.toml",
+    "libvmbase_console_check": ROOT / "testing" / "console_check" / "Cargo.toml",
 }
 
 REQUIRED_MODULES = {
@@ -75,7 +80,7 @@ REQUIRED_MODULES = {
 INTEGRATION_TEST = "vmbase_example.integration_test"
 INTEGRATION_TEST_ANDROID_SOURCES = [
     ROOT / "example" / "tests" / path
-    for path in ("test.rs", "console.rs", "backend/mod.rs", "backend/android.rs")
+    for path in ("test.rs", "backend/mod.rs", "backend/android.rs")
 ]
 INTEGRATION_TEST_CRATES = {
     "android_logger": "libandroid_logger",
@@ -84,11 +89,12 @@ INTEGRATION_TEST_CRATES = {
     "libc": "liblibc",
     "log": "liblog_rust",
     "nix": "libnix",
+    "vmbase_console_check": "libvmbase_console_check",
     "vmclient": "libvmclient",
 }
 # What a `use` may start with besides those crates: the standard library and the test's modules.
-LOCAL_PATH_ROOTS = {"std", "core", "alloc", "crate", "self", "super", "backend", "console",
-                    "android", "qemu"}
+LOCAL_PATH_ROOTS = {"std", "core", "alloc", "crate", "self", "super", "backend", "android",
+                    "qemu"}
 
 # Properties whose entries are files relative to the Android.bp, or `:module` references.
 FILE_PROPERTIES = ("srcs", "src", "linker_scripts", "data")

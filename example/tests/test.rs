@@ -7,10 +7,9 @@
 //! Cargo through this repository's QEMU launcher (see `backend`).
 
 mod backend;
-mod console;
 
 use backend::{DeathReason, boot_example};
-use console::assert_in_order;
+use vmbase_console_check::assert_in_order;
 
 const EXPECTED_LINES: &[&str] = &[
     "[INFO] Hello world",

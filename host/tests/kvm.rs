@@ -12,9 +12,6 @@
 
 mod common;
 
-#[path = "../../testing/virtio/tests/disks.rs"]
-mod disks;
-
 use common::linux::{arm64_qemu_cache, debian_busybox, debian_kernel};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -24,6 +21,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+use vmbase_test_harness::disks;
 use vmbase_test_harness::{
     CROSVM_LIKE_TREE_MEMORY_MIB, assert_in_order, crosvm_like_device_tree, guest_image,
     newc_archive, repository_root, stand_in_kernel,

@@ -15,11 +15,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-mod checks;
-
 extern crate alloc;
 
-use checks::{Handoff, LayoutError, Part, FDT_REGION_SIZE};
 use core::convert::Infallible;
 use core::fmt;
 use core::ops::Range;
@@ -30,6 +27,7 @@ use vmbase::linux::{ImageError, ImageHeader};
 use vmbase::memory::{flushed_zeroize, whole_pages, MemoryTracker, MemoryTrackerError};
 use vmbase::paging::PageTable;
 use vmbase::{configure_heap, main, power, println, rand};
+use vmbase_linuxboot_checks::{self as checks, Handoff, LayoutError, Part, FDT_REGION_SIZE};
 
 /// The page tables of the run-time map are the only allocations.
 const HEAP_SIZE: usize = 32 * PAGE_SIZE;

@@ -3,11 +3,9 @@
 
 //! Links the baseline with aarch64-rt's image.ld and its own memory.ld.
 
-include!("../../example/guest_target.rs");
-
 fn main() {
     println!("cargo:rerun-if-changed=memory.ld");
-    require_guest_target();
+    vmbase_guest_build::require_guest_target();
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rustc-link-arg-bins=-T{manifest_dir}/memory.ld");
     println!("cargo:rustc-link-arg-bins=-Timage.ld");

@@ -4,10 +4,8 @@
 //! Links each fault guest with its own initial page table: the example's idmap for
 //! `vmbase_faults`, and one without writable memory for `vmbase_faults_early`.
 
-include!("../../example/link_guest.rs");
-
 fn main() {
-    link_guests(
+    vmbase_guest_build::link_guests(
         &[
             ("vmbase_faults", "../../example/idmap.S"),
             ("vmbase_faults_early", "idmap_no_data.S"),

@@ -3,10 +3,8 @@
 
 //! Links vmbase_hello with the example's idmap.S and image.ld.
 
-include!("../../example/link_guest.rs");
-
 fn main() {
-    link_guests(
+    vmbase_guest_build::link_guests(
         &[("vmbase_hello", "../../example/idmap.S")],
         "../../example/image.ld",
     );

@@ -3,10 +3,8 @@
 
 //! Links the virtio test guest with the example's initial page table and memory layout.
 
-include!("../../example/link_guest.rs");
-
 fn main() {
-    link_guests(
+    vmbase_guest_build::link_guests(
         &[("vmbase_virtio", "../../example/idmap.S")],
         "../../example/image.ld",
     );

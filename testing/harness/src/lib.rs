@@ -16,10 +16,9 @@ use std::thread;
 use std::time::Duration;
 use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance};
 
-#[path = "../../../example/tests/console.rs"]
-mod console;
+pub mod disks;
 
-pub use console::assert_in_order;
+pub use vmbase_console_check::assert_in_order;
 
 /// The repository root.
 pub fn repository_root() -> &'static Path {
@@ -40,6 +39,23 @@ pub fn guest_image(name: &str) -> PathBuf {
     let image = repository_root().join("out").join(format!("{name}.bin"));
     assert!(image.is_file(), "{} was not built", image.display());
     image
+}
+
+/// The `vm` executable, after bringing it up to date with `make vm` (once per process), for tests
+/// of its command line outside its own package.
+pub fn vm_executable() -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let status = Command::new("make")
+            .args(["--no-print-directory", "-s", "vm"])
+            .current_dir(repository_root())
+            .status()
+            .expect("run make vm");
+        assert!(status.success(), "make vm failed: {status}");
+    });
+    let vm = repository_root().join("target/release/vm");
+    assert!(vm.is_file(), "{} was not built", vm.display());
+    vm
 }
 
 /// How one boot went.
@@ -314,21 +330,27 @@ pub fn stand_in_efi_kernel(file_size: usize, image_size: u64) -> Vec<u8> {
 /// `tools/install-deps.sh` installs, and returns that path; a test fails if dtc is missing or
 /// refuses the source (its messages in the failure).
 pub fn compiled_device_tree(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let (dts, dtb) = (
-        dir.join(format!("{name}.dts")),
-        dir.join(format!("{name}.dtb")),
-    );
+    let dts = dir.join(format!("{name}.dts"));
     std::fs::write(&dts, source).expect("write the device tree source");
+    compiled_fixture(dir, &dts)
+}
+
+/// Compiles the device tree source file `fixture` to `dir/STEM.dtb` with dtc, as
+/// [`compiled_device_tree`] does, and returns that path. Its `/include/`s are found next to it.
+pub fn compiled_fixture(dir: &Path, fixture: &Path) -> PathBuf {
+    let mut name = fixture.file_stem().expect("a fixture is a file").to_owned();
+    name.push(".dtb");
+    let dtb = dir.join(name);
     let output = Command::new("dtc")
         .args(["-I", "dts", "-O", "dtb", "-o"])
         .arg(&dtb)
-        .arg(&dts)
+        .arg(fixture)
         .output()
         .expect("run dtc (tools/install-deps.sh installs it: device-tree-compiler)");
     assert!(
         output.status.success(),
         "dtc failed on {}: {}",
-        dts.display(),
+        fixture.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     dtb
@@ -338,10 +360,10 @@ pub fn compiled_device_tree(dir: &Path, name: &str, source: &str) -> PathBuf {
 /// `tests/data/crosvm-like-virt.dts` into `dir`: crosvm's node shapes with a console QEMU has
 /// (the fixture says why). Its `/memory` is [`CROSVM_LIKE_TREE_MEMORY_MIB`] from `0x8000_0000`.
 pub fn crosvm_like_device_tree(dir: &Path) -> PathBuf {
-    let fixture = repository_root().join("tests/data/crosvm-like-virt.dts");
-    let source = std::fs::read_to_string(&fixture)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", fixture.display()));
-    compiled_device_tree(dir, "crosvm-like-virt", &source)
+    compiled_fixture(
+        dir,
+        &repository_root().join("tests/data/crosvm-like-virt.dts"),
+    )
 }
 
 /// The RAM that `tests/data/crosvm-like-virt.dts` describes, in MiB: `/memory` ends at

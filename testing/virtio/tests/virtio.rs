@@ -6,19 +6,18 @@
 //! report before it resets.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use vmbase_test_harness::disks::{DISK_SIZE, FILL, SECTOR, source_image, written_target_image};
 use vmbase_test_harness::{
-    assert_in_order, boot_to_end as boot, compiled_device_tree, guest_image,
+    assert_in_order, boot_to_end as boot, compiled_fixture, guest_image, vm_executable,
 };
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig};
 
-mod disks;
-use disks::{DISK_SIZE, FILL, SECTOR, source_image, written_target_image};
-
 /// Every case ends the VM by itself well within this; a hang ends as `Killed` and fails.
 const DEADLINE: Duration = Duration::from_secs(30);
+/// The guest's RAM: also what `data/qemu-virt.dtsi` (beside this file) gives `/memory`.
 const MEMORY_MIB: u32 = 64;
 fn config(name: &str, test: &str) -> VirtualMachineRawConfig {
     VirtualMachineRawConfig {
@@ -196,7 +195,7 @@ fn echo_a_line_read_from_the_virtio_console(mut config: VirtualMachineRawConfig)
 
 /// `vm run` with `args` on vmbase_virtio running `test`: its exit code and standard output.
 fn vm_run(test: &str, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_vm"))
+    let output = Command::new(vm_executable())
         .arg("run")
         .arg("--bootloader")
         .arg(guest_image("vmbase_virtio"))
@@ -303,61 +302,25 @@ fn vm_attaches_no_rng_when_told() {
     );
 }
 
-/// QEMU's device tree for `vm run`'s machine with `MEMORY_MIB` of RAM, as source text, with
-/// crosvm's `/memory` and `bootargs` that run the `pci` test.
-fn qemu_tree_source(dir: &Path) -> String {
-    let dump = dir.join("qemu.dtb");
-    let mut dumpdtb = std::ffi::OsString::from("virt,gic-version=3,highmem=off,dumpdtb=");
-    dumpdtb.push(&dump);
-    let status = Command::new("qemu-system-aarch64")
-        .arg("-M")
-        .arg(dumpdtb)
-        .args(["-cpu", "max", "-nodefaults", "-display", "none"])
-        .arg("-m")
-        .arg(format!("{}M", 1024 + MEMORY_MIB))
-        .output()
-        .expect("run qemu-system-aarch64");
-    assert!(status.status.success(), "QEMU's dump failed: {status:?}");
-    let source = Command::new("dtc")
-        .args(["-q", "-I", "dtb", "-O", "dts"])
-        .arg(&dump)
-        .output()
-        .expect("run dtc");
-    assert!(source.status.success(), "dtc failed: {source:?}");
-    let source = String::from_utf8(source.stdout).unwrap();
-    let memory_start = source.find("\tmemory@40000000 {").expect("QEMU's /memory");
-    let memory_end = memory_start + source[memory_start..].find("};").unwrap() + 2;
-    let memory = format!(
-        "\tmemory@80000000 {{\n\t\treg = <0x00 0x80000000 0x00 {:#x}>;\n\t\tdevice_type = \"memory\";\n\t}};",
-        MEMORY_MIB << 20
-    );
-    let source = [&source[..memory_start], &memory, &source[memory_end..]].concat();
-    source.replacen(
-        "\tchosen {\n",
-        "\tchosen {\n\t\tbootargs = \"virtio=pci\";\n",
-        1,
-    )
+/// The device tree fixture `data/NAME.dts` (beside this file), compiled into `dir`.
+fn fixture(dir: &Path, name: &str) -> PathBuf {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    compiled_fixture(dir, &data.join(format!("{name}.dts")))
+}
+
+/// `test`, which the fixture's `/chosen/bootargs` names, on the device tree fixture `name`
+/// ([`fixture`]).
+fn fixture_config(dir: &Path, name: &str, test: &str) -> VirtualMachineRawConfig {
+    let mut config = config(name.rsplit('/').next().unwrap_or(name), test);
+    config.params = None;
+    config.device_tree = Some(fixture(dir, name));
+    config
 }
 
 #[test]
 fn a_restricted_dma_pool_carries_the_disk_traffic() {
     let dir = tempfile::tempdir().unwrap();
-    let source = qemu_tree_source(dir.path())
-        .replacen(
-            "bootargs = \"virtio=pci\"",
-            "bootargs = \"virtio=disks\"",
-            1,
-        )
-        .replacen(
-            "\tchosen {\n",
-            "\treserved-memory {\n\t\t#address-cells = <0x02>;\n\t\t#size-cells = <0x02>;\n\
-             \t\tranges;\n\t\tpool@83000000 {\n\t\t\tcompatible = \"restricted-dma-pool\";\n\
-             \t\t\treg = <0x00 0x83000000 0x00 0x400000>;\n\t\t};\n\t};\n\tchosen {\n",
-            1,
-        );
-    let mut config = config("pool", "disks");
-    config.params = None;
-    config.device_tree = Some(compiled_device_tree(dir.path(), "pool", &source));
+    let mut config = fixture_config(dir.path(), "restricted-dma-pool", "disks");
     config.disks = source_and_target_disks(dir.path());
 
     assert_boot(
@@ -372,35 +335,12 @@ fn a_restricted_dma_pool_carries_the_disk_traffic() {
     assert_target_written(&config.disks[1]);
 }
 
-/// Replaces property `name` of QEMU's PCI host bridge with `value` (source text).
-fn with_pci_property(source: &str, name: &str, value: &str) -> String {
-    let node = source.find("\tpcie@10000000 {").expect("QEMU's PCI node");
-    let property = format!("\t\t{name} = ");
-    let start = node + source[node..].find(&property).expect("the property");
-    let end = start + source[start..].find(";\n").unwrap() + 2;
-    [
-        &source[..start],
-        &format!("\t\t{name} = {value};\n"),
-        &source[end..],
-    ]
-    .concat()
-}
-
-/// The `pci` test on the device tree compiled from `source`.
-fn pci_config(dir: &Path, name: &str, source: &str) -> VirtualMachineRawConfig {
-    let mut config = config(name, "pci");
-    config.params = None;
-    config.device_tree = Some(compiled_device_tree(dir, name, source));
-    config
-}
-
 #[test]
 fn hostile_pci_nodes_are_reported_and_reset() {
     let dir = tempfile::tempdir().unwrap();
-    let source = qemu_tree_source(dir.path());
 
     assert_boot(
-        &pci_config(dir.path(), "unchanged", &source),
+        &fixture_config(dir.path(), "pci", "pci"),
         &[
             "virtio guest: PCI 00:00.0 1b36:0008",
             "virtio guest: pci passed",
@@ -408,67 +348,49 @@ fn hostile_pci_nodes_are_reported_and_reset() {
         DeathReason::Shutdown,
     );
 
+    // Each fixture in data/hostile-pci/ is data/pci.dts with one property of the host bridge
+    // changed.
     let cases = [
         (
             "ranges-in-ram",
-            "ranges",
-            "<0x2000000 0x00 0x80000000 0x00 0x80000000 0x00 0x100000>",
             "virtio guest: PCI: PCI range 0x80000000..0x80100000 overlaps RAM",
         ),
         (
             "window-over-the-gic",
-            "ranges",
-            "<0x2000000 0x00 0x8000000 0x00 0x8000000 0x00 0x10000>",
             "virtio guest: PCI: PCI range 0x8000000..0x8010000 overlaps 0x8000000..0x8010000 of \
              device tree node intc@8000000",
         ),
         (
             "empty-window",
-            "ranges",
-            "<0x2000000 0x00 0x10000000 0x00 0x10000000 0x00 0x00>",
             "virtio guest: PCI: PCI window at 0x10000000 is empty",
         ),
         (
             "reg-outside-mmio",
-            "reg",
-            "<0x40 0x10000000 0x00 0x1000000>",
             "virtio guest: PCI: PCI configuration space 0x4010000000..0x4011000000 is outside \
              the MMIO range 0x0..0x40000000",
         ),
         (
             "absurd-address-cells",
-            "#address-cells",
-            "<0x7fffffff>",
             "virtio guest: DMA pool: looking for a restricted-dma-pool: unsupported \
              #address-cells or #size-cells",
         ),
         (
             "size-cells-3",
-            "#size-cells",
-            "<0x03>",
             "virtio guest: PCI: PCI host bridge cells: #address-cells 3 (3 needed), \
              #size-cells 3",
         ),
         (
             "interrupt-map-unknown-parent",
-            "interrupt-map",
-            "<0x00 0x00 0x00 0x01 0x1234 0x00 0x00 0x00 0x03 0x04>",
             "virtio guest: PCI: PCI interrupt-map names interrupt controller 0x1234, which is \
              not a child of the root",
         ),
         (
             "bus-range-backwards",
-            "bus-range",
-            "<0x05 0x01>",
             "virtio guest: PCI: bad PCI bus-range <5 1>",
         ),
     ];
-    for (name, property, value, report) in cases {
-        let config = pci_config(
-            dir.path(),
-            name,
-            &with_pci_property(&source, property, value),
-        );
+    for (name, report) in cases {
+        let config = fixture_config(dir.path(), &format!("hostile-pci/{name}"), "pci");
         assert_boot(&config, &[report], DeathReason::Reboot);
     }
 }

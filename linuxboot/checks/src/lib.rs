@@ -1,8 +1,11 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! Where the VMM put things, checked before anything is mapped: plain functions over address
-//! ranges (host-tested through `linuxboot/tests/checks.rs`).
+//! Where the VMM put things, checked before vmbase_linuxboot maps anything: plain functions over
+//! address ranges. A crate of its own so that its unit tests run on the host (`cargo test`), where
+//! the firmware itself does not build.
+
+#![cfg_attr(not(test), no_std)]
 
 use core::fmt;
 use core::ops::Range;

@@ -2,11 +2,12 @@
 // SPDX-License-Identifier: Apache-2.0
 
 //! The disks of vmbase_virtio's `disks` test: what the read-only one holds and what the guest
-//! writes to the writable one (shared by the virtio and the nested-KVM tests).
+//! writes to the writable one (shared by vmbase_virtio's tests and the nested-KVM tests). The
+//! patterns and sizes must match the guest's (testing/virtio/src/main.rs).
 
-#![allow(dead_code, reason = "each test binary uses a different subset")]
-
+/// The size of each disk.
 pub const DISK_SIZE: usize = 1 << 20;
+/// A virtio-blk sector.
 pub const SECTOR: usize = 512;
 /// Must match WRITE_SECTORS in the guest.
 pub const WRITE_SECTORS: std::ops::Range<usize> = 3..3 + 700;
@@ -19,7 +20,7 @@ fn read_pattern(offset: u64) -> u8 {
 }
 
 /// Must match the guest's write_pattern.
-pub fn write_pattern(offset: u64) -> u8 {
+fn write_pattern(offset: u64) -> u8 {
     (offset.wrapping_mul(0x0100_0193) >> 7) as u8 ^ 0x5a ^ (offset >> 9) as u8
 }
 
