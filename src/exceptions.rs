@@ -339,14 +339,28 @@ impl ExceptionFrame {
     }
 
     /// Makes the interrupted code resume at `address` when the handler returns.
-    pub fn set_elr(&mut self, address: u64) {
+    ///
+    /// # Safety
+    ///
+    /// The interrupted code must be able to carry on at `address`, with the registers and stack
+    /// it has there, as if it had got there itself: `address` is an A64 instruction of mapped,
+    /// executable code, and every assumption the compiler made about the state at that point
+    /// holds. (Resuming anywhere else is as unsound as a jump into the middle of a function.)
+    pub unsafe fn set_elr(&mut self, address: u64) {
         self.elr = address;
     }
 
     /// Makes the interrupted code resume after the instruction at [`elr`](Self::elr): the way to
     /// carry on past a synchronous exception that was handled (the instruction is not retried).
     /// For A64 code, which is all vmbase runs.
-    pub fn skip_instruction(&mut self) {
+    ///
+    /// # Safety
+    ///
+    /// The interrupted code must be able to carry on as if the instruction had completed: the
+    /// handler did its work (wrote what it loads, for example), or the code does not rely on it
+    /// (an instruction placed there to trap, such as the `udf` of a probe). Skipping a load, a
+    /// store or a branch the compiler emitted otherwise breaks what the code after it assumes.
+    pub unsafe fn skip_instruction(&mut self) {
         self.elr = self.elr.wrapping_add(INSTRUCTION_SIZE);
     }
 
@@ -564,9 +578,11 @@ mod tests {
     fn handlers_change_where_the_interrupted_code_resumes() {
         let mut saved = frame(0x8020_1000);
         assert_eq!((saved.elr(), saved.spsr()), (0x8020_1000, 0x3c5));
-        saved.skip_instruction();
+        // SAFETY: Nothing resumes from this frame: it is not on an exception stack.
+        unsafe { saved.skip_instruction() };
         assert_eq!(saved.elr(), 0x8020_1004);
-        saved.set_elr(0x8020_2000);
+        // SAFETY: As above.
+        unsafe { saved.set_elr(0x8020_2000) };
         assert_eq!(saved.elr(), 0x8020_2000);
         assert_eq!(saved.spsr(), 0x3c5);
     }

@@ -12,6 +12,7 @@ extern crate alloc;
 mod unshared;
 
 use alloc::vec;
+use core::cell::UnsafeCell;
 use core::fmt::Write;
 use core::ops::Range;
 use vmbase::fdt::Fdt;
@@ -265,9 +266,9 @@ fn check_read_only(pci: &mut PciRoot) {
         Err(error) => fail(format_args!("unexpected error: {error}")),
     }
     // A request the size of the whole DMA pool (which also holds the queue) has no room.
-    static LARGE: vmbase::heap::StaticRegion<DMA_POOL_SIZE> = vmbase::heap::StaticRegion::new();
+    static LARGE: LargeBuffer = LargeBuffer(UnsafeCell::new([0; DMA_POOL_SIZE]));
     // SAFETY: This is the only use of LARGE, and each boot runs one test, once.
-    let large = unsafe { LARGE.take() };
+    let large = unsafe { &mut *LARGE.0.get() };
     disk.set_max_request(DMA_POOL_SIZE);
     match disk.read(0, large) {
         Err(error) if error.kind == BlockErrorKind::NoDmaMemory => {
@@ -283,6 +284,12 @@ fn check_read_only(pci: &mut PciRoot) {
         other => fail(format_args!("read past the end: {other:?}")),
     }
 }
+
+/// A buffer as large as the DMA pool, too large for the heap once the pool is carved from it.
+struct LargeBuffer(UnsafeCell<[u8; DMA_POOL_SIZE]>);
+
+// SAFETY: check_read_only, its only user, makes the one reference to the bytes.
+unsafe impl Sync for LargeBuffer {}
 
 /// Bytes the benchmark copies and reads.
 const BENCH_SIZE: usize = 16 << 20;
