@@ -10,6 +10,11 @@
 //! two. A binary may define any of them; those it does not define are weak defaults that print a
 //! [`report`] and reboot. A fault inside a handler goes to a separate path that reports it and
 //! reboots too.
+//!
+//! A handler written by hand (`#[unsafe(no_mangle)] extern "C" fn irq_current(...)`) is not
+//! checked: a misspelt name, a missing `no_mangle` or a wrong signature still builds, and the
+//! vector keeps its default. [`exception_handler!`](crate::exception_handler) checks all three at
+//! build time.
 
 use core::fmt;
 
@@ -373,6 +378,82 @@ impl ExceptionFrame {
             _ => None,
         }
     }
+}
+
+/// Makes the function `handler` the handler of the vector `vector`, checked at build time:
+/// `vector` must be one of the eight names exceptions.S calls (`sync_exception_current`,
+/// `irq_current`, `fiq_current`, `serr_current`, `sync_lower`, `irq_lower`, `fiq_lower`,
+/// `serr_lower`) and `handler` a `fn(elr: u64, spsr: u64, frame: &mut ExceptionFrame)`.
+/// It defines the C-ABI symbol `vector` that calls `handler`; an item, at most once per vector
+/// (twice fails to link: the symbol is defined twice).
+///
+/// ```
+/// use vmbase::exceptions::ExceptionFrame;
+///
+/// vmbase::exception_handler!(irq_current, on_irq);
+///
+/// fn on_irq(_elr: u64, _spsr: u64, _frame: &mut ExceptionFrame) {
+///     // Acknowledge the interrupt (at the GIC), then return: the interrupted code resumes.
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! exception_handler {
+    (sync_exception_current, $handler:path) => {
+        $crate::__exception_handler!("sync_exception_current", $handler);
+    };
+    (irq_current, $handler:path) => {
+        $crate::__exception_handler!("irq_current", $handler);
+    };
+    (fiq_current, $handler:path) => {
+        $crate::__exception_handler!("fiq_current", $handler);
+    };
+    (serr_current, $handler:path) => {
+        $crate::__exception_handler!("serr_current", $handler);
+    };
+    (sync_lower, $handler:path) => {
+        $crate::__exception_handler!("sync_lower", $handler);
+    };
+    (irq_lower, $handler:path) => {
+        $crate::__exception_handler!("irq_lower", $handler);
+    };
+    (fiq_lower, $handler:path) => {
+        $crate::__exception_handler!("fiq_lower", $handler);
+    };
+    (serr_lower, $handler:path) => {
+        $crate::__exception_handler!("serr_lower", $handler);
+    };
+    ($vector:ident, $handler:path) => {
+        ::core::compile_error!(::core::concat!(
+            "`",
+            ::core::stringify!($vector),
+            "` is not an exception vector of vmbase's; the vectors are sync_exception_current, \
+             irq_current, fiq_current, serr_current, sync_lower, irq_lower, fiq_lower and \
+             serr_lower"
+        ));
+    };
+}
+
+/// [`exception_handler!`](crate::exception_handler)'s expansion, once the vector's name is
+/// checked.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __exception_handler {
+    ($symbol:literal, $handler:path) => {
+        const _: () = {
+            /// Called by exceptions.S.
+            #[unsafe(export_name = $symbol)]
+            extern "C" fn exception_handler(
+                elr: u64,
+                spsr: u64,
+                frame: &mut $crate::exceptions::ExceptionFrame,
+            ) {
+                // An exception handler must have this signature.
+                const HANDLER: fn(u64, u64, &mut $crate::exceptions::ExceptionFrame) = $handler;
+                HANDLER(elr, spsr, frame)
+            }
+        };
+    };
 }
 
 /// Everything known about an exception, printed by [`report`].
