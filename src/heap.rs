@@ -215,7 +215,13 @@ impl<const SIZE: usize> HeapMemory<SIZE> {
 /// What `vmbase_heap_region` (defined by [`configure_heap!`](crate::configure_heap)) hands
 /// vmbase: the heap's memory, which only the global allocator can reach.
 #[doc(hidden)]
-pub struct HeapRegion(&'static UnsafeCell<[u8]>);
+pub struct HeapRegion(
+    #[cfg_attr(
+        not(any(test, target_arch = "aarch64")),
+        expect(dead_code, reason = "host builds have no global allocator to set up")
+    )]
+    &'static UnsafeCell<[u8]>,
+);
 
 /// Sets aside `size` bytes of `.bss` for the global allocator, which vmbase sets up before it
 /// calls `main` (AOSP libvmbase's `configure_heap!`). An item: write it at most once, at module
