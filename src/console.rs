@@ -82,6 +82,8 @@ impl fmt::Display for ConsoleError {
     }
 }
 
+impl core::error::Error for ConsoleError {}
+
 impl From<FdtError> for ConsoleError {
     fn from(e: FdtError) -> Self {
         Self::Fdt(e)
@@ -435,11 +437,13 @@ pub unsafe fn init(fdt: Option<&[u8]>) -> Result<ConsoleDevice, ConsoleError> {
 
 /// Writes `args` and a newline while holding the console lock once. Used by
 /// [`println!`](crate::println).
+#[doc(hidden)]
 pub fn write_line(args: fmt::Arguments) {
     write_locked(args, "\n");
 }
 
 /// Writes `args` while holding the console lock. Used by [`print!`](crate::print).
+#[doc(hidden)]
 pub fn write_args(args: fmt::Arguments) {
     write_locked(args, "");
 }
@@ -462,6 +466,7 @@ pub fn emergency_write_str(s: &str) {
 
 /// Formats `args` to the console like [`emergency_write_str`]. Used by
 /// [`eprint!`](crate::eprint) and [`eprintln!`](crate::eprintln).
+#[doc(hidden)]
 pub fn emergency_write_args(args: fmt::Arguments) {
     let _line = LINES.try_lock();
     let _ = Console.write_fmt(args);
