@@ -470,15 +470,15 @@ pub struct ExceptionInfo {
     /// `SPSR_EL1`: the interrupted PSTATE.
     pub spsr: u64,
     /// Which stack overflowed, if FAR is in a stack guard page.
-    pub stack_overflow: Option<crate::layout::StackGuard>,
+    pub stack_overflow: Option<crate::layout::Stack>,
 }
 
 impl fmt::Display for ExceptionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(stack) = self.stack_overflow {
             let name = match stack {
-                crate::layout::StackGuard::Boot => "boot",
-                crate::layout::StackGuard::Exception => "exception",
+                crate::layout::Stack::Boot => "boot",
+                crate::layout::Stack::Exception => "exception",
             };
             writeln!(
                 f,
@@ -512,7 +512,7 @@ pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
         .filter(|esr| esr.far_is_valid())
         .map(|_| crate::read_sysreg!("far_el1"));
     let layout = crate::layout::Layout::current();
-    let stack_overflow = far.and_then(|far| layout.stack_guard_hit(far as usize));
+    let stack_overflow = far.and_then(|far| layout.overflowed_stack(far as usize));
     ExceptionInfo {
         vector,
         esr,
@@ -566,7 +566,7 @@ extern "C" fn vmbase_nested_exception(elr: u64, spsr: u64, kind: u64) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::StackGuard;
+    use crate::layout::Stack;
 
     #[test]
     fn data_abort_on_unmapped_write() {
@@ -687,7 +687,7 @@ mod tests {
             far: Some(0x8042_5ff0),
             elr: 0x8020_1234,
             spsr: 0x3c4,
-            stack_overflow: Some(StackGuard::Boot),
+            stack_overflow: Some(Stack::Boot),
         };
         assert_eq!(
             info.to_string(),

@@ -71,7 +71,8 @@ pub fn clean_invalidate_range(range: &Range<usize>) {
     aarch64::dsb_sy();
 }
 
-/// Writes `region` back to the point of coherency (AOSP's `flush`).
+/// Writes `region` back to the point of coherency (`DC CVAC`). AOSP libvmbase has a `flush` of
+/// the same shape that cleans only to the point of unification (`DC CVAU`): not the same.
 ///
 /// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 #[cfg(any(doc, target_arch = "aarch64"))]
