@@ -75,14 +75,9 @@ pub fn dc_civac(address: usize) {
     unsafe { core::arch::asm!("dc civac, {}", in(reg) address, options(nostack, preserves_flags)) };
 }
 
-/// The smallest data cache line of any cache level, in bytes: 4 << `CTR_EL0.DminLine`.
-pub fn min_dcache_line_size() -> usize {
-    crate::memory::dcache_line_size(read_sysreg!("ctr_el0"))
-}
-
 /// Reads the random number register `RNDR` (FEAT_RNG): a 64-bit random value, or `None` when
 /// the generator reports failure (`NZCV` = 0b0100). For a CPU that has FEAT_RNG
-/// (`ID_AA64ISAR0_EL1.RNDR` ≥ 1, see [`crate::rand::cpu_has_rndr`]); on any other the
+/// (`ID_AA64ISAR0_EL1.RNDR` ≥ 1, which `rand::cpu_has_rndr` decodes); on any other the
 /// instruction is undefined: a synchronous exception, which vmbase's default handler reports
 /// before it reboots.
 pub fn rndr() -> Option<u64> {
