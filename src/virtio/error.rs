@@ -59,9 +59,7 @@ pub enum DeviceErrorKind {
     ReadOnly,
     /// The buffer is empty or not a whole number of sectors.
     BadLength,
-    /// The request is larger than the disk's largest ([`blk::Disk::max_request`]).
-    ///
-    /// [`blk::Disk::max_request`]: crate::virtio::blk::Disk::max_request
+    /// The request is larger than the disk's largest (`blk::Disk::max_request`).
     TooLarge,
     /// The sectors lie (partly) past the end of the disk.
     OutOfRange,
