@@ -82,6 +82,8 @@ impl fmt::Display for ConsoleError {
     }
 }
 
+impl core::error::Error for ConsoleError {}
+
 impl From<FdtError> for ConsoleError {
     fn from(e: FdtError) -> Self {
         Self::Fdt(e)
@@ -311,12 +313,12 @@ impl ConsoleDevice {
 }
 
 /// The driver for a [`ConsoleDevice`], made for one write while the device is [`Claim`]ed.
-enum Uart {
-    Ns16550(uart::Uart<'static>),
+enum ConsoleDriver {
+    Ns16550(uart::Ns16550<'static>),
     Pl011(arm_pl011_uart::Uart<'static>),
 }
 
-impl Uart {
+impl ConsoleDriver {
     /// # Safety
     ///
     /// `device` must be the address of such a UART, mapped as device memory, and no other driver
@@ -327,7 +329,7 @@ impl Uart {
                 let registers = NonNull::without_provenance(base);
                 // SAFETY: The caller promises that base is this UART's mapped MMIO address and
                 // that this is the only pointer to it.
-                Self::Ns16550(uart::Uart::new(unsafe {
+                Self::Ns16550(uart::Ns16550::new(unsafe {
                     UniqueMmioPointer::new(registers)
                 }))
             }
@@ -402,7 +404,7 @@ impl Write for Console {
         // SAFETY: device() is what init chose (mapped, as init's caller promised) or, before
         // that, the default 8250 that vmbase's idmap contract maps; the claim makes this the only
         // driver for it until the claim drops, at the end of this function.
-        let mut uart = unsafe { Uart::new(device()) };
+        let mut uart = unsafe { ConsoleDriver::new(device()) };
         uart.write_bytes(s.as_bytes()).map_err(|uart::DeviceStuck| {
             GAVE_UP.store(true, Ordering::Relaxed);
             fmt::Error
@@ -435,11 +437,13 @@ pub unsafe fn init(fdt: Option<&[u8]>) -> Result<ConsoleDevice, ConsoleError> {
 
 /// Writes `args` and a newline while holding the console lock once. Used by
 /// [`println!`](crate::println).
+#[doc(hidden)]
 pub fn write_line(args: fmt::Arguments) {
     write_locked(args, "\n");
 }
 
 /// Writes `args` while holding the console lock. Used by [`print!`](crate::print).
+#[doc(hidden)]
 pub fn write_args(args: fmt::Arguments) {
     write_locked(args, "");
 }
@@ -462,6 +466,7 @@ pub fn emergency_write_str(s: &str) {
 
 /// Formats `args` to the console like [`emergency_write_str`]. Used by
 /// [`eprint!`](crate::eprint) and [`eprintln!`](crate::eprintln).
+#[doc(hidden)]
 pub fn emergency_write_args(args: fmt::Arguments) {
     let _line = LINES.try_lock();
     let _ = Console.write_fmt(args);

@@ -30,10 +30,12 @@ pub fn boot_fdt() -> Option<&'static [u8]> {
 #[unsafe(no_mangle)]
 extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
     let ticks_at_rust_entry = crate::counter::ticks();
-    // SAFETY: rust_entry runs once.
-    unsafe { crate::heap::init() };
+    crate::heap::init();
     let layout = Layout::current();
-    // SAFETY: The binary's idmap maps dtb_region read-only and nothing writes it.
+    // SAFETY: from_region reads only inside dtb_region. vmbase's linker contract (sections.ld
+    // and README) has the binary's idmap map that region readable, and vmbase never writes it;
+    // a binary that writes or remaps it (for example with its MemoryTracker) while this tree is
+    // in use breaks that contract, which vmbase cannot check.
     let fdt = *BOOT_FDT.call_once(|| unsafe { crate::fdt::from_region(x0, layout.dtb.clone()) });
     // SAFETY: The binary's idmap maps crosvm's MMIO GiB as device memory (vmbase's linker and
     // idmap contract), and only the console driver uses the UART.

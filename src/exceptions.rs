@@ -10,6 +10,11 @@
 //! two. A binary may define any of them; those it does not define are weak defaults that print a
 //! [`report`] and reboot. A fault inside a handler goes to a separate path that reports it and
 //! reboots too.
+//!
+//! A handler written by hand (`#[unsafe(no_mangle)] extern "C" fn irq_current(...)`) is not
+//! checked: a misspelt name, a missing `no_mangle` or a wrong signature still builds, and the
+//! vector keeps its default. [`exception_handler!`](crate::exception_handler) checks all three at
+//! build time.
 
 use core::fmt;
 
@@ -339,14 +344,28 @@ impl ExceptionFrame {
     }
 
     /// Makes the interrupted code resume at `address` when the handler returns.
-    pub fn set_elr(&mut self, address: u64) {
+    ///
+    /// # Safety
+    ///
+    /// The interrupted code must be able to carry on at `address`, with the registers and stack
+    /// it has there, as if it had got there itself: `address` is an A64 instruction of mapped,
+    /// executable code, and every assumption the compiler made about the state at that point
+    /// holds. (Resuming anywhere else is as unsound as a jump into the middle of a function.)
+    pub unsafe fn set_elr(&mut self, address: u64) {
         self.elr = address;
     }
 
     /// Makes the interrupted code resume after the instruction at [`elr`](Self::elr): the way to
     /// carry on past a synchronous exception that was handled (the instruction is not retried).
     /// For A64 code, which is all vmbase runs.
-    pub fn skip_instruction(&mut self) {
+    ///
+    /// # Safety
+    ///
+    /// The interrupted code must be able to carry on as if the instruction had completed: the
+    /// handler did its work (wrote what it loads, for example), or the code does not rely on it
+    /// (an instruction placed there to trap, such as the `udf` of a probe). Skipping a load, a
+    /// store or a branch the compiler emitted otherwise breaks what the code after it assumes.
+    pub unsafe fn skip_instruction(&mut self) {
         self.elr = self.elr.wrapping_add(INSTRUCTION_SIZE);
     }
 
@@ -359,6 +378,82 @@ impl ExceptionFrame {
             _ => None,
         }
     }
+}
+
+/// Makes the function `handler` the handler of the vector `vector`, checked at build time:
+/// `vector` must be one of the eight names exceptions.S calls (`sync_exception_current`,
+/// `irq_current`, `fiq_current`, `serr_current`, `sync_lower`, `irq_lower`, `fiq_lower`,
+/// `serr_lower`) and `handler` a `fn(elr: u64, spsr: u64, frame: &mut ExceptionFrame)`.
+/// It defines the C-ABI symbol `vector` that calls `handler`; an item, at most once per vector
+/// (twice fails to link: the symbol is defined twice).
+///
+/// ```
+/// use vmbase::exceptions::ExceptionFrame;
+///
+/// vmbase::exception_handler!(irq_current, on_irq);
+///
+/// fn on_irq(_elr: u64, _spsr: u64, _frame: &mut ExceptionFrame) {
+///     // Acknowledge the interrupt (at the GIC), then return: the interrupted code resumes.
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! exception_handler {
+    (sync_exception_current, $handler:path) => {
+        $crate::__exception_handler!("sync_exception_current", $handler);
+    };
+    (irq_current, $handler:path) => {
+        $crate::__exception_handler!("irq_current", $handler);
+    };
+    (fiq_current, $handler:path) => {
+        $crate::__exception_handler!("fiq_current", $handler);
+    };
+    (serr_current, $handler:path) => {
+        $crate::__exception_handler!("serr_current", $handler);
+    };
+    (sync_lower, $handler:path) => {
+        $crate::__exception_handler!("sync_lower", $handler);
+    };
+    (irq_lower, $handler:path) => {
+        $crate::__exception_handler!("irq_lower", $handler);
+    };
+    (fiq_lower, $handler:path) => {
+        $crate::__exception_handler!("fiq_lower", $handler);
+    };
+    (serr_lower, $handler:path) => {
+        $crate::__exception_handler!("serr_lower", $handler);
+    };
+    ($vector:ident, $handler:path) => {
+        ::core::compile_error!(::core::concat!(
+            "`",
+            ::core::stringify!($vector),
+            "` is not an exception vector of vmbase's; the vectors are sync_exception_current, \
+             irq_current, fiq_current, serr_current, sync_lower, irq_lower, fiq_lower and \
+             serr_lower"
+        ));
+    };
+}
+
+/// [`exception_handler!`](crate::exception_handler)'s expansion, once the vector's name is
+/// checked.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __exception_handler {
+    ($symbol:literal, $handler:path) => {
+        const _: () = {
+            /// Called by exceptions.S.
+            #[unsafe(export_name = $symbol)]
+            extern "C" fn exception_handler(
+                elr: u64,
+                spsr: u64,
+                frame: &mut $crate::exceptions::ExceptionFrame,
+            ) {
+                // An exception handler must have this signature.
+                const HANDLER: fn(u64, u64, &mut $crate::exceptions::ExceptionFrame) = $handler;
+                HANDLER(elr, spsr, frame)
+            }
+        };
+    };
 }
 
 /// Everything known about an exception, printed by [`report`].
@@ -375,15 +470,15 @@ pub struct ExceptionInfo {
     /// `SPSR_EL1`: the interrupted PSTATE.
     pub spsr: u64,
     /// Which stack overflowed, if FAR is in a stack guard page.
-    pub stack_overflow: Option<crate::layout::StackGuard>,
+    pub stack_overflow: Option<crate::layout::Stack>,
 }
 
 impl fmt::Display for ExceptionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(stack) = self.stack_overflow {
             let name = match stack {
-                crate::layout::StackGuard::Boot => "boot",
-                crate::layout::StackGuard::Exception => "exception",
+                crate::layout::Stack::Boot => "boot",
+                crate::layout::Stack::Exception => "exception",
             };
             writeln!(
                 f,
@@ -417,7 +512,7 @@ pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
         .filter(|esr| esr.far_is_valid())
         .map(|_| crate::read_sysreg!("far_el1"));
     let layout = crate::layout::Layout::current();
-    let stack_overflow = far.and_then(|far| layout.stack_guard_hit(far as usize));
+    let stack_overflow = far.and_then(|far| layout.overflowed_stack(far as usize));
     ExceptionInfo {
         vector,
         esr,
@@ -471,7 +566,7 @@ extern "C" fn vmbase_nested_exception(elr: u64, spsr: u64, kind: u64) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::StackGuard;
+    use crate::layout::Stack;
 
     #[test]
     fn data_abort_on_unmapped_write() {
@@ -564,9 +659,11 @@ mod tests {
     fn handlers_change_where_the_interrupted_code_resumes() {
         let mut saved = frame(0x8020_1000);
         assert_eq!((saved.elr(), saved.spsr()), (0x8020_1000, 0x3c5));
-        saved.skip_instruction();
+        // SAFETY: Nothing resumes from this frame: it is not on an exception stack.
+        unsafe { saved.skip_instruction() };
         assert_eq!(saved.elr(), 0x8020_1004);
-        saved.set_elr(0x8020_2000);
+        // SAFETY: As above.
+        unsafe { saved.set_elr(0x8020_2000) };
         assert_eq!(saved.elr(), 0x8020_2000);
         assert_eq!(saved.spsr(), 0x3c5);
     }
@@ -590,7 +687,7 @@ mod tests {
             far: Some(0x8042_5ff0),
             elr: 0x8020_1234,
             spsr: 0x3c4,
-            stack_overflow: Some(StackGuard::Boot),
+            stack_overflow: Some(Stack::Boot),
         };
         assert_eq!(
             info.to_string(),

@@ -57,41 +57,29 @@ static HEAP: VmbaseHeap = VmbaseHeap {
 pub const DEFAULT_HEAP_SIZE: usize = 64 * 4096;
 
 #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
-extern "Rust" {
-    /// The binary's heap region, defined by [`configure_heap!`](crate::configure_heap); to be
-    /// called at most once. Without `configure_heap!`, sections.ld makes this symbol
-    /// `vmbase_default_heap_region` (`PROVIDE`).
-    fn vmbase_heap_region() -> &'static mut [u8];
+// SAFETY: configure_heap! defines `vmbase_heap_region` as a safe Rust function with this
+// signature; without it, sections.ld makes the symbol vmbase_default_heap_region, which has it too.
+unsafe extern "Rust" {
+    /// The binary's heap region, defined by [`configure_heap!`](crate::configure_heap).
+    safe fn vmbase_heap_region() -> HeapRegion;
 }
 
 /// The heap region of a binary without [`configure_heap!`](crate::configure_heap):
 /// [`DEFAULT_HEAP_SIZE`] bytes. sections.ld links `vmbase_heap_region` to it only when the
 /// binary defines no `vmbase_heap_region` of its own; otherwise `--gc-sections` drops it and its
 /// region.
-///
-/// # Safety
-///
-/// Call it at most once.
 #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
 #[unsafe(no_mangle)]
-unsafe fn vmbase_default_heap_region() -> &'static mut [u8] {
-    static REGION: StaticRegion<DEFAULT_HEAP_SIZE> = StaticRegion::new();
-    // SAFETY: The caller promises to call this function at most once.
-    unsafe { REGION.take() }
+fn vmbase_default_heap_region() -> HeapRegion {
+    static MEMORY: HeapMemory<DEFAULT_HEAP_SIZE> = HeapMemory::new();
+    MEMORY.region()
 }
 
 /// Gives the region of the binary's [`configure_heap!`](crate::configure_heap) to the global
 /// allocator. Called by `rust_entry`, before anything allocates.
-///
-/// # Safety
-///
-/// Call it at most once.
 #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
-pub(crate) unsafe fn init() {
-    // SAFETY: configure_heap! (or vmbase_default_heap_region, which sections.ld provides in its
-    // place) defines the function with this signature, and the caller promises that this is its
-    // only call.
-    HEAP.init(unsafe { vmbase_heap_region() });
+pub(crate) fn init() {
+    HEAP.init(vmbase_heap_region());
 }
 
 /// Heap usage: (bytes allocated, bytes managed), or `None` before vmbase set the heap up.
@@ -134,13 +122,20 @@ impl fmt::Display for AllocError {
 }
 
 impl VmbaseHeap {
-    /// Hands `region` to the allocator, which must not have one yet.
+    /// Hands `region` to the allocator, unless it has one already.
     #[cfg(any(test, target_arch = "aarch64"))]
-    fn init(&self, region: &'static mut [u8]) {
+    fn init(&self, region: HeapRegion) {
         let mut state = self.heap.lock();
-        debug_assert!(!state.ready, "the heap is set up once");
-        // SAFETY: region is exclusively ours for the rest of the program ('static and &mut).
-        unsafe { state.heap.init(region.as_mut_ptr() as usize, region.len()) };
+        if state.ready {
+            return;
+        }
+        // SAFETY: Only this function makes a reference to a HeapRegion's bytes, and only for
+        // the allocator that has no region yet, which then keeps it; HEAP is the only allocator
+        // outside unit tests (each of which has its own region), so no other reference to these
+        // bytes exists or will.
+        let bytes = unsafe { &mut *region.0.get() };
+        // SAFETY: bytes are exclusively the allocator's for the rest of the program.
+        unsafe { state.heap.init(bytes.as_mut_ptr() as usize, bytes.len()) };
         state.ready = true;
     }
 
@@ -191,15 +186,17 @@ fn allocation_before_init() -> ! {
     panic!("allocation before vmbase set up the heap")
 }
 
-/// Memory for [`configure_heap!`](crate::configure_heap), in `.bss`, page aligned so the
-/// buddy allocator can hand out large aligned blocks. Only used through the macro.
+/// [`configure_heap!`](crate::configure_heap)'s memory: zeroed `.bss`, page aligned so the
+/// buddy allocator can hand out large aligned blocks. Nothing outside this module can reach its
+/// bytes.
+#[doc(hidden)]
 #[repr(C, align(4096))]
-pub struct StaticRegion<const SIZE: usize>(UnsafeCell<[u8; SIZE]>);
+pub struct HeapMemory<const SIZE: usize>(UnsafeCell<[u8; SIZE]>);
 
-// SAFETY: The bytes are only reachable through take(), whose caller promises to call it once.
-unsafe impl<const SIZE: usize> Sync for StaticRegion<SIZE> {}
+// SAFETY: Only VmbaseHeap::init reaches the bytes (through a HeapRegion), once.
+unsafe impl<const SIZE: usize> Sync for HeapMemory<SIZE> {}
 
-impl<const SIZE: usize> StaticRegion<SIZE> {
+impl<const SIZE: usize> HeapMemory<SIZE> {
     /// Zeroed memory.
     #[allow(
         clippy::new_without_default,
@@ -209,17 +206,22 @@ impl<const SIZE: usize> StaticRegion<SIZE> {
         Self(UnsafeCell::new([0; SIZE]))
     }
 
-    /// The region.
-    ///
-    /// # Safety
-    ///
-    /// Call it at most once: the reference is the only one to the bytes.
-    #[allow(clippy::mut_from_ref, reason = "the caller makes the &mut unique")]
-    pub unsafe fn take(&'static self) -> &'static mut [u8] {
-        // SAFETY: The caller promises that this is the only reference ever made to the bytes.
-        unsafe { &mut *self.0.get() }
+    /// The memory, as what `vmbase_heap_region` returns.
+    pub fn region(&'static self) -> HeapRegion {
+        HeapRegion(&self.0)
     }
 }
+
+/// What `vmbase_heap_region` (defined by [`configure_heap!`](crate::configure_heap)) hands
+/// vmbase: the heap's memory, which only the global allocator can reach.
+#[doc(hidden)]
+pub struct HeapRegion(
+    #[cfg_attr(
+        not(any(test, target_arch = "aarch64")),
+        expect(dead_code, reason = "host builds have no global allocator to set up")
+    )]
+    &'static UnsafeCell<[u8]>,
+);
 
 /// Sets aside `size` bytes of `.bss` for the global allocator, which vmbase sets up before it
 /// calls `main` (AOSP libvmbase's `configure_heap!`). An item: write it at most once, at module
@@ -232,17 +234,11 @@ impl<const SIZE: usize> StaticRegion<SIZE> {
 #[macro_export]
 macro_rules! configure_heap {
     ($size:expr) => {
-        /// Called once, by vmbase's `rust_entry`, before `main`.
-        ///
-        /// # Safety
-        ///
-        /// Call it at most once.
+        /// Called by vmbase's `rust_entry`, before `main`.
         #[unsafe(export_name = "vmbase_heap_region")]
-        unsafe fn __vmbase_heap_region() -> &'static mut [u8] {
-            static REGION: $crate::heap::StaticRegion<{ $size }> =
-                $crate::heap::StaticRegion::new();
-            // SAFETY: The caller promises to call this function at most once.
-            unsafe { REGION.take() }
+        fn __vmbase_heap_region() -> $crate::heap::HeapRegion {
+            static MEMORY: $crate::heap::HeapMemory<{ $size }> = $crate::heap::HeapMemory::new();
+            MEMORY.region()
         }
     };
 }
@@ -252,13 +248,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn static_region_is_page_aligned_and_no_larger_than_asked() {
-        static REGION: StaticRegion<8192> = StaticRegion::new();
-        assert_eq!(core::mem::size_of_val(&REGION), 8192);
-        // SAFETY: The only call.
-        let region = unsafe { REGION.take() };
-        assert_eq!(region.len(), 8192);
-        assert_eq!(region.as_ptr().addr() % 4096, 0);
+    fn heap_memory_is_page_aligned_and_no_larger_than_asked() {
+        static MEMORY: HeapMemory<8192> = HeapMemory::new();
+        assert_eq!(core::mem::size_of_val(&MEMORY), 8192);
+        let region = MEMORY.region();
+        assert_eq!(region.0.get().len(), 8192);
+        assert_eq!(region.0.get().addr() % 4096, 0);
     }
 
     #[test]
@@ -273,9 +268,8 @@ mod tests {
             "vmbase: allocation of 1024 bytes before vmbase set up the heap"
         );
 
-        static REGION: StaticRegion<4096> = StaticRegion::new();
-        // SAFETY: The only call.
-        heap.init(unsafe { REGION.take() });
+        static MEMORY: HeapMemory<4096> = HeapMemory::new();
+        heap.init(MEMORY.region());
 
         let block = heap.try_alloc(small).unwrap();
         let large = Layout::from_size_align(8192, 8).unwrap();
@@ -295,5 +289,24 @@ mod tests {
         // SAFETY: block came from this heap with this layout.
         unsafe { heap.dealloc(block.as_ptr(), small) };
         assert_eq!(heap.heap.lock().ready().unwrap().stats_alloc_actual(), 0);
+    }
+
+    #[test]
+    fn a_heap_keeps_its_first_region() {
+        let heap = VmbaseHeap {
+            heap: SpinMutex::new(HeapState::new()),
+        };
+        static FIRST: HeapMemory<4096> = HeapMemory::new();
+        static SECOND: HeapMemory<8192> = HeapMemory::new();
+        heap.init(FIRST.region());
+        heap.init(SECOND.region());
+        assert_eq!(usage_of(&heap), Some((0, 4096)));
+    }
+
+    fn usage_of(heap: &VmbaseHeap) -> Option<(usize, usize)> {
+        heap.heap
+            .lock()
+            .ready()
+            .map(|heap| (heap.stats_alloc_actual(), heap.stats_total_bytes()))
     }
 }

@@ -79,3 +79,24 @@ macro_rules! main {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    /// Builds only if `E` is an error in the sense of `core::error::Error` (so also `Display`).
+    fn is_an_error<E: core::error::Error>() {}
+
+    #[test]
+    fn every_public_error_type_implements_error() {
+        is_an_error::<crate::console::ConsoleError>();
+        is_an_error::<crate::fdt::FdtError>();
+        is_an_error::<crate::hyp::Error>();
+        is_an_error::<crate::linux::ImageError>();
+        is_an_error::<crate::memory::MemoryTrackerError>();
+        is_an_error::<crate::pci::PciError>();
+        is_an_error::<crate::pci::TransportError>();
+        is_an_error::<crate::rand::Error>();
+        is_an_error::<crate::rand::TrngError>();
+        is_an_error::<crate::virtio::DeviceError>();
+        is_an_error::<crate::virtio::DmaPoolError>();
+    }
+}

@@ -94,6 +94,8 @@ impl fmt::Display for ImageError {
     }
 }
 
+impl core::error::Error for ImageError {}
+
 /// A checked `Image` header.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub struct ImageHeader {

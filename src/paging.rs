@@ -6,7 +6,7 @@
 //! entry.S sets `MAIR_EL1` index 0 to Device-nGnRE and index 1 to Normal write-back memory, and
 //! `TCR_EL1` to a 39-bit address space walked from level 1; tables built here match that.
 
-use crate::layout::{Layout, StackGuard, PAGE_SIZE};
+use crate::layout::{Layout, Stack, PAGE_SIZE};
 use aarch64_paging::descriptor::El1Attributes as Attributes;
 use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El1And0, MemoryRegion};
@@ -109,7 +109,7 @@ impl PageTable {
         self.map_data(&layout.boot_stack)?;
         debug_assert!(!layout
             .boot_stack
-            .contains(&layout.guard_page(StackGuard::Boot).start));
+            .contains(&layout.guard_page(Stack::Boot).start));
         self.map_rodata(&layout.dtb)
     }
 

@@ -59,6 +59,19 @@ pub enum TrngError {
     Unknown(i64),
 }
 
+impl fmt::Display for TrngError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::NotSupported => write!(f, "not supported"),
+            Self::InvalidParameters => write!(f, "invalid parameters"),
+            Self::NoEntropy => write!(f, "no entropy available"),
+            Self::Unknown(code) => write!(f, "unknown error {code}"),
+        }
+    }
+}
+
+impl core::error::Error for TrngError {}
+
 impl From<i64> for TrngError {
     fn from(code: i64) -> Self {
         match code {
@@ -100,12 +113,14 @@ impl fmt::Display for Error {
             Self::NoEntropySource => {
                 write!(f, "no entropy source (no SMCCC TRNG, no RNDR)")
             }
-            Self::Trng(error) => write!(f, "SMCCC TRNG failed: {error:?}"),
+            Self::Trng(error) => write!(f, "SMCCC TRNG failed: {error}"),
             Self::RndrFailed => write!(f, "RNDR failed {RNDR_ATTEMPTS} times in a row"),
             Self::FallbackFailed => write!(f, "the fallback entropy source failed"),
         }
     }
 }
+
+impl core::error::Error for Error {}
 
 impl From<TrngError> for Error {
     fn from(error: TrngError) -> Self {
@@ -129,8 +144,13 @@ pub struct Entropy<C: Call> {
 impl<C: Call> Entropy<C> {
     /// Picks the TRNG if the hypervisor implements version 1 with `TRNG_RND64`, else `RNDR` if
     /// the CPU has it (`rndr` reads it: one value, or `None` when it reports failure, as
-    /// `arch::aarch64::rndr` does). On aarch64, `Entropy::probe` fills both in from the CPU.
-    pub fn new(cpu_has_rndr: bool, rndr: fn() -> Option<u64>) -> Result<Self, Error> {
+    /// `arch::aarch64::rndr` does). [`Entropy::probe`] fills both in from the CPU; unit tests
+    /// pass their own.
+    #[cfg_attr(
+        not(any(test, target_arch = "aarch64")),
+        expect(dead_code, reason = "only probe and unit tests call it")
+    )]
+    pub(crate) fn new(cpu_has_rndr: bool, rndr: fn() -> Option<u64>) -> Result<Self, Error> {
         let source = if trng_available::<C>() {
             Source::Trng
         } else if cpu_has_rndr {
@@ -474,6 +494,18 @@ mod tests {
             assert_eq!(i64::from(TrngError::from(code)), code);
         }
         assert_eq!(TrngError::from(-7), TrngError::Unknown(-7));
+    }
+
+    #[test]
+    fn trng_failures_read_as_the_spec_names_them() {
+        assert_eq!(
+            Error::Trng(TrngError::NoEntropy).to_string(),
+            "SMCCC TRNG failed: no entropy available"
+        );
+        assert_eq!(
+            Error::Trng(TrngError::from(-7)).to_string(),
+            "SMCCC TRNG failed: unknown error -7"
+        );
     }
 
     #[test]

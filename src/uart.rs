@@ -27,11 +27,11 @@ pub const REGISTERS_SIZE: usize = core::mem::size_of::<Ns16550Registers>();
 /// Bytes are written without polling the line status: crosvm's emulated UART accepts every byte,
 /// and not polling means a missing device can never hang the console.
 #[derive(Debug)]
-pub struct Uart<'a> {
+pub struct Ns16550<'a> {
     registers: UniqueMmioPointer<'a, Ns16550Registers>,
 }
 
-impl<'a> Uart<'a> {
+impl<'a> Ns16550<'a> {
     /// Wraps the UART whose registers `registers` points to.
     pub fn new(registers: UniqueMmioPointer<'a, Ns16550Registers>) -> Self {
         Self { registers }
@@ -43,7 +43,7 @@ impl<'a> Uart<'a> {
     }
 }
 
-impl fmt::Write for Uart<'_> {
+impl fmt::Write for Ns16550<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for byte in s.bytes() {
             self.write_byte(byte);
@@ -93,7 +93,7 @@ mod tests {
             thr: WriteOnly(0),
             _reserved: [0; 7],
         };
-        let mut uart = Uart::new(UniqueMmioPointer::from(&mut fake));
+        let mut uart = Ns16550::new(UniqueMmioPointer::from(&mut fake));
         write!(uart, "hi").unwrap();
         assert_eq!(fake.thr.0, b'i');
         assert_eq!(fake._reserved, [0; 7]);

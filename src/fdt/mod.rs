@@ -186,6 +186,8 @@ impl fmt::Display for FdtError {
     }
 }
 
+impl core::error::Error for FdtError {}
+
 /// One token of the structure block. Property names are left as offsets into the strings
 /// block: most walks look at few of them.
 #[derive(Clone, Copy)]

@@ -34,12 +34,13 @@ pub struct Layout {
     pub image_end: usize,
 }
 
-/// Which stack a faulting address overflowed, if any.
+/// One of vmbase's two stacks, each with an unmapped guard page below it (not to be confused with
+/// the stack protector's guard value, `entry::stack_guard`).
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum StackGuard {
-    /// The guard page below the boot stack.
+pub enum Stack {
+    /// The boot stack, which `main` runs on.
     Boot,
-    /// The guard page below the exception stack.
+    /// The exception stack, which exception handlers run on.
     Exception,
 }
 
@@ -86,17 +87,17 @@ impl Layout {
     }
 
     /// The unmapped page below each stack.
-    pub fn guard_page(&self, stack: StackGuard) -> Range<usize> {
+    pub fn guard_page(&self, stack: Stack) -> Range<usize> {
         let bottom = match stack {
-            StackGuard::Boot => self.boot_stack.start,
-            StackGuard::Exception => self.exception_stack.start,
+            Stack::Boot => self.boot_stack.start,
+            Stack::Exception => self.exception_stack.start,
         };
         bottom.saturating_sub(PAGE_SIZE)..bottom
     }
 
-    /// Which stack overflowed, if `address` (a fault address) is in a guard page.
-    pub fn stack_guard_hit(&self, address: usize) -> Option<StackGuard> {
-        [StackGuard::Boot, StackGuard::Exception]
+    /// The stack that overflowed, if `address` (a fault address) is in its guard page.
+    pub fn overflowed_stack(&self, address: usize) -> Option<Stack> {
+        [Stack::Boot, Stack::Exception]
             .into_iter()
             .find(|&stack| self.guard_page(stack).contains(&address))
     }
@@ -155,17 +156,11 @@ pub(crate) mod tests {
     #[test]
     fn guard_pages_sit_below_the_stacks() {
         let layout = Layout::example();
-        assert_eq!(
-            layout.guard_page(StackGuard::Boot),
-            0x8042_5000..0x8042_6000
-        );
-        assert_eq!(layout.stack_guard_hit(0x8042_5ff8), Some(StackGuard::Boot));
-        assert_eq!(
-            layout.stack_guard_hit(0x8042_0000),
-            Some(StackGuard::Exception)
-        );
-        assert_eq!(layout.stack_guard_hit(0x8042_6000), None);
-        assert_eq!(layout.stack_guard_hit(0x8042_1000), None);
+        assert_eq!(layout.guard_page(Stack::Boot), 0x8042_5000..0x8042_6000);
+        assert_eq!(layout.overflowed_stack(0x8042_5ff8), Some(Stack::Boot));
+        assert_eq!(layout.overflowed_stack(0x8042_0000), Some(Stack::Exception));
+        assert_eq!(layout.overflowed_stack(0x8042_6000), None);
+        assert_eq!(layout.overflowed_stack(0x8042_1000), None);
     }
 
     /// The `#define NAME VALUE` lines of an assembler header whose value is a hexadecimal literal.

@@ -30,6 +30,14 @@ pub fn dcache_line_size(ctr_el0: u64) -> usize {
     4 << ((ctr_el0 >> CTR_DMINLINE_SHIFT) & CTR_DMINLINE_MASK)
 }
 
+/// The smallest data cache line of any cache level on this CPU, in bytes.
+///
+/// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
+#[cfg(any(doc, target_arch = "aarch64"))]
+pub fn min_dcache_line_size() -> usize {
+    dcache_line_size(crate::read_sysreg!("ctr_el0"))
+}
+
 /// Whether `a` and `b` have an address in common: each starts before the other ends.
 pub(crate) fn overlaps<T: PartialOrd>(a: &Range<T>, b: &Range<T>) -> bool {
     a.start < b.end && b.start < a.end
@@ -51,7 +59,7 @@ pub fn cache_lines(range: &Range<usize>, line_size: usize) -> impl Iterator<Item
 #[cfg(any(doc, target_arch = "aarch64"))]
 pub fn clean_range(range: &Range<usize>) {
     use crate::arch::aarch64;
-    for line in cache_lines(range, aarch64::min_dcache_line_size()) {
+    for line in cache_lines(range, min_dcache_line_size()) {
         aarch64::dc_cvac(line);
     }
     aarch64::dsb_sy();
@@ -65,13 +73,14 @@ pub fn clean_range(range: &Range<usize>) {
 #[cfg(any(doc, target_arch = "aarch64"))]
 pub fn clean_invalidate_range(range: &Range<usize>) {
     use crate::arch::aarch64;
-    for line in cache_lines(range, aarch64::min_dcache_line_size()) {
+    for line in cache_lines(range, min_dcache_line_size()) {
         aarch64::dc_civac(line);
     }
     aarch64::dsb_sy();
 }
 
-/// Writes `region` back to the point of coherency (AOSP's `flush`).
+/// Writes `region` back to the point of coherency (`DC CVAC`). AOSP libvmbase has a `flush` of
+/// the same shape that cleans only to the point of unification (`DC CVAU`): not the same.
 ///
 /// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
 #[cfg(any(doc, target_arch = "aarch64"))]

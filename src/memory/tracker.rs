@@ -95,6 +95,8 @@ impl fmt::Display for MemoryTrackerError {
     }
 }
 
+impl core::error::Error for MemoryTrackerError {}
+
 impl From<MapError> for MemoryTrackerError {
     fn from(error: MapError) -> Self {
         Self::PageTable(error)

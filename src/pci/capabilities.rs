@@ -38,6 +38,8 @@ impl fmt::Display for TransportError {
     }
 }
 
+impl core::error::Error for TransportError {}
+
 impl From<VirtioPciError> for TransportError {
     fn from(error: VirtioPciError) -> Self {
         Self::Virtio(error)

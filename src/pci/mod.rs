@@ -345,6 +345,8 @@ impl fmt::Display for PciError {
     }
 }
 
+impl core::error::Error for PciError {}
+
 impl From<FdtError> for PciError {
     fn from(error: FdtError) -> Self {
         Self::Fdt(error)

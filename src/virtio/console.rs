@@ -5,14 +5,15 @@
 //! `hardware=virtio-console`): a second output, and input the guest can read lines from, every
 //! wait bounded.
 
-use super::VirtioTransport;
-use super::{poll_until, VirtioHal, DEFAULT_TIMEOUT_MS};
+use super::{find_transport, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIMEOUT_MS};
+use super::{DeviceError, DeviceErrorKind, Request};
+use crate::pci::PciRoot;
 use alloc::boxed::Box;
 use core::fmt;
 use virtio_drivers::device::common::Feature;
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
-use virtio_drivers::transport::Transport;
+use virtio_drivers::transport::{DeviceType, Transport};
 
 /// Port 0's queues (without `VIRTIO_CONSOLE_F_MULTIPORT`, the only port).
 const RECEIVE_QUEUE: u16 = 0;
@@ -20,56 +21,6 @@ const TRANSMIT_QUEUE: u16 = 1;
 const QUEUE_SIZE: usize = 4;
 /// Bytes per receive buffer and per transmitted chunk.
 const BUFFER_SIZE: usize = 64;
-
-/// What failed on the console.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub struct ConsoleError {
-    /// The device's PCI address.
-    pub device: DeviceFunction,
-    /// Whether it was output or input.
-    pub operation: ConsoleOperation,
-    /// Why.
-    pub kind: ConsoleErrorKind,
-}
-
-/// What was asked of the console.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum ConsoleOperation {
-    /// Sending bytes.
-    Write,
-    /// Receiving bytes.
-    Read,
-}
-
-/// Why a console operation failed.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum ConsoleErrorKind {
-    /// The device took no output, or sent no input, in time. After an output timeout the
-    /// device takes no more output.
-    TimedOut,
-    /// An earlier output timed out.
-    Broken,
-    /// The line does not fit the caller's buffer.
-    LineTooLong,
-    /// The driver or the device reported an error.
-    Device(virtio_drivers::Error),
-}
-
-impl fmt::Display for ConsoleError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let operation = match self.operation {
-            ConsoleOperation::Write => "write",
-            ConsoleOperation::Read => "read",
-        };
-        write!(f, "virtio console {}: {operation}: ", self.device)?;
-        match self.kind {
-            ConsoleErrorKind::TimedOut => write!(f, "no answer in time"),
-            ConsoleErrorKind::Broken => write!(f, "an earlier write timed out"),
-            ConsoleErrorKind::LineTooLong => write!(f, "the line is longer than the buffer"),
-            ConsoleErrorKind::Device(error) => write!(f, "{error}"),
-        }
-    }
-}
 
 /// A virtio console on PCI.
 pub struct Console {
@@ -92,11 +43,11 @@ impl Console {
     pub fn new(
         mut transport: VirtioTransport,
         function: DeviceFunction,
-    ) -> Result<Self, ConsoleError> {
-        let error = |error| ConsoleError {
+    ) -> Result<Self, DeviceError> {
+        let error = |error| DeviceError {
             device: function,
-            operation: ConsoleOperation::Read,
-            kind: ConsoleErrorKind::Device(error),
+            request: Request::Setup(DeviceType::Console),
+            kind: DeviceErrorKind::Device(error),
         };
         transport.begin_init(Feature::VERSION_1);
         let receive_queue = VirtQueue::new(&mut transport, RECEIVE_QUEUE, false, false);
@@ -117,6 +68,13 @@ impl Console {
         Ok(console)
     }
 
+    /// The first virtio console on `pci`, as [`Console::new`] makes it; `None` if there is none.
+    pub fn find(pci: &mut PciRoot) -> Result<Option<Self>, DeviceError> {
+        find_transport(pci, DeviceType::Console)?
+            .map(|(function, transport)| Self::new(transport, function))
+            .transpose()
+    }
+
     /// Sets how long a write, or a read with nothing to read, may wait.
     pub fn set_timeout_ms(&mut self, timeout_ms: u64) {
         self.timeout_ms = timeout_ms;
@@ -127,15 +85,15 @@ impl Console {
         self.function
     }
 
-    fn error(&self, operation: ConsoleOperation, kind: ConsoleErrorKind) -> ConsoleError {
-        ConsoleError {
+    fn error(&self, request: Request, kind: DeviceErrorKind) -> DeviceError {
+        DeviceError {
             device: self.function,
-            operation,
+            request,
             kind,
         }
     }
 
-    fn offer_receive_buffer(&mut self) -> Result<(), ConsoleError> {
+    fn offer_receive_buffer(&mut self) -> Result<(), DeviceError> {
         // SAFETY: VirtioHal gives the device a bounce copy in the DMA pool; the buffer itself
         // is only written when the token is popped, with the same buffer.
         let token = unsafe {
@@ -143,7 +101,7 @@ impl Console {
                 .add(&[], &mut [self.receive_buffer.as_mut_slice()])
         };
         let token =
-            token.map_err(|e| self.error(ConsoleOperation::Read, ConsoleErrorKind::Device(e)))?;
+            token.map_err(|e| self.error(Request::ConsoleRead, DeviceErrorKind::Device(e)))?;
         self.receive_token = Some(token);
         if self.receive_queue.should_notify() {
             self.transport.notify(RECEIVE_QUEUE);
@@ -152,13 +110,13 @@ impl Console {
     }
 
     /// Sends `bytes`, waiting at most the timeout for each chunk to be taken.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), ConsoleError> {
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), DeviceError> {
         if self.broken {
-            return Err(self.error(ConsoleOperation::Write, ConsoleErrorKind::Broken));
+            return Err(self.error(Request::ConsoleWrite, DeviceErrorKind::Broken));
         }
         for chunk in bytes.chunks(BUFFER_SIZE) {
             let device_error = |console: &Self, e| {
-                console.error(ConsoleOperation::Write, ConsoleErrorKind::Device(e))
+                console.error(Request::ConsoleWrite, DeviceErrorKind::Device(e))
             };
             // SAFETY: VirtioHal gives the device a bounce copy of chunk.
             let token = unsafe { self.transmit_queue.add(&[chunk], &mut []) }
@@ -169,7 +127,7 @@ impl Console {
             let queue = &self.transmit_queue;
             if !poll_until(self.timeout_ms, || queue.can_pop()) {
                 self.broken = true;
-                return Err(self.error(ConsoleOperation::Write, ConsoleErrorKind::TimedOut));
+                return Err(self.error(Request::ConsoleWrite, DeviceErrorKind::TimedOut));
             }
             // SAFETY: The same buffers as add got, for the token it returned.
             unsafe { self.transmit_queue.pop_used(token, &[chunk], &mut []) }
@@ -179,7 +137,7 @@ impl Console {
     }
 
     /// The next input byte, waiting at most the timeout for one to arrive.
-    pub fn read_byte(&mut self) -> Result<u8, ConsoleError> {
+    pub fn read_byte(&mut self) -> Result<u8, DeviceError> {
         if self.pending.is_empty() {
             let Some(token) = self.receive_token else {
                 self.offer_receive_buffer()?;
@@ -187,7 +145,7 @@ impl Console {
             };
             let queue = &self.receive_queue;
             if !poll_until(self.timeout_ms, || queue.can_pop()) {
-                return Err(self.error(ConsoleOperation::Read, ConsoleErrorKind::TimedOut));
+                return Err(self.error(Request::ConsoleRead, DeviceErrorKind::TimedOut));
             }
             // SAFETY: The same buffer as offer_receive_buffer gave add, for its token.
             let received = unsafe {
@@ -196,7 +154,7 @@ impl Console {
             };
             self.receive_token = None;
             let received = received
-                .map_err(|e| self.error(ConsoleOperation::Read, ConsoleErrorKind::Device(e)))?;
+                .map_err(|e| self.error(Request::ConsoleRead, DeviceErrorKind::Device(e)))?;
             self.pending = 0..(received as usize).min(BUFFER_SIZE);
             if self.pending.is_empty() {
                 self.offer_receive_buffer()?;
@@ -213,7 +171,7 @@ impl Console {
 
     /// Reads a line into `line`, without its `\n` (a `\r` before it is dropped too); returns
     /// its length.
-    pub fn read_line(&mut self, line: &mut [u8]) -> Result<usize, ConsoleError> {
+    pub fn read_line(&mut self, line: &mut [u8]) -> Result<usize, DeviceError> {
         let mut length = 0;
         loop {
             match self.read_byte()? {
@@ -221,7 +179,7 @@ impl Console {
                 byte => {
                     let slot = line
                         .get_mut(length)
-                        .ok_or(self.error(ConsoleOperation::Read, ConsoleErrorKind::LineTooLong))?;
+                        .ok_or(self.error(Request::ConsoleRead, DeviceErrorKind::LineTooLong))?;
                     *slot = byte;
                     length += 1;
                 }

@@ -8,12 +8,18 @@
 pub mod blk;
 #[cfg(target_arch = "aarch64")]
 pub mod console;
+mod error;
+#[cfg(target_arch = "aarch64")]
+mod find;
 mod hal;
 mod pool;
 #[cfg(target_arch = "aarch64")]
 pub mod rng;
 mod transport;
 
+pub use error::{DeviceError, DeviceErrorKind, Request};
+#[cfg(target_arch = "aarch64")]
+pub use find::{find_transport, find_transports};
 pub use hal::VirtioHal;
 #[cfg(target_arch = "aarch64")]
 pub use pool::init_dma_pool_from_fdt;

@@ -113,6 +113,8 @@ impl fmt::Display for DmaPoolError {
     }
 }
 
+impl core::error::Error for DmaPoolError {}
+
 impl From<FdtError> for DmaPoolError {
     fn from(error: FdtError) -> Self {
         Self::Fdt(error)

@@ -6,14 +6,14 @@
 //! `virtio-drivers`' own rng driver waits for the device without a bound, so this one drives the
 //! single request queue itself.
 
-use super::VirtioTransport;
-use super::{poll_until, VirtioHal, DEFAULT_TIMEOUT_MS};
-use core::fmt;
+use super::{find_transport, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIMEOUT_MS};
+use super::{DeviceError, DeviceErrorKind, Request};
+use crate::pci::PciRoot;
 use spin::mutex::SpinMutex;
 use virtio_drivers::device::common::Feature;
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
-use virtio_drivers::transport::Transport;
+use virtio_drivers::transport::{DeviceType, Transport};
 
 /// The device's only queue.
 const REQUEST_QUEUE: u16 = 0;
@@ -23,40 +23,6 @@ const QUEUE_SIZE: usize = 4;
 const CHUNK: usize = 64;
 /// Empty answers in a row after which the device is taken to have no entropy to give.
 const EMPTY_ANSWERS: usize = 16;
-
-/// Why no entropy came from the device.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub struct RngError {
-    /// The device's PCI address.
-    pub device: DeviceFunction,
-    /// Why.
-    pub kind: RngErrorKind,
-}
-
-/// Why a virtio-rng request failed.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum RngErrorKind {
-    /// The device did not answer in time; it takes no more requests.
-    TimedOut,
-    /// An earlier request timed out.
-    Broken,
-    /// The device answered with no bytes, again and again.
-    Empty,
-    /// The driver or the device reported an error.
-    Device(virtio_drivers::Error),
-}
-
-impl fmt::Display for RngError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "virtio-rng {}: entropy request: ", self.device)?;
-        match self.kind {
-            RngErrorKind::TimedOut => write!(f, "no answer in time"),
-            RngErrorKind::Broken => write!(f, "an earlier request timed out"),
-            RngErrorKind::Empty => write!(f, "{EMPTY_ANSWERS} empty answers in a row"),
-            RngErrorKind::Device(error) => write!(f, "{error}"),
-        }
-    }
-}
 
 /// A virtio-rng device on PCI.
 pub struct Rng {
@@ -76,9 +42,16 @@ impl Rng {
     pub fn new(
         mut transport: VirtioTransport,
         function: DeviceFunction,
-    ) -> Result<Self, virtio_drivers::Error> {
+    ) -> Result<Self, DeviceError> {
         transport.begin_init(Feature::VERSION_1);
-        let queue = VirtQueue::new(&mut transport, REQUEST_QUEUE, false, false)?;
+        let queue =
+            VirtQueue::new(&mut transport, REQUEST_QUEUE, false, false).map_err(|error| {
+                DeviceError {
+                    device: function,
+                    request: Request::Setup(DeviceType::EntropySource),
+                    kind: DeviceErrorKind::Device(error),
+                }
+            })?;
         transport.finish_init();
         Ok(Self {
             transport,
@@ -89,6 +62,13 @@ impl Rng {
         })
     }
 
+    /// The first virtio-rng device on `pci`, as [`Rng::new`] makes it; `None` if there is none.
+    pub fn find(pci: &mut PciRoot) -> Result<Option<Self>, DeviceError> {
+        find_transport(pci, DeviceType::EntropySource)?
+            .map(|(function, transport)| Self::new(transport, function))
+            .transpose()
+    }
+
     /// The device's PCI address.
     pub fn function(&self) -> DeviceFunction {
         self.function
@@ -96,13 +76,14 @@ impl Rng {
 
     /// Fills `bytes` with entropy from the host, waiting at most [`DEFAULT_TIMEOUT_MS`] per
     /// request.
-    pub fn fill(&mut self, bytes: &mut [u8]) -> Result<(), RngError> {
-        let error = |kind| RngError {
+    pub fn fill(&mut self, bytes: &mut [u8]) -> Result<(), DeviceError> {
+        let error = |kind| DeviceError {
             device: self.function,
+            request: Request::Entropy,
             kind,
         };
         if self.broken {
-            return Err(error(RngErrorKind::Broken));
+            return Err(error(DeviceErrorKind::Broken));
         }
         let mut filled = 0;
         let mut empty_answers = 0;
@@ -112,7 +93,7 @@ impl Rng {
             // SAFETY: VirtioHal hands the device a bounce copy in the DMA pool, never chunk
             // itself, so chunk may be used whatever the device does.
             let token = unsafe { self.queue.add(&[], &mut [&mut *chunk]) }
-                .map_err(|e| error(RngErrorKind::Device(e)))?;
+                .map_err(|e| error(DeviceErrorKind::Device(e)))?;
             if self.queue.should_notify() {
                 self.transport.notify(REQUEST_QUEUE);
             }
@@ -120,16 +101,16 @@ impl Rng {
             if !poll_until(self.timeout_ms, || queue.can_pop()) {
                 // The request stays queued with its bounce buffer; the device is given up.
                 self.broken = true;
-                return Err(error(RngErrorKind::TimedOut));
+                return Err(error(DeviceErrorKind::TimedOut));
             }
             // SAFETY: The same buffers as add got, for the token it returned.
             let written = unsafe { self.queue.pop_used(token, &[], &mut [&mut *chunk]) }
-                .map_err(|e| error(RngErrorKind::Device(e)))?;
+                .map_err(|e| error(DeviceErrorKind::Device(e)))?;
             let written = (written as usize).min(end - filled);
             if written == 0 {
                 empty_answers += 1;
                 if empty_answers == EMPTY_ANSWERS {
-                    return Err(error(RngErrorKind::Empty));
+                    return Err(error(DeviceErrorKind::Empty(EMPTY_ANSWERS)));
                 }
             } else {
                 empty_answers = 0;

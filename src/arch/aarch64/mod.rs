@@ -75,19 +75,16 @@ pub fn dc_civac(address: usize) {
     unsafe { core::arch::asm!("dc civac, {}", in(reg) address, options(nostack, preserves_flags)) };
 }
 
-/// The smallest data cache line of any cache level, in bytes: 4 << `CTR_EL0.DminLine`.
-pub fn min_dcache_line_size() -> usize {
-    crate::memory::dcache_line_size(read_sysreg!("ctr_el0"))
-}
-
 /// Reads the random number register `RNDR` (FEAT_RNG): a 64-bit random value, or `None` when
-/// the generator reports failure (`NZCV` = 0b0100). Only call it on a CPU that has FEAT_RNG
-/// (`ID_AA64ISAR0_EL1.RNDR` ≥ 1); elsewhere the instruction is undefined and traps.
+/// the generator reports failure (`NZCV` = 0b0100). For a CPU that has FEAT_RNG
+/// (`ID_AA64ISAR0_EL1.RNDR` ≥ 1, which `rand::cpu_has_rndr` decodes); on any other the
+/// instruction is undefined: a synchronous exception, which vmbase's default handler reports
+/// before it reboots.
 pub fn rndr() -> Option<u64> {
     let value: u64;
     let succeeded: u64;
-    // SAFETY: Reading RNDR only sets the result register and the condition flags; the caller
-    // checked that it exists.
+    // SAFETY: Reading RNDR only sets the result register and the condition flags; where the
+    // CPU lacks it, the read traps before it changes anything.
     unsafe {
         core::arch::asm!(
             "mrs {value}, s3_3_c2_c4_0", // RNDR, by encoding: the assembler may not know FEAT_RNG

@@ -24,7 +24,7 @@ use vmbase::exceptions::{current_exception, report, ExceptionClass, ExceptionFra
 use vmbase::fdt::Fdt;
 use vmbase::layout::{Layout, PAGE_SIZE};
 use vmbase::paging::PageTable;
-use vmbase::{configure_heap, counter, main, power, println};
+use vmbase::{configure_heap, counter, exception_handler, main, power, println};
 
 /// The first address after the MMIO window: unmapped in both the idmap and the page table built
 /// here.
@@ -46,15 +46,19 @@ enum HandlerMode {
 
 static HANDLER_MODE: AtomicU8 = AtomicU8::new(HandlerMode::Report as u8);
 
+exception_handler!(sync_exception_current, on_sync_exception);
+exception_handler!(irq_current, on_irq);
+
 /// `sync_exception_current` for this guest: vmbase's report, a failure of its own, or resuming
 /// after an undefined instruction.
-#[unsafe(no_mangle)]
-extern "C" fn sync_exception_current(elr: u64, spsr: u64, frame: &mut ExceptionFrame) {
+fn on_sync_exception(elr: u64, spsr: u64, frame: &mut ExceptionFrame) {
     match HANDLER_MODE.swap(HandlerMode::Report as u8, Ordering::Relaxed) {
         mode if mode == HandlerMode::SkipUndefined as u8 => {
             let info = current_exception(Vector::SyncCurrent, elr, spsr);
             if info.esr.map(|esr| esr.class()) == Some(ExceptionClass::Unknown) {
-                frame.skip_instruction();
+                // SAFETY: Only the skip-instruction case sets this mode, right before its `udf`,
+                // which the code after it does not rely on.
+                unsafe { frame.skip_instruction() };
                 return;
             }
         }
@@ -78,9 +82,8 @@ static INNER_IRQ_SEEN: AtomicBool = AtomicBool::new(false);
 /// Set by the outer (timer) handler of the nested-IRQ case once the inner one has run.
 static OUTER_IRQ_DONE: AtomicBool = AtomicBool::new(false);
 
-/// `irq_current` for this guest, with the two-argument signature handlers may keep.
-#[unsafe(no_mangle)]
-extern "C" fn irq_current(elr: u64, spsr: u64) {
+/// `irq_current` for this guest.
+fn on_irq(elr: u64, spsr: u64, _frame: &mut ExceptionFrame) {
     if NESTED_IRQ.load(Ordering::Relaxed) {
         match gic::acknowledge() {
             gic::VIRTUAL_TIMER_INTID => {

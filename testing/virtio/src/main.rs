@@ -12,6 +12,7 @@ extern crate alloc;
 mod unshared;
 
 use alloc::vec;
+use core::cell::UnsafeCell;
 use core::fmt::Write;
 use core::ops::Range;
 use vmbase::fdt::Fdt;
@@ -19,10 +20,10 @@ use vmbase::layout::Layout;
 use vmbase::memory::{whole_pages, MemoryTracker};
 use vmbase::paging::PageTable;
 use vmbase::pci::PciRoot;
-use vmbase::virtio::blk::{BlockErrorKind, Disk, SECTOR};
+use vmbase::virtio::blk::{Disk, SECTOR};
 use vmbase::virtio::console::Console;
 use vmbase::virtio::rng::Rng;
-use vmbase::virtio::virtio_drivers::transport::DeviceType;
+use vmbase::virtio::DeviceErrorKind;
 use vmbase::{configure_heap, main, power, println};
 
 const HEAP_SIZE: usize = 1024 * 1024;
@@ -134,23 +135,7 @@ fn activate_page_table(fdt: &Fdt) -> &'static mut MemoryTracker {
 
 /// The virtio-blk disks, in bus order (the order of the VM config's `disks`).
 fn disks(pci: &mut PciRoot) -> vec::Vec<Disk> {
-    let functions: vec::Vec<_> = pci
-        .virtio_devices(DeviceType::Block)
-        .map(|device| device.function)
-        .collect();
-    functions
-        .into_iter()
-        .map(|function| {
-            let transport = match pci.transport(function) {
-                Ok(transport) => transport,
-                Err(error) => fail(format_args!("virtio-blk {function}: {error}")),
-            };
-            match Disk::new(transport, function, MAX_REQUEST) {
-                Ok(disk) => disk,
-                Err(error) => fail(format_args!("virtio-blk {function}: {error}")),
-            }
-        })
-        .collect()
+    Disk::find_all(pci, MAX_REQUEST).unwrap_or_else(|error| fail(format_args!("{error}")))
 }
 
 /// Byte `offset` of the image the host test writes into the first disk (the last 8 bytes of
@@ -259,30 +244,36 @@ fn check_read_only(pci: &mut PciRoot) {
     let data = [0xa5u8; SECTOR];
     match disk.write(0, &data) {
         Ok(()) => fail(format_args!("the read-only disk accepted a write")),
-        Err(error) if error.kind == BlockErrorKind::ReadOnly => {
+        Err(error) if error.kind == DeviceErrorKind::ReadOnly => {
             println!("virtio guest: write refused: {error}");
         }
         Err(error) => fail(format_args!("unexpected error: {error}")),
     }
     // A request the size of the whole DMA pool (which also holds the queue) has no room.
-    static LARGE: vmbase::heap::StaticRegion<DMA_POOL_SIZE> = vmbase::heap::StaticRegion::new();
+    static LARGE: LargeBuffer = LargeBuffer(UnsafeCell::new([0; DMA_POOL_SIZE]));
     // SAFETY: This is the only use of LARGE, and each boot runs one test, once.
-    let large = unsafe { LARGE.take() };
+    let large = unsafe { &mut *LARGE.0.get() };
     disk.set_max_request(DMA_POOL_SIZE);
     match disk.read(0, large) {
-        Err(error) if error.kind == BlockErrorKind::NoDmaMemory => {
+        Err(error) if error.kind == DeviceErrorKind::NoDmaMemory => {
             println!("virtio guest: read refused: {error}");
         }
         other => fail(format_args!("a read larger than the DMA pool: {other:?}")),
     }
     let mut beyond = [0u8; SECTOR];
     match disk.read(disk.sectors(), &mut beyond) {
-        Err(error) if error.kind == BlockErrorKind::OutOfRange => {
+        Err(error) if error.kind == DeviceErrorKind::OutOfRange => {
             println!("virtio guest: read refused: {error}");
         }
         other => fail(format_args!("read past the end: {other:?}")),
     }
 }
+
+/// A buffer as large as the DMA pool, too large for the heap once the pool is carved from it.
+struct LargeBuffer(UnsafeCell<[u8; DMA_POOL_SIZE]>);
+
+// SAFETY: check_read_only, its only user, makes the one reference to the bytes.
+unsafe impl Sync for LargeBuffer {}
 
 /// Bytes the benchmark copies and reads.
 const BENCH_SIZE: usize = 16 << 20;
@@ -358,19 +349,9 @@ fn bench(pci: &mut PciRoot, source: &mut [u8], target: &mut [u8]) {
 
 /// Greets on the virtio console, reads a line from it and echoes it there and on the UART.
 fn check_console(pci: &mut PciRoot) {
-    let Some(function) = pci
-        .virtio_devices(DeviceType::Console)
-        .map(|device| device.function)
-        .next()
-    else {
-        fail(format_args!("no virtio console"));
-    };
-    let transport = match pci.transport(function) {
-        Ok(transport) => transport,
-        Err(error) => fail(format_args!("virtio console {function}: {error}")),
-    };
-    let mut console = match Console::new(transport, function) {
-        Ok(console) => console,
+    let mut console = match Console::find(pci) {
+        Ok(Some(console)) => console,
+        Ok(None) => fail(format_args!("no virtio console")),
         Err(error) => fail(format_args!("{error}")),
     };
     if let Err(error) = console.write(b"virtio guest: type a line\n") {
@@ -400,7 +381,7 @@ fn check_timeout(pci: &mut PciRoot) {
     pci.set_bus_master(disk.function(), false);
     disk.set_timeout_ms(TIMEOUT_MS);
     let mut buffer = [0u8; 4 * SECTOR];
-    for expected in [BlockErrorKind::TimedOut, BlockErrorKind::Broken] {
+    for expected in [DeviceErrorKind::TimedOut, DeviceErrorKind::Broken] {
         match disk.read(8, &mut buffer) {
             Err(error) if error.kind == expected => println!("virtio guest: {error}"),
             other => fail(format_args!("read from a silent disk: {other:?}")),
@@ -412,20 +393,10 @@ fn check_timeout(pci: &mut PciRoot) {
 /// device `vmbase::rand`'s fallback and prints 32 bytes from `vmbase::rand` with the source it
 /// used.
 fn check_rng(pci: &mut PciRoot) {
-    let Some(function) = pci
-        .virtio_devices(DeviceType::EntropySource)
-        .map(|device| device.function)
-        .next()
-    else {
-        fail(format_args!("no virtio-rng device"));
-    };
-    let transport = match pci.transport(function) {
-        Ok(transport) => transport,
-        Err(error) => fail(format_args!("virtio-rng {function}: {error}")),
-    };
-    let mut rng = match Rng::new(transport, function) {
-        Ok(rng) => rng,
-        Err(error) => fail(format_args!("virtio-rng {function}: {error}")),
+    let mut rng = match Rng::find(pci) {
+        Ok(Some(rng)) => rng,
+        Ok(None) => fail(format_args!("no virtio-rng device")),
+        Err(error) => fail(format_args!("{error}")),
     };
     let mut bytes = [0u8; 32];
     if let Err(error) = rng.fill(&mut bytes) {

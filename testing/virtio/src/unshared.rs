@@ -14,7 +14,7 @@ use vmbase::virtio::virtio_drivers::device::common::Feature;
 use vmbase::virtio::virtio_drivers::queue::VirtQueue;
 use vmbase::virtio::virtio_drivers::transport::{DeviceType, Transport};
 use vmbase::virtio::virtio_drivers::{BufferDirection, Hal, PhysAddr};
-use vmbase::virtio::VirtioHal;
+use vmbase::virtio::{find_transport, VirtioHal};
 
 /// The rng's request queue.
 const QUEUE: u16 = 0;
@@ -54,16 +54,10 @@ unsafe impl Hal for UnsharedHal {
 /// Asks the first virtio-rng device to fill a heap buffer directly. A hypervisor that enforces
 /// sharing ends the VM at the notify; if the device answers instead, this reports it and fails.
 pub fn run(pci: &mut PciRoot) -> ! {
-    let Some(function) = pci
-        .virtio_devices(DeviceType::EntropySource)
-        .map(|device| device.function)
-        .next()
-    else {
-        fail(format_args!("no virtio-rng device"));
-    };
-    let mut transport = match pci.transport(function) {
-        Ok(transport) => transport,
-        Err(error) => fail(format_args!("virtio-rng {function}: {error}")),
+    let (function, mut transport) = match find_transport(pci, DeviceType::EntropySource) {
+        Ok(Some(found)) => found,
+        Ok(None) => fail(format_args!("no virtio-rng device")),
+        Err(error) => fail(format_args!("{error}")),
     };
     transport.begin_init(Feature::VERSION_1);
     let mut queue = match VirtQueue::<UnsharedHal, 4>::new(&mut transport, QUEUE, false, false) {
