@@ -1,7 +1,7 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! Assembles asm/entry.S, exceptions.S, exceptions_panic.S and payload.S into libvmbase_entry.a
+//! Assembles entry.S, exceptions.S, exceptions_panic.S and payload.S into libvmbase_entry.a
 //! (what Soong's `libvmbase_entry` is) and hands sections.ld, the assembler headers (`include/`)
 //! and the chosen assembler and archiver to the binaries that depend on vmbase. On the host it
 //! does nothing.
@@ -9,12 +9,7 @@
 use std::env;
 use std::path::PathBuf;
 
-const ASSEMBLY: [&str; 4] = [
-    "asm/entry.S",
-    "asm/exceptions.S",
-    "asm/exceptions_panic.S",
-    "asm/payload.S",
-];
+const ASSEMBLY: [&str; 4] = ["entry.S", "exceptions.S", "exceptions_panic.S", "payload.S"];
 
 fn main() {
     for file in ASSEMBLY.iter().chain(&["sections.ld", "include"]) {
