@@ -168,12 +168,65 @@ unsafe impl GlobalAlloc for VmbaseHeap {
         }
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: The caller's promises about `layout` are the ones alloc needs.
+        let block = unsafe { self.alloc(layout) };
+        if !block.is_null() {
+            // SAFETY: alloc returned `layout.size()` bytes at `block`, the caller's alone.
+            unsafe { zero(block, layout.size()) };
+        }
+        block
+    }
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if let (Some(heap), Some(block)) = (self.heap.lock().ready(), NonNull::new(ptr)) {
             // SAFETY: The caller promises ptr came from alloc with this layout.
             unsafe { heap.dealloc(block, layout) };
         }
     }
+}
+
+/// Bytes [`zero`] clears per iteration of its fast loop.
+#[cfg(target_arch = "aarch64")]
+const ZERO_CHUNK: usize = 128;
+
+/// Zeroes `size` bytes at `block`. Page tables are the large zeroed allocations (aarch64-paging
+/// asks for each one zeroed): a 4 KiB table costs about 200 instructions here against about
+/// 1,550 through `memset`, which stores 8 bytes at a time.
+///
+/// # Safety
+///
+/// `block` must be valid for writes of `size` bytes.
+unsafe fn zero(block: *mut u8, size: usize) {
+    #[cfg(target_arch = "aarch64")]
+    if block.addr().is_multiple_of(16) && size.is_multiple_of(ZERO_CHUNK) && size > 0 {
+        // SAFETY: The loop writes exactly `size` bytes from `block`, which the caller promises
+        // are writable; it uses only the registers it names.
+        unsafe {
+            core::arch::asm!(
+                "movi v0.2d, #0",
+                "movi v1.2d, #0",
+                // Four 32-byte stores per iteration: ZERO_CHUNK bytes.
+                "2:",
+                "stp q0, q1, [{cursor}]",
+                "stp q0, q1, [{cursor}, #32]",
+                "stp q0, q1, [{cursor}, #64]",
+                "stp q0, q1, [{cursor}, #96]",
+                "add {cursor}, {cursor}, #{chunk}",
+                "subs {left}, {left}, #{chunk}",
+                "b.ne 2b",
+                cursor = inout(reg) block => _,
+                left = inout(reg) size => _,
+                out("v0") _,
+                out("v1") _,
+                chunk = const ZERO_CHUNK,
+                options(nostack),
+            );
+        }
+        return;
+    }
+    // SAFETY: The caller promises `size` writable bytes at `block`.
+    unsafe { block.write_bytes(0, size) };
 }
 
 #[cfg(all(target_arch = "aarch64", not(test)))]
@@ -254,6 +307,32 @@ mod tests {
         let region = MEMORY.region();
         assert_eq!(region.0.get().len(), 8192);
         assert_eq!(region.0.get().addr() % 4096, 0);
+    }
+
+    #[test]
+    fn alloc_zeroed_zeroes_a_reused_block() {
+        let heap = VmbaseHeap {
+            heap: SpinMutex::new(HeapState::new()),
+        };
+        static MEMORY: HeapMemory<8192> = HeapMemory::new();
+        heap.init(MEMORY.region());
+        for layout in [
+            Layout::from_size_align(4096, 4096).unwrap(),
+            Layout::from_size_align(100, 8).unwrap(),
+        ] {
+            // SAFETY: The layouts are non-zero in size; each block is written within its size
+            // and freed with its layout.
+            unsafe {
+                let dirty = heap.alloc(layout);
+                dirty.write_bytes(0xa5, layout.size());
+                heap.dealloc(dirty, layout);
+                let block = heap.alloc_zeroed(layout);
+                assert_eq!(block, dirty, "the test needs the dirty block back");
+                let bytes = core::slice::from_raw_parts(block, layout.size());
+                assert!(bytes.iter().all(|&byte| byte == 0));
+                heap.dealloc(block, layout);
+            }
+        }
     }
 
     #[test]
