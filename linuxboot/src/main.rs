@@ -23,7 +23,7 @@ use checks::{Handoff, LayoutError, Part, FDT_REGION_SIZE};
 use core::convert::Infallible;
 use core::fmt;
 use core::ops::Range;
-use vmbase::fdt::writer::FdtWriter;
+use vmbase::fdt::editor::FdtEditor;
 use vmbase::fdt::{Fdt, FdtError};
 use vmbase::layout::{Layout, PAGE_SIZE};
 use vmbase::linux::{ImageError, ImageHeader};
@@ -195,7 +195,7 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     // kernel (as loaded and as it will run), the initrd and the firmware, and nothing else
     // uses those bytes.
     let buffer = unsafe { core::slice::from_raw_parts_mut(copy.start as *mut u8, copy.len()) };
-    let mut tree = FdtWriter::open_into(vmm_tree, buffer)?;
+    let mut tree = FdtEditor::open_into(vmm_tree, buffer)?;
     if !has_chosen {
         tree.add_node(b"/", b"chosen")?;
     }
@@ -233,7 +233,7 @@ fn tree_copy_place(
     vmm_tree: &[u8],
     running_kernel: &Range<u64>,
 ) -> Result<Range<usize>, Refusal> {
-    let size = vmbase::fdt::writer::packed_size(vmm_tree)? + TREE_EDIT_ROOM;
+    let size = vmbase::fdt::editor::packed_size(vmm_tree)? + TREE_EDIT_ROOM;
     let region = usize_range(&handoff.fdt);
     let after_vmm_tree = (region.start + vmm_tree.len()).next_multiple_of(8);
     if region.end.saturating_sub(after_vmm_tree) >= size {

@@ -14,7 +14,7 @@ pub use capabilities::{capability_loop, TransportError};
 #[cfg(target_arch = "aarch64")]
 pub use root::{CamAccess, PciRoot};
 
-use crate::fdt::{Cells, Fdt, FdtError, Node};
+use crate::fdt::{read_cells, skip_cells, Cells, Fdt, FdtError, Node, MAX_VALUE_CELLS};
 use crate::memory::overlaps;
 use alloc::vec::Vec;
 use core::fmt;
@@ -33,8 +33,6 @@ const SPACE_CODE_SHIFT: u32 = 24;
 const SPACE_CODE_MASK: u32 = 0b11;
 /// `phys.hi` bit 30: the range is prefetchable.
 const PREFETCHABLE: u32 = 1 << 30;
-/// The largest parent `#address-cells` and node `#size-cells` decoded: a 64-bit value.
-const MAX_VALUE_CELLS: u32 = 2;
 
 /// The 4 GiB limit of 32-bit BARs and windows.
 const FOUR_GIB: u64 = 1 << 32;
@@ -357,17 +355,6 @@ impl From<crate::memory::MemoryTrackerError> for PciError {
     }
 }
 
-/// Reads `count` big-endian cells as one value; `None` past the end.
-fn read_cells(value: &mut &[u8], count: u32) -> Option<u64> {
-    let mut number = 0u64;
-    for _ in 0..count {
-        let (cell, rest) = value.split_first_chunk::<4>()?;
-        number = number << 32 | u64::from(u32::from_be_bytes(*cell));
-        *value = rest;
-    }
-    Some(number)
-}
-
 fn checked_range(start: u64, size: u64) -> Result<Range<u64>, PciError> {
     let end = start.checked_add(size).ok_or(PciError::Overflow(start))?;
     Ok(start..end)
@@ -521,7 +508,7 @@ fn for_each_interrupt_map_entry(
         {
             return Err(PciError::BadInterruptParent(parent));
         }
-        read_cells(&mut value, address_cells).ok_or(bad_length.clone())?;
+        skip_cells(&mut value, address_cells).ok_or(bad_length.clone())?;
         let mut specifier = [0; MAX_INTERRUPT_PARENT_CELLS as usize];
         let specifier_cells = interrupt_cells as usize;
         for cell in &mut specifier[..specifier_cells] {
@@ -669,19 +656,19 @@ fn refuse_device_overlaps(
     Ok(())
 }
 
-/// Calls `visit` with the CPU range of each whole entry of `value`: `skip_cells` cells that are
+/// Calls `visit` with the CPU range of each whole entry of `value`: `skipped_cells` cells that are
 /// not read (a child address in `ranges`), then an address and a size of `cells`. Empty ranges
 /// are not visited; one that overflows is [`PciError::Overflow`].
 fn for_each_range(
     mut value: &[u8],
-    skip_cells: u32,
+    skipped_cells: u32,
     cells: Cells,
     visit: &impl Fn(Range<u64>) -> Result<(), PciError>,
 ) -> Result<(), PciError> {
-    let entry = 4 * (u64::from(skip_cells) + u64::from(cells.address) + u64::from(cells.size));
+    let entry = 4 * (u64::from(skipped_cells) + u64::from(cells.address) + u64::from(cells.size));
     while value.len() as u64 >= entry {
-        read_cells(&mut value, skip_cells);
-        let (Some(start), Some(size)) = (
+        let (Some(()), Some(start), Some(size)) = (
+            skip_cells(&mut value, skipped_cells),
             read_cells(&mut value, cells.address),
             read_cells(&mut value, cells.size),
         ) else {
