@@ -4,7 +4,7 @@
 //! Assigns memory BARs from the host bridge's windows: naturally aligned, inside one window,
 //! never overlapping another BAR, never at PCI address 0 (which means "unassigned").
 
-use super::{push, PciError, Space, Window, FOUR_GIB};
+use super::{push, PciSetupError, Space, Window, FOUR_GIB};
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -57,8 +57,8 @@ impl<'w> BarAllocator<'w> {
 
     /// Marks `range` as taken, for a BAR the VMM assigned: it is kept if it is not at address 0,
     /// lies in a window and overlaps nothing taken so far. Returns whether it was kept (if not,
-    /// assign the BAR anew), or [`PciError::NoMemory`].
-    pub fn reserve(&mut self, range: &Range<u64>) -> Result<bool, PciError> {
+    /// assign the BAR anew), or [`PciSetupError::NoMemory`].
+    pub fn reserve(&mut self, range: &Range<u64>) -> Result<bool, PciSetupError> {
         if range.is_empty() || range.start == 0 || !self.in_window(range) {
             return Ok(false);
         }
@@ -69,7 +69,7 @@ impl<'w> BarAllocator<'w> {
         Ok(true)
     }
 
-    fn take(&mut self, slot: usize, range: Range<u64>) -> Result<(), PciError> {
+    fn take(&mut self, slot: usize, range: Range<u64>) -> Result<(), PciSetupError> {
         // Grow fallibly, then insert where the order wants it.
         push(&mut self.used, 0..0, "BARs")?;
         self.used.pop();
@@ -86,9 +86,9 @@ impl<'w> BarAllocator<'w> {
         size: u64,
         is_64bit: bool,
         prefetchable: bool,
-    ) -> Result<u64, PciError> {
+    ) -> Result<u64, PciSetupError> {
         if size < MIN_BAR_SIZE || !size.is_power_of_two() {
-            return Err(PciError::BadBarSize(size));
+            return Err(PciSetupError::BadBarSize(size));
         }
         let fits = |w: &&Window| prefetchable || !w.prefetchable;
         let preferred = |w: &&Window| is_64bit && w.space == Space::Memory64;
@@ -105,7 +105,7 @@ impl<'w> BarAllocator<'w> {
                 return Ok(start);
             }
         }
-        Err(PciError::NoSpaceForBar {
+        Err(PciSetupError::NoSpaceForBar {
             size,
             is_64bit,
             prefetchable,
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(allocator.allocate(0x1_0000, false, false), Ok(0x1000_0000));
         assert_eq!(
             allocator.allocate(0x10, false, false),
-            Err(PciError::NoSpaceForBar {
+            Err(PciSetupError::NoSpaceForBar {
                 size: 0x10,
                 is_64bit: false,
                 prefetchable: false
@@ -265,7 +265,7 @@ mod tests {
         for size in [0, 8, 0x300] {
             assert_eq!(
                 allocator.allocate(size, false, false),
-                Err(PciError::BadBarSize(size))
+                Err(PciSetupError::BadBarSize(size))
             );
         }
         let mut empty = BarAllocator::new(&[]);

@@ -47,7 +47,7 @@ impl fmt::Display for NodeName {
 
 /// Why the PCI host bridge could not be used.
 #[derive(Clone, Debug, Eq, PartialEq)]
-pub enum PciError {
+pub enum PciSetupError {
     /// The device tree could not be read.
     Fdt(FdtError),
     /// No node is compatible with a generic host bridge.
@@ -135,7 +135,7 @@ pub enum PciError {
     BadInterruptParent(u32),
 }
 
-impl fmt::Display for PciError {
+impl fmt::Display for PciSetupError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Self::Fdt(error) => write!(f, "device tree: {error}"),
@@ -206,13 +206,13 @@ impl fmt::Display for PciError {
     }
 }
 
-impl From<FdtError> for PciError {
+impl From<FdtError> for PciSetupError {
     fn from(error: FdtError) -> Self {
         Self::Fdt(error)
     }
 }
 
-impl From<crate::memory::MemoryTrackerError> for PciError {
+impl From<crate::memory::MemoryTrackerError> for PciSetupError {
     fn from(error: crate::memory::MemoryTrackerError) -> Self {
         Self::Map(error)
     }

@@ -4,7 +4,7 @@
 //! The host bridge's legacy interrupts: decoding `interrupt-map`, with the interrupt
 //! controllers it names.
 
-use super::{push, vec_for, PciError};
+use super::{push, vec_for, PciSetupError};
 use crate::fdt::{read_cells, skip_cells, Fdt};
 use alloc::vec::Vec;
 
@@ -42,11 +42,11 @@ const MAX_INTERRUPT_PARENT_CELLS: u32 = 4;
 ///
 /// Two passes over the value (one to count and check, one to fill a vector allocated once), so
 /// time is linear in its length (times `parent_cells`' cost) and memory is one allocation of
-/// the entries, or [`PciError::NoMemory`].
+/// the entries, or [`PciSetupError::NoMemory`].
 pub fn decode_interrupt_map(
     value: &[u8],
-    parent_cells: impl Fn(u32) -> Result<Option<(u32, u32)>, PciError>,
-) -> Result<Vec<InterruptMapEntry>, PciError> {
+    parent_cells: impl Fn(u32) -> Result<Option<(u32, u32)>, PciSetupError>,
+) -> Result<Vec<InterruptMapEntry>, PciSetupError> {
     let mut count = 0;
     for_each_interrupt_map_entry(value, &parent_cells, |_| {
         count += 1;
@@ -63,10 +63,10 @@ pub fn decode_interrupt_map(
 /// Calls `visit` with each entry of `interrupt-map` `value` in order ([`decode_interrupt_map`]).
 fn for_each_interrupt_map_entry(
     mut value: &[u8],
-    parent_cells: &impl Fn(u32) -> Result<Option<(u32, u32)>, PciError>,
-    mut visit: impl FnMut(InterruptMapEntry) -> Result<(), PciError>,
-) -> Result<(), PciError> {
-    let bad_length = PciError::BadLength("interrupt-map");
+    parent_cells: &impl Fn(u32) -> Result<Option<(u32, u32)>, PciSetupError>,
+    mut visit: impl FnMut(InterruptMapEntry) -> Result<(), PciSetupError>,
+) -> Result<(), PciSetupError> {
+    let bad_length = PciSetupError::BadLength("interrupt-map");
     while !value.is_empty() {
         let mut cell = || {
             read_cells(&mut value, 1)
@@ -77,11 +77,11 @@ fn for_each_interrupt_map_entry(
         let child_pin = cell()?;
         let parent = cell()?;
         let (address_cells, interrupt_cells) =
-            parent_cells(parent)?.ok_or(PciError::UnknownInterruptParent(parent))?;
+            parent_cells(parent)?.ok_or(PciSetupError::UnknownInterruptParent(parent))?;
         if address_cells > MAX_INTERRUPT_PARENT_CELLS
             || !(1..=MAX_INTERRUPT_PARENT_CELLS).contains(&interrupt_cells)
         {
-            return Err(PciError::BadInterruptParent(parent));
+            return Err(PciSetupError::BadInterruptParent(parent));
         }
         skip_cells(&mut value, address_cells).ok_or(bad_length.clone())?;
         let mut specifier = [0; MAX_INTERRUPT_PARENT_CELLS as usize];
@@ -120,7 +120,7 @@ struct InterruptParent {
 }
 
 impl InterruptParents {
-    pub(super) fn new(fdt: &Fdt) -> Result<Self, PciError> {
+    pub(super) fn new(fdt: &Fdt) -> Result<Self, PciSetupError> {
         let one_cell = |value: Option<&[u8]>| match value {
             Some(&[a, b, c, d]) => Some(u32::from_be_bytes([a, b, c, d])),
             _ => None,
@@ -154,7 +154,7 @@ impl InterruptParents {
 
     /// `#address-cells` (0 when absent) and `#interrupt-cells` of the controller `phandle`,
     /// `None` if no child of the root has it.
-    pub(super) fn cells(&self, phandle: u32) -> Result<Option<(u32, u32)>, PciError> {
+    pub(super) fn cells(&self, phandle: u32) -> Result<Option<(u32, u32)>, PciSetupError> {
         let first = self
             .sorted
             .partition_point(|parent| parent.phandle < phandle);
@@ -162,7 +162,7 @@ impl InterruptParents {
             Some(parent) if parent.phandle == phandle => parent
                 .cells
                 .map(Some)
-                .ok_or(PciError::BadInterruptParent(phandle)),
+                .ok_or(PciSetupError::BadInterruptParent(phandle)),
             _ => Ok(None),
         }
     }

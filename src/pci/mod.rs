@@ -16,11 +16,11 @@ mod tests;
 
 pub use bar::{bar_pages, BarAllocator};
 pub use capabilities::{capability_loop, TransportError};
-pub use error::{NodeName, PciError};
+pub use error::{NodeName, PciSetupError};
 pub use interrupts::{decode_interrupt_map, InterruptMapEntry};
 pub use ranges::{decode_ranges, Space, Window};
 #[cfg(target_arch = "aarch64")]
-pub use root::{CamAccess, PciRoot};
+pub use root::{CamAccess, PciBus};
 
 use crate::fdt::{read_cells, Fdt, Node, MAX_VALUE_CELLS};
 use crate::memory::overlaps;
@@ -91,17 +91,19 @@ pub struct PciInfo {
     pub interrupt_map: Vec<InterruptMapEntry>,
 }
 
-fn checked_range(start: u64, size: u64) -> Result<Range<u64>, PciError> {
-    let end = start.checked_add(size).ok_or(PciError::Overflow(start))?;
+fn checked_range(start: u64, size: u64) -> Result<Range<u64>, PciSetupError> {
+    let end = start
+        .checked_add(size)
+        .ok_or(PciSetupError::Overflow(start))?;
     Ok(start..end)
 }
 
-/// An empty vector with room for `count` elements, or [`PciError::NoMemory`] naming `what`
+/// An empty vector with room for `count` elements, or [`PciSetupError::NoMemory`] naming `what`
 /// when the heap has no such room: decoding never aborts on a tree too large for the heap.
-fn vec_for<T>(count: usize, what: &'static str) -> Result<Vec<T>, PciError> {
+fn vec_for<T>(count: usize, what: &'static str) -> Result<Vec<T>, PciSetupError> {
     let mut vec = Vec::new();
     vec.try_reserve_exact(count)
-        .map_err(|_| PciError::NoMemory {
+        .map_err(|_| PciSetupError::NoMemory {
             what,
             bytes: count.saturating_mul(size_of::<T>()),
         })?;
@@ -109,8 +111,8 @@ fn vec_for<T>(count: usize, what: &'static str) -> Result<Vec<T>, PciError> {
 }
 
 /// Pushes `value` onto `vec`, growing it fallibly (see [`vec_for`]).
-fn push<T>(vec: &mut Vec<T>, value: T, what: &'static str) -> Result<(), PciError> {
-    vec.try_reserve(1).map_err(|_| PciError::NoMemory {
+fn push<T>(vec: &mut Vec<T>, value: T, what: &'static str) -> Result<(), PciSetupError> {
+    vec.try_reserve(1).map_err(|_| PciSetupError::NoMemory {
         what,
         bytes: vec.len().saturating_add(1).saturating_mul(size_of::<T>()),
     })?;
@@ -145,7 +147,7 @@ impl PciInfo {
     }
 
     /// Finds the first generic host bridge in `fdt` and decodes it.
-    pub fn from_fdt(fdt: &Fdt) -> Result<Self, PciError> {
+    pub fn from_fdt(fdt: &Fdt) -> Result<Self, PciSetupError> {
         for (compatible, cam) in [
             (ECAM_COMPATIBLE, CamKind::Ecam),
             (CAM_COMPATIBLE, CamKind::Cam),
@@ -154,11 +156,11 @@ impl PciInfo {
                 return Self::from_node(fdt, &node, cam);
             }
         }
-        Err(PciError::NoHostBridge)
+        Err(PciSetupError::NoHostBridge)
     }
 
     /// Decodes host bridge `node` of `fdt`, whose configuration access mechanism is `cam`.
-    pub fn from_node(fdt: &Fdt, node: &Node, cam: CamKind) -> Result<Self, PciError> {
+    pub fn from_node(fdt: &Fdt, node: &Node, cam: CamKind) -> Result<Self, PciSetupError> {
         let cells = node.cells()?;
         let parent = node.parent_cells();
         if cells.address != PCI_ADDRESS_CELLS
@@ -166,7 +168,7 @@ impl PciInfo {
             || !(1..=MAX_VALUE_CELLS).contains(&parent.address)
             || !(1..=MAX_VALUE_CELLS).contains(&parent.size)
         {
-            return Err(PciError::BadCells {
+            return Err(PciSetupError::BadCells {
                 address: cells.address,
                 size: cells.size,
                 parent_address: parent.address,
@@ -181,25 +183,27 @@ impl PciInfo {
                     read_cells(&mut value, 1),
                     value.is_empty(),
                 ) else {
-                    return Err(PciError::BadLength("bus-range"));
+                    return Err(PciSetupError::BadLength("bus-range"));
                 };
                 match (u8::try_from(first), u8::try_from(last)) {
                     (Ok(first), Ok(last)) if first <= last => first..=last,
-                    _ => return Err(PciError::BadBusRange(first as u32, last as u32)),
+                    _ => return Err(PciSetupError::BadBusRange(first as u32, last as u32)),
                 }
             }
         };
-        let mut reg = node.property(b"reg")?.ok_or(PciError::Missing("reg"))?;
+        let mut reg = node
+            .property(b"reg")?
+            .ok_or(PciSetupError::Missing("reg"))?;
         let (Some(cam_start), Some(cam_size)) = (
             read_cells(&mut reg, parent.address),
             read_cells(&mut reg, parent.size),
         ) else {
-            return Err(PciError::BadLength("reg"));
+            return Err(PciSetupError::BadLength("reg"));
         };
         let buses = u64::from(*bus_range.end() - *bus_range.start()) + 1;
         let needed = buses * cam.bus_size();
         if cam_size < needed {
-            return Err(PciError::CamTooSmall {
+            return Err(PciSetupError::CamTooSmall {
                 size: cam_size,
                 needed,
             });
@@ -208,7 +212,7 @@ impl PciInfo {
         let cam_range = cam_start..cam_start + needed;
         let ranges = node
             .property(b"ranges")?
-            .ok_or(PciError::Missing("ranges"))?;
+            .ok_or(PciSetupError::Missing("ranges"))?;
         let windows = decode_ranges(ranges, parent.address, cells.size)?;
         let claims = sorted_apart(
             core::iter::once(cam_range.clone()).chain(windows.iter().map(|w| w.cpu_range.clone())),
@@ -221,15 +225,15 @@ impl PciInfo {
             Some(map) => {
                 let mut mask = node
                     .property(b"interrupt-map-mask")?
-                    .ok_or(PciError::Missing("interrupt-map-mask"))?;
+                    .ok_or(PciSetupError::Missing("interrupt-map-mask"))?;
                 let mut mask_cells = [0; 4];
                 for cell in &mut mask_cells {
                     *cell = read_cells(&mut mask, 1)
-                        .ok_or(PciError::BadLength("interrupt-map-mask"))?
+                        .ok_or(PciSetupError::BadLength("interrupt-map-mask"))?
                         as u32;
                 }
                 if !mask.is_empty() {
-                    return Err(PciError::BadLength("interrupt-map-mask"));
+                    return Err(PciSetupError::BadLength("interrupt-map-mask"));
                 }
                 let parents = InterruptParents::new(fdt)?;
                 let map = decode_interrupt_map(map, |phandle| parents.cells(phandle))?;
@@ -253,17 +257,17 @@ impl PciInfo {
         &self,
         ram: &Range<u64>,
         mmio: &Range<u64>,
-    ) -> Result<Vec<Window>, PciError> {
+    ) -> Result<Vec<Window>, PciSetupError> {
         let inside = |range: &Range<u64>| mmio.start <= range.start && range.end <= mmio.end;
         for range in
             core::iter::once(&self.cam_range).chain(self.windows.iter().map(|w| &w.cpu_range))
         {
             if overlaps(range, ram) {
-                return Err(PciError::OverlapsRam(range.clone()));
+                return Err(PciSetupError::OverlapsRam(range.clone()));
             }
         }
         if !inside(&self.cam_range) {
-            return Err(PciError::CamOutsideMmio {
+            return Err(PciSetupError::CamOutsideMmio {
                 cam: self.cam_range.clone(),
                 mmio: mmio.clone(),
             });
@@ -272,12 +276,12 @@ impl PciInfo {
         let mut usable = vec_for(self.windows.iter().filter(is_usable).count(), "ranges")?;
         for window in self.windows.iter().filter(is_usable) {
             if window.pci_address != window.cpu_range.start {
-                return Err(PciError::TranslatedWindow(window.cpu_range.clone()));
+                return Err(PciSetupError::TranslatedWindow(window.cpu_range.clone()));
             }
             usable.push(window.clone());
         }
         if usable.is_empty() {
-            return Err(PciError::NoMemoryWindow);
+            return Err(PciSetupError::NoMemoryWindow);
         }
         Ok(usable)
     }

@@ -6,8 +6,8 @@
 
 use super::error::NodeName;
 use super::{
-    checked_range, vec_for, PciError, FOUR_GIB, PCI_ADDRESS_CELLS, PREFETCHABLE, SPACE_CODE_MASK,
-    SPACE_CODE_SHIFT,
+    checked_range, vec_for, PciSetupError, FOUR_GIB, PCI_ADDRESS_CELLS, PREFETCHABLE,
+    SPACE_CODE_MASK, SPACE_CODE_SHIFT,
 };
 use crate::fdt::{read_cells, skip_cells, Cells, Node, MAX_VALUE_CELLS};
 use crate::memory::overlaps;
@@ -57,15 +57,15 @@ impl Window {
 /// or overlap each other, and 32-bit memory windows must end at or below 4 GiB on the bus.
 ///
 /// Time is O(n log n) in the number of windows and memory one allocation of them (plus a sorted
-/// copy of their ranges for the overlap check), or [`PciError::NoMemory`].
+/// copy of their ranges for the overlap check), or [`PciSetupError::NoMemory`].
 pub fn decode_ranges(
     mut value: &[u8],
     parent_address_cells: u32,
     size_cells: u32,
-) -> Result<Vec<Window>, PciError> {
+) -> Result<Vec<Window>, PciSetupError> {
     let entry = 4 * (PCI_ADDRESS_CELLS + parent_address_cells + size_cells) as usize;
     if !value.len().is_multiple_of(entry) {
-        return Err(PciError::BadLength("ranges"));
+        return Err(PciSetupError::BadLength("ranges"));
     }
     let mut windows: Vec<Window> = vec_for(value.len() / entry, "ranges")?;
     while !value.is_empty() {
@@ -76,7 +76,7 @@ pub fn decode_ranges(
             read_cells(&mut value, size_cells),
         );
         let (Some(phys_hi), Some(pci_address), Some(cpu_address), Some(size)) = fields else {
-            return Err(PciError::BadLength("ranges"));
+            return Err(PciSetupError::BadLength("ranges"));
         };
         let phys_hi = phys_hi as u32;
         let space = match (phys_hi >> SPACE_CODE_SHIFT) & SPACE_CODE_MASK {
@@ -86,12 +86,12 @@ pub fn decode_ranges(
             _ => Space::Memory64,
         };
         if size == 0 {
-            return Err(PciError::EmptyWindow(cpu_address));
+            return Err(PciSetupError::EmptyWindow(cpu_address));
         }
         let cpu_range = checked_range(cpu_address, size)?;
         let pci_range = checked_range(pci_address, size)?;
         if space == Space::Configuration || (space == Space::Memory32 && pci_range.end > FOUR_GIB) {
-            return Err(PciError::BadSpace(phys_hi));
+            return Err(PciSetupError::BadSpace(phys_hi));
         }
         windows.push(Window {
             space,
@@ -105,12 +105,12 @@ pub fn decode_ranges(
 }
 
 /// The `count` ranges of `ranges`, each with its position in it, sorted by start and checked
-/// not to overlap each other; otherwise [`PciError::WindowsOverlap`] names two that do, the
+/// not to overlap each other; otherwise [`PciSetupError::WindowsOverlap`] names two that do, the
 /// earlier one first. Sorted and apart, they also end in order, which a binary search uses.
 pub(super) fn sorted_apart(
     ranges: impl Iterator<Item = Range<u64>>,
     count: usize,
-) -> Result<Vec<(Range<u64>, usize)>, PciError> {
+) -> Result<Vec<(Range<u64>, usize)>, PciSetupError> {
     let mut sorted: Vec<(Range<u64>, usize)> = vec_for(count, "ranges")?;
     sorted.extend(ranges.zip(0..));
     // In place: a stable sort would allocate.
@@ -121,7 +121,7 @@ pub(super) fn sorted_apart(
         };
         if overlaps(a, b) {
             let (first, second) = if a_index < b_index { (a, b) } else { (b, a) };
-            return Err(PciError::WindowsOverlap(first.clone(), second.clone()));
+            return Err(PciSetupError::WindowsOverlap(first.clone(), second.clone()));
         }
     }
     Ok(sorted)
@@ -141,7 +141,7 @@ pub(super) fn refuse_device_overlaps(
     bridge: usize,
     claims: &[(Range<u64>, usize)],
     depth: usize,
-) -> Result<(), PciError> {
+) -> Result<(), PciSetupError> {
     let bus_cells = bus.cells()?;
     // Addresses wider than 64 bits, or without a size, are not CPU addresses.
     if !(1..=MAX_VALUE_CELLS).contains(&bus_cells.address)
@@ -155,14 +155,16 @@ pub(super) fn refuse_device_overlaps(
         if child.offset() == bridge || device_type == Some(b"memory") {
             continue;
         }
-        let refuse_overlap = |device: Range<u64>| -> Result<(), PciError> {
+        let refuse_overlap = |device: Range<u64>| -> Result<(), PciSetupError> {
             let after = claims.partition_point(|(claim, _)| claim.end <= device.start);
             match claims.get(after) {
-                Some((claim, _)) if claim.start < device.end => Err(PciError::OverlapsDevice {
-                    pci: claim.clone(),
-                    device,
-                    node: NodeName::new(child.name()),
-                }),
+                Some((claim, _)) if claim.start < device.end => {
+                    Err(PciSetupError::OverlapsDevice {
+                        pci: claim.clone(),
+                        device,
+                        node: NodeName::new(child.name()),
+                    })
+                }
                 _ => Ok(()),
             }
         };
@@ -192,13 +194,13 @@ pub(super) fn refuse_device_overlaps(
 
 /// Calls `visit` with the CPU range of each whole entry of `value`: `skipped_cells` cells that are
 /// not read (a child address in `ranges`), then an address and a size of `cells`. Empty ranges
-/// are not visited; one that overflows is [`PciError::Overflow`].
+/// are not visited; one that overflows is [`PciSetupError::Overflow`].
 fn for_each_range(
     mut value: &[u8],
     skipped_cells: u32,
     cells: Cells,
-    visit: &impl Fn(Range<u64>) -> Result<(), PciError>,
-) -> Result<(), PciError> {
+    visit: &impl Fn(Range<u64>) -> Result<(), PciSetupError>,
+) -> Result<(), PciSetupError> {
     let entry = 4 * (u64::from(skipped_cells) + u64::from(cells.address) + u64::from(cells.size));
     while value.len() as u64 >= entry {
         let (Some(()), Some(start), Some(size)) = (

@@ -4,7 +4,9 @@
 //! The running PCI root complex: configuration space and windows mapped as device memory, BARs
 //! assigned, devices enumerated.
 
-use super::{bar_pages, capability_loop, BarAllocator, CamKind, PciError, PciInfo, TransportError};
+use super::{
+    bar_pages, capability_loop, BarAllocator, CamKind, PciInfo, PciSetupError, TransportError,
+};
 use crate::fdt::Fdt;
 use crate::memory::MemoryTracker;
 use crate::virtio::VirtioTransport;
@@ -109,7 +111,7 @@ impl PciDevice {
 }
 
 /// The PCI root complex from the device tree, ready for drivers.
-pub struct PciRoot {
+pub struct PciBus {
     root: bus::PciRoot<CamAccess>,
     info: PciInfo,
     devices: Vec<PciDevice>,
@@ -119,14 +121,14 @@ fn to_usize_range(range: &Range<u64>) -> Range<usize> {
     range.start as usize..range.end as usize
 }
 
-impl PciRoot {
+impl PciBus {
     /// Finds the host bridge in `fdt`, checks it against the tracker's RAM and MMIO ranges, maps
     /// its configuration space as device memory, assigns every memory BAR that the VMM left
     /// unassigned (or placed outside the usable windows), maps the pages of every BAR as device
     /// memory, and enables memory decoding and bus mastering on every type 0 function of its
     /// buses. Only BARs are mapped, not whole windows: under the hypervisor's MMIO guard every
     /// mapped page is registered, and a window is up to hundreds of MiB.
-    pub fn new(fdt: &Fdt, tracker: &mut MemoryTracker) -> Result<Self, PciError> {
+    pub fn new(fdt: &Fdt, tracker: &mut MemoryTracker) -> Result<Self, PciSetupError> {
         let info = PciInfo::from_fdt(fdt)?;
         let as_u64 = |range: &Range<usize>| range.start as u64..range.end as u64;
         let windows = info.usable_windows(&as_u64(tracker.ram()), &as_u64(tracker.mmio()))?;
@@ -134,7 +136,7 @@ impl PciRoot {
         // SAFETY: The tracker just mapped configuration space as device memory, and refuses to
         // map it again; only this CamAccess uses it.
         let cam = unsafe { CamAccess::new(&info) }
-            .ok_or(PciError::Config("configuration space at address 0"))?;
+            .ok_or(PciSetupError::Config("configuration space at address 0"))?;
         let mut root = bus::PciRoot::new(cam);
         let mut devices = Vec::new();
         for bus_number in info.bus_range.clone() {
@@ -204,9 +206,9 @@ impl PciRoot {
     }
 }
 
-fn bar_error(error: bus::PciError) -> PciError {
+fn bar_error(error: bus::PciError) -> PciSetupError {
     match error {
-        bus::PciError::InvalidBarType => PciError::Config("invalid BAR type"),
+        bus::PciError::InvalidBarType => PciSetupError::Config("invalid BAR type"),
     }
 }
 
@@ -216,7 +218,7 @@ fn assign_bars(
     root: &mut bus::PciRoot<CamAccess>,
     devices: &[PciDevice],
     mut allocator: BarAllocator<'_>,
-) -> Result<Vec<Range<u64>>, PciError> {
+) -> Result<Vec<Range<u64>>, PciSetupError> {
     let mut unplaced = Vec::new();
     for device in devices {
         let bars = root.bars(device.function).map_err(bar_error)?;
@@ -236,7 +238,7 @@ fn assign_bars(
             let range = address
                 ..address
                     .checked_add(size)
-                    .ok_or(PciError::Overflow(address))?;
+                    .ok_or(PciSetupError::Overflow(address))?;
             if !allocator.reserve(&range)? {
                 unplaced.push((
                     device.function,
@@ -254,10 +256,13 @@ fn assign_bars(
                 let address = allocator.allocate(size, true, prefetchable)?;
                 root.set_bar_64(function, index, address);
             }
-            MemoryBarType::Below1MiB => return Err(PciError::Config("a BAR must lie below 1 MiB")),
+            MemoryBarType::Below1MiB => {
+                return Err(PciSetupError::Config("a BAR must lie below 1 MiB"))
+            }
             MemoryBarType::Width32 => {
                 let address = allocator.allocate(size, false, prefetchable)?;
-                let address32 = u32::try_from(address).map_err(|_| PciError::Overflow(address))?;
+                let address32 =
+                    u32::try_from(address).map_err(|_| PciSetupError::Overflow(address))?;
                 root.set_bar_32(function, index, address32);
             }
         }

@@ -81,7 +81,7 @@ fn aligned(blob: &[u8]) -> Vec<u64> {
     words
 }
 
-fn decode(blob: &[u8]) -> Result<PciInfo, PciError> {
+fn decode(blob: &[u8]) -> Result<PciInfo, PciSetupError> {
     let words = aligned(blob);
     // SAFETY: As in aligned: the bytes of words.
     let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<u8>(), blob.len()) };
@@ -166,7 +166,7 @@ fn qemu_default_tree_has_high_ecam() {
     );
     assert_eq!(
         info.usable_windows(&RAM, &MMIO),
-        Err(PciError::CamOutsideMmio {
+        Err(PciSetupError::CamOutsideMmio {
             cam: 0x40_1000_0000..0x40_2000_0000,
             mmio: MMIO
         })
@@ -238,15 +238,15 @@ fn interrupt_map_errors() {
     );
     assert_eq!(
         decode(&bridge_with_interrupts(&good[..7], 3)),
-        Err(PciError::BadLength("interrupt-map"))
+        Err(PciSetupError::BadLength("interrupt-map"))
     );
     assert_eq!(
         decode(&bridge_with_interrupts(&[0x800, 0, 0, 1, 2, 0, 4, 4], 3)),
-        Err(PciError::UnknownInterruptParent(2))
+        Err(PciSetupError::UnknownInterruptParent(2))
     );
     assert_eq!(
         decode(&bridge_with_interrupts(&good, 0x7fff_ffff)),
-        Err(PciError::BadInterruptParent(1))
+        Err(PciSetupError::BadInterruptParent(1))
     );
 }
 
@@ -270,26 +270,26 @@ fn crosvm_like_cam_bridge() {
 
 #[test]
 fn hostile_bridges_are_errors() {
-    let cases: &[(&[u32], PciError)] = &[
+    let cases: &[(&[u32], PciSetupError)] = &[
         (
             &[0x0200_0000, 0, 0x8000_0000, 0, 0x8000_0000, 0, 0x1000],
-            PciError::OverlapsRam(0x8000_0000..0x8000_1000),
+            PciSetupError::OverlapsRam(0x8000_0000..0x8000_1000),
         ),
         (
             &[0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0],
-            PciError::EmptyWindow(0x1000_0000),
+            PciSetupError::EmptyWindow(0x1000_0000),
         ),
         (
             &[0x0300_0000, 0, 0, 0xffff_ffff, 0xffff_0000, 0x1, 0],
-            PciError::Overflow(0xffff_ffff_ffff_0000),
+            PciSetupError::Overflow(0xffff_ffff_ffff_0000),
         ),
         (
             &[0x0200_0000, 0, 0xffff_0000, 0, 0x1000_0000, 0, 0x2_0000],
-            PciError::BadSpace(0x0200_0000),
+            PciSetupError::BadSpace(0x0200_0000),
         ),
         (
             &[0x0000_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0x1000],
-            PciError::BadSpace(0),
+            PciSetupError::BadSpace(0),
         ),
         (
             &[
@@ -308,11 +308,11 @@ fn hostile_bridges_are_errors() {
                 0,
                 0x1000,
             ],
-            PciError::WindowsOverlap(0x1000_0000..0x1000_2000, 0x1000_1000..0x1000_2000),
+            PciSetupError::WindowsOverlap(0x1000_0000..0x1000_2000, 0x1000_1000..0x1000_2000),
         ),
         (
             &[0x0200_0000, 0, 0x1000_0000],
-            PciError::BadLength("ranges"),
+            PciSetupError::BadLength("ranges"),
         ),
     ];
     for (ranges, expected) in cases {
@@ -331,27 +331,27 @@ fn hostile_cells_reg_and_bus_ranges_are_errors() {
     };
     assert!(matches!(
         replace("#address-cells", &[2]),
-        Err(PciError::BadCells { address: 2, .. })
+        Err(PciSetupError::BadCells { address: 2, .. })
     ));
     assert_eq!(
         replace("#address-cells", &[0xffff_ffff]),
-        Err(PciError::Fdt(FdtError::BadCells))
+        Err(PciSetupError::Fdt(FdtError::BadCells))
     );
     assert!(matches!(
         replace("#size-cells", &[3]),
-        Err(PciError::BadCells { size: 3, .. })
+        Err(PciSetupError::BadCells { size: 3, .. })
     ));
     assert_eq!(
         replace("bus-range", &[2, 1]),
-        Err(PciError::BadBusRange(2, 1))
+        Err(PciSetupError::BadBusRange(2, 1))
     );
     assert_eq!(
         replace("bus-range", &[0, 256]),
-        Err(PciError::BadBusRange(0, 256))
+        Err(PciSetupError::BadBusRange(0, 256))
     );
     assert_eq!(
         replace("bus-range", &[0]),
-        Err(PciError::BadLength("bus-range"))
+        Err(PciSetupError::BadLength("bus-range"))
     );
     assert_eq!(
         replace("bus-range", &[0, 1]).map(|info| info.cam_range),
@@ -359,26 +359,26 @@ fn hostile_cells_reg_and_bus_ranges_are_errors() {
     );
     assert_eq!(
         replace("reg", &[0, 0x1_0000]),
-        Err(PciError::BadLength("reg"))
+        Err(PciSetupError::BadLength("reg"))
     );
     assert_eq!(
         replace("reg", &[0, 0x1_0000, 0, 0x1000]),
-        Err(PciError::CamTooSmall {
+        Err(PciSetupError::CamTooSmall {
             size: 0x1000,
             needed: 0x1_0000
         })
     );
     assert_eq!(
         replace("reg", &[0xffff_ffff, 0xffff_0000, 0, 0x1_0000]),
-        Err(PciError::Overflow(0xffff_ffff_ffff_0000))
+        Err(PciSetupError::Overflow(0xffff_ffff_ffff_0000))
     );
     let far = replace("reg", &[0x100, 0, 0, 0x1_0000]).unwrap();
     assert!(matches!(
         far.usable_windows(&RAM, &MMIO),
-        Err(PciError::CamOutsideMmio { .. })
+        Err(PciSetupError::CamOutsideMmio { .. })
     ));
     let empty = FdtBuilder::new().begin("").end().build();
-    assert_eq!(decode(&empty), Err(PciError::NoHostBridge));
+    assert_eq!(decode(&empty), Err(PciSetupError::NoHostBridge));
 }
 
 /// A CAM bridge whose `ranges` has `windows` 32-bit windows of 4 KiB (not overlapping),
@@ -436,7 +436,7 @@ fn interrupt_map_larger_than_the_heap_is_refused_by_name() {
     let result = with_heap(64 << 10, || PciInfo::from_fdt(&fdt));
     assert_eq!(
         result,
-        Err(PciError::NoMemory {
+        Err(PciSetupError::NoMemory {
             what: "interrupt-map",
             bytes: 2_100 * size_of::<InterruptMapEntry>()
         })
@@ -461,7 +461,7 @@ fn ranges_larger_than_the_heap_are_refused_by_name() {
     let result = with_heap(256 << 10, || PciInfo::from_fdt(&fdt));
     assert_eq!(
         result,
-        Err(PciError::NoMemory {
+        Err(PciSetupError::NoMemory {
             what: "ranges",
             bytes: 12_000 * size_of::<Window>()
         })
@@ -560,12 +560,12 @@ fn windows_over_other_devices_are_refused() {
     let over_ram = decode(&bridge_among_devices(0x3f00_0000, 0x8000_0000..0x8000_1000));
     assert_eq!(
         over_ram.unwrap().usable_windows(&RAM, &(0..0x1_0000_0000)),
-        Err(PciError::OverlapsRam(0x8000_0000..0x8000_1000))
+        Err(PciSetupError::OverlapsRam(0x8000_0000..0x8000_1000))
     );
     // Over the GIC's redistributors (its second reg entry).
     assert_eq!(
         refused(0x3f00_0000, 0x810_0000..0x3eff_0000),
-        PciError::OverlapsDevice {
+        PciSetupError::OverlapsDevice {
             pci: 0x810_0000..0x3eff_0000,
             device: 0x80a_0000..0x900_0000,
             node: NodeName::new(b"intc@8000000"),
@@ -581,17 +581,17 @@ fn windows_over_other_devices_are_refused() {
     // Over a translated bus's window.
     assert!(matches!(
         refused(0x3f00_0000, 0xd00_0000..0xd00_1000),
-        PciError::OverlapsDevice { node, .. } if node == NodeName::new(b"platform-bus@c000000")
+        PciSetupError::OverlapsDevice { node, .. } if node == NodeName::new(b"platform-bus@c000000")
     ));
     // Configuration space over the GIC.
     assert!(matches!(
         refused(0x800_8000, 0x1000_0000..0x3eff_0000),
-        PciError::OverlapsDevice { pci, .. } if pci == (0x800_8000..0x801_8000)
+        PciSetupError::OverlapsDevice { pci, .. } if pci == (0x800_8000..0x801_8000)
     ));
     // Configuration space inside a window.
     assert_eq!(
         refused(0x2000_0000, 0x1000_0000..0x3eff_0000),
-        PciError::WindowsOverlap(0x2000_0000..0x2001_0000, 0x1000_0000..0x3eff_0000)
+        PciSetupError::WindowsOverlap(0x2000_0000..0x2001_0000, 0x1000_0000..0x3eff_0000)
     );
 }
 
