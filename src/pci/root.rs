@@ -10,11 +10,13 @@ use super::{
 use crate::fdt::Fdt;
 use crate::memory::MemoryTracker;
 use crate::virtio::VirtioTransport;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::{Deref, Range};
 use core::ptr::NonNull;
 use safe_mmio::fields::ReadPureWrite;
 use safe_mmio::UniqueMmioPointer;
+use spin::mutex::SpinMutex;
 use virtio_drivers::transport::pci::bus::{
     self, BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType,
     MemoryBarType,
@@ -27,8 +29,14 @@ const ABSENT: u32 = u32::MAX;
 
 /// Configuration space reached through memory (CAM or ECAM), limited to the buses the device
 /// tree gave: functions on other buses read as absent and ignore writes.
+///
+/// There is one `UniqueMmioPointer` to configuration space, as `safe-mmio` requires, however many
+/// copies `virtio-drivers` makes ([`ConfigurationAccess::unsafe_clone`], for enumerating a bus
+/// while the bus is borrowed): they share it, one access at a time, and a copy only reads.
 pub struct CamAccess {
-    mmio: UniqueMmioPointer<'static, [ReadPureWrite<u32>]>,
+    mmio: Arc<SpinMutex<UniqueMmioPointer<'static, [ReadPureWrite<u32>]>>>,
+    /// Whether writes go through: false for the read-only copies.
+    writable: bool,
     cam: CamKind,
     first_bus: u8,
     buses: usize,
@@ -44,9 +52,12 @@ impl CamAccess {
     pub unsafe fn new(info: &PciInfo) -> Option<Self> {
         let words = (info.cam_range.end - info.cam_range.start) as usize / 4;
         let base = NonNull::new(info.cam_range.start as *mut ReadPureWrite<u32>)?;
+        // SAFETY: The caller promises the range is mapped device memory used by nothing else;
+        // this is the only pointer made to it, and the copies share it.
+        let mmio = unsafe { UniqueMmioPointer::new(NonNull::slice_from_raw_parts(base, words)) };
         Some(Self {
-            // SAFETY: The caller promises the range is mapped device memory used by nothing else.
-            mmio: unsafe { UniqueMmioPointer::new(NonNull::slice_from_raw_parts(base, words)) },
+            mmio: Arc::new(SpinMutex::new(mmio)),
+            writable: true,
             cam: info.cam,
             first_bus: *info.bus_range.start(),
             buses: usize::from(*info.bus_range.end() - *info.bus_range.start()) + 1,
@@ -67,26 +78,32 @@ impl CamAccess {
 
 impl ConfigurationAccess for CamAccess {
     fn read_word(&self, function: DeviceFunction, register: u8) -> u32 {
-        self.word_index(function, register)
-            .and_then(|index| Deref::deref(&self.mmio).get(index))
+        let Some(index) = self.word_index(function, register) else {
+            return ABSENT;
+        };
+        let mmio = self.mmio.lock();
+        Deref::deref(&*mmio)
+            .get(index)
             .map_or(ABSENT, |word| word.read())
     }
 
     fn write_word(&mut self, function: DeviceFunction, register: u8, data: u32) {
+        if !self.writable {
+            return;
+        }
         if let Some(index) = self.word_index(function, register) {
-            if let Some(mut word) = self.mmio.get(index) {
+            if let Some(mut word) = self.mmio.lock().get(index) {
                 word.write(data);
             }
         }
     }
 
+    /// A copy that shares this one's MMIO pointer and ignores writes. Being safe to make and to
+    /// use, it asks nothing of the caller beyond what the trait does.
     unsafe fn unsafe_clone(&self) -> Self {
         Self {
-            // SAFETY: The caller of unsafe_clone promises to only read read-only registers
-            // through the copy; the pointer is the one this instance was built with.
-            mmio: unsafe {
-                UniqueMmioPointer::new(NonNull::new(self.mmio.ptr().cast_mut()).unwrap())
-            },
+            mmio: Arc::clone(&self.mmio),
+            writable: false,
             cam: self.cam,
             first_bus: self.first_bus,
             buses: self.buses,
