@@ -27,7 +27,9 @@ use vmbase::fdt::editor::FdtEditor;
 use vmbase::fdt::{Fdt, FdtError};
 use vmbase::layout::{Layout, PAGE_SIZE};
 use vmbase::linux::{ImageError, ImageHeader};
-use vmbase::memory::{flushed_zeroize, whole_pages, MemoryTracker, MemoryTrackerError};
+use vmbase::memory::{
+    flushed_zeroize, whole_pages, AddressRange, MemoryTracker, MemoryTrackerError,
+};
 use vmbase::paging::PageTable;
 use vmbase::{configure_heap, main, power, println, rand};
 
@@ -62,7 +64,7 @@ enum Refusal {
     /// The device tree describes no RAM.
     NoMemory,
     /// The first `/memory` range holds no whole page.
-    NoWholePage(Range<u64>),
+    NoWholePage(AddressRange),
     /// The tree, kernel and initrd are not where they can be booted from.
     Layout(LayoutError),
     /// The kernel is not an arm64 `Image` this firmware can boot.
@@ -84,11 +86,7 @@ impl fmt::Display for Refusal {
             Self::NoDeviceTree(x0) => write!(f, "no valid device tree at x0 = {x0:#x}"),
             Self::DeviceTree(error) => write!(f, "bad device tree: {error}"),
             Self::NoMemory => write!(f, "the device tree has no /memory"),
-            Self::NoWholePage(memory) => write!(
-                f,
-                "/memory ({:#x}..{:#x}) holds no whole page",
-                memory.start, memory.end
-            ),
+            Self::NoWholePage(memory) => write!(f, "/memory ({memory}) holds no whole page"),
             Self::Layout(error) => write!(f, "{error}"),
             Self::Kernel(error) => write!(f, "the kernel is not a bootable arm64 Image: {error}"),
             Self::NoRoomForKernel(Some(part)) => write!(
@@ -144,7 +142,7 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     let ram = whole_pages(&memory).ok_or(Refusal::NoWholePage(memory))?;
     let chosen = fdt.chosen()?;
     let has_chosen = chosen.is_some();
-    let initrd = chosen.and_then(|chosen| chosen.initrd);
+    let initrd = chosen.and_then(|chosen| chosen.initrd).map(Range::from);
     let layout = Layout::current();
     let handoff = Handoff {
         fdt: checks::range(x0, FDT_REGION_SIZE).ok_or(LayoutError::Empty(Part::Fdt))?,

@@ -351,6 +351,7 @@ mod tests {
     use super::super::tests::{crosvm_like, qemu_virt, FdtBuilder};
     use super::super::walk::FDT_NOP;
     use super::*;
+    use crate::memory::AddressRange;
     use std::process::Command;
 
     /// Runs dtc, which `tools/install-deps.sh` installs (package `device-tree-compiler`).
@@ -487,9 +488,15 @@ mod tests {
         let fdt = Fdt::new(&blob).unwrap();
         fdt.check().unwrap();
         let memory: Vec<_> = fdt.memory().unwrap().map(Result::unwrap).collect();
-        assert_eq!(memory, [0x8000_0000..0x8000_1000, 0x9000_0000..0x9000_2000]);
+        assert_eq!(
+            memory,
+            [
+                AddressRange::from(0x8000_0000..0x8000_1000),
+                AddressRange::from(0x9000_0000..0x9000_2000)
+            ]
+        );
         let chosen = fdt.chosen().unwrap().unwrap();
-        assert_eq!(chosen.initrd, Some(0x100..0x200));
+        assert_eq!(chosen.initrd, Some(AddressRange::from(0x100..0x200)));
         let (alias, _) = split_stdout_path(chosen.stdout_path.unwrap());
         let uart = fdt.resolve(alias).unwrap().unwrap();
         assert_eq!(uart.name(), b"serial@100");

@@ -8,7 +8,7 @@
 use super::node::{Node, Property};
 use super::walk::Stop;
 use super::{c_string, node_name_matches, Cells, Entries, Fdt, FdtError, MAX_DEPTH};
-use core::ops::Range;
+use crate::memory::AddressRange;
 
 /// The properties of a node ([`Node::properties`]).
 pub struct Properties<'a> {
@@ -117,13 +117,12 @@ pub struct MemoryRanges<'a> {
 }
 
 impl MemoryRanges<'_> {
-    fn step(&mut self) -> Result<Option<Range<u64>>, FdtError> {
+    fn step(&mut self) -> Result<Option<AddressRange>, FdtError> {
         loop {
             if let Some([address, size]) = self.reg.as_mut().and_then(Iterator::next) {
-                let end = address
-                    .checked_add(size)
+                let range = AddressRange::new(address, size)
                     .ok_or(FdtError::RegOverflow { address, size })?;
-                return Ok(Some(address..end));
+                return Ok(Some(range));
             }
             let Some(node) = self.nodes.next().transpose()? else {
                 return Ok(None);
@@ -140,7 +139,7 @@ impl MemoryRanges<'_> {
 }
 
 impl Iterator for MemoryRanges<'_> {
-    type Item = Result<Range<u64>, FdtError>;
+    type Item = Result<AddressRange, FdtError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let step = self.step();

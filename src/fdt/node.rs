@@ -10,7 +10,7 @@ use super::{
     c_string, components, node_name_matches, read_cells, Cells, Fdt, FdtError, MAX_DEPTH,
     MAX_VALUE_CELLS,
 };
-use core::ops::Range;
+use crate::memory::AddressRange;
 
 /// A node of the tree: a cursor at its `FDT_BEGIN_NODE` token.
 #[derive(Clone, Copy, Debug)]
@@ -42,7 +42,7 @@ pub struct Chosen<'a> {
     /// `stdout-path`, without its NUL ([`Fdt::stdout`] finds the node it names).
     pub stdout_path: Option<&'a [u8]>,
     /// `linux,initrd-start` to `linux,initrd-end`.
-    pub initrd: Option<Range<u64>>,
+    pub initrd: Option<AddressRange>,
 }
 
 impl<'a> Fdt<'a> {
@@ -176,10 +176,9 @@ impl<'a> Fdt<'a> {
             (None, None) => None,
             (Some(start), Some(end)) => {
                 let (start, end) = (one_or_two_cells(start)?, one_or_two_cells(end)?);
-                if end < start {
-                    return Err(FdtError::InitrdEndBeforeStart { start, end });
-                }
-                Some(start..end)
+                let range = AddressRange::from_bounds(start, end)
+                    .ok_or(FdtError::InitrdEndBeforeStart { start, end })?;
+                Some(range)
             }
             (Some(_), None) => return Err(FdtError::InitrdHalf("linux,initrd-end")),
             (None, Some(_)) => return Err(FdtError::InitrdHalf("linux,initrd-start")),

@@ -6,6 +6,7 @@
 use super::header::*;
 use super::walk::*;
 use super::*;
+use crate::memory::AddressRange;
 
 /// Builds FDT blobs for tests.
 pub(crate) struct FdtBuilder {
@@ -218,7 +219,10 @@ fn qemu_virt_nodes_and_properties() {
     );
     assert!(fdt.node(b"/pl011@1").unwrap().is_none());
     let memory: Vec<_> = fdt.memory().unwrap().map(Result::unwrap).collect();
-    assert_eq!(memory, vec![0x4000_0000..0x4000_0000 + 0x52c0_0000]);
+    assert_eq!(
+        memory,
+        vec![AddressRange::from(0x4000_0000..0x4000_0000 + 0x52c0_0000)]
+    );
     let chosen = fdt.chosen().unwrap().unwrap();
     assert_eq!(chosen.stdout_path, Some(&b"/pl011@9000000"[..]));
     assert_eq!(chosen.initrd, None);
@@ -266,7 +270,10 @@ fn aliases_and_translated_buses() {
     fdt.check().unwrap();
     let chosen = fdt.chosen().unwrap().unwrap();
     assert_eq!(chosen.bootargs, Some(&b"console=ttyS0"[..]));
-    assert_eq!(chosen.initrd, Some(0x8100_0000..0x8200_0000));
+    assert_eq!(
+        chosen.initrd,
+        Some(AddressRange::from(0x8100_0000..0x8200_0000))
+    );
     let (path, options) = split_stdout_path(chosen.stdout_path.unwrap());
     assert_eq!((path, options), (&b"serial0"[..], &b"115200n8"[..]));
     let uart = fdt.resolve(path).unwrap().unwrap();
@@ -315,7 +322,7 @@ fn absurd_cells_and_values_are_errors() {
     let fdt = Fdt::new(&wraps).unwrap();
     assert_eq!(
         fdt.memory().unwrap().next(),
-        Some(Ok(0xffff_ffff..0x1_ffff_fffe))
+        Some(Ok(AddressRange::from(0xffff_ffff..0x1_ffff_fffe)))
     );
 
     let overflows = tree(2, &[0xffff_ffff, 0xffff_f000, 0x1000]);

@@ -4,8 +4,8 @@
 //! Why the PCI host bridge could not be used.
 
 use crate::fdt::FdtError;
+use crate::memory::AddressRange;
 use core::fmt;
-use core::ops::Range;
 
 /// The name of a device tree node as an error holds it: its first [`NodeName::CAPACITY`] bytes.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -81,14 +81,14 @@ pub enum PciSetupError {
     /// A `ranges` entry names configuration space or a 32-bit window above 4 GiB; holds `phys.hi`.
     BadSpace(u32),
     /// Two windows, or a window and configuration space, overlap.
-    WindowsOverlap(Range<u64>, Range<u64>),
+    WindowsOverlap(AddressRange, AddressRange),
     /// A window or configuration space overlaps the registers (`reg`) or bus (`ranges`) of
     /// another node of the tree: the GIC, a UART, any device.
     OverlapsDevice {
         /// The bridge's range (configuration space or a window's CPU addresses).
-        pci: Range<u64>,
+        pci: AddressRange,
         /// The other node's range.
-        device: Range<u64>,
+        device: AddressRange,
         /// The other node's name.
         node: NodeName,
     },
@@ -101,16 +101,16 @@ pub enum PciSetupError {
         bytes: usize,
     },
     /// A range lies (partly) in RAM.
-    OverlapsRam(Range<u64>),
+    OverlapsRam(AddressRange),
     /// Configuration space lies outside the MMIO range this guest maps devices in.
     CamOutsideMmio {
         /// Configuration space.
-        cam: Range<u64>,
+        cam: AddressRange,
         /// The MMIO range devices may use.
-        mmio: Range<u64>,
+        mmio: AddressRange,
     },
     /// A memory window translates PCI addresses to other CPU addresses; holds its CPU range.
-    TranslatedWindow(Range<u64>),
+    TranslatedWindow(AddressRange),
     /// No memory window lies in the MMIO range, so no BAR can be assigned.
     NoMemoryWindow,
     /// A BAR of this size (and kind) fits in no window.

@@ -23,10 +23,10 @@ pub use ranges::{decode_ranges, Space, Window};
 pub use root::{CamAccess, PciBus};
 
 use crate::fdt::{read_cells, Fdt, Node, MAX_VALUE_CELLS};
-use crate::memory::overlaps;
+use crate::memory::AddressRange;
 use alloc::vec::Vec;
 use core::mem::size_of;
-use core::ops::{Range, RangeInclusive};
+use core::ops::RangeInclusive;
 use interrupts::InterruptParents;
 use ranges::{refuse_device_overlaps, sorted_apart};
 
@@ -79,7 +79,7 @@ pub struct PciInfo {
     /// How configuration space is reached.
     pub cam: CamKind,
     /// The CPU addresses of configuration space, as far as `bus-range` uses it.
-    pub cam_range: Range<u64>,
+    pub cam_range: AddressRange,
     /// The buses behind the bridge.
     pub bus_range: RangeInclusive<u8>,
     /// The windows of `ranges`, I/O included.
@@ -91,11 +91,8 @@ pub struct PciInfo {
     pub interrupt_map: Vec<InterruptMapEntry>,
 }
 
-fn checked_range(start: u64, size: u64) -> Result<Range<u64>, PciSetupError> {
-    let end = start
-        .checked_add(size)
-        .ok_or(PciSetupError::Overflow(start))?;
-    Ok(start..end)
+fn checked_range(start: u64, size: u64) -> Result<AddressRange, PciSetupError> {
+    AddressRange::new(start, size).ok_or(PciSetupError::Overflow(start))
 }
 
 /// An empty vector with room for `count` elements, or [`PciSetupError::NoMemory`] naming `what`
@@ -209,13 +206,14 @@ impl PciInfo {
             });
         }
         checked_range(cam_start, cam_size)?;
-        let cam_range = cam_start..cam_start + needed;
+        // No larger than reg, which does not overflow.
+        let cam_range = checked_range(cam_start, needed)?;
         let ranges = node
             .property(b"ranges")?
             .ok_or(PciSetupError::Missing("ranges"))?;
         let windows = decode_ranges(ranges, parent.address, cells.size)?;
         let claims = sorted_apart(
-            core::iter::once(cam_range.clone()).chain(windows.iter().map(|w| w.cpu_range.clone())),
+            core::iter::once(cam_range).chain(windows.iter().map(|w| w.cpu_range)),
             windows.len() + 1,
         )?;
         refuse_device_overlaps(&fdt.root()?, node.offset(), &claims, 0)?;
@@ -255,28 +253,27 @@ impl PciInfo {
     /// windows elsewhere (QEMU's 64-bit window above 512 GiB) are left unused.
     pub fn usable_windows(
         &self,
-        ram: &Range<u64>,
-        mmio: &Range<u64>,
+        ram: &AddressRange,
+        mmio: &AddressRange,
     ) -> Result<Vec<Window>, PciSetupError> {
-        let inside = |range: &Range<u64>| mmio.start <= range.start && range.end <= mmio.end;
         for range in
             core::iter::once(&self.cam_range).chain(self.windows.iter().map(|w| &w.cpu_range))
         {
-            if overlaps(range, ram) {
-                return Err(PciSetupError::OverlapsRam(range.clone()));
+            if range.overlaps(ram) {
+                return Err(PciSetupError::OverlapsRam(*range));
             }
         }
-        if !inside(&self.cam_range) {
+        if !mmio.covers(&self.cam_range) {
             return Err(PciSetupError::CamOutsideMmio {
-                cam: self.cam_range.clone(),
-                mmio: mmio.clone(),
+                cam: self.cam_range,
+                mmio: *mmio,
             });
         }
-        let is_usable = |window: &&Window| window.is_memory() && inside(&window.cpu_range);
+        let is_usable = |window: &&Window| window.is_memory() && mmio.covers(&window.cpu_range);
         let mut usable = vec_for(self.windows.iter().filter(is_usable).count(), "ranges")?;
         for window in self.windows.iter().filter(is_usable) {
-            if window.pci_address != window.cpu_range.start {
-                return Err(PciSetupError::TranslatedWindow(window.cpu_range.clone()));
+            if window.pci_address != window.cpu_range.start() {
+                return Err(PciSetupError::TranslatedWindow(window.cpu_range));
             }
             usable.push(window.clone());
         }

@@ -10,9 +10,8 @@ use super::{
     SPACE_CODE_MASK, SPACE_CODE_SHIFT,
 };
 use crate::fdt::{read_cells, skip_cells, Cells, Node, MAX_VALUE_CELLS};
-use crate::memory::overlaps;
+use crate::memory::AddressRange;
 use alloc::vec::Vec;
-use core::ops::Range;
 
 /// The address space of a `ranges` entry (the `ss` field of `phys.hi`).
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -37,13 +36,13 @@ pub struct Window {
     /// The first PCI bus address.
     pub pci_address: u64,
     /// The CPU physical addresses of the window.
-    pub cpu_range: Range<u64>,
+    pub cpu_range: AddressRange,
 }
 
 impl Window {
     /// The PCI bus addresses of the window.
-    pub fn pci_range(&self) -> Range<u64> {
-        self.pci_address..self.pci_address + (self.cpu_range.end - self.cpu_range.start)
+    pub fn pci_range(&self) -> Option<AddressRange> {
+        AddressRange::new(self.pci_address, self.cpu_range.len())
     }
 
     /// Whether devices can put memory BARs in the window.
@@ -90,7 +89,8 @@ pub fn decode_ranges(
         }
         let cpu_range = checked_range(cpu_address, size)?;
         let pci_range = checked_range(pci_address, size)?;
-        if space == Space::Configuration || (space == Space::Memory32 && pci_range.end > FOUR_GIB) {
+        if space == Space::Configuration || (space == Space::Memory32 && pci_range.end() > FOUR_GIB)
+        {
             return Err(PciSetupError::BadSpace(phys_hi));
         }
         windows.push(Window {
@@ -100,7 +100,7 @@ pub fn decode_ranges(
             cpu_range,
         });
     }
-    sorted_apart(windows.iter().map(|w| w.cpu_range.clone()), windows.len())?;
+    sorted_apart(windows.iter().map(|w| w.cpu_range), windows.len())?;
     Ok(windows)
 }
 
@@ -108,20 +108,20 @@ pub fn decode_ranges(
 /// not to overlap each other; otherwise [`PciSetupError::WindowsOverlap`] names two that do, the
 /// earlier one first. Sorted and apart, they also end in order, which a binary search uses.
 pub(super) fn sorted_apart(
-    ranges: impl Iterator<Item = Range<u64>>,
+    ranges: impl Iterator<Item = AddressRange>,
     count: usize,
-) -> Result<Vec<(Range<u64>, usize)>, PciSetupError> {
-    let mut sorted: Vec<(Range<u64>, usize)> = vec_for(count, "ranges")?;
+) -> Result<Vec<(AddressRange, usize)>, PciSetupError> {
+    let mut sorted: Vec<(AddressRange, usize)> = vec_for(count, "ranges")?;
     sorted.extend(ranges.zip(0..));
     // In place: a stable sort would allocate.
-    sorted.sort_unstable_by_key(|(range, index)| (range.start, *index));
+    sorted.sort_unstable_by_key(|(range, index)| (range.start(), *index));
     for pair in sorted.windows(2) {
         let [(a, a_index), (b, b_index)] = pair else {
             continue;
         };
-        if overlaps(a, b) {
+        if a.overlaps(b) {
             let (first, second) = if a_index < b_index { (a, b) } else { (b, a) };
-            return Err(PciSetupError::WindowsOverlap(first.clone(), second.clone()));
+            return Err(PciSetupError::WindowsOverlap(*first, *second));
         }
     }
     Ok(sorted)
@@ -139,7 +139,7 @@ pub(super) fn sorted_apart(
 pub(super) fn refuse_device_overlaps(
     bus: &Node,
     bridge: usize,
-    claims: &[(Range<u64>, usize)],
+    claims: &[(AddressRange, usize)],
     depth: usize,
 ) -> Result<(), PciSetupError> {
     let bus_cells = bus.cells()?;
@@ -155,16 +155,14 @@ pub(super) fn refuse_device_overlaps(
         if child.offset() == bridge || device_type == Some(b"memory") {
             continue;
         }
-        let refuse_overlap = |device: Range<u64>| -> Result<(), PciSetupError> {
-            let after = claims.partition_point(|(claim, _)| claim.end <= device.start);
+        let refuse_overlap = |device: AddressRange| -> Result<(), PciSetupError> {
+            let after = claims.partition_point(|(claim, _)| claim.end() <= device.start());
             match claims.get(after) {
-                Some((claim, _)) if claim.start < device.end => {
-                    Err(PciSetupError::OverlapsDevice {
-                        pci: claim.clone(),
-                        device,
-                        node: NodeName::new(child.name()),
-                    })
-                }
+                Some((claim, _)) if claim.overlaps(&device) => Err(PciSetupError::OverlapsDevice {
+                    pci: *claim,
+                    device,
+                    node: NodeName::new(child.name()),
+                }),
                 _ => Ok(()),
             }
         };
@@ -199,7 +197,7 @@ fn for_each_range(
     mut value: &[u8],
     skipped_cells: u32,
     cells: Cells,
-    visit: &impl Fn(Range<u64>) -> Result<(), PciSetupError>,
+    visit: &impl Fn(AddressRange) -> Result<(), PciSetupError>,
 ) -> Result<(), PciSetupError> {
     let entry = 4 * (u64::from(skipped_cells) + u64::from(cells.address) + u64::from(cells.size));
     while value.len() as u64 >= entry {

@@ -8,7 +8,7 @@ use super::{
     bar_pages, capability_loop, BarAllocator, CamKind, PciInfo, PciSetupError, TransportError,
 };
 use crate::fdt::Fdt;
-use crate::memory::MemoryTracker;
+use crate::memory::{AddressRange, MemoryTracker};
 use crate::virtio::VirtioTransport;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -43,15 +43,17 @@ pub struct CamAccess {
 }
 
 impl CamAccess {
-    /// Configuration space of `info`'s buses at its CPU address, or `None` if that is 0.
+    /// Configuration space of `info`'s buses at its CPU address, or `None` if that is 0 (or
+    /// more than the guest can address).
     ///
     /// # Safety
     ///
     /// `info.cam_range` must be mapped as device memory for the rest of the program, hold the
     /// bridge's configuration space, and be accessed through nothing else.
     pub unsafe fn new(info: &PciInfo) -> Option<Self> {
-        let words = (info.cam_range.end - info.cam_range.start) as usize / 4;
-        let base = NonNull::new(info.cam_range.start as *mut ReadPureWrite<u32>)?;
+        let words = usize::try_from(info.cam_range.len() / 4).ok()?;
+        let base =
+            NonNull::new(usize::try_from(info.cam_range.start()).ok()? as *mut ReadPureWrite<u32>)?;
         // SAFETY: The caller promises the range is mapped device memory used by nothing else;
         // this is the only pointer made to it, and the copies share it.
         let mmio = unsafe { UniqueMmioPointer::new(NonNull::slice_from_raw_parts(base, words)) };
@@ -134,8 +136,17 @@ pub struct PciBus {
     devices: Vec<PciDevice>,
 }
 
-fn to_usize_range(range: &Range<u64>) -> Range<usize> {
-    range.start as usize..range.end as usize
+/// The guest's own addresses of `range`, for the tracker; `PciSetupError::Overflow` if it
+/// cannot address them all.
+fn guest_range(range: &AddressRange) -> Result<Range<usize>, PciSetupError> {
+    range
+        .to_usize_range()
+        .ok_or(PciSetupError::Overflow(range.start()))
+}
+
+/// The tracker's `range` (a valid range, as the tracker keeps only those) as an [`AddressRange`].
+fn tracker_range(range: &Range<usize>) -> AddressRange {
+    AddressRange::from_usize_range(range).unwrap_or_default()
 }
 
 impl PciBus {
@@ -147,9 +158,9 @@ impl PciBus {
     /// mapped page is registered, and a window is up to hundreds of MiB.
     pub fn new(fdt: &Fdt, tracker: &mut MemoryTracker) -> Result<Self, PciSetupError> {
         let info = PciInfo::from_fdt(fdt)?;
-        let as_u64 = |range: &Range<usize>| range.start as u64..range.end as u64;
-        let windows = info.usable_windows(&as_u64(tracker.ram()), &as_u64(tracker.mmio()))?;
-        tracker.map_mmio_range(to_usize_range(&info.cam_range))?;
+        let ram = tracker_range(tracker.ram());
+        let windows = info.usable_windows(&ram, &tracker_range(tracker.mmio()))?;
+        tracker.map_mmio_range(guest_range(&info.cam_range)?)?;
         // SAFETY: The tracker just mapped configuration space as device memory, and refuses to
         // map it again; only this CamAccess uses it.
         let cam = unsafe { CamAccess::new(&info) }
@@ -168,7 +179,7 @@ impl PciBus {
         }
         let bars = assign_bars(&mut root, &devices, BarAllocator::new(&windows))?;
         for pages in bar_pages(bars) {
-            tracker.map_mmio_range(to_usize_range(&pages))?;
+            tracker.map_mmio_range(guest_range(&pages)?)?;
         }
         for device in &devices {
             root.set_command(device.function, Command::MEMORY_SPACE | Command::BUS_MASTER);
@@ -235,7 +246,7 @@ fn assign_bars(
     root: &mut bus::PciRoot<CamAccess>,
     devices: &[PciDevice],
     mut allocator: BarAllocator<'_>,
-) -> Result<Vec<Range<u64>>, PciSetupError> {
+) -> Result<Vec<AddressRange>, PciSetupError> {
     let mut unplaced = Vec::new();
     for device in devices {
         let bars = root.bars(device.function).map_err(bar_error)?;
@@ -252,10 +263,7 @@ fn assign_bars(
             if size == 0 {
                 continue;
             }
-            let range = address
-                ..address
-                    .checked_add(size)
-                    .ok_or(PciSetupError::Overflow(address))?;
+            let range = AddressRange::new(address, size).ok_or(PciSetupError::Overflow(address))?;
             if !allocator.reserve(&range)? {
                 unplaced.push((
                     device.function,

@@ -64,8 +64,8 @@ fn with_heap<T>(bytes: usize, f: impl FnOnce() -> T) -> T {
     result
 }
 
-const RAM: Range<u64> = 0x8000_0000..0x9000_0000;
-const MMIO: Range<u64> = 0..0x4000_0000;
+const RAM: AddressRange = AddressRange::from_bounds(0x8000_0000, 0x9000_0000).unwrap();
+const MMIO: AddressRange = AddressRange::from_bounds(0, 0x4000_0000).unwrap();
 
 /// QEMU's tree (`-M virt,gic-version=3`, default highmem), as dumped by QEMU 7.2.
 const QEMU_VIRT: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");
@@ -139,7 +139,10 @@ fn with<'a>(props: &'a [(&'static str, Vec<u32>)]) -> Vec<(&'static str, &'a [u3
 fn qemu_default_tree_has_high_ecam() {
     let info = decode(QEMU_VIRT).unwrap();
     assert_eq!(info.cam, CamKind::Ecam);
-    assert_eq!(info.cam_range, 0x40_1000_0000..0x40_2000_0000);
+    assert_eq!(
+        info.cam_range,
+        AddressRange::from(0x40_1000_0000..0x40_2000_0000)
+    );
     assert_eq!(info.bus_range, 0..=255);
     assert_eq!(
         info.windows,
@@ -148,26 +151,26 @@ fn qemu_default_tree_has_high_ecam() {
                 space: Space::Io,
                 prefetchable: false,
                 pci_address: 0,
-                cpu_range: 0x3eff_0000..0x3f00_0000,
+                cpu_range: AddressRange::from(0x3eff_0000..0x3f00_0000),
             },
             Window {
                 space: Space::Memory32,
                 prefetchable: false,
                 pci_address: 0x1000_0000,
-                cpu_range: 0x1000_0000..0x3eff_0000,
+                cpu_range: AddressRange::from(0x1000_0000..0x3eff_0000),
             },
             Window {
                 space: Space::Memory64,
                 prefetchable: false,
                 pci_address: 0x80_0000_0000,
-                cpu_range: 0x80_0000_0000..0x100_0000_0000,
+                cpu_range: AddressRange::from(0x80_0000_0000..0x100_0000_0000),
             },
         ]
     );
     assert_eq!(
         info.usable_windows(&RAM, &MMIO),
         Err(PciSetupError::CamOutsideMmio {
-            cam: 0x40_1000_0000..0x40_2000_0000,
+            cam: AddressRange::from(0x40_1000_0000..0x40_2000_0000),
             mmio: MMIO
         })
     );
@@ -176,12 +179,18 @@ fn qemu_default_tree_has_high_ecam() {
 #[test]
 fn qemu_low_tree_is_usable() {
     let info = decode(QEMU_VIRT_LOW).unwrap();
-    assert_eq!(info.cam_range, 0x3f00_0000..0x4000_0000);
+    assert_eq!(info.cam_range, AddressRange::from(0x3f00_0000..0x4000_0000));
     assert_eq!(info.bus_range, 0..=15);
     let usable = info.usable_windows(&RAM, &MMIO).unwrap();
     assert_eq!(usable.len(), 1);
-    assert_eq!(usable[0].cpu_range, 0x1000_0000..0x3eff_0000);
-    assert_eq!(usable[0].pci_range(), 0x1000_0000..0x3eff_0000);
+    assert_eq!(
+        usable[0].cpu_range,
+        AddressRange::from(0x1000_0000..0x3eff_0000)
+    );
+    assert_eq!(
+        usable[0].pci_range(),
+        Some(AddressRange::from(0x1000_0000..0x3eff_0000))
+    );
 }
 
 #[test]
@@ -258,14 +267,19 @@ fn crosvm_like_cam_bridge() {
     ))
     .unwrap();
     assert_eq!(info.cam, CamKind::Cam);
-    assert_eq!(info.cam_range, 0x1_0000..0x2_0000);
+    assert_eq!(info.cam_range, AddressRange::from(0x1_0000..0x2_0000));
     assert_eq!(info.bus_range, 0..=0);
     assert!(info.windows[1].prefetchable);
     assert_eq!(info.windows[1].space, Space::Memory64);
     // The window above 4 GiB overlaps this RAM-sized test's nothing, but is outside MMIO.
-    let usable = info.usable_windows(&RAM, &(0..0x8000_0000)).unwrap();
+    let usable = info
+        .usable_windows(&RAM, &(AddressRange::from(0..0x8000_0000)))
+        .unwrap();
     assert_eq!(usable.len(), 1);
-    assert_eq!(usable[0].cpu_range, 0x7000_0000..0x8000_0000);
+    assert_eq!(
+        usable[0].cpu_range,
+        AddressRange::from(0x7000_0000..0x8000_0000)
+    );
 }
 
 #[test]
@@ -273,7 +287,7 @@ fn hostile_bridges_are_errors() {
     let cases: &[(&[u32], PciSetupError)] = &[
         (
             &[0x0200_0000, 0, 0x8000_0000, 0, 0x8000_0000, 0, 0x1000],
-            PciSetupError::OverlapsRam(0x8000_0000..0x8000_1000),
+            PciSetupError::OverlapsRam(AddressRange::from(0x8000_0000..0x8000_1000)),
         ),
         (
             &[0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0],
@@ -308,7 +322,10 @@ fn hostile_bridges_are_errors() {
                 0,
                 0x1000,
             ],
-            PciSetupError::WindowsOverlap(0x1000_0000..0x1000_2000, 0x1000_1000..0x1000_2000),
+            PciSetupError::WindowsOverlap(
+                AddressRange::from(0x1000_0000..0x1000_2000),
+                AddressRange::from(0x1000_1000..0x1000_2000),
+            ),
         ),
         (
             &[0x0200_0000, 0, 0x1000_0000],
@@ -355,7 +372,7 @@ fn hostile_cells_reg_and_bus_ranges_are_errors() {
     );
     assert_eq!(
         replace("bus-range", &[0, 1]).map(|info| info.cam_range),
-        Ok(0x1_0000..0x3_0000)
+        Ok(AddressRange::from(0x1_0000..0x3_0000))
     );
     assert_eq!(
         replace("reg", &[0, 0x1_0000]),
@@ -485,7 +502,7 @@ fn large_interrupt_map_and_ranges_decode_in_linear_time() {
 /// A tree with a GIC, a UART under an identity-mapped bus, a translated bus, memory and
 /// CPUs beside a CAM bridge whose configuration space is at `cam` and whose one window is
 /// `window`.
-fn bridge_among_devices(cam: u32, window: Range<u32>) -> Vec<u8> {
+fn bridge_among_devices(cam: u32, window: core::ops::Range<u32>) -> Vec<u8> {
     let mut builder = FdtBuilder::new();
     builder
         .begin("")
@@ -559,15 +576,19 @@ fn windows_over_other_devices_are_refused() {
     assert!(decode(&bridge_among_devices(0x3f00_0000, 0x10..0x1000)).is_ok());
     let over_ram = decode(&bridge_among_devices(0x3f00_0000, 0x8000_0000..0x8000_1000));
     assert_eq!(
-        over_ram.unwrap().usable_windows(&RAM, &(0..0x1_0000_0000)),
-        Err(PciSetupError::OverlapsRam(0x8000_0000..0x8000_1000))
+        over_ram
+            .unwrap()
+            .usable_windows(&RAM, &(AddressRange::from(0..0x1_0000_0000))),
+        Err(PciSetupError::OverlapsRam(AddressRange::from(
+            0x8000_0000..0x8000_1000
+        )))
     );
     // Over the GIC's redistributors (its second reg entry).
     assert_eq!(
         refused(0x3f00_0000, 0x810_0000..0x3eff_0000),
         PciSetupError::OverlapsDevice {
-            pci: 0x810_0000..0x3eff_0000,
-            device: 0x80a_0000..0x900_0000,
+            pci: AddressRange::from(0x810_0000..0x3eff_0000),
+            device: AddressRange::from(0x80a_0000..0x900_0000),
             node: NodeName::new(b"intc@8000000"),
         }
     );
@@ -586,12 +607,15 @@ fn windows_over_other_devices_are_refused() {
     // Configuration space over the GIC.
     assert!(matches!(
         refused(0x800_8000, 0x1000_0000..0x3eff_0000),
-        PciSetupError::OverlapsDevice { pci, .. } if pci == (0x800_8000..0x801_8000)
+        PciSetupError::OverlapsDevice { pci, .. } if pci == (AddressRange::from(0x800_8000..0x801_8000))
     ));
     // Configuration space inside a window.
     assert_eq!(
         refused(0x2000_0000, 0x1000_0000..0x3eff_0000),
-        PciSetupError::WindowsOverlap(0x2000_0000..0x2001_0000, 0x1000_0000..0x3eff_0000)
+        PciSetupError::WindowsOverlap(
+            AddressRange::from(0x2000_0000..0x2001_0000),
+            AddressRange::from(0x1000_0000..0x3eff_0000)
+        )
     );
 }
 
