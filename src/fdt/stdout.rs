@@ -58,6 +58,8 @@ impl fmt::Display for StdoutError {
     }
 }
 
+impl core::error::Error for StdoutError {}
+
 impl From<FdtError> for StdoutError {
     fn from(e: FdtError) -> Self {
         Self::Fdt(e)
