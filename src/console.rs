@@ -13,7 +13,7 @@
 //! UART's registers, as `safe-mmio` requires. Every wait on the device is bounded: a UART that
 //! never makes room for a byte is given up on, and the console is silent from then on.
 
-use crate::fdt::{Fdt, FdtError, Stdout, StdoutError};
+use crate::fdt::{Fdt, FdtError, StdoutDevice, StdoutError};
 use crate::uart;
 use core::fmt::{self, Write};
 use core::num::NonZeroUsize;
@@ -106,7 +106,7 @@ impl ConsoleDevice {
     /// the caller decides where the tree comes from and how much of memory it may span.
     pub fn from_fdt(blob: &[u8]) -> Result<Self, ConsoleError> {
         let fdt = Fdt::new(blob)?;
-        let Stdout { node, address } = fdt.stdout()?;
+        let StdoutDevice { node, address } = fdt.stdout()?;
         let compatible = node.property(b"compatible")?.unwrap_or_default();
         // The first entry vmbase has a driver for: entries go from the most specific on.
         let device: fn(NonZeroUsize) -> Self = compatible

@@ -27,7 +27,7 @@ mod walk;
 pub use header::{total_size, FDT_MAGIC, HEADER_SIZE, MAX_SIZE, READER_VERSION};
 pub use iterators::{Children, CompatibleNodes, MemoryRanges, Properties};
 pub use node::{string_list_contains, Chosen, Entries, Node, Property};
-pub use stdout::{Stdout, StdoutError};
+pub use stdout::{StdoutDevice, StdoutError};
 
 use core::fmt;
 use core::ops::Range;

@@ -21,7 +21,7 @@ pub(crate) const REMEMBERED_NODES: usize = 64;
 
 /// The console device `/chosen/stdout-path` names ([`Fdt::stdout`]).
 #[derive(Clone, Copy, Debug)]
-pub struct Stdout<'a> {
+pub struct StdoutDevice<'a> {
     /// Its node.
     pub node: Node<'a>,
     /// The first address of its `reg`: where its registers start, in CPU addresses.
@@ -70,13 +70,13 @@ impl Fdt<'_> {
     /// The device `/chosen/stdout-path` names (through `/aliases` if needed), and where its
     /// registers are. A node under a bus that translates addresses is refused: its `reg` is not
     /// a CPU address.
-    pub fn stdout(&self) -> Result<Stdout<'_>, StdoutError> {
+    pub fn stdout(&self) -> Result<StdoutDevice<'_>, StdoutError> {
         let (node, translated) = self.stdout_node()?;
         if translated {
             return Err(StdoutError::TranslatedAddress);
         }
         let address = first_address(&node)?;
-        Ok(Stdout { node, address })
+        Ok(StdoutDevice { node, address })
     }
 
     /// The node `/chosen/stdout-path` names, and whether a bus between it and the root
