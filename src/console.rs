@@ -13,12 +13,9 @@
 //! UART's registers, as `safe-mmio` requires. Every wait on the device is bounded: a UART that
 //! never makes room for a byte is given up on, and the console is silent from then on.
 
-use crate::fdt::{
-    c_string, components, node_name_matches, split_stdout_path, Cells, Fdt, FdtError, Node,
-};
+use crate::fdt::{Fdt, FdtError, StdoutDevice, StdoutError};
 use crate::uart;
 use core::fmt::{self, Write};
-use core::mem::MaybeUninit;
 use core::num::NonZeroUsize;
 use core::ops::Range;
 use core::ptr::NonNull;
@@ -90,179 +87,17 @@ impl From<FdtError> for ConsoleError {
     }
 }
 
-/// How many children of the root [`stdout_node`] remembers on its way to `/chosen`. QEMU's own
-/// tree puts the console node before `/chosen`, its last child; past this many, finding it
-/// takes a second walk. crosvm (and `vm`) write `/chosen` first: the walk stops there, and the
-/// console node is found by a second walk from it.
-const REMEMBERED_NODES: usize = 64;
-
-/// The node `/chosen/stdout-path` names (through `/aliases` if needed), and whether a bus
-/// between it and the root translates addresses. One walk over the root's children finds
-/// `/chosen` and, remembering where each child was, the console node before it.
-fn stdout_node<'a>(fdt: &'a Fdt<'a>) -> Result<(Node<'a>, bool), ConsoleError> {
-    let root = fdt.root()?;
-    let (root_cells, first_child) = root.cells_and_children()?;
-    // Offset and name length of each root child before /chosen, as far as they fit: slots are
-    // written in order and only the written ones read, so none is initialised before (a cost
-    // per slot).
-    let mut remembered = [const { MaybeUninit::<(usize, usize)>::uninit() }; REMEMBERED_NODES];
-    let mut count = 0;
-    let mut aliases = None;
-    let mut chosen = None;
-    let mut error = None;
-    let after_chosen = root.scan_child_offsets(first_child, |offset, name_len, first_bytes| {
-        if let Some(slot) = remembered.get_mut(count) {
-            slot.write((offset, name_len));
-        }
-        count += 1;
-        // The first byte rules out most names in one test ('a' and 'c' differ in one bit), the
-        // first four nearly all the rest; the few left are read whole.
-        if first_bytes[0] | (b'a' ^ b'c') != b'c'
-            || (first_bytes != *b"chos" && first_bytes != *b"alia")
-        {
-            return false;
-        }
-        let child = match fdt.node_at(offset, root_cells) {
-            Ok(child) => child,
-            Err(e) => {
-                error = Some(e);
-                return true;
-            }
-        };
-        if node_name_matches(child.name(), b"chosen") {
-            chosen = Some(child);
-            return true;
-        }
-        if aliases.is_none() && node_name_matches(child.name(), b"aliases") {
-            aliases = Some(child);
-        }
-        false
-    })?;
-    if let Some(error) = error {
-        return Err(error.into());
-    }
-    let stdout_path = match chosen {
-        Some(chosen) => chosen.property(b"stdout-path")?,
-        None => None,
-    };
-    let overflowed = count > REMEMBERED_NODES;
-    let (mut path, _options) = split_stdout_path(stdout_path.ok_or(ConsoleError::NoStdoutPath)?);
-    if path.first() != Some(&b'/') {
-        if aliases.is_none() {
-            aliases = find_after(fdt, &root, root_cells, after_chosen, b"aliases")?;
-        }
-        let alias = aliases
-            .ok_or(ConsoleError::UnknownAlias)?
-            .property(path)?
-            .ok_or(ConsoleError::UnknownAlias)?;
-        path = c_string(alias);
-        if path.first() != Some(&b'/') {
-            return Err(ConsoleError::UnknownAlias);
+impl From<StdoutError> for ConsoleError {
+    fn from(e: StdoutError) -> Self {
+        match e {
+            StdoutError::Fdt(e) => Self::Fdt(e),
+            StdoutError::NoStdoutPath => Self::NoStdoutPath,
+            StdoutError::UnknownAlias => Self::UnknownAlias,
+            StdoutError::NodeNotFound => Self::NodeNotFound,
+            StdoutError::NoReg => Self::NoReg,
+            StdoutError::TranslatedAddress => Self::TranslatedAddress,
         }
     }
-    let mut components = components(path);
-    let Some(first) = components.next() else {
-        return Ok((root, false));
-    };
-    let node = if overflowed {
-        root.child(first)?
-    } else {
-        let written = remembered[..count.min(REMEMBERED_NODES)]
-            .iter()
-            .map(|slot| {
-                // SAFETY: The walk wrote the first `count` slots (as many as there are).
-                unsafe { slot.assume_init() }
-            });
-        // A name with its unit address names one node (a full path is unique), so it is sought
-        // from the end, near which VMMs write their devices, among names of its length; a name
-        // without one matches the first node so named.
-        let found = if first.contains(&b'@') {
-            find_named(fdt, root_cells, written.rev(), first, |len| {
-                len == first.len()
-            })?
-        } else {
-            find_named(fdt, root_cells, written, first, |len| len >= first.len())?
-        };
-        match found {
-            Some(node) => Some(node),
-            None => find_after(fdt, &root, root_cells, after_chosen, first)?,
-        }
-    };
-    let mut node = node.ok_or(ConsoleError::NodeNotFound)?;
-    let mut translated = false;
-    for component in components {
-        translated |= node
-            .property(b"ranges")?
-            .is_none_or(|ranges| !ranges.is_empty());
-        node = node.child(component)?.ok_or(ConsoleError::NodeNotFound)?;
-    }
-    Ok((node, translated))
-}
-
-/// The first of the root children at `(offset, name length)` in `children` that path component
-/// `component` names, reading only those whose name length `length_fits`.
-fn find_named<'a>(
-    fdt: &'a Fdt<'a>,
-    root_cells: Cells,
-    children: impl Iterator<Item = (usize, usize)>,
-    component: &[u8],
-    length_fits: impl Fn(usize) -> bool,
-) -> Result<Option<Node<'a>>, FdtError> {
-    for (offset, name_len) in children {
-        if length_fits(name_len) {
-            let node = fdt.node_at(offset, root_cells)?;
-            if node_name_matches(node.name(), component) {
-                return Ok(Some(node));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The first address in `reg` of `node`. Only the address must be there: the size is the
-/// driver's business.
-fn first_address(node: &Node) -> Result<u64, ConsoleError> {
-    let reg = node.property(b"reg")?.ok_or(ConsoleError::NoReg)?;
-    let cells = node.parent_cells().address as usize;
-    match reg.get(..cells * 4) {
-        Some(&[a, b, c, d]) if cells == 1 => Ok(u64::from(u32::from_be_bytes([a, b, c, d]))),
-        Some(address) if cells == 2 => Ok(u64::from_be_bytes(
-            address.try_into().map_err(|_| ConsoleError::NoReg)?,
-        )),
-        _ => Err(ConsoleError::NoReg),
-    }
-}
-
-/// The first child of `root` (the root of `fdt`, whose cells are `root_cells`) from offset
-/// `from` on (none if `None`) that path component `component` names. Like the first walk, it
-/// makes a [`Node`] only of the children whose name has a length that can match.
-fn find_after<'a>(
-    fdt: &'a Fdt<'a>,
-    root: &Node<'a>,
-    root_cells: Cells,
-    from: Option<usize>,
-    component: &[u8],
-) -> Result<Option<Node<'a>>, FdtError> {
-    let Some(from) = from else {
-        return Ok(None);
-    };
-    let with_unit_address = component.contains(&b'@');
-    let mut found = Ok(None);
-    let first_bytes = component.first_chunk::<4>();
-    root.scan_child_offsets(from, |offset, name_len, first| {
-        // A name with its unit address has the component's length; one without may be longer.
-        // Either way a matching name starts with the component.
-        if name_len != component.len() && (with_unit_address || name_len < component.len())
-            || first_bytes.is_some_and(|bytes| *bytes != first)
-        {
-            return false;
-        }
-        found = fdt
-            .node_at(offset, root_cells)
-            .map(|child| node_name_matches(child.name(), component).then_some(child));
-        !matches!(found, Ok(None))
-    })?;
-    found
 }
 
 impl ConsoleDevice {
@@ -273,11 +108,7 @@ impl ConsoleDevice {
     /// the caller decides where the tree comes from and how much of memory it may span.
     pub fn from_fdt(blob: &[u8]) -> Result<Self, ConsoleError> {
         let fdt = Fdt::new(blob)?;
-        let (node, translated) = stdout_node(&fdt)?;
-        if translated {
-            return Err(ConsoleError::TranslatedAddress);
-        }
-        let address = first_address(&node)?;
+        let StdoutDevice { node, address } = fdt.stdout()?;
         let compatible = node.property(b"compatible")?.unwrap_or_default();
         // The first entry vmbase has a driver for: entries go from the most specific on.
         let device: fn(NonZeroUsize) -> Self = compatible
@@ -706,7 +537,7 @@ mod tests {
     fn console_node_after_many_root_children() {
         let mut builder = FdtBuilder::new();
         builder.begin("");
-        for _ in 0..2 * REMEMBERED_NODES {
+        for _ in 0..2 * crate::fdt::REMEMBERED_NODES {
             builder.begin("filler").end();
         }
         builder

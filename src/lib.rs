@@ -92,7 +92,7 @@ mod tests {
         is_an_error::<crate::hyp::Error>();
         is_an_error::<crate::linux::ImageError>();
         is_an_error::<crate::memory::MemoryTrackerError>();
-        is_an_error::<crate::pci::PciError>();
+        is_an_error::<crate::pci::PciSetupError>();
         is_an_error::<crate::pci::TransportError>();
         is_an_error::<crate::rand::Error>();
         is_an_error::<crate::rand::TrngError>();

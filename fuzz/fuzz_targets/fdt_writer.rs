@@ -1,6 +1,6 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
-//! Fuzz target: the guest's FDT writer, running a script of edits on an arbitrary tree in tight
+//! Fuzz target: the guest's FDT editor, running a script of edits on an arbitrary tree in tight
 //! buffers. After each edit: a refused edit left the tree's bytes as they were; an accepted one
 //! left a valid tree in which the edited node kept its other properties, in order.
 //!
@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vmbase::fdt::writer::FdtWriter;
+use vmbase::fdt::editor::FdtEditor;
 use vmbase::fdt::Fdt;
 use vmbase_fuzz::Aligned;
 
@@ -92,19 +92,19 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or(tree.len())
         .min(tree.len());
     let mut in_place = Aligned::new(&tree[..size], size + in_place_room);
-    if let Ok(mut writer) = FdtWriter::new(in_place.bytes_mut()) {
-        run(&mut writer, &edits);
+    if let Ok(mut editor) = FdtEditor::new(in_place.bytes_mut()) {
+        run(&mut editor, &edits);
     }
     // ...and moved into a buffer `moved_room` bytes larger than the tree needs (found by a
     // first move into a buffer as large as the input).
     let mut probe = Aligned::new(&[], tree.len());
-    let Ok(needed) = FdtWriter::open_into(tree, probe.bytes_mut()).map(|w| w.as_bytes().len())
+    let Ok(needed) = FdtEditor::open_into(tree, probe.bytes_mut()).map(|w| w.as_bytes().len())
     else {
         return;
     };
     let mut moved = Aligned::new(&[], needed + moved_room);
-    let mut writer = FdtWriter::open_into(tree, moved.bytes_mut()).expect("a larger buffer");
-    run(&mut writer, &edits);
+    let mut editor = FdtEditor::open_into(tree, moved.bytes_mut()).expect("a larger buffer");
+    run(&mut editor, &edits);
 });
 
 /// The properties of the node at `path`, without those named `except`; `None` if it cannot be
@@ -118,30 +118,30 @@ fn properties<'a>(fdt: &'a Fdt, path: &[u8], except: &[u8]) -> Option<Vec<(&'a [
         .ok()
 }
 
-fn run(writer: &mut FdtWriter, edits: &[Edit]) {
+fn run(editor: &mut FdtEditor, edits: &[Edit]) {
     for edit in edits {
-        let before = writer.as_bytes().to_vec();
+        let before = editor.as_bytes().to_vec();
         let before_fdt = Fdt::new(&before).expect("the open tree reads");
         let kept = properties(&before_fdt, edit.path, edit.name);
         let done = match edit.operation {
-            Operation::Set => writer
+            Operation::Set => editor
                 .set_property(edit.path, edit.name, edit.value)
                 .is_ok(),
-            Operation::Delete => writer.delete_property(edit.path, edit.name).is_ok(),
-            Operation::AddNode => writer.add_node(edit.path, edit.name).is_ok(),
-            Operation::Pack => writer.pack().is_ok(),
+            Operation::Delete => editor.delete_property(edit.path, edit.name).is_ok(),
+            Operation::AddNode => editor.add_node(edit.path, edit.name).is_ok(),
+            Operation::Pack => editor.pack().is_ok(),
         };
         if !done {
             assert_eq!(
-                writer.as_bytes(),
+                editor.as_bytes(),
                 before,
                 "a refused {edit:?} changed the tree"
             );
             continue;
         }
-        let fdt = writer.fdt().expect("an edit left an unreadable header");
+        let fdt = editor.fdt().expect("an edit left an unreadable header");
         fdt.check().expect("an edit left an invalid tree");
-        assert!(Fdt::new(writer.as_bytes()).is_ok());
+        assert!(Fdt::new(editor.as_bytes()).is_ok());
         if let Operation::Set = edit.operation {
             assert_eq!(
                 fdt.property(edit.path, edit.name).unwrap(),

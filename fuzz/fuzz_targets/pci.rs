@@ -10,23 +10,19 @@
 
 #![no_main]
 
-use core::ops::Range;
 use libfuzzer_sys::fuzz_target;
 use vmbase::fdt::{self, Fdt};
 use vmbase::layout::crosvm::{MEM_START, MMIO_RANGE};
+use vmbase::memory::AddressRange;
 use vmbase::pci::{BarAllocator, PciInfo, Space, Window};
 use vmbase_fuzz::Aligned;
 
 /// What runs when the input has no script: a few BARs of each kind.
 const DEFAULT_SCRIPT: &[u8] = &[0, 12, 0, 1, 8, 0, 2, 16, 0, 3, 4, 0, 4, 0, 0, 5, 1, 7];
 /// The RAM that windows must stay out of: crosvm's first GiB of it.
-const RAM: Range<u64> = MEM_START as u64..MEM_START as u64 + (1 << 30);
+const RAM: AddressRange = AddressRange::new(MEM_START as u64, 1 << 30).unwrap();
 /// At most this many interrupt-map entries are looked up again, and BARs allocated.
 const MAX_CHECKS: usize = 256;
-
-fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
-    a.start < b.end && b.start < a.end
-}
 
 fuzz_target!(|data: &[u8]| {
     let size = fdt::total_size(data).unwrap_or(data.len()).min(data.len());
@@ -40,14 +36,14 @@ fuzz_target!(|data: &[u8]| {
     };
     check_info(&info);
     check_interrupts(&info, script);
-    let mmio = MMIO_RANGE.start as u64..MMIO_RANGE.end as u64;
+    let mmio = AddressRange::from_usize_range(&MMIO_RANGE).unwrap();
     if let Ok(usable) = info.usable_windows(&RAM, &mmio) {
         assert!(!usable.is_empty());
         for window in &usable {
             assert!(window.is_memory());
-            assert!(mmio.start <= window.cpu_range.start && window.cpu_range.end <= mmio.end);
-            assert!(!overlaps(&window.cpu_range, &RAM));
-            assert_eq!(window.pci_address, window.cpu_range.start);
+            assert!(mmio.covers(&window.cpu_range));
+            assert!(!window.cpu_range.overlaps(&RAM));
+            assert_eq!(window.pci_address, window.cpu_range.start());
             assert!(info.windows.contains(window));
         }
         allocate(&usable, script);
@@ -60,18 +56,15 @@ fuzz_target!(|data: &[u8]| {
 /// other or configuration space; 32-bit windows below 4 GiB on the bus.
 fn check_info(info: &PciInfo) {
     let buses = u64::from(*info.bus_range.end() - *info.bus_range.start()) + 1;
-    assert_eq!(
-        info.cam_range.end - info.cam_range.start,
-        buses * info.cam.bus_size()
-    );
+    assert_eq!(info.cam_range.len(), buses * info.cam.bus_size());
     for (index, window) in info.windows.iter().enumerate() {
         assert!(!window.cpu_range.is_empty());
         assert!(window.space != Space::Configuration);
-        let pci = window.pci_range();
-        assert!(window.space != Space::Memory32 || pci.end <= 1 << 32);
-        assert!(!overlaps(&window.cpu_range, &info.cam_range));
+        let pci = window.pci_range().expect("a window that ends on the bus");
+        assert!(window.space != Space::Memory32 || pci.end() <= 1 << 32);
+        assert!(!window.cpu_range.overlaps(&info.cam_range));
         for other in &info.windows[index + 1..] {
-            assert!(!overlaps(&window.cpu_range, &other.cpu_range));
+            assert!(!window.cpu_range.overlaps(&other.cpu_range));
         }
     }
 }
@@ -123,7 +116,7 @@ fn allocate(windows: &[Window], script: &[u8]) {
         script
     };
     let mut allocator = BarAllocator::new(windows);
-    let mut given: Vec<Range<u64>> = Vec::new();
+    let mut given: Vec<AddressRange> = Vec::new();
     for step in script.chunks_exact(3).take(MAX_CHECKS) {
         let size = 1u64.checked_shl(u32::from(step[1] % 64)).unwrap_or(0);
         let (is_64bit, prefetchable) = (step[0] & 1 != 0, step[0] & 2 != 0);
@@ -135,9 +128,9 @@ fn allocate(windows: &[Window], script: &[u8]) {
             let start = window
                 .pci_address
                 .saturating_add(size.saturating_mul(u64::from(step[2])));
-            let range = start..start.saturating_add(size);
+            let range = AddressRange::from_bounds(start, start.saturating_add(size)).unwrap();
             if allocator.reserve(&range) == Ok(true) {
-                assert_ne!(range.start, 0);
+                assert_ne!(range.start(), 0);
                 assert!(allocator.in_window(&range));
                 given.push(range);
             }
@@ -146,17 +139,18 @@ fn allocate(windows: &[Window], script: &[u8]) {
         let Ok(start) = allocator.allocate(size, is_64bit, prefetchable) else {
             continue;
         };
-        let range = start..start + size;
+        let range = AddressRange::new(start, size).expect("a BAR that ends in the address space");
         assert_ne!(start, 0, "a BAR at address 0");
         assert_eq!(start % size, 0, "a misaligned BAR");
-        assert!(is_64bit || range.end <= 1 << 32, "a 32-bit BAR above 4 GiB");
+        assert!(
+            is_64bit || range.end() <= 1 << 32,
+            "a 32-bit BAR above 4 GiB"
+        );
         assert!(
             windows.iter().any(|w| {
-                let pci = w.pci_range();
                 w.is_memory()
                     && (prefetchable || !w.prefetchable)
-                    && pci.start <= range.start
-                    && range.end <= pci.end
+                    && w.pci_range().is_some_and(|pci| pci.covers(&range))
             }),
             "BAR {range:#x?} is in no suitable window"
         );
@@ -165,9 +159,9 @@ fn allocate(windows: &[Window], script: &[u8]) {
     for (index, range) in given.iter().enumerate() {
         assert!(given[index + 1..]
             .iter()
-            .all(|other| !overlaps(range, other)));
+            .all(|other| !range.overlaps(other)));
     }
     let used = allocator.used();
-    assert!(used.windows(2).all(|pair| pair[0].end <= pair[1].start));
+    assert!(used.windows(2).all(|pair| pair[0].end() <= pair[1].start()));
     assert!(given.iter().all(|range| used.contains(range)));
 }

@@ -20,14 +20,14 @@ extern crate alloc;
 use core::convert::Infallible;
 use core::fmt;
 use core::ops::Range;
-use vmbase::fdt::writer::FdtWriter;
+use vmbase::fdt::editor::FdtEditor;
 use vmbase::fdt::{Fdt, FdtError};
 use vmbase::layout::{Layout, PAGE_SIZE};
 use vmbase::linux::{ImageError, ImageHeader};
-use vmbase::memory::{flushed_zeroize, whole_pages, MemoryTracker, MemoryTrackerError};
+use vmbase::memory::{flushed_zeroize, AddressRange, MemoryTracker, MemoryTrackerError};
 use vmbase::paging::PageTable;
 use vmbase::{configure_heap, main, power, println, rand};
-use vmbase_linuxboot_checks::{self as checks, Handoff, LayoutError, Part, FDT_REGION_SIZE};
+use vmbase_linuxboot_checks::{Handoff, LayoutError, Part, FDT_REGION_SIZE};
 
 /// The page tables of the run-time map are the only allocations.
 const HEAP_SIZE: usize = 32 * PAGE_SIZE;
@@ -60,7 +60,9 @@ enum Refusal {
     /// The device tree describes no RAM.
     NoMemory,
     /// The first `/memory` range holds no whole page.
-    NoWholePage(Range<u64>),
+    NoWholePage(AddressRange),
+    /// A range the VMM handed over is beyond the firmware's (64-bit) address space.
+    NotAddressable(AddressRange),
     /// The tree, kernel and initrd are not where they can be booted from.
     Layout(LayoutError),
     /// The kernel is not an arm64 `Image` this firmware can boot.
@@ -82,11 +84,8 @@ impl fmt::Display for Refusal {
             Self::NoDeviceTree(x0) => write!(f, "no valid device tree at x0 = {x0:#x}"),
             Self::DeviceTree(error) => write!(f, "bad device tree: {error}"),
             Self::NoMemory => write!(f, "the device tree has no /memory"),
-            Self::NoWholePage(memory) => write!(
-                f,
-                "/memory ({:#x}..{:#x}) holds no whole page",
-                memory.start, memory.end
-            ),
+            Self::NoWholePage(memory) => write!(f, "/memory ({memory}) holds no whole page"),
+            Self::NotAddressable(range) => write!(f, "{range} is beyond the address space"),
             Self::Layout(error) => write!(f, "{error}"),
             Self::Kernel(error) => write!(f, "the kernel is not a bootable arm64 Image: {error}"),
             Self::NoRoomForKernel(Some(part)) => write!(
@@ -128,9 +127,11 @@ impl From<MemoryTrackerError> for Refusal {
     }
 }
 
-fn usize_range(range: &Range<u64>) -> Range<usize> {
-    // Addresses are 64-bit on aarch64.
-    range.start as usize..range.end as usize
+/// The firmware's own addresses of `range`, as the tracker and the page table take them.
+fn guest_range(range: &AddressRange) -> Result<Range<usize>, Refusal> {
+    range
+        .to_usize_range()
+        .ok_or(Refusal::NotAddressable(*range))
 }
 
 /// Everything from the registers to the jump into the kernel.
@@ -139,17 +140,20 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     let fdt = Fdt::new(vmm_tree)?;
     let memory = fdt.memory()?.next().ok_or(Refusal::NoMemory)??;
     // Whole pages: what the page table can map.
-    let ram = whole_pages(&memory).ok_or(Refusal::NoWholePage(memory))?;
+    let ram = memory
+        .align_in(PAGE_SIZE as u64)
+        .ok_or(Refusal::NoWholePage(memory))?;
     let chosen = fdt.chosen()?;
     let has_chosen = chosen.is_some();
     let initrd = chosen.and_then(|chosen| chosen.initrd);
     let layout = Layout::current();
     let handoff = Handoff {
-        fdt: checks::range(x0, FDT_REGION_SIZE).ok_or(LayoutError::Empty(Part::Fdt))?,
-        kernel: checks::range(x1, x2).ok_or(LayoutError::Empty(Part::Kernel))?,
+        fdt: AddressRange::new(x0, FDT_REGION_SIZE).ok_or(LayoutError::Empty(Part::Fdt))?,
+        kernel: AddressRange::new(x1, x2).ok_or(LayoutError::Empty(Part::Kernel))?,
         initrd,
-        firmware: layout.text.start as u64..layout.boot_stack.end as u64,
-        ram: ram.start as u64..ram.end as u64,
+        firmware: AddressRange::from_usize_range(&(layout.text.start..layout.boot_stack.end))
+            .ok_or(LayoutError::Empty(Part::Firmware))?,
+        ram,
     };
     handoff.check()?;
 
@@ -167,15 +171,19 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     page_table
         .map_image(&without_fdt_window)
         .map_err(MemoryTrackerError::PageTable)?;
-    let tracker = MemoryTracker::new(page_table, ram, vmbase::layout::crosvm::MMIO_RANGE)?;
+    let tracker = MemoryTracker::new(
+        page_table,
+        guest_range(&handoff.ram)?,
+        vmbase::layout::crosvm::MMIO_RANGE,
+    )?;
     // SAFETY: The table maps the console, the image, .data, .bss (heap and page tables
     // included) and both stacks: everything used from here on but the tree, kernel and initrd,
     // which are mapped below before they are touched.
     let tracker = unsafe { tracker.activate() };
-    tracker.alloc_range_mut(&usize_range(&handoff.fdt))?;
-    tracker.alloc_range(&usize_range(&handoff.kernel))?;
+    tracker.alloc_range_mut(&guest_range(&handoff.fdt)?)?;
+    tracker.alloc_range(&guest_range(&handoff.kernel)?)?;
     if let Some(initrd) = &handoff.initrd {
-        tracker.alloc_range(&usize_range(initrd))?;
+        tracker.alloc_range(&guest_range(initrd)?)?;
     }
 
     // SAFETY: The tracker mapped the kernel read-only; the VMM loaded it and nothing writes it.
@@ -187,13 +195,14 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
     let mut kaslr_seed: [u8; KASLR_SEED_SIZE] = rand::random_array().map_err(Refusal::NoEntropy)?;
     let mut rng_seed: [u8; RNG_SEED_SIZE] = rand::random_array().map_err(Refusal::NoEntropy)?;
 
-    let running_kernel = entry as u64..(entry + header.image_size) as u64;
+    let running_kernel = AddressRange::new(entry as u64, header.image_size as u64)
+        .ok_or(Refusal::Kernel(ImageError::TooLarge))?;
     let copy = tree_copy_place(tracker, &handoff, vmm_tree, &running_kernel)?;
     // SAFETY: tree_copy_place mapped the range read-write; it lies clear of the VMM's tree, the
     // kernel (as loaded and as it will run), the initrd and the firmware, and nothing else
     // uses those bytes.
     let buffer = unsafe { core::slice::from_raw_parts_mut(copy.start as *mut u8, copy.len()) };
-    let mut tree = FdtWriter::open_into(vmm_tree, buffer)?;
+    let mut tree = FdtEditor::open_into(vmm_tree, buffer)?;
     if !has_chosen {
         tree.add_node(b"/", b"chosen")?;
     }
@@ -229,10 +238,10 @@ fn tree_copy_place(
     tracker: &mut MemoryTracker,
     handoff: &Handoff,
     vmm_tree: &[u8],
-    running_kernel: &Range<u64>,
+    running_kernel: &AddressRange,
 ) -> Result<Range<usize>, Refusal> {
-    let size = vmbase::fdt::writer::packed_size(vmm_tree)? + TREE_EDIT_ROOM;
-    let region = usize_range(&handoff.fdt);
+    let size = vmbase::fdt::editor::packed_size(vmm_tree)? + TREE_EDIT_ROOM;
+    let region = guest_range(&handoff.fdt)?;
     let after_vmm_tree = (region.start + vmm_tree.len()).next_multiple_of(8);
     if region.end.saturating_sub(after_vmm_tree) >= size {
         return Ok(after_vmm_tree..region.end);
@@ -240,7 +249,7 @@ fn tree_copy_place(
     let pages = handoff
         .free_range(size.next_multiple_of(PAGE_SIZE) as u64, running_kernel)
         .ok_or(Refusal::NoRoomForDeviceTree(size))?;
-    let pages = usize_range(&pages);
+    let pages = guest_range(&pages)?;
     tracker.alloc_range_mut(&pages)?;
     Ok(pages)
 }
@@ -252,22 +261,23 @@ fn place_kernel(
     handoff: &Handoff,
     header: &ImageHeader,
 ) -> Result<usize, Refusal> {
-    let ram = usize_range(&handoff.ram);
-    let kernel = usize_range(&handoff.kernel);
-    let footprint = checks::range(handoff.kernel.start, header.image_size as u64)
+    let ram = guest_range(&handoff.ram)?;
+    let kernel = guest_range(&handoff.kernel)?;
+    let footprint = AddressRange::new(handoff.kernel.start(), header.image_size as u64)
+        .filter(|footprint| !footprint.is_empty())
         .ok_or(Refusal::Kernel(ImageError::TooLarge))?;
     let in_the_way = handoff.footprint_overlap(&footprint);
     if header.can_run_at(kernel.start, &ram) && in_the_way.is_none() {
         return Ok(kernel.start);
     }
     let mut avoid = [
-        usize_range(&handoff.fdt),
+        guest_range(&handoff.fdt)?,
         kernel.clone(),
-        usize_range(&handoff.firmware),
+        guest_range(&handoff.firmware)?,
         0..0,
     ];
     if let Some(initrd) = &handoff.initrd {
-        avoid[3] = usize_range(initrd);
+        avoid[3] = guest_range(initrd)?;
     }
     let destination = header
         .destination(&ram, &avoid)

@@ -4,21 +4,20 @@
 //! Memory at run time: the [`MemoryTracker`] that maps and unmaps ranges on the live page table,
 //! and cache maintenance by address range to the point of coherency.
 
+mod range;
 mod tracker;
 
+pub use range::AddressRange;
 pub use tracker::{MemoryTracker, MemoryTrackerError, MemoryType, Region};
 
 use crate::layout::PAGE_SIZE;
 use core::ops::Range;
 
 /// The whole pages inside `range` (a `/memory` range, which need not be page-aligned): the RAM a
-/// [`MemoryTracker`] can manage. `None` if it holds no whole page.
-pub fn whole_pages(range: &Range<u64>) -> Option<Range<usize>> {
-    let start = usize::try_from(range.start)
-        .ok()?
-        .checked_next_multiple_of(PAGE_SIZE)?;
-    let end = usize::try_from(range.end).ok()? & !(PAGE_SIZE - 1);
-    (start < end).then_some(start..end)
+/// [`MemoryTracker`] can manage. `None` if it holds no whole page, or one the guest cannot
+/// address.
+pub fn whole_pages(range: &AddressRange) -> Option<Range<usize>> {
+    range.align_in(PAGE_SIZE as u64)?.to_usize_range()
 }
 
 /// `CTR_EL0.DminLine`, bits [19:16]: log2 of the smallest data cache line, in 4-byte words.
@@ -38,8 +37,10 @@ pub fn min_dcache_line_size() -> usize {
     dcache_line_size(crate::read_sysreg!("ctr_el0"))
 }
 
-/// Whether `a` and `b` have an address in common: each starts before the other ends.
-pub(crate) fn overlaps<T: PartialOrd>(a: &Range<T>, b: &Range<T>) -> bool {
+/// Whether `a` and `b` have an address in common: each starts before the other ends. For the
+/// guest's own `Range<usize>`s (the tracker, the kernel's placement); [`AddressRange::overlaps`]
+/// is the same test for the addresses a VMM describes.
+pub(crate) fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
     a.start < b.end && b.start < a.end
 }
 
@@ -106,10 +107,11 @@ mod tests {
 
     #[test]
     fn ram_is_rounded_in_to_whole_pages() {
-        assert_eq!(whole_pages(&(0x1000..0x3000)), Some(0x1000..0x3000));
-        assert_eq!(whole_pages(&(0x1001..0x3fff)), Some(0x2000..0x3000));
-        assert_eq!(whole_pages(&(0x1001..0x2fff)), None);
-        assert_eq!(whole_pages(&(u64::MAX - 10..u64::MAX)), None);
+        let pages = |start, end| whole_pages(&AddressRange::from_bounds(start, end).unwrap());
+        assert_eq!(pages(0x1000, 0x3000), Some(0x1000..0x3000));
+        assert_eq!(pages(0x1001, 0x3fff), Some(0x2000..0x3000));
+        assert_eq!(pages(0x1001, 0x2fff), None);
+        assert_eq!(pages(u64::MAX - 10, u64::MAX), None);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! Assigns memory BARs from the host bridge's windows: naturally aligned, inside one window,
 //! never overlapping another BAR, never at PCI address 0 (which means "unassigned").
 
-use super::{push, PciError, Space, Window, FOUR_GIB};
+use super::{push, PciSetupError, Space, Window, FOUR_GIB};
+use crate::memory::AddressRange;
 use alloc::vec::Vec;
-use core::ops::Range;
 
 /// The smallest memory BAR (PCI Local Bus Specification: 16 bytes).
 const MIN_BAR_SIZE: u64 = 16;
@@ -17,7 +17,7 @@ pub struct BarAllocator<'w> {
     windows: &'w [Window],
     /// PCI addresses already taken (BARs the VMM assigned, and those given out), sorted and
     /// apart, so a search for room walks them once.
-    used: Vec<Range<u64>>,
+    used: Vec<AddressRange>,
 }
 
 impl<'w> BarAllocator<'w> {
@@ -34,44 +34,44 @@ impl<'w> BarAllocator<'w> {
     }
 
     /// Whether `range` (PCI addresses) lies entirely in one memory window.
-    pub fn in_window(&self, range: &Range<u64>) -> bool {
-        self.memory_windows().any(|w| {
-            let window = w.pci_range();
-            window.start <= range.start && range.end <= window.end
-        })
+    pub fn in_window(&self, range: &AddressRange) -> bool {
+        self.memory_windows()
+            .any(|w| w.pci_range().is_some_and(|window| window.covers(range)))
     }
 
     /// The PCI addresses taken so far, in address order.
-    pub fn used(&self) -> &[Range<u64>] {
+    pub fn used(&self) -> &[AddressRange] {
         &self.used
     }
 
     /// Where `range` would go in `used`, if it overlaps nothing there.
-    fn free_slot(&self, range: &Range<u64>) -> Option<usize> {
-        let slot = self.used.partition_point(|used| used.end <= range.start);
+    fn free_slot(&self, range: &AddressRange) -> Option<usize> {
+        let slot = self
+            .used
+            .partition_point(|used| used.end() <= range.start());
         match self.used.get(slot) {
-            Some(next) if next.start < range.end => None,
+            Some(next) if next.overlaps(range) => None,
             _ => Some(slot),
         }
     }
 
     /// Marks `range` as taken, for a BAR the VMM assigned: it is kept if it is not at address 0,
     /// lies in a window and overlaps nothing taken so far. Returns whether it was kept (if not,
-    /// assign the BAR anew), or [`PciError::NoMemory`].
-    pub fn reserve(&mut self, range: &Range<u64>) -> Result<bool, PciError> {
-        if range.is_empty() || range.start == 0 || !self.in_window(range) {
+    /// assign the BAR anew), or [`PciSetupError::NoMemory`].
+    pub fn reserve(&mut self, range: &AddressRange) -> Result<bool, PciSetupError> {
+        if range.is_empty() || range.start() == 0 || !self.in_window(range) {
             return Ok(false);
         }
         let Some(slot) = self.free_slot(range) else {
             return Ok(false);
         };
-        self.take(slot, range.clone())?;
+        self.take(slot, *range)?;
         Ok(true)
     }
 
-    fn take(&mut self, slot: usize, range: Range<u64>) -> Result<(), PciError> {
+    fn take(&mut self, slot: usize, range: AddressRange) -> Result<(), PciSetupError> {
         // Grow fallibly, then insert where the order wants it.
-        push(&mut self.used, 0..0, "BARs")?;
+        push(&mut self.used, AddressRange::default(), "BARs")?;
         self.used.pop();
         self.used.insert(slot, range);
         Ok(())
@@ -86,26 +86,27 @@ impl<'w> BarAllocator<'w> {
         size: u64,
         is_64bit: bool,
         prefetchable: bool,
-    ) -> Result<u64, PciError> {
+    ) -> Result<u64, PciSetupError> {
         if size < MIN_BAR_SIZE || !size.is_power_of_two() {
-            return Err(PciError::BadBarSize(size));
+            return Err(PciSetupError::BadBarSize(size));
         }
         let fits = |w: &&Window| prefetchable || !w.prefetchable;
         let preferred = |w: &&Window| is_64bit && w.space == Space::Memory64;
         // Preferred windows first, in tree order otherwise.
         let order = (self.memory_windows().filter(fits).filter(preferred))
             .chain(self.memory_windows().filter(fits).filter(|w| !preferred(w)));
-        for window in order {
-            let mut limit = window.pci_range().end;
+        for window in order.filter_map(Window::pci_range) {
+            let mut limit = window.end();
             if !is_64bit {
                 limit = limit.min(FOUR_GIB);
             }
-            if let Some((start, slot)) = self.first_fit(window.pci_range().start, limit, size) {
-                self.take(slot, start..start + size)?;
+            if let Some((start, slot)) = self.first_fit(window.start(), limit, size) {
+                let bar = AddressRange::new(start, size).ok_or(PciSetupError::Overflow(start))?;
+                self.take(slot, bar)?;
                 return Ok(start);
             }
         }
-        Err(PciError::NoSpaceForBar {
+        Err(PciSetupError::NoSpaceForBar {
             size,
             is_64bit,
             prefetchable,
@@ -116,7 +117,7 @@ impl<'w> BarAllocator<'w> {
     /// and overlap nothing taken; and where it goes in `used`.
     fn first_fit(&self, start: u64, limit: u64, size: u64) -> Option<(u64, usize)> {
         let mut candidate = start.max(1).checked_next_multiple_of(size)?;
-        let mut slot = self.used.partition_point(|used| used.end <= candidate);
+        let mut slot = self.used.partition_point(|used| used.end() <= candidate);
         loop {
             let end = candidate.checked_add(size)?;
             if end > limit {
@@ -124,9 +125,9 @@ impl<'w> BarAllocator<'w> {
             }
             match self.used.get(slot) {
                 // Alignment moved the candidate past this one.
-                Some(used) if used.end <= candidate => slot += 1,
-                Some(used) if used.start < end => {
-                    candidate = used.end.checked_next_multiple_of(size)?;
+                Some(used) if used.end() <= candidate => slot += 1,
+                Some(used) if used.start() < end => {
+                    candidate = used.end().checked_next_multiple_of(size)?;
                     slot += 1;
                 }
                 _ => return Some((candidate, slot)),
@@ -136,17 +137,20 @@ impl<'w> BarAllocator<'w> {
 }
 
 /// The pages `bars` lie in, as few ranges as possible: rounded out to pages, sorted, and merged
-/// where they overlap or touch (small BARs may share a page).
-pub fn bar_pages(mut bars: Vec<Range<u64>>) -> Vec<Range<u64>> {
+/// where they overlap or touch (small BARs may share a page). A BAR in the last page of the
+/// address space, which no range can round out, is left as it is (and mapping it fails).
+pub fn bar_pages(mut bars: Vec<AddressRange>) -> Vec<AddressRange> {
     let page = crate::layout::PAGE_SIZE as u64;
-    bars.sort_by_key(|bar| bar.start);
-    let mut pages: Vec<Range<u64>> = Vec::new();
+    bars.sort_by_key(AddressRange::start);
+    let mut pages: Vec<AddressRange> = Vec::new();
     for bar in bars {
-        let start = bar.start & !(page - 1);
-        let end = bar.end.next_multiple_of(page);
+        let bar_pages = bar.align_out(page).unwrap_or(bar);
         match pages.last_mut() {
-            Some(last) if start <= last.end => last.end = last.end.max(end),
-            _ => pages.push(start..end),
+            Some(last) if bar_pages.start() <= last.end() => {
+                let end = last.end().max(bar_pages.end());
+                *last = AddressRange::from_bounds(last.start(), end).unwrap_or(*last);
+            }
+            _ => pages.push(bar_pages),
         }
     }
     pages
@@ -155,15 +159,19 @@ pub fn bar_pages(mut bars: Vec<Range<u64>>) -> Vec<Range<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::overlaps;
+    use core::ops::Range;
 
     fn window(space: Space, prefetchable: bool, range: Range<u64>) -> Window {
         Window {
             space,
             prefetchable,
             pci_address: range.start,
-            cpu_range: range,
+            cpu_range: range.into(),
         }
+    }
+
+    fn ranges<const N: usize>(ranges: [Range<u64>; N]) -> Vec<AddressRange> {
+        ranges.into_iter().map(AddressRange::from).collect()
     }
 
     /// QEMU's windows (I/O, 32-bit, 64-bit) and a prefetchable one.
@@ -184,13 +192,13 @@ mod tests {
         assert_eq!(allocator.allocate(0x1000, false, false), Ok(0x1000_1000));
         assert_eq!(allocator.allocate(0x10, false, false), Ok(0x1000_0100));
         assert_eq!(allocator.allocate(0x4000, false, false), Ok(0x1000_4000));
-        let mut given: Vec<Range<u64>> = Vec::new();
+        let mut given: Vec<AddressRange> = Vec::new();
         for size in [0x10, 0x800, 0x100, 0x2000] {
             let start = allocator.allocate(size, false, false).unwrap();
             assert_eq!(start % size, 0);
-            let range = start..start + size;
+            let range = AddressRange::new(start, size).unwrap();
             assert!(allocator.in_window(&range));
-            assert!(given.iter().all(|g| !overlaps(g, &range)));
+            assert!(given.iter().all(|g| !g.overlaps(&range)));
             given.push(range);
         }
     }
@@ -217,7 +225,7 @@ mod tests {
         assert_eq!(allocator.allocate(0x1_0000, false, false), Ok(0x1000_0000));
         assert_eq!(
             allocator.allocate(0x10, false, false),
-            Err(PciError::NoSpaceForBar {
+            Err(PciSetupError::NoSpaceForBar {
                 size: 0x10,
                 is_64bit: false,
                 prefetchable: false
@@ -239,19 +247,22 @@ mod tests {
     fn reserved_bars_are_kept_and_avoided() {
         let windows = windows();
         let mut allocator = BarAllocator::new(&windows);
-        assert_eq!(allocator.reserve(&(0x1000_0000..0x1000_1000)), Ok(true));
         assert_eq!(
-            allocator.reserve(&(0x1000_0800..0x1000_0900)),
+            allocator.reserve(&AddressRange::from(0x1000_0000..0x1000_1000)),
+            Ok(true)
+        );
+        assert_eq!(
+            allocator.reserve(&AddressRange::from(0x1000_0800..0x1000_0900)),
             Ok(false),
             "overlap"
         );
         assert_eq!(
-            allocator.reserve(&(0x2000_0000..0x2000_1000)),
+            allocator.reserve(&AddressRange::from(0x2000_0000..0x2000_1000)),
             Ok(false),
             "outside"
         );
         assert_eq!(
-            allocator.reserve(&(0x3eff_0000..0x3eff_0010)),
+            allocator.reserve(&AddressRange::from(0x3eff_0000..0x3eff_0010)),
             Ok(false),
             "I/O window"
         );
@@ -265,7 +276,7 @@ mod tests {
         for size in [0, 8, 0x300] {
             assert_eq!(
                 allocator.allocate(size, false, false),
-                Err(PciError::BadBarSize(size))
+                Err(PciSetupError::BadBarSize(size))
             );
         }
         let mut empty = BarAllocator::new(&[]);
@@ -275,18 +286,18 @@ mod tests {
     #[test]
     fn bar_pages_are_merged_where_they_share_a_page() {
         assert_eq!(
-            bar_pages(vec![
+            bar_pages(ranges([
                 0x1000_4000..0x1000_8000,
                 0x1000_0000..0x1000_0010,
                 0x1000_0020..0x1000_0040,
                 0x1000_8000..0x1000_9000,
                 0x1002_0000..0x1002_1000,
-            ]),
-            [
+            ])),
+            ranges([
                 0x1000_0000..0x1000_1000,
                 0x1000_4000..0x1000_9000,
                 0x1002_0000..0x1002_1000
-            ]
+            ])
         );
         assert!(bar_pages(Vec::new()).is_empty());
     }
@@ -296,13 +307,13 @@ mod tests {
         // A window that starts at PCI address 0 (identity mapped: CPU address 0 too).
         let low = [window(Space::Memory32, false, 0..0x1_0000)];
         let mut allocator = BarAllocator::new(&low);
-        assert_eq!(allocator.reserve(&(0..0x1000)), Ok(false));
+        assert_eq!(allocator.reserve(&AddressRange::from(0..0x1000)), Ok(false));
         assert_eq!(allocator.allocate(0x1000, false, false), Ok(0x1000));
         assert_eq!(allocator.allocate(0x10, false, false), Ok(0x10));
         assert_eq!(allocator.allocate(0x8000, false, false), Ok(0x8000));
         assert_eq!(
             allocator.used(),
-            [0x10..0x20, 0x1000..0x2000, 0x8000..0x1_0000]
+            ranges([0x10..0x20, 0x1000..0x2000, 0x8000..0x1_0000])
         );
     }
 }

@@ -11,7 +11,7 @@ use virtio_drivers::transport::pci::VirtioPciError;
 /// each. A walk that yields more has been round a loop.
 const MAX_CAPABILITIES: usize = 64;
 
-/// Why `PciRoot::transport` made no transport for a function.
+/// Why `pci::PciBus::transport` made no transport for a function.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub enum TransportError {
     /// The function's capability list comes back to the capability at this offset: walking it,

@@ -4,15 +4,19 @@
 //! The running PCI root complex: configuration space and windows mapped as device memory, BARs
 //! assigned, devices enumerated.
 
-use super::{bar_pages, capability_loop, BarAllocator, CamKind, PciError, PciInfo, TransportError};
+use super::{
+    bar_pages, capability_loop, BarAllocator, CamKind, PciInfo, PciSetupError, TransportError,
+};
 use crate::fdt::Fdt;
-use crate::memory::MemoryTracker;
+use crate::memory::{AddressRange, MemoryTracker};
 use crate::virtio::VirtioTransport;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::{Deref, Range};
 use core::ptr::NonNull;
 use safe_mmio::fields::ReadPureWrite;
 use safe_mmio::UniqueMmioPointer;
+use spin::mutex::SpinMutex;
 use virtio_drivers::transport::pci::bus::{
     self, BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType,
     MemoryBarType,
@@ -25,26 +29,37 @@ const ABSENT: u32 = u32::MAX;
 
 /// Configuration space reached through memory (CAM or ECAM), limited to the buses the device
 /// tree gave: functions on other buses read as absent and ignore writes.
+///
+/// There is one `UniqueMmioPointer` to configuration space, as `safe-mmio` requires, however many
+/// copies `virtio-drivers` makes ([`ConfigurationAccess::unsafe_clone`], for enumerating a bus
+/// while the bus is borrowed): they share it, one access at a time, and a copy only reads.
 pub struct CamAccess {
-    mmio: UniqueMmioPointer<'static, [ReadPureWrite<u32>]>,
+    mmio: Arc<SpinMutex<UniqueMmioPointer<'static, [ReadPureWrite<u32>]>>>,
+    /// Whether writes go through: false for the read-only copies.
+    writable: bool,
     cam: CamKind,
     first_bus: u8,
     buses: usize,
 }
 
 impl CamAccess {
-    /// Configuration space of `info`'s buses at its CPU address, or `None` if that is 0.
+    /// Configuration space of `info`'s buses at its CPU address, or `None` if that is 0 (or
+    /// more than the guest can address).
     ///
     /// # Safety
     ///
     /// `info.cam_range` must be mapped as device memory for the rest of the program, hold the
     /// bridge's configuration space, and be accessed through nothing else.
     pub unsafe fn new(info: &PciInfo) -> Option<Self> {
-        let words = (info.cam_range.end - info.cam_range.start) as usize / 4;
-        let base = NonNull::new(info.cam_range.start as *mut ReadPureWrite<u32>)?;
+        let words = usize::try_from(info.cam_range.len() / 4).ok()?;
+        let base =
+            NonNull::new(usize::try_from(info.cam_range.start()).ok()? as *mut ReadPureWrite<u32>)?;
+        // SAFETY: The caller promises the range is mapped device memory used by nothing else;
+        // this is the only pointer made to it, and the copies share it.
+        let mmio = unsafe { UniqueMmioPointer::new(NonNull::slice_from_raw_parts(base, words)) };
         Some(Self {
-            // SAFETY: The caller promises the range is mapped device memory used by nothing else.
-            mmio: unsafe { UniqueMmioPointer::new(NonNull::slice_from_raw_parts(base, words)) },
+            mmio: Arc::new(SpinMutex::new(mmio)),
+            writable: true,
             cam: info.cam,
             first_bus: *info.bus_range.start(),
             buses: usize::from(*info.bus_range.end() - *info.bus_range.start()) + 1,
@@ -65,26 +80,32 @@ impl CamAccess {
 
 impl ConfigurationAccess for CamAccess {
     fn read_word(&self, function: DeviceFunction, register: u8) -> u32 {
-        self.word_index(function, register)
-            .and_then(|index| Deref::deref(&self.mmio).get(index))
+        let Some(index) = self.word_index(function, register) else {
+            return ABSENT;
+        };
+        let mmio = self.mmio.lock();
+        Deref::deref(&*mmio)
+            .get(index)
             .map_or(ABSENT, |word| word.read())
     }
 
     fn write_word(&mut self, function: DeviceFunction, register: u8, data: u32) {
+        if !self.writable {
+            return;
+        }
         if let Some(index) = self.word_index(function, register) {
-            if let Some(mut word) = self.mmio.get(index) {
+            if let Some(mut word) = self.mmio.lock().get(index) {
                 word.write(data);
             }
         }
     }
 
+    /// A copy that shares this one's MMIO pointer and ignores writes. Being safe to make and to
+    /// use, it asks nothing of the caller beyond what the trait does.
     unsafe fn unsafe_clone(&self) -> Self {
         Self {
-            // SAFETY: The caller of unsafe_clone promises to only read read-only registers
-            // through the copy; the pointer is the one this instance was built with.
-            mmio: unsafe {
-                UniqueMmioPointer::new(NonNull::new(self.mmio.ptr().cast_mut()).unwrap())
-            },
+            mmio: Arc::clone(&self.mmio),
+            writable: false,
             cam: self.cam,
             first_bus: self.first_bus,
             buses: self.buses,
@@ -109,32 +130,41 @@ impl PciDevice {
 }
 
 /// The PCI root complex from the device tree, ready for drivers.
-pub struct PciRoot {
+pub struct PciBus {
     root: bus::PciRoot<CamAccess>,
     info: PciInfo,
     devices: Vec<PciDevice>,
 }
 
-fn to_usize_range(range: &Range<u64>) -> Range<usize> {
-    range.start as usize..range.end as usize
+/// The guest's own addresses of `range`, for the tracker; `PciSetupError::Overflow` if it
+/// cannot address them all.
+fn guest_range(range: &AddressRange) -> Result<Range<usize>, PciSetupError> {
+    range
+        .to_usize_range()
+        .ok_or(PciSetupError::Overflow(range.start()))
 }
 
-impl PciRoot {
+/// The tracker's `range` (a valid range, as the tracker keeps only those) as an [`AddressRange`].
+fn tracker_range(range: &Range<usize>) -> AddressRange {
+    AddressRange::from_usize_range(range).unwrap_or_default()
+}
+
+impl PciBus {
     /// Finds the host bridge in `fdt`, checks it against the tracker's RAM and MMIO ranges, maps
     /// its configuration space as device memory, assigns every memory BAR that the VMM left
     /// unassigned (or placed outside the usable windows), maps the pages of every BAR as device
     /// memory, and enables memory decoding and bus mastering on every type 0 function of its
     /// buses. Only BARs are mapped, not whole windows: under the hypervisor's MMIO guard every
     /// mapped page is registered, and a window is up to hundreds of MiB.
-    pub fn new(fdt: &Fdt, tracker: &mut MemoryTracker) -> Result<Self, PciError> {
+    pub fn new(fdt: &Fdt, tracker: &mut MemoryTracker) -> Result<Self, PciSetupError> {
         let info = PciInfo::from_fdt(fdt)?;
-        let as_u64 = |range: &Range<usize>| range.start as u64..range.end as u64;
-        let windows = info.usable_windows(&as_u64(tracker.ram()), &as_u64(tracker.mmio()))?;
-        tracker.map_mmio_range(to_usize_range(&info.cam_range))?;
+        let ram = tracker_range(tracker.ram());
+        let windows = info.usable_windows(&ram, &tracker_range(tracker.mmio()))?;
+        tracker.map_mmio_range(guest_range(&info.cam_range)?)?;
         // SAFETY: The tracker just mapped configuration space as device memory, and refuses to
         // map it again; only this CamAccess uses it.
         let cam = unsafe { CamAccess::new(&info) }
-            .ok_or(PciError::Config("configuration space at address 0"))?;
+            .ok_or(PciSetupError::Config("configuration space at address 0"))?;
         let mut root = bus::PciRoot::new(cam);
         let mut devices = Vec::new();
         for bus_number in info.bus_range.clone() {
@@ -149,7 +179,7 @@ impl PciRoot {
         }
         let bars = assign_bars(&mut root, &devices, BarAllocator::new(&windows))?;
         for pages in bar_pages(bars) {
-            tracker.map_mmio_range(to_usize_range(&pages))?;
+            tracker.map_mmio_range(guest_range(&pages)?)?;
         }
         for device in &devices {
             root.set_command(device.function, Command::MEMORY_SPACE | Command::BUS_MASTER);
@@ -204,9 +234,9 @@ impl PciRoot {
     }
 }
 
-fn bar_error(error: bus::PciError) -> PciError {
+fn bar_error(error: bus::PciError) -> PciSetupError {
     match error {
-        bus::PciError::InvalidBarType => PciError::Config("invalid BAR type"),
+        bus::PciError::InvalidBarType => PciSetupError::Config("invalid BAR type"),
     }
 }
 
@@ -216,7 +246,7 @@ fn assign_bars(
     root: &mut bus::PciRoot<CamAccess>,
     devices: &[PciDevice],
     mut allocator: BarAllocator<'_>,
-) -> Result<Vec<Range<u64>>, PciError> {
+) -> Result<Vec<AddressRange>, PciSetupError> {
     let mut unplaced = Vec::new();
     for device in devices {
         let bars = root.bars(device.function).map_err(bar_error)?;
@@ -233,10 +263,7 @@ fn assign_bars(
             if size == 0 {
                 continue;
             }
-            let range = address
-                ..address
-                    .checked_add(size)
-                    .ok_or(PciError::Overflow(address))?;
+            let range = AddressRange::new(address, size).ok_or(PciSetupError::Overflow(address))?;
             if !allocator.reserve(&range)? {
                 unplaced.push((
                     device.function,
@@ -254,10 +281,13 @@ fn assign_bars(
                 let address = allocator.allocate(size, true, prefetchable)?;
                 root.set_bar_64(function, index, address);
             }
-            MemoryBarType::Below1MiB => return Err(PciError::Config("a BAR must lie below 1 MiB")),
+            MemoryBarType::Below1MiB => {
+                return Err(PciSetupError::Config("a BAR must lie below 1 MiB"))
+            }
             MemoryBarType::Width32 => {
                 let address = allocator.allocate(size, false, prefetchable)?;
-                let address32 = u32::try_from(address).map_err(|_| PciError::Overflow(address))?;
+                let address32 =
+                    u32::try_from(address).map_err(|_| PciSetupError::Overflow(address))?;
                 root.set_bar_32(function, index, address32);
             }
         }

@@ -6,7 +6,7 @@
 
 use super::{find_transports, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIMEOUT_MS};
 use super::{DeviceError, DeviceErrorKind, Request};
-use crate::pci::PciRoot;
+use crate::pci::PciBus;
 use alloc::vec::Vec;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::transport::pci::bus::DeviceFunction;
@@ -57,7 +57,7 @@ impl Disk {
 
     /// Every virtio-blk disk on `pci`, in bus order (the order of crosvm's and `vm`'s disks),
     /// each as [`Disk::new`] makes it with `max_request`.
-    pub fn find_all(pci: &mut PciRoot, max_request: usize) -> Result<Vec<Self>, DeviceError> {
+    pub fn find_all(pci: &mut PciBus, max_request: usize) -> Result<Vec<Self>, DeviceError> {
         find_transports(pci, DeviceType::Block)?
             .into_iter()
             .map(|(function, transport)| Self::new(transport, function, max_request))

@@ -7,7 +7,7 @@
 
 use super::{find_transport, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIMEOUT_MS};
 use super::{DeviceError, DeviceErrorKind, Request};
-use crate::pci::PciRoot;
+use crate::pci::PciBus;
 use alloc::boxed::Box;
 use core::fmt;
 use virtio_drivers::device::common::Feature;
@@ -69,7 +69,7 @@ impl Console {
     }
 
     /// The first virtio console on `pci`, as [`Console::new`] makes it; `None` if there is none.
-    pub fn find(pci: &mut PciRoot) -> Result<Option<Self>, DeviceError> {
+    pub fn find(pci: &mut PciBus) -> Result<Option<Self>, DeviceError> {
         find_transport(pci, DeviceType::Console)?
             .map(|(function, transport)| Self::new(transport, function))
             .transpose()

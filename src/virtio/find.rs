@@ -4,7 +4,7 @@
 //! Finding virtio devices of a type on the PCI bus, with a transport for each.
 
 use super::{DeviceError, DeviceErrorKind, Request, VirtioTransport};
-use crate::pci::PciRoot;
+use crate::pci::PciBus;
 use alloc::vec::Vec;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
 use virtio_drivers::transport::DeviceType;
@@ -17,7 +17,7 @@ use virtio_drivers::transport::DeviceType;
 /// [`Rng::find`]: crate::virtio::rng::Rng::find
 /// [`Disk::find_all`]: crate::virtio::blk::Disk::find_all
 pub fn find_transport(
-    pci: &mut PciRoot,
+    pci: &mut PciBus,
     device_type: DeviceType,
 ) -> Result<Option<(DeviceFunction, VirtioTransport)>, DeviceError> {
     let first = pci.virtio_devices(device_type).next();
@@ -30,7 +30,7 @@ pub fn find_transport(
 /// Transports for every virtio device of type `device_type` on `pci`, in bus order, with their
 /// PCI addresses.
 pub fn find_transports(
-    pci: &mut PciRoot,
+    pci: &mut PciBus,
     device_type: DeviceType,
 ) -> Result<Vec<(DeviceFunction, VirtioTransport)>, DeviceError> {
     let functions: Vec<DeviceFunction> = pci
@@ -44,7 +44,7 @@ pub fn find_transports(
 }
 
 fn transport(
-    pci: &mut PciRoot,
+    pci: &mut PciBus,
     device_type: DeviceType,
     function: DeviceFunction,
 ) -> Result<(DeviceFunction, VirtioTransport), DeviceError> {

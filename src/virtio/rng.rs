@@ -8,7 +8,7 @@
 
 use super::{find_transport, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIMEOUT_MS};
 use super::{DeviceError, DeviceErrorKind, Request};
-use crate::pci::PciRoot;
+use crate::pci::PciBus;
 use spin::mutex::SpinMutex;
 use virtio_drivers::device::common::Feature;
 use virtio_drivers::queue::VirtQueue;
@@ -63,7 +63,7 @@ impl Rng {
     }
 
     /// The first virtio-rng device on `pci`, as [`Rng::new`] makes it; `None` if there is none.
-    pub fn find(pci: &mut PciRoot) -> Result<Option<Self>, DeviceError> {
+    pub fn find(pci: &mut PciBus) -> Result<Option<Self>, DeviceError> {
         find_transport(pci, DeviceType::EntropySource)?
             .map(|(function, transport)| Self::new(transport, function))
             .transpose()

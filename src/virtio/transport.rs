@@ -24,7 +24,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 pub const CONFIG_READ_ATTEMPTS: usize = 64;
 
 /// A virtio transport (by default `virtio-drivers`' `PciTransport`, which
-/// `pci::PciRoot::transport` returns) with bounded waits: dropped,
+/// `pci::PciBus::transport` returns) with bounded waits: dropped,
 /// it resets the device and waits at most [`DEFAULT_TIMEOUT_MS`] for the reset to show, and
 /// `read_consistent` gives up after [`CONFIG_READ_ATTEMPTS`] with `Error::IoError`. The wrapped
 /// transport's own `Drop` never runs (it owns no memory: only device pointers).

@@ -8,7 +8,7 @@
 #![cfg_attr(not(test), no_std)]
 
 use core::fmt;
-use core::ops::Range;
+use vmbase::memory::AddressRange;
 
 /// The room crosvm leaves for the device tree at `x0`: the tree and whatever it grows into.
 pub const FDT_REGION_SIZE: u64 = 2 << 20;
@@ -50,9 +50,9 @@ pub enum LayoutError {
         /// Which.
         part: Part,
         /// Where it is.
-        range: Range<u64>,
+        range: AddressRange,
         /// Where RAM is (`/memory`).
-        ram: Range<u64>,
+        ram: AddressRange,
     },
     /// Two parts share at least one byte.
     Overlap(Part, Part),
@@ -62,45 +62,32 @@ impl fmt::Display for LayoutError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Self::Empty(part) => write!(f, "{part} is empty or ends past the address space"),
-            Self::OutsideRam { part, range, ram } => write!(
-                f,
-                "{part} ({:#x}..{:#x}) is outside RAM ({:#x}..{:#x})",
-                range.start, range.end, ram.start, ram.end
-            ),
+            Self::OutsideRam { part, range, ram } => {
+                write!(f, "{part} ({range}) is outside RAM ({ram})")
+            }
             Self::Overlap(first, second) => write!(f, "{second} overlaps {first}"),
         }
     }
-}
-
-/// `size` bytes from `start`, if that neither is empty nor overflows.
-pub fn range(start: u64, size: u64) -> Option<Range<u64>> {
-    let end = start.checked_add(size)?;
-    (start < end).then_some(start..end)
-}
-
-/// Whether `a` and `b` share a byte.
-pub fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
-    a.start < b.end && b.start < a.end
 }
 
 /// What the VMM handed the firmware, as address ranges.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct Handoff {
     /// RAM, from `/memory`.
-    pub ram: Range<u64>,
+    pub ram: AddressRange,
     /// This firmware's memory.
-    pub firmware: Range<u64>,
+    pub firmware: AddressRange,
     /// The device tree's region: `x0` and [`FDT_REGION_SIZE`] bytes.
-    pub fdt: Range<u64>,
+    pub fdt: AddressRange,
     /// The kernel as loaded: `x1`, `x2` bytes.
-    pub kernel: Range<u64>,
+    pub kernel: AddressRange,
     /// The initrd, if `/chosen` names one.
-    pub initrd: Option<Range<u64>>,
+    pub initrd: Option<AddressRange>,
 }
 
 impl Handoff {
     /// The firmware, then the parts the VMM placed in RAM, in the order they are checked.
-    fn parts(&self) -> impl Iterator<Item = (Part, &Range<u64>)> {
+    fn parts(&self) -> impl Iterator<Item = (Part, &AddressRange)> {
         [
             (Part::Firmware, Some(&self.firmware)),
             (Part::Fdt, Some(&self.fdt)),
@@ -118,16 +105,16 @@ impl Handoff {
             if range.is_empty() {
                 return Err(LayoutError::Empty(part));
             }
-            if range.start < self.ram.start || range.end > self.ram.end {
+            if !self.ram.covers(range) {
                 return Err(LayoutError::OutsideRam {
                     part,
-                    range: range.clone(),
-                    ram: self.ram.clone(),
+                    range: *range,
+                    ram: self.ram,
                 });
             }
         }
         for (index, (first, a)) in self.parts().enumerate() {
-            if let Some((second, _)) = self.parts().skip(index + 1).find(|(_, b)| overlaps(a, b)) {
+            if let Some((second, _)) = self.parts().skip(index + 1).find(|(_, b)| a.overlaps(b)) {
                 return Err(LayoutError::Overlap(first, second));
             }
         }
@@ -136,26 +123,24 @@ impl Handoff {
 
     /// The lowest page-aligned `size` bytes of RAM clear of every part and of `running_kernel`
     /// (the kernel's memory where it will run), if RAM has such a gap.
-    pub fn free_range(&self, size: u64, running_kernel: &Range<u64>) -> Option<Range<u64>> {
+    pub fn free_range(&self, size: u64, running_kernel: &AddressRange) -> Option<AddressRange> {
         let taken = || self.parts().map(|(_, range)| range).chain([running_kernel]);
         // The lowest gap starts at the start of RAM or at the end of something taken.
-        core::iter::once(self.ram.start)
-            .chain(taken().map(|range| range.end))
-            .filter_map(|start| range(start.checked_next_multiple_of(PAGE_SIZE)?, size))
+        core::iter::once(self.ram.start())
+            .chain(taken().map(AddressRange::end))
+            .filter_map(|start| AddressRange::new(start.checked_next_multiple_of(PAGE_SIZE)?, size))
             .filter(|candidate| {
-                self.ram.start <= candidate.start
-                    && candidate.end <= self.ram.end
-                    && taken().all(|range| !overlaps(range, candidate))
+                self.ram.covers(candidate) && taken().all(|range| !range.overlaps(candidate))
             })
-            .min_by_key(|candidate| candidate.start)
+            .min_by_key(AddressRange::start)
     }
 
     /// The first part (other than the kernel) that the kernel's memory once it runs, `footprint`
     /// (its `image_size` from where it runs, `.bss` included), would overlap.
-    pub fn footprint_overlap(&self, footprint: &Range<u64>) -> Option<Part> {
+    pub fn footprint_overlap(&self, footprint: &AddressRange) -> Option<Part> {
         self.parts()
             .filter(|(part, _)| *part != Part::Kernel)
-            .find(|(_, range)| overlaps(footprint, range))
+            .find(|(_, range)| footprint.overlaps(range))
             .map(|(part, _)| part)
     }
 }
@@ -164,6 +149,16 @@ impl Handoff {
 mod tests {
     use super::*;
 
+    /// `start..end`, for the tests' literals.
+    fn r(start: u64, end: u64) -> AddressRange {
+        AddressRange::from_bounds(start, end).unwrap()
+    }
+
+    /// `size` bytes from `start`.
+    fn range(start: u64, size: u64) -> Option<AddressRange> {
+        AddressRange::new(start, size)
+    }
+
     const MIB: u64 = 1 << 20;
     const RAM_START: u64 = 0x8000_0000;
 
@@ -171,12 +166,12 @@ mod tests {
     /// footprint at the start of RAM, the initrd at the next 16 MiB boundary, the tree 2 MiB +
     /// 64 KiB below the end of RAM.
     fn crosvm_like() -> Handoff {
-        let ram = RAM_START..RAM_START + 300 * MIB;
+        let ram = r(RAM_START, RAM_START + 300 * MIB);
         Handoff {
-            fdt: range(ram.end - 2 * MIB - 0x1_0000, FDT_REGION_SIZE).unwrap(),
+            fdt: range(ram.end() - 2 * MIB - 0x1_0000, FDT_REGION_SIZE).unwrap(),
             kernel: range(RAM_START, 30 * MIB).unwrap(),
             initrd: range(RAM_START + 48 * MIB, 3 * MIB),
-            firmware: RAM_START - 4 * MIB..RAM_START,
+            firmware: r(RAM_START - 4 * MIB, RAM_START),
             ram,
         }
     }
@@ -192,38 +187,33 @@ mod tests {
     }
 
     #[test]
-    fn ranges_are_non_empty_and_do_not_overflow() {
-        assert_eq!(range(0x1000, 0x10), Some(0x1000..0x1010));
-        assert_eq!(range(0x1000, 0), None);
-        assert_eq!(range(u64::MAX - 1, 2), None);
-        assert_eq!(range(u64::MAX - 1, 1), Some(u64::MAX - 1..u64::MAX));
-    }
-
-    #[test]
     fn each_part_must_be_inside_ram() {
         let base = crosvm_like();
         let outside = [
-            (Part::Kernel, RAM_START - 0x1000..RAM_START + 0x1000),
-            (Part::Kernel, 0x4000_0000..0x4100_0000),
-            (Part::Initrd, base.ram.end - 0x1000..base.ram.end + 1),
+            (Part::Kernel, r(RAM_START - 0x1000, RAM_START + 0x1000)),
+            (Part::Kernel, r(0x4000_0000, 0x4100_0000)),
+            (Part::Initrd, r(base.ram.end() - 0x1000, base.ram.end() + 1)),
             (
                 Part::Fdt,
-                base.ram.end - 0x1000..base.ram.end - 0x1000 + FDT_REGION_SIZE,
+                r(
+                    base.ram.end() - 0x1000,
+                    base.ram.end() - 0x1000 + FDT_REGION_SIZE,
+                ),
             ),
         ];
         for (part, range) in outside {
             let mut handoff = base.clone();
             match part {
-                Part::Kernel => handoff.kernel = range.clone(),
-                Part::Initrd => handoff.initrd = Some(range.clone()),
-                _ => handoff.fdt = range.clone(),
+                Part::Kernel => handoff.kernel = range,
+                Part::Initrd => handoff.initrd = Some(range),
+                _ => handoff.fdt = range,
             }
             assert_eq!(
                 handoff.check(),
                 Err(LayoutError::OutsideRam {
                     part,
                     range,
-                    ram: base.ram.clone()
+                    ram: base.ram
                 })
             );
         }
@@ -232,7 +222,7 @@ mod tests {
     #[test]
     fn an_empty_part_is_refused() {
         let handoff = Handoff {
-            kernel: RAM_START..RAM_START,
+            kernel: r(RAM_START, RAM_START),
             ..crosvm_like()
         };
         assert_eq!(handoff.check(), Err(LayoutError::Empty(Part::Kernel)));
@@ -254,7 +244,7 @@ mod tests {
             "the initrd overlaps the kernel"
         );
         let initrd_on_fdt = Handoff {
-            initrd: range(base.fdt.start - 0x1000, 0x2000),
+            initrd: range(base.fdt.start() - 0x1000, 0x2000),
             ..base.clone()
         };
         assert_eq!(
@@ -262,7 +252,7 @@ mod tests {
             Err(LayoutError::Overlap(Part::Fdt, Part::Initrd))
         );
         let kernel_on_fdt = Handoff {
-            kernel: base.fdt.end - 8..base.fdt.end + 8,
+            kernel: r(base.fdt.end() - 8, base.fdt.end() + 8),
             initrd: None,
             ..base.clone()
         };
@@ -272,7 +262,7 @@ mod tests {
         );
         // Touching ends are not an overlap.
         let adjacent = Handoff {
-            initrd: Some(base.kernel.end..base.kernel.end + MIB),
+            initrd: Some(r(base.kernel.end(), base.kernel.end() + MIB)),
             ..base
         };
         assert_eq!(adjacent.check(), Ok(()));
@@ -281,8 +271,8 @@ mod tests {
     #[test]
     fn ram_that_includes_the_firmware_must_not_put_anything_on_it() {
         let mut handoff = crosvm_like();
-        handoff.ram = RAM_START - 4 * MIB..handoff.ram.end;
-        handoff.kernel = RAM_START - MIB..RAM_START + MIB;
+        handoff.ram = r(RAM_START - 4 * MIB, handoff.ram.end());
+        handoff.kernel = r(RAM_START - MIB, RAM_START + MIB);
         assert_eq!(
             handoff.check(),
             Err(LayoutError::Overlap(Part::Firmware, Part::Kernel))
@@ -292,7 +282,7 @@ mod tests {
     #[test]
     fn free_range_is_the_lowest_gap_clear_of_everything() {
         let handoff = crosvm_like();
-        let kernel_runs = RAM_START..RAM_START + 40 * MIB;
+        let kernel_runs = r(RAM_START, RAM_START + 40 * MIB);
         // Past the running kernel, below the initrd at 48 MiB.
         assert_eq!(
             handoff.free_range(0x3000, &kernel_runs),
@@ -304,7 +294,7 @@ mod tests {
             range(RAM_START + 51 * MIB, 9 * MIB)
         );
         // Ends are rounded up to pages.
-        let odd_kernel = RAM_START..RAM_START + 40 * MIB + 1;
+        let odd_kernel = r(RAM_START, RAM_START + 40 * MIB + 1);
         assert_eq!(
             handoff.free_range(0x1000, &odd_kernel),
             range(RAM_START + 40 * MIB + 0x1000, 0x1000)
@@ -312,14 +302,11 @@ mod tests {
         // Nothing fits: all of RAM, or more than the gaps.
         assert_eq!(handoff.free_range(300 * MIB, &kernel_runs), None);
         let ram_is_full = Handoff {
-            kernel: handoff.ram.start..handoff.fdt.start,
+            kernel: r(handoff.ram.start(), handoff.fdt.start()),
             initrd: None,
             ..handoff.clone()
         };
-        assert_eq!(
-            ram_is_full.free_range(0x10_0000, &ram_is_full.kernel.clone()),
-            None
-        );
+        assert_eq!(ram_is_full.free_range(0x10_0000, &ram_is_full.kernel), None);
         assert_eq!(handoff.free_range(u64::MAX, &kernel_runs), None);
     }
 
@@ -328,20 +315,20 @@ mod tests {
         let handoff = crosvm_like();
         // Debian's kernel: a 30 MiB file, 40 MiB once .bss is counted: short of the initrd.
         assert_eq!(
-            handoff.footprint_overlap(&(RAM_START..RAM_START + 40 * MIB)),
+            handoff.footprint_overlap(&r(RAM_START, RAM_START + 40 * MIB)),
             None
         );
         assert_eq!(
-            handoff.footprint_overlap(&(RAM_START..RAM_START + 50 * MIB)),
+            handoff.footprint_overlap(&r(RAM_START, RAM_START + 50 * MIB)),
             Some(Part::Initrd)
         );
         // The first part in the way is named, the device tree before the initrd.
         assert_eq!(
-            handoff.footprint_overlap(&(RAM_START..handoff.ram.end)),
+            handoff.footprint_overlap(&r(RAM_START, handoff.ram.end())),
             Some(Part::Fdt)
         );
         assert_eq!(
-            handoff.footprint_overlap(&(RAM_START - 0x1000..RAM_START + 0x1000)),
+            handoff.footprint_overlap(&r(RAM_START - 0x1000, RAM_START + 0x1000)),
             Some(Part::Firmware)
         );
     }

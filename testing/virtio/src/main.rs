@@ -19,7 +19,7 @@ use vmbase::fdt::Fdt;
 use vmbase::layout::Layout;
 use vmbase::memory::{whole_pages, MemoryTracker};
 use vmbase::paging::PageTable;
-use vmbase::pci::PciRoot;
+use vmbase::pci::PciBus;
 use vmbase::virtio::blk::{Disk, SECTOR};
 use vmbase::virtio::console::Console;
 use vmbase::virtio::rng::Rng;
@@ -62,7 +62,7 @@ pub fn main(_: u64, _: u64, _: u64, _: u64) {
             Err(error) => fail(format_args!("DMA pool: {error}")),
         }
     }
-    let mut pci = match PciRoot::new(&fdt, tracker) {
+    let mut pci = match PciBus::new(&fdt, tracker) {
         Ok(pci) => pci,
         Err(error) => fail(format_args!("PCI: {error}")),
     };
@@ -134,7 +134,7 @@ fn activate_page_table(fdt: &Fdt) -> &'static mut MemoryTracker {
 }
 
 /// The virtio-blk disks, in bus order (the order of the VM config's `disks`).
-fn disks(pci: &mut PciRoot) -> vec::Vec<Disk> {
+fn disks(pci: &mut PciBus) -> vec::Vec<Disk> {
     Disk::find_all(pci, MAX_REQUEST).unwrap_or_else(|error| fail(format_args!("{error}")))
 }
 
@@ -155,7 +155,7 @@ const FNV_PRIME: u64 = 0x0100_0000_01b3;
 /// Reads the first disk whole and checks the pattern and checksum; writes the second pattern
 /// into [`WRITE_SECTORS`] of the second disk, in requests of every size up to the largest, and
 /// reads it back.
-fn check_disks(pci: &mut PciRoot) {
+fn check_disks(pci: &mut PciBus) {
     let mut disks = disks(pci);
     let [source, target] = disks.as_mut_slice() else {
         fail(format_args!("expected 2 disks, found {}", disks.len()));
@@ -236,7 +236,7 @@ fn check_disks(pci: &mut PciRoot) {
 }
 
 /// Writing to a read-only disk must fail with an error that names the disk and the request.
-fn check_read_only(pci: &mut PciRoot) {
+fn check_read_only(pci: &mut PciBus) {
     let mut disks = disks(pci);
     let Some(disk) = disks.first_mut() else {
         fail(format_args!("no disk"));
@@ -306,7 +306,7 @@ fn bench_memory(tracker: &mut MemoryTracker) -> (&'static mut [u8], &'static mut
 
 /// Copies 16 MiB, then reads the 16 MiB disk with 4 KiB requests and with the largest, printing
 /// the counter ticks each took (16 instructions per tick under `-icount shift=0`).
-fn bench(pci: &mut PciRoot, source: &mut [u8], target: &mut [u8]) {
+fn bench(pci: &mut PciBus, source: &mut [u8], target: &mut [u8]) {
     let frequency = vmbase::counter::frequency();
     println!("virtio guest: bench counter {frequency} Hz");
     for (index, byte) in source.iter_mut().enumerate() {
@@ -348,7 +348,7 @@ fn bench(pci: &mut PciRoot, source: &mut [u8], target: &mut [u8]) {
 }
 
 /// Greets on the virtio console, reads a line from it and echoes it there and on the UART.
-fn check_console(pci: &mut PciRoot) {
+fn check_console(pci: &mut PciBus) {
     let mut console = match Console::find(pci) {
         Ok(Some(console)) => console,
         Ok(None) => fail(format_args!("no virtio console")),
@@ -373,7 +373,7 @@ fn check_console(pci: &mut PciRoot) {
 
 /// A disk that cannot reach memory never answers: the read times out with an error that names
 /// the disk and the request, and the disk refuses what follows.
-fn check_timeout(pci: &mut PciRoot) {
+fn check_timeout(pci: &mut PciBus) {
     let mut disks = disks(pci);
     let Some(disk) = disks.first_mut() else {
         fail(format_args!("no disk"));
@@ -392,7 +392,7 @@ fn check_timeout(pci: &mut PciRoot) {
 /// Prints 32 bytes of entropy from virtio-rng, which must not be all zeros; then makes the
 /// device `vmbase::rand`'s fallback and prints 32 bytes from `vmbase::rand` with the source it
 /// used.
-fn check_rng(pci: &mut PciRoot) {
+fn check_rng(pci: &mut PciBus) {
     let mut rng = match Rng::find(pci) {
         Ok(Some(rng)) => rng,
         Ok(None) => fail(format_args!("no virtio-rng device")),

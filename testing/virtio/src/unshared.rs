@@ -8,7 +8,7 @@
 use super::fail;
 use alloc::vec;
 use core::ptr::NonNull;
-use vmbase::pci::PciRoot;
+use vmbase::pci::PciBus;
 use vmbase::println;
 use vmbase::virtio::virtio_drivers::device::common::Feature;
 use vmbase::virtio::virtio_drivers::queue::VirtQueue;
@@ -53,7 +53,7 @@ unsafe impl Hal for UnsharedHal {
 
 /// Asks the first virtio-rng device to fill a heap buffer directly. A hypervisor that enforces
 /// sharing ends the VM at the notify; if the device answers instead, this reports it and fails.
-pub fn run(pci: &mut PciRoot) -> ! {
+pub fn run(pci: &mut PciBus) -> ! {
     let (function, mut transport) = match find_transport(pci, DeviceType::EntropySource) {
         Ok(Some(found)) => found,
         Ok(None) => fail(format_args!("no virtio-rng device")),

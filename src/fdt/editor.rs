@@ -9,18 +9,20 @@
 //! of the buffer), so every edit is one move of the bytes after it. An edit that does not fit
 //! fails with [`FdtError::NoSpace`] and leaves the tree as it was.
 
-use super::{
-    be32, Fdt, FdtError, Token, BOOT_CPUID_PHYS, FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP,
-    HEADER_SIZE, LAST_COMP_VERSION, OFF_DT_STRINGS, OFF_DT_STRUCT, OFF_MEM_RSVMAP, SIZE_DT_STRINGS,
-    SIZE_DT_STRUCT, TOTAL_SIZE, VERSION,
+use super::header::{
+    be32, BOOT_CPUID_PHYS, FDT_MAGIC, HEADER_SIZE, LAST_COMP_VERSION, OFF_DT_STRINGS,
+    OFF_DT_STRUCT, OFF_MEM_RSVMAP, READER_VERSION, SIZE_DT_STRINGS, SIZE_DT_STRUCT, TOTAL_SIZE,
+    VERSION, WRITER_LAST_COMP_VERSION,
 };
+use super::walk::{Token, FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP};
+use super::{Fdt, FdtError};
 
 /// One memory reservation entry: address and size, 64 bits each.
 const RESERVATION_SIZE: usize = 16;
 
 /// A device tree being edited inside a buffer; the tree is at its start.
 #[derive(Debug)]
-pub struct FdtWriter<'b> {
+pub struct FdtEditor<'b> {
     buffer: &'b mut [u8],
 }
 
@@ -62,7 +64,7 @@ fn reservations_end(blob: &[u8], start: usize, limit: usize) -> Result<usize, Fd
 }
 
 /// The valid tree `blob` and its memory reservation block (terminator included): what
-/// [`FdtWriter::open_into`] copies, with the structure and strings blocks.
+/// [`FdtEditor::open_into`] copies, with the structure and strings blocks.
 fn packed_parts(blob: &[u8]) -> Result<(Fdt<'_>, &[u8]), FdtError> {
     let fdt = Fdt::new(blob)?;
     fdt.check()?;
@@ -75,17 +77,17 @@ fn packed_parts(blob: &[u8]) -> Result<(Fdt<'_>, &[u8]), FdtError> {
     Ok((fdt, &blob[rsv_start..rsv_end]))
 }
 
-/// The bytes the valid tree `blob` takes once packed, as [`FdtWriter::open_into`] copies it:
+/// The bytes the valid tree `blob` takes once packed, as [`FdtEditor::open_into`] copies it:
 /// its `totalsize` less any padding (a tree `dtc -S` or `-p` padded is larger than its content).
 pub fn packed_size(blob: &[u8]) -> Result<usize, FdtError> {
     let (fdt, reservations) = packed_parts(blob)?;
     Ok(HEADER_SIZE + reservations.len() + fdt.structure.len() + fdt.strings.len())
 }
 
-impl<'b> FdtWriter<'b> {
+impl<'b> FdtEditor<'b> {
     /// Opens the tree at the start of `buffer` for editing; the bytes after its `totalsize`
     /// are room to grow. The tree must already be in the canonical layout (as dtc and libfdt
-    /// write it); [`FdtWriter::open_into`] takes any valid tree.
+    /// write it); [`FdtEditor::open_into`] takes any valid tree.
     pub fn new(buffer: &'b mut [u8]) -> Result<Self, FdtError> {
         let fdt = Fdt::new(buffer)?;
         fdt.check()?;
@@ -93,7 +95,7 @@ impl<'b> FdtWriter<'b> {
         let struct_start = field(blob, OFF_DT_STRUCT);
         let strings_start = field(blob, OFF_DT_STRINGS);
         let rsv_start = field(blob, OFF_MEM_RSVMAP);
-        if field(blob, VERSION) < 17
+        if field(blob, VERSION) < READER_VERSION as usize
             || rsv_start < HEADER_SIZE
             || !rsv_start.is_multiple_of(8)
             || reservations_end(blob, rsv_start, struct_start)? != struct_start
@@ -117,13 +119,13 @@ impl<'b> FdtWriter<'b> {
             return Err(FdtError::NoSpace(total));
         }
         let header = [
-            (0, super::FDT_MAGIC as usize),
+            (0, FDT_MAGIC as usize),
             (TOTAL_SIZE, total),
             (OFF_DT_STRUCT, struct_start),
             (OFF_DT_STRINGS, strings_start),
             (OFF_MEM_RSVMAP, HEADER_SIZE),
-            (VERSION, 17),
-            (LAST_COMP_VERSION, 16),
+            (VERSION, READER_VERSION as usize),
+            (LAST_COMP_VERSION, WRITER_LAST_COMP_VERSION as usize),
             (BOOT_CPUID_PHYS, field(blob, BOOT_CPUID_PHYS)),
             (SIZE_DT_STRINGS, fdt.strings.len()),
             (SIZE_DT_STRUCT, fdt.structure.len()),
@@ -264,28 +266,16 @@ impl<'b> FdtWriter<'b> {
     fn find_property(&self, path: &[u8], name: &[u8]) -> Result<(usize, Found), FdtError> {
         let fdt = self.fdt()?;
         let node = fdt.node(path)?.ok_or(FdtError::NotFound)?;
-        let mut offset = node.body;
-        loop {
-            match fdt.token(offset)? {
-                (Token::Property { name_offset, value }, next) => {
-                    if fdt.string_is(name_offset, name) {
-                        let found = Found::Property {
-                            offset,
-                            value_len: value.len(),
-                        };
-                        return Ok((fdt.structure_start, found));
-                    }
-                    offset = next;
-                }
-                (Token::Nop, next) => offset = next,
-                _ => {
-                    let found = Found::Node {
-                        properties_end: offset,
-                    };
-                    return Ok((fdt.structure_start, found));
-                }
-            }
-        }
+        let properties_end =
+            fdt.scan_properties(node.body, |name_offset, _| fdt.string_is(name_offset, name))?;
+        let found = match fdt.token(properties_end)? {
+            (Token::Property { value, .. }, _) => Found::Property {
+                offset: properties_end,
+                value_len: value.len(),
+            },
+            _ => Found::Node { properties_end },
+        };
+        Ok((fdt.structure_start, found))
     }
 
     /// The offset of `name` in the strings block, if it is there.
@@ -342,7 +332,7 @@ impl<'b> FdtWriter<'b> {
     }
 }
 
-/// What [`FdtWriter::find_property`] found.
+/// What [`FdtEditor::find_property`] found.
 enum Found {
     /// The property, at this offset into the structure block, with a value this long.
     Property { offset: usize, value_len: usize },
@@ -352,20 +342,16 @@ enum Found {
 
 /// The offset after the properties (and NOPs among them) that start at `body`.
 fn properties_end(fdt: &Fdt, body: usize) -> Result<usize, FdtError> {
-    let mut offset = body;
-    loop {
-        match fdt.token(offset)? {
-            (Token::Property { .. } | Token::Nop, next) => offset = next,
-            _ => return Ok(offset),
-        }
-    }
+    fdt.scan_properties(body, |_, _| false)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::split_stdout_path;
     use super::super::tests::{crosvm_like, qemu_virt, FdtBuilder};
-    use super::super::{split_stdout_path, FDT_NOP};
+    use super::super::walk::FDT_NOP;
     use super::*;
+    use crate::memory::AddressRange;
     use std::process::Command;
 
     /// Runs dtc, which `tools/install-deps.sh` installs (package `device-tree-compiler`).
@@ -394,10 +380,10 @@ mod tests {
         assert_eq!(padded.len(), 2 << 20);
         assert_eq!(packed_size(&padded), Ok(packed));
         let mut buffer = vec![0u8; packed];
-        let writer = FdtWriter::open_into(&padded, &mut buffer).unwrap();
-        assert_eq!(writer.as_bytes().len(), packed);
+        let editor = FdtEditor::open_into(&padded, &mut buffer).unwrap();
+        assert_eq!(editor.as_bytes().len(), packed);
         assert_eq!(
-            FdtWriter::open_into(&padded, &mut buffer[..packed - 1]).err(),
+            FdtEditor::open_into(&padded, &mut buffer[..packed - 1]).err(),
             Some(FdtError::NoSpace(packed))
         );
         assert_eq!(
@@ -410,32 +396,32 @@ mod tests {
     fn edits_read_back_through_the_reader_and_dtc() {
         let original = qemu_virt();
         let mut buffer = vec![0u8; original.len() + 4096];
-        let mut writer = FdtWriter::open_into(&original, &mut buffer).unwrap();
-        writer
+        let mut editor = FdtEditor::open_into(&original, &mut buffer).unwrap();
+        editor
             .set_property(b"/chosen", b"bootargs", b"console=ttyAMA0 panic=-1 quiet\0")
             .unwrap();
-        writer
+        editor
             .set_property(b"/chosen", b"kaslr-seed", &[7; 8])
             .unwrap();
-        writer
+        editor
             .set_property(b"/chosen", b"rng-seed", &[1; 3])
             .unwrap();
-        writer.delete_property(b"/chosen", b"stdout-path").unwrap();
-        writer.add_node(b"/", b"firmware@1000").unwrap();
-        writer
+        editor.delete_property(b"/chosen", b"stdout-path").unwrap();
+        editor.add_node(b"/", b"firmware@1000").unwrap();
+        editor
             .set_property(b"/firmware@1000", b"compatible", b"vmbase,test\0")
             .unwrap();
-        writer
+        editor
             .set_property(
                 b"/firmware",
                 b"reg",
                 &[0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x10, 0],
             )
             .unwrap();
-        let size = writer.pack().unwrap();
-        assert_eq!(size, writer.as_bytes().len());
+        let size = editor.pack().unwrap();
+        assert_eq!(size, editor.as_bytes().len());
 
-        let fdt = writer.fdt().unwrap();
+        let fdt = editor.fdt().unwrap();
         fdt.check().unwrap();
         let chosen = fdt.chosen().unwrap().unwrap();
         assert_eq!(
@@ -466,8 +452,8 @@ mod tests {
             assert_eq!(old, new);
         }
 
-        // dtc reads what the writer wrote...
-        let dts = String::from_utf8(dtc(&["-I", "dtb", "-O", "dts"], writer.as_bytes())).unwrap();
+        // dtc reads what the editor wrote...
+        let dts = String::from_utf8(dtc(&["-I", "dtb", "-O", "dts"], editor.as_bytes())).unwrap();
         assert!(
             dts.contains("bootargs = \"console=ttyAMA0 panic=-1 quiet\";"),
             "{dts}"
@@ -502,9 +488,15 @@ mod tests {
         let fdt = Fdt::new(&blob).unwrap();
         fdt.check().unwrap();
         let memory: Vec<_> = fdt.memory().unwrap().map(Result::unwrap).collect();
-        assert_eq!(memory, [0x8000_0000..0x8000_1000, 0x9000_0000..0x9000_2000]);
+        assert_eq!(
+            memory,
+            [
+                AddressRange::from(0x8000_0000..0x8000_1000),
+                AddressRange::from(0x9000_0000..0x9000_2000)
+            ]
+        );
         let chosen = fdt.chosen().unwrap().unwrap();
-        assert_eq!(chosen.initrd, Some(0x100..0x200));
+        assert_eq!(chosen.initrd, Some(AddressRange::from(0x100..0x200)));
         let (alias, _) = split_stdout_path(chosen.stdout_path.unwrap());
         let uart = fdt.resolve(alias).unwrap().unwrap();
         assert_eq!(uart.name(), b"serial@100");
@@ -529,28 +521,28 @@ mod tests {
         let original = crosvm_like();
         let mut buffer = original.clone();
         buffer.extend_from_slice(&[0; 16]);
-        let mut writer = FdtWriter::new(&mut buffer).unwrap();
-        let before = writer.as_bytes().to_vec();
+        let mut editor = FdtEditor::new(&mut buffer).unwrap();
+        let before = editor.as_bytes().to_vec();
         assert!(matches!(
-            writer.set_property(b"/chosen", b"a-new-name", &[0; 8]),
+            editor.set_property(b"/chosen", b"a-new-name", &[0; 8]),
             Err(FdtError::NoSpace(_))
         ));
         assert!(matches!(
-            writer.set_property(b"/chosen", b"stdout-path", &[b'x'; 64]),
+            editor.set_property(b"/chosen", b"stdout-path", &[b'x'; 64]),
             Err(FdtError::NoSpace(_))
         ));
         assert!(matches!(
-            writer.add_node(b"/", b"a-long-node-name-that-needs-room"),
+            editor.add_node(b"/", b"a-long-node-name-that-needs-room"),
             Err(FdtError::NoSpace(_))
         ));
-        assert_eq!(writer.as_bytes(), before);
+        assert_eq!(editor.as_bytes(), before);
         // It fits once the tree moves into a larger buffer.
         let mut larger = vec![0u8; 4096];
-        let mut writer = FdtWriter::open_into(&before, &mut larger).unwrap();
-        writer
+        let mut editor = FdtEditor::open_into(&before, &mut larger).unwrap();
+        editor
             .set_property(b"/chosen", b"a-new-name", &[0; 8])
             .unwrap();
-        assert!(writer.fdt().unwrap().check().is_ok());
+        assert!(editor.fdt().unwrap().check().is_ok());
     }
 
     #[test]
@@ -567,38 +559,38 @@ mod tests {
         let mut buffer = builder.build();
         let original = buffer.clone();
         buffer.extend_from_slice(&[0; 64]);
-        let mut writer = FdtWriter::new(&mut buffer).unwrap();
-        assert_eq!(writer.fdt().unwrap().property(b"/", b"\0"), Ok(None));
-        assert_eq!(writer.fdt().unwrap().property(b"/", b"x\0"), Ok(None));
-        assert_eq!(writer.delete_property(b"/", b"\0"), Err(FdtError::BadName));
-        assert_eq!(writer.as_bytes(), original);
+        let mut editor = FdtEditor::new(&mut buffer).unwrap();
+        assert_eq!(editor.fdt().unwrap().property(b"/", b"\0"), Ok(None));
+        assert_eq!(editor.fdt().unwrap().property(b"/", b"x\0"), Ok(None));
+        assert_eq!(editor.delete_property(b"/", b"\0"), Err(FdtError::BadName));
+        assert_eq!(editor.as_bytes(), original);
     }
 
     #[test]
     fn refusals() {
         let mut buffer = crosvm_like();
         buffer.extend_from_slice(&[0; 256]);
-        let mut writer = FdtWriter::new(&mut buffer).unwrap();
+        let mut editor = FdtEditor::new(&mut buffer).unwrap();
         assert_eq!(
-            writer.set_property(b"/nowhere", b"x", b""),
+            editor.set_property(b"/nowhere", b"x", b""),
             Err(FdtError::NotFound)
         );
         assert_eq!(
-            writer.delete_property(b"/chosen", b"x"),
+            editor.delete_property(b"/chosen", b"x"),
             Err(FdtError::NotFound)
         );
-        assert_eq!(writer.add_node(b"/", b"chosen"), Err(FdtError::Exists));
-        assert_eq!(writer.add_node(b"/", b"a/b"), Err(FdtError::BadName));
-        assert_eq!(writer.add_node(b"/", b""), Err(FdtError::BadName));
+        assert_eq!(editor.add_node(b"/", b"chosen"), Err(FdtError::Exists));
+        assert_eq!(editor.add_node(b"/", b"a/b"), Err(FdtError::BadName));
+        assert_eq!(editor.add_node(b"/", b""), Err(FdtError::BadName));
         assert_eq!(
-            writer.set_property(b"/", b"a\0b", b""),
+            editor.set_property(b"/", b"a\0b", b""),
             Err(FdtError::BadName)
         );
         // A tree that is not 8-byte aligned in memory.
         let mut unaligned = vec![0u8; crosvm_like().len() + 8];
         unaligned[1..crosvm_like().len() + 1].copy_from_slice(&crosvm_like());
         assert_eq!(
-            FdtWriter::new(&mut unaligned[1..]).unwrap_err(),
+            FdtEditor::new(&mut unaligned[1..]).unwrap_err(),
             FdtError::Misaligned
         );
     }
@@ -618,33 +610,33 @@ mod tests {
             .token(FDT_NOP)
             .build();
         let mut buffer = blob.clone();
-        let mut writer = FdtWriter::new(&mut buffer).unwrap();
-        assert_eq!(writer.pack().unwrap(), blob.len() - 5 * 4);
-        let fdt = writer.fdt().unwrap();
+        let mut editor = FdtEditor::new(&mut buffer).unwrap();
+        assert_eq!(editor.pack().unwrap(), blob.len() - 5 * 4);
+        let fdt = editor.fdt().unwrap();
         fdt.check().unwrap();
         assert_eq!(fdt.property(b"/", b"a").unwrap(), Some(&b"1\0"[..]));
         assert!(fdt.node(b"/child").unwrap().is_some());
     }
 
     /// Edits on every regression input: refused or done, never a panic, and a done edit leaves
-    /// a tree that passes [`Fdt::check`]. The corpus must hold both trees the writer refuses and
+    /// a tree that passes [`Fdt::check`]. The corpus must hold both trees the editor refuses and
     /// trees it edits, or one of the two paths goes untested.
     #[test]
     fn hostile_trees_are_refused_or_edited_safely() {
         let (mut edited, mut refused) = (0, 0);
         for blob in super::super::tests::regression_inputs() {
             let mut buffer = vec![0u8; blob.len() + 512];
-            let Ok(mut writer) = FdtWriter::open_into(&blob, &mut buffer) else {
+            let Ok(mut editor) = FdtEditor::open_into(&blob, &mut buffer) else {
                 refused += 1;
                 continue;
             };
             edited += 1;
-            let _ = writer.set_property(b"/chosen", b"kaslr-seed", &[0; 8]);
-            let _ = writer.set_property(b"/chosen", b"bootargs", b"quiet\0");
-            let _ = writer.delete_property(b"/chosen", b"stdout-path");
-            let _ = writer.add_node(b"/", b"added");
-            let _ = writer.pack();
-            writer.fdt().unwrap().check().unwrap();
+            let _ = editor.set_property(b"/chosen", b"kaslr-seed", &[0; 8]);
+            let _ = editor.set_property(b"/chosen", b"bootargs", b"quiet\0");
+            let _ = editor.delete_property(b"/chosen", b"stdout-path");
+            let _ = editor.add_node(b"/", b"added");
+            let _ = editor.pack();
+            editor.fdt().unwrap().check().unwrap();
         }
         assert!(
             edited > 0 && refused > 0,
