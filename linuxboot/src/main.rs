@@ -20,7 +20,7 @@ extern crate alloc;
 use core::convert::Infallible;
 use core::fmt;
 use core::ops::Range;
-use vmbase::fdt::editor::FdtEditor;
+use vmbase::fdt::editor::{packed_size, FdtEditor};
 use vmbase::fdt::{Fdt, FdtError};
 use vmbase::layout::{Layout, PAGE_SIZE};
 use vmbase::linux::{ImageError, ImageHeader};
@@ -176,15 +176,25 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
         guest_range(&handoff.ram)?,
         vmbase::layout::crosvm::MMIO_RANGE,
     )?;
+    // Read while vmbase's own map still covers the VMM's tree.
+    let tree_copy_size = packed_size(vmm_tree)? + TREE_EDIT_ROOM;
+    let tree_copy_slot = handoff.tree_copy_slot(vmm_tree.len() as u64, tree_copy_size as u64);
     // SAFETY: The table maps the console, the image, .data, .bss (heap and page tables
-    // included) and both stacks: everything used from here on but the tree, kernel and initrd,
+    // included) and both stacks: everything used from here on but the tree and the kernel,
     // which are mapped below before they are touched.
     let tracker = unsafe { tracker.activate() };
-    tracker.alloc_range_mut(&guest_range(&handoff.fdt)?)?;
+    // Of the tree's 2 MiB region, only what is used: the VMM's tree and the slot for the copy
+    // after it. Its 512 pages would cost more to map than all the rest of the boot.
+    let tree_used = AddressRange::from_bounds(
+        handoff.fdt.start(),
+        tree_copy_slot.map_or(handoff.fdt.start() + vmm_tree.len() as u64, |slot| {
+            slot.end()
+        }),
+    )
+    .ok_or(LayoutError::Empty(Part::Fdt))?;
+    tracker.alloc_range_mut(&guest_range(&tree_used)?)?;
     tracker.alloc_range(&guest_range(&handoff.kernel)?)?;
-    if let Some(initrd) = &handoff.initrd {
-        tracker.alloc_range(&guest_range(initrd)?)?;
-    }
+    // The initrd stays unmapped: the firmware checks where it is but never reads it.
 
     // SAFETY: The tracker mapped the kernel read-only; the VMM loaded it and nothing writes it.
     let kernel = unsafe { core::slice::from_raw_parts(x1 as *const u8, x2 as usize) };
@@ -197,10 +207,14 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
 
     let running_kernel = AddressRange::new(entry as u64, header.image_size as u64)
         .ok_or(Refusal::Kernel(ImageError::TooLarge))?;
-    let copy = tree_copy_place(tracker, &handoff, vmm_tree, &running_kernel)?;
-    // SAFETY: tree_copy_place mapped the range read-write; it lies clear of the VMM's tree, the
-    // kernel (as loaded and as it will run), the initrd and the firmware, and nothing else
-    // uses those bytes.
+    let copy = match tree_copy_slot {
+        Some(slot) => guest_range(&slot)?,
+        None => tree_copy_pages(tracker, &handoff, tree_copy_size, &running_kernel)?,
+    };
+    // SAFETY: The copy's range is mapped read-write (the slot with the tree's used part of its
+    // region, or else by tree_copy_pages); it lies clear of the VMM's tree, the kernel (as
+    // loaded and as it will run: place_kernel keeps it off the tree's region), the initrd and
+    // the firmware, and nothing else uses those bytes.
     let buffer = unsafe { core::slice::from_raw_parts_mut(copy.start as *mut u8, copy.len()) };
     let mut tree = FdtEditor::open_into(vmm_tree, buffer)?;
     if !has_chosen {
@@ -229,23 +243,16 @@ fn boot(x0: u64, x1: u64, x2: u64) -> Result<Infallible, Refusal> {
 /// `/chosen` node take less than 256 bytes.
 const TREE_EDIT_ROOM: usize = 4096;
 
-/// Where the kernel's tree goes, mapped read-write. The VMM's tree stays as it is (vmbase holds
-/// it as read-only memory for the whole program): the kernel gets an edited copy, right after
-/// it in the tree's region when it fits there (as crosvm intends, leaving room for the tree to
-/// grow), else in the lowest free pages of RAM (a tree padded to fill its region, as
-/// `dtc -S 2097152` makes, leaves no room after it).
-fn tree_copy_place(
+/// Pages for the kernel's copy of the tree when the tree's region has no room after the VMM's
+/// tree (a tree padded to fill its region, as `dtc -S 2097152` makes): the lowest free pages of
+/// RAM, mapped read-write. The VMM's tree stays as it is (vmbase holds it as read-only memory for
+/// the whole program).
+fn tree_copy_pages(
     tracker: &mut MemoryTracker,
     handoff: &Handoff,
-    vmm_tree: &[u8],
+    size: usize,
     running_kernel: &AddressRange,
 ) -> Result<Range<usize>, Refusal> {
-    let size = vmbase::fdt::editor::packed_size(vmm_tree)? + TREE_EDIT_ROOM;
-    let region = guest_range(&handoff.fdt)?;
-    let after_vmm_tree = (region.start + vmm_tree.len()).next_multiple_of(8);
-    if region.end.saturating_sub(after_vmm_tree) >= size {
-        return Ok(after_vmm_tree..region.end);
-    }
     let pages = handoff
         .free_range(size.next_multiple_of(PAGE_SIZE) as u64, running_kernel)
         .ok_or(Refusal::NoRoomForDeviceTree(size))?;

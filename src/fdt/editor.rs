@@ -63,11 +63,11 @@ fn reservations_end(blob: &[u8], start: usize, limit: usize) -> Result<usize, Fd
     Err(FdtError::BadLayout)
 }
 
-/// The valid tree `blob` and its memory reservation block (terminator included): what
-/// [`FdtEditor::open_into`] copies, with the structure and strings blocks.
+/// The tree `blob` (its header checked, not its structure) and its memory reservation block
+/// (terminator included): what [`FdtEditor::open_into`] copies, with the structure and strings
+/// blocks.
 fn packed_parts(blob: &[u8]) -> Result<(Fdt<'_>, &[u8]), FdtError> {
     let fdt = Fdt::new(blob)?;
-    fdt.check()?;
     let blob = fdt.as_bytes();
     let rsv_start = field(blob, OFF_MEM_RSVMAP);
     if rsv_start < HEADER_SIZE || !rsv_start.is_multiple_of(8) {
@@ -77,8 +77,10 @@ fn packed_parts(blob: &[u8]) -> Result<(Fdt<'_>, &[u8]), FdtError> {
     Ok((fdt, &blob[rsv_start..rsv_end]))
 }
 
-/// The bytes the valid tree `blob` takes once packed, as [`FdtEditor::open_into`] copies it:
-/// its `totalsize` less any padding (a tree `dtc -S` or `-p` padded is larger than its content).
+/// The bytes the tree `blob` takes once packed, as [`FdtEditor::open_into`] copies it: its
+/// `totalsize` less any padding (a tree `dtc -S` or `-p` padded is larger than its content).
+/// It reads the header and the reservation block only, so that sizing a buffer costs no walk of
+/// the structure: [`FdtEditor::open_into`] checks the whole tree.
 pub fn packed_size(blob: &[u8]) -> Result<usize, FdtError> {
     let (fdt, reservations) = packed_parts(blob)?;
     Ok(HEADER_SIZE + reservations.len() + fdt.structure.len() + fdt.strings.len())
@@ -111,6 +113,7 @@ impl<'b> FdtEditor<'b> {
     /// how a tree moves into a larger buffer (or leaves a read-only one).
     pub fn open_into(blob: &[u8], buffer: &'b mut [u8]) -> Result<Self, FdtError> {
         let (fdt, reservations) = packed_parts(blob)?;
+        fdt.check()?;
         let blob = fdt.as_bytes();
         let struct_start = HEADER_SIZE + reservations.len();
         let strings_start = struct_start + fdt.structure.len();

@@ -135,6 +135,18 @@ impl Handoff {
             .min_by_key(AddressRange::start)
     }
 
+    /// Where the kernel's copy of the tree goes if it fits in the tree's region: `size` bytes
+    /// from the first 8-byte boundary after the VMM's tree (`vmm_tree_len` bytes from the
+    /// region's start), as crosvm intends the region's free end to be used.
+    pub fn tree_copy_slot(&self, vmm_tree_len: u64, size: u64) -> Option<AddressRange> {
+        let start = self
+            .fdt
+            .start()
+            .checked_add(vmm_tree_len)?
+            .checked_next_multiple_of(8)?;
+        AddressRange::new(start, size).filter(|slot| self.fdt.covers(slot))
+    }
+
     /// The first part (other than the kernel) that the kernel's memory once it runs, `footprint`
     /// (its `image_size` from where it runs, `.bss` included), would overlap.
     pub fn footprint_overlap(&self, footprint: &AddressRange) -> Option<Part> {
@@ -308,6 +320,32 @@ mod tests {
         };
         assert_eq!(ram_is_full.free_range(0x10_0000, &ram_is_full.kernel), None);
         assert_eq!(handoff.free_range(u64::MAX, &kernel_runs), None);
+    }
+
+    #[test]
+    fn the_tree_copy_goes_after_the_vmm_tree_when_the_region_has_room() {
+        let handoff = crosvm_like();
+        let start = handoff.fdt.start();
+        assert_eq!(
+            handoff.tree_copy_slot(3466, 7562),
+            range(start + 3472, 7562),
+            "the copy starts at the next 8-byte boundary"
+        );
+        assert_eq!(
+            handoff.tree_copy_slot(0x1000, FDT_REGION_SIZE - 0x1000),
+            range(start + 0x1000, FDT_REGION_SIZE - 0x1000),
+            "exactly the rest of the region fits"
+        );
+        assert_eq!(
+            handoff.tree_copy_slot(0x1000, FDT_REGION_SIZE - 0xfff),
+            None
+        );
+        assert_eq!(
+            handoff.tree_copy_slot(FDT_REGION_SIZE, 8),
+            None,
+            "a padded tree"
+        );
+        assert_eq!(handoff.tree_copy_slot(u64::MAX, 8), None);
     }
 
     #[test]
