@@ -45,18 +45,8 @@ pub enum ConsoleDevice {
 pub enum ConsoleError {
     /// The VMM passed no usable FDT.
     NoFdt,
-    /// The FDT could not be read.
-    Fdt(FdtError),
-    /// `/chosen` has no `stdout-path` property.
-    NoStdoutPath,
-    /// `stdout-path` names an alias that `/aliases` does not define.
-    UnknownAlias,
-    /// No node has the path that `stdout-path` names.
-    NodeNotFound,
-    /// The console node has no usable `reg` property.
-    NoReg,
-    /// The console node sits under a bus that translates addresses (non-empty `ranges`).
-    TranslatedAddress,
+    /// The FDT names no console device vmbase can find ([`Fdt::stdout`]).
+    Stdout(StdoutError),
     /// The console node is not compatible with a driver vmbase has.
     UnsupportedDevice,
     /// The console's registers are outside [`MMIO_RANGE`].
@@ -67,12 +57,7 @@ impl fmt::Display for ConsoleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoFdt => write!(f, "no device tree"),
-            Self::Fdt(e) => write!(f, "{e}"),
-            Self::NoStdoutPath => write!(f, "no /chosen/stdout-path"),
-            Self::UnknownAlias => write!(f, "stdout-path names an unknown alias"),
-            Self::NodeNotFound => write!(f, "stdout-path names a node that does not exist"),
-            Self::NoReg => write!(f, "console node has no usable reg"),
-            Self::TranslatedAddress => write!(f, "console node is behind an address translation"),
+            Self::Stdout(e) => write!(f, "{e}"),
             Self::UnsupportedDevice => write!(f, "the stdout-path device has no vmbase driver"),
             Self::OutsideMmio(address) => write!(f, "console address {address:#x} is not MMIO"),
         }
@@ -83,20 +68,13 @@ impl core::error::Error for ConsoleError {}
 
 impl From<FdtError> for ConsoleError {
     fn from(e: FdtError) -> Self {
-        Self::Fdt(e)
+        Self::Stdout(StdoutError::Fdt(e))
     }
 }
 
 impl From<StdoutError> for ConsoleError {
     fn from(e: StdoutError) -> Self {
-        match e {
-            StdoutError::Fdt(e) => Self::Fdt(e),
-            StdoutError::NoStdoutPath => Self::NoStdoutPath,
-            StdoutError::UnknownAlias => Self::UnknownAlias,
-            StdoutError::NodeNotFound => Self::NodeNotFound,
-            StdoutError::NoReg => Self::NoReg,
-            StdoutError::TranslatedAddress => Self::TranslatedAddress,
-        }
+        Self::Stdout(e)
     }
 }
 
@@ -446,7 +424,7 @@ mod tests {
         assert_eq!(ConsoleDevice::from_fdt(&tree(b"/uart\0")), pl011(0x1000));
         assert_eq!(
             ConsoleDevice::from_fdt(&tree(b"/uart@3000\0")),
-            Err(ConsoleError::NodeNotFound)
+            Err(ConsoleError::Stdout(StdoutError::NodeNotFound))
         );
     }
 
@@ -491,7 +469,7 @@ mod tests {
         }
         assert_eq!(
             ConsoleDevice::from_fdt(&tree(b"/uart@3000\0")),
-            Err(ConsoleError::NodeNotFound)
+            Err(ConsoleError::Stdout(StdoutError::NodeNotFound))
         );
     }
 
@@ -566,7 +544,7 @@ mod tests {
             .build();
         assert_eq!(
             ConsoleDevice::from_fdt(&blob),
-            Err(ConsoleError::TranslatedAddress)
+            Err(ConsoleError::Stdout(StdoutError::TranslatedAddress))
         );
     }
 
@@ -575,14 +553,20 @@ mod tests {
         let no_chosen = FdtBuilder::new().begin("").end().build();
         assert_eq!(
             ConsoleDevice::from_fdt(&no_chosen),
-            Err(ConsoleError::NoStdoutPath)
+            Err(ConsoleError::Stdout(StdoutError::NoStdoutPath))
         );
 
         // The tree has a node `/uart` without `reg`, and no aliases.
         let cases: [(&[u8], ConsoleError); 3] = [
-            (b"/nowhere\0", ConsoleError::NodeNotFound),
-            (b"serial3\0", ConsoleError::UnknownAlias),
-            (b"/uart\0", ConsoleError::NoReg),
+            (
+                b"/nowhere\0",
+                ConsoleError::Stdout(StdoutError::NodeNotFound),
+            ),
+            (
+                b"serial3\0",
+                ConsoleError::Stdout(StdoutError::UnknownAlias),
+            ),
+            (b"/uart\0", ConsoleError::Stdout(StdoutError::NoReg)),
         ];
         for (stdout_path, error) in cases {
             let blob = root_with_stdout_path(stdout_path)
