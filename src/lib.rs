@@ -34,20 +34,20 @@ extern crate alloc;
 pub mod arch;
 pub mod console;
 pub mod counter;
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", target_os = "none", not(test))))]
 pub mod entry;
 pub mod exceptions;
 pub mod fdt;
 pub mod heap;
 pub mod hyp;
 pub mod layout;
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", target_os = "none", not(test))))]
 mod linker;
 pub mod linux;
 pub mod logger;
 pub mod memory;
 pub mod paging;
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", target_os = "none", not(test))))]
 pub mod payload;
 pub mod pci;
 pub mod power;
