@@ -46,7 +46,10 @@ impl HeapState {
     }
 }
 
-#[cfg_attr(all(target_arch = "aarch64", target_os = "none", not(test)), global_allocator)]
+#[cfg_attr(
+    all(target_arch = "aarch64", target_os = "none", not(test)),
+    global_allocator
+)]
 static HEAP: VmbaseHeap = VmbaseHeap {
     heap: SpinMutex::new(HeapState::new()),
 };

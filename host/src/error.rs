@@ -73,7 +73,7 @@ pub enum Error {
         /// The kernel file.
         path: PathBuf,
         /// What is wrong with its header.
-        reason: &'static str,
+        reason: String,
     },
 
     /// A kernel, initrd or firmware file is empty.

@@ -9,7 +9,7 @@ use crate::boot_stub::EntryState;
 use crate::config::{DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig};
 use crate::error::Error;
 use crate::host::host_memory_mib;
-use crate::image::{self, ImageHeader, ImageKind};
+use crate::image::{self, ImageKind};
 use crate::kernel::{KernelPayload, kernel_layout};
 use crate::layout::{
     FDT_ADDRESS, FDT_MAX_SIZE, FIRMWARE_ADDRESS, FIRMWARE_MAX_SIZE, IMAGE_ADDRESS, MAX_MEMORY_MIB,
@@ -22,6 +22,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use vmbase::linux::{ImageError, ImageHeader};
 
 /// The size of a disk sector: QEMU's raw disks are a whole number of them.
 const SECTOR_SIZE: u64 = 512;
@@ -486,7 +487,10 @@ fn kernel_boot(
 ) -> Result<(Placement, ImageKind), Error> {
     let (kernel_file, start) = non_empty_file_start("kernel", kernel, image::INSPECTED_BYTES)?;
     let kernel_file_size = kernel_file.size;
-    let header = match (ImageHeader::parse(&start), &config.firmware) {
+    let header = match (
+        ImageHeader::check(&start, kernel_file_size),
+        &config.firmware,
+    ) {
         (Ok(header), _) => Some(header),
         // Checking the payload is the firmware's job: the tests of firmware rely on that.
         (Err(_), Some(_)) => None,
@@ -518,7 +522,7 @@ fn kernel_boot(
         }
         None => (
             ImageKind::Arm64Image {
-                image_size: header.as_ref().map_or(0, |header| header.image_size),
+                image_size: header.as_ref().map_or(0, |header| header.image_size as u64),
             },
             None,
         ),
@@ -591,13 +595,13 @@ fn kernel_boot(
 
 /// Why `start`, the first bytes of a kernel, is not an arm64 `Image`: the header's `reason`,
 /// unless it is a mistake that can be named.
-fn not_a_kernel_reason(start: &[u8], reason: &'static str) -> &'static str {
+fn not_a_kernel_reason(start: &[u8], reason: ImageError) -> String {
     match image::inspect(start) {
-        ImageKind::Elf => "it is an ELF file (vmlinux?), not the raw Image",
+        ImageKind::Elf => "it is an ELF file (vmlinux?), not the raw Image".to_owned(),
         ImageKind::Vmbase { .. } => {
-            "it is a vmbase image: boot it with --bootloader (`bootloader` in a config)"
+            "it is a vmbase image: boot it with --bootloader (`bootloader` in a config)".to_owned()
         }
-        ImageKind::Arm64Image { .. } | ImageKind::Unknown => reason,
+        ImageKind::Arm64Image { .. } | ImageKind::Unknown => image::header_refusal(reason),
     }
 }
 
@@ -613,7 +617,7 @@ fn payload_description(kernel: &Path, payload: &KernelPayload, initrd: Option<&P
         if header.text_offset != 0 {
             description += &format!(", text_offset {:#x}", header.text_offset);
         }
-        if header.image_size > payload.kernel_file_size {
+        if header.image_size as u64 > payload.kernel_file_size {
             description += &format!(", image_size {}", header.image_size);
         }
     }

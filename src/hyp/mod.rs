@@ -176,7 +176,10 @@ pub(crate) enum Enrolment {
 /// `console`'s pages, so that the console keeps working. vmbase calls this before `main`.
 #[cfg_attr(
     not(all(target_arch = "aarch64", target_os = "none")),
-    allow(dead_code, reason = "entry, its caller, is built for bare-metal aarch64 only")
+    allow(
+        dead_code,
+        reason = "entry, its caller, is built for bare-metal aarch64 only"
+    )
 )]
 pub(crate) fn enroll_mmio_guard(console: &Range<usize>) -> Result<Enrolment, Error> {
     let Ok((kvm, granule)) = mmio_guard() else {
