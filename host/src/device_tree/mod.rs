@@ -6,7 +6,8 @@
 use crate::bounded_read::read_regular_file;
 use crate::error::Error;
 use crate::layout::{FDT_MAX_SIZE, MIB, RAM_START};
-use crate::qemu::{self, Machine};
+use crate::plan::Machine;
+use crate::qemu;
 use crate::supervise::{self, Waited};
 use fdt::Fdt;
 use fdt::node::FdtNode;

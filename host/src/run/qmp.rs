@@ -9,8 +9,8 @@
 //! QEMU's exit; and `qapi-qmp` generates types for QEMU's whole schema to serve four commands
 //! and one event.
 
-use crate::death_reason::ShutdownCause;
 use crate::error::Error;
+use crate::run::death_reason::ShutdownCause;
 use crate::supervise::POLL_INTERVAL;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use serde::de::IgnoredAny;

@@ -4,9 +4,9 @@
 //! Watching a running VM through its QMP monitor until QEMU exits: how the VM ended and, when
 //! QEMU counts instructions, how many the guest executed.
 
-use crate::death_reason::ShutdownCause;
 use crate::error::Error;
-use crate::qmp::QmpClient;
+use crate::run::death_reason::ShutdownCause;
+use crate::run::qmp::QmpClient;
 
 /// What the monitor saw of a VM's end.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub(crate) fn watch(mut qmp: QmpClient, count_instructions: bool) -> Result<Endi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qmp::tests::{GREETING, fake_qemu};
+    use crate::run::qmp::tests::{GREETING, fake_qemu};
     use std::io::Write;
     use std::os::unix::net::UnixStream;
 

@@ -3,8 +3,11 @@
 
 //! QEMU command lines that reproduce crosvm's aarch64 machine (docs/contract.md, section 3).
 
+pub(crate) mod boot_stub;
+
 use crate::layout::QEMU_RAM_BELOW_RAM_START_MIB;
 use crate::plan::BootPlan;
+use crate::plan::Machine;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
@@ -39,19 +42,6 @@ const CPU_GLOBAL: &str = "max-arm-cpu.pauth-impdef=on";
 
 /// QEMU's RAM limit with `highmem=off`: everything below 4 GiB, from `0x4000_0000`.
 const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
-
-/// What defines the machine QEMU builds, and so its device tree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Machine {
-    /// RAM described to the guest, in MiB.
-    pub(crate) memory_mib: u32,
-    /// Number of virtual CPUs.
-    pub(crate) num_cpus: u32,
-    /// Whether the guest runs under the pKVM double, at EL1 below it.
-    pub(crate) protected: bool,
-    /// Whether QEMU runs it under KVM (with the host's CPU) rather than TCG.
-    pub(crate) kvm: bool,
-}
 
 /// Options that define the machine, with `highmem=off` whenever the RAM fits below 4 GiB: QEMU
 /// then puts the PCI configuration space (ECAM) and all PCI memory in the MMIO GiB below RAM,
@@ -221,10 +211,12 @@ fn escape(value: &OsStr) -> OsString {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accel::ChosenAccelerator;
-    use crate::boot_stub::EntryState;
     use crate::config::DiskImage;
-    use crate::plan::{InputFile, LoadedFile, Placement, VirtioConsole};
+    use crate::plan::VirtioConsole;
+    use crate::plan::accel::ChosenAccelerator;
+    use crate::plan::files::InputFile;
+    use crate::plan::placement::EntryState;
+    use crate::plan::placement::{LoadedFile, Placement};
     use std::fs::File;
     use std::path::PathBuf;
 

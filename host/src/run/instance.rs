@@ -3,16 +3,16 @@
 
 //! `VmInstance`: one QEMU process running one VM, and the files it needs.
 
-use crate::boot_stub::boot_stub_for;
 use crate::config::VirtualMachineRawConfig;
-use crate::death_reason::DeathReason;
 use crate::device_tree;
 use crate::error::Error;
-use crate::monitor::{self, Ending};
-use crate::output::{Copier, OutputFile};
 use crate::plan::BootPlan;
+use crate::qemu::boot_stub::boot_stub_for;
 use crate::qemu::{self, QEMU, RunFiles};
-use crate::qmp::{QmpClient, ReadLimit};
+use crate::run::death_reason::DeathReason;
+use crate::run::monitor::{self, Ending};
+use crate::run::output::{Copier, OutputFile};
+use crate::run::qmp::{QmpClient, ReadLimit};
 use crate::supervise;
 use rustix::fs::{Mode, OFlags};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
