@@ -8,7 +8,7 @@ use crate::device_tree;
 use crate::error::Error;
 use crate::plan::BootPlan;
 use crate::qemu::boot_stub::boot_stub_for;
-use crate::qemu::{self, QEMU, RunFiles};
+use crate::qemu::{self, MachineArgs, QEMU, RunFiles};
 use crate::run::death_reason::DeathReason;
 use crate::run::monitor::{self, Ending};
 use crate::run::output::{Copier, OutputFile};
@@ -18,7 +18,7 @@ use rustix::fs::{Mode, OFlags};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
@@ -189,36 +189,22 @@ impl VmInstance {
         for (file, copy) in placement.files.iter().zip(&copies) {
             file.input.copy_to(copy)?;
         }
+        // Built once: the device tree is dumped from the same machine that runs.
+        let machine_args = MachineArgs::new(&plan.machine);
         // Written first: QEMU's device tree is dumped with it as `-bios`, as the boot runs.
         fs::write(files.boot_stub, boot_stub_for(&placement.entry))
             .map_err(Error::io("write the boot stub"))?;
-        if let Some(given) = &plan.given_device_tree {
-            given.copy_to(&device_tree)?;
-        } else {
-            let qemu_dtb = device_tree::qemu_device_tree(
-                &plan.machine,
-                files.boot_stub,
-                &dir.join(QEMU_DTB_FILE),
-                &interrupt,
-            )?;
-            let dtb = device_tree::rewrite(
-                &qemu_dtb,
-                &plan.machine,
-                placement.bootargs.as_deref(),
-                placement.initrd.as_ref(),
-            )?;
-            // Private: it holds the guest's seeds.
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&device_tree)
-                .and_then(|mut file| file.write_all(&dtb))
-                .map_err(Error::io("write the device tree"))?;
-        }
+        device_tree::write_guest_device_tree(
+            plan,
+            &machine_args,
+            files.boot_stub,
+            &dir.join(QEMU_DTB_FILE),
+            &device_tree,
+            &interrupt,
+        )?;
         let copies: Vec<&Path> = copies.iter().map(PathBuf::as_path).collect();
         Ok(Self {
-            qemu_args: qemu::run_args(plan, &files, &copies),
+            qemu_args: qemu::run_args(plan, &machine_args, &files, &copies),
             virtio_console_output: plan
                 .virtio_console
                 .as_ref()
