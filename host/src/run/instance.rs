@@ -68,7 +68,9 @@ pub struct VmInstance {
     output_error: Option<Error>,
     // Declared before `temp_dir` so that QEMU is killed before its files are removed.
     state: State,
-    temp_dir: TempDir,
+    /// The instance's files, until the VM starts: then the monitor thread removes them once
+    /// QEMU no longer needs them.
+    temp_dir: Option<TempDir>,
 }
 
 enum State {
@@ -216,7 +218,7 @@ impl VmInstance {
             interrupt,
             output_error: None,
             state: State::Created { console, log },
-            temp_dir,
+            temp_dir: Some(temp_dir),
         })
     }
 
@@ -240,7 +242,8 @@ impl VmInstance {
             virtio_console: None,
         };
         self.state = State::Dead(DeathReason::StartFailed);
-        let launched = self.launch(given, move || {
+        let files = self.temp_dir.take();
+        let launched = self.launch(files, given, move || {
             let virtio_console = match virtio_console {
                 Some(path) => {
                     let output = OutputFile::open("virtio console", &path, &interrupt, || {})?;
@@ -271,7 +274,12 @@ impl VmInstance {
             return Err(Error::AlreadyStarted);
         }
         self.state = State::Dead(DeathReason::StartFailed);
-        self.state = State::Running(Box::new(self.launch(VmOutputs::default(), open_outputs)?));
+        let files = self.temp_dir.take();
+        self.state = State::Running(Box::new(self.launch(
+            files,
+            VmOutputs::default(),
+            open_outputs,
+        )?));
         Ok(())
     }
 
@@ -353,9 +361,12 @@ impl VmInstance {
     }
 
     /// Spawns QEMU with the `given` outputs, waits for its QMP greeting, opens the others
-    /// with `open_outputs` and lets the guest run.
+    /// with `open_outputs` and lets the guest run. The instance's `files` go with the monitor
+    /// thread, which removes them once QEMU is done with them; on failure they are removed
+    /// after QEMU is killed.
     fn launch(
         &self,
+        files: Option<TempDir>,
         given: VmOutputs,
         open_outputs: impl FnOnce() -> Result<VmOutputs, Error>,
     ) -> Result<RunningVm, Error> {
@@ -380,7 +391,11 @@ impl VmInstance {
             }
         }
         let (mut virtio_console, fifo_keeper) = if self.has_virtio_console {
-            let (reader, keeper) = open_virtio_console_fifo(self.temp_dir.path())?;
+            let dir = files
+                .as_ref()
+                .map(TempDir::path)
+                .ok_or(Error::AlreadyStarted)?;
+            let (reader, keeper) = open_virtio_console_fifo(dir)?;
             let copier = Copier::start("virtio-console", reader)
                 .map_err(Error::io("start the virtio console thread"))?;
             (Some(copier), Some(keeper))
@@ -434,7 +449,7 @@ impl VmInstance {
             .name("vmclient-qmp".to_owned())
             .spawn(move || {
                 // The receiver is gone only when the instance was dropped: nobody to tell.
-                let _ = sender.send(monitor::watch(qmp, counts_instructions));
+                let _ = sender.send(monitor::watch(qmp, counts_instructions, || drop(files)));
             })
             .map_err(Error::io("start the QMP monitor thread"))?;
         Ok(RunningVm {
