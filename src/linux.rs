@@ -22,9 +22,9 @@ pub const IMAGE_MAGIC: [u8; 4] = *b"ARM\x64";
 
 /// Flags bit 0: the kernel is big-endian.
 pub const FLAG_BIG_ENDIAN: u64 = 1 << 0;
-/// Flags bits [2:1]: the kernel's page size (0 unspecified, 1 4K, 2 16K, 3 64K).
+/// Flags bits 2:1: the kernel's page size (0 unspecified, 1 4K, 2 16K, 3 64K).
 const FLAG_PAGE_SIZE_SHIFT: u64 = 1;
-/// Flags bits [2:1] of a kernel with 4 KiB pages.
+/// Flags bits 2:1 of a kernel with 4 KiB pages.
 pub const FLAG_PAGE_SIZE_4K: u64 = 1 << FLAG_PAGE_SIZE_SHIFT;
 /// Flags bit 3: the 2 MiB-aligned base may be anywhere in RAM (else as low as possible).
 pub const FLAG_PLACEMENT_ANYWHERE: u64 = 1 << 3;
