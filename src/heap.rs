@@ -47,7 +47,7 @@ impl HeapState {
 }
 
 #[cfg_attr(
-    all(target_arch = "aarch64", target_os = "none", not(test)),
+    all(target_arch = "aarch64", not(target_os = "linux"), not(test)),
     global_allocator
 )]
 static HEAP: VmbaseHeap = VmbaseHeap {
@@ -59,7 +59,7 @@ static HEAP: VmbaseHeap = VmbaseHeap {
 /// in at all).
 pub const DEFAULT_HEAP_SIZE: usize = 64 * 4096;
 
-#[cfg(any(doc, all(target_arch = "aarch64", target_os = "none", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 extern "Rust" {
     /// The binary's heap region, defined by [`configure_heap!`](crate::configure_heap); to be
     /// called at most once. Without `configure_heap!`, sections.ld makes this symbol
@@ -75,7 +75,7 @@ extern "Rust" {
 /// # Safety
 ///
 /// Call it at most once.
-#[cfg(any(doc, all(target_arch = "aarch64", target_os = "none", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 #[unsafe(no_mangle)]
 unsafe fn vmbase_default_heap_region() -> &'static mut [u8] {
     static REGION: StaticRegion<DEFAULT_HEAP_SIZE> = StaticRegion::new();
@@ -89,7 +89,7 @@ unsafe fn vmbase_default_heap_region() -> &'static mut [u8] {
 /// # Safety
 ///
 /// Call it at most once.
-#[cfg(any(doc, all(target_arch = "aarch64", target_os = "none", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub(crate) unsafe fn init() {
     // SAFETY: configure_heap! (or vmbase_default_heap_region, which sections.ld provides in its
     // place) defines the function with this signature, and the caller promises that this is its
@@ -138,7 +138,7 @@ impl fmt::Display for AllocError {
 
 impl VmbaseHeap {
     /// Hands `region` to the allocator, which must not have one yet.
-    #[cfg(any(test, all(target_arch = "aarch64", target_os = "none")))]
+    #[cfg(any(test, all(target_arch = "aarch64", not(target_os = "linux"))))]
     fn init(&self, region: &'static mut [u8]) {
         let mut state = self.heap.lock();
         debug_assert!(!state.ready, "the heap is set up once");
@@ -184,12 +184,12 @@ unsafe impl GlobalAlloc for VmbaseHeap {
     }
 }
 
-#[cfg(all(target_arch = "aarch64", target_os = "none", not(test)))]
+#[cfg(all(target_arch = "aarch64", not(target_os = "linux"), not(test)))]
 fn allocation_before_init() -> ! {
     crate::power::reboot()
 }
 
-#[cfg(not(all(target_arch = "aarch64", target_os = "none", not(test))))]
+#[cfg(not(all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 fn allocation_before_init() -> ! {
     panic!("allocation before vmbase set up the heap")
 }
