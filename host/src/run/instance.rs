@@ -379,26 +379,18 @@ impl VmInstance {
         };
         // QEMU writes into pipes (and the virtio console's FIFO) that threads copy to the
         // caller's files, so that write errors there are seen, and QEMU's last messages are at
-        // hand to explain a failure.
-        let (reader, stdout) = io::pipe().map_err(Error::io("create a pipe"))?;
-        let mut console =
-            Copier::start("console", reader).map_err(Error::io("start the console thread"))?;
-        let (reader, stderr) = io::pipe().map_err(Error::io("create a pipe"))?;
-        let mut log = Copier::start("log", reader).map_err(Error::io("start the log thread"))?;
-        for (copier, file) in [(&mut console, given.console), (&mut log, given.log)] {
-            if file.is_some() {
-                copier.deliver(file);
-            }
-        }
-        let (mut virtio_console, fifo_keeper) = if self.has_virtio_console {
+        // hand to explain a failure. The threads start once QEMU is spawned, which they would
+        // only delay: QEMU writes nothing before it has built the machine, and the pipes hold
+        // what it writes until then.
+        let (console_reader, stdout) = io::pipe().map_err(Error::io("create a pipe"))?;
+        let (log_reader, stderr) = io::pipe().map_err(Error::io("create a pipe"))?;
+        let (virtio_console_reader, fifo_keeper) = if self.has_virtio_console {
             let dir = files
                 .as_ref()
                 .map(TempDir::path)
                 .ok_or(Error::AlreadyStarted)?;
             let (reader, keeper) = open_virtio_console_fifo(dir)?;
-            let copier = Copier::start("virtio-console", reader)
-                .map_err(Error::io("start the virtio console thread"))?;
-            (Some(copier), Some(keeper))
+            (Some(reader), Some(keeper))
         } else {
             (None, None)
         };
@@ -414,6 +406,19 @@ impl VmInstance {
             ErrorKind::NotFound => Error::QemuNotFound,
             _ => Error::QemuSpawn(error),
         })?;
+        let mut console = Copier::start("console", console_reader)
+            .map_err(Error::io("start the console thread"))?;
+        let mut log =
+            Copier::start("log", log_reader).map_err(Error::io("start the log thread"))?;
+        for (copier, file) in [(&mut console, given.console), (&mut log, given.log)] {
+            if file.is_some() {
+                copier.deliver(file);
+            }
+        }
+        let mut virtio_console = virtio_console_reader
+            .map(|reader| Copier::start("virtio-console", reader))
+            .transpose()
+            .map_err(Error::io("start the virtio console thread"))?;
         // Only QEMU holds its end now: its exit closes the connection.
         drop(qemu_end);
 
