@@ -3,8 +3,8 @@
 
 //! Assembles entry.S, exceptions.S, exceptions_panic.S and payload.S into libvmbase_entry.a
 //! (what Soong's `libvmbase_entry` is) and hands sections.ld, the assembler headers (`include/`)
-//! and the chosen assembler and archiver to the binaries that depend on vmbase. On the host it
-//! does nothing.
+//! and the chosen assembler and archiver to the binaries that depend on vmbase. On a host (any
+//! target with an OS) it does nothing.
 
 use std::env;
 use std::path::PathBuf;
@@ -15,8 +15,12 @@ fn main() {
     for file in ASSEMBLY.iter().chain(&["sections.ld", "include"]) {
         println!("cargo:rerun-if-changed={file}");
     }
-    // Host builds (unit tests) have no entry point to assemble.
-    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("aarch64") {
+    // Host builds (unit tests, and the launcher on arm64 Linux, which depends on vmbase) have
+    // no entry point to assemble: the runtime is for aarch64 outside a Linux host only, as in
+    // src/lib.rs.
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("aarch64")
+        || env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+    {
         return;
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -40,7 +40,7 @@ pub fn ticks_at_main() -> u64 {
 }
 
 /// Records the counter at the two milestones of booting.
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub(crate) fn record_boot(at_rust_entry: u64, at_main: u64) {
     TICKS_AT_RUST_ENTRY.store(at_rust_entry, Ordering::Relaxed);
     TICKS_AT_MAIN.store(at_main, Ordering::Relaxed);

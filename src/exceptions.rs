@@ -503,7 +503,7 @@ impl fmt::Display for ExceptionInfo {
 /// anything else can fault and overwrite `ESR_EL1` and `FAR_EL1`.
 ///
 /// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
     let esr = vector
         .has_syndrome()
@@ -527,13 +527,13 @@ pub fn current_exception(vector: Vector, elr: u64, spsr: u64) -> ExceptionInfo {
 /// decoded syndrome, the fault address and the return state. Lock- and allocation-free.
 ///
 /// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub fn report(vector: Vector, elr: u64, spsr: u64) {
     crate::eprintln!("{}", current_exception(vector, elr, spsr));
 }
 
 /// The default of every handler the binary does not define (see exceptions.S): report, reboot.
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 #[unsafe(no_mangle)]
 extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
     match Vector::from_index(vector) {
@@ -545,7 +545,7 @@ extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
 
 /// Called by exceptions.S, on a fresh exception stack, for a synchronous exception or SError
 /// taken while an exception handler was running. Never returns.
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 #[unsafe(no_mangle)]
 extern "C" fn vmbase_nested_exception(elr: u64, spsr: u64, kind: u64) -> ! {
     use core::sync::atomic::{AtomicBool, Ordering};

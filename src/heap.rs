@@ -46,7 +46,10 @@ impl HeapState {
     }
 }
 
-#[cfg_attr(all(target_arch = "aarch64", not(test)), global_allocator)]
+#[cfg_attr(
+    all(target_arch = "aarch64", not(target_os = "linux"), not(test)),
+    global_allocator
+)]
 static HEAP: VmbaseHeap = VmbaseHeap {
     heap: SpinMutex::new(HeapState::new()),
 };
@@ -56,7 +59,7 @@ static HEAP: VmbaseHeap = VmbaseHeap {
 /// in at all).
 pub const DEFAULT_HEAP_SIZE: usize = 64 * 4096;
 
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 // SAFETY: configure_heap! defines `vmbase_heap_region` as a safe Rust function with this
 // signature; without it, sections.ld makes the symbol vmbase_default_heap_region, which has it too.
 unsafe extern "Rust" {
@@ -68,7 +71,7 @@ unsafe extern "Rust" {
 /// [`DEFAULT_HEAP_SIZE`] bytes. sections.ld links `vmbase_heap_region` to it only when the
 /// binary defines no `vmbase_heap_region` of its own; otherwise `--gc-sections` drops it and its
 /// region.
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 #[unsafe(no_mangle)]
 fn vmbase_default_heap_region() -> HeapRegion {
     static MEMORY: HeapMemory<DEFAULT_HEAP_SIZE> = HeapMemory::new();
@@ -77,7 +80,7 @@ fn vmbase_default_heap_region() -> HeapRegion {
 
 /// Gives the region of the binary's [`configure_heap!`](crate::configure_heap) to the global
 /// allocator. Called by `rust_entry`, before anything allocates.
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub(crate) fn init() {
     HEAP.init(vmbase_heap_region());
 }
@@ -123,7 +126,7 @@ impl fmt::Display for AllocError {
 
 impl VmbaseHeap {
     /// Hands `region` to the allocator, unless it has one already.
-    #[cfg(any(test, target_arch = "aarch64"))]
+    #[cfg(any(test, all(target_arch = "aarch64", not(target_os = "linux"))))]
     fn init(&self, region: HeapRegion) {
         let mut state = self.heap.lock();
         if state.ready {
@@ -229,12 +232,12 @@ unsafe fn zero(block: *mut u8, size: usize) {
     unsafe { block.write_bytes(0, size) };
 }
 
-#[cfg(all(target_arch = "aarch64", not(test)))]
+#[cfg(all(target_arch = "aarch64", not(target_os = "linux"), not(test)))]
 fn allocation_before_init() -> ! {
     crate::power::reboot()
 }
 
-#[cfg(not(all(target_arch = "aarch64", not(test))))]
+#[cfg(not(all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 fn allocation_before_init() -> ! {
     panic!("allocation before vmbase set up the heap")
 }
@@ -270,7 +273,7 @@ impl<const SIZE: usize> HeapMemory<SIZE> {
 #[doc(hidden)]
 pub struct HeapRegion(
     #[cfg_attr(
-        not(any(test, target_arch = "aarch64")),
+        not(any(test, all(target_arch = "aarch64", not(target_os = "linux")))),
         expect(dead_code, reason = "host builds have no global allocator to set up")
     )]
     &'static UnsafeCell<[u8]>,

@@ -21,8 +21,12 @@
 //! }
 //! ```
 //!
-//! The API is built for aarch64; host builds (for unit tests) leave out what only runs in the
-//! VM, and say so in its documentation.
+//! The API is built for aarch64; host builds (for unit tests, and for the `vm` launcher, which
+//! uses [`layout::crosvm`] and [`linux`]) leave out what only runs in the VM, and say so in its
+//! documentation. The runtime (entry point, panic handler, global allocator, exception
+//! handlers) is built for aarch64 except on Linux hosts: for `aarch64-unknown-none` under
+//! Cargo and for Soong's `android_arm64` `no_stdlibs` builds, but not into `vm` for arm64
+//! Linux (`aarch64-unknown-linux-musl`), whose own standard library has all of these.
 
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
@@ -34,20 +38,20 @@ extern crate alloc;
 pub mod arch;
 pub mod console;
 pub mod counter;
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub mod entry;
 pub mod exceptions;
 pub mod fdt;
 pub mod heap;
 pub mod hyp;
 pub mod layout;
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 mod linker;
 pub mod linux;
 pub mod logger;
 pub mod memory;
 pub mod paging;
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub mod payload;
 pub mod pci;
 pub mod power;

@@ -7,6 +7,8 @@
 use crate::memory::overlaps;
 use core::fmt;
 use core::ops::Range;
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The kernel runs at `text_offset` above a base aligned to this (2 MiB).
 pub const KERNEL_BASE_ALIGNMENT: usize = 2 << 20;
@@ -15,39 +17,103 @@ pub const KERNEL_BASE_ALIGNMENT: usize = 2 << 20;
 const TEXT_OFFSET_ALIGNMENT: u64 = 4096;
 /// Bytes of the header.
 pub const IMAGE_HEADER_SIZE: usize = 64;
-/// "ARM\x64", little-endian, at offset 0x38.
-pub const IMAGE_MAGIC: u32 = 0x644d_5241;
-
-/// Header fields, by offset.
-const TEXT_OFFSET_AT: usize = 0x08;
-const IMAGE_SIZE_AT: usize = 0x10;
-const FLAGS_AT: usize = 0x18;
-const MAGIC_AT: usize = 0x38;
+/// The header's magic, at offset 0x38.
+pub const IMAGE_MAGIC: [u8; 4] = *b"ARM\x64";
 
 /// Flags bit 0: the kernel is big-endian.
-const FLAG_BIG_ENDIAN: u64 = 1 << 0;
-/// Flags bits [2:1]: the kernel's page size (0 unspecified, 1 4K, 2 16K, 3 64K).
+pub const FLAG_BIG_ENDIAN: u64 = 1 << 0;
+/// Flags bits 2:1: the kernel's page size (0 unspecified, 1 4K, 2 16K, 3 64K).
 const FLAG_PAGE_SIZE_SHIFT: u64 = 1;
+/// Flags bits 2:1 of a kernel with 4 KiB pages.
+pub const FLAG_PAGE_SIZE_4K: u64 = 1 << FLAG_PAGE_SIZE_SHIFT;
 /// Flags bit 3: the 2 MiB-aligned base may be anywhere in RAM (else as low as possible).
-const FLAG_PLACEMENT_ANYWHERE: u64 = 1 << 3;
+pub const FLAG_PLACEMENT_ANYWHERE: u64 = 1 << 3;
+
+/// The 64-byte header at the start of an arm64 `Image`, field for field as booting.rst lays it
+/// out (linux-loader's `arm64_image_header`), every field little-endian: read from an image's
+/// first bytes with [`RawImageHeader::read`], and written by tests and tools that make stand-in
+/// kernels ([`RawImageHeader::new`], then [`RawImageHeader::to_bytes`]).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, Eq, PartialEq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct RawImageHeader {
+    /// Executable code, usually a branch over the header (or, in an EFI-bootable kernel, the
+    /// `MZ` signature as an instruction).
+    pub code0: U32,
+    /// Executable code.
+    pub code1: U32,
+    /// Where the kernel runs above its 2 MiB-aligned base; meaningful only with an `image_size`.
+    pub text_offset: U64,
+    /// Bytes the kernel uses from its start, `.bss` included; 0 in kernels older than 3.17.
+    pub image_size: U64,
+    /// `FLAG_*` bits.
+    pub flags: U64,
+    /// Reserved.
+    pub res2: U64,
+    /// Reserved.
+    pub res3: U64,
+    /// Reserved.
+    pub res4: U64,
+    /// [`IMAGE_MAGIC`].
+    pub magic: [u8; 4],
+    /// Reserved (the PE header's offset in an EFI-bootable kernel).
+    pub res5: U32,
+}
+
+const _: () = assert!(size_of::<RawImageHeader>() == IMAGE_HEADER_SIZE);
+
+impl RawImageHeader {
+    /// A header with these fields and the magic, everything else 0.
+    pub fn new(text_offset: u64, image_size: u64, flags: u64) -> Self {
+        Self {
+            text_offset: U64::new(text_offset),
+            image_size: U64::new(image_size),
+            flags: U64::new(flags),
+            magic: IMAGE_MAGIC,
+            ..Self::default()
+        }
+    }
+
+    /// The header's 64 bytes, as they start an `Image`.
+    pub fn to_bytes(&self) -> [u8; IMAGE_HEADER_SIZE] {
+        let mut bytes = [0; IMAGE_HEADER_SIZE];
+        bytes.copy_from_slice(self.as_bytes());
+        bytes
+    }
+
+    /// The header at the start of `bytes`, if they are long enough and carry the magic; its
+    /// fields are not checked.
+    pub fn read(bytes: &[u8]) -> Result<Self, ImageError> {
+        let (header, _) =
+            Self::read_from_prefix(bytes).map_err(|_| ImageError::Truncated(bytes.len()))?;
+        if header.magic != IMAGE_MAGIC {
+            return Err(ImageError::BadMagic(u32::from_le_bytes(header.magic)));
+        }
+        Ok(header)
+    }
+}
 
 /// Why an `Image` was refused.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum ImageError {
     /// Fewer bytes than the 64-byte header.
     Truncated(usize),
-    /// The magic at 0x38 is not `ARM\x64`.
+    /// The magic at 0x38 is not `ARM\x64` (shown as a little-endian `u32`).
     BadMagic(u32),
     /// Flags bit 0: a big-endian kernel, which this little-endian firmware cannot enter.
     BigEndian,
-    /// `image_size` is 0: a kernel older than 3.17, whose size in memory is unknown.
+    /// `image_size` is 0: a kernel older than 3.17. booting.rst says its `text_offset` is then
+    /// 0x80000 and the memory it needs past its end is effectively unbounded; neither the host
+    /// (which puts the initrd and device tree after the kernel) nor a firmware (which moves the
+    /// kernel and puts the tree clear of it) can honour that, so both refuse it.
     NoImageSize,
     /// `image_size` is smaller than the image itself.
     ImageSizeTooSmall {
         /// `image_size` from the header.
         image_size: u64,
         /// Bytes of the image.
-        file_size: usize,
+        file_size: u64,
     },
     /// `text_offset` and `image_size` do not fit in the address space.
     TooLarge,
@@ -107,42 +173,31 @@ pub struct ImageHeader {
     pub flags: u64,
 }
 
-fn u64_at(bytes: &[u8], offset: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[offset..offset + 8]);
-    u64::from_le_bytes(word)
-}
-
 impl ImageHeader {
     /// Checks the header of `image`, the kernel as loaded (its length is the file's).
     pub fn parse(image: &[u8]) -> Result<Self, ImageError> {
-        let header = image
-            .get(..IMAGE_HEADER_SIZE)
-            .ok_or(ImageError::Truncated(image.len()))?;
-        let magic = u32::from_le_bytes([
-            header[MAGIC_AT],
-            header[MAGIC_AT + 1],
-            header[MAGIC_AT + 2],
-            header[MAGIC_AT + 3],
-        ]);
-        if magic != IMAGE_MAGIC {
-            return Err(ImageError::BadMagic(magic));
-        }
-        let flags = u64_at(header, FLAGS_AT);
+        Self::check(image, image.len() as u64)
+    }
+
+    /// Checks the header at the start of `start`, the first bytes of an image of `file_size`
+    /// bytes (a host looks at a file's first bytes only).
+    pub fn check(start: &[u8], file_size: u64) -> Result<Self, ImageError> {
+        let header = RawImageHeader::read(start)?;
+        let flags = header.flags.get();
         if flags & FLAG_BIG_ENDIAN != 0 {
             return Err(ImageError::BigEndian);
         }
-        let image_size = u64_at(header, IMAGE_SIZE_AT);
+        let image_size = header.image_size.get();
         if image_size == 0 {
             return Err(ImageError::NoImageSize);
         }
-        if image_size < image.len() as u64 {
+        if image_size < file_size {
             return Err(ImageError::ImageSizeTooSmall {
                 image_size,
-                file_size: image.len(),
+                file_size,
             });
         }
-        let text_offset = u64_at(header, TEXT_OFFSET_AT);
+        let text_offset = header.text_offset.get();
         if !text_offset.is_multiple_of(TEXT_OFFSET_ALIGNMENT) {
             return Err(ImageError::MisalignedTextOffset(text_offset));
         }
@@ -253,7 +308,6 @@ pub unsafe fn move_kernel(source: usize, size: usize, destination: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
     use alloc::vec::Vec;
 
     const MIB: usize = 1 << 20;
@@ -261,14 +315,29 @@ mod tests {
 
     /// An image of `file_size` bytes with the given header fields.
     fn image(text_offset: u64, image_size: u64, flags: u64, file_size: usize) -> Vec<u8> {
-        let mut image = vec![0; file_size.max(IMAGE_HEADER_SIZE)];
-        image[0..4].copy_from_slice(&0x1400_0010u32.to_le_bytes()); // code0: b +64
-        image[TEXT_OFFSET_AT..][..8].copy_from_slice(&text_offset.to_le_bytes());
-        image[IMAGE_SIZE_AT..][..8].copy_from_slice(&image_size.to_le_bytes());
-        image[FLAGS_AT..][..8].copy_from_slice(&flags.to_le_bytes());
-        image[MAGIC_AT..][..4].copy_from_slice(&IMAGE_MAGIC.to_le_bytes());
-        image.truncate(file_size);
+        let header = RawImageHeader {
+            code0: U32::new(0x1400_0010), // b +64
+            ..RawImageHeader::new(text_offset, image_size, flags)
+        };
+        let mut image = header.to_bytes().to_vec();
+        image.resize(file_size, 0);
         image
+    }
+
+    #[test]
+    fn the_raw_header_is_laid_out_as_booting_rst_says() {
+        use core::mem::offset_of;
+        assert_eq!(offset_of!(RawImageHeader, text_offset), 0x08);
+        assert_eq!(offset_of!(RawImageHeader, image_size), 0x10);
+        assert_eq!(offset_of!(RawImageHeader, flags), 0x18);
+        assert_eq!(offset_of!(RawImageHeader, magic), 0x38);
+        let bytes = image(0x8_0000, 0x1234_5678, 0b1010, 64);
+        assert_eq!(bytes[0x08..0x10], 0x8_0000_u64.to_le_bytes());
+        assert_eq!(bytes[0x10..0x18], 0x1234_5678_u64.to_le_bytes());
+        assert_eq!(&bytes[0x38..0x3c], b"ARM\x64");
+        let header = RawImageHeader::read(&bytes).unwrap();
+        assert_eq!(header.image_size.get(), 0x1234_5678);
+        assert_eq!(header.flags.get(), 0b1010);
     }
 
     /// What a Debian kernel says: text_offset 0, 4K pages, placement anywhere.
@@ -304,7 +373,7 @@ mod tests {
     #[test]
     fn a_bad_magic_is_refused() {
         let mut bytes = debian_like();
-        bytes[MAGIC_AT] = b'X';
+        bytes[0x38] = b'X';
         assert!(matches!(
             ImageHeader::parse(&bytes),
             Err(ImageError::BadMagic(0x644d_5258))
@@ -330,10 +399,13 @@ mod tests {
 
     #[test]
     fn absurd_sizes_are_refused() {
-        assert_eq!(
-            ImageHeader::parse(&image(0x80000, 0, 0, 64)),
-            Err(ImageError::NoImageSize)
-        );
+        // booting.rst's rule for image_size 0, whatever text_offset says.
+        for text_offset in [0, 0x80000] {
+            assert_eq!(
+                ImageHeader::parse(&image(text_offset, 0, 0, 64)),
+                Err(ImageError::NoImageSize)
+            );
+        }
         assert_eq!(
             ImageHeader::parse(&image(0, 0x100, 0, 0x200)),
             Err(ImageError::ImageSizeTooSmall {

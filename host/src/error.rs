@@ -73,7 +73,7 @@ pub enum Error {
         /// The kernel file.
         path: PathBuf,
         /// What is wrong with its header.
-        reason: &'static str,
+        reason: String,
     },
 
     /// A kernel, initrd or firmware file is empty.
@@ -265,12 +265,12 @@ pub enum Error {
     )]
     KvmUnusable {
         /// Why KVM is unusable here.
-        reason: crate::accel::KvmUnusable,
+        reason: crate::plan::accel::KvmUnusable,
     },
 
     /// The config asks for KVM and for something only TCG gives.
     #[error("{0} needs TCG, not KVM: drop `--accel kvm`, or what needs TCG")]
-    NeedsTcg(crate::accel::TcgOnly),
+    NeedsTcg(crate::plan::accel::TcgOnly),
 
     /// The gdb port is 0, which would make QEMU pick a port nobody knows.
     #[error("gdb port 0 is not valid: give the TCP port the debugger will connect to")]

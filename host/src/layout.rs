@@ -3,9 +3,8 @@
 
 //! The guest physical memory map: crosvm's aarch64 layout (docs/contract.md, section 1).
 
-/// crosvm's addresses, from vmbase's `layout::crosvm` (the same file, so guest and host agree).
-#[path = "../../src/layout/crosvm.rs"]
-pub mod crosvm;
+/// crosvm's addresses: vmbase's own `layout::crosvm`, so guest and host agree.
+pub use vmbase::layout::crosvm;
 
 /// One mebibyte, the unit of `memory_mib`.
 pub const MIB: u64 = 1 << 20;

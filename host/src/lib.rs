@@ -34,33 +34,29 @@
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
-mod accel;
-mod boot_stub;
+// A boot flows through these stages once, each handing the next a finished value: `config`
+// (JSON or CLI → `VirtualMachineRawConfig`) → `plan` (checks, input files, memory placement →
+// `BootPlan`) → `qemu` (the machine's arguments, built once) → `device_tree` (QEMU's tree for
+// that machine, rewritten for the plan) → `qemu` (the whole command line) → `run` (QEMU
+// supervised: QMP, outputs, the death reason).
 mod bounded_read;
 mod config;
-mod death_reason;
 mod device_tree;
 mod error;
 mod host;
-mod image;
-mod instance;
-mod json;
-mod kernel;
 pub mod layout;
-mod monitor;
-mod output;
 mod plan;
 mod qemu;
-mod qmp;
+mod run;
 mod supervise;
 
-pub use accel::{Accelerator, ChosenAccelerator, KvmUnusable, TcgOnly};
-pub use boot_stub::boot_stub;
 pub use config::{
-    DEFAULT_MEMORY_MIB, DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig,
+    Accelerator, DEFAULT_MEMORY_MIB, DiskImage, SUPPORTED_PLATFORM_VERSION, VirtualMachineRawConfig,
 };
-pub use death_reason::DeathReason;
 pub use error::Error;
-pub use instance::{VmInstance, VmOutputs};
-pub use output::OutputFile;
 pub use plan::BootPlan;
+pub use plan::accel::{ChosenAccelerator, KvmUnusable, TcgOnly};
+pub use qemu::boot_stub::boot_stub;
+pub use run::death_reason::DeathReason;
+pub use run::instance::{VmInstance, VmOutputs};
+pub use run::output::OutputFile;

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+use vmbase::linux::RawImageHeader;
 use vmbase_test_harness::{
     CROSVM_LIKE_TREE_MEMORY_MIB, assert_in_order, crosvm_like_device_tree, guest_image,
 };
@@ -1040,10 +1041,7 @@ fn the_example_boots_on_a_crosvm_like_device_tree() {
 /// Writes an arm64 `Image` header with `image_size`, and nothing else, to `path`: never
 /// booted, only placed.
 fn write_fake_kernel(path: &Path, image_size: u64) {
-    let mut header = vec![0; 64];
-    header[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
-    header[0x38..0x3c].copy_from_slice(b"ARM\x64");
-    fs::write(path, header).unwrap();
+    fs::write(path, RawImageHeader::new(0, image_size, 0).to_bytes()).unwrap();
 }
 
 /// A refused `vm` run: its arguments, and what it must exit with and print on stderr.

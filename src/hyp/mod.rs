@@ -175,8 +175,8 @@ pub(crate) enum Enrolment {
 /// Enrolls in the MMIO guard if the hypervisor offers it in 4 KiB pages, then registers the
 /// `console`'s pages, so that the console keeps working. vmbase calls this before `main`.
 #[cfg_attr(
-    not(target_arch = "aarch64"),
-    allow(dead_code, reason = "entry, its caller, is built for aarch64 only")
+    not(all(target_arch = "aarch64", not(target_os = "linux"))),
+    allow(dead_code, reason = "entry, its caller, is not built for hosts")
 )]
 pub(crate) fn enroll_mmio_guard(console: &Range<usize>) -> Result<Enrolment, Error> {
     let Ok((kvm, granule)) = mmio_guard() else {

@@ -3,9 +3,9 @@
 
 //! crosvm's aarch64 memory map: the addresses a guest finds things at and the host puts them at.
 //!
-//! The one Rust copy, used by vmbase and by the host launcher (`vmclient::layout::crosvm`, the
-//! same file); `include/vmbase/crosvm.h` holds the same values for assembly, and a unit test
-//! keeps the two equal. Plain constants only: this file must compile on its own.
+//! The one Rust copy, used by vmbase and by the host launcher (which depends on vmbase and
+//! re-exports this module as `vmclient::layout::crosvm`); `include/vmbase/crosvm.h` holds the
+//! same values for assembly, and a unit test keeps the two equal.
 
 use core::ops::Range;
 

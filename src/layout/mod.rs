@@ -54,7 +54,7 @@ impl Layout {
     /// is re-checked at run time.
     ///
     /// Only on aarch64: the VM's architecture (host builds have it in their documentation only).
-    #[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+    #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
     pub fn current() -> Self {
         use crate::linker::*;
         /// The address of a linker symbol.
@@ -106,20 +106,20 @@ impl Layout {
 /// A linker symbol's address, held as data: a 64-bit absolute relocation reaches any address,
 /// where code's PC-relative `ADRP` reaches only 4 GiB either way of the image. The FDT region
 /// may lie farther (vmbase_linuxboot's is a window over up to 512 GiB of RAM).
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 struct FarSymbol(*const u8);
 
 // SAFETY: Only the address is read; nothing is ever read through it.
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 unsafe impl Sync for FarSymbol {}
 
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 static DTB_BEGIN: FarSymbol = FarSymbol(&raw const crate::linker::dtb_begin);
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 static DTB_END: FarSymbol = FarSymbol(&raw const crate::linker::dtb_end);
 
 /// The address `symbol` holds. A volatile load: folded into the code, it would be `ADRP` again.
-#[cfg(any(doc, all(target_arch = "aarch64", not(test))))]
+#[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 fn far_address(symbol: &'static FarSymbol) -> usize {
     // SAFETY: `symbol` is a valid, aligned static that nothing writes.
     unsafe { core::ptr::read_volatile(&raw const symbol.0) }.addr()

@@ -14,6 +14,9 @@ use std::process::Command;
 use std::sync::Once;
 use std::thread;
 use std::time::Duration;
+use vmbase::linux::{
+    FLAG_PAGE_SIZE_4K, FLAG_PLACEMENT_ANYWHERE, IMAGE_HEADER_SIZE, RawImageHeader,
+};
 use vmclient::{DeathReason, VirtualMachineRawConfig, VmInstance};
 
 pub mod disks;
@@ -220,12 +223,11 @@ const POWER_OFF_INSTRUCTIONS: u64 = 3;
 /// whose header claims `image_size` bytes in memory, with [`POWER_OFF`] at `code`.
 fn arm64_image(file_size: usize, image_size: u64, first: u32, code: usize) -> Vec<u8> {
     let mut image = vec![0; file_size.max(code + 4 * POWER_OFF.len())];
-    image[0..4].copy_from_slice(&first.to_le_bytes());
-    // text_offset 0 (at 0x08); image_size (at 0x10); flags (at 0x18): little-endian, 4 KiB
-    // pages, anywhere in RAM; magic "ARM\x64" (at 0x38).
-    image[0x10..0x18].copy_from_slice(&image_size.to_le_bytes());
-    image[0x18..0x20].copy_from_slice(&0b1010_u64.to_le_bytes());
-    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    // text_offset 0; little-endian, 4 KiB pages, anywhere in RAM.
+    let mut header =
+        RawImageHeader::new(0, image_size, FLAG_PAGE_SIZE_4K | FLAG_PLACEMENT_ANYWHERE);
+    header.code0 = first.into();
+    image[..IMAGE_HEADER_SIZE].copy_from_slice(&header.to_bytes());
     for (index, instruction) in POWER_OFF.iter().enumerate() {
         image[code + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
     }

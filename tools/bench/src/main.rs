@@ -389,7 +389,7 @@ fn linux_wall_times(root: &Path) -> Result<Vec<Duration>> {
         }
         command
     };
-    // The kernel's command line `vm run` gives it (host/src/plan.rs).
+    // The kernel's command line `vm run` gives it (host/src/plan/placement.rs).
     let peer_args = Peer::ALL
         .iter()
         .map(|peer| {
@@ -507,7 +507,7 @@ fn vm_command(root: &Path, image: &Path) -> Command {
     command
 }
 
-/// The machine `vm run` gives a guest with `memory_mib` of RAM (host/src/qemu.rs): the same
+/// The machine `vm run` gives a guest with `memory_mib` of RAM (host/src/qemu/mod.rs): the same
 /// CPU, RAM size and devices, its virtio-rng included, without a firmware.
 fn vm_machine_args(memory_mib: u32) -> Vec<OsString> {
     [

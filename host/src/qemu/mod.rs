@@ -3,8 +3,11 @@
 
 //! QEMU command lines that reproduce crosvm's aarch64 machine (docs/contract.md, section 3).
 
+pub(crate) mod boot_stub;
+
 use crate::layout::QEMU_RAM_BELOW_RAM_START_MIB;
 use crate::plan::BootPlan;
+use crate::plan::Machine;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
@@ -40,78 +43,84 @@ const CPU_GLOBAL: &str = "max-arm-cpu.pauth-impdef=on";
 /// QEMU's RAM limit with `highmem=off`: everything below 4 GiB, from `0x4000_0000`.
 const HIGHMEM_OFF_MAX_RAM_MIB: u64 = 3 * 1024;
 
-/// What defines the machine QEMU builds, and so its device tree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Machine {
-    /// RAM described to the guest, in MiB.
-    pub(crate) memory_mib: u32,
-    /// Number of virtual CPUs.
-    pub(crate) num_cpus: u32,
-    /// Whether the guest runs under the pKVM double, at EL1 below it.
-    pub(crate) protected: bool,
-    /// Whether QEMU runs it under KVM (with the host's CPU) rather than TCG.
-    pub(crate) kvm: bool,
-}
-
-/// Options that define the machine, with `highmem=off` whenever the RAM fits below 4 GiB: QEMU
-/// then puts the PCI configuration space (ECAM) and all PCI memory in the MMIO GiB below RAM,
-/// as crosvm does, instead of above 256 GiB where vmbase's PCI does not reach (bigger VMs keep
-/// QEMU's high layout). The device tree dump must use exactly the same options, the `-bios`
-/// boot stub included: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a
-/// tree dumped without it describes a device that is absent at run time, and Linux faults
+/// The options that define the machine, built once from the plan's [`Machine`] and used both
+/// to dump its device tree and to run it, so that the two cannot differ.
+///
+/// `highmem=off` whenever the RAM fits below 4 GiB: QEMU then puts the PCI configuration space
+/// (ECAM) and all PCI memory in the MMIO GiB below RAM, as crosvm does, instead of above 256 GiB
+/// where vmbase's PCI does not reach (bigger VMs keep QEMU's high layout). Both uses add the
+/// same `-bios` boot stub: QEMU's `virt` leaves out its PL061 GPIO when given `-bios`, so a tree
+/// dumped without it would describe a device that is absent at run time, and Linux faults
 /// probing it (and the same accelerator: under KVM the GIC and the CPUs are KVM's).
 ///
 /// A protected VM's machine has EL2 (`virtualization=on`), where the pKVM double runs. QEMU then
 /// describes PSCI with the SMC conduit (its PSCI is the firmware below EL2);
 /// `device_tree::rewrite` puts back the HVC conduit a guest sees under pKVM.
-pub(crate) fn machine_args(
-    machine: &Machine,
-    boot_stub: &Path,
-    dump_dtb: Option<&Path>,
-) -> Vec<OsString> {
-    let Machine {
-        memory_mib,
-        num_cpus,
-        protected,
-        kvm,
-    } = *machine;
-    let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
-    let mut machine = OsString::from("virt,gic-version=3");
-    if qemu_ram_mib <= HIGHMEM_OFF_MAX_RAM_MIB {
-        machine.push(",highmem=off");
-    }
-    if protected {
-        machine.push(",virtualization=on");
-    }
-    if let Some(dump_dtb) = dump_dtb {
-        machine.push(",dumpdtb=");
-        machine.push(escape(dump_dtb.as_os_str()));
-    }
-    // Without `-accel`, QEMU uses TCG.
-    let accelerator_args = if kvm {
-        ["-accel", "kvm", "-cpu", KVM_CPU].as_slice()
-    } else {
-        ["-cpu", CPU, "-global", CPU_GLOBAL].as_slice()
-    };
-    ["-M".into(), machine]
-        .into_iter()
-        .chain(accelerator_args.iter().map(OsString::from))
-        .chain([
-            "-m".into(),
-            format!("{qemu_ram_mib}M").into(),
-            "-smp".into(),
-            num_cpus.to_string().into(),
-            // Without -nodefaults QEMU adds a NIC whose option ROM may not be installed.
-            "-nodefaults".into(),
-            "-display".into(),
-            "none".into(),
-            "-bios".into(),
-            boot_stub.into(),
-        ])
-        .collect()
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MachineArgs {
+    /// Everything but the boot stub.
+    args: Vec<OsString>,
 }
 
-/// The full command line that boots `plan`, with the boot stub, device tree and copies of the
+impl MachineArgs {
+    pub(crate) fn new(machine: &Machine) -> Self {
+        let Machine {
+            memory_mib,
+            num_cpus,
+            protected,
+            kvm,
+        } = *machine;
+        let qemu_ram_mib = QEMU_RAM_BELOW_RAM_START_MIB + u64::from(memory_mib);
+        let mut machine = OsString::from("virt,gic-version=3");
+        if qemu_ram_mib <= HIGHMEM_OFF_MAX_RAM_MIB {
+            machine.push(",highmem=off");
+        }
+        if protected {
+            machine.push(",virtualization=on");
+        }
+        // Without `-accel`, QEMU uses TCG.
+        let accelerator_args = if kvm {
+            ["-accel", "kvm", "-cpu", KVM_CPU].as_slice()
+        } else {
+            ["-cpu", CPU, "-global", CPU_GLOBAL].as_slice()
+        };
+        let args = ["-M".into(), machine]
+            .into_iter()
+            .chain(accelerator_args.iter().map(OsString::from))
+            .chain([
+                "-m".into(),
+                format!("{qemu_ram_mib}M").into(),
+                "-smp".into(),
+                num_cpus.to_string().into(),
+                // Without -nodefaults QEMU adds a NIC whose option ROM may not be installed.
+                "-nodefaults".into(),
+                "-display".into(),
+                "none".into(),
+            ])
+            .collect();
+        Self { args }
+    }
+
+    /// The machine with `boot_stub` as its `-bios`.
+    pub(crate) fn with_boot_stub(&self, boot_stub: &Path) -> Vec<OsString> {
+        let mut args = self.args.clone();
+        args.extend(["-bios".into(), boot_stub.into()]);
+        args
+    }
+
+    /// The command line that makes QEMU write the machine's device tree to `dtb` and exit.
+    pub(crate) fn dump_device_tree(&self, boot_stub: &Path, dtb: &Path) -> Vec<OsString> {
+        let mut args = self.with_boot_stub(boot_stub);
+        // QEMU merges every `-machine` into one set of machine options.
+        args.extend([
+            "-machine".into(),
+            concat(&["dumpdtb=".as_ref(), &escape(dtb.as_os_str())]),
+        ]);
+        args
+    }
+}
+
+/// The full command line that boots `plan` on `machine`, with the boot stub, device tree and copies of the
 /// loaded files (in the plan's order) in `files`.
 ///
 /// QEMU starts paused (`-S`): the VM only runs once the QMP client has negotiated capabilities
@@ -119,8 +128,13 @@ pub(crate) fn machine_args(
 /// (`-serial stdio`). Paths and the name are given so that QEMU takes them literally: as values
 /// of named options (`guest=`, `file.filename=`) with commas doubled, never where QEMU looks for
 /// a protocol prefix (`file:`, `nbd:`) or an option name.
-pub(crate) fn run_args(plan: &BootPlan, files: &RunFiles, loaded: &[&Path]) -> Vec<OsString> {
-    let mut args = machine_args(&plan.machine, files.boot_stub, None);
+pub(crate) fn run_args(
+    plan: &BootPlan,
+    machine: &MachineArgs,
+    files: &RunFiles,
+    loaded: &[&Path],
+) -> Vec<OsString> {
+    let mut args = machine.with_boot_stub(files.boot_stub);
     args.extend(["-no-reboot".into(), "-S".into()]);
     if !plan.name.is_empty() {
         args.extend([
@@ -221,10 +235,12 @@ fn escape(value: &OsStr) -> OsString {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accel::ChosenAccelerator;
-    use crate::boot_stub::EntryState;
     use crate::config::DiskImage;
-    use crate::plan::{InputFile, LoadedFile, Placement, VirtioConsole};
+    use crate::plan::VirtioConsole;
+    use crate::plan::accel::ChosenAccelerator;
+    use crate::plan::files::InputFile;
+    use crate::plan::placement::EntryState;
+    use crate::plan::placement::{LoadedFile, Placement};
     use std::fs::File;
     use std::path::PathBuf;
 
@@ -295,55 +311,52 @@ mod tests {
     #[test]
     fn machine_matches_design() {
         let stub = Path::new("/t/stub.bin");
+        let args = MachineArgs::new(&machine(300, 2, false));
         assert_eq!(
-            joined(&machine_args(&machine(300, 2, false), stub, None)),
+            joined(&args.with_boot_stub(stub)),
             "-M virt,gic-version=3,highmem=off -cpu max -global max-arm-cpu.pauth-impdef=on -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );
+        // The dump is the same machine, and only adds where to write the tree.
         assert_eq!(
-            joined(&machine_args(
-                &machine(300, 2, false),
-                stub,
-                Some(Path::new("/t/q,1.dtb"))
-            ))
-            .split(' ')
-            .nth(1)
-            .unwrap(),
-            "virt,gic-version=3,highmem=off,dumpdtb=/t/q,,1.dtb"
+            joined(&args.dump_device_tree(stub, Path::new("/t/q,1.dtb"))),
+            format!(
+                "{} -machine dumpdtb=/t/q,,1.dtb",
+                joined(&args.with_boot_stub(stub))
+            )
         );
     }
 
     #[test]
     fn kvm_runs_the_same_machine_on_the_host_cpu() {
         let stub = Path::new("/t/stub.bin");
+        let kvm = MachineArgs::new(&Machine {
+            kvm: true,
+            ..machine(300, 2, false)
+        });
         assert_eq!(
-            joined(&machine_args(
-                &Machine {
-                    kvm: true,
-                    ..machine(300, 2, false)
-                },
-                stub,
-                None
-            )),
+            joined(&kvm.with_boot_stub(stub)),
             "-M virt,gic-version=3,highmem=off -accel kvm -cpu host -m 1324M -smp 2 \
              -nodefaults -display none -bios /t/stub.bin"
         );
     }
 
+    /// The `-M` option of `machine`.
+    fn machine_option(machine: &Machine) -> OsString {
+        MachineArgs::new(machine).args[1].clone()
+    }
+
     #[test]
     fn highmem_stays_on_when_ram_does_not_fit_below_four_gib() {
-        let stub = Path::new("/t/stub.bin");
-        let option =
-            |memory_mib| machine_args(&machine(memory_mib, 1, false), stub, None)[1].clone();
+        let option = |memory_mib| machine_option(&machine(memory_mib, 1, false));
         assert_eq!(option(2048), "virt,gic-version=3,highmem=off");
         assert_eq!(option(2049), "virt,gic-version=3");
     }
 
     #[test]
     fn a_protected_vm_gets_el2() {
-        let stub = Path::new("/t/stub.bin");
         assert_eq!(
-            machine_args(&machine(64, 1, true), stub, None)[1],
+            machine_option(&machine(64, 1, true)),
             "virt,gic-version=3,highmem=off,virtualization=on"
         );
     }
@@ -361,6 +374,7 @@ mod tests {
         assert_eq!(
             joined(&run_args(
                 &bootloader("/images/a.bin"),
+                &MachineArgs::new(&bootloader("/images/a.bin").machine),
                 &files(),
                 &[Path::new("/t/load,0.bin")]
             )),
@@ -386,7 +400,12 @@ mod tests {
             }],
             ..bootloader("/a.bin")
         };
-        let command_line = joined(&run_args(&plan, &files(), &[Path::new("/t/load-0.bin")]));
+        let command_line = joined(&run_args(
+            &plan,
+            &MachineArgs::new(&plan.machine),
+            &files(),
+            &[Path::new("/t/load-0.bin")],
+        ));
         assert!(
             command_line.contains(" -name guest=process=x,,debug-threads=on "),
             "{command_line}"
@@ -423,7 +442,12 @@ mod tests {
             }),
             ..bootloader("/a.bin")
         };
-        let command_line = joined(&run_args(&plan, &files(), &[Path::new("/t/load-0.bin")]));
+        let command_line = joined(&run_args(
+            &plan,
+            &MachineArgs::new(&plan.machine),
+            &files(),
+            &[Path::new("/t/load-0.bin")],
+        ));
         assert!(!command_line.contains("-name"), "{command_line}");
         assert!(command_line.ends_with(
             "-drive format=raw,if=none,id=disk0,readonly=on,file.driver=file,file.filename=/d/ro.img \
@@ -456,7 +480,12 @@ mod tests {
             initrd: Some(0x8300_0000..0x8300_1000),
         });
         let copies = ["/t/load-0.bin", "/t/load-1.bin", "/t/load-2.bin"].map(Path::new);
-        let command_line = joined(&run_args(&plan, &files(), &copies));
+        let command_line = joined(&run_args(
+            &plan,
+            &MachineArgs::new(&plan.machine),
+            &files(),
+            &copies,
+        ));
         assert!(
             command_line.contains(
                 " -device loader,file=/t/fdt.dtb,addr=0x9fdf0000,force-raw=on \

@@ -4,9 +4,9 @@
 //! Watching a running VM through its QMP monitor until QEMU exits: how the VM ended and, when
 //! QEMU counts instructions, how many the guest executed.
 
-use crate::death_reason::ShutdownCause;
 use crate::error::Error;
-use crate::qmp::QmpClient;
+use crate::run::death_reason::ShutdownCause;
+use crate::run::qmp::QmpClient;
 
 /// What the monitor saw of a VM's end.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -20,25 +20,36 @@ pub(crate) struct Ending {
 
 /// Reads `qmp` until QEMU closes it (it does when it exits) and says how the VM ended.
 ///
+/// `after_shutdown` runs at the first `SHUTDOWN` event, or when QEMU closes the monitor
+/// without one: QEMU needs none of the files it was started with from then on, and exiting
+/// takes it a few milliseconds, which the caller's clean-up can overlap.
+///
 /// With `count_instructions`, QEMU runs with `-icount` and `-no-shutdown`, so it pauses instead
 /// of exiting at the first `SHUTDOWN` event: once that comes, this asks for the instruction
 /// count if the guest itself ended the VM, and then tells QEMU to `quit`, whatever the cause,
 /// since a paused QEMU would never close the monitor. If QEMU exits meanwhile (killed,
 /// crashed), the count is simply unknown.
-pub(crate) fn watch(mut qmp: QmpClient, count_instructions: bool) -> Result<Ending, Error> {
+pub(crate) fn watch(
+    mut qmp: QmpClient,
+    count_instructions: bool,
+    after_shutdown: impl FnOnce(),
+) -> Result<Ending, Error> {
+    let cause = qmp.wait_for_shutdown();
+    after_shutdown();
+    let Some(cause) = cause? else {
+        return Ok(Ending::default());
+    };
     let mut instructions = None;
     if count_instructions {
-        let Some(cause) = qmp.wait_for_shutdown()? else {
-            return Ok(Ending::default());
-        };
         if cause.guest_ended_the_vm() {
             instructions = qmp.instruction_count()?;
         }
         // If QEMU refuses, it stays paused: the caller sees the error and kills it.
         qmp.quit()?;
     }
+    qmp.wait_for_close()?;
     Ok(Ending {
-        shutdown_cause: qmp.wait_for_close()?,
+        shutdown_cause: Some(cause),
         instructions,
     })
 }
@@ -46,7 +57,7 @@ pub(crate) fn watch(mut qmp: QmpClient, count_instructions: bool) -> Result<Endi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qmp::tests::{GREETING, fake_qemu};
+    use crate::run::qmp::tests::{GREETING, fake_qemu};
     use std::io::Write;
     use std::os::unix::net::UnixStream;
 
@@ -55,7 +66,7 @@ mod tests {
         let mut client = QmpClient::new(stream)?;
         client.negotiate()?;
         client.cont()?;
-        watch(client, true)
+        watch(client, true, || {})
     }
 
     /// The ending `cause` with `instructions`.
@@ -73,6 +84,29 @@ mod tests {
             rest,
         ]
         .concat()
+    }
+
+    #[test]
+    fn the_files_go_at_shutdown_while_qemu_still_runs() {
+        let (client, mut qemu) = UnixStream::pair().unwrap();
+        writeln!(
+            qemu,
+            r#"{{"event": "SHUTDOWN", "data": {{"guest": true, "reason": "guest-shutdown"}}}}"#
+        )
+        .unwrap();
+        // QEMU keeps its monitor open until the files are gone: were they removed only once it
+        // closed it, the watch would never end.
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(watch(QmpClient::new(client).unwrap(), false, move || {
+                drop(qemu)
+            }));
+        });
+        let watched = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the files are removed at the SHUTDOWN event, before QEMU closes")
+            .unwrap();
+        assert_eq!(watched, ending("guest-shutdown", None));
     }
 
     #[test]
@@ -160,7 +194,7 @@ mod tests {
         .unwrap();
         drop(qemu);
         assert_eq!(
-            watch(QmpClient::new(client).unwrap(), true).unwrap(),
+            watch(QmpClient::new(client).unwrap(), true, || {}).unwrap(),
             ending("guest-reset", None)
         );
 

@@ -3,22 +3,22 @@
 
 //! `VmInstance`: one QEMU process running one VM, and the files it needs.
 
-use crate::boot_stub::boot_stub_for;
 use crate::config::VirtualMachineRawConfig;
-use crate::death_reason::DeathReason;
 use crate::device_tree;
 use crate::error::Error;
-use crate::monitor::{self, Ending};
-use crate::output::{Copier, OutputFile};
 use crate::plan::BootPlan;
-use crate::qemu::{self, QEMU, RunFiles};
-use crate::qmp::{QmpClient, ReadLimit};
+use crate::qemu::boot_stub::boot_stub_for;
+use crate::qemu::{self, MachineArgs, QEMU, RunFiles};
+use crate::run::death_reason::DeathReason;
+use crate::run::monitor::{self, Ending};
+use crate::run::output::{Copier, OutputFile};
+use crate::run::qmp::{QmpClient, ReadLimit};
 use crate::supervise;
 use rustix::fs::{Mode, OFlags};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
@@ -68,7 +68,9 @@ pub struct VmInstance {
     output_error: Option<Error>,
     // Declared before `temp_dir` so that QEMU is killed before its files are removed.
     state: State,
-    temp_dir: TempDir,
+    /// The instance's files, until the VM starts: then the monitor thread removes them once
+    /// QEMU no longer needs them.
+    temp_dir: Option<TempDir>,
 }
 
 enum State {
@@ -189,36 +191,22 @@ impl VmInstance {
         for (file, copy) in placement.files.iter().zip(&copies) {
             file.input.copy_to(copy)?;
         }
+        // Built once: the device tree is dumped from the same machine that runs.
+        let machine_args = MachineArgs::new(&plan.machine);
         // Written first: QEMU's device tree is dumped with it as `-bios`, as the boot runs.
         fs::write(files.boot_stub, boot_stub_for(&placement.entry))
             .map_err(Error::io("write the boot stub"))?;
-        if let Some(given) = &plan.given_device_tree {
-            given.copy_to(&device_tree)?;
-        } else {
-            let qemu_dtb = device_tree::qemu_device_tree(
-                &plan.machine,
-                files.boot_stub,
-                &dir.join(QEMU_DTB_FILE),
-                &interrupt,
-            )?;
-            let dtb = device_tree::rewrite(
-                &qemu_dtb,
-                &plan.machine,
-                placement.bootargs.as_deref(),
-                placement.initrd.as_ref(),
-            )?;
-            // Private: it holds the guest's seeds.
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&device_tree)
-                .and_then(|mut file| file.write_all(&dtb))
-                .map_err(Error::io("write the device tree"))?;
-        }
+        device_tree::write_guest_device_tree(
+            plan,
+            &machine_args,
+            files.boot_stub,
+            &dir.join(QEMU_DTB_FILE),
+            &device_tree,
+            &interrupt,
+        )?;
         let copies: Vec<&Path> = copies.iter().map(PathBuf::as_path).collect();
         Ok(Self {
-            qemu_args: qemu::run_args(plan, &files, &copies),
+            qemu_args: qemu::run_args(plan, &machine_args, &files, &copies),
             virtio_console_output: plan
                 .virtio_console
                 .as_ref()
@@ -230,7 +218,7 @@ impl VmInstance {
             interrupt,
             output_error: None,
             state: State::Created { console, log },
-            temp_dir,
+            temp_dir: Some(temp_dir),
         })
     }
 
@@ -254,7 +242,8 @@ impl VmInstance {
             virtio_console: None,
         };
         self.state = State::Dead(DeathReason::StartFailed);
-        let launched = self.launch(given, move || {
+        let files = self.temp_dir.take();
+        let launched = self.launch(files, given, move || {
             let virtio_console = match virtio_console {
                 Some(path) => {
                     let output = OutputFile::open("virtio console", &path, &interrupt, || {})?;
@@ -285,7 +274,12 @@ impl VmInstance {
             return Err(Error::AlreadyStarted);
         }
         self.state = State::Dead(DeathReason::StartFailed);
-        self.state = State::Running(Box::new(self.launch(VmOutputs::default(), open_outputs)?));
+        let files = self.temp_dir.take();
+        self.state = State::Running(Box::new(self.launch(
+            files,
+            VmOutputs::default(),
+            open_outputs,
+        )?));
         Ok(())
     }
 
@@ -367,9 +361,12 @@ impl VmInstance {
     }
 
     /// Spawns QEMU with the `given` outputs, waits for its QMP greeting, opens the others
-    /// with `open_outputs` and lets the guest run.
+    /// with `open_outputs` and lets the guest run. The instance's `files` go with the monitor
+    /// thread, which removes them once QEMU is done with them; on failure they are removed
+    /// after QEMU is killed.
     fn launch(
         &self,
+        files: Option<TempDir>,
         given: VmOutputs,
         open_outputs: impl FnOnce() -> Result<VmOutputs, Error>,
     ) -> Result<RunningVm, Error> {
@@ -382,22 +379,18 @@ impl VmInstance {
         };
         // QEMU writes into pipes (and the virtio console's FIFO) that threads copy to the
         // caller's files, so that write errors there are seen, and QEMU's last messages are at
-        // hand to explain a failure.
-        let (reader, stdout) = io::pipe().map_err(Error::io("create a pipe"))?;
-        let mut console =
-            Copier::start("console", reader).map_err(Error::io("start the console thread"))?;
-        let (reader, stderr) = io::pipe().map_err(Error::io("create a pipe"))?;
-        let mut log = Copier::start("log", reader).map_err(Error::io("start the log thread"))?;
-        for (copier, file) in [(&mut console, given.console), (&mut log, given.log)] {
-            if file.is_some() {
-                copier.deliver(file);
-            }
-        }
-        let (mut virtio_console, fifo_keeper) = if self.has_virtio_console {
-            let (reader, keeper) = open_virtio_console_fifo(self.temp_dir.path())?;
-            let copier = Copier::start("virtio-console", reader)
-                .map_err(Error::io("start the virtio console thread"))?;
-            (Some(copier), Some(keeper))
+        // hand to explain a failure. The threads start once QEMU is spawned, which they would
+        // only delay: QEMU writes nothing before it has built the machine, and the pipes hold
+        // what it writes until then.
+        let (console_reader, stdout) = io::pipe().map_err(Error::io("create a pipe"))?;
+        let (log_reader, stderr) = io::pipe().map_err(Error::io("create a pipe"))?;
+        let (virtio_console_reader, fifo_keeper) = if self.has_virtio_console {
+            let dir = files
+                .as_ref()
+                .map(TempDir::path)
+                .ok_or(Error::AlreadyStarted)?;
+            let (reader, keeper) = open_virtio_console_fifo(dir)?;
+            (Some(reader), Some(keeper))
         } else {
             (None, None)
         };
@@ -413,6 +406,19 @@ impl VmInstance {
             ErrorKind::NotFound => Error::QemuNotFound,
             _ => Error::QemuSpawn(error),
         })?;
+        let mut console = Copier::start("console", console_reader)
+            .map_err(Error::io("start the console thread"))?;
+        let mut log =
+            Copier::start("log", log_reader).map_err(Error::io("start the log thread"))?;
+        for (copier, file) in [(&mut console, given.console), (&mut log, given.log)] {
+            if file.is_some() {
+                copier.deliver(file);
+            }
+        }
+        let mut virtio_console = virtio_console_reader
+            .map(|reader| Copier::start("virtio-console", reader))
+            .transpose()
+            .map_err(Error::io("start the virtio console thread"))?;
         // Only QEMU holds its end now: its exit closes the connection.
         drop(qemu_end);
 
@@ -448,7 +454,7 @@ impl VmInstance {
             .name("vmclient-qmp".to_owned())
             .spawn(move || {
                 // The receiver is gone only when the instance was dropped: nobody to tell.
-                let _ = sender.send(monitor::watch(qmp, counts_instructions));
+                let _ = sender.send(monitor::watch(qmp, counts_instructions, || drop(files)));
             })
             .map_err(Error::io("start the QMP monitor thread"))?;
         Ok(RunningVm {

@@ -3,43 +3,14 @@
 
 //! The accelerator QEMU runs a VM with: KVM where the host offers it, else TCG emulation.
 
+use crate::config::Accelerator;
 use crate::error::Error;
-use serde::Deserialize;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
-use std::str::FromStr;
 
 /// The KVM device QEMU opens.
 const KVM_DEVICE: &str = "/dev/kvm";
-
-/// The accelerator a config asks for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accelerator {
-    /// KVM when the host is aarch64 and `/dev/kvm` is usable (and nothing needs TCG), else TCG.
-    #[default]
-    Auto,
-    /// KVM (`-accel kvm -cpu host`): refused where the host cannot give it.
-    Kvm,
-    /// QEMU's TCG, which emulates every instruction: any host, and instruction counting.
-    Tcg,
-}
-
-impl FromStr for Accelerator {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "auto" => Ok(Self::Auto),
-            "kvm" => Ok(Self::Kvm),
-            "tcg" => Ok(Self::Tcg),
-            _ => Err(format!(
-                "{text:?} is not an accelerator: give kvm, tcg or auto"
-            )),
-        }
-    }
-}
 
 /// Why this host cannot run a VM under KVM.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,11 +7,11 @@
 //! the initrd after it at the next 16 MiB boundary, the device tree 2 MiB + 64 KiB below the end
 //! of RAM.
 
-use crate::image::ImageHeader;
 use crate::layout::{
     FDT_MAX_SIZE, INITRD_ALIGNMENT, KERNEL_BOOT_FDT_OFFSET_FROM_END, MIB, RAM_START,
 };
 use std::ops::Range;
+use vmbase::linux::ImageHeader;
 
 /// What is to be loaded in a kernel boot, before it is placed.
 #[derive(Clone, Copy, Debug)]
@@ -51,9 +51,9 @@ pub(crate) fn kernel_layout(
     payload: &KernelPayload,
     memory_mib: u32,
 ) -> Result<KernelLayout, DoesNotFit> {
-    let (text_offset, image_size) = payload
-        .header
-        .map_or((0, 0), |header| (header.text_offset, header.image_size));
+    let (text_offset, image_size) = payload.header.map_or((0, 0), |header| {
+        (header.text_offset as u64, header.image_size as u64)
+    });
     // Saturating: absurd header values only make the layout not fit.
     let kernel_start = RAM_START.saturating_add(text_offset);
     let kernel = kernel_start..kernel_start.saturating_add(payload.kernel_file_size);
@@ -92,7 +92,8 @@ mod tests {
         KernelPayload {
             header: Some(ImageHeader {
                 text_offset: 0,
-                image_size,
+                image_size: image_size as usize,
+                flags: 0,
             }),
             kernel_file_size: file_size,
             initrd_size,
@@ -125,6 +126,7 @@ mod tests {
         kernel.header = Some(ImageHeader {
             text_offset: 0x8_0000,
             image_size: 0x1000,
+            flags: 0,
         });
         let layout = kernel_layout(&kernel, 16).unwrap();
         assert_eq!(layout.kernel, 0x8008_0000..0x8008_0800);
@@ -159,8 +161,9 @@ mod tests {
         // An absurd header does not overflow.
         let absurd = KernelPayload {
             header: Some(ImageHeader {
-                text_offset: u64::MAX,
-                image_size: u64::MAX,
+                text_offset: usize::MAX,
+                image_size: usize::MAX,
+                flags: 0,
             }),
             kernel_file_size: 1,
             initrd_size: Some(u64::MAX),

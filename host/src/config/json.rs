@@ -3,8 +3,8 @@
 
 //! AOSP's `vm run` JSON config format, read into a [`VirtualMachineRawConfig`].
 
-use crate::accel::Accelerator;
 use crate::bounded_read::read_regular_file;
+use crate::config::Accelerator;
 use crate::config::{DEFAULT_PLATFORM_VERSION, DiskImage, VirtualMachineRawConfig};
 use crate::error::Error;
 use crate::host::host_cpu_count;

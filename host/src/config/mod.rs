@@ -3,11 +3,11 @@
 
 //! The VM configuration a caller gives: `VirtualMachineRawConfig`, named after AOSP's.
 
-use crate::accel::Accelerator;
-use crate::error::Error;
-use crate::plan::BootPlan;
+mod json;
+
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 /// RAM given to a VM whose config does not say, in MiB: crosvm's default `--mem`.
 pub const DEFAULT_MEMORY_MIB: u32 = 256;
@@ -119,14 +119,6 @@ pub struct DiskImage {
 }
 
 impl VirtualMachineRawConfig {
-    /// Checks everything that can be checked without running QEMU, as
-    /// [`crate::VmInstance::create`] does first, and plans the boot: what
-    /// [`crate::VmInstance::create_from_plan`] starts, with [`BootPlan::warnings`] about what
-    /// may still go wrong.
-    pub fn check(&self) -> Result<BootPlan, Error> {
-        BootPlan::new(self)
-    }
-
     /// The files the VM reads, each with what it is for, for callers that must not overwrite
     /// them (an output file that is an input would destroy it).
     pub fn input_files(&self) -> Vec<(&'static str, &Path)> {
@@ -147,5 +139,33 @@ impl VirtualMachineRawConfig {
             inputs.push(("disk image", disk.image.as_path()));
         }
         inputs
+    }
+}
+
+/// The accelerator a config asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accelerator {
+    /// KVM when the host is aarch64 and `/dev/kvm` is usable (and nothing needs TCG), else TCG.
+    #[default]
+    Auto,
+    /// KVM (`-accel kvm -cpu host`): refused where the host cannot give it.
+    Kvm,
+    /// QEMU's TCG, which emulates every instruction: any host, and instruction counting.
+    Tcg,
+}
+
+impl FromStr for Accelerator {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "kvm" => Ok(Self::Kvm),
+            "tcg" => Ok(Self::Tcg),
+            _ => Err(format!(
+                "{text:?} is not an accelerator: give kvm, tcg or auto"
+            )),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! something else; and how much RAM the image needs.
 
 use crate::layout::IMAGE_ADDRESS;
+use vmbase::linux::{ImageError, RawImageHeader};
 
 /// How many bytes of an image [`inspect`] looks at: the start of vmbase's entry code up to its
 /// literal pool, and the arm64 `Image` header.
@@ -14,57 +15,15 @@ pub(crate) const INSPECTED_BYTES: usize = 4096;
 /// The ELF magic number.
 const ELF_MAGIC: &[u8] = b"\x7fELF";
 
-/// Size of the arm64 `Image` header.
-pub(crate) const IMAGE_HEADER_SIZE: usize = 64;
-
-/// Offset of `text_offset` (u64, little-endian) in the header.
-const TEXT_OFFSET_OFFSET: usize = 0x08;
-/// Offset of `image_size` (u64): the bytes the kernel occupies from its load address, `.bss`
-/// included; 0 in kernels older than 3.17.
-const IMAGE_SIZE_OFFSET: usize = 0x10;
-/// Offset of `flags` (u64).
-const FLAGS_OFFSET: usize = 0x18;
-/// Offset of `magic` (u32).
-const MAGIC_OFFSET: usize = 0x38;
-/// "ARM\x64", little-endian.
-const IMAGE_MAGIC: u32 = 0x644d_5241;
-/// `flags` bit 0: the kernel is big-endian.
-const FLAG_BIG_ENDIAN: u64 = 1 << 0;
-/// The `text_offset` booting.rst says to assume when `image_size` is 0.
-const LEGACY_TEXT_OFFSET: u64 = 0x8_0000;
-
-/// The parts of an arm64 `Image` header the loader needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ImageHeader {
-    /// Where the kernel goes, from a 2 MiB-aligned base (here: the start of RAM).
-    pub(crate) text_offset: u64,
-    /// Bytes the kernel occupies once running, `.bss` included; 0 if the header predates it.
-    pub(crate) image_size: u64,
-}
-
-impl ImageHeader {
-    /// Parses the header at the start of `bytes`, or says why it is not a little-endian arm64
-    /// `Image`.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, &'static str> {
-        if bytes.len() < IMAGE_HEADER_SIZE {
-            return Err("it is shorter than the 64-byte arm64 Image header");
+/// Why `ImageHeader::check` refused a kernel, in the words of a refusal to boot it.
+pub(crate) fn header_refusal(error: ImageError) -> String {
+    match error {
+        ImageError::Truncated(_) => "it is shorter than the 64-byte arm64 Image header".to_owned(),
+        ImageError::BadMagic(_) => {
+            "it lacks the arm64 Image magic \"ARM\\x64\" at offset 0x38".to_owned()
         }
-        if read_u32(bytes, MAGIC_OFFSET) != Some(IMAGE_MAGIC) {
-            return Err("it lacks the arm64 Image magic \"ARM\\x64\" at offset 0x38");
-        }
-        if read_u64(bytes, FLAGS_OFFSET).unwrap_or(0) & FLAG_BIG_ENDIAN != 0 {
-            return Err("it is a big-endian kernel");
-        }
-        let image_size = read_u64(bytes, IMAGE_SIZE_OFFSET).unwrap_or(0);
-        let text_offset = if image_size == 0 {
-            LEGACY_TEXT_OFFSET
-        } else {
-            read_u64(bytes, TEXT_OFFSET_OFFSET).unwrap_or(0)
-        };
-        Ok(Self {
-            text_offset,
-            image_size,
-        })
+        ImageError::BigEndian => "it is a big-endian kernel".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -97,9 +56,10 @@ pub(crate) fn inspect(start: &[u8]) -> ImageKind {
     if start.starts_with(ELF_MAGIC) {
         return ImageKind::Elf;
     }
-    if read_u32(start, MAGIC_OFFSET) == Some(IMAGE_MAGIC) {
-        let image_size = read_u64(start, IMAGE_SIZE_OFFSET).unwrap_or(0);
-        return ImageKind::Arm64Image { image_size };
+    if let Ok(header) = RawImageHeader::read(start) {
+        return ImageKind::Arm64Image {
+            image_size: header.image_size.get(),
+        };
     }
     let words: Vec<u32> = start
         .chunks_exact(4)
@@ -127,13 +87,6 @@ pub(crate) fn ram_end_needed(kind: &ImageKind, size: u64) -> u64 {
         ImageKind::Arm64Image { image_size } => (IMAGE_ADDRESS + image_size).max(loaded),
         ImageKind::Elf | ImageKind::Unknown => loaded,
     }
-}
-
-/// The little-endian `u32` at `offset`, if `bytes` reach that far.
-fn read_u32(bytes: &[u8], offset: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        bytes.get(offset..offset.checked_add(4)?)?.try_into().ok()?,
-    ))
 }
 
 /// The little-endian `u64` at `offset`, if `bytes` reach that far.
@@ -203,6 +156,7 @@ fn adr_immediate(word: u32) -> i64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use vmbase::linux::ImageHeader;
 
     fn words(words: &[u32]) -> Vec<u8> {
         words.iter().flat_map(|word| word.to_le_bytes()).collect()
@@ -210,53 +164,18 @@ pub(crate) mod tests {
 
     /// An arm64 `Image` header with these fields, and nothing after it.
     pub(crate) fn header_bytes(text_offset: u64, image_size: u64, flags: u64) -> Vec<u8> {
-        let mut bytes = vec![0; IMAGE_HEADER_SIZE];
-        bytes[TEXT_OFFSET_OFFSET..][..8].copy_from_slice(&text_offset.to_le_bytes());
-        bytes[IMAGE_SIZE_OFFSET..][..8].copy_from_slice(&image_size.to_le_bytes());
-        bytes[FLAGS_OFFSET..][..8].copy_from_slice(&flags.to_le_bytes());
-        bytes[MAGIC_OFFSET..][..4].copy_from_slice(b"ARM\x64");
-        bytes
+        RawImageHeader::new(text_offset, image_size, flags)
+            .to_bytes()
+            .to_vec()
     }
 
     #[test]
-    fn parses_debian_like_header() {
-        // Debian 12's arm64 kernel: text_offset 0, image_size 0x201_0000, flags 0xa (4 KiB
-        // pages, placed anywhere).
-        assert_eq!(
-            ImageHeader::parse(&header_bytes(0, 0x201_0000, 0xa)),
-            Ok(ImageHeader {
-                text_offset: 0,
-                image_size: 0x201_0000
-            })
-        );
-    }
-
-    #[test]
-    fn zero_image_size_means_legacy_text_offset() {
-        assert_eq!(
-            ImageHeader::parse(&header_bytes(0x1234, 0, 0))
-                .unwrap()
-                .text_offset,
-            0x8_0000
-        );
-    }
-
-    #[test]
-    fn refuses_what_is_not_an_image() {
-        assert!(
-            ImageHeader::parse(&[0; 63])
-                .unwrap_err()
-                .contains("shorter")
-        );
-        assert!(ImageHeader::parse(&[0; 64]).unwrap_err().contains("magic"));
-        let mut elf = header_bytes(0, 0x1000, 0);
-        elf[MAGIC_OFFSET] = b'X';
-        assert!(ImageHeader::parse(&elf).unwrap_err().contains("magic"));
-        assert!(
-            ImageHeader::parse(&header_bytes(0, 0x1000, 1))
-                .unwrap_err()
-                .contains("big-endian")
-        );
+    fn header_refusals_say_what_is_wrong() {
+        let refusal = |bytes: &[u8]| header_refusal(ImageHeader::check(bytes, 64).unwrap_err());
+        assert!(refusal(&[0; 63]).contains("shorter"));
+        assert!(refusal(&[0; 64]).contains("magic"));
+        assert!(refusal(&header_bytes(0, 0x1000, 1)).contains("big-endian"));
+        assert!(refusal(&header_bytes(0x8_0000, 0, 0)).contains("older than 3.17"));
     }
 
     #[test]

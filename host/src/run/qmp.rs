@@ -9,8 +9,8 @@
 //! QEMU's exit; and `qapi-qmp` generates types for QEMU's whole schema to serve four commands
 //! and one event.
 
-use crate::death_reason::ShutdownCause;
 use crate::error::Error;
+use crate::run::death_reason::ShutdownCause;
 use crate::supervise::POLL_INTERVAL;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use serde::de::IgnoredAny;
@@ -186,11 +186,21 @@ impl QmpClient {
         Ok(())
     }
 
-    /// Reads QEMU's greeting and leaves capability negotiation mode, after which QEMU sends
-    /// events.
+    /// Leaves capability negotiation mode, after which QEMU sends events, and reads QEMU's
+    /// greeting and its answer.
+    ///
+    /// The command is sent before the greeting is read: QEMU, still starting, finds it waiting
+    /// and answers as soon as its monitor runs, without a round trip through this process
+    /// while the VM's start waits.
     pub(crate) fn negotiate(&mut self) -> Result<(), Error> {
+        let command = Command::QmpCapabilities;
+        if !self.send(command)? {
+            return Err(Error::Qmp(
+                "QEMU closed its QMP monitor before greeting".to_owned(),
+            ));
+        }
         match self.read_message()? {
-            Some(Message::Greeting { .. }) => self.execute(Command::QmpCapabilities),
+            Some(Message::Greeting { .. }) => self.check_reply(command),
             Some(other) => Err(Error::Qmp(format!(
                 "expected the QMP greeting, got {other:?}"
             ))),
@@ -207,8 +217,19 @@ impl QmpClient {
 
     /// Runs `command` and waits for its successful return.
     fn execute(&mut self, command: Command) -> Result<(), Error> {
+        if !self.send(command)? {
+            return Err(Error::Qmp(format!(
+                "QEMU closed its QMP monitor during `{}`",
+                command.name()
+            )));
+        }
+        self.check_reply(command)
+    }
+
+    /// Reads the answer to `command`, sent already, and says whether it succeeded.
+    fn check_reply(&mut self, command: Command) -> Result<(), Error> {
         let name = command.name();
-        match self.request(command)? {
+        match self.read_reply()? {
             Reply::Return(_) => Ok(()),
             Reply::Error(error) => Err(Error::Qmp(format!("`{name}` failed: {error}"))),
             Reply::Closed => Err(Error::Qmp(format!(
@@ -257,24 +278,37 @@ impl QmpClient {
     /// Sends a command without arguments and reads until QEMU answers it or closes the
     /// monitor; events read meanwhile are noted as usual.
     fn request(&mut self, command: Command) -> Result<Reply, Error> {
+        if !self.send(command)? {
+            while self.read_message()?.is_some() {}
+            return Ok(Reply::Closed);
+        }
+        self.read_reply()
+    }
+
+    /// Sends a command without arguments; `false` if QEMU has exited (what it sent before is
+    /// still to be read, but its answer never comes).
+    fn send(&mut self, command: Command) -> Result<bool, Error> {
         let name = command.name();
         let mut line = serde_json::to_string(&Execute { execute: name })
             .map_err(|error| Error::Qmp(format!("cannot encode `{name}`: {error}")))?;
         line.push('\n');
         match self.writer.write_all(line.as_bytes()) {
-            Ok(()) => {}
-            // QEMU exited: what it sent before is still to be read, its answer never comes.
+            Ok(()) => Ok(true),
             Err(error)
                 if matches!(
                     error.kind(),
                     ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
                 ) =>
             {
-                while self.read_message()?.is_some() {}
-                return Ok(Reply::Closed);
+                Ok(false)
             }
-            Err(error) => return Err(Error::io("send a QMP command")(error)),
+            Err(error) => Err(Error::io("send a QMP command")(error)),
         }
+    }
+
+    /// Reads until QEMU answers the command sent last or closes the monitor; events read
+    /// meanwhile are noted as usual.
+    fn read_reply(&mut self) -> Result<Reply, Error> {
         loop {
             match self.read_message()? {
                 None => return Ok(Reply::Closed),

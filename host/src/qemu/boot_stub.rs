@@ -3,45 +3,7 @@
 
 //! The `-bios` stub that gives the guest crosvm's entry state, which no QEMU loader provides.
 
-use crate::layout::{FDT_ADDRESS, IMAGE_ADDRESS};
-
-/// The registers crosvm sets before the first instruction (all others are 0), and that
-/// instruction's address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct EntryState {
-    /// Where the guest starts: the bootloader, the kernel, or the firmware.
-    pub(crate) pc: u64,
-    /// The device tree's address.
-    pub(crate) x0: u64,
-    /// With a firmware, the payload's (kernel's) entry point; otherwise 0.
-    pub(crate) x1: u64,
-    /// With a firmware, the payload's size in bytes; otherwise 0.
-    pub(crate) x2: u64,
-    /// 0 for a guest (crosvm's value); under the pKVM double, which runs first, the guest's
-    /// first instruction.
-    pub(crate) x3: u64,
-}
-
-impl EntryState {
-    /// A bootloader image: entered at `0x8020_0000` with the device tree at `0x8000_0000`.
-    pub(crate) const BOOTLOADER: Self = Self {
-        pc: IMAGE_ADDRESS,
-        x0: FDT_ADDRESS,
-        x1: 0,
-        x2: 0,
-        x3: 0,
-    };
-
-    /// This entry state behind the pKVM double at `double`: the double starts with the
-    /// guest's registers and the guest's first instruction in x3, and enters it at EL1.
-    pub(crate) fn behind_double(&self, double: u64) -> Self {
-        Self {
-            pc: double,
-            x3: self.pc,
-            ..*self
-        }
-    }
-}
+use crate::plan::placement::EntryState;
 
 /// The stub's instructions; the values they load follow them. QEMU runs them from address 0
 /// at EL1h (at EL2 for a protected VM, whose pKVM double then runs first) with the MMU off and
