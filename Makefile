@@ -84,7 +84,7 @@ lint: deps
 	# The example as Soong builds it: without its default `sha2` feature (docs/android.md).
 	cargo clippy --quiet --release --target $(TARGET) -p vmbase_example --no-default-features -- -D warnings
 	rustfmt --edition 2021 --check template/build.rs template/src/main.rs
-	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase
+	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase -p vmclient
 	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase --target $(TARGET)
 	python3 tools/check_soong.py
 	python3 -m unittest discover --quiet -s tools -p 'test_*.py'

@@ -53,7 +53,7 @@ impl VirtualMachineRawConfig {
     }
 
     /// Reads an AOSP `vm run` JSON config, and says where AOSP's `vm` (Android 15) would read
-    /// the same file differently: [`aosp_differences`].
+    /// the same file differently (docs/android.md lists the differences).
     pub fn from_json_file_with_differences(path: &Path) -> Result<(Self, Vec<String>), Error> {
         let text = read_config(path).map_err(|source| Error::ConfigUnreadable {
             path: path.to_owned(),

@@ -47,7 +47,7 @@ impl fmt::Display for KvmUnusable {
     }
 }
 
-/// The accelerator a VM runs with, as [`choose`] decided.
+/// The accelerator a VM runs with, as the plan chose it from the requested one and the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChosenAccelerator {
     /// KVM, with the host's CPU.
