@@ -234,6 +234,15 @@ fn arm64_image(file_size: usize, image_size: u64, first: u32, code: usize) -> Ve
     image
 }
 
+/// The smallest bootloader image: [`POWER_OFF`] alone, which powers the VM off from its first
+/// instruction (for measuring what runs before a guest, such as the pKVM double).
+pub fn power_off_bootloader() -> Vec<u8> {
+    POWER_OFF
+        .iter()
+        .flat_map(|word| word.to_le_bytes())
+        .collect()
+}
+
 /// A stand-in kernel for tests and benchmarks of a firmware: an arm64 `Image` whose code, after
 /// the 64-byte header, powers the VM off (PSCI `SYSTEM_OFF` over HVC). The file is `file_size`
 /// bytes (at least the 0x50 of header and code, padded with zeros); its header claims

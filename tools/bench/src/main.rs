@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use vmbase_test_harness::{
     STAND_IN_EFI_KERNEL_INSTRUCTIONS, STAND_IN_KERNEL_INSTRUCTIONS, linux_cache_dir, newc_archive,
-    repository_root, stand_in_efi_kernel, stand_in_kernel,
+    power_off_bootloader, repository_root, stand_in_efi_kernel, stand_in_kernel,
 };
 use vmclient::layout::{FDT_ADDRESS, IMAGE_ADDRESS, QEMU_RAM_BELOW_RAM_START_MIB};
 use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig, boot_stub};
@@ -250,12 +250,12 @@ fn boot_cost(root: &Path, guest: &Guest, protected: bool) -> Result<BootCost> {
 
 /// The pKVM double's own instructions when it runs a guest that does nothing but power off: from
 /// reset to the guest's first instruction, plus passing the guest's `SYSTEM_OFF` on to QEMU.
-/// The guest is the stand-in kernel's code as a bootloader image; the figure is its protected
-/// boot's count less its unprotected one.
+/// The guest is a bootloader image of four instructions that powers off; the figure is its
+/// protected boot's count less its unprotected one.
 fn double_boot_path() -> Result<u64> {
     let dir = tempfile::tempdir()?;
     let image = dir.path().join("power-off.bin");
-    fs::write(&image, stand_in_kernel(0x50, 0x50))?;
+    fs::write(&image, power_off_bootloader())?;
     let (_, unprotected) = boot_counted(&image, None, false)?;
     let (_, protected) = boot_counted(&image, None, true)?;
     protected
