@@ -32,8 +32,9 @@ use vmclient::{DeathReason, DiskImage, VirtualMachineRawConfig, boot_stub};
 const INSTRUCTIONS_PER_TICK: u64 = 16;
 /// Instructions of the launcher's boot stub, before the image's first.
 const BOOT_STUB_INSTRUCTIONS: u64 = 6;
-/// Alternating runs for each wall-time median.
-const WALL_TIME_RUNS: usize = 11;
+/// Alternating runs for each wall-time median of the launcher: a few milliseconds apart in tens,
+/// which host noise hides in fewer runs.
+const WALL_TIME_RUNS: usize = 41;
 /// VMs started at once for the parallel figure.
 const PARALLEL_VMS: usize = 8;
 /// Guest RAM for the bootloader images' runs.
