@@ -547,3 +547,12 @@ impl Error {
         move |source| Self::Io { action, source }
     }
 }
+
+impl From<crate::plan::accel::KvmRefused> for Error {
+    fn from(refusal: crate::plan::accel::KvmRefused) -> Self {
+        match refusal {
+            crate::plan::accel::KvmRefused::Unusable(reason) => Self::KvmUnusable { reason },
+            crate::plan::accel::KvmRefused::NeedsTcg(what) => Self::NeedsTcg(what),
+        }
+    }
+}

@@ -4,7 +4,6 @@
 //! The accelerator QEMU runs a VM with: KVM where the host offers it, else TCG emulation.
 
 use crate::config::Accelerator;
-use crate::error::Error;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
@@ -100,21 +99,31 @@ impl fmt::Display for TcgOnly {
     }
 }
 
+/// Why a VM that asks for KVM (`--accel kvm`) cannot have it; the launcher's
+/// [`Error`](crate::Error) says it to the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum KvmRefused {
+    /// The host's KVM cannot run the VM.
+    Unusable(KvmUnusable),
+    /// The VM asks for something only TCG gives.
+    NeedsTcg(TcgOnly),
+}
+
 /// Decides the accelerator: `requested`, given whether the host's KVM is usable (`kvm`) and
 /// what the VM asks for that only TCG gives (`tcg_only`).
 pub(crate) fn choose(
     requested: Accelerator,
     kvm: Result<(), KvmUnusable>,
     tcg_only: Option<TcgOnly>,
-) -> Result<ChosenAccelerator, Error> {
+) -> Result<ChosenAccelerator, KvmRefused> {
     match (requested, tcg_only) {
         (Accelerator::Tcg, _) => Ok(ChosenAccelerator::Tcg {
             instead_of_kvm: None,
         }),
-        (Accelerator::Kvm, Some(what)) => Err(Error::NeedsTcg(what)),
+        (Accelerator::Kvm, Some(what)) => Err(KvmRefused::NeedsTcg(what)),
         (Accelerator::Kvm, None) => kvm
             .map(|()| ChosenAccelerator::Kvm)
-            .map_err(|reason| Error::KvmUnusable { reason }),
+            .map_err(KvmRefused::Unusable),
         (Accelerator::Auto, Some(what)) => Ok(ChosenAccelerator::Tcg {
             instead_of_kvm: Some(format!("{what} needs TCG")),
         }),
@@ -157,6 +166,7 @@ pub(crate) fn host_kvm() -> Result<(), KvmUnusable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     /// [`kvm_usability`] where opening `/dev/kvm` gives `opened`.
     fn usability(architecture: &'static str, opened: io::Result<()>) -> Result<(), KvmUnusable> {
@@ -229,7 +239,9 @@ mod tests {
             KvmUnusable::NoDevice,
             KvmUnusable::NoPermission,
         ] {
-            let error = choose(Accelerator::Kvm, Err(reason.clone()), None).unwrap_err();
+            let refusal = choose(Accelerator::Kvm, Err(reason.clone()), None).unwrap_err();
+            assert_eq!(refusal, KvmRefused::Unusable(reason.clone()));
+            let error = Error::from(refusal);
             assert!(
                 matches!(&error, Error::KvmUnusable { reason: given } if *given == reason),
                 "{error}"
@@ -237,7 +249,7 @@ mod tests {
             assert!(error.to_string().contains(&reason.to_string()), "{error}");
         }
         for what in [TcgOnly::InstructionCounting, TcgOnly::ProtectedVm] {
-            let error = choose(Accelerator::Kvm, Ok(()), Some(what)).unwrap_err();
+            let error = Error::from(choose(Accelerator::Kvm, Ok(()), Some(what)).unwrap_err());
             assert!(
                 matches!(error, Error::NeedsTcg(given) if given == what),
                 "{error}"
