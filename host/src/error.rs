@@ -185,12 +185,15 @@ pub enum Error {
         minimum_mib: u64,
     },
 
-    /// A Linux kernel (an arm64 `Image`) was given as the bootloader image.
+    /// A Linux kernel (an arm64 `Image`) was given as the image that runs first: the
+    /// bootloader, or the firmware.
     #[error(
-        "bootloader image {path} is an arm64 Linux Image: boot it with --kernel (`kernel` in a \
-         config); a bootloader is entered at its first byte with no kernel boot protocol"
+        "{role} {path} is an arm64 Linux Image: boot it with --kernel (`kernel` in a config); \
+         the {role} is entered at its first byte with no kernel boot protocol"
     )]
-    KernelAsBootloader {
+    KernelAsFirstImage {
+        /// "bootloader image" or "firmware".
+        role: &'static str,
         /// The image.
         path: PathBuf,
     },

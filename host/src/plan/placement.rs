@@ -83,11 +83,6 @@ fn bootloader_boot(
         });
     }
     let kind = inspect_first_image("bootloader image", bootloader, &start, IMAGE_ADDRESS)?;
-    if let ImageKind::Arm64Image { .. } = kind {
-        return Err(Error::KernelAsBootloader {
-            path: bootloader.to_owned(),
-        });
-    }
     // The real minimum, whichever limit is hit first: the image itself after the device tree
     // region, and what its entry code uses beyond it.
     let image_end = IMAGE_ADDRESS + size;
@@ -295,8 +290,8 @@ pub(super) fn raw_image_name(elf: &Path) -> PathBuf {
 }
 
 /// What kind of image `path` is from its first bytes, `start`: the image that runs first (the
-/// bootloader or the firmware), loaded at `loaded_at`. Refused if it is an ELF file or a vmbase
-/// image linked elsewhere.
+/// bootloader or the firmware), loaded at `loaded_at`. Refused if it is an ELF file, a Linux
+/// kernel, or a vmbase image linked elsewhere.
 fn inspect_first_image(
     role: &'static str,
     path: &Path,
@@ -304,12 +299,21 @@ fn inspect_first_image(
     loaded_at: u64,
 ) -> Result<ImageKind, Error> {
     let kind = image::inspect(start);
-    if kind == ImageKind::Elf {
-        return Err(Error::ImageIsElf {
-            role,
-            path: path.to_owned(),
-            raw: raw_image_name(path),
-        });
+    match kind {
+        ImageKind::Elf => {
+            return Err(Error::ImageIsElf {
+                role,
+                path: path.to_owned(),
+                raw: raw_image_name(path),
+            });
+        }
+        ImageKind::Arm64Image { .. } => {
+            return Err(Error::KernelAsFirstImage {
+                role,
+                path: path.to_owned(),
+            });
+        }
+        ImageKind::Vmbase { .. } | ImageKind::Unknown => {}
     }
     refuse_linked_elsewhere(role, path, &kind, loaded_at)?;
     Ok(kind)

@@ -257,7 +257,16 @@ fn elf_images_are_refused_with_the_command_to_run() {
 fn a_linux_image_is_refused_as_a_bootloader() {
     let (_dir, config) = config_with_image(&header_bytes(0, 5 * MIB, 0), 64);
     let error = validate(&config).unwrap_err();
-    assert!(matches!(error, Error::KernelAsBootloader { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::KernelAsFirstImage {
+                role: "bootloader image",
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert!(
         error.to_string().contains("boot it with --kernel"),
         "{error}"
@@ -513,6 +522,25 @@ fn kernel_file_problems() {
         validate(&config).unwrap_err(),
         Error::NotAFile { role: "kernel", .. }
     ));
+}
+
+#[test]
+fn a_linux_image_is_refused_as_a_firmware() {
+    // It would be entered at its first byte with the firmware's registers, run into its header
+    // and hang or reset without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = kernel_config(dir.path());
+    let firmware = dir.path().join("fw.bin");
+    fs::write(&firmware, header_bytes(0, 5 * MIB, 0)).unwrap();
+    config.firmware = Some(firmware.clone());
+    let error = validate(&config).unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "firmware {} is an arm64 Linux Image: boot it with --kernel",
+            firmware.display()
+        )),
+        "{error}"
+    );
 }
 
 #[test]
