@@ -12,6 +12,15 @@ use std::path::PathBuf;
 const ASSEMBLY: [&str; 4] = ["entry.S", "exceptions.S", "exceptions_panic.S", "payload.S"];
 
 fn main() {
+    // `core::error::Error` is stable from Rust 1.81; Android 15's rustc (1.78) lacks it, and
+    // Soong runs no build script, so there the cfg is off and the error types implement only
+    // `Display` and `Debug`.
+    println!("cargo:rustc-check-cfg=cfg(has_core_error)");
+    let mut probe = autocfg::new();
+    probe.set_edition(Some("2021".into()));
+    if probe.probe_path("core::error::Error") {
+        println!("cargo:rustc-cfg=has_core_error");
+    }
     for file in ASSEMBLY.iter().chain(&["sections.ld", "include"]) {
         println!("cargo:rerun-if-changed={file}");
     }
@@ -37,7 +46,7 @@ fn main() {
     // their build scripts read as DEP_VMBASE_ASSEMBLER and DEP_VMBASE_ARCHIVER.
     println!("cargo:assembler={}", build.get_compiler().path().display());
     let archiver = build.get_archiver();
-    println!("cargo:archiver={}", archiver.get_program().display());
+    println!("cargo:archiver={}", archiver.get_program().to_string_lossy());
     let include =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("include");
     build

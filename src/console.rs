@@ -64,6 +64,7 @@ impl fmt::Display for ConsoleError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for ConsoleError {}
 
 impl From<FdtError> for ConsoleError {

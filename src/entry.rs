@@ -27,7 +27,7 @@ pub fn boot_fdt() -> Option<&'static [u8]> {
 }
 
 /// Called by entry.S with the registers the VMM set, on the boot stack, MMU and caches on.
-#[unsafe(no_mangle)]
+#[no_mangle]
 extern "C" fn rust_entry(x0: u64, x1: u64, x2: u64, x3: u64) -> ! {
     let ticks_at_rust_entry = crate::counter::ticks();
     crate::heap::init();
@@ -97,7 +97,7 @@ static STACK_GUARD_ERROR: Once<crate::rand::Error> = Once::new();
 /// Called by entry.S, before any other Rust code, for the stack protector's guard: entropy from
 /// [`crate::rand`]. Without an entropy source the guard is the boot-time counter scrambled:
 /// not a constant, but guessable, which rust_entry reports once the console is up.
-#[unsafe(no_mangle)]
+#[no_mangle]
 extern "C" fn vmbase_stack_guard() -> u64 {
     let mut guard = [0; 8];
     match crate::rand::fill_with_entropy(&mut guard) {
@@ -110,7 +110,7 @@ extern "C" fn vmbase_stack_guard() -> u64 {
 }
 
 /// Called by code compiled with a stack protector when a function's guard was overwritten.
-#[unsafe(no_mangle)]
+#[no_mangle]
 extern "C" fn __stack_chk_fail() -> ! {
     console::emergency_write_str("vmbase: stack corruption detected (stack protector)\n");
     power::reboot()
@@ -127,7 +127,7 @@ pub fn stack_guard() -> (u64, u64) {
 /// The value [`stack_guard`] must find: `__stack_chk_guard`.
 pub fn expected_stack_guard() -> u64 {
     // SAFETY: entry.S wrote __stack_chk_guard before Rust started; nothing writes it since.
-    unsafe { core::ptr::read_volatile(&raw const __stack_chk_guard) }
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(__stack_chk_guard)) }
 }
 
 /// Whether the stack protector's guard came from an entropy source, and if not, why.

@@ -11,7 +11,7 @@
 //! [`report`] and reboot. A fault inside a handler goes to a separate path that reports it and
 //! reboots too.
 //!
-//! A handler written by hand (`#[unsafe(no_mangle)] extern "C" fn irq_current(...)`) is not
+//! A handler written by hand (`#[no_mangle] extern "C" fn irq_current(...)`) is not
 //! checked: a misspelt name, a missing `no_mangle` or a wrong signature still builds, and the
 //! vector keeps its default. [`exception_handler!`](crate::exception_handler) checks all three at
 //! build time.
@@ -442,7 +442,7 @@ macro_rules! __exception_handler {
     ($symbol:literal, $handler:path) => {
         const _: () = {
             /// Called by exceptions.S.
-            #[unsafe(export_name = $symbol)]
+            #[export_name = $symbol]
             extern "C" fn exception_handler(
                 elr: u64,
                 spsr: u64,
@@ -534,7 +534,7 @@ pub fn report(vector: Vector, elr: u64, spsr: u64) {
 
 /// The default of every handler the binary does not define (see exceptions.S): report, reboot.
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
-#[unsafe(no_mangle)]
+#[no_mangle]
 extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
     match Vector::from_index(vector) {
         Some(vector) => report(vector, elr, spsr),
@@ -546,7 +546,7 @@ extern "C" fn vmbase_default_exception(elr: u64, spsr: u64, vector: u64) -> ! {
 /// Called by exceptions.S, on a fresh exception stack, for a synchronous exception or SError
 /// taken while an exception handler was running. Never returns.
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
-#[unsafe(no_mangle)]
+#[no_mangle]
 extern "C" fn vmbase_nested_exception(elr: u64, spsr: u64, kind: u64) -> ! {
     use core::sync::atomic::{AtomicBool, Ordering};
     static REPORTING: AtomicBool = AtomicBool::new(false);

@@ -60,11 +60,9 @@ static HEAP: VmbaseHeap = VmbaseHeap {
 pub const DEFAULT_HEAP_SIZE: usize = 64 * 4096;
 
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
-// SAFETY: configure_heap! defines `vmbase_heap_region` as a safe Rust function with this
-// signature; without it, sections.ld makes the symbol vmbase_default_heap_region, which has it too.
-unsafe extern "Rust" {
+extern "Rust" {
     /// The binary's heap region, defined by [`configure_heap!`](crate::configure_heap).
-    safe fn vmbase_heap_region() -> HeapRegion;
+    fn vmbase_heap_region() -> HeapRegion;
 }
 
 /// The heap region of a binary without [`configure_heap!`](crate::configure_heap):
@@ -72,7 +70,7 @@ unsafe extern "Rust" {
 /// binary defines no `vmbase_heap_region` of its own; otherwise `--gc-sections` drops it and its
 /// region.
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
-#[unsafe(no_mangle)]
+#[no_mangle]
 fn vmbase_default_heap_region() -> HeapRegion {
     static MEMORY: HeapMemory<DEFAULT_HEAP_SIZE> = HeapMemory::new();
     MEMORY.region()
@@ -82,7 +80,10 @@ fn vmbase_default_heap_region() -> HeapRegion {
 /// allocator. Called by `rust_entry`, before anything allocates.
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub(crate) fn init() {
-    HEAP.init(vmbase_heap_region());
+    // SAFETY: configure_heap! defines `vmbase_heap_region` as a safe Rust function with this
+    // signature; without it, sections.ld makes the symbol vmbase_default_heap_region, which has
+    // it too.
+    HEAP.init(unsafe { vmbase_heap_region() });
 }
 
 /// Heap usage: (bytes allocated, bytes managed), or `None` before vmbase set the heap up.
@@ -183,8 +184,9 @@ unsafe impl GlobalAlloc for VmbaseHeap {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if let (Some(heap), Some(block)) = (self.heap.lock().ready(), NonNull::new(ptr)) {
-            // SAFETY: The caller promises ptr came from alloc with this layout.
-            unsafe { heap.dealloc(block, layout) };
+            // buddy_system_allocator 0.10's dealloc is a safe fn that trusts its caller: the
+            // caller's promise (ptr came from alloc with this layout) is what makes this right.
+            heap.dealloc(block, layout);
         }
     }
 }
@@ -202,7 +204,7 @@ const ZERO_CHUNK: usize = 128;
 /// `block` must be valid for writes of `size` bytes.
 unsafe fn zero(block: *mut u8, size: usize) {
     #[cfg(target_arch = "aarch64")]
-    if block.addr().is_multiple_of(16) && size.is_multiple_of(ZERO_CHUNK) && size > 0 {
+    if block as usize % 16 == 0 && size % ZERO_CHUNK == 0 && size > 0 {
         // SAFETY: The loop writes exactly `size` bytes from `block`, which the caller promises
         // are writable; it uses only the registers it names.
         unsafe {
@@ -215,14 +217,14 @@ unsafe fn zero(block: *mut u8, size: usize) {
                 "stp q0, q1, [{cursor}, #32]",
                 "stp q0, q1, [{cursor}, #64]",
                 "stp q0, q1, [{cursor}, #96]",
-                "add {cursor}, {cursor}, #{chunk}",
-                "subs {left}, {left}, #{chunk}",
+                "add {cursor}, {cursor}, {chunk}",
+                "subs {left}, {left}, {chunk}",
                 "b.ne 2b",
                 cursor = inout(reg) block => _,
                 left = inout(reg) size => _,
                 out("v0") _,
                 out("v1") _,
-                chunk = const ZERO_CHUNK,
+                chunk = in(reg) ZERO_CHUNK,
                 options(nostack),
             );
         }
@@ -254,10 +256,8 @@ unsafe impl<const SIZE: usize> Sync for HeapMemory<SIZE> {}
 
 impl<const SIZE: usize> HeapMemory<SIZE> {
     /// Zeroed memory.
-    #[allow(
-        clippy::new_without_default,
-        reason = "only used to initialise statics"
-    )]
+    // Only used to initialise statics.
+    #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Self(UnsafeCell::new([0; SIZE]))
     }
@@ -291,7 +291,7 @@ pub struct HeapRegion(
 macro_rules! configure_heap {
     ($size:expr) => {
         /// Called by vmbase's `rust_entry`, before `main`.
-        #[unsafe(export_name = "vmbase_heap_region")]
+        #[export_name = "vmbase_heap_region"]
         fn __vmbase_heap_region() -> $crate::heap::HeapRegion {
             static MEMORY: $crate::heap::HeapMemory<{ $size }> = $crate::heap::HeapMemory::new();
             MEMORY.region()
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(core::mem::size_of_val(&MEMORY), 8192);
         let region = MEMORY.region();
         assert_eq!(region.0.get().len(), 8192);
-        assert_eq!(region.0.get().addr() % 4096, 0);
+        assert_eq!(region.0.get() as usize % 4096, 0);
     }
 
     #[test]

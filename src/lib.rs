@@ -75,7 +75,7 @@ pub mod virtio;
 macro_rules! main {
     ($name:path) => {
         /// Called by vmbase's rust_entry.
-        #[unsafe(export_name = "main")]
+        #[export_name = "main"]
         pub fn __vmbase_main(arg0: u64, arg1: u64, arg2: u64, arg3: u64) {
             // Check the signature of the given function.
             const MAIN: fn(u64, u64, u64, u64) = $name;
@@ -87,9 +87,11 @@ macro_rules! main {
 #[cfg(test)]
 mod tests {
     /// Builds only if `E` is an error in the sense of `core::error::Error` (so also `Display`).
+    #[cfg(has_core_error)]
     fn is_an_error<E: core::error::Error>() {}
 
     #[test]
+    #[cfg(has_core_error)]
     fn every_public_error_type_implements_error() {
         is_an_error::<crate::console::ConsoleError>();
         is_an_error::<crate::fdt::FdtError>();

@@ -7,8 +7,6 @@
 use crate::memory::overlaps;
 use core::fmt;
 use core::ops::Range;
-use zerocopy::little_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The kernel runs at `text_offset` above a base aligned to this (2 MiB).
 pub const KERNEL_BASE_ALIGNMENT: usize = 2 << 20;
@@ -30,46 +28,45 @@ pub const FLAG_PAGE_SIZE_4K: u64 = 1 << FLAG_PAGE_SIZE_SHIFT;
 pub const FLAG_PLACEMENT_ANYWHERE: u64 = 1 << 3;
 
 /// The 64-byte header at the start of an arm64 `Image`, field for field as booting.rst lays it
-/// out (linux-loader's `arm64_image_header`), every field little-endian: read from an image's
-/// first bytes with [`RawImageHeader::read`], and written by tests and tools that make stand-in
-/// kernels ([`RawImageHeader::new`], then [`RawImageHeader::to_bytes`]).
+/// out (linux-loader's `arm64_image_header`). The fields hold the values; in the image each is
+/// little-endian, and [`RawImageHeader::read`] and [`RawImageHeader::to_bytes`] convert. It is
+/// read from an image's first bytes, and written by tests and tools that make stand-in kernels
+/// ([`RawImageHeader::new`], then [`RawImageHeader::to_bytes`]).
 #[repr(C)]
-#[derive(
-    Clone, Copy, Debug, Default, Eq, PartialEq, FromBytes, IntoBytes, Immutable, KnownLayout,
-)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct RawImageHeader {
     /// Executable code, usually a branch over the header (or, in an EFI-bootable kernel, the
     /// `MZ` signature as an instruction).
-    pub code0: U32,
+    pub code0: u32,
     /// Executable code.
-    pub code1: U32,
+    pub code1: u32,
     /// Where the kernel runs above its 2 MiB-aligned base; meaningful only with an `image_size`.
-    pub text_offset: U64,
+    pub text_offset: u64,
     /// Bytes the kernel uses from its start, `.bss` included; 0 in kernels older than 3.17.
-    pub image_size: U64,
+    pub image_size: u64,
     /// `FLAG_*` bits.
-    pub flags: U64,
+    pub flags: u64,
     /// Reserved.
-    pub res2: U64,
+    pub res2: u64,
     /// Reserved.
-    pub res3: U64,
+    pub res3: u64,
     /// Reserved.
-    pub res4: U64,
+    pub res4: u64,
     /// [`IMAGE_MAGIC`].
     pub magic: [u8; 4],
     /// Reserved (the PE header's offset in an EFI-bootable kernel).
-    pub res5: U32,
+    pub res5: u32,
 }
 
-const _: () = assert!(size_of::<RawImageHeader>() == IMAGE_HEADER_SIZE);
+const _: () = assert!(core::mem::size_of::<RawImageHeader>() == IMAGE_HEADER_SIZE);
 
 impl RawImageHeader {
     /// A header with these fields and the magic, everything else 0.
     pub fn new(text_offset: u64, image_size: u64, flags: u64) -> Self {
         Self {
-            text_offset: U64::new(text_offset),
-            image_size: U64::new(image_size),
-            flags: U64::new(flags),
+            text_offset,
+            image_size,
+            flags,
             magic: IMAGE_MAGIC,
             ..Self::default()
         }
@@ -78,20 +75,55 @@ impl RawImageHeader {
     /// The header's 64 bytes, as they start an `Image`.
     pub fn to_bytes(&self) -> [u8; IMAGE_HEADER_SIZE] {
         let mut bytes = [0; IMAGE_HEADER_SIZE];
-        bytes.copy_from_slice(self.as_bytes());
+        let mut fields = bytes.chunks_exact_mut(8);
+        let mut put = |value: [u8; 8]| fields.next().unwrap().copy_from_slice(&value);
+        put(pair(self.code0, self.code1));
+        for word in [
+            self.text_offset,
+            self.image_size,
+            self.flags,
+            self.res2,
+            self.res3,
+            self.res4,
+        ] {
+            put(word.to_le_bytes());
+        }
+        put(pair(u32::from_le_bytes(self.magic), self.res5));
         bytes
     }
 
     /// The header at the start of `bytes`, if they are long enough and carry the magic; its
     /// fields are not checked.
     pub fn read(bytes: &[u8]) -> Result<Self, ImageError> {
-        let (header, _) =
-            Self::read_from_prefix(bytes).map_err(|_| ImageError::Truncated(bytes.len()))?;
+        let Some(bytes) = bytes.get(..IMAGE_HEADER_SIZE) else {
+            return Err(ImageError::Truncated(bytes.len()));
+        };
+        let word =
+            |offset: usize| u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap());
+        let half =
+            |offset: usize| u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap());
+        let header = Self {
+            code0: half(0x00),
+            code1: half(0x04),
+            text_offset: word(0x08),
+            image_size: word(0x10),
+            flags: word(0x18),
+            res2: word(0x20),
+            res3: word(0x28),
+            res4: word(0x30),
+            magic: half(0x38).to_le_bytes(),
+            res5: half(0x3c),
+        };
         if header.magic != IMAGE_MAGIC {
             return Err(ImageError::BadMagic(u32::from_le_bytes(header.magic)));
         }
         Ok(header)
     }
+}
+
+/// Two 32-bit fields as the 8 little-endian bytes they take in the header.
+fn pair(low: u32, high: u32) -> [u8; 8] {
+    (u64::from(low) | u64::from(high) << 32).to_le_bytes()
 }
 
 /// Why an `Image` was refused.
@@ -160,6 +192,7 @@ impl fmt::Display for ImageError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for ImageError {}
 
 /// A checked `Image` header.
@@ -183,11 +216,11 @@ impl ImageHeader {
     /// bytes (a host looks at a file's first bytes only).
     pub fn check(start: &[u8], file_size: u64) -> Result<Self, ImageError> {
         let header = RawImageHeader::read(start)?;
-        let flags = header.flags.get();
+        let flags = header.flags;
         if flags & FLAG_BIG_ENDIAN != 0 {
             return Err(ImageError::BigEndian);
         }
-        let image_size = header.image_size.get();
+        let image_size = header.image_size;
         if image_size == 0 {
             return Err(ImageError::NoImageSize);
         }
@@ -197,8 +230,8 @@ impl ImageHeader {
                 file_size,
             });
         }
-        let text_offset = header.text_offset.get();
-        if !text_offset.is_multiple_of(TEXT_OFFSET_ALIGNMENT) {
+        let text_offset = header.text_offset;
+        if text_offset % TEXT_OFFSET_ALIGNMENT != 0 {
             return Err(ImageError::MisalignedTextOffset(text_offset));
         }
         let too_large = |value: u64| usize::try_from(value).map_err(|_| ImageError::TooLarge);
@@ -316,7 +349,7 @@ mod tests {
     /// An image of `file_size` bytes with the given header fields.
     fn image(text_offset: u64, image_size: u64, flags: u64, file_size: usize) -> Vec<u8> {
         let header = RawImageHeader {
-            code0: U32::new(0x1400_0010), // b +64
+            code0: 0x1400_0010, // b +64
             ..RawImageHeader::new(text_offset, image_size, flags)
         };
         let mut image = header.to_bytes().to_vec();
@@ -335,9 +368,29 @@ mod tests {
         assert_eq!(bytes[0x08..0x10], 0x8_0000_u64.to_le_bytes());
         assert_eq!(bytes[0x10..0x18], 0x1234_5678_u64.to_le_bytes());
         assert_eq!(&bytes[0x38..0x3c], b"ARM\x64");
+        assert_eq!(bytes[0..4], 0x1400_0010_u32.to_le_bytes());
         let header = RawImageHeader::read(&bytes).unwrap();
-        assert_eq!(header.image_size.get(), 0x1234_5678);
-        assert_eq!(header.flags.get(), 0b1010);
+        assert_eq!(header.image_size, 0x1234_5678);
+        assert_eq!(header.flags, 0b1010);
+    }
+
+    #[test]
+    fn every_field_survives_writing_and_reading_back() {
+        let header = RawImageHeader {
+            code0: 0x0102_0304,
+            code1: 0x0506_0708,
+            text_offset: 0x1111_2222_3333_4444,
+            image_size: 0x5555_6666_7777_8888,
+            flags: 0x9999_aaaa_bbbb_cccc,
+            res2: 2,
+            res3: 3,
+            res4: 4,
+            magic: IMAGE_MAGIC,
+            res5: 0xdddd_eeee,
+        };
+        let bytes = header.to_bytes();
+        assert_eq!(bytes[0x3c..0x40], 0xdddd_eeee_u32.to_le_bytes());
+        assert_eq!(RawImageHeader::read(&bytes), Ok(header));
     }
 
     /// What a Debian kernel says: text_offset 0, 4K pages, placement anywhere.

@@ -26,5 +26,5 @@ pub unsafe fn jump_to_payload(entry: usize, fdt: &[u8]) -> ! {
     crate::memory::flush(fdt);
     // SAFETY: The caller vouches for the entry point and for what the payload reads; the FDT was
     // cleaned above, and payload.S cleans its own code before turning the MMU off.
-    unsafe { vmbase_jump_to_payload(fdt.as_ptr().addr(), entry) }
+    unsafe { vmbase_jump_to_payload(fdt.as_ptr() as usize, entry) }
 }

@@ -70,6 +70,7 @@ impl fmt::Display for TrngError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for TrngError {}
 
 impl From<i64> for TrngError {
@@ -120,6 +121,7 @@ impl fmt::Display for Error {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for Error {}
 
 impl From<TrngError> for Error {

@@ -14,7 +14,7 @@ use vmbase::power::reboot;
 /// Defines a handler that reports the exception it was given and reboots.
 macro_rules! report_and_reboot {
     ($name:ident, $vector:expr) => {
-        #[unsafe(no_mangle)]
+        #[no_mangle]
         extern "C" fn $name(elr: u64, spsr: u64) {
             report($vector, elr, spsr);
             emergency_write_str(concat!(stringify!($name), "\n"));

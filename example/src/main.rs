@@ -31,7 +31,12 @@ use vmbase::{configure_heap, logger, main};
 const HEAP_SIZE: usize = 64 * 4096;
 
 static INITIALISED: [u32; 4] = [0xdead_beef, 1, 2, 3];
-static ZEROED: [AtomicU32; 4] = [const { AtomicU32::new(0) }; 4];
+static ZEROED: [AtomicU32; 4] = [
+    AtomicU32::new(0),
+    AtomicU32::new(0),
+    AtomicU32::new(0),
+    AtomicU32::new(0),
+];
 static MUTABLE: [AtomicU32; 4] = [
     AtomicU32::new(0xdead_beef),
     AtomicU32::new(1),

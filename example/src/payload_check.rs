@@ -13,7 +13,7 @@ payload_check:
 	cbnz	x1, 1f				/* x1-x3 must be 0 */
 	cbnz	x2, 1f
 	cbnz	x3, 1f
-	mov	x9, #{fdt_start}		/* x0 must be the FDT, at the start of RAM */
+	mov	x9, #0x80000000		/* x0 must be the FDT, at the start of RAM */
 	cmp	x0, x9
 	b.ne	1f
 	mrs	x9, sctlr_el1
@@ -25,19 +25,21 @@ payload_check:
 	and	x9, x9, #(0xf << 6)		/* D, A, I and F, bits [9:6] */
 	cmp	x9, #(0xf << 6)			/* must all be masked */
 	b.ne	1f
-	movz	w0, #({system_off} & 0xffff)	/* PSCI SYSTEM_OFF: the handoff is right */
-	movk	w0, #({system_off} >> 16), lsl #16
+	movz	w0, #0x0008			/* PSCI SYSTEM_OFF (0x8400_0008): the handoff is right */
+	movk	w0, #0x8400, lsl #16
 	hvc	#0
-1:	movz	w0, #({system_reset} & 0xffff)	/* PSCI SYSTEM_RESET: it is not */
-	movk	w0, #({system_reset} >> 16), lsl #16
+1:	movz	w0, #0x0009			/* PSCI SYSTEM_RESET (0x8400_0009): it is not */
+	movk	w0, #0x8400, lsl #16
 	hvc	#0
 2:	wfi
 	b	2b
-"#,
-    fdt_start = const vmbase::layout::crosvm::FDT_START,
-    system_off = const smccc::psci::PSCI_SYSTEM_OFF,
-    system_reset = const smccc::psci::PSCI_SYSTEM_RESET,
+"#
 );
+
+// The numbers written out above (Android 15's rustc has no `const` operands for assembly).
+const _: () = assert!(vmbase::layout::crosvm::FDT_START == 0x8000_0000);
+const _: () = assert!(smccc::psci::PSCI_SYSTEM_OFF == 0x8400_0008);
+const _: () = assert!(smccc::psci::PSCI_SYSTEM_RESET == 0x8400_0009);
 
 extern "C" {
     /// The entry point above.

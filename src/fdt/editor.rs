@@ -70,7 +70,7 @@ fn packed_parts(blob: &[u8]) -> Result<(Fdt<'_>, &[u8]), FdtError> {
     let fdt = Fdt::new(blob)?;
     let blob = fdt.as_bytes();
     let rsv_start = field(blob, OFF_MEM_RSVMAP);
-    if rsv_start < HEADER_SIZE || !rsv_start.is_multiple_of(8) {
+    if rsv_start < HEADER_SIZE || rsv_start % 8 != 0 {
         return Err(FdtError::BadLayout);
     }
     let rsv_end = reservations_end(blob, rsv_start, blob.len())?;
@@ -99,7 +99,7 @@ impl<'b> FdtEditor<'b> {
         let rsv_start = field(blob, OFF_MEM_RSVMAP);
         if field(blob, VERSION) < READER_VERSION as usize
             || rsv_start < HEADER_SIZE
-            || !rsv_start.is_multiple_of(8)
+            || rsv_start % 8 != 0
             || reservations_end(blob, rsv_start, struct_start)? != struct_start
             || struct_start + fdt.structure.len() != strings_start
             || strings_start + fdt.strings.len() != blob.len()

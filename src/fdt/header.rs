@@ -74,10 +74,10 @@ impl<'a> Fdt<'a> {
         let structure_start = field(OFF_DT_STRUCT)?;
         let structure = block(structure_start, field(SIZE_DT_STRUCT)?)?;
         let strings = block(field(OFF_DT_STRINGS)?, field(SIZE_DT_STRINGS)?)?;
-        if !structure_start.is_multiple_of(4) {
+        if structure_start % 4 != 0 {
             return Err(FdtError::BadLayout);
         }
-        if !(blob.as_ptr() as usize).is_multiple_of(8) {
+        if blob.as_ptr() as usize % 8 != 0 {
             return Err(FdtError::Misaligned);
         }
         // SAFETY: Every bit pattern is a valid u32, and the words borrow the same bytes.

@@ -133,6 +133,7 @@ impl fmt::Display for FdtError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for FdtError {}
 
 /// `#address-cells` and `#size-cells` of a node: how its children's `reg` is encoded.
@@ -176,7 +177,7 @@ pub struct Fdt<'a> {
 pub unsafe fn from_region(address: u64, region: Range<usize>) -> Option<&'static [u8]> {
     let start = usize::try_from(address).ok()?;
     let header_end = start.checked_add(HEADER_SIZE)?;
-    if !region.contains(&start) || header_end > region.end || !start.is_multiple_of(8) {
+    if !region.contains(&start) || header_end > region.end || start % 8 != 0 {
         return None;
     }
     // SAFETY: The header lies within region, which the caller promises is readable and stable.

@@ -69,7 +69,7 @@ impl<'a> Fdt<'a> {
     /// The node whose `FDT_BEGIN_NODE` token is at `offset` ([`Node::offset`]) and whose parent
     /// has `parent_cells`: how a caller returns to a node it passed without walking again.
     pub(crate) fn node_at(&self, offset: usize, parent_cells: Cells) -> Result<Node<'_>, FdtError> {
-        if !offset.is_multiple_of(4) {
+        if offset % 4 != 0 {
             return Err(self.bad_structure(offset));
         }
         match self.token(offset)? {
@@ -432,7 +432,7 @@ impl<'a, const N: usize> Entries<'a, N> {
             return Err(FdtError::BadCells);
         }
         let entry: usize = cells.iter().map(|&c| c as usize * 4).sum();
-        if entry == 0 || !value.len().is_multiple_of(entry) {
+        if entry == 0 || value.len() % entry != 0 {
             return Err(FdtError::BadValue);
         }
         Ok(Self { value, cells })

@@ -58,6 +58,7 @@ impl fmt::Display for StdoutError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for StdoutError {}
 
 impl From<FdtError> for StdoutError {
@@ -88,7 +89,7 @@ impl Fdt<'_> {
         // Offset and name length of each root child before /chosen, as far as they fit: slots
         // are written in order and only the written ones read, so none is initialised before
         // (a cost per slot).
-        let mut remembered = [const { MaybeUninit::<(usize, usize)>::uninit() }; REMEMBERED_NODES];
+        let mut remembered = [MaybeUninit::<(usize, usize)>::uninit(); REMEMBERED_NODES];
         let mut count = 0;
         let mut aliases = None;
         let mut chosen = None;
@@ -175,7 +176,7 @@ impl Fdt<'_> {
         for component in components {
             translated |= node
                 .property(b"ranges")?
-                .is_none_or(|ranges| !ranges.is_empty());
+                .map_or(true, |ranges| !ranges.is_empty());
             node = node.child(component)?.ok_or(StdoutError::NodeNotFound)?;
         }
         Ok((node, translated))

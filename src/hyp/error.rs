@@ -99,6 +99,7 @@ impl fmt::Display for Error {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for Error {}
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ fn for_each_granule(
     mut undo: impl FnMut(u64),
 ) -> Result<(), Error> {
     for address in [range.start, range.end] {
-        if !address.is_multiple_of(granule) {
+        if address % granule != 0 {
             return Err(Error::Unaligned { address, granule });
         }
     }

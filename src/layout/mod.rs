@@ -60,7 +60,7 @@ impl Layout {
         /// The address of a linker symbol.
         macro_rules! address {
             ($symbol:ident) => {
-                (&raw const $symbol) as usize
+                core::ptr::addr_of!($symbol) as usize
             };
         }
         Self {
@@ -114,15 +114,15 @@ struct FarSymbol(*const u8);
 unsafe impl Sync for FarSymbol {}
 
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
-static DTB_BEGIN: FarSymbol = FarSymbol(&raw const crate::linker::dtb_begin);
+static DTB_BEGIN: FarSymbol = FarSymbol(core::ptr::addr_of!(crate::linker::dtb_begin));
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
-static DTB_END: FarSymbol = FarSymbol(&raw const crate::linker::dtb_end);
+static DTB_END: FarSymbol = FarSymbol(core::ptr::addr_of!(crate::linker::dtb_end));
 
 /// The address `symbol` holds. A volatile load: folded into the code, it would be `ADRP` again.
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 fn far_address(symbol: &'static FarSymbol) -> usize {
     // SAFETY: `symbol` is a valid, aligned static that nothing writes.
-    unsafe { core::ptr::read_volatile(&raw const symbol.0) }.addr()
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(symbol.0)) as usize }
 }
 
 #[cfg(test)]

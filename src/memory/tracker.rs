@@ -95,6 +95,7 @@ impl fmt::Display for MemoryTrackerError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for MemoryTrackerError {}
 
 impl From<MapError> for MemoryTrackerError {

@@ -57,8 +57,8 @@ impl DmaPool {
                 slot.is_some()
             });
         for (block, layout) in taken.into_iter().flatten() {
-            // SAFETY: The block was just allocated with this layout, and is given back once.
-            unsafe { self.heap.dealloc(block, layout) };
+            // The block was just allocated with this layout, and is given back once.
+            self.heap.dealloc(block, layout);
         }
         fits
     }
@@ -299,8 +299,9 @@ pub(crate) unsafe fn dealloc_bounce(block: NonNull<u8>, size: usize) {
     let (Some(pool), Some(layout)) = (pool.as_mut(), bounce_layout(size)) else {
         return;
     };
-    // SAFETY: The caller's promise: the block came from alloc_bounce, with this layout.
-    unsafe { pool.heap.dealloc(block, layout) };
+    // Right by the caller's promise: the block came from alloc_bounce, with this layout
+    // (buddy_system_allocator 0.10's dealloc trusts its caller).
+    pool.heap.dealloc(block, layout);
 }
 
 /// Frees what [`alloc`] returned.
@@ -313,8 +314,9 @@ pub(crate) unsafe fn dealloc(block: NonNull<u8>, size: usize, align: usize) {
         return;
     };
     if let Some(pool) = POOL.lock().as_mut() {
-        // SAFETY: The caller's promise.
-        unsafe { pool.heap.dealloc(block, layout) };
+        // Right by the caller's promise (buddy_system_allocator 0.10's dealloc trusts its
+        // caller).
+        pool.heap.dealloc(block, layout);
     }
 }
 
@@ -382,7 +384,7 @@ mod tests {
                 }
                 if let (Some(block), Some(size)) = (block, held) {
                     // SAFETY: Allocated above with this layout.
-                    unsafe { pool.heap.dealloc(block, bounce_layout(size).unwrap()) };
+                    pool.heap.dealloc(block, bounce_layout(size).unwrap());
                 }
                 // The check gave back everything it took.
                 assert_eq!(pool.heap.stats_alloc_actual(), 0);

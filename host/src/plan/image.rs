@@ -58,7 +58,7 @@ pub(crate) fn inspect(start: &[u8]) -> ImageKind {
     }
     if let Ok(header) = RawImageHeader::read(start) {
         return ImageKind::Arm64Image {
-            image_size: header.image_size.get(),
+            image_size: header.image_size,
         };
     }
     let words: Vec<u32> = start
