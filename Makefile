@@ -87,6 +87,7 @@ lint: deps
 	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase -p vmclient
 	RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p vmbase --target $(TARGET)
 	python3 tools/check_soong.py
+	python3 tools/build_as_soong.py
 	python3 -m unittest discover --quiet -s tools -p 'test_*.py'
 	python3 tools/check_snippets.py
 

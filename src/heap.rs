@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(core::mem::size_of_val(&MEMORY), 8192);
         let region = MEMORY.region();
         assert_eq!(region.0.get().len(), 8192);
-        assert_eq!(region.0.get() as usize % 4096, 0);
+        assert_eq!(region.0.get().cast::<u8>() as usize % 4096, 0);
     }
 
     #[test]

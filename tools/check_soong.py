@@ -342,7 +342,14 @@ def check_files(modules):
             value = module.props.get(prop)
             entries = [] if value is None else value.value if isinstance(value.value, list) else [value]
             for entry in entries:
-                if not entry.value.startswith(":") and not (module.path.parent / entry.value).is_file():
+                if entry.value.startswith(":"):
+                    continue
+                # Soong expands `*` and `**` in file lists; a pattern must match something.
+                if "*" in entry.value:
+                    found = any(path.is_file() for path in module.path.parent.glob(entry.value))
+                else:
+                    found = (module.path.parent / entry.value).is_file()
+                if not found:
                     errors.append(f"{show(module.path)}:{entry.line}: {module.name}.{prop} names missing "
                                   f"file {entry.value}")
         value = module.props.get("export_include_dirs")
@@ -424,10 +431,11 @@ def check_integration_test_rustlibs(by_name):
 
 
 def check_test_environment(modules):
-    """Warnings for rust_test sources that read `env!("CARGO_MANIFEST_DIR")`: Soong sets no such
+    """Errors for rust_test sources that need `env!("CARGO_MANIFEST_DIR")`: Soong sets no such
     variable (android-15.0.0_r1 rust/builder.go sets only CARGO_CRATE_NAME, CARGO_PKG_NAME,
-    CARGO_PKG_VERSION* and CARGO_BIN_NAME, with cargo_env_compat), so they do not compile there."""
-    warnings, by_name = [], {module.name: module for module in modules}
+    CARGO_PKG_VERSION* and CARGO_BIN_NAME, with cargo_env_compat), so they do not compile there.
+    `option_env!` compiles in both."""
+    errors, by_name = [], {module.name: module for module in modules}
     for module in modules:
         srcs = strings(module, "srcs", by_name)
         if module.module_type != "rust_test" or not srcs:
@@ -435,25 +443,29 @@ def check_test_environment(modules):
         crate_dir = (module.path.parent / srcs[0]).parent
         for source in sorted(crate_dir.rglob("*.rs")):
             for number, line in enumerate(source.read_text().splitlines(), 1):
-                if 'env!("CARGO_MANIFEST_DIR")' in line:
-                    warnings.append(f"{show(source)}:{number}: {module.name} reads "
-                                    "CARGO_MANIFEST_DIR, which Soong does not set")
-    return warnings
+                if re.search(r'(?<!option_)env!\("CARGO_MANIFEST_DIR"\)', line):
+                    errors.append(f"{show(source)}:{number}: {module.name} reads "
+                                  "CARGO_MANIFEST_DIR, which Soong does not set")
+    return errors
 
 
-def check_rust_version(release, toolchain=ROOT / "rust-toolchain.toml"):
-    """A warning when the tree's Rust (rust-toolchain.toml) is newer than the release's Soong
-    builds with: the sources, and crates such as safe-mmio 0.3 (rust-version 1.88), may use what
-    that rustc lacks."""
-    ours = tomllib.loads(toolchain.read_text())["toolchain"]["channel"]
+def check_rust_version(release, manifests=None):
+    """Errors for a crate Soong builds whose Cargo manifest does not declare a `rust-version` at
+    most the release's rustc: the declaration is what makes clippy flag newer APIs
+    (`incompatible_msrv`) in every Cargo build, and tools/build_as_soong.py compiles them with
+    that rustc."""
+    errors = []
 
     def version(text):
-        return tuple(int(part) for part in text.split("."))
+        return tuple(int(part) for part in text.split("."))[:2]
 
-    if version(ours) > version(release["rust_version"]):
-        return [f"{show(toolchain)}: this tree builds with Rust {ours}; {release['release']}'s "
-                f"Soong builds with {release['rust_version']} (rust/config/global.go)"]
-    return []
+    for manifest in sorted(set(manifests or RUST_MODULES.values())):
+        declared = tomllib.loads(manifest.read_text())["package"].get("rust-version")
+        if declared is None or version(declared) > version(release["rust_version"]):
+            errors.append(f"{show(manifest)}: rust-version is {declared or 'not set'}; "
+                          f"{release['release']}'s Soong builds with {release['rust_version']} "
+                          "(rust/config/global.go)")
+    return errors
 
 
 def check_blueprints(paths, release):
@@ -471,7 +483,7 @@ def check_blueprints(paths, release):
                           f"(first at {seen[module.name]})")
         seen.setdefault(module.name, f"{show(module.path)}:{module.line}")
     reference_errors, warnings = check_references(modules, release)
-    warnings += check_test_environment(modules)
+    errors += check_test_environment(modules)
     return modules, errors + reference_errors + check_files(modules), warnings
 
 
@@ -481,7 +493,7 @@ def main():
                                  text=True, check=True).stdout.split()
     errors = [f"{path}: not bpfmt-clean (run `bpfmt -w {path}`)" for path in unformatted]
     modules, found, warnings = check_blueprints(BLUEPRINTS, release)
-    warnings += check_rust_version(release)
+    errors += check_rust_version(release)
     errors += found
     by_name = {module.name: module for module in modules}
     for name, module_type in REQUIRED_MODULES.items():

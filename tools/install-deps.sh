@@ -5,7 +5,8 @@
 # Installs what building and booting vmbase needs, if it is missing: Debian packages for QEMU,
 # clang/LLVM (assembler, archiver, objcopy), bpfmt, gdb-multiarch (for `vm run --gdb`) and dtc
 # (for the FDT tests' round trips), and the Rust toolchain and targets (bare metal, static
-# aarch64 Linux) that rust-toolchain.toml pins. With `linux` or `qemu-arm64`, also Debian's
+# aarch64 Linux) that rust-toolchain.toml pins, and Android 15's rustc 1.78 for aarch64-linux-android
+# (tools/build_as_soong.py). With `linux` or `qemu-arm64`, also Debian's
 # arm64 kernel and busybox, or Debian's arm64 QEMU with its libraries, for the tests that boot
 # Linux or nest KVM (see the end). Quiet and idempotent: prints only what it installs.
 set -euo pipefail
@@ -63,6 +64,15 @@ for target in "${targets[@]}"; do
         break
     fi
 done
+
+# Android 15's rustc and its arm64 device target, which tools/build_as_soong.py (make lint)
+# compiles the Soong modules with: the version Soong's rust/config/global.go names at that release.
+android_rust=1.78.0
+if ! rustup target list --installed --toolchain "$android_rust" 2>/dev/null | grep -qx aarch64-linux-android; then
+    echo "install-deps: installing Rust $android_rust for aarch64-linux-android (Android 15's rustc)"
+    quietly rustup toolchain install "$android_rust" --profile minimal
+    quietly rustup target add --toolchain "$android_rust" aarch64-linux-android
+fi
 
 # With `peers`: the firmwares `make bench` compares vmbase_linuxboot with, Debian's U-Boot for
 # QEMU (u-boot-qemu) and EDK2 (qemu-efi-aarch64).

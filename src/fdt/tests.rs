@@ -111,12 +111,18 @@ const QEMU_VIRT_DTB: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");
 /// trees and every input the fuzzer (`fuzz/`) ever crashed on. Never empty: a test that
 /// replays them must replay something.
 pub(crate) fn regression_inputs() -> Vec<Vec<u8>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fdt-regressions");
-    let inputs: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
+    // Cargo runs the tests with the package's path at hand; Soong sets no CARGO_MANIFEST_DIR and
+    // installs the test's `data` files under the test binary's directory (Android.bp).
+    let base = match option_env!("CARGO_MANIFEST_DIR") {
+        Some(package) => std::path::PathBuf::from(package),
+        None => std::env::current_exe().unwrap().parent().unwrap().to_path_buf(),
+    };
+    let dir = base.join("tests/data/fdt-regressions");
+    let inputs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
         .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
         .collect();
-    assert!(!inputs.is_empty(), "no inputs in {dir}");
+    assert!(!inputs.is_empty(), "no inputs in {}", dir.display());
     inputs
 }
 

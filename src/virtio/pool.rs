@@ -355,8 +355,8 @@ mod tests {
         }
         let fitted = taken.len() == sizes.len();
         for (block, size) in taken {
-            // SAFETY: Allocated just above with this layout.
-            unsafe { pool.heap.dealloc(block, bounce_layout(size).unwrap()) };
+            // Allocated just above with this layout.
+            pool.heap.dealloc(block, bounce_layout(size).unwrap());
         }
         fitted
     }
@@ -383,7 +383,7 @@ mod tests {
                     checked += 1;
                 }
                 if let (Some(block), Some(size)) = (block, held) {
-                    // SAFETY: Allocated above with this layout.
+                    // Allocated above with this layout.
                     pool.heap.dealloc(block, bounce_layout(size).unwrap());
                 }
                 // The check gave back everything it took.
