@@ -267,6 +267,28 @@ mod tests {
     }
 
     #[test]
+    fn only_a_live_table_refuses_to_split_a_block() {
+        let block = 0x8000_0000..0x8020_0000;
+        let first_page = 0x8000_0000..0x8000_1000;
+        let mut table = PageTable::new();
+        table.map_data(&block).unwrap();
+        table.unmap(&first_page).unwrap();
+        assert!(!table.is_mapped(&first_page).unwrap());
+
+        let mut live = PageTable::new();
+        live.map_data(&block).unwrap();
+        // SAFETY: In host tests activation only marks the table live; no register is written.
+        unsafe { live.activate_in_place() };
+        assert!(matches!(
+            live.unmap(&first_page),
+            Err(MapError::BreakBeforeMakeViolation(_))
+        ));
+        assert!(live.is_mapped(&first_page).unwrap());
+        live.unmap(&block).unwrap();
+        assert!(!live.is_mapped(&block).unwrap());
+    }
+
+    #[test]
     fn writable_executable_memory_is_found() {
         let mut table = PageTable::new();
         table.map(&(0x8060_0000..0x8060_1000), NORMAL).unwrap();
