@@ -7,9 +7,8 @@
 //! `TCR_EL1` to a 39-bit address space walked from level 1; tables built here match that.
 
 use crate::layout::{Layout, Stack, PAGE_SIZE};
-use aarch64_paging::descriptor::El1Attributes as Attributes;
 use aarch64_paging::idmap::IdMap;
-use aarch64_paging::paging::{El1And0, MemoryRegion};
+use aarch64_paging::paging::{Attributes, MemoryRegion, TranslationRegime};
 use aarch64_paging::MapError;
 use alloc::boxed::Box;
 use core::ops::Range;
@@ -48,7 +47,10 @@ pub struct WritableExecutable {
 /// An identity map for EL1, with vmbase's attributes.
 #[derive(Debug)]
 pub struct PageTable {
-    idmap: IdMap<El1And0>,
+    idmap: IdMap,
+    /// Whether the table is in `TTBR0_EL1`: every change then needs TLB maintenance, which
+    /// aarch64-paging leaves to its user.
+    live: bool,
 }
 
 impl Default for PageTable {
@@ -69,13 +71,45 @@ impl PageTable {
     /// An empty page table.
     pub fn new() -> Self {
         Self {
-            idmap: IdMap::with_asid(ASID, ROOT_LEVEL, El1And0),
+            idmap: IdMap::new(ASID, ROOT_LEVEL, TranslationRegime::El1And0),
+            live: false,
         }
     }
 
-    /// Maps `range` with `attributes`.
+    /// Maps `range` with `attributes` (unmaps it if they lack [`Attributes::VALID`]). On a live
+    /// table aarch64-paging refuses a change that needs break-before-make
+    /// ([`MapError::BreakBeforeMakeViolation`]), and the TLB entries of the range are invalidated
+    /// afterwards, so the change holds on every CPU when this returns.
     pub fn map(&mut self, range: &Range<usize>, attributes: Attributes) -> Result<(), MapError> {
-        self.idmap.map_range(&region(range), attributes)
+        let region = region(range);
+        self.idmap.map_range(&region, attributes)?;
+        if self.live {
+            self.invalidate_tlb_entries(&region)?;
+        }
+        Ok(())
+    }
+
+    /// Drops every CPU's cached translations of `region` after a change to it: the descriptor
+    /// writes are made visible to every table walker (`DSB ISHST`), then each descriptor now
+    /// covering the region is invalidated for all ASIDs by one address inside it (`TLBI VAAE1IS`;
+    /// one is enough for a block of any size), and the invalidation completes before the next
+    /// instruction (`DSB ISH`, `ISB`).
+    fn invalidate_tlb_entries(&self, region: &MemoryRegion) -> Result<(), MapError> {
+        #[cfg(all(target_arch = "aarch64", not(target_os = "linux"), not(test)))]
+        {
+            use crate::arch::aarch64;
+            aarch64::dsb_ishst();
+            self.idmap.walk_range(region, &mut |covered, _, _| {
+                aarch64::tlbi_vaae1is(covered.start().0);
+                Ok(())
+            })?;
+            aarch64::dsb_ish();
+            aarch64::isb();
+        }
+        // Host builds never load a table into an MMU: they have no TLB to maintain.
+        #[cfg(not(all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
+        let _ = region;
+        Ok(())
     }
 
     /// Maps `range` as MMIO: Device-nGnRE, never executable (AOSP's `map_device`).
@@ -113,7 +147,9 @@ impl PageTable {
         self.map_rodata(&layout.dtb)
     }
 
-    /// The first mapping in `range` that is both writable and executable at EL1, if any.
+    /// The first mapping in `range` that is both writable and executable at EL1, if any. A
+    /// descriptor with bits [`Attributes`] does not name, which this type never writes, is
+    /// reported as [`MapError::PteUpdateFault`] rather than judged.
     pub fn find_writable_executable(
         &self,
         range: &Range<usize>,
@@ -121,7 +157,7 @@ impl PageTable {
         let mut found = None;
         self.idmap
             .walk_range(&region(range), &mut |mapped, descriptor, level| {
-                let attributes = descriptor.flags();
+                let attributes = descriptor.flags().ok_or(())?;
                 let is_leaf = attributes.contains(Attributes::VALID)
                     && (level == 3 || !attributes.contains(Attributes::TABLE_OR_PAGE));
                 let writable = !attributes.contains(Attributes::READ_ONLY);
@@ -138,9 +174,9 @@ impl PageTable {
     }
 
     /// Removes the mappings of `range`. On an active table this is break-before-make's "break":
-    /// aarch64-paging writes invalid descriptors, then invalidates the range in every CPU's TLB
-    /// (`DSB ISHST`, `TLBI VAAE1IS` per entry, `DSB ISH`, `ISB`). It refuses to split a live
-    /// block mapping ([`MapError::BreakBeforeMakeViolation`]).
+    /// invalid descriptors are written, then the range is invalidated in every CPU's TLB
+    /// (`DSB ISHST`, `TLBI VAAE1IS` per descriptor, `DSB ISH`, `ISB`). aarch64-paging refuses to
+    /// split a live block mapping ([`MapError::BreakBeforeMakeViolation`]).
     pub fn unmap(&mut self, range: &Range<usize>) -> Result<(), MapError> {
         self.map(range, Attributes::empty())
     }
@@ -170,8 +206,8 @@ impl PageTable {
     }
 
     /// Switches to this page table and discards translations cached from the previous one. From
-    /// then on aarch64-paging checks every change for break-before-make and does the TLB
-    /// maintenance (see [`unmap`](Self::unmap)).
+    /// then on aarch64-paging checks every change for break-before-make, and [`map`](Self::map)
+    /// and [`unmap`](Self::unmap) do the TLB maintenance.
     ///
     /// # Safety
     ///
@@ -181,6 +217,7 @@ impl PageTable {
         // SAFETY: The caller promises that the table maps all the memory in use and outlives its
         // use.
         unsafe { self.idmap.activate() };
+        self.live = true;
         // Drop the previous table's translations, including global ones that changing the ASID
         // does not hide.
         #[cfg(all(target_arch = "aarch64", not(target_os = "linux"), not(test)))]
@@ -227,6 +264,28 @@ mod tests {
             table.find_writable_executable(&(0..0x1_0000_0000)),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn only_a_live_table_refuses_to_split_a_block() {
+        let block = 0x8000_0000..0x8020_0000;
+        let first_page = 0x8000_0000..0x8000_1000;
+        let mut table = PageTable::new();
+        table.map_data(&block).unwrap();
+        table.unmap(&first_page).unwrap();
+        assert!(!table.is_mapped(&first_page).unwrap());
+
+        let mut live = PageTable::new();
+        live.map_data(&block).unwrap();
+        // SAFETY: In host tests activation only marks the table live; no register is written.
+        unsafe { live.activate_in_place() };
+        assert!(matches!(
+            live.unmap(&first_page),
+            Err(MapError::BreakBeforeMakeViolation(_))
+        ));
+        assert!(live.is_mapped(&first_page).unwrap());
+        live.unmap(&block).unwrap();
+        assert!(!live.is_mapped(&block).unwrap());
     }
 
     #[test]

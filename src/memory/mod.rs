@@ -87,7 +87,7 @@ pub fn clean_invalidate_range(range: &Range<usize>) {
 #[cfg(any(doc, target_arch = "aarch64"))]
 pub fn flush(region: &[u8]) {
     let addresses = region.as_ptr_range();
-    clean_range(&(addresses.start.addr()..addresses.end.addr()));
+    clean_range(&(addresses.start as usize..addresses.end as usize));
 }
 
 /// Zeroes `region` in a way the compiler cannot elide, then writes the zeroes back to the point

@@ -7,7 +7,7 @@
 use super::overlaps;
 use crate::layout::PAGE_SIZE;
 use crate::paging::{PageTable, CODE, DATA, DEVICE, RODATA};
-use aarch64_paging::descriptor::El1Attributes as Attributes;
+use aarch64_paging::paging::Attributes;
 use aarch64_paging::MapError;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -131,7 +131,7 @@ fn round_out_to_pages(range: &Range<usize>) -> Result<Range<usize>, MemoryTracke
 }
 
 fn is_page_aligned(range: &Range<usize>) -> bool {
-    range.start.is_multiple_of(PAGE_SIZE) && range.end.is_multiple_of(PAGE_SIZE)
+    (range.start | range.end) & (PAGE_SIZE - 1) == 0
 }
 
 fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {

@@ -96,3 +96,28 @@ pub fn rndr() -> Option<u64> {
     }
     (succeeded != 0).then_some(value)
 }
+
+/// Data synchronization barrier, inner shareable, stores only: earlier writes (page-table
+/// descriptors) are visible to every CPU's table walker before any later TLB maintenance.
+pub fn dsb_ishst() {
+    // SAFETY: A barrier only orders memory accesses.
+    unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
+}
+
+/// Data synchronization barrier, inner shareable: earlier accesses and TLB maintenance complete
+/// on every CPU before any later instruction.
+pub fn dsb_ish() {
+    // SAFETY: A barrier only orders memory accesses and maintenance.
+    unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+}
+
+/// Drops every CPU's cached EL1 translations of `address`, for all ASIDs (`TLBI VAAE1IS`).
+pub fn tlbi_vaae1is(address: usize) {
+    // The operand is VA[55:12] in bits [43:0]; the bits above (TTL, RES0) stay clear.
+    let operand = (address >> 12) & ((1 << 44) - 1);
+    // SAFETY: TLB maintenance only drops cached translations; the page tables in memory decide
+    // what is mapped.
+    unsafe {
+        core::arch::asm!("tlbi vaae1is, {}", in(reg) operand, options(nostack, preserves_flags))
+    };
+}
