@@ -100,14 +100,14 @@ impl Disk {
         if self.broken {
             return Err(error(DeviceErrorKind::Broken));
         }
-        if len == 0 || len % SECTOR != 0 {
+        if len == 0 || len & (SECTOR - 1) != 0 {
             return Err(error(DeviceErrorKind::BadLength));
         }
         if len > self.max_request {
             return Err(error(DeviceErrorKind::TooLarge));
         }
         let end = sector.checked_add((len / SECTOR) as u64);
-        if !end.is_some_and(|end| end <= self.sectors()) {
+        if !matches!(end, Some(end) if end <= self.sectors()) {
             return Err(error(DeviceErrorKind::OutOfRange));
         }
         if matches!(request, Request::Write { .. }) && self.read_only() {

@@ -130,7 +130,7 @@ pub fn init_dma_pool(region: &'static mut [u8]) -> Result<(), DmaPoolError> {
 
 /// Makes `range` (memory the caller gives up for good, or `from_heap`'s allocation) the pool.
 fn install(range: Range<usize>, from_heap: Option<Layout>) -> Result<(), DmaPoolError> {
-    if range.is_empty() || range.start % PAGE_SIZE != 0 || range.end % PAGE_SIZE != 0 {
+    if range.is_empty() || (range.start | range.end) & (PAGE_SIZE - 1) != 0 {
         return Err(DmaPoolError::BadRegion(range));
     }
     let mut pool = POOL.lock();
@@ -240,7 +240,7 @@ pub fn init_dma_pool_from_fdt(
     match restricted_dma_pool(fdt)?.filter(|_| !protected) {
         Some(range) => {
             let range = range.start as usize..range.end as usize;
-            if range.start % PAGE_SIZE != 0 || range.end % PAGE_SIZE != 0 {
+            if (range.start | range.end) & (PAGE_SIZE - 1) != 0 {
                 return Err(DmaPoolError::BadRegion(range));
             }
             tracker.alloc_range_mut(&range).map_err(DmaPoolError::Map)?;

@@ -449,10 +449,8 @@ mod tests {
         let token = unsafe { queue.add(&[], &mut [&mut answer]) }.unwrap();
         device.answer(u32::from(token), b"again");
         // SAFETY: As above.
-        assert_eq!(
-            unsafe { queue.pop_used(token, &[], &mut [&mut answer]) },
-            Ok(5)
-        );
+        let written = unsafe { queue.pop_used(token, &[], &mut [&mut answer]) };
+        assert_eq!(written, Ok(5));
     }
 
     #[test]
