@@ -64,8 +64,16 @@ fn with_heap<T>(bytes: usize, f: impl FnOnce() -> T) -> T {
     result
 }
 
-const RAM: AddressRange = AddressRange::from_bounds(0x8000_0000, 0x9000_0000).unwrap();
-const MMIO: AddressRange = AddressRange::from_bounds(0, 0x4000_0000).unwrap();
+const RAM: AddressRange = bounds(0x8000_0000, 0x9000_0000);
+const MMIO: AddressRange = bounds(0, 0x4000_0000);
+
+/// `start..end` in a constant (`Option::unwrap` is not const in Rust 1.78).
+const fn bounds(start: u64, end: u64) -> AddressRange {
+    match AddressRange::from_bounds(start, end) {
+        Some(range) => range,
+        None => panic!("an empty or reversed range"),
+    }
+}
 
 /// QEMU's tree (`-M virt,gic-version=3`, default highmem), as dumped by QEMU 7.2.
 const QEMU_VIRT: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");

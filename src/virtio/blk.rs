@@ -8,6 +8,7 @@ use super::{find_transports, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIM
 use super::{DeviceError, DeviceErrorKind, Request};
 use crate::pci::PciBus;
 use alloc::vec::Vec;
+use core::mem::size_of;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::transport::pci::bus::DeviceFunction;
 use virtio_drivers::transport::DeviceType;

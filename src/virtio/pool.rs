@@ -319,6 +319,7 @@ pub(crate) unsafe fn dealloc(block: NonNull<u8>, size: usize, align: usize) {
 mod tests {
     use super::*;
     use crate::fdt::tests::FdtBuilder;
+    use core::mem::size_of;
     use virtio_drivers::device::blk::{BlkReq, BlkResp};
 
     /// A pool over `pages` fresh pages of the host's heap (leaked: the pool keeps them).
