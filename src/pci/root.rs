@@ -76,7 +76,7 @@ impl PciBus {
             .and_then(|address| usize::try_from(address).ok())
             .filter(|&address| address != 0)
             .ok_or(PciSetupError::Config(
-                "configuration space of bus 0 below address 1",
+                "bus 0's configuration space would lie at or below address 0",
             ))?;
         let cam = match info.cam {
             CamKind::Cam => Cam::MmioCam,

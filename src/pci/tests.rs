@@ -633,3 +633,29 @@ fn long_node_names_are_cut_in_errors() {
     assert_eq!(name.to_string(), ["a".repeat(32), "...".into()].concat());
     assert_eq!(NodeName::new(b"uart\xff").to_string(), "uart\u{fffd}");
 }
+
+#[test]
+fn bus_zero_lies_below_the_first_bus_of_bus_range() {
+    let info = |cam: CamKind, first_bus: u8, start: u64| PciInfo {
+        cam,
+        cam_range: AddressRange::new(start, cam.bus_size()).unwrap(),
+        bus_range: first_bus..=first_bus,
+        windows: Vec::new(),
+        interrupt_map_mask: [0; 4],
+        interrupt_map: Vec::new(),
+    };
+    assert_eq!(
+        info(CamKind::Ecam, 0, 0x3f00_0000).bus_zero_address(),
+        Some(0x3f00_0000)
+    );
+    assert_eq!(
+        info(CamKind::Ecam, 2, 0x3f20_0000).bus_zero_address(),
+        Some(0x3f00_0000)
+    );
+    assert_eq!(
+        info(CamKind::Cam, 3, 0x7_0000).bus_zero_address(),
+        Some(0x4_0000)
+    );
+    // Bus 0 would be below address 0.
+    assert_eq!(info(CamKind::Cam, 2, 0x1_0000).bus_zero_address(), None);
+}
