@@ -28,7 +28,7 @@ pub use pool::{
     init_dma_pool, init_dma_pool_from_heap, pool_range, release_dma_pool, restricted_dma_pool,
     DmaPoolError,
 };
-pub use queue::{RequestQueue, QUEUE_SIZE};
+pub use queue::RequestQueue;
 pub use transport::VirtioTransport;
 pub use virtio_drivers;
 

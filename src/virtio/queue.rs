@@ -18,7 +18,7 @@ use virtio_drivers::transport::Transport;
 use virtio_drivers::{BufferDirection, Error, Hal, PhysAddr, Result, PAGE_SIZE};
 
 /// Descriptors in the queue: the most buffers one request may have.
-pub const QUEUE_SIZE: usize = 4;
+const QUEUE_SIZE: usize = 4;
 /// The token of the request in flight: the head of its descriptor chain.
 const TOKEN: u16 = 0;
 /// Pages of DMA memory for the queue: the descriptors and the available ring in the first, the
@@ -129,9 +129,9 @@ impl Rings {
     }
 }
 
-/// A virtqueue of [`QUEUE_SIZE`] descriptors with DMA through `H` (by default
-/// [`VirtioHal`], which bounces every buffer through the DMA pool), one request at a time. Its
-/// methods never wait: the driver polls [`RequestQueue::can_pop`] with its own bound.
+/// A virtqueue of four descriptors (a request has at most four buffers) with DMA through `H`
+/// (by default [`VirtioHal`], which bounces every buffer through the DMA pool), one request at a
+/// time. Its methods never wait: the driver polls [`RequestQueue::can_pop`] with its own bound.
 pub struct RequestQueue<H: Hal = VirtioHal> {
     rings: Rings,
     /// The queue's memory, as `H::dma_alloc` returned it.
