@@ -4,7 +4,7 @@
 //! A function's capability list, walked with a bound before `virtio-drivers` walks it without.
 
 use core::fmt;
-use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
+use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::VirtioPciError;
 
 /// Capabilities a function's configuration space can hold: 64 words, one capability at least
@@ -50,10 +50,7 @@ impl From<VirtioPciError> for TransportError {
 /// `virtio-drivers`' own walk (`PciRoot::capabilities`, which `PciTransport::new` runs to its
 /// end and which has no guard against a loop), but at most 65 steps of it (64 capabilities
 /// fit): so when this returns `None`, that walk ends.
-pub fn capability_loop<C: ConfigurationAccess>(
-    root: &PciRoot<C>,
-    function: DeviceFunction,
-) -> Option<u8> {
+pub fn capability_loop(root: &PciRoot, function: DeviceFunction) -> Option<u8> {
     let mut visited = [false; MAX_CAPABILITIES];
     root.capabilities(function)
         .take(MAX_CAPABILITIES + 1)
@@ -65,6 +62,7 @@ pub fn capability_loop<C: ConfigurationAccess>(
 mod tests {
     use super::*;
     use std::vec::Vec;
+    use virtio_drivers::transport::pci::bus::Cam;
 
     /// The function under test.
     const FUNCTION: DeviceFunction = DeviceFunction {
@@ -73,27 +71,34 @@ mod tests {
         function: 0,
     };
 
-    /// One function's configuration space, crafted: a hostile device model.
-    struct Crafted([u32; 64]);
+    /// Configuration space (PCI CAM, all of it) on the host's heap, in which one function's is
+    /// crafted: a hostile device model, and the root that reads it.
+    struct Crafted {
+        root: PciRoot,
+        /// What `root` points into; it must outlive `root`, and is not touched otherwise.
+        _space: Vec<u32>,
+    }
 
-    impl ConfigurationAccess for Crafted {
-        fn read_word(&self, function: DeviceFunction, register: u8) -> u32 {
-            if function == FUNCTION {
-                self.0[usize::from(register / 4)]
-            } else {
-                u32::MAX
+    impl Crafted {
+        fn new(function_space: [u32; 64]) -> Self {
+            let mut space = vec![0; Cam::MmioCam.size() as usize / 4];
+            let start = usize::from(FUNCTION.device) << 3 << 8 >> 2;
+            space[start..start + 64].copy_from_slice(&function_space);
+            // SAFETY: space is all of a CAM's configuration space, word-aligned, lives as long
+            // as the root (both are in this value, and the vector's memory does not move), and
+            // is only reached through the root from now on.
+            let root = unsafe { PciRoot::new(space.as_mut_ptr().cast(), Cam::MmioCam) };
+            Self {
+                root,
+                _space: space,
             }
-        }
-        fn write_word(&mut self, _: DeviceFunction, _: u8, _: u32) {}
-        unsafe fn unsafe_clone(&self) -> Self {
-            Self(self.0)
         }
     }
 
     /// A virtio-blk function with a capability list: `capabilities` pairs an offset with its
     /// next pointer, and the pointer at 0x34 is `first`.
-    fn function(first: u8, capabilities: &[(u8, u8)]) -> PciRoot<Crafted> {
-        PciRoot::new(Crafted(config_space(first, capabilities)))
+    fn function(first: u8, capabilities: &[(u8, u8)]) -> Crafted {
+        Crafted::new(config_space(first, capabilities))
     }
 
     /// The configuration space of [`function`].
@@ -124,12 +129,12 @@ mod tests {
         ];
         assert!(!hostile.is_empty());
         for (first, capabilities) in &hostile {
-            let root = function(*first, capabilities);
+            let root = &function(*first, capabilities).root;
             // virtio-drivers' own walk never ends on these.
             assert_eq!(root.capabilities(FUNCTION).take(1000).count(), 1000);
             let looped_to = capabilities.last().unwrap().1;
             assert_eq!(
-                capability_loop(&root, FUNCTION),
+                capability_loop(root, FUNCTION),
                 Some(looped_to),
                 "{capabilities:x?}"
             );
@@ -146,7 +151,7 @@ mod tests {
             // The first pointer's low bits are ignored.
             function(0x43, &[(0x40, 0x00)]),
         ];
-        for root in &fine {
+        for Crafted { root, .. } in &fine {
             assert_eq!(capability_loop(root, FUNCTION), None);
             // And virtio-drivers' walk does end there.
             assert!(root.capabilities(FUNCTION).count() <= 2);
@@ -154,10 +159,7 @@ mod tests {
         // A loop the status register says is not there: not walked.
         let mut no_list = config_space(0x40, &[(0x40, 0x40)]);
         no_list[1] = 0;
-        assert_eq!(
-            capability_loop(&PciRoot::new(Crafted(no_list)), FUNCTION),
-            None
-        );
+        assert_eq!(capability_loop(&Crafted::new(no_list).root, FUNCTION), None);
         assert_eq!(
             TransportError::CapabilityLoop {
                 function: FUNCTION,

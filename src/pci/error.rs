@@ -32,10 +32,20 @@ impl NodeName {
 impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let kept = &self.bytes[..self.len.min(Self::CAPACITY)];
-        for chunk in kept.utf8_chunks() {
-            f.write_str(chunk.valid())?;
-            if !chunk.invalid().is_empty() {
-                f.write_str("\u{fffd}")?;
+        // One U+FFFD per maximal invalid sequence, as `String::from_utf8_lossy` shows it.
+        let mut rest = kept;
+        while !rest.is_empty() {
+            match core::str::from_utf8(rest) {
+                Ok(valid) => {
+                    f.write_str(valid)?;
+                    rest = &[];
+                }
+                Err(error) => {
+                    let (valid, after) = rest.split_at(error.valid_up_to());
+                    f.write_str(core::str::from_utf8(valid).unwrap_or_default())?;
+                    f.write_str("\u{fffd}")?;
+                    rest = &after[error.error_len().unwrap_or(after.len())..];
+                }
             }
         }
         if self.len > Self::CAPACITY {

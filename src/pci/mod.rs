@@ -20,7 +20,7 @@ pub use error::{NodeName, PciSetupError};
 pub use interrupts::{decode_interrupt_map, InterruptMapEntry};
 pub use ranges::{decode_ranges, Space, Window};
 #[cfg(target_arch = "aarch64")]
-pub use root::{CamAccess, PciBus};
+pub use root::PciBus;
 
 use crate::fdt::{read_cells, Fdt, Node, MAX_VALUE_CELLS};
 use crate::memory::AddressRange;
@@ -118,6 +118,14 @@ fn push<T>(vec: &mut Vec<T>, value: T, what: &'static str) -> Result<(), PciSetu
 }
 
 impl PciInfo {
+    /// Where bus 0's configuration space would be: `reg` starts at the first bus of
+    /// `bus-range`, and `virtio-drivers`' `PciRoot` counts buses from 0. `None` if that is below
+    /// address 0.
+    pub fn bus_zero_address(&self) -> Option<u64> {
+        let below = u64::from(*self.bus_range.start()) * self.cam.bus_size();
+        self.cam_range.start().checked_sub(below)
+    }
+
     /// The interrupt specifier of pin `pin` (1 to 4 for INTA to INTD) of device `device`,
     /// function `function` on bus `bus`, from `interrupt-map`, for a function on the root bus.
     pub fn interrupt(

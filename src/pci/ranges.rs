@@ -63,7 +63,7 @@ pub fn decode_ranges(
     size_cells: u32,
 ) -> Result<Vec<Window>, PciSetupError> {
     let entry = 4 * (PCI_ADDRESS_CELLS + parent_address_cells + size_cells) as usize;
-    if !value.len().is_multiple_of(entry) {
+    if !value.chunks_exact(entry).remainder().is_empty() {
         return Err(PciSetupError::BadLength("ranges"));
     }
     let mut windows: Vec<Window> = vec_for(value.len() / entry, "ranges")?;

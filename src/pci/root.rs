@@ -4,114 +4,24 @@
 //! The running PCI root complex: configuration space and windows mapped as device memory, BARs
 //! assigned, devices enumerated.
 
-use super::{
-    bar_pages, capability_loop, BarAllocator, CamKind, PciInfo, PciSetupError, TransportError,
-};
+use super::TransportError;
+use super::{bar_pages, capability_loop, BarAllocator, CamKind, PciInfo, PciSetupError};
 use crate::fdt::Fdt;
 use crate::memory::{AddressRange, MemoryTracker};
 use crate::virtio::VirtioTransport;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::ops::{Deref, Range};
-use core::ptr::NonNull;
-use safe_mmio::fields::ReadPureWrite;
-use safe_mmio::UniqueMmioPointer;
-use spin::mutex::SpinMutex;
+use core::ops::Range;
 use virtio_drivers::transport::pci::bus::{
-    self, BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType,
-    MemoryBarType,
+    BarInfo, Cam, Command, DeviceFunction, DeviceFunctionInfo, HeaderType, MemoryBarType, PciError,
+    PciRoot,
 };
-use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
+use virtio_drivers::transport::pci::{virtio_device_type, PciTransport, VirtioPciError};
 use virtio_drivers::transport::DeviceType;
 
-/// What a configuration read of an absent function returns.
-const ABSENT: u32 = u32::MAX;
-
-/// Configuration space reached through memory (CAM or ECAM), limited to the buses the device
-/// tree gave: functions on other buses read as absent and ignore writes.
-///
-/// There is one `UniqueMmioPointer` to configuration space, as `safe-mmio` requires, however many
-/// copies `virtio-drivers` makes ([`ConfigurationAccess::unsafe_clone`], for enumerating a bus
-/// while the bus is borrowed): they share it, one access at a time, and a copy only reads.
-pub struct CamAccess {
-    mmio: Arc<SpinMutex<UniqueMmioPointer<'static, [ReadPureWrite<u32>]>>>,
-    /// Whether writes go through: false for the read-only copies.
-    writable: bool,
-    cam: CamKind,
-    first_bus: u8,
-    buses: usize,
-}
-
-impl CamAccess {
-    /// Configuration space of `info`'s buses at its CPU address, or `None` if that is 0 (or
-    /// more than the guest can address).
-    ///
-    /// # Safety
-    ///
-    /// `info.cam_range` must be mapped as device memory for the rest of the program, hold the
-    /// bridge's configuration space, and be accessed through nothing else.
-    pub unsafe fn new(info: &PciInfo) -> Option<Self> {
-        let words = usize::try_from(info.cam_range.len() / 4).ok()?;
-        let base =
-            NonNull::new(usize::try_from(info.cam_range.start()).ok()? as *mut ReadPureWrite<u32>)?;
-        // SAFETY: The caller promises the range is mapped device memory used by nothing else;
-        // this is the only pointer made to it, and the copies share it.
-        let mmio = unsafe { UniqueMmioPointer::new(NonNull::slice_from_raw_parts(base, words)) };
-        Some(Self {
-            mmio: Arc::new(SpinMutex::new(mmio)),
-            writable: true,
-            cam: info.cam,
-            first_bus: *info.bus_range.start(),
-            buses: usize::from(*info.bus_range.end() - *info.bus_range.start()) + 1,
-        })
-    }
-
-    /// The word index of `register` of `function`, if it is in range.
-    fn word_index(&self, function: DeviceFunction, register: u8) -> Option<usize> {
-        let bus = usize::from(function.bus.checked_sub(self.first_bus)?);
-        if bus >= self.buses || !function.valid() {
-            return None;
-        }
-        let devfn = (bus << 8) | usize::from(function.device) << 3 | usize::from(function.function);
-        let offset = (devfn << self.cam.function_shift()) | usize::from(register & !3);
-        Some(offset / 4)
-    }
-}
-
-impl ConfigurationAccess for CamAccess {
-    fn read_word(&self, function: DeviceFunction, register: u8) -> u32 {
-        let Some(index) = self.word_index(function, register) else {
-            return ABSENT;
-        };
-        let mmio = self.mmio.lock();
-        Deref::deref(&*mmio)
-            .get(index)
-            .map_or(ABSENT, |word| word.read())
-    }
-
-    fn write_word(&mut self, function: DeviceFunction, register: u8, data: u32) {
-        if !self.writable {
-            return;
-        }
-        if let Some(index) = self.word_index(function, register) {
-            if let Some(mut word) = self.mmio.lock().get(index) {
-                word.write(data);
-            }
-        }
-    }
-
-    /// A copy that shares this one's MMIO pointer and ignores writes. Being safe to make and to
-    /// use, it asks nothing of the caller beyond what the trait does.
-    unsafe fn unsafe_clone(&self) -> Self {
-        Self {
-            mmio: Arc::clone(&self.mmio),
-            writable: false,
-            cam: self.cam,
-            first_bus: self.first_bus,
-            buses: self.buses,
-        }
-    }
-}
+/// The vendor ID a configuration read of an absent function returns.
+const ABSENT_VENDOR: u16 = u16::MAX;
+/// BARs in a type 0 header.
+const BARS: u8 = 6;
 
 /// A device function found on the bus.
 #[derive(Clone, Debug)]
@@ -131,7 +41,7 @@ impl PciDevice {
 
 /// The PCI root complex from the device tree, ready for drivers.
 pub struct PciBus {
-    root: bus::PciRoot<CamAccess>,
+    root: PciRoot,
     info: PciInfo,
     devices: Vec<PciDevice>,
 }
@@ -161,11 +71,22 @@ impl PciBus {
         let ram = tracker_range(tracker.ram());
         let windows = info.usable_windows(&ram, &tracker_range(tracker.mmio()))?;
         tracker.map_mmio_range(guest_range(&info.cam_range)?)?;
-        // SAFETY: The tracker just mapped configuration space as device memory, and refuses to
-        // map it again; only this CamAccess uses it.
-        let cam = unsafe { CamAccess::new(&info) }
-            .ok_or(PciSetupError::Config("configuration space at address 0"))?;
-        let mut root = bus::PciRoot::new(cam);
+        let bus_zero = info
+            .bus_zero_address()
+            .and_then(|address| usize::try_from(address).ok())
+            .filter(|&address| address != 0)
+            .ok_or(PciSetupError::Config(
+                "bus 0's configuration space would lie at or below address 0",
+            ))?;
+        let cam = match info.cam {
+            CamKind::Cam => Cam::MmioCam,
+            CamKind::Ecam => Cam::Ecam,
+        };
+        // SAFETY: The tracker just mapped the configuration space of the buses of `bus-range`
+        // as device memory, and refuses to map it again; only this root uses it. The root is
+        // given where bus 0's would be, and reaches only those buses: PciBus asks it about the
+        // functions of those buses alone (enumerated here, or checked by `reachable`).
+        let mut root = unsafe { PciRoot::new(bus_zero as *mut u8, cam) };
         let mut devices = Vec::new();
         for bus_number in info.bus_range.clone() {
             for (function, function_info) in root.enumerate_bus(bus_number) {
@@ -191,6 +112,12 @@ impl PciBus {
         })
     }
 
+    /// Whether `function` lies on the buses of `bus-range`, whose configuration space is mapped;
+    /// other functions read as absent and ignore writes.
+    fn reachable(&self, function: DeviceFunction) -> bool {
+        function.valid() && self.info.bus_range.contains(&function.bus)
+    }
+
     /// What the device tree said about the bridge.
     pub fn info(&self) -> &PciInfo {
         &self.info
@@ -211,6 +138,9 @@ impl PciBus {
     /// Lets `function` reach memory (bus mastering) or not; without it a device cannot read its
     /// queues, so it answers nothing (which is how the tests make a device unresponsive).
     pub fn set_bus_master(&mut self, function: DeviceFunction, enabled: bool) {
+        if !self.reachable(function) {
+            return;
+        }
         let mut command = Command::MEMORY_SPACE;
         if enabled {
             command |= Command::BUS_MASTER;
@@ -226,69 +156,134 @@ impl PciBus {
         &mut self,
         function: DeviceFunction,
     ) -> Result<VirtioTransport, TransportError> {
+        if !self.reachable(function) {
+            return Err(VirtioPciError::InvalidVendorId(ABSENT_VENDOR).into());
+        }
         if let Some(offset) = capability_loop(&self.root, function) {
             return Err(TransportError::CapabilityLoop { function, offset });
         }
-        let transport = PciTransport::new::<crate::virtio::VirtioHal, _>(&mut self.root, function)?;
+        let transport = PciTransport::new::<crate::virtio::VirtioHal>(&mut self.root, function)?;
         Ok(VirtioTransport::new(transport))
     }
 }
 
-fn bar_error(error: bus::PciError) -> PciSetupError {
+fn bar_error(error: PciError) -> PciSetupError {
     match error {
-        bus::PciError::InvalidBarType => PciSetupError::Config("invalid BAR type"),
+        PciError::InvalidBarType => PciSetupError::Config("invalid BAR type"),
+    }
+}
+
+/// A memory BAR of a function.
+struct MemoryBar {
+    index: u8,
+    address_type: MemoryBarType,
+    prefetchable: bool,
+    address: u64,
+    size: u64,
+}
+
+/// The memory BARs of `function`, probed with its memory and I/O decoding off (the probe
+/// writes all ones to each BAR), which is restored afterwards.
+fn memory_bars(
+    root: &mut PciRoot,
+    function: DeviceFunction,
+) -> Result<Vec<MemoryBar>, PciSetupError> {
+    let (_, command) = root.get_status_command(function);
+    root.set_command(
+        function,
+        command - (Command::IO_SPACE | Command::MEMORY_SPACE),
+    );
+    let bars = probe_memory_bars(root, function);
+    root.set_command(function, command);
+    bars
+}
+
+fn probe_memory_bars(
+    root: &mut PciRoot,
+    function: DeviceFunction,
+) -> Result<Vec<MemoryBar>, PciSetupError> {
+    let mut bars = Vec::new();
+    let mut index = 0;
+    while index < BARS {
+        let bar = root.bar_info(function, index).map_err(bar_error)?;
+        let entries = if bar.takes_two_entries() { 2 } else { 1 };
+        if let BarInfo::Memory {
+            address_type,
+            prefetchable,
+            address,
+            size,
+        } = bar
+        {
+            let size = match address_type {
+                MemoryBarType::Width64 => bar_size_64(root, function, index, address)?,
+                _ => u64::from(size),
+            };
+            bars.push(MemoryBar {
+                index,
+                address_type,
+                prefetchable,
+                address,
+                size,
+            });
+        }
+        index += entries;
+    }
+    Ok(bars)
+}
+
+/// The size of the 64-bit BAR `index` of `function`, now at `address`. `virtio-drivers` 0.7
+/// sizes a BAR by its low word alone, which makes one of 4 GiB or more look empty: here both
+/// words are set to all ones and read back (as the BAR's address) for the size mask, then the
+/// address is restored.
+fn bar_size_64(
+    root: &mut PciRoot,
+    function: DeviceFunction,
+    index: u8,
+    address: u64,
+) -> Result<u64, PciSetupError> {
+    root.set_bar_64(function, index, u64::MAX);
+    let probed = root.bar_info(function, index).map_err(bar_error);
+    root.set_bar_64(function, index, address);
+    match probed? {
+        BarInfo::Memory { address: mask, .. } => Ok((!mask).wrapping_add(1)),
+        BarInfo::IO { .. } => Err(PciSetupError::Config("a 64-bit BAR turned into an I/O BAR")),
     }
 }
 
 /// Keeps the BARs the VMM placed inside a window without overlap, then places the others.
 /// Returns where every memory BAR is.
 fn assign_bars(
-    root: &mut bus::PciRoot<CamAccess>,
+    root: &mut PciRoot,
     devices: &[PciDevice],
     mut allocator: BarAllocator<'_>,
 ) -> Result<Vec<AddressRange>, PciSetupError> {
     let mut unplaced = Vec::new();
     for device in devices {
-        let bars = root.bars(device.function).map_err(bar_error)?;
-        for (index, bar) in bars.into_iter().enumerate() {
-            let Some(BarInfo::Memory {
-                address_type,
-                prefetchable,
-                address,
-                size,
-            }) = bar
-            else {
-                continue;
-            };
-            if size == 0 {
+        for bar in memory_bars(root, device.function)? {
+            if bar.size == 0 {
                 continue;
             }
-            let range = AddressRange::new(address, size).ok_or(PciSetupError::Overflow(address))?;
+            let range = AddressRange::new(bar.address, bar.size)
+                .ok_or(PciSetupError::Overflow(bar.address))?;
             if !allocator.reserve(&range)? {
-                unplaced.push((
-                    device.function,
-                    index as u8,
-                    address_type,
-                    prefetchable,
-                    size,
-                ));
+                unplaced.push((device.function, bar));
             }
         }
     }
-    for (function, index, address_type, prefetchable, size) in unplaced {
-        match address_type {
+    for (function, bar) in unplaced {
+        match bar.address_type {
             MemoryBarType::Width64 => {
-                let address = allocator.allocate(size, true, prefetchable)?;
-                root.set_bar_64(function, index, address);
+                let address = allocator.allocate(bar.size, true, bar.prefetchable)?;
+                root.set_bar_64(function, bar.index, address);
             }
             MemoryBarType::Below1MiB => {
                 return Err(PciSetupError::Config("a BAR must lie below 1 MiB"))
             }
             MemoryBarType::Width32 => {
-                let address = allocator.allocate(size, false, prefetchable)?;
+                let address = allocator.allocate(bar.size, false, bar.prefetchable)?;
                 let address32 =
                     u32::try_from(address).map_err(|_| PciSetupError::Overflow(address))?;
-                root.set_bar_32(function, index, address32);
+                root.set_bar_32(function, bar.index, address32);
             }
         }
     }

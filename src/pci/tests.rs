@@ -64,8 +64,16 @@ fn with_heap<T>(bytes: usize, f: impl FnOnce() -> T) -> T {
     result
 }
 
-const RAM: AddressRange = AddressRange::from_bounds(0x8000_0000, 0x9000_0000).unwrap();
-const MMIO: AddressRange = AddressRange::from_bounds(0, 0x4000_0000).unwrap();
+const RAM: AddressRange = bounds(0x8000_0000, 0x9000_0000);
+const MMIO: AddressRange = bounds(0, 0x4000_0000);
+
+/// `start..end` in a constant (`Option::unwrap` is not const in Rust 1.78).
+const fn bounds(start: u64, end: u64) -> AddressRange {
+    match AddressRange::from_bounds(start, end) {
+        Some(range) => range,
+        None => panic!("an empty or reversed range"),
+    }
+}
 
 /// QEMU's tree (`-M virt,gic-version=3`, default highmem), as dumped by QEMU 7.2.
 const QEMU_VIRT: &[u8] = include_bytes!("../../tests/data/qemu-virt.dtb");
@@ -624,4 +632,30 @@ fn long_node_names_are_cut_in_errors() {
     let name = NodeName::new(&[b'a'; 40]);
     assert_eq!(name.to_string(), ["a".repeat(32), "...".into()].concat());
     assert_eq!(NodeName::new(b"uart\xff").to_string(), "uart\u{fffd}");
+}
+
+#[test]
+fn bus_zero_lies_below_the_first_bus_of_bus_range() {
+    let info = |cam: CamKind, first_bus: u8, start: u64| PciInfo {
+        cam,
+        cam_range: AddressRange::new(start, cam.bus_size()).unwrap(),
+        bus_range: first_bus..=first_bus,
+        windows: Vec::new(),
+        interrupt_map_mask: [0; 4],
+        interrupt_map: Vec::new(),
+    };
+    assert_eq!(
+        info(CamKind::Ecam, 0, 0x3f00_0000).bus_zero_address(),
+        Some(0x3f00_0000)
+    );
+    assert_eq!(
+        info(CamKind::Ecam, 2, 0x3f20_0000).bus_zero_address(),
+        Some(0x3f00_0000)
+    );
+    assert_eq!(
+        info(CamKind::Cam, 3, 0x7_0000).bus_zero_address(),
+        Some(0x4_0000)
+    );
+    // Bus 0 would be below address 0.
+    assert_eq!(info(CamKind::Cam, 2, 0x1_0000).bus_zero_address(), None);
 }

@@ -8,6 +8,7 @@ use super::{find_transports, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIM
 use super::{DeviceError, DeviceErrorKind, Request};
 use crate::pci::PciBus;
 use alloc::vec::Vec;
+use core::mem::size_of;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::transport::pci::bus::DeviceFunction;
 use virtio_drivers::transport::DeviceType;
@@ -100,14 +101,14 @@ impl Disk {
         if self.broken {
             return Err(error(DeviceErrorKind::Broken));
         }
-        if len == 0 || !len.is_multiple_of(SECTOR) {
+        if len == 0 || len & (SECTOR - 1) != 0 {
             return Err(error(DeviceErrorKind::BadLength));
         }
         if len > self.max_request {
             return Err(error(DeviceErrorKind::TooLarge));
         }
         let end = sector.checked_add((len / SECTOR) as u64);
-        if end.is_none_or(|end| end > self.sectors()) {
+        if !matches!(end, Some(end) if end <= self.sectors()) {
             return Err(error(DeviceErrorKind::OutOfRange));
         }
         if matches!(request, Request::Write { .. }) && self.read_only() {

@@ -5,28 +5,25 @@
 //! `hardware=virtio-console`): a second output, and input the guest can read lines from, every
 //! wait bounded.
 
-use super::{find_transport, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIMEOUT_MS};
-use super::{DeviceError, DeviceErrorKind, Request};
+use super::{find_transport, poll_until, VirtioTransport, DEFAULT_TIMEOUT_MS};
+use super::{DeviceError, DeviceErrorKind, Request, RequestQueue};
 use crate::pci::PciBus;
 use alloc::boxed::Box;
 use core::fmt;
-use virtio_drivers::device::common::Feature;
-use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
 use virtio_drivers::transport::{DeviceType, Transport};
 
 /// Port 0's queues (without `VIRTIO_CONSOLE_F_MULTIPORT`, the only port).
 const RECEIVE_QUEUE: u16 = 0;
 const TRANSMIT_QUEUE: u16 = 1;
-const QUEUE_SIZE: usize = 4;
 /// Bytes per receive buffer and per transmitted chunk.
 const BUFFER_SIZE: usize = 64;
 
 /// A virtio console on PCI.
 pub struct Console {
     transport: VirtioTransport,
-    receive_queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
-    transmit_queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
+    receive_queue: RequestQueue,
+    transmit_queue: RequestQueue,
     function: DeviceFunction,
     /// The buffer offered to the device for input, while `receive_token` is set.
     receive_buffer: Box<[u8; BUFFER_SIZE]>,
@@ -49,9 +46,9 @@ impl Console {
             request: Request::Setup(DeviceType::Console),
             kind: DeviceErrorKind::Device(error),
         };
-        transport.begin_init(Feature::VERSION_1);
-        let receive_queue = VirtQueue::new(&mut transport, RECEIVE_QUEUE, false, false);
-        let transmit_queue = VirtQueue::new(&mut transport, TRANSMIT_QUEUE, false, false);
+        transport.begin_init_version_1();
+        let receive_queue = RequestQueue::new(&mut transport, RECEIVE_QUEUE);
+        let transmit_queue = RequestQueue::new(&mut transport, TRANSMIT_QUEUE);
         transport.finish_init();
         let mut console = Self {
             transport,

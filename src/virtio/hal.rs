@@ -23,9 +23,10 @@ pub struct VirtioHal;
 // SAFETY: dma_alloc returns zeroed, page-aligned pool blocks that nothing else uses until
 // dma_dealloc; share hands out pool blocks the same way; MMIO is identity-mapped by the PCI root.
 // One departure from the trait's contract: on failure dma_alloc returns physical address 0 with a
-// dangling pointer, which is not valid. virtio-drivers 0.13 calls dma_alloc only from
-// `Dma::new`, which checks for address 0 and returns `Error::DmaError` without using the
-// pointer; the Cargo.toml pins that minor version, and a new one must be checked for this.
+// dangling pointer, which is not valid. virtio-drivers 0.7.4 calls dma_alloc only from
+// `Dma::new`, and vmbase only from `RequestQueue::new`: both check for address 0 and return
+// `Error::DmaError` without using the pointer; the Cargo.toml pins that version, and another
+// must be checked for this.
 unsafe impl Hal for VirtioHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let Some(size) = pages.checked_mul(PAGE_SIZE) else {

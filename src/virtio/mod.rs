@@ -13,6 +13,7 @@ mod error;
 mod find;
 mod hal;
 mod pool;
+mod queue;
 #[cfg(target_arch = "aarch64")]
 pub mod rng;
 mod transport;
@@ -27,7 +28,8 @@ pub use pool::{
     init_dma_pool, init_dma_pool_from_heap, pool_range, release_dma_pool, restricted_dma_pool,
     DmaPoolError,
 };
-pub use transport::{VirtioTransport, CONFIG_READ_ATTEMPTS};
+pub use queue::RequestQueue;
+pub use transport::VirtioTransport;
 pub use virtio_drivers;
 
 /// How long a device may take to answer one request before the driver gives up on it.

@@ -125,15 +125,12 @@ impl From<FdtError> for DmaPoolError {
 /// guest memory (then it must start and end on the sharing granule).
 pub fn init_dma_pool(region: &'static mut [u8]) -> Result<(), DmaPoolError> {
     let range = region.as_mut_ptr_range();
-    install(range.start.addr()..range.end.addr(), None)
+    install(range.start as usize..range.end as usize, None)
 }
 
 /// Makes `range` (memory the caller gives up for good, or `from_heap`'s allocation) the pool.
 fn install(range: Range<usize>, from_heap: Option<Layout>) -> Result<(), DmaPoolError> {
-    if range.is_empty()
-        || !range.start.is_multiple_of(PAGE_SIZE)
-        || !range.end.is_multiple_of(PAGE_SIZE)
-    {
+    if range.is_empty() || (range.start | range.end) & (PAGE_SIZE - 1) != 0 {
         return Err(DmaPoolError::BadRegion(range));
     }
     let mut pool = POOL.lock();
@@ -180,7 +177,7 @@ pub fn init_dma_pool_from_heap(size: usize) -> Result<(), DmaPoolError> {
     if pages.is_null() {
         return Err(DmaPoolError::HeapExhausted(size));
     }
-    let range = pages.addr()..pages.addr() + size;
+    let range = pages as usize..pages as usize + size;
     install(range, Some(layout)).inspect_err(|_| {
         // SAFETY: install failed, so nothing uses the block and none of it is shared.
         unsafe { alloc::alloc::dealloc(pages, layout) }
@@ -243,7 +240,7 @@ pub fn init_dma_pool_from_fdt(
     match restricted_dma_pool(fdt)?.filter(|_| !protected) {
         Some(range) => {
             let range = range.start as usize..range.end as usize;
-            if !range.start.is_multiple_of(PAGE_SIZE) || !range.end.is_multiple_of(PAGE_SIZE) {
+            if (range.start | range.end) & (PAGE_SIZE - 1) != 0 {
                 return Err(DmaPoolError::BadRegion(range));
             }
             tracker.alloc_range_mut(&range).map_err(DmaPoolError::Map)?;
@@ -324,6 +321,7 @@ pub(crate) unsafe fn dealloc(block: NonNull<u8>, size: usize, align: usize) {
 mod tests {
     use super::*;
     use crate::fdt::tests::FdtBuilder;
+    use core::mem::size_of;
     use virtio_drivers::device::blk::{BlkReq, BlkResp};
 
     /// A pool over `pages` fresh pages of the host's heap (leaked: the pool keeps them).
@@ -331,7 +329,7 @@ mod tests {
         let size = pages * PAGE_SIZE;
         let layout = Layout::from_size_align(size, PAGE_SIZE).unwrap();
         // SAFETY: The layout is not empty.
-        let start = unsafe { std::alloc::alloc_zeroed(layout) }.addr();
+        let start = unsafe { std::alloc::alloc_zeroed(layout) } as usize;
         assert_ne!(start, 0);
         let mut heap = Heap::empty();
         // SAFETY: The block is ours and never freed.

@@ -3,22 +3,18 @@
 
 //! virtio-rng: entropy from the host, with a bounded wait, usable as [`crate::rand`]'s fallback.
 //!
-//! `virtio-drivers`' own rng driver waits for the device without a bound, so this one drives the
-//! single request queue itself.
+//! `virtio-drivers` 0.7 has no entropy driver: this one drives the device's single request queue
+//! itself, through [`super::RequestQueue`].
 
-use super::{find_transport, poll_until, VirtioHal, VirtioTransport, DEFAULT_TIMEOUT_MS};
-use super::{DeviceError, DeviceErrorKind, Request};
+use super::{find_transport, poll_until, VirtioTransport, DEFAULT_TIMEOUT_MS};
+use super::{DeviceError, DeviceErrorKind, Request, RequestQueue};
 use crate::pci::PciBus;
 use spin::mutex::SpinMutex;
-use virtio_drivers::device::common::Feature;
-use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
 use virtio_drivers::transport::{DeviceType, Transport};
 
 /// The device's only queue.
 const REQUEST_QUEUE: u16 = 0;
-/// Descriptors in the queue: one request is in flight at a time.
-const QUEUE_SIZE: usize = 4;
 /// Bytes asked of the device per request (a bounce buffer of this size comes from the pool).
 const CHUNK: usize = 64;
 /// Empty answers in a row after which the device is taken to have no entropy to give.
@@ -27,15 +23,11 @@ const EMPTY_ANSWERS: usize = 16;
 /// A virtio-rng device on PCI.
 pub struct Rng {
     transport: VirtioTransport,
-    queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
+    queue: RequestQueue,
     function: DeviceFunction,
     timeout_ms: u64,
     broken: bool,
 }
-
-// SAFETY: The queue's pointers lead to DMA pool memory owned by this value alone, and the
-// transport is Send; nothing is shared with the thread that made it.
-unsafe impl Send for Rng {}
 
 impl Rng {
     /// Drives the entropy device at `function` through `transport`.
@@ -43,14 +35,12 @@ impl Rng {
         mut transport: VirtioTransport,
         function: DeviceFunction,
     ) -> Result<Self, DeviceError> {
-        transport.begin_init(Feature::VERSION_1);
+        transport.begin_init_version_1();
         let queue =
-            VirtQueue::new(&mut transport, REQUEST_QUEUE, false, false).map_err(|error| {
-                DeviceError {
-                    device: function,
-                    request: Request::Setup(DeviceType::EntropySource),
-                    kind: DeviceErrorKind::Device(error),
-                }
+            RequestQueue::new(&mut transport, REQUEST_QUEUE).map_err(|error| DeviceError {
+                device: function,
+                request: Request::Setup(DeviceType::EntropySource),
+                kind: DeviceErrorKind::Device(error),
             })?;
         transport.finish_init();
         Ok(Self {

@@ -1,33 +1,28 @@
 // Copyright 2026 The vmbase Authors
 // SPDX-License-Identifier: Apache-2.0
 
-//! A virtio transport whose every wait on the device is bounded, around `virtio-drivers`' own.
+//! A virtio transport whose wait for a device reset is bounded, around `virtio-drivers`' own.
 //!
-//! `virtio-drivers` 0.13 waits on the device without a bound in two places a driver cannot
-//! avoid: `PciTransport`'s `Drop` resets the device and spins until its status reads 0, and
-//! `Transport::read_consistent` retries until the configuration generation reads the same twice.
-//! A device that never complies (or a hostile host) hangs the guest there: when `Disk::new`,
-//! `Rng::new` or `Console::new` fail (the transport is dropped), when a disk is dropped after a
-//! timeout, or while a driver reads the device's configuration. [`VirtioTransport`] delegates
-//! everything else and bounds those two.
+//! `virtio-drivers` 0.7's `PciTransport` resets the device when dropped and spins until its
+//! status reads 0, without a bound. A device that never complies (or a hostile host) would hang
+//! the guest there: when `Disk::new`, `Rng::new` or `Console::new` fail (the transport is
+//! dropped), or when a disk is dropped after a timeout. [`VirtioTransport`] delegates everything
+//! else and bounds that wait.
 
 use super::DEFAULT_TIMEOUT_MS;
-use core::fmt::Debug;
 use core::mem::ManuallyDrop;
+use core::ptr::NonNull;
 use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
-use virtio_drivers::{Error, PhysAddr, Result};
-use zerocopy::{FromBytes, Immutable, IntoBytes};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
+use virtio_drivers::{PhysAddr, Result, PAGE_SIZE};
 
-/// Reads of the configuration space `read_consistent` tries before it gives up on a device whose
-/// configuration generation changes under every read.
-pub const CONFIG_READ_ATTEMPTS: usize = 64;
+/// `VIRTIO_F_VERSION_1`: the device follows virtio 1.0 or later, not the legacy interface.
+const VERSION_1: u64 = 1 << 32;
 
 /// A virtio transport (by default `virtio-drivers`' `PciTransport`, which
-/// `pci::PciBus::transport` returns) with bounded waits: dropped,
-/// it resets the device and waits at most [`DEFAULT_TIMEOUT_MS`] for the reset to show, and
-/// `read_consistent` gives up after [`CONFIG_READ_ATTEMPTS`] with `Error::IoError`. The wrapped
-/// transport's own `Drop` never runs (it owns no memory: only device pointers).
+/// `pci::PciBus::transport` returns) with a bounded reset: dropped, it resets the device and
+/// waits at most [`DEFAULT_TIMEOUT_MS`] for the reset to show. The wrapped transport's own `Drop`
+/// never runs (it owns no memory: only device pointers).
 #[derive(Debug)]
 pub struct VirtioTransport<T: Transport = PciTransport> {
     inner: ManuallyDrop<T>,
@@ -39,6 +34,22 @@ impl<T: Transport> VirtioTransport<T> {
         Self {
             inner: ManuallyDrop::new(transport),
         }
+    }
+
+    /// Begins the device's initialisation (virtio 1.2, 3.1.1) for a driver that asks for no
+    /// feature but `VIRTIO_F_VERSION_1`: resets the device, acknowledges it, and accepts that
+    /// feature if the device offers it. The driver then sets up its queues and calls
+    /// `finish_init`. (`Transport::begin_init` wants the features as a `bitflags` type, and
+    /// `virtio-drivers` 0.7 keeps its own to itself.)
+    pub fn begin_init_version_1(&mut self) {
+        self.set_status(DeviceStatus::empty());
+        self.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
+        let features = self.read_device_features() & VERSION_1;
+        self.write_driver_features(features);
+        self.set_status(
+            DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK,
+        );
+        self.set_guest_page_size(PAGE_SIZE as u32);
     }
 }
 
@@ -112,50 +123,32 @@ impl<T: Transport> Transport for VirtioTransport<T> {
         self.inner.queue_used(queue)
     }
 
-    fn ack_interrupt(&mut self) -> InterruptStatus {
+    fn ack_interrupt(&mut self) -> bool {
         self.inner.ack_interrupt()
     }
 
-    fn read_config_generation(&self) -> u32 {
-        self.inner.read_config_generation()
-    }
-
-    fn read_config_space<V: FromBytes + IntoBytes>(&self, offset: usize) -> Result<V> {
-        self.inner.read_config_space(offset)
-    }
-
-    fn write_config_space<V: IntoBytes + Immutable>(
-        &mut self,
-        offset: usize,
-        value: V,
-    ) -> Result<()> {
-        self.inner.write_config_space(offset, value)
-    }
-
-    fn read_consistent<V>(&self, read: impl Fn() -> Result<V>) -> Result<V> {
-        for _ in 0..CONFIG_READ_ATTEMPTS {
-            let before = self.read_config_generation();
-            let result = read();
-            if self.read_config_generation() == before {
-                return result;
-            }
-        }
-        Err(Error::IoError)
+    fn config_space<V: 'static>(&self) -> Result<NonNull<V>> {
+        self.inner.config_space()
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use core::cell::Cell;
+    use core::cell::RefCell;
     use std::rc::Rc;
+    use std::vec::Vec;
+    use virtio_drivers::Error;
 
-    /// A device that never resets and whose configuration generation changes on every read: the
-    /// two misbehaviours `virtio-drivers` would wait on forever. It counts what it was asked.
+    /// A device that never resets, and records what the driver did to it: the statuses it was
+    /// given, the features it was told, and where each queue was put.
     #[derive(Debug, Default)]
-    struct StubbornDevice {
-        resets: Rc<Cell<usize>>,
-        generation: Cell<u32>,
+    pub struct StubbornDevice {
+        pub statuses: Rc<RefCell<Vec<DeviceStatus>>>,
+        pub device_features: u64,
+        pub driver_features: Option<u64>,
+        pub queues: Vec<(u16, u32, PhysAddr, PhysAddr, PhysAddr)>,
+        pub notified: Vec<u16>,
     }
 
     impl Transport for StubbornDevice {
@@ -163,66 +156,71 @@ mod tests {
             DeviceType::Block
         }
         fn read_device_features(&mut self) -> u64 {
-            0
+            self.device_features
         }
-        fn write_driver_features(&mut self, _: u64) {}
+        fn write_driver_features(&mut self, features: u64) {
+            self.driver_features = Some(features);
+        }
         fn max_queue_size(&mut self, _: u16) -> u32 {
             4
         }
-        fn notify(&mut self, _: u16) {}
+        fn notify(&mut self, queue: u16) {
+            self.notified.push(queue);
+        }
         fn get_status(&self) -> DeviceStatus {
             DeviceStatus::DRIVER_OK
         }
         fn set_status(&mut self, status: DeviceStatus) {
-            if status.is_empty() {
-                self.resets.set(self.resets.get() + 1);
-            }
+            self.statuses.borrow_mut().push(status);
         }
         fn set_guest_page_size(&mut self, _: u32) {}
         fn requires_legacy_layout(&self) -> bool {
             false
         }
-        fn queue_set(&mut self, _: u16, _: u32, _: PhysAddr, _: PhysAddr, _: PhysAddr) {}
+        fn queue_set(&mut self, queue: u16, size: u32, desc: PhysAddr, a: PhysAddr, u: PhysAddr) {
+            self.queues.push((queue, size, desc, a, u));
+        }
         fn queue_unset(&mut self, _: u16) {}
         fn queue_used(&mut self, _: u16) -> bool {
             false
         }
-        fn ack_interrupt(&mut self) -> InterruptStatus {
-            InterruptStatus::empty()
+        fn ack_interrupt(&mut self) -> bool {
+            false
         }
-        fn read_config_generation(&self) -> u32 {
-            self.generation.set(self.generation.get() + 1);
-            self.generation.get()
-        }
-        fn read_config_space<V: FromBytes + IntoBytes>(&self, _: usize) -> Result<V> {
-            V::read_from_bytes(&[0; 64][..size_of::<V>()]).map_err(|_| Error::ConfigSpaceTooSmall)
-        }
-        fn write_config_space<V: IntoBytes + Immutable>(&mut self, _: usize, _: V) -> Result<()> {
-            Ok(())
+        fn config_space<V: 'static>(&self) -> Result<NonNull<V>> {
+            Err(Error::ConfigSpaceMissing)
         }
     }
 
     #[test]
     fn dropping_resets_a_device_that_never_complies_and_returns() {
         let device = StubbornDevice::default();
-        let resets = device.resets.clone();
+        let statuses = device.statuses.clone();
         drop(VirtioTransport::new(device));
-        assert_eq!(resets.get(), 1);
+        assert_eq!(statuses.take(), [DeviceStatus::empty()]);
     }
 
     #[test]
-    fn a_configuration_that_never_settles_is_an_error() {
-        let transport = VirtioTransport::new(StubbornDevice::default());
-        let reads = Cell::new(0);
-        let result = transport.read_consistent(|| {
-            reads.set(reads.get() + 1);
-            transport.read_config_space::<u64>(0)
-        });
-        assert_eq!(result, Err(Error::IoError));
-        assert_eq!(reads.get(), CONFIG_READ_ATTEMPTS);
-        assert_eq!(
-            transport.inner.generation.get(),
-            2 * CONFIG_READ_ATTEMPTS as u32
-        );
+    fn version_1_is_the_only_feature_accepted() {
+        for (offered, accepted) in [
+            (u64::MAX, VERSION_1),
+            (!VERSION_1, 0),
+            (VERSION_1, VERSION_1),
+        ] {
+            let mut transport = VirtioTransport::new(StubbornDevice {
+                device_features: offered,
+                ..Default::default()
+            });
+            transport.begin_init_version_1();
+            assert_eq!(transport.inner.driver_features, Some(accepted));
+            let statuses = transport.inner.statuses.take();
+            assert_eq!(
+                statuses.last(),
+                Some(
+                    &(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK)
+                )
+            );
+            assert_eq!(statuses.first(), Some(&DeviceStatus::empty()));
+        }
     }
 }

@@ -10,11 +10,9 @@ use alloc::vec;
 use core::ptr::NonNull;
 use vmbase::pci::PciBus;
 use vmbase::println;
-use vmbase::virtio::virtio_drivers::device::common::Feature;
-use vmbase::virtio::virtio_drivers::queue::VirtQueue;
 use vmbase::virtio::virtio_drivers::transport::{DeviceType, Transport};
 use vmbase::virtio::virtio_drivers::{BufferDirection, Hal, PhysAddr};
-use vmbase::virtio::{find_transport, VirtioHal};
+use vmbase::virtio::{find_transport, RequestQueue, VirtioHal};
 
 /// The rng's request queue.
 const QUEUE: u16 = 0;
@@ -45,7 +43,7 @@ unsafe impl Hal for UnsharedHal {
     }
 
     unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
-        buffer.cast::<u8>().as_ptr().addr() as PhysAddr
+        buffer.cast::<u8>().as_ptr() as PhysAddr
     }
 
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
@@ -59,14 +57,14 @@ pub fn run(pci: &mut PciBus) -> ! {
         Ok(None) => fail(format_args!("no virtio-rng device")),
         Err(error) => fail(format_args!("{error}")),
     };
-    transport.begin_init(Feature::VERSION_1);
-    let mut queue = match VirtQueue::<UnsharedHal, 4>::new(&mut transport, QUEUE, false, false) {
+    transport.begin_init_version_1();
+    let mut queue = match RequestQueue::<UnsharedHal>::new(&mut transport, QUEUE) {
         Ok(queue) => queue,
         Err(error) => fail(format_args!("virtio-rng {function}: {error}")),
     };
     transport.finish_init();
     let mut buffer = vec![0u8; 64];
-    let address = buffer.as_ptr().addr();
+    let address = buffer.as_ptr() as usize;
     let sharing = match vmbase::hyp::memory_sharing_granule() {
         Ok(Some(_)) => "the hypervisor protects memory",
         Ok(None) => "the hypervisor does not protect memory",
