@@ -9,10 +9,9 @@
 //! is free, so they work even when it is held or was never set up.
 //!
 //! Either way a driver for the UART exists only while one string is written, under a claim of the
-//! device that is never held twice: so there is never more than one
-//! [`RegisterBlock`](crate::mmio::RegisterBlock) owning the UART's registers. Every wait on the
-//! device is bounded: a UART that never makes room for a byte is given up on, and the console is
-//! silent from then on.
+//! device that is never held twice: so there is never more than one [`RegisterBlock`] owning the
+//! UART's registers. Every wait on the device is bounded: a UART that never makes room for a byte
+//! is given up on, and the console is silent from then on.
 
 use crate::fdt::{Fdt, FdtError, StdoutDevice, StdoutError};
 use crate::mmio::RegisterBlock;
