@@ -46,7 +46,10 @@ fn main() {
     // their build scripts read as DEP_VMBASE_ASSEMBLER and DEP_VMBASE_ARCHIVER.
     println!("cargo:assembler={}", build.get_compiler().path().display());
     let archiver = build.get_archiver();
-    println!("cargo:archiver={}", archiver.get_program().to_string_lossy());
+    println!(
+        "cargo:archiver={}",
+        archiver.get_program().to_string_lossy()
+    );
     let include =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("include");
     build

@@ -9,18 +9,18 @@
 //! is free, so they work even when it is held or was never set up.
 //!
 //! Either way a driver for the UART exists only while one string is written, under a claim of the
-//! device that is never held twice: so there is never more than one `UniqueMmioPointer` to the
-//! UART's registers, as `safe-mmio` requires. Every wait on the device is bounded: a UART that
-//! never makes room for a byte is given up on, and the console is silent from then on.
+//! device that is never held twice: so there is never more than one [`RegisterBlock`] owning the
+//! UART's registers. Every wait on the device is bounded: a UART that never makes room for a byte
+//! is given up on, and the console is silent from then on.
 
 use crate::fdt::{Fdt, FdtError, StdoutDevice, StdoutError};
+use crate::mmio::RegisterBlock;
 use crate::uart;
 use core::fmt::{self, Write};
 use core::num::NonZeroUsize;
 use core::ops::Range;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
-use safe_mmio::UniqueMmioPointer;
 use spin::{mutex::SpinMutex, Once};
 
 /// Base address of the first 8250 UART that crosvm emulates: the console when the FDT names
@@ -81,7 +81,10 @@ impl From<StdoutError> for ConsoleError {
 
 impl ConsoleDevice {
     /// The console when the FDT does not name one.
-    pub const DEFAULT: Self = Self::Ns16550(NonZeroUsize::new(BASE_ADDRESS).unwrap());
+    pub const DEFAULT: Self = match NonZeroUsize::new(BASE_ADDRESS) {
+        Some(base) => Self::Ns16550(base),
+        None => panic!("the default console is at address 0"),
+    };
 
     /// The console that `/chosen/stdout-path` of FDT `blob` names. `blob` is all this reads:
     /// the caller decides where the tree comes from and how much of memory it may span.
@@ -116,7 +119,7 @@ impl ConsoleDevice {
     pub fn mmio_range(self) -> Range<usize> {
         let (base, size) = match self {
             Self::Ns16550(base) => (base, uart::REGISTERS_SIZE),
-            Self::Pl011(base) => (base, core::mem::size_of::<arm_pl011_uart::PL011Registers>()),
+            Self::Pl011(base) => (base, core::mem::size_of::<uart::Pl011Registers>()),
         };
         base.get()..base.get().saturating_add(size)
     }
@@ -125,7 +128,7 @@ impl ConsoleDevice {
 /// The driver for a [`ConsoleDevice`], made for one write while the device is [`Claim`]ed.
 enum ConsoleDriver {
     Ns16550(uart::Ns16550<'static>),
-    Pl011(arm_pl011_uart::Uart<'static>),
+    Pl011(uart::Pl011<'static>),
 }
 
 impl ConsoleDriver {
@@ -136,19 +139,15 @@ impl ConsoleDriver {
     unsafe fn new(device: ConsoleDevice) -> Self {
         match device {
             ConsoleDevice::Ns16550(base) => {
-                let registers = NonNull::without_provenance(base);
-                // SAFETY: The caller promises that base is this UART's mapped MMIO address and
-                // that this is the only pointer to it.
-                Self::Ns16550(uart::Ns16550::new(unsafe {
-                    UniqueMmioPointer::new(registers)
-                }))
+                // SAFETY: The caller promises that base is the address of this UART's registers,
+                // mapped as device memory, and that no other driver for them exists.
+                let registers = unsafe { RegisterBlock::new(registers_at(base)) };
+                Self::Ns16550(uart::Ns16550::new(registers))
             }
             ConsoleDevice::Pl011(base) => {
-                let registers = NonNull::without_provenance(base);
                 // SAFETY: As above.
-                Self::Pl011(arm_pl011_uart::Uart::new(unsafe {
-                    UniqueMmioPointer::new(registers)
-                }))
+                let registers = unsafe { RegisterBlock::new(registers_at(base)) };
+                Self::Pl011(uart::Pl011::new(registers))
             }
         }
     }
@@ -159,9 +158,16 @@ impl ConsoleDriver {
                 bytes.iter().for_each(|&byte| uart.write_byte(byte));
                 Ok(())
             }
-            Self::Pl011(uart) => uart::write_pl011(uart, bytes),
+            Self::Pl011(uart) => uart.write_bytes(bytes),
         }
     }
+}
+
+/// A pointer to registers at the physical address `base`, which the identity map makes their
+/// virtual address too.
+fn registers_at<R>(base: NonZeroUsize) -> NonNull<R> {
+    // SAFETY: base is not zero.
+    unsafe { NonNull::new_unchecked(base.get() as *mut R) }
 }
 
 /// The device chosen by [`init`].

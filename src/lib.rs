@@ -50,6 +50,7 @@ mod linker;
 pub mod linux;
 pub mod logger;
 pub mod memory;
+pub mod mmio;
 pub mod paging;
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
 pub mod payload;

@@ -148,10 +148,8 @@ impl<C: Call> Entropy<C> {
     /// the CPU has it (`rndr` reads it: one value, or `None` when it reports failure, as
     /// `arch::aarch64::rndr` does). [`Entropy::probe`] fills both in from the CPU; unit tests
     /// pass their own.
-    #[cfg_attr(
-        not(any(test, target_arch = "aarch64")),
-        expect(dead_code, reason = "only probe and unit tests call it")
-    )]
+    // Only probe and unit tests call it.
+    #[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
     pub(crate) fn new(cpu_has_rndr: bool, rndr: fn() -> Option<u64>) -> Result<Self, Error> {
         let source = if trng_available::<C>() {
             Source::Trng

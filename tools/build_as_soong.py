@@ -79,13 +79,16 @@ def rustc_command(module, crate_type, by_name, externs, out_dir):
     edition = next((m.props["edition"].value for m in [module, *defaults_of(module, by_name)]
                     if "edition" in m.props), "2021")
     command = ["rustc", f"+{RUSTC_VERSION}", "--target", TARGET, "--edition", edition,
-               "--crate-name", crate_name, "-C", "panic=abort", "-C", "debuginfo=0",
+               "--crate-name", crate_name, "-C", "debuginfo=0",
                "-L", f"dependency={BUILD_DIR / TARGET / 'release' / 'deps'}",
+               # Proc-macro crates (zerocopy's derive, for virtio-drivers) run on the host.
+               "-L", f"dependency={BUILD_DIR / 'release' / 'deps'}",
                "-L", f"dependency={out_dir}"]
+    # Tests unwind (libtest needs it); device code aborts, as Soong builds it.
     if crate_type == "test":
         command += ["--test", "--emit", "metadata", "-o", str(out_dir / f"{name}.rmeta")]
     else:
-        command += ["--crate-type", crate_type, "--emit", "link", "-o",
+        command += ["-C", "panic=abort", "--crate-type", crate_type, "--emit", "link", "-o",
                     str(out_dir / f"lib{crate_name}.{'a' if crate_type == 'staticlib' else 'rlib'}")]
     for feature in check_soong.strings(module, "features", by_name):
         command += ["--cfg", f'feature="{feature}"']
@@ -158,7 +161,7 @@ def main():
     if errors:
         print("\n".join(f"build_as_soong: {error}" for error in errors), file=sys.stderr)
         return 1
-    modules, _, _ = check_soong.check_blueprints(check_soong.BLUEPRINTS,
+    modules, _ = check_soong.check_blueprints(check_soong.BLUEPRINTS,
                                                  check_soong.load_release())
     by_name = {module.name: module for module in modules}
     externs = build_release_crates()

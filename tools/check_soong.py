@@ -8,8 +8,8 @@
   schema.json, extracted from build/soong's property structs by tools/soong_schema.py);
 - every module a property names (`rustlibs`, `static_libs`, `defaults`, `":module"` in `srcs`,
   `data`, ...) is defined here or exists in that release (tools/soong/RELEASE/modules.json); a name
-  the release lacks but this tree needs is a warning, naming why;
-- the tree's Rust is no newer than the release's (a warning otherwise);
+  the release lacks is an error;
+- each crate Soong builds declares a `rust-version` no newer than the release's rustc;
 - the root Android.bp declares a `soong_namespace` first; bpfmt-clean files; every file they name
   exists; the modules the README promises are defined; TEST_MAPPING names rust_test modules;
   each Rust crate's Cargo dependencies match its rustlibs (through the table of Android crate
@@ -35,16 +35,13 @@ BLUEPRINTS = [ROOT / "Android.bp", ROOT / "example" / "Android.bp", ROOT / "linu
 # it has one).
 ANDROID_CRATES = {
     "aarch64-paging": "libaarch64_paging",
-    "arm-pl011-uart": "libarm_pl011_uart",
     "buddy_system_allocator": "libbuddy_system_allocator",
     "log": "liblog_rust_nostd",
-    "safe-mmio": "libsafe_mmio",
     "smccc": "libsmccc",
     "spin": "libspin_nostd",
     "virtio-drivers": "libvirtio_drivers",
     "vmbase": "libvmbase",
     "vmbase_linuxboot_checks": "libvmbase_linuxboot_checks",
-    "zerocopy": "libzerocopy_nostd",
     "zeroize": "libzeroize_nostd",
 }
 
@@ -55,7 +52,6 @@ RUST_MODULES = {
     "libvmbase_example": ROOT / "example" / "Cargo.toml",
     "libvmbase_linuxboot": ROOT / "linuxboot" / "Cargo.toml",
     "libvmbase_linuxboot_checks": ROOT / "linuxboot" / "checks" / "Cargo.toml",
-    "vmbase_linuxboot.checks.test": ROOT / "linuxboot" / "checks" / "Cargo.toml",
     "libvmbase_console_check": ROOT / "testing" / "console_check" / "Cargo.toml",
 }
 
@@ -72,7 +68,6 @@ REQUIRED_MODULES = {
     "libvmbase_linuxboot": "rust_ffi_static",
     "vmbase_linuxboot": "cc_binary",
     "vmbase_linuxboot_bin": "raw_binary",
-    "vmbase_linuxboot.checks.test": "rust_test",
 }
 
 # The integration test's sources compiled for Android (tests/backend/qemu.rs is the Cargo side),
@@ -238,8 +233,7 @@ def load_release(data_dir=RELEASE_DATA):
         types[module_type] = (accepted, variant, description["arch_variants"])
     return {"release": schema["release"], "rust_version": schema["rust_default_version"],
             "types": types, "arch_groups": schema["arch_groups"],
-            "dynamic_groups": set(schema["dynamic_groups"]), "modules": modules["modules"],
-            "absent": modules["absent"]}
+            "dynamic_groups": set(schema["dynamic_groups"]), "modules": modules["modules"]}
 
 
 def flatten(props, prefix=""):
@@ -308,22 +302,17 @@ def references(module):
 
 
 def check_references(modules, release):
-    """Errors for names that exist neither here nor in the release; warnings for names the release
-    lacks but this tree needs (modules.json `absent`)."""
+    """Errors for names that exist neither here nor in the release."""
     ours = {module.name for module in modules}
-    errors, warnings = [], []
+    errors = []
     for module in modules:
         for prop, name, value in references(module):
             where = f"{show(module.path)}:{value.line}: {module.name}.{prop}"
             if name in ours or name in release["modules"]:
                 continue
-            if name in release["absent"]:
-                warnings.append(f"{where}: {name} does not exist in {release['release']}: "
-                                f"{release['absent'][name]}")
-            else:
-                errors.append(f"{where} names {name}, which is neither defined here nor a module "
-                              f"of {release['release']}")
-    return errors, warnings
+            errors.append(f"{where} names {name}, which is neither defined here nor a module "
+                          f"of {release['release']}")
+    return errors
 
 
 def check_namespace(root_modules, path):
@@ -469,7 +458,7 @@ def check_rust_version(release, manifests=None):
 
 
 def check_blueprints(paths, release):
-    """(modules, errors, warnings) of a set of Android.bp files, the first one the root."""
+    """(modules, errors) of a set of Android.bp files, the first one the root."""
     modules_by_file = {path: parse_blueprint(path) for path in paths}
     errors = check_namespace(modules_by_file[paths[0]], paths[0])
     modules = [module for found in modules_by_file.values() for module in found
@@ -482,9 +471,9 @@ def check_blueprints(paths, release):
             errors.append(f"{show(module.path)}:{module.line}: module {module.name} is defined twice "
                           f"(first at {seen[module.name]})")
         seen.setdefault(module.name, f"{show(module.path)}:{module.line}")
-    reference_errors, warnings = check_references(modules, release)
+    reference_errors = check_references(modules, release)
     errors += check_test_environment(modules)
-    return modules, errors + reference_errors + check_files(modules), warnings
+    return modules, errors + reference_errors + check_files(modules)
 
 
 def main():
@@ -492,7 +481,7 @@ def main():
     unformatted = subprocess.run(["bpfmt", "-l", *map(str, BLUEPRINTS)], capture_output=True,
                                  text=True, check=True).stdout.split()
     errors = [f"{path}: not bpfmt-clean (run `bpfmt -w {path}`)" for path in unformatted]
-    modules, found, warnings = check_blueprints(BLUEPRINTS, release)
+    modules, found = check_blueprints(BLUEPRINTS, release)
     errors += check_rust_version(release)
     errors += found
     by_name = {module.name: module for module in modules}
@@ -508,14 +497,12 @@ def main():
             if test["name"] not in by_name or by_name[test["name"]].module_type != "rust_test":
                 errors.append(f"TEST_MAPPING: {test['name']} is not a rust_test module")
 
-    for warning in warnings:
-        print(f"check_soong: warning: {warning}", file=sys.stderr)
     for error in errors:
         print(f"check_soong: {error}", file=sys.stderr)
     if errors:
         return 1
     print(f"check_soong: {len(modules)} modules in {len(BLUEPRINTS)} Android.bp files are valid "
-          f"for {release['release']} ({len(warnings)} warnings)")
+          f"for {release['release']}")
     return 0
 
 

@@ -115,7 +115,11 @@ pub(crate) fn regression_inputs() -> Vec<Vec<u8>> {
     // installs the test's `data` files under the test binary's directory (Android.bp).
     let base = match option_env!("CARGO_MANIFEST_DIR") {
         Some(package) => std::path::PathBuf::from(package),
-        None => std::env::current_exe().unwrap().parent().unwrap().to_path_buf(),
+        None => std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf(),
     };
     let dir = base.join("tests/data/fdt-regressions");
     let inputs: Vec<_> = std::fs::read_dir(&dir)

@@ -174,9 +174,10 @@ pub(crate) enum Enrolment {
 
 /// Enrolls in the MMIO guard if the hypervisor offers it in 4 KiB pages, then registers the
 /// `console`'s pages, so that the console keeps working. vmbase calls this before `main`.
+// Entry, its caller, is not built for hosts.
 #[cfg_attr(
     not(all(target_arch = "aarch64", not(target_os = "linux"))),
-    allow(dead_code, reason = "entry, its caller, is not built for hosts")
+    allow(dead_code)
 )]
 pub(crate) fn enroll_mmio_guard(console: &Range<usize>) -> Result<Enrolment, Error> {
     let Ok((kvm, granule)) = mmio_guard() else {

@@ -59,9 +59,14 @@ impl Layout {
         use crate::linker::*;
         /// The address of a linker symbol.
         macro_rules! address {
-            ($symbol:ident) => {
-                core::ptr::addr_of!($symbol) as usize
-            };
+            ($symbol:ident) => {{
+                // Taking an extern static's address needs `unsafe` before Rust 1.82 (Android
+                // 15's rustc is 1.78); from 1.82 the block is redundant.
+                #[allow(unused_unsafe)]
+                // SAFETY: Only the address is taken; nothing is read through it.
+                let address = unsafe { core::ptr::addr_of!($symbol) } as usize;
+                address
+            }};
         }
         Self {
             dtb: far_address(&DTB_BEGIN)..far_address(&DTB_END),
@@ -114,9 +119,15 @@ struct FarSymbol(*const u8);
 unsafe impl Sync for FarSymbol {}
 
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
-static DTB_BEGIN: FarSymbol = FarSymbol(core::ptr::addr_of!(crate::linker::dtb_begin));
+// Unsafe only before Rust 1.82, as in `address!`.
+#[allow(unused_unsafe)]
+// SAFETY: Only the address is taken; nothing is read through it.
+static DTB_BEGIN: FarSymbol = FarSymbol(unsafe { core::ptr::addr_of!(crate::linker::dtb_begin) });
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]
-static DTB_END: FarSymbol = FarSymbol(core::ptr::addr_of!(crate::linker::dtb_end));
+// Unsafe only before Rust 1.82, as in `address!`.
+#[allow(unused_unsafe)]
+// SAFETY: Only the address is taken; nothing is read through it.
+static DTB_END: FarSymbol = FarSymbol(unsafe { core::ptr::addr_of!(crate::linker::dtb_end) });
 
 /// The address `symbol` holds. A volatile load: folded into the code, it would be `ADRP` again.
 #[cfg(any(doc, all(target_arch = "aarch64", not(target_os = "linux"), not(test))))]

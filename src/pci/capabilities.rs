@@ -38,6 +38,7 @@ impl fmt::Display for TransportError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for TransportError {}
 
 impl From<VirtioPciError> for TransportError {

@@ -216,6 +216,7 @@ impl fmt::Display for PciSetupError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for PciSetupError {}
 
 impl From<FdtError> for PciSetupError {

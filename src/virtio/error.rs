@@ -135,6 +135,7 @@ impl fmt::Display for DeviceError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for DeviceError {}
 
 #[cfg(test)]

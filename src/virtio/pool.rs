@@ -113,6 +113,7 @@ impl fmt::Display for DmaPoolError {
     }
 }
 
+#[cfg(has_core_error)]
 impl core::error::Error for DmaPoolError {}
 
 impl From<FdtError> for DmaPoolError {
