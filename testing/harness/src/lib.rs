@@ -226,7 +226,7 @@ fn arm64_image(file_size: usize, image_size: u64, first: u32, code: usize) -> Ve
     // text_offset 0; little-endian, 4 KiB pages, anywhere in RAM.
     let mut header =
         RawImageHeader::new(0, image_size, FLAG_PAGE_SIZE_4K | FLAG_PLACEMENT_ANYWHERE);
-    header.code0 = first.into();
+    header.code0 = first;
     image[..IMAGE_HEADER_SIZE].copy_from_slice(&header.to_bytes());
     for (index, instruction) in POWER_OFF.iter().enumerate() {
         image[code + 4 * index..][..4].copy_from_slice(&instruction.to_le_bytes());
