@@ -74,10 +74,11 @@ def rustc_command(module, crate_type, by_name, externs, out_dir):
     """The rustc command line for a module, or None with the reason it cannot be built here."""
     name = module.name
     srcs = check_soong.strings(module, "srcs", by_name)
-    crate_name = next((m.props["crate_name"].value for m in [module, *defaults_of(module, by_name)]
-                       if "crate_name" in m.props), None)
-    edition = next((m.props["edition"].value for m in [module, *defaults_of(module, by_name)]
-                    if "edition" in m.props), "2021")
+    # A scalar property comes from the module, else from its nearest defaults that set it.
+    sources = [module, *defaults_of(module, by_name)]
+    crate_name = next((m.props["crate_name"].value for m in sources if "crate_name" in m.props),
+                      None)
+    edition = next((m.props["edition"].value for m in sources if "edition" in m.props), "2021")
     command = ["rustc", f"+{RUSTC_VERSION}", "--target", TARGET, "--edition", edition,
                "--crate-name", crate_name, "-C", "debuginfo=0",
                "-L", f"dependency={BUILD_DIR / TARGET / 'release' / 'deps'}",

@@ -204,16 +204,7 @@ impl<H: Hal> RequestQueue<H> {
         {
             return Err(Error::InvalidParam);
         }
-        let buffers = inputs
-            .iter()
-            .map(|buffer| (NonNull::from(*buffer), BufferDirection::DriverToDevice))
-            .chain(outputs.iter_mut().map(|buffer| {
-                (
-                    NonNull::from(&mut **buffer),
-                    BufferDirection::DeviceToDriver,
-                )
-            }));
-        for (index, (buffer, direction)) in buffers.enumerate() {
+        for_each_buffer(inputs, outputs, |index, buffer, direction| {
             // SAFETY: The caller keeps the buffer valid until pop_used unshares it.
             let physical = unsafe { H::share(buffer, direction) };
             self.shared[index] = physical;
@@ -233,7 +224,7 @@ impl<H: Hal> RequestQueue<H> {
                     next: (index + 1) as u16,
                 },
             );
-        }
+        });
         self.in_flight = Some(count);
         self.rings.publish(self.avail_idx, TOKEN);
         self.avail_idx = self.avail_idx.wrapping_add(1);
@@ -278,20 +269,11 @@ impl<H: Hal> RequestQueue<H> {
         if token != TOKEN || used.id != u32::from(TOKEN) {
             return Err(Error::WrongToken);
         }
-        let buffers = inputs
-            .iter()
-            .map(|buffer| (NonNull::from(*buffer), BufferDirection::DriverToDevice))
-            .chain(outputs.iter_mut().map(|buffer| {
-                (
-                    NonNull::from(&mut **buffer),
-                    BufferDirection::DeviceToDriver,
-                )
-            }));
-        for (physical, (buffer, direction)) in self.shared.iter().zip(buffers) {
-            // SAFETY: share returned physical for this buffer (the caller's promise), and the
-            // device is done with it.
-            unsafe { H::unshare(*physical, buffer, direction) };
-        }
+        for_each_buffer(inputs, outputs, |index, buffer, direction| {
+            // SAFETY: share returned this physical address for this buffer (the caller's
+            // promise), and the device is done with it.
+            unsafe { H::unshare(self.shared[index], buffer, direction) };
+        });
         self.in_flight = None;
         self.last_used_idx = self.last_used_idx.wrapping_add(1);
         Ok(used.len)
@@ -309,6 +291,27 @@ impl<H: Hal> Drop for RequestQueue<H> {
 // SAFETY: The queue's pointers lead to DMA memory owned by this value alone.
 unsafe impl<H: Hal> Send for RequestQueue<H> {}
 
+/// Calls `visit` with each of a request's buffers in descriptor order, the device-readable
+/// `inputs` first, with its index and direction: the order [`RequestQueue::add`] shares them in
+/// and `pop_used` unshares them in.
+fn for_each_buffer(
+    inputs: &[&[u8]],
+    outputs: &mut [&mut [u8]],
+    mut visit: impl FnMut(usize, NonNull<[u8]>, BufferDirection),
+) {
+    let readable = inputs
+        .iter()
+        .map(|buffer| (NonNull::from(*buffer), BufferDirection::DriverToDevice));
+    let writable = outputs.iter_mut().map(|buffer| {
+        (
+            NonNull::from(&mut **buffer),
+            BufferDirection::DeviceToDriver,
+        )
+    });
+    for (index, (buffer, direction)) in readable.chain(writable).enumerate() {
+        visit(index, buffer, direction);
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
